@@ -1,0 +1,89 @@
+//! Camera sources and the frame pipeline.
+//!
+//! This module owns everything between the camera and the encoded JPEG bytes
+//! that consumers share: the [`FrameSource`] trait (split into a cheap
+//! [`FrameSource::grab`] and an on-demand [`FrameSource::retrieve`], exactly
+//! like OpenCV's `VideoCapture`), the sources themselves, and the
+//! [`pipeline::Camera`] that schedules grabs, encodes each frame at most once
+//! and reopens a failed source with backoff.
+//!
+//! It never touches a socket: the event loop asks it for frames and hands the
+//! shared bytes to connections.
+
+pub mod font;
+pub mod pipeline;
+pub mod synthetic;
+
+use std::fmt;
+
+/// Pixels of one retrieved frame, in the form the source naturally has them.
+#[derive(Debug, Clone)]
+pub enum FrameData {
+    /// Packed 8-bit BGR, row-major, `width * height * 3` bytes (OpenCV's native order).
+    Bgr(Vec<u8>),
+    /// A complete JPEG image the device delivered as-is (MJPEG passthrough):
+    /// no decode and no re-encode needed.
+    Jpeg(Vec<u8>),
+}
+
+/// One retrieved frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The pixels or the passthrough JPEG.
+    pub data: FrameData,
+}
+
+/// Why a camera call failed; shown to clients as `ERR camera: <reason>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraError(pub String);
+
+impl fmt::Display for CameraError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CameraError {}
+
+impl CameraError {
+    /// Builds an error from anything printable.
+    pub fn new(reason: impl fmt::Display) -> Self {
+        CameraError(reason.to_string())
+    }
+}
+
+/// A source of frames, modelled on OpenCV's `grab()` / `retrieve()` split.
+///
+/// Every call runs on the event loop's thread and blocks it, so an
+/// implementation must bound each call (open and read timeouts where the
+/// backend has them) and must not start threads of its own.
+pub trait FrameSource {
+    /// A short name for `stats` and logs, e.g. `synthetic` or `opencv:/dev/video0`.
+    fn name(&self) -> String;
+
+    /// Opens (or reopens after a failure) the device, file or stream.
+    fn open(&mut self) -> Result<(), CameraError>;
+
+    /// Takes the next frame from the device but does not decode it: cheap,
+    /// and called on a timer so the driver's queue never holds stale frames.
+    fn grab(&mut self) -> Result<(), CameraError>;
+
+    /// Decodes the most recently grabbed frame. Only called when somebody
+    /// needs pixels (a capture, a `frame` request, a stream viewer).
+    fn retrieve(&mut self) -> Result<Frame, CameraError>;
+
+    /// Whether the loop should keep grabbing at the idle rate while nobody
+    /// watches. A real device needs it (its queue would go stale); a
+    /// synthetic source does not, so an idle server with one sleeps in
+    /// `epoll_wait` with no timer at all.
+    fn wants_idle_grabs(&self) -> bool {
+        true
+    }
+
+    /// Releases the device. Called before a reopen and at shutdown.
+    fn close(&mut self) {}
+}

@@ -1,0 +1,1 @@
+//! Grab scheduling, one-encode-per-frame sharing and reopen with backoff.
