@@ -1,6 +1,27 @@
 //! camloop: a single-threaded `mio` camera server.
 //!
-//! One hand-rolled event loop owns every socket and the camera. See
-//! `ARCHITECTURE.md` for the life of a request and of a frame.
+//! One hand-rolled event loop ([`server`]) owns every socket and the
+//! camera. The pieces around it each have one job:
+//!
+//! - [`protocol`]: the control protocol, sans-IO (bytes in, requests out).
+//! - [`camera`]: frame sources and the grab/encode pipeline.
+//! - [`jpeg`]: encoding, once per frame.
+//! - [`snapshot`]: atomic snapshot files.
+//! - [`stats`]: counters and timing histograms.
+//! - [`client`]: `camloop ctl`.
+//! - [`cli`]: flags to settings; `main.rs` only calls [`cli::run`].
+//!
+//! See `ARCHITECTURE.md` for the life of a request and of a frame.
+
+#![warn(missing_docs)]
 
 pub mod camera;
+pub mod cli;
+pub mod client;
+pub mod jpeg;
+pub mod protocol;
+pub mod server;
+pub mod snapshot;
+pub mod stats;
+pub mod sys;
+pub mod timefmt;

@@ -1,1 +1,528 @@
-//! Grab scheduling, one-encode-per-frame sharing and reopen with backoff.
+//! The camera as the event loop sees it: grab scheduling, one encode per
+//! frame, and reopening a failed source with backoff.
+//!
+//! [`Camera`] owns the [`FrameSource`]. It decides *when* to grab (a
+//! fixed-rate timer at `--fps` while somebody streams, `--idle-fps`
+//! otherwise, none at all for a source that does not need idle grabs) and
+//! turns a grab into shared JPEG bytes only when somebody needs pixels. It
+//! never touches a socket and never sleeps: the loop asks for
+//! [`Camera::next_deadline`], puts it into its poll timeout, and calls
+//! [`Camera::on_timer`] when it has passed.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::synthetic::render_test_pattern;
+use super::{CameraError, FrameSource};
+use crate::jpeg;
+use crate::stats::TimingHistogram;
+
+/// First wait before reopening a failed source; doubled per failure.
+const REOPEN_BACKOFF_INITIAL: Duration = Duration::from_millis(250);
+/// Longest wait between reopen attempts, so a replugged camera is back
+/// within a second.
+const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How many recent grabs the measured frame rate is computed over.
+const FPS_WINDOW_GRABS: usize = 32;
+/// A measured rate older than this reads as 0: nobody is grabbing.
+const FPS_STALE_AFTER: Duration = Duration::from_secs(2);
+
+/// How the camera should run (from the CLI).
+#[derive(Debug, Clone)]
+pub struct CameraSettings {
+    /// Grab rate while somebody streams.
+    pub fps: u32,
+    /// Grab rate otherwise, for sources that want idle grabs.
+    pub idle_fps: u32,
+    /// JPEG quality, 1..=100.
+    pub jpeg_quality: u8,
+    /// Size of the "no signal" frame when the source never opened.
+    pub width: u32,
+    /// See `width`.
+    pub height: u32,
+}
+
+/// An encoded frame, shared by every consumer.
+#[derive(Debug, Clone)]
+pub struct SharedFrame {
+    /// Grab sequence number (1 for the first grab), stamped into the JPEG.
+    pub seq: u64,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The JPEG bytes; cloning shares them.
+    pub jpeg: Rc<[u8]>,
+}
+
+/// What `stats` and `/state` say about the camera.
+#[derive(Debug, Clone)]
+pub struct CameraStatus {
+    /// Source name, `none` without a camera.
+    pub name: String,
+    /// Whether the source is open and delivering.
+    pub ok: bool,
+    /// The last error while it is not.
+    pub error: Option<String>,
+    /// Size of the last frame (0 before the first).
+    pub width: u32,
+    /// See `width`.
+    pub height: u32,
+    /// Measured grab rate times 100.
+    pub fps_x100: u64,
+}
+
+enum SourceState {
+    Open,
+    Failed {
+        error: CameraError,
+        retry_at: Instant,
+        backoff: Duration,
+    },
+}
+
+/// The camera pipeline.
+pub struct Camera {
+    source: Option<Box<dyn FrameSource>>,
+    state: SourceState,
+    settings: CameraSettings,
+    /// When the last timed grab was *scheduled*; the next one is due one
+    /// interval later, so timing jitter never accumulates into drift.
+    last_scheduled_grab: Instant,
+    last_encoded: Option<SharedFrame>,
+    no_signal: Option<SharedFrame>,
+    recent_grabs: VecDeque<Instant>,
+    /// Grabs since start; also the sequence number of the newest grab.
+    pub frames_grabbed: u64,
+    /// JPEG encodes since start (passthrough frames are not counted).
+    pub frames_encoded: u64,
+    /// Frames delivered by the camera as JPEG and used unchanged.
+    pub frames_passthrough: u64,
+    /// Time the loop spent blocked in `grab()`.
+    pub grab_time: TimingHistogram,
+    /// Time the loop spent in `retrieve()` plus encoding.
+    pub encode_time: TimingHistogram,
+}
+
+impl Camera {
+    /// Wraps `source` (None for `--camera none`) and opens it. A source
+    /// that fails to open is retried in the background of the loop.
+    pub fn new(
+        source: Option<Box<dyn FrameSource>>,
+        settings: CameraSettings,
+        now: Instant,
+    ) -> Self {
+        let mut camera = Camera {
+            source,
+            state: SourceState::Open,
+            settings,
+            last_scheduled_grab: now,
+            last_encoded: None,
+            no_signal: None,
+            recent_grabs: VecDeque::new(),
+            frames_grabbed: 0,
+            frames_encoded: 0,
+            frames_passthrough: 0,
+            grab_time: TimingHistogram::default(),
+            encode_time: TimingHistogram::default(),
+        };
+        if camera.source.is_some() {
+            camera.try_open(now, REOPEN_BACKOFF_INITIAL);
+        }
+        camera
+    }
+
+    /// Whether there is a camera at all (not `--camera none`).
+    pub fn is_present(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// The source's name, `none` without one.
+    pub fn name(&self) -> String {
+        self.source
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |s| s.name())
+    }
+
+    fn grab_interval(&self, streaming: bool) -> Duration {
+        let fps = if streaming {
+            self.settings.fps
+        } else {
+            self.settings.idle_fps
+        };
+        Duration::from_secs(1) / fps.max(1)
+    }
+
+    /// When [`Camera::on_timer`] must run next, or None when the camera
+    /// needs no timer at all (so the loop can sleep indefinitely).
+    pub fn next_deadline(&self, streaming: bool) -> Option<Instant> {
+        let source = self.source.as_ref()?;
+        match &self.state {
+            SourceState::Failed { retry_at, .. } => Some(*retry_at),
+            SourceState::Open if streaming || source.wants_idle_grabs() => {
+                Some(self.last_scheduled_grab + self.grab_interval(streaming))
+            }
+            SourceState::Open => None,
+        }
+    }
+
+    /// Runs whatever is due: a reopen attempt or a timed grab. Returns a
+    /// frame for stream viewers when `streaming` (the "no signal" frame
+    /// while the source is down).
+    pub fn on_timer(&mut self, now: Instant, streaming: bool) -> Option<SharedFrame> {
+        let deadline = self.next_deadline(streaming)?;
+        if now < deadline {
+            return None;
+        }
+        if let SourceState::Failed { backoff, .. } = self.state {
+            self.try_open(now, (backoff * 2).min(REOPEN_BACKOFF_MAX));
+            if !matches!(self.state, SourceState::Open) {
+                return streaming.then(|| self.no_signal_frame());
+            }
+            self.last_scheduled_grab = now;
+        }
+        let interval = self.grab_interval(streaming);
+        self.last_scheduled_grab = if now.duration_since(deadline) > interval {
+            // Fell more than a frame behind (a slow camera call, a stopped
+            // process): skip the missed ticks instead of bursting to catch up.
+            now
+        } else {
+            deadline
+        };
+        if streaming {
+            match self.grab_and_encode(now) {
+                Ok(frame) => Some(frame),
+                Err(_) => Some(self.no_signal_frame()),
+            }
+        } else {
+            let _ = self.grab(now);
+            None
+        }
+    }
+
+    /// A frame grabbed now, for a capture, `frame` or a snapshot request.
+    /// `newer_than` lets requests share a frame: if the newest encoded frame
+    /// was grabbed after the request arrived (its sequence number is higher
+    /// than the one seen then), it is reused instead of grabbing again.
+    pub fn fresh_frame(
+        &mut self,
+        now: Instant,
+        newer_than: u64,
+    ) -> Result<SharedFrame, CameraError> {
+        if let Some(frame) = &self.last_encoded {
+            if frame.seq > newer_than && matches!(self.state, SourceState::Open) {
+                return Ok(frame.clone());
+            }
+        }
+        if self.source.is_none() {
+            return Err(CameraError::new("no camera"));
+        }
+        if let SourceState::Failed { error, .. } = &self.state {
+            return Err(error.clone());
+        }
+        self.grab_and_encode(now)
+    }
+
+    fn grab(&mut self, now: Instant) -> Result<(), CameraError> {
+        let source = self
+            .source
+            .as_mut()
+            .ok_or_else(|| CameraError::new("no camera"))?;
+        let started = Instant::now();
+        let result = source.grab();
+        self.grab_time.record(started.elapsed());
+        match result {
+            Ok(()) => {
+                self.frames_grabbed += 1;
+                if self.recent_grabs.len() == FPS_WINDOW_GRABS {
+                    self.recent_grabs.pop_front();
+                }
+                self.recent_grabs.push_back(now);
+                Ok(())
+            }
+            Err(error) => Err(self.fail(now, error)),
+        }
+    }
+
+    fn grab_and_encode(&mut self, now: Instant) -> Result<SharedFrame, CameraError> {
+        self.grab(now)?;
+        let source = self
+            .source
+            .as_mut()
+            .ok_or_else(|| CameraError::new("no camera"))?;
+        let started = Instant::now();
+        let encoded = source.retrieve().and_then(|frame| {
+            let (width, height) = (frame.width, frame.height);
+            jpeg::frame_to_jpeg(frame, self.settings.jpeg_quality)
+                .map(|(bytes, encoded)| (bytes, encoded, width, height))
+        });
+        self.encode_time.record(started.elapsed());
+        let (bytes, encoded, width, height) = encoded.map_err(|error| self.fail(now, error))?;
+        if encoded {
+            self.frames_encoded += 1;
+        } else {
+            self.frames_passthrough += 1;
+        }
+        let seq = self.frames_grabbed;
+        let stamped = jpeg::with_comment(&bytes, &format!("camloop frame={seq}"));
+        let frame = SharedFrame {
+            seq,
+            width,
+            height,
+            jpeg: Rc::from(stamped),
+        };
+        self.last_encoded = Some(frame.clone());
+        Ok(frame)
+    }
+
+    /// Marks the source failed: close it and schedule a reopen. Logs only
+    /// on the change from working to failed, not on every retry.
+    fn fail(&mut self, now: Instant, error: CameraError) -> CameraError {
+        if matches!(self.state, SourceState::Open) {
+            log::warn!("camera {} failed: {error}; reopening", self.name());
+        }
+        if let Some(source) = self.source.as_mut() {
+            source.close();
+        }
+        self.state = SourceState::Failed {
+            error: error.clone(),
+            retry_at: now + REOPEN_BACKOFF_INITIAL,
+            backoff: REOPEN_BACKOFF_INITIAL,
+        };
+        self.last_encoded = None;
+        error
+    }
+
+    fn try_open(&mut self, now: Instant, next_backoff: Duration) {
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
+        match source.open() {
+            Ok(()) => {
+                if let SourceState::Failed { .. } = self.state {
+                    log::info!("camera {} recovered", source.name());
+                } else {
+                    log::info!("camera {} open", source.name());
+                }
+                self.state = SourceState::Open;
+            }
+            Err(error) => {
+                let was_failing = matches!(self.state, SourceState::Failed { .. });
+                let same_error =
+                    matches!(&self.state, SourceState::Failed { error: e, .. } if *e == error);
+                if !was_failing || !same_error {
+                    log::warn!(
+                        "camera {} unavailable: {error}; retrying every {} ms at most",
+                        source.name(),
+                        REOPEN_BACKOFF_MAX.as_millis()
+                    );
+                }
+                source.close();
+                self.state = SourceState::Failed {
+                    error,
+                    retry_at: now + next_backoff,
+                    backoff: next_backoff,
+                };
+            }
+        }
+    }
+
+    /// A "NO SIGNAL" frame for viewers while the source is down; rendered
+    /// and encoded once.
+    pub fn no_signal_frame(&mut self) -> SharedFrame {
+        if let Some(frame) = &self.no_signal {
+            return frame.clone();
+        }
+        let (width, height) = self
+            .last_encoded
+            .as_ref()
+            .map_or((self.settings.width, self.settings.height), |f| {
+                (f.width, f.height)
+            });
+        let pixels = render_test_pattern(width as usize, height as usize, 0, &["NO SIGNAL"]);
+        let bytes = jpeg::encode_bgr(width, height, &pixels, self.settings.jpeg_quality)
+            .unwrap_or_default();
+        let frame = SharedFrame {
+            seq: 0,
+            width,
+            height,
+            jpeg: Rc::from(jpeg::with_comment(&bytes, "camloop frame=0 no-signal")),
+        };
+        self.no_signal = Some(frame.clone());
+        frame
+    }
+
+    /// The current status for `stats` and `/state`.
+    pub fn status(&self, now: Instant) -> CameraStatus {
+        let (ok, error) = match (&self.source, &self.state) {
+            (None, _) => (false, Some("no camera".to_string())),
+            (Some(_), SourceState::Open) => (true, None),
+            (Some(_), SourceState::Failed { error, .. }) => (false, Some(error.to_string())),
+        };
+        let (width, height) = self
+            .last_encoded
+            .as_ref()
+            .map_or((0, 0), |f| (f.width, f.height));
+        CameraStatus {
+            name: self.name(),
+            ok,
+            error,
+            width,
+            height,
+            fps_x100: self.measured_fps_x100(now),
+        }
+    }
+
+    fn measured_fps_x100(&self, now: Instant) -> u64 {
+        let (Some(first), Some(last)) = (self.recent_grabs.front(), self.recent_grabs.back())
+        else {
+            return 0;
+        };
+        let span = last.duration_since(*first);
+        if now.duration_since(*last) > FPS_STALE_AFTER || span.is_zero() {
+            return 0;
+        }
+        let intervals = (self.recent_grabs.len() - 1) as u128;
+        (intervals * 100 * 1_000_000 / span.as_micros().max(1)) as u64
+    }
+
+    /// Closes the source (at shutdown).
+    pub fn close(&mut self) {
+        if let Some(source) = self.source.as_mut() {
+            source.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera::synthetic::SyntheticSource;
+    use crate::camera::Frame;
+
+    fn settings() -> CameraSettings {
+        CameraSettings {
+            fps: 10,
+            idle_fps: 2,
+            jpeg_quality: 70,
+            width: 64,
+            height: 48,
+        }
+    }
+
+    #[test]
+    fn an_idle_synthetic_camera_needs_no_timer() {
+        let now = Instant::now();
+        let camera = Camera::new(
+            Some(Box::new(SyntheticSource::new(64, 48))),
+            settings(),
+            now,
+        );
+        assert_eq!(camera.next_deadline(false), None);
+        assert_eq!(
+            camera.next_deadline(true),
+            Some(now + Duration::from_millis(100))
+        );
+    }
+
+    #[test]
+    fn no_camera_means_no_timer_and_a_clear_error() {
+        let mut camera = Camera::new(None, settings(), Instant::now());
+        assert_eq!(camera.next_deadline(true), None);
+        assert_eq!(
+            camera
+                .fresh_frame(Instant::now(), 0)
+                .unwrap_err()
+                .to_string(),
+            "no camera"
+        );
+    }
+
+    #[test]
+    fn timed_grabs_keep_a_fixed_rate_without_drift() {
+        let start = Instant::now();
+        let mut camera = Camera::new(
+            Some(Box::new(SyntheticSource::new(64, 48))),
+            settings(),
+            start,
+        );
+        // Run the timer a little late each time; deadlines stay on the grid.
+        for tick in 1..=5u32 {
+            let late = start + Duration::from_millis(100) * tick + Duration::from_millis(7);
+            assert!(camera.on_timer(late, true).is_some());
+            assert_eq!(
+                camera.next_deadline(true),
+                Some(start + Duration::from_millis(100) * (tick + 1))
+            );
+        }
+        assert_eq!(camera.frames_encoded, 5);
+    }
+
+    #[test]
+    fn a_fresh_frame_is_reused_only_if_grabbed_after_the_request() {
+        let now = Instant::now();
+        let mut camera = Camera::new(
+            Some(Box::new(SyntheticSource::new(64, 48))),
+            settings(),
+            now,
+        );
+        let first = camera.fresh_frame(now, 0).unwrap();
+        let shared = camera.fresh_frame(now, 0).unwrap();
+        assert_eq!(shared.seq, first.seq);
+        let newer = camera.fresh_frame(now, first.seq).unwrap();
+        assert!(newer.seq > first.seq);
+        assert_eq!(jpeg::stamped_frame_number(&newer.jpeg), Some(newer.seq));
+        assert_eq!(camera.frames_encoded, 2);
+    }
+
+    /// A source that fails to open until told otherwise.
+    struct Flaky {
+        up: Rc<std::cell::Cell<bool>>,
+    }
+
+    impl FrameSource for Flaky {
+        fn name(&self) -> String {
+            "flaky".into()
+        }
+        fn open(&mut self) -> Result<(), CameraError> {
+            if self.up.get() {
+                Ok(())
+            } else {
+                Err(CameraError::new("unplugged"))
+            }
+        }
+        fn grab(&mut self) -> Result<(), CameraError> {
+            self.open()
+        }
+        fn retrieve(&mut self) -> Result<Frame, CameraError> {
+            SyntheticSource::new(32, 32).retrieve()
+        }
+    }
+
+    #[test]
+    fn a_failed_source_is_reopened_with_backoff_and_recovers() {
+        let up = Rc::new(std::cell::Cell::new(false));
+        let start = Instant::now();
+        let mut camera = Camera::new(Some(Box::new(Flaky { up: up.clone() })), settings(), start);
+        assert_eq!(
+            camera.fresh_frame(start, 0).unwrap_err().to_string(),
+            "unplugged"
+        );
+        assert!(!camera.status(start).ok);
+        let retry_at = camera.next_deadline(false).unwrap();
+        assert_eq!(retry_at, start + REOPEN_BACKOFF_INITIAL);
+        // While down, viewers get the no-signal frame.
+        let frame = camera.on_timer(retry_at, true).unwrap();
+        assert_eq!(frame.seq, 0);
+        assert_eq!(
+            camera.next_deadline(false),
+            Some(retry_at + REOPEN_BACKOFF_INITIAL * 2)
+        );
+        up.set(true);
+        let later = retry_at + REOPEN_BACKOFF_MAX;
+        camera.on_timer(later, false);
+        assert!(camera.status(later).ok);
+        assert!(camera.fresh_frame(later, 0).is_ok());
+    }
+}

@@ -1,0 +1,203 @@
+//! The command line: `serve`, `ctl` and `load`, parsed with clap.
+//!
+//! This module turns flags into the library's settings and calls into it;
+//! it holds no server logic. Every flag documents its default.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::camera::pipeline::{Camera, CameraSettings};
+use crate::camera::synthetic::SyntheticSource;
+use crate::camera::FrameSource;
+use crate::protocol::Framing;
+use crate::server::{Server, ServerConfig};
+use crate::snapshot::{SnapshotSettings, SnapshotWriter};
+
+/// camloop: a single-threaded mio camera server, its client and a load generator.
+#[derive(Parser, Debug)]
+#[command(name = "camloop", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the camera server (control port, HTTP, camera) in one event loop.
+    Serve(ServeArgs),
+    /// Talk to a server: interactive prompt, one-shot requests, or piped stdin.
+    Ctl(CtlArgs),
+}
+
+/// Flags of `camloop serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Control-port address; repeat for several (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8233")]
+    pub listen: Vec<SocketAddr>,
+    /// Camera: auto (device 0, else synthetic), synthetic, none, a device
+    /// index, a video file, a URL or a GStreamer pipeline.
+    #[arg(long, default_value = "auto")]
+    pub camera: String,
+    /// Grab rate while somebody streams, frames per second.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub fps: u32,
+    /// Grab rate while nobody streams (keeps a real camera's queue fresh).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub idle_fps: u32,
+    /// Frame width in pixels (requested from real cameras).
+    #[arg(long, default_value_t = 640, value_parser = clap::value_parser!(u32).range(16..=8192))]
+    pub width: u32,
+    /// Frame height in pixels (requested from real cameras).
+    #[arg(long, default_value_t = 480, value_parser = clap::value_parser!(u32).range(16..=8192))]
+    pub height: u32,
+    /// JPEG quality, 1 to 100.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub jpeg_quality: u8,
+    /// Directory for snapshots, created if missing.
+    #[arg(long, default_value = ".")]
+    pub snapshot_dir: PathBuf,
+    /// Snapshot file name; `{seq}` and `{ts}` (UTC, milliseconds) are replaced.
+    #[arg(long, default_value = "pic2.jpg")]
+    pub snapshot_name: String,
+    /// fsync each snapshot and its directory: on or off.
+    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    pub snapshot_fsync: bool,
+    /// Keep at most this many snapshots (with `{seq}` or `{ts}` names); default: all.
+    #[arg(long)]
+    pub snapshot_keep: Option<usize>,
+    /// Control framing: auto (raw until a newline arrives), line or raw.
+    #[arg(long, value_enum, default_value_t = Framing::Auto)]
+    pub framing: Framing,
+    /// Require `auth <token>` from control clients.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Read the token from this file (first line) instead of the command line.
+    #[arg(long, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// Most clients at once; default: the descriptor limit minus a reserve.
+    #[arg(long)]
+    pub max_clients: Option<usize>,
+    /// Allow a non-loopback listener without a token.
+    #[arg(long)]
+    pub insecure_public: bool,
+}
+
+/// Flags of `camloop ctl`.
+#[derive(Args, Debug, Clone)]
+pub struct CtlArgs {
+    /// `[HOST:PORT] [REQUEST...]`: the first word is the address only if it
+    /// looks like HOST:PORT (default 127.0.0.1:8233); every further word is
+    /// one request. `frame -o FILE` saves the frame. No requests: read
+    /// stdin line by line.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub words: Vec<String>,
+}
+
+fn parse_on_off(value: &str) -> Result<bool, String> {
+    match value {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("expected on or off, got {value:?}")),
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => match serve(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                log::error!("{message}");
+                eprintln!("camloop serve: {message}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Ctl(args) => crate::client::run_ctl(&args.words),
+    }
+}
+
+/// `camloop serve`: build the parts, bind, print the listening line, run.
+pub fn serve(args: &ServeArgs) -> Result<(), String> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(path)) => Some(read_token_file(path)?),
+        (None, None) => None,
+    };
+    if token.is_none() && !args.insecure_public {
+        if let Some(public) = args.listen.iter().find(|a| !a.ip().is_loopback()) {
+            return Err(format!(
+                "refusing to listen on {public} without a token: anyone who can reach it could \
+                 capture images and shut the server down. Pass --token (or --token-file), or \
+                 --insecure-public if the network is trusted"
+            ));
+        }
+    }
+    let snapshots = SnapshotWriter::new(SnapshotSettings {
+        dir: args.snapshot_dir.clone(),
+        name_pattern: args.snapshot_name.clone(),
+        fsync: args.snapshot_fsync,
+        keep: args.snapshot_keep,
+    })?;
+    let settings = CameraSettings {
+        fps: args.fps,
+        idle_fps: args.idle_fps,
+        jpeg_quality: args.jpeg_quality,
+        width: args.width,
+        height: args.height,
+    };
+    let source = build_source(args)?;
+    let camera = Camera::new(source, settings, Instant::now());
+    let config = ServerConfig {
+        control_addrs: args.listen.clone(),
+        framing: args.framing,
+        token,
+        max_clients: args.max_clients,
+    };
+    let mut server = Server::bind(config, camera, snapshots).map_err(|e| e.to_string())?;
+    let control: Vec<String> = server
+        .control_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    println!("listening control={} http=off", control.join(","));
+    // Tests and scripts wait for this line; make sure it is out now.
+    let _ = std::io::stdout().flush();
+    log::info!(
+        "camloop {} serving control={}",
+        env!("CARGO_PKG_VERSION"),
+        control.join(",")
+    );
+    server.run().map_err(|e| format!("event loop failed: {e}"))
+}
+
+fn read_token_file(path: &PathBuf) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --token-file {}: {e}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        return Err(format!("--token-file {} is empty", path.display()));
+    }
+    Ok(token)
+}
+
+/// Builds the frame source `--camera` asks for.
+fn build_source(args: &ServeArgs) -> Result<Option<Box<dyn FrameSource>>, String> {
+    let synthetic =
+        || -> Box<dyn FrameSource> { Box::new(SyntheticSource::new(args.width, args.height)) };
+    match args.camera.as_str() {
+        "none" => Ok(None),
+        "synthetic" => Ok(Some(synthetic())),
+        "auto" => Ok(Some(synthetic())),
+        other => Err(format!(
+            "--camera {other}: this build has no OpenCV backend (rebuild with the `opencv` feature)"
+        )),
+    }
+}

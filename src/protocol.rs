@@ -1,0 +1,365 @@
+//! The control protocol, sans-IO: bytes in, requests out; replies out as bytes.
+//!
+//! This module owns the framing rules of the control port (raw, line and
+//! auto, see DESIGN.md), the request vocabulary and the exact reply strings.
+//! It never touches a socket, a clock or the camera: the event loop feeds it
+//! whatever one `read()` returned and executes the [`Request`]s it yields.
+//! That split is what lets the tests cut a byte stream at every possible
+//! place and check that the requests come out the same.
+
+use std::fmt;
+
+/// The greeting sent on connect. Bare, no terminator: the classic Python
+/// client does `recv(1024)` and expects exactly these bytes.
+pub const GREETING: &[u8] = b"Welcome";
+
+/// In raw framing one `read()` of at most this many bytes is one message,
+/// like the classic server's `recv(1024)`.
+pub const MAX_RAW_MESSAGE_BYTES: usize = 1024;
+
+/// Longest request line accepted in line mode (terminator excluded). A
+/// longer line gets `ERR request: line too long` and the connection closes,
+/// because a peer that sends kilobytes without a newline is not speaking
+/// this protocol and must not make us buffer without bound.
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// The reply to `help`.
+pub const HELP_REPLY: &str = "OK requests: c capture ping stats frame help auth exit quit shutdown";
+
+/// How a connection delimits requests (`--framing`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Framing {
+    /// Raw until a read contains a `\n`, line mode from that read on.
+    #[default]
+    Auto,
+    /// Every request is one `\n`-terminated line.
+    Line,
+    /// Every `read()` (at most [`MAX_RAW_MESSAGE_BYTES`]) is one message.
+    Raw,
+}
+
+/// What ended a request, and so what must end its reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Terminator {
+    /// A raw-mode message: replies are bare, and `ERR` is never sent.
+    Bare,
+    /// `\n`.
+    Lf,
+    /// `\r\n`.
+    CrLf,
+}
+
+impl Terminator {
+    /// The bytes to put after a reply.
+    pub fn as_bytes(self) -> &'static [u8] {
+        match self {
+            Terminator::Bare => b"",
+            Terminator::Lf => b"\n",
+            Terminator::CrLf => b"\r\n",
+        }
+    }
+
+    /// Raw-mode requests come from the classic clients, which only know
+    /// `Received`.
+    pub fn is_raw(self) -> bool {
+        self == Terminator::Bare
+    }
+}
+
+/// The request vocabulary of the control port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Any other text, or an empty line: answered with `Received`.
+    Message,
+    /// `c` or `capture`: save a snapshot of a frame grabbed after the request.
+    Capture,
+    /// `ping`.
+    Ping,
+    /// `stats`.
+    Stats,
+    /// `frame`: send the newest JPEG over the socket.
+    Frame,
+    /// `help`.
+    Help,
+    /// `auth <token>`; the token is kept as sent (it may be any bytes).
+    Auth(Vec<u8>),
+    /// `exit` or `quit`.
+    Exit,
+    /// `shutdown`: stop the whole server gracefully.
+    Shutdown,
+}
+
+/// One decoded request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// What was asked.
+    pub command: Command,
+    /// How it was framed; the reply uses the same terminator.
+    pub terminator: Terminator,
+}
+
+/// Input the decoder refuses; the connection is closed after the reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A line longer than [`MAX_LINE_BYTES`].
+    LineTooLong,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::LineTooLong => f.write_str("request: line too long"),
+        }
+    }
+}
+
+/// Incremental decoder for one connection.
+///
+/// Holds only the unfinished tail of a line, allocated lazily: an idle
+/// connection costs no buffer at all.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    framing: Framing,
+    line_mode: bool,
+    partial_line: Vec<u8>,
+}
+
+impl Decoder {
+    /// A decoder for a new connection with the given framing.
+    pub fn new(framing: Framing) -> Self {
+        Decoder {
+            framing,
+            line_mode: framing == Framing::Line,
+            partial_line: Vec::new(),
+        }
+    }
+
+    /// Whether requests are lines now (always in line framing, after the
+    /// first read containing `\n` in auto framing).
+    pub fn is_line_mode(&self) -> bool {
+        self.line_mode
+    }
+
+    /// The most bytes the next `read()` may take. In raw mode a read *is* a
+    /// message, so the socket layer must not read more than one message's
+    /// worth at once.
+    pub fn max_read_bytes(&self) -> Option<usize> {
+        if self.line_mode {
+            None
+        } else {
+            Some(MAX_RAW_MESSAGE_BYTES)
+        }
+    }
+
+    /// Bytes of an unfinished line held between reads.
+    pub fn buffered_bytes(&self) -> usize {
+        self.partial_line.len()
+    }
+
+    /// Decodes what one `read()` returned, appending requests to `out`.
+    ///
+    /// On an error, the requests before the offending line are still in
+    /// `out` (they are answered first), and the decoder must not be fed again.
+    pub fn feed(&mut self, read: &[u8], out: &mut Vec<Request>) -> Result<(), DecodeError> {
+        if !self.line_mode && self.framing == Framing::Auto && read.contains(&b'\n') {
+            self.line_mode = true;
+        }
+        if self.line_mode {
+            self.feed_lines(read, out)
+        } else {
+            // A caller that ignored max_read_bytes still gets raw semantics:
+            // each 1024-byte piece is one message.
+            for message in read.chunks(MAX_RAW_MESSAGE_BYTES) {
+                out.push(Request {
+                    command: parse_command(message),
+                    terminator: Terminator::Bare,
+                });
+            }
+            Ok(())
+        }
+    }
+
+    fn feed_lines(&mut self, mut read: &[u8], out: &mut Vec<Request>) -> Result<(), DecodeError> {
+        while let Some(newline_at) = read.iter().position(|&b| b == b'\n') {
+            let (line_part, rest) = (&read[..newline_at], &read[newline_at + 1..]);
+            read = rest;
+            // Only copy when a line was split across reads; the common case
+            // (whole lines in one read) parses straight from the read buffer.
+            let request = if self.partial_line.is_empty() {
+                line_request(line_part)?
+            } else {
+                if self.partial_line.len() + line_part.len() > MAX_LINE_BYTES + 1 {
+                    return Err(DecodeError::LineTooLong);
+                }
+                self.partial_line.extend_from_slice(line_part);
+                let request = line_request(&self.partial_line);
+                self.partial_line = Vec::new();
+                request?
+            };
+            out.push(request);
+        }
+        // +1: the line may still end in a `\r` that is not part of it.
+        if self.partial_line.len() + read.len() > MAX_LINE_BYTES + 1 {
+            return Err(DecodeError::LineTooLong);
+        }
+        self.partial_line.extend_from_slice(read);
+        Ok(())
+    }
+}
+
+/// Builds the request for one complete line (without its `\n`).
+fn line_request(line: &[u8]) -> Result<Request, DecodeError> {
+    let (line, terminator) = match line.strip_suffix(b"\r") {
+        Some(stripped) => (stripped, Terminator::CrLf),
+        None => (line, Terminator::Lf),
+    };
+    if line.len() > MAX_LINE_BYTES {
+        return Err(DecodeError::LineTooLong);
+    }
+    Ok(Request {
+        command: parse_command(line),
+        terminator,
+    })
+}
+
+/// Maps one message (a line or a raw read) to a command. Surrounding ASCII
+/// whitespace is ignored and keywords are case-insensitive; anything not
+/// recognised is a plain message, answered `Received` as the classic server did.
+pub fn parse_command(message: &[u8]) -> Command {
+    let message = message.trim_ascii();
+    let (word, argument) = match message.iter().position(|b| b.is_ascii_whitespace()) {
+        Some(space_at) => (&message[..space_at], message[space_at..].trim_ascii()),
+        None => (message, &b""[..]),
+    };
+    if word.eq_ignore_ascii_case(b"auth") {
+        return Command::Auth(argument.to_vec());
+    }
+    if !argument.is_empty() {
+        return Command::Message;
+    }
+    const KEYWORDS: &[(&[u8], Command)] = &[
+        (b"c", Command::Capture),
+        (b"capture", Command::Capture),
+        (b"ping", Command::Ping),
+        (b"stats", Command::Stats),
+        (b"frame", Command::Frame),
+        (b"help", Command::Help),
+        (b"exit", Command::Exit),
+        (b"quit", Command::Exit),
+        (b"shutdown", Command::Shutdown),
+    ];
+    KEYWORDS
+        .iter()
+        .find(|(keyword, _)| word.eq_ignore_ascii_case(keyword))
+        .map_or(Command::Message, |(_, command)| command.clone())
+}
+
+/// The header that precedes the JPEG bytes of a `frame` reply, in both modes.
+pub fn frame_header(jpeg_len: usize) -> String {
+    format!("FRAME {jpeg_len}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(framing: Framing, reads: &[&[u8]]) -> Vec<Request> {
+        let mut decoder = Decoder::new(framing);
+        let mut out = Vec::new();
+        for read in reads {
+            decoder.feed(read, &mut out).expect("valid input");
+        }
+        out
+    }
+
+    #[test]
+    fn keywords_are_case_insensitive_and_trimmed() {
+        assert_eq!(parse_command(b"  PiNg \r\n"), Command::Ping);
+        assert_eq!(parse_command(b"C"), Command::Capture);
+        assert_eq!(parse_command(b"Quit"), Command::Exit);
+        assert_eq!(parse_command(b"ping me"), Command::Message);
+        assert_eq!(parse_command(b""), Command::Message);
+        assert_eq!(
+            parse_command(b"auth  s3cret "),
+            Command::Auth(b"s3cret".to_vec())
+        );
+    }
+
+    #[test]
+    fn line_mode_keeps_each_requests_terminator() {
+        let requests = decode_all(Framing::Line, &[b"ping\r\nstats\n\n"]);
+        let terminators: Vec<_> = requests.iter().map(|r| r.terminator).collect();
+        assert_eq!(
+            terminators,
+            [Terminator::CrLf, Terminator::Lf, Terminator::Lf]
+        );
+        assert_eq!(requests[2].command, Command::Message);
+    }
+
+    #[test]
+    fn raw_mode_treats_each_read_as_one_message() {
+        let requests = decode_all(Framing::Raw, &[b"hello", b"c", b"exit\n"]);
+        let commands: Vec<_> = requests.iter().map(|r| r.command.clone()).collect();
+        assert_eq!(
+            commands,
+            [Command::Message, Command::Capture, Command::Exit]
+        );
+        assert!(requests.iter().all(|r| r.terminator == Terminator::Bare));
+    }
+
+    #[test]
+    fn auto_switches_to_lines_on_the_first_newline() {
+        let mut decoder = Decoder::new(Framing::Auto);
+        let mut out = Vec::new();
+        decoder.feed(b"hello", &mut out).unwrap();
+        assert!(!decoder.is_line_mode());
+        decoder.feed(b"pi", &mut out).unwrap();
+        decoder.feed(b"ng\nst", &mut out).unwrap();
+        assert!(decoder.is_line_mode());
+        decoder.feed(b"ats\n", &mut out).unwrap();
+        let commands: Vec<_> = out.iter().map(|r| r.command.clone()).collect();
+        // "pi" was a raw message of its own; the read with the newline is
+        // line mode from its first byte.
+        assert_eq!(
+            commands,
+            [
+                Command::Message,
+                Command::Message,
+                Command::Message,
+                Command::Stats
+            ]
+        );
+    }
+
+    #[test]
+    fn an_over_long_line_is_refused_even_without_newline() {
+        let mut decoder = Decoder::new(Framing::Line);
+        let mut out = Vec::new();
+        let long = vec![b'x'; MAX_LINE_BYTES + 2];
+        assert_eq!(decoder.feed(&long, &mut out), Err(DecodeError::LineTooLong));
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_is_accepted() {
+        let mut line = vec![b'x'; MAX_LINE_BYTES];
+        line.extend_from_slice(b"\r\n");
+        let requests = decode_all(Framing::Line, &[&line[..100], &line[100..]]);
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].terminator, Terminator::CrLf);
+    }
+
+    #[test]
+    fn requests_before_a_long_line_are_still_decoded() {
+        let mut decoder = Decoder::new(Framing::Line);
+        let mut out = Vec::new();
+        let mut input = b"ping\n".to_vec();
+        input.extend(vec![b'y'; MAX_LINE_BYTES + 1]);
+        input.push(b'\n');
+        assert_eq!(
+            decoder.feed(&input, &mut out),
+            Err(DecodeError::LineTooLong)
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].command, Command::Ping);
+    }
+}

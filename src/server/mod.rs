@@ -1,0 +1,608 @@
+//! The event loop: one `mio::Poll` that owns every socket and the camera.
+//!
+//! Each iteration waits for readiness (or the nearest deadline), handles
+//! the events, revisits connections whose read budget ran out, runs the
+//! camera timer, serves every request waiting for a fresh frame with one
+//! grab, and finally removes the connections closed during the iteration
+//! (deferred, so a stale event can never reach a reused slab key).
+//!
+//! Rules this module keeps (DESIGN.md, "Event-loop rules"): drain to
+//! `WouldBlock` within a per-connection budget; interest derived from
+//! state; write at once and keep a cursor; backpressure instead of
+//! unbounded buffers; deadlines from the nearest timer on the monotonic
+//! clock; accept errors never end the server; graceful shutdown.
+
+mod connection;
+mod control;
+mod listener;
+mod output;
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::camera::pipeline::{Camera, SharedFrame};
+use crate::camera::CameraError;
+use crate::protocol::Framing;
+use crate::snapshot::{SavedSnapshot, SnapshotWriter};
+use crate::stats::Counters;
+use connection::{is_peer_gone, CloseReason, Connection, Readiness, Session, READ_BUDGET_BYTES};
+use control::ControlSession;
+
+pub use listener::{bind_listener, LISTEN_BACKLOG};
+pub use output::OutputQueue;
+
+/// The shared read buffer: every socket is read into this one buffer, so
+/// an idle connection owns no input buffer at all.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// How long accepting pauses after the process ran out of descriptors.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How long shutdown waits for clients to read what they are owed.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Events fetched per `poll()`.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// Tokens at the top of the range belong to listeners and signals; slab
+/// keys (connections) count up from 0 and never get there.
+const SIGNAL_TOKEN: Token = Token(usize::MAX);
+const FIRST_LISTENER_TOKEN: usize = usize::MAX - 64;
+
+/// Everything `serve` needs, resolved from the CLI.
+pub struct ServerConfig {
+    /// Control-port addresses to listen on.
+    pub control_addrs: Vec<SocketAddr>,
+    /// Framing for control connections.
+    pub framing: Framing,
+    /// `--token`: clients must `auth` with it first.
+    pub token: Option<String>,
+    /// `--max-clients`; None means "from the descriptor limit".
+    pub max_clients: Option<usize>,
+}
+
+/// A request waiting for a fresh frame.
+pub(crate) struct FrameWaiter {
+    key: usize,
+    conn_id: u64,
+    /// The camera's grab count when the request arrived: the frame it gets
+    /// must be newer.
+    seen_seq: u64,
+    wants_snapshot: bool,
+}
+
+/// The result of one grab shared by every waiter.
+pub(crate) struct FrameOutcome {
+    frame: Result<SharedFrame, CameraError>,
+    snapshot: Option<Result<SavedSnapshot, String>>,
+}
+
+/// State shared by all connections, borrowed alongside the slab.
+pub(crate) struct Core {
+    config: ServerConfig,
+    camera: Camera,
+    snapshots: SnapshotWriter,
+    counters: Counters,
+    started_at: Instant,
+    frame_waiters: Vec<FrameWaiter>,
+    shutdown_requested: bool,
+    clients: usize,
+    max_clients: usize,
+    /// Reused by the decoder so decoding allocates nothing per read.
+    scratch_requests: Vec<crate::protocol::Request>,
+}
+
+/// What a listener accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ListenerKind {
+    Control,
+}
+
+struct Listener {
+    socket: TcpListener,
+    kind: ListenerKind,
+    addr: SocketAddr,
+}
+
+/// The server: the poller, the listeners, the connections and the core.
+pub struct Server {
+    poll: Poll,
+    listeners: Vec<Listener>,
+    signals: Signals,
+    connections: Slab<Connection>,
+    core: Core,
+    read_buffer: Box<[u8]>,
+    next_conn_id: u64,
+    /// Connections whose read budget ran out while still readable.
+    revisit: Vec<usize>,
+    /// Connections closed this iteration, removed at its end.
+    closing: Vec<usize>,
+    accept_paused_until: Option<Instant>,
+    shutdown_deadline: Option<Instant>,
+}
+
+impl Server {
+    /// Binds every listener and registers them; nothing is served until
+    /// [`Server::run`].
+    pub fn bind(
+        config: ServerConfig,
+        camera: Camera,
+        snapshots: SnapshotWriter,
+    ) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let descriptor_limit = crate::sys::raise_descriptor_limit().unwrap_or(1024);
+        crate::sys::ignore_file_size_signal();
+        let fd_budget = descriptor_limit
+            .saturating_sub(crate::sys::RESERVED_DESCRIPTORS)
+            .max(1) as usize;
+        let max_clients = match config.max_clients {
+            Some(requested) if requested > fd_budget => {
+                log::warn!(
+                    "--max-clients {requested} is above the descriptor limit; the server \
+                     pauses accepting when descriptors run out"
+                );
+                requested
+            }
+            Some(requested) => requested,
+            None => fd_budget,
+        };
+        let mut listeners = Vec::new();
+        for addr in config.control_addrs.clone() {
+            let socket = bind_listener(addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            let addr = socket.local_addr()?;
+            listeners.push(Listener {
+                socket,
+                kind: ListenerKind::Control,
+                addr,
+            });
+        }
+        for (index, listener) in listeners.iter_mut().enumerate() {
+            poll.registry().register(
+                &mut listener.socket,
+                Token(FIRST_LISTENER_TOKEN + index),
+                Interest::READABLE,
+            )?;
+        }
+        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        poll.registry()
+            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
+        Ok(Server {
+            poll,
+            listeners,
+            signals,
+            connections: Slab::new(),
+            core: Core {
+                config,
+                camera,
+                snapshots,
+                counters: Counters::default(),
+                started_at: Instant::now(),
+                frame_waiters: Vec::new(),
+                shutdown_requested: false,
+                clients: 0,
+                max_clients,
+                scratch_requests: Vec::new(),
+            },
+            read_buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
+            next_conn_id: 0,
+            revisit: Vec::new(),
+            closing: Vec::new(),
+            accept_paused_until: None,
+            shutdown_deadline: None,
+        })
+    }
+
+    /// The addresses actually bound (with real ports when 0 was asked).
+    pub fn control_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter(|l| l.kind == ListenerKind::Control)
+            .map(|l| l.addr)
+            .collect()
+    }
+
+    /// Runs the loop until a signal or `shutdown` ends it gracefully.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        loop {
+            let timeout = self.poll_timeout(Instant::now());
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL_TOKEN => self.on_signal(now),
+                    Token(t) if t >= FIRST_LISTENER_TOKEN => {
+                        self.accept_all(t - FIRST_LISTENER_TOKEN, now)
+                    }
+                    Token(key) => {
+                        // Events are hints: record them and let the state
+                        // machine find out what is really possible.
+                        if let Some(conn) = self.connections.get_mut(key) {
+                            let r = &mut conn.readiness;
+                            r.readable |=
+                                event.is_readable() || event.is_read_closed() || event.is_error();
+                            r.writable |=
+                                event.is_writable() || event.is_write_closed() || event.is_error();
+                            self.drive(key, now);
+                        }
+                    }
+                }
+            }
+            for key in std::mem::take(&mut self.revisit) {
+                self.drive(key, now);
+            }
+            self.run_timers(now);
+            self.serve_frame_waiters(now);
+            if self.core.shutdown_requested && self.shutdown_deadline.is_none() {
+                self.begin_shutdown(now);
+            }
+            self.remove_closed();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.connections.is_empty() || Instant::now() >= deadline {
+                    break;
+                }
+            }
+        }
+        self.finish_shutdown();
+        Ok(())
+    }
+
+    /// The time until the nearest deadline; zero when work is already
+    /// waiting; None (sleep until an event) when there is no deadline at all.
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.revisit.is_empty() || !self.core.frame_waiters.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        [
+            self.core.camera.next_deadline(self.is_streaming()),
+            self.accept_paused_until,
+            self.shutdown_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|deadline| deadline.saturating_duration_since(now))
+    }
+
+    /// Whether anybody wants frames continuously (stream viewers).
+    fn is_streaming(&self) -> bool {
+        false
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some_and(|until| now >= until) {
+            self.accept_paused_until = None;
+            // No new edge will come for connections already waiting in the
+            // backlog, so try accepting now.
+            for index in 0..self.listeners.len() {
+                self.accept_all(index, now);
+            }
+        }
+        let streaming = self.is_streaming();
+        let _frame_for_viewers = self.core.camera.on_timer(now, streaming);
+    }
+
+    fn on_signal(&mut self, now: Instant) {
+        for signal in self.signals.pending() {
+            let name = if signal == SIGINT {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            };
+            log::info!("{name} received, shutting down");
+            self.core.shutdown_requested = true;
+        }
+        if self.core.shutdown_requested {
+            self.begin_shutdown(now);
+        }
+    }
+
+    /// Accepts until `WouldBlock`. Errors never end the server: running
+    /// out of descriptors pauses accepting briefly; anything else concerns
+    /// one connection and is skipped.
+    fn accept_all(&mut self, index: usize, now: Instant) {
+        if self.accept_paused_until.is_some() || self.shutdown_deadline.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            let accepted = listener.socket.accept();
+            let (kind, local) = (listener.kind, listener.addr);
+            match accepted {
+                Ok((socket, peer)) => self.add_connection(socket, peer, kind, local, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if crate::sys::is_resource_exhaustion(&e) => {
+                    log::warn!(
+                        "accept on {local} failed: {e}; pausing accepts for {} ms ({} clients connected)",
+                        ACCEPT_PAUSE.as_millis(),
+                        self.core.clients
+                    );
+                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                    return;
+                }
+                Err(e) => log::debug!("accept on {local} failed: {e}"),
+            }
+        }
+    }
+
+    fn add_connection(
+        &mut self,
+        mut socket: mio::net::TcpStream,
+        peer: SocketAddr,
+        kind: ListenerKind,
+        local: SocketAddr,
+        now: Instant,
+    ) {
+        self.core.counters.connections_accepted += 1;
+        if self.core.clients >= self.core.max_clients {
+            self.core.counters.connections_refused += 1;
+            // Best effort, one nonblocking write: the socket is new, so its
+            // send buffer is empty and this short line fits.
+            let _ = io::Write::write(&mut socket, b"ERR limit: max clients reached\n");
+            log::debug!(
+                "refused {peer}: max clients ({}) reached",
+                self.core.max_clients
+            );
+            return;
+        }
+        let _ = socket.set_nodelay(true);
+        let framing = self.core.config.framing;
+        let session = match kind {
+            ListenerKind::Control => {
+                Session::Control(ControlSession::new(framing, local.ip().is_loopback()))
+            }
+        };
+        let entry = self.connections.vacant_entry();
+        let key = entry.key();
+        if key >= FIRST_LISTENER_TOKEN {
+            return; // cannot happen before memory runs out; never alias a listener token
+        }
+        self.next_conn_id += 1;
+        let mut conn = Connection {
+            id: self.next_conn_id,
+            socket,
+            peer,
+            readiness: Readiness {
+                readable: true, // data may have arrived before we registered
+                writable: true,
+            },
+            registered: Interest::READABLE,
+            output: OutputQueue::default(),
+            input_closed: false,
+            close_after_flush: false,
+            closed: false,
+            last_activity: now,
+            session,
+        };
+        conn.output.push_bytes(ControlSession::greeting(framing));
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut conn.socket, Token(key), Interest::READABLE)
+        {
+            log::warn!("cannot register {peer}: {e}");
+            return;
+        }
+        entry.insert(conn);
+        self.core.clients += 1;
+        self.core.counters.clients_peak = self
+            .core
+            .counters
+            .clients_peak
+            .max(self.core.clients as u64);
+        log::debug!("client {peer} connected (key {key})");
+        self.drive(key, now);
+    }
+
+    /// Does everything a connection can do right now: write, run queued
+    /// requests, read (within the budget) and handle what was read; then
+    /// re-register interest if the state calls for a different one.
+    fn drive(&mut self, key: usize, now: Instant) {
+        let Server {
+            connections,
+            core,
+            read_buffer,
+            revisit,
+            ..
+        } = self;
+        let Some(conn) = connections.get_mut(key) else {
+            return;
+        };
+        if conn.closed {
+            return;
+        }
+        let result = service(conn, core, key, read_buffer, now);
+        match result {
+            Ok(()) if conn.is_finished() => self.close(key, CloseReason::Done),
+            Ok(()) => {
+                if conn.readiness.readable && conn.wants_read() {
+                    revisit.push(key);
+                }
+                self.update_interest(key);
+            }
+            Err(reason) => self.close(key, reason),
+        }
+    }
+
+    fn update_interest(&mut self, key: usize) {
+        let Some(conn) = self.connections.get_mut(key) else {
+            return;
+        };
+        let desired = conn.desired_interest();
+        if desired != conn.registered {
+            match self
+                .poll
+                .registry()
+                .reregister(&mut conn.socket, Token(key), desired)
+            {
+                Ok(()) => conn.registered = desired,
+                Err(e) => {
+                    log::warn!("cannot reregister {}: {e}", conn.peer);
+                    self.close(key, CloseReason::Dropped("reregister failed"));
+                }
+            }
+        }
+    }
+
+    /// Deregisters now, removes from the slab at the end of the iteration.
+    fn close(&mut self, key: usize, reason: CloseReason) {
+        let Some(conn) = self.connections.get_mut(key) else {
+            return;
+        };
+        if conn.closed {
+            return;
+        }
+        conn.closed = true;
+        let _ = self.poll.registry().deregister(&mut conn.socket);
+        match reason {
+            CloseReason::Done => log::debug!("client {} disconnected", conn.peer),
+            CloseReason::Io(e) if is_peer_gone(&e) => {
+                log::debug!("client {} went away: {e}", conn.peer)
+            }
+            CloseReason::Io(e) => log::info!("client {} closed on error: {e}", conn.peer),
+            CloseReason::Dropped(why) => {
+                self.core.counters.errors += 1;
+                log::warn!("dropped client {}: {why}", conn.peer)
+            }
+        }
+        self.closing.push(key);
+    }
+
+    fn remove_closed(&mut self) {
+        for key in self.closing.drain(..) {
+            if self.connections.try_remove(key).is_some() {
+                self.core.clients -= 1;
+            }
+        }
+    }
+
+    /// One grab (or a reused newer frame) for every request waiting, at
+    /// most one snapshot write, then each waiter is answered in turn.
+    fn serve_frame_waiters(&mut self, now: Instant) {
+        if self.core.frame_waiters.is_empty() {
+            return;
+        }
+        let waiters = std::mem::take(&mut self.core.frame_waiters);
+        let newer_than = waiters.iter().map(|w| w.seen_seq).max().unwrap_or(0);
+        let frame = self.core.camera.fresh_frame(now, newer_than);
+        let snapshot = match &frame {
+            Ok(frame) if waiters.iter().any(|w| w.wants_snapshot) => {
+                let saved = self.core.snapshots.write(&frame.jpeg);
+                match &saved {
+                    Ok(s) => {
+                        self.core.counters.snapshots += 1;
+                        log::info!(
+                            "snapshot {} ({}x{}, {} bytes, frame {})",
+                            s.file_name,
+                            frame.width,
+                            frame.height,
+                            frame.jpeg.len(),
+                            frame.seq
+                        );
+                    }
+                    Err(reason) => {
+                        self.core.counters.snapshot_errors += 1;
+                        log::warn!("snapshot failed: {reason}");
+                    }
+                }
+                Some(saved)
+            }
+            _ => None,
+        };
+        let outcome = FrameOutcome { frame, snapshot };
+        for waiter in waiters {
+            let Some(conn) = self.connections.get_mut(waiter.key) else {
+                continue;
+            };
+            if conn.id != waiter.conn_id || conn.closed {
+                continue; // the requester left meanwhile
+            }
+            conn.control_frame_ready(&mut self.core, &outcome);
+            self.drive(waiter.key, now);
+        }
+    }
+
+    /// Stops accepting and asks every connection to finish: what is
+    /// already queued for a client is still written, for up to
+    /// [`SHUTDOWN_GRACE`].
+    fn begin_shutdown(&mut self, now: Instant) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        self.shutdown_deadline = Some(now + SHUTDOWN_GRACE);
+        for listener in &mut self.listeners {
+            let _ = self.poll.registry().deregister(&mut listener.socket);
+        }
+        self.listeners.clear();
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            if let Some(conn) = self.connections.get_mut(key) {
+                conn.close_after_flush = true;
+            }
+            self.drive(key, now);
+        }
+    }
+
+    fn finish_shutdown(&mut self) {
+        let unflushed = self
+            .connections
+            .iter()
+            .filter(|(_, c)| !c.closed && !c.output.is_empty())
+            .count();
+        if unflushed > 0 {
+            log::warn!("{unflushed} clients had unread output when the shutdown grace ended");
+        }
+        self.connections.clear();
+        self.core.camera.close();
+        log::info!(
+            "stopped after {} s: {} connections, {} requests",
+            self.core.started_at.elapsed().as_secs(),
+            self.core.counters.connections_accepted,
+            self.core.counters.requests
+        );
+    }
+}
+
+/// The socket work for one connection: flush, run what is queued, read
+/// within the budget and handle the input, flush again.
+fn service(
+    conn: &mut Connection,
+    core: &mut Core,
+    key: usize,
+    read_buffer: &mut [u8],
+    now: Instant,
+) -> Result<(), CloseReason> {
+    let mut budget = READ_BUDGET_BYTES;
+    loop {
+        core.counters.bytes_out += conn.flush(now)? as u64;
+        conn.control_run_queued(core, key, now);
+        core.counters.bytes_out += conn.flush(now)? as u64;
+        if !conn.readiness.readable || !conn.wants_read() || budget == 0 {
+            return Ok(());
+        }
+        let limit = match &conn.session {
+            Session::Control(control) => control.max_read_bytes(),
+        }
+        .min(budget)
+        .min(read_buffer.len());
+        let read = conn.read_into(&mut read_buffer[..limit], now)?;
+        if read == 0 {
+            continue; // WouldBlock or EOF: flags updated, loop ends above
+        }
+        budget -= read;
+        core.counters.bytes_in += read as u64;
+        conn.control_input(core, key, &read_buffer[..read], now);
+    }
+}

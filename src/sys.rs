@@ -1,0 +1,55 @@
+//! The few process-level settings the server needs from the OS.
+//!
+//! Raising the descriptor limit and ignoring `SIGXFSZ` are `libc` calls;
+//! they live here so the rest of the code stays free of `unsafe`.
+
+use std::io;
+
+/// Descriptors kept back from `--max-clients` for listeners, the epoll
+/// instance, the signal pipe, snapshot files and the camera.
+pub const RESERVED_DESCRIPTORS: u64 = 32;
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit and returns the new soft
+/// limit. Thousands of clients need thousands of descriptors, and the
+/// default soft limit (often 1024) is far below what the hard limit allows.
+pub fn raise_descriptor_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    Ok(limit.rlim_cur as u64)
+}
+
+/// Makes a write past RLIMIT_FSIZE fail with `EFBIG` instead of killing
+/// the process with `SIGXFSZ`: a full disk quota is a snapshot error to
+/// report, not a reason to stop serving everybody.
+pub fn ignore_file_size_signal() {
+    // SAFETY: installing SIG_IGN for a signal is async-signal-safe and has
+    // no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+/// Whether an accept error means we are out of descriptors or memory
+/// (retry later) rather than a problem with one incoming connection.
+pub fn is_resource_exhaustion(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
