@@ -556,7 +556,7 @@ fn jpeg_response_is_never_cached() {
 
 #[test]
 fn mjpeg_stream_head_announces_the_boundary_and_closes() {
-    let bytes = mjpeg_stream_head(Method::Get);
+    let bytes = mjpeg_stream_head();
     let (head, body) = split_response(&bytes);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
     assert_eq!(
@@ -566,14 +566,22 @@ fn mjpeg_stream_head_announces_the_boundary_and_closes() {
     assert_eq!(header(head, "Cache-Control"), Some("no-store"));
     assert_eq!(header(head, "Connection"), Some("close"));
     assert_eq!(header(head, "Content-Length"), None);
-    assert_eq!(body, b"--camloopframe\r\n");
-    let head_only = mjpeg_stream_head(Method::Head);
-    assert!(split_response(&head_only).1.is_empty());
+    assert!(body.is_empty(), "parts follow, one per frame");
+}
+
+#[test]
+fn mjpeg_part_head_is_delimiter_type_and_length() {
+    assert_eq!(
+        mjpeg_part_head(17935),
+        b"--camloopframe\r\nContent-Type: image/jpeg\r\nContent-Length: 17935\r\n\r\n"
+    );
+    assert_eq!(MJPEG_PART_TAIL, b"\r\n");
 }
 
 /// Builds a stream the way the loop does and reads it back the way a
 /// multipart parser does (RFC 2046 §5.1.1): the body is split on
-/// CRLF "--boundary"; each part is headers, an empty line, then the data.
+/// CRLF "--boundary" (the very first delimiter needs no CRLF); each part is
+/// headers, an empty line, then the data.
 #[test]
 fn mjpeg_stream_splits_back_into_the_same_frames() {
     let frames: [&[u8]; 3] = [
@@ -581,26 +589,19 @@ fn mjpeg_stream_splits_back_into_the_same_frames() {
         b"\xff\xd8\r\n--camloop\r\n\xff\xd9",
         b"\xff\xd8third\xff\xd9",
     ];
-    let mut stream = mjpeg_stream_head(Method::Get);
+    let mut stream = mjpeg_stream_head();
     for frame in frames {
         stream.extend_from_slice(&mjpeg_part_head(frame.len()));
         stream.extend_from_slice(frame);
         stream.extend_from_slice(MJPEG_PART_TAIL);
     }
     let (_, body) = split_response(&stream);
-    // The first delimiter opens the body, so prefix the CRLF it stands for.
-    let body = [b"\r\n".as_slice(), body].concat();
-    let delimiter = b"\r\n--camloopframe\r\n";
-    let mut parts = Vec::new();
-    let mut rest = &body[..];
-    while let Some(at) = rest.windows(delimiter.len()).position(|w| w == delimiter) {
-        parts.push(&rest[..at]);
-        rest = &rest[at + delimiter.len()..];
-    }
-    assert!(rest.is_empty(), "the stream ends right after a delimiter");
-    let parts = &parts[1..]; // the empty preamble before the first delimiter
+    let body = body
+        .strip_prefix(b"--camloopframe\r\n")
+        .expect("the body opens with the first delimiter");
+    let parts: Vec<&[u8]> = split_on(body, b"\r\n--camloopframe\r\n");
     assert_eq!(parts.len(), frames.len());
-    for (part, frame) in parts.iter().zip(frames) {
+    for (i, (part, frame)) in parts.iter().zip(frames).enumerate() {
         let (head, data) = split_response_part(part);
         assert_eq!(
             head,
@@ -609,8 +610,25 @@ fn mjpeg_stream_splits_back_into_the_same_frames() {
                 frame.len()
             )
         );
+        // The last part still carries the CRLF that would start the next
+        // delimiter.
+        let data = if i == frames.len() - 1 {
+            data.strip_suffix(b"\r\n").expect("CRLF after the JPEG")
+        } else {
+            data
+        };
         assert_eq!(data, frame);
     }
+}
+
+fn split_on<'a>(mut bytes: &'a [u8], delimiter: &[u8]) -> Vec<&'a [u8]> {
+    let mut pieces = Vec::new();
+    while let Some(at) = bytes.windows(delimiter.len()).position(|w| w == delimiter) {
+        pieces.push(&bytes[..at]);
+        bytes = &bytes[at + delimiter.len()..];
+    }
+    pieces.push(bytes);
+    pieces
 }
 
 fn split_response_part(part: &[u8]) -> (&str, &[u8]) {

@@ -23,20 +23,17 @@ pub const CONTENT_TYPE_METRICS: &str = "text/plain; version=0.0.4; charset=utf-8
 /// Frames must never come from a cache: every request wants the current one.
 pub const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
 
-/// The multipart boundary of the MJPEG stream. It cannot occur inside a
-/// part, since every part is a JPEG whose length is also sent up front.
+/// The multipart boundary of the MJPEG stream. RFC 2046 wants a boundary
+/// that never occurs inside a part; that a JPEG contains
+/// `\r\n--camloopframe` by chance is vanishingly unlikely, and clients that
+/// read by `Content-Length` would not even notice.
 pub const MJPEG_BOUNDARY: &str = "camloopframe";
 
-/// Sent right after every JPEG of the stream: the CRLF that ends the part and
-/// the delimiter that opens the next one.
-///
-/// Sending the delimiter now, rather than with the next frame, is what makes
-/// browsers show each frame as soon as it arrives: Chromium and Firefox treat
-/// a part as complete only once they see the delimiter after it (they ignore
-/// the part's `Content-Length`). This is also how mjpg-streamer frames its
-/// stream. A viewer that skips frames skips whole
-/// `part head + JPEG + tail` units, so it always stays on a boundary.
-pub const MJPEG_PART_TAIL: &[u8] = b"\r\n--camloopframe\r\n";
+/// Sent right after every JPEG of the stream: the CRLF that, with the next
+/// part's `--camloopframe`, forms the delimiter between parts (RFC 2046
+/// §5.1.1: the CRLF before a delimiter belongs to the delimiter, not to the
+/// JPEG).
+pub const MJPEG_PART_TAIL: &[u8] = b"\r\n";
 
 /// The standard reason phrase; empty for codes camloop never sends (an
 /// empty reason is valid HTTP).
@@ -151,33 +148,37 @@ pub fn jpeg_response(method: Method, jpeg: &[u8], keep_alive: bool) -> Vec<u8> {
     )
 }
 
-/// The start of an MJPEG stream: the response head and, unless the request
-/// was `HEAD`, the delimiter of the first part. Then send, per frame,
-/// [`mjpeg_part_head`], the JPEG and [`MJPEG_PART_TAIL`].
+/// The head of an MJPEG stream response, the same for `GET` and `HEAD`. Then
+/// send, per frame, [`mjpeg_part_head`], the JPEG and [`MJPEG_PART_TAIL`].
+/// Each frame is a self-contained unit, so a viewer that skips frames always
+/// stays on a part boundary.
 ///
 /// There is no `Content-Length`, so the stream ends when the connection
 /// closes; hence `Connection: close`.
-pub fn mjpeg_stream_head(method: Method) -> Vec<u8> {
-    let mut bytes = format!(
+///
+/// Chromium shows each frame one frame interval late, whatever the framing:
+/// it displays a part only once the *next* part starts to arrive (checked
+/// with headless chromium: a stream that stalls after one part, even with
+/// the next delimiter already sent, shows no image). ffmpeg reads each part
+/// by its `Content-Length` and has no such lag.
+pub fn mjpeg_stream_head() -> Vec<u8> {
+    format!(
         "HTTP/1.1 200 OK\r\n\
          Content-Type: multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}\r\n\
          Cache-Control: no-store\r\n\
          Connection: close\r\n\
          \r\n"
     )
-    .into_bytes();
-    if method != Method::Head {
-        bytes.extend_from_slice(b"--");
-        bytes.extend_from_slice(MJPEG_BOUNDARY.as_bytes());
-        bytes.extend_from_slice(b"\r\n");
-    }
-    bytes
+    .into_bytes()
 }
 
-/// The headers of one stream part. `Content-Length` lets ffmpeg, VLC and
-/// Home Assistant read the JPEG without scanning it for the boundary.
+/// The delimiter and headers of one stream part:
+/// `--camloopframe`, `Content-Type: image/jpeg`, `Content-Length: N`, blank
+/// line. The length lets a client such as ffmpeg read the JPEG without
+/// scanning it for the boundary.
 pub fn mjpeg_part_head(jpeg_len: usize) -> Vec<u8> {
-    format!("Content-Type: image/jpeg\r\nContent-Length: {jpeg_len}\r\n\r\n").into_bytes()
+    format!("--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {jpeg_len}\r\n\r\n")
+        .into_bytes()
 }
 
 /// The `POST /capture` success body:
