@@ -7,6 +7,7 @@
 //! - [`camera`]: frame sources and the grab/encode pipeline.
 //! - [`jpeg`]: encoding, once per frame.
 //! - [`snapshot`]: atomic snapshot files.
+//! - [`http`]: HTTP requests and responses, sans-IO.
 //! - [`stats`]: counters and timing histograms.
 //! - [`client`]: `camloop ctl`.
 //! - [`cli`]: flags to settings; `main.rs` only calls [`cli::run`].
@@ -18,6 +19,7 @@
 pub mod camera;
 pub mod cli;
 pub mod client;
+pub mod http;
 pub mod jpeg;
 pub mod protocol;
 pub mod server;

@@ -1,0 +1,558 @@
+//! Response bytes: status lines, headers, MJPEG framing, `/state` JSON and
+//! `/metrics` text.
+//!
+//! This module owns the exact bytes camloop sends over HTTP. Every function
+//! returns a fresh `Vec<u8>` or `String` built from plain values; none of them
+//! touches a socket, a file or the camera, and none of them can fail.
+//!
+//! JPEG bytes are never copied in here for the stream: the loop sends
+//! [`mjpeg_part_head`], then the shared frame bytes, then [`MJPEG_PART_TAIL`],
+//! so one encoded frame serves every viewer.
+
+use std::fmt::{self, Write as _};
+
+use super::request::Method;
+
+pub const CONTENT_TYPE_HTML: &str = "text/html; charset=utf-8";
+pub const CONTENT_TYPE_JSON: &str = "application/json";
+pub const CONTENT_TYPE_JPEG: &str = "image/jpeg";
+pub const CONTENT_TYPE_TEXT: &str = "text/plain; charset=utf-8";
+/// The Prometheus text exposition format, version 0.0.4.
+pub const CONTENT_TYPE_METRICS: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Frames must never come from a cache: every request wants the current one.
+pub const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
+
+/// The multipart boundary of the MJPEG stream. RFC 2046 wants a boundary
+/// that never occurs inside a part; that a JPEG contains
+/// `\r\n--camloopframe` by chance is vanishingly unlikely, and clients that
+/// read by `Content-Length` would not even notice.
+pub const MJPEG_BOUNDARY: &str = "camloopframe";
+
+/// Sent right after every JPEG of the stream: the CRLF that, with the next
+/// part's `--camloopframe`, forms the delimiter between parts (RFC 2046
+/// §5.1.1: the CRLF before a delimiter belongs to the delimiter, not to the
+/// JPEG).
+pub const MJPEG_PART_TAIL: &[u8] = b"\r\n";
+
+/// The standard reason phrase; empty for codes camloop never sends (an
+/// empty reason is valid HTTP).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// A response head with a known body length. Use it directly to send a body
+/// the caller already holds without copying it (a shared JPEG); otherwise see
+/// [`response`].
+///
+/// Always answers as HTTP/1.1 (right for 1.0 clients too, RFC 9110 §6.2),
+/// and always says `Connection` explicitly, since an HTTP/1.0 client assumes
+/// `close` and a 1.1 client `keep-alive` unless told.
+pub fn response_head(
+    status: u16,
+    content_type: &str,
+    content_length: usize,
+    keep_alive: bool,
+    extra_headers: &[(&str, &str)],
+) -> Vec<u8> {
+    let mut head = String::with_capacity(160);
+    // Writing to a String cannot fail; `fmt::Write` just has to say it might.
+    let _ = write!(
+        head,
+        "HTTP/1.1 {status} {reason}\r\n\
+         Content-Type: {content_type}\r\n\
+         Content-Length: {content_length}\r\n\
+         Connection: {connection}\r\n",
+        reason = reason_phrase(status),
+        connection = if keep_alive { "keep-alive" } else { "close" },
+    );
+    for (name, value) in extra_headers {
+        // Header values come from our own code, never from the network; a
+        // line break in one would split the response.
+        debug_assert!(!name.contains(['\r', '\n']) && !value.contains(['\r', '\n']));
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// A complete response. For `HEAD` the head is the same, `Content-Length`
+/// included, but the body is left out (RFC 9110 §9.3.2).
+pub fn response(
+    method: Method,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+    extra_headers: &[(&str, &str)],
+) -> Vec<u8> {
+    let mut bytes = response_head(status, content_type, body.len(), keep_alive, extra_headers);
+    if method != Method::Head {
+        bytes.extend_from_slice(body);
+    }
+    bytes
+}
+
+/// An error with a one-line text body (`404 Not Found`), then close.
+///
+/// Closing after every error keeps the rules simple: after a bad head we do
+/// not know where the next request would start anyway. Use
+/// [`error_response_to`] when the method is known (no body for `HEAD`) or
+/// extra headers are needed (`Allow` on 405).
+pub fn error_response(status: u16) -> Vec<u8> {
+    error_response_to(Method::Get, status, &[])
+}
+
+/// [`error_response`] for a parsed request.
+pub fn error_response_to(method: Method, status: u16, extra_headers: &[(&str, &str)]) -> Vec<u8> {
+    let body = format!("{status} {}\n", reason_phrase(status));
+    response(
+        method,
+        status,
+        CONTENT_TYPE_TEXT,
+        body.as_bytes(),
+        false,
+        extra_headers,
+    )
+}
+
+/// The head of a 200 JPEG response; send the JPEG bytes after it (unless the
+/// request was `HEAD`).
+pub fn jpeg_response_head(jpeg_len: usize, keep_alive: bool) -> Vec<u8> {
+    response_head(200, CONTENT_TYPE_JPEG, jpeg_len, keep_alive, &[NO_STORE])
+}
+
+/// A complete 200 JPEG response, for when a copy does not matter.
+pub fn jpeg_response(method: Method, jpeg: &[u8], keep_alive: bool) -> Vec<u8> {
+    response(
+        method,
+        200,
+        CONTENT_TYPE_JPEG,
+        jpeg,
+        keep_alive,
+        &[NO_STORE],
+    )
+}
+
+/// The head of an MJPEG stream response, the same for `GET` and `HEAD`. Then
+/// send, per frame, [`mjpeg_part_head`], the JPEG and [`MJPEG_PART_TAIL`].
+/// Each frame is a self-contained unit, so a viewer that skips frames always
+/// stays on a part boundary.
+///
+/// There is no `Content-Length`, so the stream ends when the connection
+/// closes; hence `Connection: close`.
+///
+/// Chromium shows each frame one frame interval late, whatever the framing:
+/// it displays a part only once the *next* part starts to arrive (checked
+/// with headless chromium: a stream that stalls after one part, even with
+/// the next delimiter already sent, shows no image). ffmpeg reads each part
+/// by its `Content-Length` and has no such lag.
+pub fn mjpeg_stream_head() -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\n\
+         Content-Type: multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}\r\n\
+         Cache-Control: no-store\r\n\
+         Connection: close\r\n\
+         \r\n"
+    )
+    .into_bytes()
+}
+
+/// The delimiter and headers of one stream part:
+/// `--camloopframe`, `Content-Type: image/jpeg`, `Content-Length: N`, blank
+/// line. The length lets a client such as ffmpeg read the JPEG without
+/// scanning it for the boundary.
+pub fn mjpeg_part_head(jpeg_len: usize) -> Vec<u8> {
+    format!("--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {jpeg_len}\r\n\r\n")
+        .into_bytes()
+}
+
+/// The `POST /capture` success body:
+/// `{"file":"pic2.jpg","bytes":N,"width":W,"height":H}`.
+pub fn capture_json(file: &str, bytes: usize, width: u32, height: u32) -> String {
+    let mut json = String::from("{\"file\":");
+    push_json_string(&mut json, file);
+    let _ = write!(
+        json,
+        ",\"bytes\":{bytes},\"width\":{width},\"height\":{height}}}"
+    );
+    json
+}
+
+/// An error body: `{"error":"..."}`.
+pub fn error_json(message: &str) -> String {
+    let mut json = String::from("{\"error\":");
+    push_json_string(&mut json, message);
+    json.push('}');
+    json
+}
+
+/// Appends `text` as a JSON string literal (RFC 8259 §7): quotes, backslash
+/// and control characters are escaped; everything else is valid UTF-8 as is.
+pub fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Upper bounds for the grab and encode time histograms, in microseconds:
+/// from 100 µs (a passthrough MJPEG grab) to 1 s (a camera that hangs).
+pub const LATENCY_BUCKETS_US: &[u64] = &[
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
+];
+
+/// A histogram of durations as Prometheus wants it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistogramView {
+    /// `(upper bound in µs, observations ≤ that bound)`, bounds ascending.
+    /// The counts are cumulative, so they never decrease; the `+Inf` bucket
+    /// is `count` and is not listed.
+    pub buckets_le_us: Vec<(u64, u64)>,
+    /// Sum of all observations, in µs.
+    pub sum_us: u64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl HistogramView {
+    /// Reads the buckets out of an HdrHistogram of microseconds. Its sum is
+    /// not kept exactly, so `sum_us` is the mean times the count, which is
+    /// within the histogram's precision.
+    pub fn from_hdr(hist: &hdrhistogram::Histogram<u64>, bounds_us: &[u64]) -> Self {
+        let count = hist.len();
+        HistogramView {
+            buckets_le_us: bounds_us
+                .iter()
+                .map(|&le| (le, hist.count_between(0, le)))
+                .collect(),
+            sum_us: (hist.mean() * count as f64).round() as u64,
+            count,
+        }
+    }
+}
+
+/// Everything `/state` and `/metrics` report, copied out of the server at the
+/// moment of the request. Plain values only, so formatting it is pure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateView {
+    /// The crate version.
+    pub version: String,
+    pub uptime_s: u64,
+    /// Camera source name (`synthetic`, `/dev/video0`, ...).
+    pub camera: String,
+    pub camera_ok: bool,
+    /// Why the camera is not ok, while it is not.
+    pub camera_error: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    /// Measured grab rate in frames per second, times 100.
+    pub fps_x100: u64,
+    /// Connections on the control port.
+    pub control_clients: u64,
+    /// HTTP connections, stream viewers included.
+    pub http_clients: u64,
+    /// HTTP connections currently receiving `/stream.mjpg`.
+    pub stream_viewers: u64,
+    pub frames_grabbed: u64,
+    /// JPEG encodes; at most one per grabbed frame, whatever the viewers.
+    pub frames_encoded: u64,
+    /// Frames written to stream viewers (one per viewer per frame).
+    pub frames_sent: u64,
+    /// Frames a slow viewer skipped because its socket was not writable.
+    pub frames_dropped: u64,
+    /// Viewers disconnected for being stuck past the output cap.
+    pub viewers_dropped: u64,
+    pub snapshots: u64,
+    pub snapshot_errors: u64,
+    /// Base name of the last snapshot written.
+    pub last_snapshot: Option<String>,
+    /// Requests served, both ports.
+    pub requests: u64,
+    /// Requests answered with an error, both ports.
+    pub errors: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub grab_us: HistogramView,
+    pub encode_us: HistogramView,
+}
+
+/// The `/state` body: one flat JSON object whose keys are the [`StateView`]
+/// field names (the same names the control port's `stats` uses), plus `fps`
+/// as a decimal number. Histograms are left to `/metrics`.
+pub fn state_json(state: &StateView) -> String {
+    let mut json = String::with_capacity(768);
+    // Writing to a String cannot fail.
+    let _ = write_state_json(&mut json, state);
+    json
+}
+
+fn write_state_json(out: &mut String, s: &StateView) -> fmt::Result {
+    out.push_str("{\"version\":");
+    push_json_string(out, &s.version);
+    write!(out, ",\"uptime_s\":{}", s.uptime_s)?;
+    out.push_str(",\"camera\":");
+    push_json_string(out, &s.camera);
+    write!(out, ",\"camera_ok\":{}", s.camera_ok)?;
+    out.push_str(",\"camera_error\":");
+    push_json_optional_string(out, s.camera_error.as_deref());
+    write!(
+        out,
+        ",\"width\":{},\"height\":{},\"fps\":{},\"fps_x100\":{}",
+        s.width,
+        s.height,
+        hundredths(s.fps_x100),
+        s.fps_x100
+    )?;
+    for (key, value) in [
+        ("control_clients", s.control_clients),
+        ("http_clients", s.http_clients),
+        ("stream_viewers", s.stream_viewers),
+        ("frames_grabbed", s.frames_grabbed),
+        ("frames_encoded", s.frames_encoded),
+        ("frames_sent", s.frames_sent),
+        ("frames_dropped", s.frames_dropped),
+        ("viewers_dropped", s.viewers_dropped),
+        ("snapshots", s.snapshots),
+        ("snapshot_errors", s.snapshot_errors),
+        ("requests", s.requests),
+        ("errors", s.errors),
+        ("bytes_in", s.bytes_in),
+        ("bytes_out", s.bytes_out),
+    ] {
+        write!(out, ",\"{key}\":{value}")?;
+    }
+    out.push_str(",\"last_snapshot\":");
+    push_json_optional_string(out, s.last_snapshot.as_deref());
+    out.push('}');
+    Ok(())
+}
+
+fn push_json_optional_string(out: &mut String, text: Option<&str>) {
+    match text {
+        Some(text) => push_json_string(out, text),
+        None => out.push_str("null"),
+    }
+}
+
+/// `2997` → `29.97`: exact, where going through `f64` could print `29.969999`.
+fn hundredths(value_x100: u64) -> String {
+    format!("{}.{:02}", value_x100 / 100, value_x100 % 100)
+}
+
+/// Microseconds as decimal seconds, exactly and without trailing zeros:
+/// `2500` → `0.0025`, `1000000` → `1`.
+fn micros_as_seconds(us: u64) -> String {
+    let fraction = format!("{:06}", us % 1_000_000);
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        format!("{}", us / 1_000_000)
+    } else {
+        format!("{}.{fraction}", us / 1_000_000)
+    }
+}
+
+/// The `/metrics` body in the Prometheus text format: every series with its
+/// `# HELP` and `# TYPE`, counters ending in `_total`, durations in seconds.
+pub fn metrics_text(state: &StateView) -> String {
+    let mut text = String::with_capacity(4096);
+    // Writing to a String cannot fail.
+    let _ = write_metrics(&mut text, state);
+    text
+}
+
+fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
+    family(
+        out,
+        "camloop_info",
+        "gauge",
+        "Version and camera source; always 1.",
+    )?;
+    writeln!(
+        out,
+        "camloop_info{{version=\"{}\",camera=\"{}\"}} 1",
+        label_value(&s.version),
+        label_value(&s.camera)
+    )?;
+    gauge(
+        out,
+        "camloop_uptime_seconds",
+        "Seconds since start.",
+        s.uptime_s,
+    )?;
+    gauge(
+        out,
+        "camloop_camera_up",
+        "1 while the camera delivers frames, 0 while it is failing or absent.",
+        u64::from(s.camera_ok),
+    )?;
+    gauge(out, "camloop_frame_width_pixels", "Frame width.", s.width)?;
+    gauge(
+        out,
+        "camloop_frame_height_pixels",
+        "Frame height.",
+        s.height,
+    )?;
+    gauge(
+        out,
+        "camloop_fps",
+        "Measured grab rate in frames per second.",
+        hundredths(s.fps_x100),
+    )?;
+
+    family(out, "camloop_clients", "gauge", "Open connections by kind.")?;
+    for (kind, clients) in [
+        ("control", s.control_clients),
+        ("http", s.http_clients),
+        ("stream", s.stream_viewers),
+    ] {
+        writeln!(out, "camloop_clients{{kind=\"{kind}\"}} {clients}")?;
+    }
+
+    for (name, help, value) in [
+        (
+            "camloop_frames_grabbed_total",
+            "Frames grabbed from the camera.",
+            s.frames_grabbed,
+        ),
+        (
+            "camloop_frames_encoded_total",
+            "JPEG encodes (at most one per grabbed frame).",
+            s.frames_encoded,
+        ),
+        (
+            "camloop_frames_sent_total",
+            "Frames written to stream viewers.",
+            s.frames_sent,
+        ),
+        (
+            "camloop_frames_dropped_total",
+            "Frames skipped for stream viewers that could not keep up.",
+            s.frames_dropped,
+        ),
+        (
+            "camloop_viewers_dropped_total",
+            "Stream viewers disconnected for being stuck.",
+            s.viewers_dropped,
+        ),
+        ("camloop_snapshots_total", "Snapshots written.", s.snapshots),
+        (
+            "camloop_snapshot_errors_total",
+            "Snapshots that failed.",
+            s.snapshot_errors,
+        ),
+        (
+            "camloop_requests_total",
+            "Requests served on both ports.",
+            s.requests,
+        ),
+        (
+            "camloop_errors_total",
+            "Requests answered with an error on both ports.",
+            s.errors,
+        ),
+        (
+            "camloop_received_bytes_total",
+            "Bytes read from clients.",
+            s.bytes_in,
+        ),
+        (
+            "camloop_sent_bytes_total",
+            "Bytes written to clients.",
+            s.bytes_out,
+        ),
+    ] {
+        family(out, name, "counter", help)?;
+        writeln!(out, "{name} {value}")?;
+    }
+
+    histogram(
+        out,
+        "camloop_grab_seconds",
+        "Time the camera's grab call blocked the loop.",
+        &s.grab_us,
+    )?;
+    histogram(
+        out,
+        "camloop_encode_seconds",
+        "Time one JPEG encode took.",
+        &s.encode_us,
+    )
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) -> fmt::Result {
+    writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}")
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: impl fmt::Display) -> fmt::Result {
+    family(out, name, "gauge", help)?;
+    writeln!(out, "{name} {value}")
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramView) -> fmt::Result {
+    family(out, name, "histogram", help)?;
+    for &(le_us, count) in &h.buckets_le_us {
+        writeln!(
+            out,
+            "{name}_bucket{{le=\"{}\"}} {count}",
+            micros_as_seconds(le_us)
+        )?;
+    }
+    writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count)?;
+    writeln!(out, "{name}_sum {}", micros_as_seconds(h.sum_us))?;
+    writeln!(out, "{name}_count {}", h.count)
+}
+
+/// Escapes a label value: backslash, double quote and line feed.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micros_print_as_exact_seconds() {
+        assert_eq!(micros_as_seconds(0), "0");
+        assert_eq!(micros_as_seconds(100), "0.0001");
+        assert_eq!(micros_as_seconds(2_500), "0.0025");
+        assert_eq!(micros_as_seconds(1_000_000), "1");
+        assert_eq!(micros_as_seconds(12_345_678), "12.345678");
+    }
+
+    #[test]
+    fn hundredths_keep_two_digits() {
+        assert_eq!(hundredths(2997), "29.97");
+        assert_eq!(hundredths(500), "5.00");
+        assert_eq!(hundredths(7), "0.07");
+    }
+}

@@ -1,0 +1,176 @@
+// Loads camloop's web page in a real browser and reports what it saw.
+//
+//   node tests/browser/shot.mjs BASE_URL OUT_DIR
+//
+// Drives Debian's system chromium (no browser download) through
+// playwright-core: opens BASE_URL/, waits for the live MJPEG image to show a
+// frame, reads the frame counter and screenshots the image twice at least
+// 1 s apart, clicks Capture and waits for the saved file name. On success it
+// prints one JSON line on stdout and exits 0:
+//
+//   {"first":120,"second":151,"frameChanged":true,"imageChanged":true,
+//    "captured":"pic2.jpg","imgWidth":640,"imgHeight":480,"screenshots":[...]}
+//
+// On any failure it prints the reason on stderr and exits 1; with bad
+// arguments, 2. The browser is always closed, and the whole run is capped at
+// OVERALL_TIMEOUT_MS. Judging the result (frames differ, file exists on disk)
+// is left to the caller, which knows what the server should have done.
+
+import { chromium } from "playwright-core";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+const CHROMIUM_PATH = process.env.CHROMIUM || "/usr/bin/chromium";
+const OVERALL_TIMEOUT_MS = 60_000;
+// Per step; several steps must fit in the overall budget.
+const STEP_TIMEOUT_MS = 15_000;
+// The page polls /state once a second, so the counter can only move that often.
+const SAMPLE_GAP_MS = 1_000;
+
+// Everything a test machine might otherwise do in the background (updates,
+// sync, QUIC probes) is switched off, so the run needs no network but the
+// server's. `--no-sandbox` because CI runs as root, where the sandbox refuses
+// to start.
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+async function main() {
+  const [baseArg, outDir] = process.argv.slice(2);
+  if (!baseArg || !outDir) {
+    console.error("usage: node shot.mjs BASE_URL OUT_DIR");
+    process.exit(2);
+  }
+  const base = baseArg.replace(/\/+$/, "");
+  await mkdir(outDir, { recursive: true });
+
+  // A fresh profile every run: no cache or state from an earlier run can
+  // make a broken server look fine. Playwright passes it as --user-data-dir.
+  const profileDir = await mkdtemp(path.join(tmpdir(), "camloop-chromium-"));
+  let context;
+  // Whatever happens below, the browser is closed and the profile removed,
+  // including when the overall timeout fires first.
+  const cleanUp = async () => {
+    const closing = context;
+    context = undefined;
+    if (closing) await closing.close().catch(() => {});
+    await rm(profileDir, { recursive: true, force: true }).catch(() => {});
+  };
+  const timer = setTimeout(async () => {
+    console.error(`shot.mjs: gave up after ${OVERALL_TIMEOUT_MS / 1000} s`);
+    await cleanUp();
+    process.exit(1);
+  }, OVERALL_TIMEOUT_MS);
+
+  try {
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: CHROMIUM_PATH,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 800, height: 1000 },
+    });
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    // Page errors explain most failures; keep them for the error message.
+    const pageErrors = [];
+    page.on("pageerror", (error) => pageErrors.push(String(error)));
+    page.on("console", (message) => {
+      if (message.type() === "error") pageErrors.push(message.text());
+    });
+
+    try {
+      const result = await look(page, base, outDir);
+      console.log(JSON.stringify(result));
+    } catch (error) {
+      if (pageErrors.length) error.message += `\npage errors:\n  ${summarize(pageErrors).join("\n  ")}`;
+      throw error;
+    }
+  } finally {
+    clearTimeout(timer);
+    await cleanUp();
+  }
+}
+
+async function look(page, base, outDir) {
+  // Only DOM content: the `load` event never fires, because the MJPEG image
+  // keeps loading for as long as the page is open.
+  await page.goto(`${base}/`, { waitUntil: "domcontentloaded" });
+
+  await step("the live image shows a frame", () =>
+    page.waitForFunction(() => document.querySelector("#live")?.naturalWidth > 0),
+  );
+  const size = await page.$eval("#live", (img) => ({ w: img.naturalWidth, h: img.naturalHeight }));
+
+  const frames = () => page.$eval("#frames", (el) => el.textContent.trim());
+  await step("the frame counter shows a number", () =>
+    page.waitForFunction(() => /^\d+$/.test(document.querySelector("#frames")?.textContent.trim())),
+  );
+  const live = page.locator("#live");
+  const shot = (name) => live.screenshot({ path: path.join(outDir, name) });
+
+  const first = await frames();
+  const firstShot = await shot("first.png");
+  await page.waitForTimeout(SAMPLE_GAP_MS);
+  // The counter comes from a poll; give it a few more polls to move rather
+  // than reading it at the same instant it updates. If it never moves,
+  // `second` equals `first` and the caller's check fails, as it should.
+  await page
+    .waitForFunction((before) => document.querySelector("#frames").textContent.trim() !== before, first, {
+      timeout: 5 * SAMPLE_GAP_MS,
+    })
+    .catch(() => {});
+  const second = await frames();
+  const secondShot = await shot("second.png");
+
+  await page.click("#capture");
+  await step("Capture reports a file name", () =>
+    page.waitForFunction(() => {
+      const result = document.querySelector("#capture-result");
+      return /\.jpe?g\b/i.test(result.textContent) || result.classList.contains("error");
+    }),
+  );
+  const captureText = (await page.textContent("#capture-result")).trim();
+  const captured = captureText.match(/^(\S+\.jpe?g)\b/i)?.[1];
+  if (!captured) throw new Error(`Capture did not report a file: ${JSON.stringify(captureText)}`);
+  await page.screenshot({ path: path.join(outDir, "page.png") });
+
+  return {
+    first: Number(first),
+    second: Number(second),
+    frameChanged: first !== second,
+    imageChanged: !firstShot.equals(secondShot),
+    captured,
+    captureText,
+    imgWidth: size.w,
+    imgHeight: size.h,
+    screenshots: ["first.png", "second.png", "page.png"].map((name) => path.join(outDir, name)),
+  };
+}
+
+// Repeated errors (a poll failing every second) once each, with a count.
+function summarize(messages, max = 10) {
+  const counts = new Map();
+  for (const message of messages) counts.set(message, (counts.get(message) ?? 0) + 1);
+  return [...counts].slice(0, max).map(([message, n]) => (n > 1 ? `${message} (×${n})` : message));
+}
+
+// Runs one waiting step and names it in the error if it times out.
+async function step(what, wait) {
+  try {
+    await wait();
+  } catch (error) {
+    throw new Error(`waiting until ${what}: ${error.message.split("\n")[0]}`);
+  }
+}
+
+main().catch((error) => {
+  console.error(`shot.mjs: ${error.message}`);
+  process.exit(1);
+});
