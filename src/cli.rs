@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// Control-port address; repeat for several (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8233")]
     pub listen: Vec<SocketAddr>,
+    /// HTTP address (web page, MJPEG stream, snapshot, /state, /metrics); repeat for several, or `off`.
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_http_addr)]
+    pub http: Vec<Option<SocketAddr>>,
     /// Camera: auto (device 0, else synthetic), synthetic, none, a device
     /// index, a video file, a URL or a GStreamer pipeline.
     #[arg(long, default_value = "auto")]
@@ -88,6 +91,23 @@ pub struct ServeArgs {
     /// Allow a non-loopback listener without a token.
     #[arg(long)]
     pub insecure_public: bool,
+    /// Close control clients silent for this many seconds; default: never
+    /// (the classic clients keep connections open indefinitely).
+    #[arg(long)]
+    pub idle_timeout: Option<u64>,
+    /// Drop a stream viewer whose socket stays busy this many seconds.
+    #[arg(long, default_value_t = 10)]
+    pub stream_stall_timeout: u64,
+}
+
+fn parse_http_addr(value: &str) -> Result<Option<SocketAddr>, String> {
+    if value == "off" {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|e| format!("expected HOST:PORT or off, got {value:?}: {e}"))
 }
 
 /// Flags of `camloop ctl`.
@@ -131,8 +151,10 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         (None, Some(path)) => Some(read_token_file(path)?),
         (None, None) => None,
     };
+    let http_addrs: Vec<SocketAddr> = args.http.iter().flatten().copied().collect();
     if token.is_none() && !args.insecure_public {
-        if let Some(public) = args.listen.iter().find(|a| !a.ip().is_loopback()) {
+        let mut all_addrs = args.listen.iter().chain(&http_addrs);
+        if let Some(public) = all_addrs.find(|a| !a.ip().is_loopback()) {
             return Err(format!(
                 "refusing to listen on {public} without a token: anyone who can reach it could \
                  capture images and shut the server down. Pass --token (or --token-file), or \
@@ -157,23 +179,29 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     let camera = Camera::new(source, settings, Instant::now());
     let config = ServerConfig {
         control_addrs: args.listen.clone(),
+        http_addrs,
+        stream_stall_timeout: Duration::from_secs(args.stream_stall_timeout),
+        control_idle_timeout: args.idle_timeout.map(Duration::from_secs),
         framing: args.framing,
         token,
         max_clients: args.max_clients,
     };
     let mut server = Server::bind(config, camera, snapshots).map_err(|e| e.to_string())?;
-    let control: Vec<String> = server
-        .control_addrs()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    println!("listening control={} http=off", control.join(","));
+    let join = |addrs: Vec<SocketAddr>| -> String {
+        let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        if list.is_empty() {
+            "off".to_string()
+        } else {
+            list.join(",")
+        }
+    };
+    let (control, http) = (join(server.control_addrs()), join(server.http_addrs()));
+    println!("listening control={control} http={http}");
     // Tests and scripts wait for this line; make sure it is out now.
     let _ = std::io::stdout().flush();
     log::info!(
-        "camloop {} serving control={}",
-        env!("CARGO_PKG_VERSION"),
-        control.join(",")
+        "camloop {} serving control={control} http={http}",
+        env!("CARGO_PKG_VERSION")
     );
     server.run().map_err(|e| format!("event loop failed: {e}"))
 }

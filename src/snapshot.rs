@@ -77,6 +77,18 @@ impl SnapshotWriter {
         self.last_saved.as_ref()
     }
 
+    /// Where the latest snapshot is: the last one this process wrote, or,
+    /// with a fixed name, the file an earlier run left there.
+    pub fn latest_path(&self) -> Option<PathBuf> {
+        if let Some(saved) = &self.last_saved {
+            return Some(saved.path.clone());
+        }
+        let pattern = &self.settings.name_pattern;
+        let fixed = !pattern.contains(SEQ_PLACEHOLDER) && !pattern.contains(TS_PLACEHOLDER);
+        let path = self.settings.dir.join(pattern);
+        (fixed && path.is_file()).then_some(path)
+    }
+
     /// Writes `jpeg` atomically under the next name. The error is a short
     /// reason for `ERR snapshot: <reason>`.
     pub fn write(&mut self, jpeg: &[u8]) -> Result<SavedSnapshot, String> {

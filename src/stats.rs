@@ -85,6 +85,11 @@ impl TimingHistogram {
         self.histogram.max()
     }
 
+    /// The underlying histogram.
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.histogram
+    }
+
     /// Number of samples.
     pub fn count(&self) -> u64 {
         self.histogram.len()

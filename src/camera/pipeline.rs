@@ -145,6 +145,11 @@ impl Camera {
             .map_or_else(|| "none".to_string(), |s| s.name())
     }
 
+    /// The grab interval while streaming (1 / `--fps`).
+    pub fn stream_interval(&self) -> Duration {
+        self.grab_interval(true)
+    }
+
     fn grab_interval(&self, streaming: bool) -> Duration {
         let fps = if streaming {
             self.settings.fps

@@ -36,7 +36,10 @@ pub enum Route {
     Page,
     /// The MJPEG stream; `fps` is the viewer's own lower rate (`?fps=N`,
     /// N ≥ 1), if it asked for one. The loop caps it at the camera rate.
-    Stream { fps: Option<u32> },
+    Stream {
+        /// `?fps=N`, N ≥ 1.
+        fps: Option<u32>,
+    },
     /// A JPEG of a frame grabbed after the request arrived.
     Snapshot,
     /// The last snapshot written to disk.
@@ -51,7 +54,10 @@ pub enum Route {
     NotFound,
     /// 405: the path exists but not for this method; `allow` is the value of
     /// the `Allow` header the response must carry (RFC 9110 §15.5.6).
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed {
+        /// The `Allow` header value.
+        allow: &'static str,
+    },
 }
 
 /// `Allow` value for the read-only endpoints.

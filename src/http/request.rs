@@ -76,9 +76,11 @@ impl std::error::Error for HttpError {}
 /// is [`Method::Other`] and ends up as 405.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// GET.
     Get,
     /// Like `Get`, but the response carries no body.
     Head,
+    /// POST.
     Post,
     /// Anything else (PUT, OPTIONS, ...): parsed so that it can get a proper 405.
     Other,
@@ -99,6 +101,7 @@ impl Method {
 /// keep it while the request waits (for example for a fresh frame).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
+    /// GET, HEAD, POST or anything else.
     pub method: Method,
     /// The path without the query, as sent (not percent-decoded: every path we
     /// serve is plain ASCII, so decoding would only add ways to spell them).
@@ -132,7 +135,12 @@ pub enum ParseOutcome {
     Incomplete,
     /// A full head occupying the first `consumed` bytes of the buffer. Its
     /// body (`head.content_length` bytes) follows and is not included.
-    Complete { head: RequestHead, consumed: usize },
+    Complete {
+        /// The parsed head.
+        head: RequestHead,
+        /// Bytes of the buffer the head used.
+        consumed: usize,
+    },
     /// The request is unacceptable; answer `error.status()` and close.
     Error(HttpError),
 }

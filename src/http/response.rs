@@ -13,9 +13,13 @@ use std::fmt::{self, Write as _};
 
 use super::request::Method;
 
+/// HTML pages.
 pub const CONTENT_TYPE_HTML: &str = "text/html; charset=utf-8";
+/// JSON bodies.
 pub const CONTENT_TYPE_JSON: &str = "application/json";
+/// JPEG images.
 pub const CONTENT_TYPE_JPEG: &str = "image/jpeg";
+/// Plain-text bodies.
 pub const CONTENT_TYPE_TEXT: &str = "text/plain; charset=utf-8";
 /// The Prometheus text exposition format, version 0.0.4.
 pub const CONTENT_TYPE_METRICS: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -41,6 +45,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -264,13 +269,17 @@ impl HistogramView {
 pub struct StateView {
     /// The crate version.
     pub version: String,
+    /// Seconds since start.
     pub uptime_s: u64,
     /// Camera source name (`synthetic`, `/dev/video0`, ...).
     pub camera: String,
+    /// Whether the camera delivers frames.
     pub camera_ok: bool,
     /// Why the camera is not ok, while it is not.
     pub camera_error: Option<String>,
+    /// Frame width in pixels.
     pub width: u32,
+    /// Frame height in pixels.
     pub height: u32,
     /// Measured grab rate in frames per second, times 100.
     pub fps_x100: u64,
@@ -280,6 +289,7 @@ pub struct StateView {
     pub http_clients: u64,
     /// HTTP connections currently receiving `/stream.mjpg`.
     pub stream_viewers: u64,
+    /// Grabs since start.
     pub frames_grabbed: u64,
     /// JPEG encodes; at most one per grabbed frame, whatever the viewers.
     pub frames_encoded: u64,
@@ -289,7 +299,9 @@ pub struct StateView {
     pub frames_dropped: u64,
     /// Viewers disconnected for being stuck past the output cap.
     pub viewers_dropped: u64,
+    /// Snapshots written.
     pub snapshots: u64,
+    /// Snapshot writes that failed.
     pub snapshot_errors: u64,
     /// Base name of the last snapshot written.
     pub last_snapshot: Option<String>,
@@ -297,9 +309,13 @@ pub struct StateView {
     pub requests: u64,
     /// Requests answered with an error, both ports.
     pub errors: u64,
+    /// Bytes received, both ports.
     pub bytes_in: u64,
+    /// Bytes sent, both ports.
     pub bytes_out: u64,
+    /// Time blocked in grab(), µs.
     pub grab_us: HistogramView,
+    /// Time in retrieve() plus encode, µs.
     pub encode_us: HistogramView,
 }
 

@@ -13,7 +13,9 @@ use mio::net::TcpStream;
 use mio::Interest;
 
 use super::control::ControlSession;
+use super::http_session::HttpSession;
 use super::output::OutputQueue;
+use super::{Core, FrameOutcome};
 
 /// Above this much pending output a connection is not read from (nor are
 /// its queued requests run): a client that pipelines without reading is
@@ -51,6 +53,8 @@ pub enum CloseReason {
 pub enum Session {
     /// The control port.
     Control(ControlSession),
+    /// The HTTP port.
+    Http(HttpSession),
 }
 
 /// One client connection.
@@ -88,6 +92,7 @@ impl Connection {
             && self.output.pending_bytes() < OUTPUT_SOFT_CAP_BYTES
             && match &self.session {
                 Session::Control(control) => control.accepts_input(),
+                Session::Http(http) => http.accepts_input(),
             }
     }
 
@@ -107,8 +112,41 @@ impl Connection {
     pub fn is_finished(&self) -> bool {
         let idle_session = match &self.session {
             Session::Control(control) => control.is_idle(),
+            Session::Http(http) => http.is_idle(),
         };
         (self.close_after_flush || self.input_closed) && self.output.is_empty() && idle_session
+    }
+
+    /// How much the next `read()` may take.
+    pub fn max_read_bytes(&self) -> usize {
+        match &self.session {
+            Session::Control(control) => control.max_read_bytes(),
+            Session::Http(_) => READ_BUDGET_BYTES,
+        }
+    }
+
+    /// Hands one read's bytes to the protocol session.
+    pub fn session_input(&mut self, core: &mut Core, key: usize, bytes: &[u8], now: Instant) {
+        match self.session {
+            Session::Control(_) => self.control_input(core, key, bytes, now),
+            Session::Http(_) => self.http_input(core, key, bytes, now),
+        }
+    }
+
+    /// Lets the session run requests that had to wait.
+    pub fn session_run_queued(&mut self, core: &mut Core, key: usize, now: Instant) {
+        match self.session {
+            Session::Control(_) => self.control_run_queued(core, key, now),
+            Session::Http(_) => self.http_run_queued(core, key, now),
+        }
+    }
+
+    /// Completes the request that waited for a fresh frame.
+    pub fn frame_ready(&mut self, core: &mut Core, outcome: &FrameOutcome) {
+        match self.session {
+            Session::Control(_) => self.control_frame_ready(core, outcome),
+            Session::Http(_) => self.http_frame_ready(core, outcome),
+        }
     }
 
     /// Writes pending output if the socket may take it. Returns the bytes

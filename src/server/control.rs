@@ -80,6 +80,7 @@ impl Connection {
     fn control(&mut self) -> &mut ControlSession {
         match &mut self.session {
             Session::Control(control) => control,
+            Session::Http(_) => unreachable!("control() on an HTTP connection"),
         }
     }
 

@@ -14,6 +14,7 @@
 
 mod connection;
 mod control;
+mod http_session;
 mod listener;
 mod output;
 
@@ -34,6 +35,7 @@ use crate::snapshot::{SavedSnapshot, SnapshotWriter};
 use crate::stats::Counters;
 use connection::{is_peer_gone, CloseReason, Connection, Readiness, Session, READ_BUDGET_BYTES};
 use control::ControlSession;
+use http_session::{HttpSession, Offer};
 
 pub use listener::{bind_listener, LISTEN_BACKLOG};
 pub use output::OutputQueue;
@@ -45,6 +47,8 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How long shutdown waits for clients to read what they are owed.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How often connection deadlines are checked while any exist.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Events fetched per `poll()`.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -57,6 +61,13 @@ const FIRST_LISTENER_TOKEN: usize = usize::MAX - 64;
 pub struct ServerConfig {
     /// Control-port addresses to listen on.
     pub control_addrs: Vec<SocketAddr>,
+    /// HTTP addresses to listen on; empty for `--http off`.
+    pub http_addrs: Vec<SocketAddr>,
+    /// A stream viewer whose socket stays busy this long is dropped.
+    pub stream_stall_timeout: Duration,
+    /// Close control clients silent for this long (off by default: the
+    /// classic clients hold connections open indefinitely).
+    pub control_idle_timeout: Option<Duration>,
     /// Framing for control connections.
     pub framing: Framing,
     /// `--token`: clients must `auth` with it first.
@@ -91,15 +102,58 @@ pub(crate) struct Core {
     frame_waiters: Vec<FrameWaiter>,
     shutdown_requested: bool,
     clients: usize,
+    control_clients: usize,
+    http_clients: usize,
+    stream_viewers: usize,
     max_clients: usize,
     /// Reused by the decoder so decoding allocates nothing per read.
     scratch_requests: Vec<crate::protocol::Request>,
+}
+
+impl Core {
+    /// A copy of everything `/state` and `/metrics` report.
+    fn state_view(&self, now: Instant) -> crate::http::response::StateView {
+        use crate::http::response::{HistogramView, StateView, LATENCY_BUCKETS_US};
+        let camera = self.camera.status(now);
+        let counters = &self.counters;
+        StateView {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_s: now.duration_since(self.started_at).as_secs(),
+            camera: camera.name,
+            camera_ok: camera.ok,
+            camera_error: camera.error,
+            width: camera.width,
+            height: camera.height,
+            fps_x100: camera.fps_x100,
+            control_clients: self.control_clients as u64,
+            http_clients: self.http_clients as u64,
+            stream_viewers: self.stream_viewers as u64,
+            frames_grabbed: self.camera.frames_grabbed,
+            frames_encoded: self.camera.frames_encoded,
+            frames_sent: counters.frames_sent,
+            frames_dropped: counters.frames_dropped,
+            viewers_dropped: counters.viewers_dropped,
+            snapshots: counters.snapshots,
+            snapshot_errors: counters.snapshot_errors,
+            last_snapshot: self.snapshots.last_saved().map(|s| s.file_name.clone()),
+            requests: counters.requests,
+            errors: counters.errors,
+            bytes_in: counters.bytes_in,
+            bytes_out: counters.bytes_out,
+            grab_us: HistogramView::from_hdr(self.camera.grab_time.histogram(), LATENCY_BUCKETS_US),
+            encode_us: HistogramView::from_hdr(
+                self.camera.encode_time.histogram(),
+                LATENCY_BUCKETS_US,
+            ),
+        }
+    }
 }
 
 /// What a listener accepts.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ListenerKind {
     Control,
+    Http,
 }
 
 struct Listener {
@@ -123,6 +177,7 @@ pub struct Server {
     closing: Vec<usize>,
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
+    next_sweep_at: Option<Instant>,
 }
 
 impl Server {
@@ -151,15 +206,16 @@ impl Server {
             None => fd_budget,
         };
         let mut listeners = Vec::new();
-        for addr in config.control_addrs.clone() {
+        let wanted = (config
+            .control_addrs
+            .iter()
+            .map(|a| (*a, ListenerKind::Control)))
+        .chain(config.http_addrs.iter().map(|a| (*a, ListenerKind::Http)));
+        for (addr, kind) in wanted {
             let socket = bind_listener(addr)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             let addr = socket.local_addr()?;
-            listeners.push(Listener {
-                socket,
-                kind: ListenerKind::Control,
-                addr,
-            });
+            listeners.push(Listener { socket, kind, addr });
         }
         for (index, listener) in listeners.iter_mut().enumerate() {
             poll.registry().register(
@@ -185,6 +241,9 @@ impl Server {
                 frame_waiters: Vec::new(),
                 shutdown_requested: false,
                 clients: 0,
+                control_clients: 0,
+                http_clients: 0,
+                stream_viewers: 0,
                 max_clients,
                 scratch_requests: Vec::new(),
             },
@@ -194,14 +253,24 @@ impl Server {
             closing: Vec::new(),
             accept_paused_until: None,
             shutdown_deadline: None,
+            next_sweep_at: None,
         })
     }
 
-    /// The addresses actually bound (with real ports when 0 was asked).
+    /// The control addresses actually bound (real ports when 0 was asked).
     pub fn control_addrs(&self) -> Vec<SocketAddr> {
+        self.bound_addrs(ListenerKind::Control)
+    }
+
+    /// The HTTP addresses actually bound.
+    pub fn http_addrs(&self) -> Vec<SocketAddr> {
+        self.bound_addrs(ListenerKind::Http)
+    }
+
+    fn bound_addrs(&self, kind: ListenerKind) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter(|l| l.kind == ListenerKind::Control)
+            .filter(|l| l.kind == kind)
             .map(|l| l.addr)
             .collect()
     }
@@ -266,6 +335,7 @@ impl Server {
             self.core.camera.next_deadline(self.is_streaming()),
             self.accept_paused_until,
             self.shutdown_deadline,
+            self.next_sweep_at,
         ]
         .into_iter()
         .flatten()
@@ -275,7 +345,7 @@ impl Server {
 
     /// Whether anybody wants frames continuously (stream viewers).
     fn is_streaming(&self) -> bool {
-        false
+        self.core.stream_viewers > 0
     }
 
     fn run_timers(&mut self, now: Instant) {
@@ -288,7 +358,79 @@ impl Server {
             }
         }
         let streaming = self.is_streaming();
-        let _frame_for_viewers = self.core.camera.on_timer(now, streaming);
+        if let Some(frame) = self.core.camera.on_timer(now, streaming) {
+            self.broadcast(&frame, now);
+        }
+        if self.next_sweep_at.is_some_and(|at| now >= at) {
+            self.sweep_timeouts(now);
+        }
+        self.next_sweep_at = self.needs_sweep().then(|| now + SWEEP_INTERVAL);
+    }
+
+    /// Whether any connection is held to a deadline (HTTP header and idle
+    /// timeouts, the optional control idle timeout).
+    fn needs_sweep(&self) -> bool {
+        self.core.http_clients > self.core.stream_viewers
+            || (self.core.config.control_idle_timeout.is_some() && self.core.control_clients > 0)
+    }
+
+    /// Closes connections past their deadline. Runs once per
+    /// [`SWEEP_INTERVAL`], and only while some connection has a deadline,
+    /// so an idle server still sleeps without any timer.
+    fn sweep_timeouts(&mut self, now: Instant) {
+        let control_idle = self.core.config.control_idle_timeout;
+        let expired: Vec<usize> = self
+            .connections
+            .iter()
+            .filter(|(_, conn)| !conn.closed && !conn.close_after_flush)
+            .filter(|(_, conn)| {
+                let deadline = match &conn.session {
+                    Session::Http(http) => http.deadline(conn.last_activity),
+                    Session::Control(_) => control_idle.map(|idle| conn.last_activity + idle),
+                };
+                deadline.is_some_and(|deadline| now >= deadline)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for key in expired {
+            if let Some(conn) = self.connections.get_mut(key) {
+                log::debug!("client {} timed out", conn.peer);
+                if matches!(conn.session, Session::Http(_)) {
+                    conn.http_timeout(&mut self.core);
+                } else {
+                    conn.close_after_flush = true;
+                }
+            }
+            self.drive(key, now);
+        }
+    }
+
+    /// Offers a new frame to every stream viewer: one encode, shared bytes,
+    /// and a viewer that is still busy with the previous frame skips this one.
+    fn broadcast(&mut self, frame: &SharedFrame, now: Instant) {
+        let stall_timeout = self.core.config.stream_stall_timeout;
+        let camera_interval = self.core.camera.stream_interval();
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            let Some(conn) = self.connections.get_mut(key) else {
+                continue;
+            };
+            if conn.closed {
+                continue;
+            }
+            match conn.offer_frame(frame, now, stall_timeout, camera_interval) {
+                Offer::NotViewing => {}
+                Offer::Sent => {
+                    self.core.counters.frames_sent += 1;
+                    self.drive(key, now);
+                }
+                Offer::Skipped => self.core.counters.frames_dropped += 1,
+                Offer::Stalled => {
+                    self.core.counters.viewers_dropped += 1;
+                    self.close(key, CloseReason::Dropped("stream viewer stalled"));
+                }
+            }
+        }
     }
 
     fn on_signal(&mut self, now: Instant) {
@@ -361,7 +503,12 @@ impl Server {
         let framing = self.core.config.framing;
         let session = match kind {
             ListenerKind::Control => {
+                self.core.control_clients += 1;
                 Session::Control(ControlSession::new(framing, local.ip().is_loopback()))
+            }
+            ListenerKind::Http => {
+                self.core.http_clients += 1;
+                Session::Http(HttpSession::new())
             }
         };
         let entry = self.connections.vacant_entry();
@@ -386,13 +533,16 @@ impl Server {
             last_activity: now,
             session,
         };
-        conn.output.push_bytes(ControlSession::greeting(framing));
+        if kind == ListenerKind::Control {
+            conn.output.push_bytes(ControlSession::greeting(framing));
+        }
         if let Err(e) =
             self.poll
                 .registry()
                 .register(&mut conn.socket, Token(key), Interest::READABLE)
         {
             log::warn!("cannot register {peer}: {e}");
+            self.forget_session(&conn.session);
             return;
         }
         entry.insert(conn);
@@ -481,9 +631,23 @@ impl Server {
     }
 
     fn remove_closed(&mut self) {
-        for key in self.closing.drain(..) {
-            if self.connections.try_remove(key).is_some() {
+        for key in std::mem::take(&mut self.closing) {
+            if let Some(conn) = self.connections.try_remove(key) {
                 self.core.clients -= 1;
+                self.forget_session(&conn.session);
+            }
+        }
+    }
+
+    /// Keeps the per-kind client counts right when a connection goes.
+    fn forget_session(&mut self, session: &Session) {
+        match session {
+            Session::Control(_) => self.core.control_clients -= 1,
+            Session::Http(http) => {
+                self.core.http_clients -= 1;
+                if http.is_viewer() {
+                    self.core.stream_viewers -= 1;
+                }
             }
         }
     }
@@ -529,7 +693,7 @@ impl Server {
             if conn.id != waiter.conn_id || conn.closed {
                 continue; // the requester left meanwhile
             }
-            conn.control_frame_ready(&mut self.core, &outcome);
+            conn.frame_ready(&mut self.core, &outcome);
             self.drive(waiter.key, now);
         }
     }
@@ -587,22 +751,18 @@ fn service(
     let mut budget = READ_BUDGET_BYTES;
     loop {
         core.counters.bytes_out += conn.flush(now)? as u64;
-        conn.control_run_queued(core, key, now);
+        conn.session_run_queued(core, key, now);
         core.counters.bytes_out += conn.flush(now)? as u64;
         if !conn.readiness.readable || !conn.wants_read() || budget == 0 {
             return Ok(());
         }
-        let limit = match &conn.session {
-            Session::Control(control) => control.max_read_bytes(),
-        }
-        .min(budget)
-        .min(read_buffer.len());
+        let limit = conn.max_read_bytes().min(budget).min(read_buffer.len());
         let read = conn.read_into(&mut read_buffer[..limit], now)?;
         if read == 0 {
             continue; // WouldBlock or EOF: flags updated, loop ends above
         }
         budget -= read;
         core.counters.bytes_in += read as u64;
-        conn.control_input(core, key, &read_buffer[..read], now);
+        conn.session_input(core, key, &read_buffer[..read], now);
     }
 }

@@ -1,0 +1,360 @@
+//! The HTTP session of one connection: requests in, responses out, and the
+//! MJPEG viewer state.
+//!
+//! Parsing and response bytes come from [`crate::http`]; this module
+//! decides what each route does to the server (a fresh frame, a snapshot,
+//! the state) and keeps a stream viewer bounded: a viewer whose socket is
+//! still busy when a frame comes skips it and gets the newest one later,
+//! so its queue never grows past one frame.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use super::connection::{Connection, Session, OUTPUT_SOFT_CAP_BYTES};
+use super::{Core, FrameOutcome, FrameWaiter};
+use crate::camera::pipeline::SharedFrame;
+use crate::http::request::{HttpError, Method, RequestHead, RequestReader};
+use crate::http::response::{
+    self, capture_json, error_json, error_response, error_response_to, jpeg_response_head,
+    mjpeg_part_head, mjpeg_stream_head, CONTENT_TYPE_HTML, CONTENT_TYPE_JSON, CONTENT_TYPE_METRICS,
+    MJPEG_PART_TAIL, NO_STORE,
+};
+use crate::http::{route, Route, PAGE_HTML};
+use crate::server::control::constant_time_eq;
+
+/// A request head must arrive within this time once it has started:
+/// slowloris clients that trickle a header forever are cut off.
+pub const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// An idle keep-alive connection is closed after this long.
+pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What an HTTP connection is doing.
+enum HttpState {
+    /// Reading requests (keep-alive between them).
+    Requests,
+    /// Waiting for a fresh frame for `/snapshot.jpg` or `/capture`.
+    AwaitingFrame {
+        method: Method,
+        keep_alive: bool,
+        capture: bool,
+    },
+    /// Receiving `/stream.mjpg` until it disconnects.
+    Streaming(Viewer),
+}
+
+/// Per-viewer stream state.
+pub struct Viewer {
+    /// `?fps=N`: the viewer's own lower rate.
+    min_interval: Option<Duration>,
+    last_sent: Option<Instant>,
+    /// Since when frames have been skipped because the socket was busy.
+    stuck_since: Option<Instant>,
+}
+
+/// Protocol state of one HTTP connection.
+pub struct HttpSession {
+    reader: RequestReader,
+    state: HttpState,
+    /// When the unfinished request head started arriving.
+    head_started: Option<Instant>,
+}
+
+/// What happened when a frame was offered to a viewer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// Not a viewer.
+    NotViewing,
+    /// The frame was queued.
+    Sent,
+    /// Skipped: the socket is still busy, or the viewer's own rate says wait.
+    Skipped,
+    /// Stuck for longer than the stall timeout: drop this viewer.
+    Stalled,
+}
+
+impl HttpSession {
+    /// A session for a new connection.
+    pub fn new() -> Self {
+        HttpSession {
+            reader: RequestReader::new(),
+            state: HttpState::Requests,
+            head_started: None,
+        }
+    }
+
+    /// Whether reading more makes sense now. A viewer is read from too (its
+    /// input is discarded) so that its disconnect is noticed at once.
+    pub fn accepts_input(&self) -> bool {
+        !matches!(self.state, HttpState::AwaitingFrame { .. })
+    }
+
+    /// Nothing is waiting for the camera.
+    pub fn is_idle(&self) -> bool {
+        !matches!(self.state, HttpState::AwaitingFrame { .. })
+    }
+
+    /// Whether this connection receives the MJPEG stream.
+    pub fn is_viewer(&self) -> bool {
+        matches!(self.state, HttpState::Streaming(_))
+    }
+
+    /// The deadline this connection is held to now: the header deadline
+    /// while a request is half received, the idle timeout between requests,
+    /// none while streaming or waiting for the camera.
+    pub fn deadline(&self, last_activity: Instant) -> Option<Instant> {
+        match (&self.state, self.head_started) {
+            (HttpState::Requests, Some(started)) => Some(started + HTTP_HEAD_TIMEOUT),
+            (HttpState::Requests, None) => Some(last_activity + HTTP_IDLE_TIMEOUT),
+            _ => None,
+        }
+    }
+}
+
+impl Connection {
+    fn http(&mut self) -> &mut HttpSession {
+        match &mut self.session {
+            Session::Http(http) => http,
+            Session::Control(_) => unreachable!("http() on a control connection"),
+        }
+    }
+
+    /// Takes one read's bytes and answers every complete request in them.
+    pub fn http_input(&mut self, core: &mut Core, key: usize, bytes: &[u8], now: Instant) {
+        if self.http().is_viewer() {
+            return; // a viewer has nothing more to say; its bytes are dropped
+        }
+        self.http().reader.push(bytes);
+        self.http_run_queued(core, key, now);
+    }
+
+    /// Answers buffered requests while nothing blocks them.
+    pub fn http_run_queued(&mut self, core: &mut Core, key: usize, now: Instant) {
+        while !self.close_after_flush
+            && self.output.pending_bytes() < OUTPUT_SOFT_CAP_BYTES
+            && matches!(self.http().state, HttpState::Requests)
+        {
+            match self.http().reader.next_request() {
+                None => break,
+                Some(Err(error)) => self.http_refuse(core, &error),
+                Some(Ok(head)) => self.http_request(core, key, head, now),
+            }
+        }
+        let session = self.http();
+        session.head_started = match (session.reader.is_mid_request(), session.head_started) {
+            (true, None) => Some(now),
+            (true, started) => started,
+            (false, _) => None,
+        };
+    }
+
+    fn http_refuse(&mut self, core: &mut Core, error: &HttpError) {
+        core.counters.errors += 1;
+        log::debug!("http client {}: {error}", self.peer);
+        self.output.push_bytes(&error_response(error.status()));
+        self.close_after_flush = true;
+    }
+
+    /// Answers a request whose head has timed out (408) and closes.
+    pub fn http_timeout(&mut self, core: &mut Core) {
+        let half_received = self.http().head_started.is_some();
+        if half_received {
+            core.counters.errors += 1;
+            log::debug!("http client {}: request head timed out", self.peer);
+            self.output.push_bytes(&error_response(408));
+        }
+        self.close_after_flush = true;
+    }
+
+    fn http_request(&mut self, core: &mut Core, key: usize, head: RequestHead, now: Instant) {
+        core.counters.requests += 1;
+        let (method, keep_alive) = (head.method, head.keep_alive);
+        if let Some(expected) = &core.config.token {
+            let given = head.bearer_token.as_deref().or(head.query("token"));
+            if !given.is_some_and(|t| constant_time_eq(expected.as_bytes(), t.as_bytes())) {
+                core.counters.auth_failures += 1;
+                core.counters.errors += 1;
+                log::warn!("http client {}: missing or wrong token", self.peer);
+                let challenge = ("WWW-Authenticate", "Bearer");
+                self.output
+                    .push_bytes(&error_response_to(method, 401, &[challenge]));
+                self.close_after_flush = true;
+                return;
+            }
+        }
+        let respond = |conn: &mut Connection, status, content_type, body: &[u8]| {
+            let bytes =
+                response::response(method, status, content_type, body, keep_alive, &[NO_STORE]);
+            conn.output.push_bytes(&bytes);
+            if !keep_alive {
+                conn.close_after_flush = true;
+            }
+        };
+        match route(&head) {
+            Route::Page => respond(self, 200, CONTENT_TYPE_HTML, PAGE_HTML.as_bytes()),
+            Route::State => {
+                let json = response::state_json(&core.state_view(now));
+                respond(self, 200, CONTENT_TYPE_JSON, json.as_bytes());
+            }
+            Route::Metrics => {
+                let text = response::metrics_text(&core.state_view(now));
+                respond(self, 200, CONTENT_TYPE_METRICS, text.as_bytes());
+            }
+            Route::LatestSnapshot => match core.snapshots.latest_path().map(fs::read) {
+                Some(Ok(jpeg)) => respond(self, 200, response::CONTENT_TYPE_JPEG, &jpeg),
+                _ => {
+                    core.counters.errors += 1;
+                    self.output.push_bytes(&error_response_to(method, 404, &[]));
+                    self.close_after_flush = true;
+                }
+            },
+            Route::Snapshot | Route::Capture if !core.camera.is_present() => {
+                core.counters.errors += 1;
+                let body = error_json("camera: no camera");
+                respond(self, 503, CONTENT_TYPE_JSON, body.as_bytes());
+            }
+            route @ (Route::Snapshot | Route::Capture) => {
+                let capture = route == Route::Capture;
+                core.frame_waiters.push(FrameWaiter {
+                    key,
+                    conn_id: self.id,
+                    seen_seq: core.camera.frames_grabbed,
+                    wants_snapshot: capture,
+                });
+                self.http().state = HttpState::AwaitingFrame {
+                    method,
+                    keep_alive,
+                    capture,
+                };
+            }
+            Route::Stream { fps } => {
+                self.output.push_bytes(&mjpeg_stream_head());
+                if method == Method::Head {
+                    self.close_after_flush = true;
+                    return;
+                }
+                core.stream_viewers += 1;
+                log::debug!("http client {} started streaming", self.peer);
+                self.http().state = HttpState::Streaming(Viewer {
+                    min_interval: fps.map(|fps| Duration::from_secs(1) / fps),
+                    last_sent: None,
+                    stuck_since: None,
+                });
+            }
+            Route::NotFound => {
+                core.counters.errors += 1;
+                self.output.push_bytes(&error_response_to(method, 404, &[]));
+                self.close_after_flush = true;
+            }
+            Route::MethodNotAllowed { allow } => {
+                core.counters.errors += 1;
+                self.output
+                    .push_bytes(&error_response_to(method, 405, &[("Allow", allow)]));
+                self.close_after_flush = true;
+            }
+        }
+    }
+
+    /// Completes `/snapshot.jpg` or `/capture` with the shared grab.
+    pub fn http_frame_ready(&mut self, core: &mut Core, outcome: &FrameOutcome) {
+        let HttpState::AwaitingFrame {
+            method,
+            keep_alive,
+            capture,
+        } = self.http().state
+        else {
+            return;
+        };
+        self.http().state = HttpState::Requests;
+        let failure = match (&outcome.frame, capture) {
+            (Err(error), _) => Some(format!("camera: {error}")),
+            (Ok(frame), false) => {
+                self.output
+                    .push_bytes(&jpeg_response_head(frame.jpeg.len(), keep_alive));
+                if method != Method::Head {
+                    self.output.push_shared(frame.jpeg.clone());
+                }
+                None
+            }
+            (Ok(frame), true) => match &outcome.snapshot {
+                Some(Ok(saved)) => {
+                    let json = capture_json(
+                        &saved.file_name,
+                        frame.jpeg.len(),
+                        frame.width,
+                        frame.height,
+                    );
+                    self.http_json(method, 200, &json, keep_alive);
+                    None
+                }
+                Some(Err(reason)) => Some(format!("snapshot: {reason}")),
+                None => Some("snapshot: not written".to_string()),
+            },
+        };
+        if let Some(message) = failure {
+            core.counters.errors += 1;
+            self.http_json(method, 503, &error_json(&message), keep_alive);
+        }
+        if !keep_alive {
+            self.close_after_flush = true;
+        }
+    }
+
+    fn http_json(&mut self, method: Method, status: u16, json: &str, keep_alive: bool) {
+        let bytes = response::response(
+            method,
+            status,
+            CONTENT_TYPE_JSON,
+            json.as_bytes(),
+            keep_alive,
+            &[NO_STORE],
+        );
+        self.output.push_bytes(&bytes);
+    }
+
+    /// Offers a new frame to a stream viewer. It is queued only if the
+    /// previous one has been written completely: a slow viewer skips frames
+    /// instead of growing a queue.
+    pub fn offer_frame(
+        &mut self,
+        frame: &SharedFrame,
+        now: Instant,
+        stall_timeout: Duration,
+        camera_interval: Duration,
+    ) -> Offer {
+        let busy = !self.output.is_empty();
+        let Session::Http(HttpSession {
+            state: HttpState::Streaming(viewer),
+            ..
+        }) = &mut self.session
+        else {
+            return Offer::NotViewing;
+        };
+        if busy {
+            let since = *viewer.stuck_since.get_or_insert(now);
+            return if now.duration_since(since) > stall_timeout {
+                Offer::Stalled
+            } else {
+                Offer::Skipped
+            };
+        }
+        viewer.stuck_since = None;
+        if let (Some(min_interval), Some(last)) = (viewer.min_interval, viewer.last_sent) {
+            // Half a camera interval of slack, so a 10 fps viewer of a
+            // 30 fps camera gets every third frame, not every fourth.
+            if now.duration_since(last) + camera_interval / 2 < min_interval {
+                return Offer::Skipped;
+            }
+        }
+        viewer.last_sent = Some(now);
+        self.output.push_bytes(&mjpeg_part_head(frame.jpeg.len()));
+        self.output.push_shared(frame.jpeg.clone());
+        self.output.push_bytes(MJPEG_PART_TAIL);
+        Offer::Sent
+    }
+}
+
+impl Default for HttpSession {
+    fn default() -> Self {
+        Self::new()
+    }
+}
