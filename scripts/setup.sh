@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what camloop needs on a Debian (or Ubuntu) machine, and only what
+# is missing. Safe to run again: with everything present it changes nothing.
+#
+#   scripts/setup.sh          build dependencies (Rust, OpenCV, clang for its bindings)
+#   scripts/setup.sh test     also what the test suite uses (chromium, ffmpeg, node, redis)
+#
+# CAMLOOP_NO_OPENCV=1 skips OpenCV and clang (for `cargo build --no-default-features`).
+set -euo pipefail
+mode=${1:-build}
+cd "$(dirname "$0")/.."
+
+packages=(pkg-config ca-certificates curl)
+if [ "${CAMLOOP_NO_OPENCV:-0}" != 1 ]; then
+    # The opencv crate generates its bindings with libclang at build time.
+    packages+=(libopencv-dev clang libclang-dev)
+fi
+if [ "$mode" = test ]; then
+    # chromium: the web page test; ffmpeg: ffprobe reads the MJPEG stream;
+    # util-linux: setpriv/prlimit for the fault tests; redis: the benchmark reference.
+    packages+=(chromium ffmpeg util-linux procps netcat-openbsd redis-server redis-tools)
+    command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$package")
+    fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "setup: installing ${missing[*]}" >&2
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        echo "setup: cargo is in ~/.cargo/bin; add it to PATH (source ~/.cargo/env)" >&2
+    else
+        echo "setup: installing the Rust toolchain with rustup" >&2
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
+    fi
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+if [ "$mode" = test ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
+    # Only the driver library: it uses Debian's chromium, never downloads a browser.
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi

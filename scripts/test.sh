@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs the whole test suite: unit, property and
+# integration tests (real loopback sockets, real OpenCV, headless chromium),
+# benches compiled and run once as tests, with and without the OpenCV feature.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh test
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+echo "== tests with the default features (OpenCV)" >&2
+cargo test --all-targets
+echo "== tests without OpenCV (synthetic camera, pure-Rust JPEG)" >&2
+cargo test --all-targets --no-default-features
