@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the camera server (control port, HTTP, camera) in one event loop.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Talk to a server: interactive prompt, one-shot requests, or piped stdin.
     Ctl(CtlArgs),
 }

@@ -31,7 +31,7 @@ pub fn raise_descriptor_limit() -> io::Result<u64> {
             limit = raised;
         }
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 /// Makes a write past RLIMIT_FSIZE fail with `EFBIG` instead of killing
