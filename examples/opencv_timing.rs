@@ -75,8 +75,8 @@ mod timing {
         if !default_threads {
             single_threaded_opencv();
         }
-        let dir = clip::temp_dir("opencv-timing");
-        let path = dir.join("clip640.avi");
+        let dir = clip::TempDir::new("opencv-timing");
+        let path = dir.path().join("clip640.avi");
         clip::write_clip(&path, WIDTH, HEIGHT, CLIP_FPS, CLIP_FRAMES).expect("write clip");
         let threads_before = threads();
 

@@ -45,16 +45,16 @@ fn next_index(source: &mut OpenCvSource) -> u32 {
 
 #[test]
 fn clip_frames_have_the_clip_size_and_count_up() {
-    let dir = clip::temp_dir("opencv-count");
-    let mut source = opened(&clip::write_test_clip(&dir));
+    let dir = clip::TempDir::new("opencv-count");
+    let mut source = opened(&clip::write_test_clip(dir.path()));
     let indices: Vec<u32> = (0..CLIP_FRAMES).map(|_| next_index(&mut source)).collect();
     assert_eq!(indices, (0..CLIP_FRAMES).collect::<Vec<_>>());
 }
 
 #[test]
 fn grab_without_retrieve_skips_frames() {
-    let dir = clip::temp_dir("opencv-skip");
-    let mut source = opened(&clip::write_test_clip(&dir));
+    let dir = clip::TempDir::new("opencv-skip");
+    let mut source = opened(&clip::write_test_clip(dir.path()));
     assert_eq!(next_index(&mut source), 0);
     source.grab().expect("grab");
     source.grab().expect("grab");
@@ -63,8 +63,8 @@ fn grab_without_retrieve_skips_frames() {
 
 #[test]
 fn clip_loops_back_to_the_first_frame_after_the_last() {
-    let dir = clip::temp_dir("opencv-loop");
-    let mut source = opened(&clip::write_test_clip(&dir));
+    let dir = clip::TempDir::new("opencv-loop");
+    let mut source = opened(&clip::write_test_clip(dir.path()));
     for _ in 0..CLIP_FRAMES {
         source.grab().expect("grab");
     }
@@ -80,8 +80,8 @@ fn clip_loops_back_to_the_first_frame_after_the_last() {
 
 #[test]
 fn reopening_starts_the_clip_again() {
-    let dir = clip::temp_dir("opencv-reopen");
-    let mut source = opened(&clip::write_test_clip(&dir));
+    let dir = clip::TempDir::new("opencv-reopen");
+    let mut source = opened(&clip::write_test_clip(dir.path()));
     assert_eq!(next_index(&mut source), 0);
     assert_eq!(next_index(&mut source), 1);
     source.close();
@@ -92,8 +92,8 @@ fn reopening_starts_the_clip_again() {
 
 #[test]
 fn missing_file_fails_to_open_naming_the_path() {
-    let dir = clip::temp_dir("opencv-missing");
-    let path = dir.join("no-such-clip.avi");
+    let dir = clip::TempDir::new("opencv-missing");
+    let path = dir.path().join("no-such-clip.avi");
     let mut source = OpenCvSource::new(OpenCvTarget::File(path.clone()), options());
     let err = source.open().expect_err("missing file");
     assert!(err.0.contains(&path.display().to_string()), "{err}");
@@ -102,8 +102,8 @@ fn missing_file_fails_to_open_naming_the_path() {
 
 #[test]
 fn a_file_that_is_not_a_video_fails_to_open() {
-    let dir = clip::temp_dir("opencv-garbage");
-    let path = dir.join("notes.avi");
+    let dir = clip::TempDir::new("opencv-garbage");
+    let path = dir.path().join("notes.avi");
     std::fs::write(&path, b"this is not a video").expect("write");
     let mut source = OpenCvSource::new(OpenCvTarget::File(path.clone()), options());
     let err = source.open().expect_err("not a video");
@@ -112,8 +112,8 @@ fn a_file_that_is_not_a_video_fails_to_open() {
 
 #[test]
 fn a_file_that_appears_later_opens_on_retry() {
-    let dir = clip::temp_dir("opencv-later");
-    let path = dir.join("clip.avi");
+    let dir = clip::TempDir::new("opencv-later");
+    let path = dir.path().join("clip.avi");
     let mut source = OpenCvSource::new(OpenCvTarget::File(path.clone()), options());
     assert!(source.open().is_err());
     clip::write_clip(&path, CLIP_WIDTH, CLIP_HEIGHT, 10, 3).expect("write clip");
@@ -123,15 +123,15 @@ fn a_file_that_appears_later_opens_on_retry() {
 
 #[test]
 fn retrieve_before_any_grab_is_an_error() {
-    let dir = clip::temp_dir("opencv-nograb");
-    let mut source = opened(&clip::write_test_clip(&dir));
+    let dir = clip::TempDir::new("opencv-nograb");
+    let mut source = opened(&clip::write_test_clip(dir.path()));
     assert!(source.retrieve().is_err());
 }
 
 #[test]
 fn a_file_source_is_named_after_its_path_and_never_passes_jpeg_through() {
-    let dir = clip::temp_dir("opencv-name");
-    let path = clip::write_test_clip(&dir);
+    let dir = clip::TempDir::new("opencv-name");
+    let path = clip::write_test_clip(dir.path());
     let source = opened(&path);
     assert_eq!(source.name(), format!("opencv:{}", path.display()));
     assert!(!source.is_passthrough());
@@ -180,8 +180,8 @@ fn reading_a_clip_starts_no_threads() {
     match std::env::var_os(THREAD_PROBE_CLIP) {
         Some(clip_path) => count_threads_while_reading(Path::new(&clip_path)),
         None => {
-            let dir = clip::temp_dir("opencv-threads");
-            let path = clip::write_test_clip(&dir);
+            let dir = clip::TempDir::new("opencv-threads");
+            let path = clip::write_test_clip(dir.path());
             let exe = std::env::current_exe().expect("test binary path");
             let output = Command::new(exe)
                 .args([
