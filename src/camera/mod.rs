@@ -14,6 +14,9 @@ pub mod font;
 pub mod pipeline;
 pub mod synthetic;
 
+#[cfg(feature = "opencv")]
+pub mod opencv_source;
+
 use std::fmt;
 
 /// Pixels of one retrieved frame, in the form the source naturally has them.
