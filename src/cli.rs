@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// Grab rate while nobody streams (keeps a real camera's queue fresh).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub idle_fps: u32,
+    /// Pixel format to ask a camera for (e.g. MJPG, YUYV; `default` keeps the
+    /// camera's own). Default: MJPG for devices, which passes through without
+    /// decoding.
+    #[arg(long)]
+    pub fourcc: Option<String>,
     /// Frame width in pixels (requested from real cameras).
     #[arg(long, default_value_t = 640, value_parser = clap::value_parser!(u32).range(16..=8192))]
     pub width: u32,
@@ -175,6 +180,11 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         width: args.width,
         height: args.height,
     };
+    #[cfg(feature = "opencv")]
+    {
+        crate::camera::opencv_source::quiet_opencv_logging();
+        crate::camera::opencv_source::single_threaded_opencv();
+    }
     let source = build_source(args)?;
     let camera = Camera::new(source, settings, Instant::now());
     let config = ServerConfig {
@@ -223,9 +233,55 @@ fn build_source(args: &ServeArgs) -> Result<Option<Box<dyn FrameSource>>, String
     match args.camera.as_str() {
         "none" => Ok(None),
         "synthetic" => Ok(Some(synthetic())),
+        #[cfg(feature = "opencv")]
+        "auto" => {
+            use crate::camera::opencv_source::OpenCvTarget;
+            let mut device = opencv_source(args, OpenCvTarget::Device(0));
+            match device.open() {
+                Ok(()) => Ok(Some(device)),
+                Err(error) => {
+                    log::warn!(
+                        "--camera auto: no usable camera 0 ({error}); using the synthetic camera"
+                    );
+                    Ok(Some(synthetic()))
+                }
+            }
+        }
+        #[cfg(not(feature = "opencv"))]
         "auto" => Ok(Some(synthetic())),
-        other => Err(format!(
-            "--camera {other}: this build has no OpenCV backend (rebuild with the `opencv` feature)"
+        #[cfg(feature = "opencv")]
+        spec => {
+            use crate::camera::opencv_source::OpenCvTarget;
+            Ok(Some(opencv_source(args, OpenCvTarget::parse(spec))))
+        }
+        #[cfg(not(feature = "opencv"))]
+        spec => Err(format!(
+            "--camera {spec}: this build has no OpenCV backend (rebuild with the `opencv` feature)"
         )),
     }
+}
+
+#[cfg(feature = "opencv")]
+fn opencv_source(
+    args: &ServeArgs,
+    target: crate::camera::opencv_source::OpenCvTarget,
+) -> Box<dyn FrameSource> {
+    use crate::camera::opencv_source::{OpenCvOptions, OpenCvSource, OpenCvTarget};
+    // USB cameras that offer MJPEG deliver it at full rate and it passes
+    // through without a decode; ask for it unless told otherwise.
+    let fourcc = match (&args.fourcc, &target) {
+        (Some(fourcc), _) if fourcc == "default" => None,
+        (Some(fourcc), _) => Some(fourcc.clone()),
+        (None, OpenCvTarget::Device(_)) => Some("MJPG".to_string()),
+        (None, _) => None,
+    };
+    Box::new(OpenCvSource::new(
+        target,
+        OpenCvOptions {
+            width: args.width,
+            height: args.height,
+            fps: args.fps,
+            fourcc,
+        },
+    ))
 }

@@ -39,7 +39,14 @@ pub fn encode_bgr(
     bgr: &[u8],
     quality: u8,
 ) -> Result<Vec<u8>, CameraError> {
-    encode_bgr_pure_rust(width, height, bgr, quality)
+    #[cfg(feature = "opencv")]
+    {
+        crate::camera::opencv_source::encode_bgr(width, height, bgr, quality)
+    }
+    #[cfg(not(feature = "opencv"))]
+    {
+        encode_bgr_pure_rust(width, height, bgr, quality)
+    }
 }
 
 /// Turns a retrieved frame into JPEG bytes: passthrough frames as they are,
