@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// Drop a stream viewer whose socket stays busy this many seconds.
     #[arg(long, default_value_t = 10)]
     pub stream_stall_timeout: u64,
+    /// Drop any other client whose replies pile up unread (no progress) for
+    /// this many seconds.
+    #[arg(long, default_value_t = 30)]
+    pub output_stall_timeout: u64,
 }
 
 fn parse_http_addr(value: &str) -> Result<Option<SocketAddr>, String> {
@@ -191,6 +195,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         control_addrs: args.listen.clone(),
         http_addrs,
         stream_stall_timeout: Duration::from_secs(args.stream_stall_timeout),
+        output_stall_timeout: Duration::from_secs(args.output_stall_timeout),
         control_idle_timeout: args.idle_timeout.map(Duration::from_secs),
         framing: args.framing,
         token,

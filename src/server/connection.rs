@@ -22,6 +22,12 @@ use super::{Core, FrameOutcome};
 /// slowed down, not dropped, and its memory stays bounded.
 pub const OUTPUT_SOFT_CAP_BYTES: usize = 256 * 1024;
 
+/// A connection whose pending output passes this is dropped at once. The
+/// soft cap stops a client's requests from running long before that, so
+/// only a pathological reply could get here; it is the last safety net
+/// (like redis' client-output-buffer-limit hard limit).
+pub const OUTPUT_HARD_CAP_BYTES: usize = 8 * 1024 * 1024;
+
 /// Bytes read from one connection per readiness event before the loop
 /// moves on to the others; the connection is then revisited right after
 /// (fairness: one busy client cannot starve the rest).
@@ -80,6 +86,10 @@ pub struct Connection {
     pub closed: bool,
     /// Last time bytes moved either way.
     pub last_activity: Instant,
+    /// Since when output has been pending without the kernel taking any of
+    /// it (reset on every write that makes progress). A client stuck like
+    /// this past its stall timeout has stopped reading and is dropped.
+    pub write_blocked_since: Option<Instant>,
     /// The protocol state.
     pub session: Session,
 }
@@ -115,6 +125,11 @@ impl Connection {
             Session::Http(http) => http.is_idle(),
         };
         (self.close_after_flush || self.input_closed) && self.output.is_empty() && idle_session
+    }
+
+    /// Whether this connection receives the MJPEG stream.
+    pub fn is_viewer(&self) -> bool {
+        matches!(&self.session, Session::Http(http) if http.is_viewer())
     }
 
     /// How much the next `read()` may take.
@@ -164,6 +179,9 @@ impl Connection {
         }
         if progress.written > 0 {
             self.last_activity = now;
+            if self.write_blocked_since.is_some() {
+                self.write_blocked_since = Some(now);
+            }
         }
         Ok(progress.written)
     }

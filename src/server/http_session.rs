@@ -47,8 +47,6 @@ pub struct Viewer {
     /// `?fps=N`: the viewer's own lower rate.
     min_interval: Option<Duration>,
     last_sent: Option<Instant>,
-    /// Since when frames have been skipped because the socket was busy.
-    stuck_since: Option<Instant>,
 }
 
 /// Protocol state of one HTTP connection.
@@ -68,8 +66,6 @@ pub enum Offer {
     Sent,
     /// Skipped: the socket is still busy, or the viewer's own rate says wait.
     Skipped,
-    /// Stuck for longer than the stall timeout: drop this viewer.
-    Stalled,
 }
 
 impl HttpSession {
@@ -237,7 +233,6 @@ impl Connection {
                 self.http().state = HttpState::Streaming(Viewer {
                     min_interval: fps.map(|fps| Duration::from_secs(1) / fps),
                     last_sent: None,
-                    stuck_since: None,
                 });
             }
             Route::NotFound => {
@@ -313,12 +308,12 @@ impl Connection {
 
     /// Offers a new frame to a stream viewer. It is queued only if the
     /// previous one has been written completely: a slow viewer skips frames
-    /// instead of growing a queue.
+    /// instead of growing a queue (and the loop's stall sweep drops one
+    /// that stops reading altogether).
     pub fn offer_frame(
         &mut self,
         frame: &SharedFrame,
         now: Instant,
-        stall_timeout: Duration,
         camera_interval: Duration,
     ) -> Offer {
         let busy = !self.output.is_empty();
@@ -330,14 +325,8 @@ impl Connection {
             return Offer::NotViewing;
         };
         if busy {
-            let since = *viewer.stuck_since.get_or_insert(now);
-            return if now.duration_since(since) > stall_timeout {
-                Offer::Stalled
-            } else {
-                Offer::Skipped
-            };
+            return Offer::Skipped;
         }
-        viewer.stuck_since = None;
         if let (Some(min_interval), Some(last)) = (viewer.min_interval, viewer.last_sent) {
             // Half a camera interval of slack, so a 10 fps viewer of a
             // 30 fps camera gets every third frame, not every fourth.

@@ -33,7 +33,10 @@ use crate::camera::CameraError;
 use crate::protocol::Framing;
 use crate::snapshot::{SavedSnapshot, SnapshotWriter};
 use crate::stats::Counters;
-use connection::{is_peer_gone, CloseReason, Connection, Readiness, Session, READ_BUDGET_BYTES};
+use connection::{
+    is_peer_gone, CloseReason, Connection, Readiness, Session, OUTPUT_HARD_CAP_BYTES,
+    READ_BUDGET_BYTES,
+};
 use control::ControlSession;
 use http_session::{HttpSession, Offer};
 
@@ -65,6 +68,9 @@ pub struct ServerConfig {
     pub http_addrs: Vec<SocketAddr>,
     /// A stream viewer whose socket stays busy this long is dropped.
     pub stream_stall_timeout: Duration,
+    /// Any other client whose pending output makes no progress this long is
+    /// dropped (it stopped reading).
+    pub output_stall_timeout: Duration,
     /// Close control clients silent for this long (off by default: the
     /// classic clients hold connections open indefinitely).
     pub control_idle_timeout: Option<Duration>,
@@ -102,6 +108,9 @@ pub(crate) struct Core {
     frame_waiters: Vec<FrameWaiter>,
     shutdown_requested: bool,
     clients: usize,
+    /// Connections with output the kernel would not take (see
+    /// `Connection::write_blocked_since`); the stall sweep runs while any exist.
+    blocked_writers: usize,
     control_clients: usize,
     http_clients: usize,
     stream_viewers: usize,
@@ -241,6 +250,7 @@ impl Server {
                 frame_waiters: Vec::new(),
                 shutdown_requested: false,
                 clients: 0,
+                blocked_writers: 0,
                 control_clients: 0,
                 http_clients: 0,
                 stream_viewers: 0,
@@ -362,15 +372,23 @@ impl Server {
             self.broadcast(&frame, now);
         }
         if self.next_sweep_at.is_some_and(|at| now >= at) {
+            self.next_sweep_at = None;
             self.sweep_timeouts(now);
         }
-        self.next_sweep_at = self.needs_sweep().then(|| now + SWEEP_INTERVAL);
+        // Keep an existing sweep time: rescheduling it on every iteration
+        // would push it forward forever on a busy loop.
+        if !self.needs_sweep() {
+            self.next_sweep_at = None;
+        } else if self.next_sweep_at.is_none() {
+            self.next_sweep_at = Some(now + SWEEP_INTERVAL);
+        }
     }
 
     /// Whether any connection is held to a deadline (HTTP header and idle
     /// timeouts, the optional control idle timeout).
     fn needs_sweep(&self) -> bool {
         self.core.http_clients > self.core.stream_viewers
+            || self.core.blocked_writers > 0
             || (self.core.config.control_idle_timeout.is_some() && self.core.control_clients > 0)
     }
 
@@ -378,28 +396,57 @@ impl Server {
     /// [`SWEEP_INTERVAL`], and only while some connection has a deadline,
     /// so an idle server still sleeps without any timer.
     fn sweep_timeouts(&mut self, now: Instant) {
-        let control_idle = self.core.config.control_idle_timeout;
-        let expired: Vec<usize> = self
+        let config = &self.core.config;
+        let expired: Vec<(usize, bool)> = self
             .connections
             .iter()
-            .filter(|(_, conn)| !conn.closed && !conn.close_after_flush)
-            .filter(|(_, conn)| {
+            .filter(|(_, conn)| !conn.closed)
+            .filter_map(|(key, conn)| {
+                let stall_limit = if conn.is_viewer() {
+                    config.stream_stall_timeout
+                } else {
+                    config.output_stall_timeout
+                };
+                if conn
+                    .write_blocked_since
+                    .is_some_and(|since| now >= since + stall_limit)
+                {
+                    return Some((key, true));
+                }
+                if conn.close_after_flush {
+                    return None;
+                }
                 let deadline = match &conn.session {
                     Session::Http(http) => http.deadline(conn.last_activity),
-                    Session::Control(_) => control_idle.map(|idle| conn.last_activity + idle),
+                    Session::Control(_) => config
+                        .control_idle_timeout
+                        .map(|idle| conn.last_activity + idle),
                 };
-                deadline.is_some_and(|deadline| now >= deadline)
+                deadline
+                    .is_some_and(|deadline| now >= deadline)
+                    .then_some((key, false))
             })
-            .map(|(key, _)| key)
             .collect();
-        for key in expired {
-            if let Some(conn) = self.connections.get_mut(key) {
-                log::debug!("client {} timed out", conn.peer);
-                if matches!(conn.session, Session::Http(_)) {
-                    conn.http_timeout(&mut self.core);
+        for (key, stalled) in expired {
+            let Some(conn) = self.connections.get_mut(key) else {
+                continue;
+            };
+            if stalled {
+                let why = if conn.is_viewer() {
+                    self.core.counters.viewers_dropped += 1;
+                    "stream viewer stalled"
                 } else {
-                    conn.close_after_flush = true;
-                }
+                    self.core.counters.clients_dropped += 1;
+                    "stopped reading its replies"
+                };
+                self.close(key, CloseReason::Dropped(why));
+                continue;
+            }
+            log::debug!("client {} timed out", conn.peer);
+            if matches!(conn.session, Session::Http(_)) {
+                conn.http_timeout(&mut self.core);
+            } else {
+                conn.close_after_flush = true;
             }
             self.drive(key, now);
         }
@@ -408,7 +455,6 @@ impl Server {
     /// Offers a new frame to every stream viewer: one encode, shared bytes,
     /// and a viewer that is still busy with the previous frame skips this one.
     fn broadcast(&mut self, frame: &SharedFrame, now: Instant) {
-        let stall_timeout = self.core.config.stream_stall_timeout;
         let camera_interval = self.core.camera.stream_interval();
         let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
         for key in keys {
@@ -418,17 +464,13 @@ impl Server {
             if conn.closed {
                 continue;
             }
-            match conn.offer_frame(frame, now, stall_timeout, camera_interval) {
+            match conn.offer_frame(frame, now, camera_interval) {
                 Offer::NotViewing => {}
                 Offer::Sent => {
                     self.core.counters.frames_sent += 1;
                     self.drive(key, now);
                 }
                 Offer::Skipped => self.core.counters.frames_dropped += 1,
-                Offer::Stalled => {
-                    self.core.counters.viewers_dropped += 1;
-                    self.close(key, CloseReason::Dropped("stream viewer stalled"));
-                }
             }
         }
     }
@@ -531,6 +573,7 @@ impl Server {
             close_after_flush: false,
             closed: false,
             last_activity: now,
+            write_blocked_since: None,
             session,
         };
         if kind == ListenerKind::Control {
@@ -542,7 +585,7 @@ impl Server {
                 .register(&mut conn.socket, Token(key), Interest::READABLE)
         {
             log::warn!("cannot register {peer}: {e}");
-            self.forget_session(&conn.session);
+            self.forget_connection(&conn);
             return;
         }
         entry.insert(conn);
@@ -574,7 +617,25 @@ impl Server {
             return;
         }
         let result = service(conn, core, key, read_buffer, now);
+        // Track "output the kernel will not take": the stall sweep drops a
+        // connection that stays that way (a client that stopped reading).
+        match (conn.output.is_empty(), conn.write_blocked_since) {
+            (false, None) => {
+                conn.write_blocked_since = Some(now);
+                core.blocked_writers += 1;
+            }
+            (true, Some(_)) => {
+                conn.write_blocked_since = None;
+                core.blocked_writers -= 1;
+            }
+            _ => {}
+        }
+        let over_hard_cap = conn.output.pending_bytes() > OUTPUT_HARD_CAP_BYTES;
         match result {
+            Ok(()) if over_hard_cap => {
+                core.counters.clients_dropped += 1;
+                self.close(key, CloseReason::Dropped("output over its hard cap"))
+            }
             Ok(()) if conn.is_finished() => self.close(key, CloseReason::Done),
             Ok(()) => {
                 if conn.readiness.readable && conn.wants_read() {
@@ -634,14 +695,17 @@ impl Server {
         for key in std::mem::take(&mut self.closing) {
             if let Some(conn) = self.connections.try_remove(key) {
                 self.core.clients -= 1;
-                self.forget_session(&conn.session);
+                self.forget_connection(&conn);
             }
         }
     }
 
     /// Keeps the per-kind client counts right when a connection goes.
-    fn forget_session(&mut self, session: &Session) {
-        match session {
+    fn forget_connection(&mut self, conn: &Connection) {
+        if conn.write_blocked_since.is_some() {
+            self.core.blocked_writers -= 1;
+        }
+        match &conn.session {
             Session::Control(_) => self.core.control_clients -= 1,
             Session::Http(http) => {
                 self.core.http_clients -= 1;
