@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// Control-port address; repeat for several (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8233")]
     pub listen: Vec<SocketAddr>,
+    /// Also serve the control port on this Unix socket (mode 0660).
+    #[arg(long)]
+    pub unix: Option<PathBuf>,
     /// HTTP address (web page, MJPEG stream, snapshot, /state, /metrics); repeat for several, or `off`.
     #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_http_addr)]
     pub http: Vec<Option<SocketAddr>>,
@@ -193,6 +196,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     let camera = Camera::new(source, settings, Instant::now());
     let config = ServerConfig {
         control_addrs: args.listen.clone(),
+        unix_path: args.unix.clone(),
         http_addrs,
         stream_stall_timeout: Duration::from_secs(args.stream_stall_timeout),
         output_stall_timeout: Duration::from_secs(args.output_stall_timeout),
@@ -202,12 +206,11 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         max_clients: args.max_clients,
     };
     let mut server = Server::bind(config, camera, snapshots).map_err(|e| e.to_string())?;
-    let join = |addrs: Vec<SocketAddr>| -> String {
-        let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-        if list.is_empty() {
+    let join = |addrs: Vec<String>| -> String {
+        if addrs.is_empty() {
             "off".to_string()
         } else {
-            list.join(",")
+            addrs.join(",")
         }
     };
     let (control, http) = (join(server.control_addrs()), join(server.http_addrs()));

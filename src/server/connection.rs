@@ -6,14 +6,13 @@
 //! state, so interest is never toggled by hand in scattered places.
 
 use std::io::{self, Read};
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::TcpStream;
 use mio::Interest;
 
 use super::control::ControlSession;
 use super::http_session::HttpSession;
+use super::listener::Stream;
 use super::output::OutputQueue;
 use super::{Core, FrameOutcome};
 
@@ -69,9 +68,9 @@ pub struct Connection {
     /// so work queued for a connection can check it still exists.
     pub id: u64,
     /// The socket.
-    pub socket: TcpStream,
+    pub socket: Stream,
     /// The peer's address, for logs.
-    pub peer: SocketAddr,
+    pub peer: String,
     /// What the OS reported.
     pub readiness: Readiness,
     /// The interest currently registered with the poller.

@@ -1,19 +1,69 @@
-//! Listening sockets with a deep backlog.
+//! Listening sockets: TCP with a deep backlog, a Unix socket for the
+//! control port, and sockets handed over by systemd (socket activation).
 //!
 //! mio's `TcpListener::bind` uses a backlog of 128, which drops connections
 //! when a thousand clients connect at once; `socket2` lets us ask for more.
-//! This module only creates sockets; accepting is the event loop's job.
+//! [`Stream`] and [`ListenerSocket`] put TCP and Unix sockets behind one
+//! type, so the event loop does not care which one a client used. This
+//! module only creates and accepts sockets; what happens on them is the
+//! event loop's business.
 
-use std::io;
+use std::fs;
+use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Requested listen backlog; the kernel caps it at `net.core.somaxconn`.
 pub const LISTEN_BACKLOG: i32 = 4096;
 
+/// Permissions of the control socket file: owner and group may connect.
+const UNIX_SOCKET_MODE: u32 = 0o660;
+
+/// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
+const SYSTEMD_FIRST_FD: RawFd = 3;
+
+/// What a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// The control protocol.
+    Control,
+    /// HTTP.
+    Http,
+}
+
+/// A client connection over TCP or a Unix socket.
+pub enum Stream {
+    /// TCP.
+    Tcp(TcpStream),
+    /// A Unix stream socket.
+    Unix(UnixStream),
+}
+
+/// A listening socket, TCP or Unix.
+pub enum ListenerSocket {
+    /// TCP.
+    Tcp(TcpListener),
+    /// A Unix socket at `path`; removed from the file system when dropped
+    /// if `owned` (we created it, rather than systemd).
+    Unix {
+        /// The socket.
+        listener: UnixListener,
+        /// Its file.
+        path: PathBuf,
+        /// Whether we created the file.
+        owned: bool,
+    },
+}
+
 /// Binds a nonblocking TCP listener on `addr` with [`LISTEN_BACKLOG`].
-pub fn bind_listener(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // Lets a restarted server bind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
@@ -24,5 +74,239 @@ pub fn bind_listener(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    Ok(mio::net::TcpListener::from_std(socket.into()))
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Binds the control port's Unix socket at `path` with mode 0660. A stale
+/// socket file from a previous run is replaced; any other file is not.
+pub fn bind_unix(path: &Path) -> io::Result<ListenerSocket> {
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(UNIX_SOCKET_MODE))?;
+    Ok(ListenerSocket::Unix {
+        listener,
+        path: path.to_path_buf(),
+        owned: true,
+    })
+}
+
+impl ListenerSocket {
+    /// Accepts one connection: the stream, a printable peer, and whether it
+    /// came from this machine (loopback TCP or a Unix socket).
+    pub fn accept(&self) -> io::Result<(Stream, String, bool)> {
+        match self {
+            ListenerSocket::Tcp(listener) => {
+                let (stream, peer) = listener.accept()?;
+                // Replies are small and sent whole; Nagle would only delay them.
+                let _ = stream.set_nodelay(true);
+                Ok((
+                    Stream::Tcp(stream),
+                    peer.to_string(),
+                    peer.ip().is_loopback(),
+                ))
+            }
+            ListenerSocket::Unix { listener, path, .. } => {
+                let (stream, _) = listener.accept()?;
+                Ok((
+                    Stream::Unix(stream),
+                    format!("unix:{}", path.display()),
+                    true,
+                ))
+            }
+        }
+    }
+
+    /// A printable local address (with the real port when 0 was asked).
+    pub fn describe(&self) -> String {
+        match self {
+            ListenerSocket::Tcp(listener) => listener
+                .local_addr()
+                .map_or_else(|e| format!("?({e})"), |a| a.to_string()),
+            ListenerSocket::Unix { path, .. } => format!("unix:{}", path.display()),
+        }
+    }
+
+    /// Whether only this machine can reach the listener.
+    pub fn is_local(&self) -> bool {
+        match self {
+            ListenerSocket::Tcp(listener) => {
+                listener.local_addr().is_ok_and(|a| a.ip().is_loopback())
+            }
+            ListenerSocket::Unix { .. } => true,
+        }
+    }
+}
+
+impl Drop for ListenerSocket {
+    fn drop(&mut self) {
+        if let ListenerSocket::Unix {
+            path, owned: true, ..
+        } = self
+        {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Takes the listening sockets systemd passed (`LISTEN_FDS`), if it passed
+/// any to this process. `LISTEN_FDNAMES` (`FileDescriptorName=` in the
+/// socket units) says which is which: `control` or `http`; a single unnamed
+/// socket is the control port, and of two unnamed ones the second is HTTP.
+pub fn systemd_listeners() -> io::Result<Vec<(ListenerKind, ListenerSocket)>> {
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| pid == std::process::id());
+    let count: RawFd = match std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        Some(count) if for_us => count,
+        _ => return Ok(Vec::new()),
+    };
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|names| names.split(':').map(str::to_string).collect())
+        .unwrap_or_default();
+    // Children (none today) must not think the sockets are theirs.
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_FDNAMES");
+    let mut listeners = Vec::new();
+    for index in 0..count {
+        let fd = SYSTEMD_FIRST_FD + index;
+        let kind = match names.get(index as usize).map(String::as_str) {
+            Some("http") => ListenerKind::Http,
+            Some("control") => ListenerKind::Control,
+            _ if index == 1 && count == 2 => ListenerKind::Http,
+            _ => ListenerKind::Control,
+        };
+        // SAFETY: systemd hands us these descriptors (LISTEN_PID matched),
+        // and nothing else in the process owns them.
+        let socket = unsafe { Socket::from_raw_fd(fd) };
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        let listener = if local.is_unix() {
+            let path = local
+                .as_pathname()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let std_listener =
+                std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(socket));
+            ListenerSocket::Unix {
+                listener: UnixListener::from_std(std_listener),
+                path,
+                owned: false, // systemd owns the socket file
+            }
+        } else {
+            ListenerSocket::Tcp(TcpListener::from_std(socket.into()))
+        };
+        listeners.push((kind, listener));
+    }
+    Ok(listeners)
+}
+
+impl Source for ListenerSocket {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        match self {
+            ListenerSocket::Tcp(l) => l.register(registry, token, interest),
+            ListenerSocket::Unix { listener, .. } => listener.register(registry, token, interest),
+        }
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        match self {
+            ListenerSocket::Tcp(l) => l.reregister(registry, token, interest),
+            ListenerSocket::Unix { listener, .. } => listener.reregister(registry, token, interest),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            ListenerSocket::Tcp(l) => l.deregister(registry),
+            ListenerSocket::Unix { listener, .. } => listener.deregister(registry),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Registration is delegated to the socket inside, so the loop registers
+/// a [`Stream`] like any mio source.
+impl Source for Stream {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(registry, token, interest),
+            Stream::Unix(s) => s.register(registry, token, interest),
+        }
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(registry, token, interest),
+            Stream::Unix(s) => s.reregister(registry, token, interest),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(registry),
+            Stream::Unix(s) => s.deregister(registry),
+        }
+    }
 }

@@ -22,7 +22,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -40,7 +39,7 @@ use connection::{
 use control::ControlSession;
 use http_session::{HttpSession, Offer};
 
-pub use listener::{bind_listener, LISTEN_BACKLOG};
+pub use listener::{bind_listener, ListenerKind, ListenerSocket, Stream, LISTEN_BACKLOG};
 pub use output::OutputQueue;
 
 /// The shared read buffer: every socket is read into this one buffer, so
@@ -64,6 +63,8 @@ const FIRST_LISTENER_TOKEN: usize = usize::MAX - 64;
 pub struct ServerConfig {
     /// Control-port addresses to listen on.
     pub control_addrs: Vec<SocketAddr>,
+    /// `--unix PATH`: a Unix socket for the control port.
+    pub unix_path: Option<std::path::PathBuf>,
     /// HTTP addresses to listen on; empty for `--http off`.
     pub http_addrs: Vec<SocketAddr>,
     /// A stream viewer whose socket stays busy this long is dropped.
@@ -158,17 +159,11 @@ impl Core {
     }
 }
 
-/// What a listener accepts.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ListenerKind {
-    Control,
-    Http,
-}
-
 struct Listener {
-    socket: TcpListener,
+    socket: ListenerSocket,
     kind: ListenerKind,
-    addr: SocketAddr,
+    /// For logs and the `listening` line.
+    addr: String,
 }
 
 /// The server: the poller, the listeners, the connections and the core.
@@ -214,17 +209,46 @@ impl Server {
             Some(requested) => requested,
             None => fd_budget,
         };
-        let mut listeners = Vec::new();
-        let wanted = (config
-            .control_addrs
-            .iter()
-            .map(|a| (*a, ListenerKind::Control)))
-        .chain(config.http_addrs.iter().map(|a| (*a, ListenerKind::Http)));
+        // Sockets from systemd take the place of the flags for their kind.
+        let mut listeners: Vec<Listener> = listener::systemd_listeners()?
+            .into_iter()
+            .map(|(kind, socket)| Listener {
+                addr: socket.describe(),
+                socket,
+                kind,
+            })
+            .collect();
+        let activated = |kind| listeners.iter().any(|l: &Listener| l.kind == kind);
+        let (control_activated, http_activated) = (
+            activated(ListenerKind::Control),
+            activated(ListenerKind::Http),
+        );
+        let control_addrs = config.control_addrs.iter().filter(|_| !control_activated);
+        let http_addrs = config.http_addrs.iter().filter(|_| !http_activated);
+        let wanted = (control_addrs.map(|a| (*a, ListenerKind::Control)))
+            .chain(http_addrs.map(|a| (*a, ListenerKind::Http)));
         for (addr, kind) in wanted {
             let socket = bind_listener(addr)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-            let addr = socket.local_addr()?;
-            listeners.push(Listener { socket, kind, addr });
+            let socket = ListenerSocket::Tcp(socket);
+            listeners.push(Listener {
+                addr: socket.describe(),
+                socket,
+                kind,
+            });
+        }
+        if let Some(path) = &config.unix_path {
+            let socket = listener::bind_unix(path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {}: {e}", path.display()),
+                )
+            })?;
+            listeners.push(Listener {
+                addr: socket.describe(),
+                socket,
+                kind: ListenerKind::Control,
+            });
         }
         for (index, listener) in listeners.iter_mut().enumerate() {
             poll.registry().register(
@@ -268,20 +292,20 @@ impl Server {
     }
 
     /// The control addresses actually bound (real ports when 0 was asked).
-    pub fn control_addrs(&self) -> Vec<SocketAddr> {
+    pub fn control_addrs(&self) -> Vec<String> {
         self.bound_addrs(ListenerKind::Control)
     }
 
     /// The HTTP addresses actually bound.
-    pub fn http_addrs(&self) -> Vec<SocketAddr> {
+    pub fn http_addrs(&self) -> Vec<String> {
         self.bound_addrs(ListenerKind::Http)
     }
 
-    fn bound_addrs(&self, kind: ListenerKind) -> Vec<SocketAddr> {
+    fn bound_addrs(&self, kind: ListenerKind) -> Vec<String> {
         self.listeners
             .iter()
             .filter(|l| l.kind == kind)
-            .map(|l| l.addr)
+            .map(|l| l.addr.clone())
             .collect()
     }
 
@@ -502,31 +526,34 @@ impl Server {
                 return;
             };
             let accepted = listener.socket.accept();
-            let (kind, local) = (listener.kind, listener.addr);
+            let kind = listener.kind;
             match accepted {
-                Ok((socket, peer)) => self.add_connection(socket, peer, kind, local, now),
+                Ok((socket, peer, is_local)) => {
+                    self.add_connection(socket, peer, kind, is_local, now)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if crate::sys::is_resource_exhaustion(&e) => {
                     log::warn!(
-                        "accept on {local} failed: {e}; pausing accepts for {} ms ({} clients connected)",
+                        "accept on {} failed: {e}; pausing accepts for {} ms ({} clients connected)",
+                        self.listeners[index].addr,
                         ACCEPT_PAUSE.as_millis(),
                         self.core.clients
                     );
                     self.accept_paused_until = Some(now + ACCEPT_PAUSE);
                     return;
                 }
-                Err(e) => log::debug!("accept on {local} failed: {e}"),
+                Err(e) => log::debug!("accept on {} failed: {e}", self.listeners[index].addr),
             }
         }
     }
 
     fn add_connection(
         &mut self,
-        mut socket: mio::net::TcpStream,
-        peer: SocketAddr,
+        mut socket: Stream,
+        peer: String,
         kind: ListenerKind,
-        local: SocketAddr,
+        is_local: bool,
         now: Instant,
     ) {
         self.core.counters.connections_accepted += 1;
@@ -541,28 +568,27 @@ impl Server {
             );
             return;
         }
-        let _ = socket.set_nodelay(true);
+        let entry = self.connections.vacant_entry();
+        let key = entry.key();
+        if key >= FIRST_LISTENER_TOKEN {
+            return; // cannot happen before memory runs out; never alias a listener token
+        }
         let framing = self.core.config.framing;
         let session = match kind {
             ListenerKind::Control => {
                 self.core.control_clients += 1;
-                Session::Control(ControlSession::new(framing, local.ip().is_loopback()))
+                Session::Control(ControlSession::new(framing, is_local))
             }
             ListenerKind::Http => {
                 self.core.http_clients += 1;
                 Session::Http(HttpSession::new())
             }
         };
-        let entry = self.connections.vacant_entry();
-        let key = entry.key();
-        if key >= FIRST_LISTENER_TOKEN {
-            return; // cannot happen before memory runs out; never alias a listener token
-        }
         self.next_conn_id += 1;
         let mut conn = Connection {
             id: self.next_conn_id,
             socket,
-            peer,
+            peer: peer.clone(),
             readiness: Readiness {
                 readable: true, // data may have arrived before we registered
                 writable: true,
