@@ -4,3 +4,4 @@
 //! `ARCHITECTURE.md` for the life of a request and of a frame.
 
 pub mod camera;
+pub mod load;
