@@ -21,12 +21,13 @@ struct Cli {
     load: LoadArgs,
 }
 
-/// Parses a `camloop load` command line, as a user would type it.
-fn load_args(target: SocketAddr, flags: &[&str]) -> LoadArgs {
+/// Parses the flags of a `camloop load` command line as a user would type
+/// them (without quotes: words are split at whitespace).
+fn load_args(target: SocketAddr, flags: &str) -> LoadArgs {
     let target = target.to_string();
     let line = ["load", target.as_str()]
         .into_iter()
-        .chain(flags.iter().copied());
+        .chain(flags.split_whitespace());
     Cli::try_parse_from(line).expect("valid flags").load
 }
 
@@ -99,19 +100,7 @@ fn eventually(counter: &AtomicU64, expected: u64) -> u64 {
 #[test]
 fn pipelined_run_gets_one_reply_per_request() {
     let (addr, seen) = line_server(b"", b"PONG\n");
-    let args = load_args(
-        addr,
-        &[
-            "--conns",
-            "4",
-            "--pipeline",
-            "8",
-            "--warmup",
-            "0.1",
-            "--duration",
-            "0.3",
-        ],
-    );
+    let args = load_args(addr, r"--conns 4 --pipeline 8 --warmup 0.1 --duration 0.3");
     let report = run(&args).expect("run");
 
     assert!(report.requests > 0, "some replies fell in the window");
@@ -133,16 +122,7 @@ fn bare_greeting_of_7_bytes_is_skipped_before_replies_are_counted() {
     let (addr, seen) = line_server(b"Welcome", b"Received\n");
     let args = load_args(
         addr,
-        &[
-            "--conns",
-            "3",
-            "--greeting",
-            "bytes:7",
-            "--request",
-            r"hello\n",
-            "--duration",
-            "0.3",
-        ],
+        r"--conns 3 --greeting bytes:7 --request hello\n --warmup 0.1 --duration 0.3",
     );
     let report = run(&args).expect("run");
 
@@ -157,20 +137,7 @@ fn fixed_size_replies_are_counted_with_expect_bytes() {
     let (addr, seen) = line_server(b"Welcome\n", b"Received");
     let args = load_args(
         addr,
-        &[
-            "--conns",
-            "2",
-            "--pipeline",
-            "4",
-            "--greeting",
-            "line",
-            "--expect",
-            "bytes:8",
-            "--request",
-            r"hello\r\n",
-            "--duration",
-            "0.3",
-        ],
+        r"--conns 2 --pipeline 4 --greeting line --expect bytes:8 --request hello\r\n --warmup 0.1 --duration 0.3",
     );
     let report = run(&args).expect("run");
 
@@ -182,19 +149,7 @@ fn fixed_size_replies_are_counted_with_expect_bytes() {
 #[test]
 fn rate_caps_the_requests_sent() {
     let (addr, _seen) = line_server(b"", b"+PONG\r\n");
-    let args = load_args(
-        addr,
-        &[
-            "--conns",
-            "2",
-            "--rate",
-            "40",
-            "--warmup",
-            "0",
-            "--duration",
-            "0.5",
-        ],
-    );
+    let args = load_args(addr, r"--conns 2 --rate 40 --warmup 0 --duration 0.5");
     let report = run(&args).expect("run");
 
     // The pacer issues one request per 1/40 s from the start, none after the window.
@@ -209,7 +164,7 @@ fn rate_caps_the_requests_sent() {
 #[test]
 fn hold_opens_exactly_n_idle_connections() {
     let (addr, seen) = line_server(b"Welcome", b"");
-    let args = load_args(addr, &["--hold", "25", "--duration", "0.2"]);
+    let args = load_args(addr, r"--hold 25 --duration 0.2");
     let report = run(&args).expect("run");
 
     assert_eq!(report.connected, 25);
@@ -226,7 +181,7 @@ fn hold_opens_exactly_n_idle_connections() {
 #[test]
 fn server_resets_are_counted_as_errors_not_panics() {
     let (addr, _seen) = resetting_server();
-    let args = load_args(addr, &["--conns", "5", "--warmup", "0", "--duration", "1"]);
+    let args = load_args(addr, r"--conns 5 --warmup 0 --duration 1");
     let report = run(&args).expect("connections were made, so the run reports");
 
     assert_eq!(report.connected, 5);
@@ -242,10 +197,7 @@ fn refused_connects_end_the_run_with_an_error() {
     let unused = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = unused.local_addr().expect("local addr");
     drop(unused);
-    let args = load_args(
-        addr,
-        &["--conns", "3", "--warmup", "0", "--duration", "0.2"],
-    );
+    let args = load_args(addr, r"--conns 3 --warmup 0 --duration 0.2");
 
     let error = run(&args).expect_err("nothing listens there");
     assert!(error.contains("no connection"), "{error}");
@@ -254,12 +206,7 @@ fn refused_connects_end_the_run_with_an_error() {
 #[test]
 fn bad_flags_are_rejected_before_connecting() {
     let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
-    for flags in [
-        &["--pipeline", "0"][..],
-        &["--duration", "0"],
-        &["--request", r"\q"],
-        &["--rate", "0"],
-    ] {
+    for flags in ["--pipeline 0", "--duration 0", r"--request \q", "--rate 0"] {
         assert!(run(&load_args(addr, flags)).is_err(), "{flags:?}");
     }
 }

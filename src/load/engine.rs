@@ -57,6 +57,18 @@ enum Phase {
     Done,
 }
 
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Connecting => "connecting",
+            Phase::Warmup => "warmup",
+            Phase::Measuring => "measuring",
+            Phase::Draining => "draining",
+            Phase::Done => "done",
+        }
+    }
+}
+
 /// Why a connection was closed; each reason but the last is one error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Close {
@@ -211,6 +223,11 @@ impl Tally {
                     .saturating_record(u64::try_from(latency_us).unwrap_or(u64::MAX));
             }
         }
+    }
+
+    /// Every failure the report calls an error.
+    fn errors(&self) -> u64 {
+        self.connect_failures + self.closed_by_peer + self.io_errors + self.unexpected_replies
     }
 
     fn note_error(&mut self, error: &io::Error) {
@@ -549,7 +566,10 @@ impl<'a> Engine<'a> {
         let Some(conn) = self.conns[index].as_mut() else {
             return Ok(());
         };
+        // The phase advances only at the top of the loop; the clock check
+        // keeps a long iteration from sending past the end of the window.
         let sending = matches!(self.phase, Phase::Warmup | Phase::Measuring)
+            && now < self.tally.window_end
             && !self.plan.hold
             && conn.greeting.is_done();
         while sending && conn.sent_at.len() < self.plan.pipeline {
@@ -661,12 +681,12 @@ impl<'a> Engine<'a> {
             let since_last_s = now.duration_since(progress.last_at).as_secs_f64();
             let replies = tally.replies_received - progress.last_replies;
             println!(
-                "{elapsed_s:6.1} s  {:>12.0} req/s  errors {}  connections {} of {}  ({:?})",
+                "{elapsed_s:6.1} s  {:>12.0} req/s  errors {}  connections {} of {}  ({})",
                 replies as f64 / since_last_s,
-                tally.connect_failures + tally.closed_by_peer + tally.io_errors,
+                tally.errors(),
                 self.live,
                 self.plan.conns,
-                self.phase,
+                self.phase.name(),
             );
         }
         progress.last_at = now;
@@ -721,10 +741,7 @@ impl<'a> Engine<'a> {
             connected: tally.connected,
             connect_s,
             connects_per_s: per_second(tally.connected, connect_s),
-            errors: tally.connect_failures
-                + tally.closed_by_peer
-                + tally.io_errors
-                + tally.unexpected_replies,
+            errors: tally.errors(),
             connect_failures: tally.connect_failures,
             closed_by_peer: tally.closed_by_peer,
             io_errors: tally.io_errors,

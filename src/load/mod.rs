@@ -72,8 +72,9 @@ pub struct LoadArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Open N idle connections and hold them for --duration instead of
-    /// sending requests; reports connect rate and failures [default: off].
+    /// Open N idle connections (instead of --conns) and hold them for
+    /// --duration without requests; reports connect rate and failures
+    /// [default: off].
     #[arg(long, value_name = "N")]
     pub hold: Option<usize>,
 }
