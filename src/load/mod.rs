@@ -29,7 +29,10 @@ pub use wire::{parse_escapes, Expect, Greeting, ReplyCounter};
 /// and whatever the runtime opens.
 const RESERVED_FDS: u64 = 32;
 
-/// Command line of `camloop load`. Defaults are shown by `--help`.
+// Each flag's default is its `default_value` (which `--help` shows) or, for
+// the optional ones, stated at the end of its comment.
+/// Load a line-protocol server with many connections; report requests/s,
+/// latency percentiles and errors.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoadArgs {
     /// Server to load, as HOST:PORT; the only address ever connected to.
