@@ -202,6 +202,31 @@ struct Tally {
 }
 
 impl Tally {
+    fn new(window_start: Instant, window_end: Instant) -> Result<Self, String> {
+        let latency_us = Histogram::new_with_bounds(1, MAX_LATENCY_US, LATENCY_SIGNIFICANT_DIGITS)
+            .map_err(|e| format!("cannot create the latency histogram: {e}"))?;
+        Ok(Tally {
+            window_start,
+            window_end,
+            latency_us,
+            requests: 0,
+            requests_sent: 0,
+            replies_received: 0,
+            in_flight: 0,
+            unanswered: 0,
+            connected: 0,
+            last_connect_at: None,
+            connect_failures: 0,
+            closed_by_peer: 0,
+            io_errors: 0,
+            unexpected_replies: 0,
+            first_error: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            reply_sample: Vec::with_capacity(REPLY_SAMPLE_BYTES),
+        })
+    }
+
     /// Accounts for bytes read from a connection in request mode.
     fn on_bytes(&mut self, conn: &mut Conn, bytes: &[u8], now: Instant) {
         let bytes = &bytes[conn.greeting.consume(bytes)..];
@@ -285,21 +310,14 @@ impl<'a> Engine<'a> {
     fn new(plan: &'a Plan) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create the poll: {e}"))?;
         let start = Instant::now();
-        let (phase, phase_end, window_start, window_end) = if plan.hold {
-            // The hold window is set once every connect has settled.
-            (
-                Phase::Connecting,
-                start + HOLD_CONNECT_TIMEOUT,
-                start,
-                start,
-            )
+        let window_start = start + plan.warmup;
+        let window_end = window_start + plan.duration;
+        let (phase, phase_end) = if plan.hold {
+            // The hold window is set again once every connect has settled.
+            (Phase::Connecting, start + HOLD_CONNECT_TIMEOUT)
         } else {
-            let window_start = start + plan.warmup;
-            let window_end = window_start + plan.duration;
-            (Phase::Warmup, window_start, window_start, window_end)
+            (Phase::Warmup, window_start)
         };
-        let latency_us = Histogram::new_with_bounds(1, MAX_LATENCY_US, LATENCY_SIGNIFICANT_DIGITS)
-            .map_err(|e| format!("cannot create the latency histogram: {e}"))?;
         let progress = std::io::stdout().is_terminal().then(|| Progress {
             next_at: start + PROGRESS_INTERVAL,
             last_at: start,
@@ -322,26 +340,7 @@ impl<'a> Engine<'a> {
             phase,
             phase_end,
             start,
-            tally: Tally {
-                window_start,
-                window_end,
-                latency_us,
-                requests: 0,
-                requests_sent: 0,
-                replies_received: 0,
-                in_flight: 0,
-                unanswered: 0,
-                connected: 0,
-                last_connect_at: None,
-                connect_failures: 0,
-                closed_by_peer: 0,
-                io_errors: 0,
-                unexpected_replies: 0,
-                first_error: None,
-                bytes_sent: 0,
-                bytes_received: 0,
-                reply_sample: Vec::with_capacity(REPLY_SAMPLE_BYTES),
-            },
+            tally: Tally::new(window_start, window_end)?,
             cpu_at_window_start: cpu_time(),
             tool_cpu_percent: 0.0,
             progress,
