@@ -78,6 +78,9 @@ enum Close {
     RunOver,
 }
 
+/// A connection that must close: why, and the I/O error behind it if any.
+type Closing = (Close, Option<io::Error>);
+
 /// One client connection.
 struct Conn {
     stream: TcpStream,
@@ -520,16 +523,13 @@ impl<'a> Engine<'a> {
         };
         let outcome = outcome.and_then(|()| self.send(index, Instant::now()));
         let outcome = outcome.and_then(|()| self.update_interest(index));
-        if let Err((reason, error)) = outcome {
-            if let Some(error) = error {
-                self.tally.note_error(&error);
-            }
-            self.close(index, reason);
+        if let Err(closing) = outcome {
+            self.close_with(index, closing);
         }
     }
 
     /// Reads until `WouldBlock` or until the read budget is spent.
-    fn read_until_blocked(&mut self, index: usize) -> Result<(), (Close, Option<io::Error>)> {
+    fn read_until_blocked(&mut self, index: usize) -> Result<(), Closing> {
         let Some(conn) = self.conns[index].as_mut() else {
             return Ok(());
         };
@@ -561,7 +561,7 @@ impl<'a> Engine<'a> {
 
     /// Queues requests up to the pipeline depth (while the run still sends
     /// and the pacer allows) and writes what is queued.
-    fn send(&mut self, index: usize, now: Instant) -> Result<(), (Close, Option<io::Error>)> {
+    fn send(&mut self, index: usize, now: Instant) -> Result<(), Closing> {
         let Some(conn) = self.conns[index].as_mut() else {
             return Ok(());
         };
@@ -614,18 +614,15 @@ impl<'a> Engine<'a> {
                 let outcome = self
                     .send(index, now)
                     .and_then(|()| self.update_interest(index));
-                if let Err((reason, error)) = outcome {
-                    if let Some(error) = error {
-                        self.tally.note_error(&error);
-                    }
-                    self.close(index, reason);
+                if let Err(closing) = outcome {
+                    self.close_with(index, closing);
                 }
             }
         }
     }
 
     /// Re-registers only when the wanted interest differs from the registered one.
-    fn update_interest(&mut self, index: usize) -> Result<(), (Close, Option<io::Error>)> {
+    fn update_interest(&mut self, index: usize) -> Result<(), Closing> {
         let Some(conn) = self.conns[index].as_mut() else {
             return Ok(());
         };
@@ -638,6 +635,13 @@ impl<'a> Engine<'a> {
             conn.interest = wanted;
         }
         Ok(())
+    }
+
+    fn close_with(&mut self, index: usize, (reason, error): Closing) {
+        if let Some(error) = error {
+            self.tally.note_error(&error);
+        }
+        self.close(index, reason);
     }
 
     /// Deregisters and drops a connection, counting why it closed.
