@@ -34,6 +34,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Talk to a server: interactive prompt, one-shot requests, or piped stdin.
     Ctl(CtlArgs),
+    /// Generate load against a line-protocol server (camloop, redis, memcached...).
+    Load(crate::load::LoadArgs),
 }
 
 /// Flags of `camloop serve`.
@@ -153,6 +155,13 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Ctl(args) => crate::client::run_ctl(&args.words),
+        Command::Load(args) => match crate::load::run(&args) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("camloop load: {message}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

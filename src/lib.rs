@@ -10,6 +10,7 @@
 //! - [`http`]: HTTP requests and responses, sans-IO.
 //! - [`stats`]: counters and timing histograms.
 //! - [`client`]: `camloop ctl`.
+//! - [`load`]: `camloop load`, a load generator on its own mio loop.
 //! - [`cli`]: flags to settings; `main.rs` only calls [`cli::run`].
 //!
 //! See `ARCHITECTURE.md` for the life of a request and of a frame.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod client;
 pub mod http;
 pub mod jpeg;
+pub mod load;
 pub mod protocol;
 pub mod server;
 pub mod snapshot;

@@ -1,0 +1,357 @@
+#!/usr/bin/env bash
+# benches/compare.sh: the side-by-side numbers of BENCHMARKS.md.
+#
+# Builds camloop once, starts every server it uses on loopback (camloop,
+# Debian's redis-server, the thread-per-connection Python reference in
+# benches/reference/), runs each comparison RUNS times and reports medians,
+# and stops every server it started. Progress goes to stderr, the markdown to
+# stdout:
+#
+#     benches/compare.sh > /tmp/benchmarks.md
+#
+# Needs cargo, python3, redis-server and redis-benchmark
+# (apt-get install -y redis-server redis-tools). About 3 minutes on 2 cores.
+#
+# CAMLOOP_LOAD overrides the load tool command, e.g. while `camloop load` is
+# not wired into the binary yet:
+#     CAMLOOP_LOAD=target/release/examples/load_dev benches/compare.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}             # runs per comparison; the median is reported
+WARMUP_S=${WARMUP_S:-1}         # unmeasured seconds at the start of each `camloop load` run
+DURATION_S=${DURATION_S:-3}       # measured seconds per run
+MANY_CONNS=1000    # connections for camloop vs the Python reference
+HOLD_CONNS=10000   # idle connections for the memory rows
+IDLE_WATCH_S=10    # how long idle servers are watched for wake-ups
+
+CAMLOOP=${CAMLOOP:-target/release/camloop}  # the binary under test
+read -r -a LOAD <<<"${CAMLOOP_LOAD:-$CAMLOOP load}"
+CLK_TCK=$(getconf CLK_TCK)
+# Servers and tools inherit room for thousands of sockets.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+WORK=$(mktemp -d)
+STARTED_PIDS=()
+
+log() { echo "compare: $*" >&2; }
+
+stop_all() {
+    local pid
+    for pid in "${STARTED_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap stop_all EXIT
+
+# ---- facts about a process, from /proc ------------------------------------
+
+# user + system CPU in clock ticks; the fields after the `(comm)` one.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+context_switches() { awk '/ctxt_switches:/ { n += $2 } END { print n }' "/proc/$1/status"; }
+open_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# Words as a shell would need them: those with a backslash in single quotes.
+quoted() {
+    local word out=()
+    for word; do
+        if [[ $word == *\\* ]]; then out+=("'$word'"); else out+=("$word"); fi
+    done
+    echo "${out[*]}"
+}
+
+median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
+json_field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for_port() {
+    local attempt
+    for attempt in $(seq 50); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---- servers: each start_* sets SERVER_PID and SERVER_PORT -----------------
+
+start_camloop() {
+    local out="$WORK/camloop.$RANDOM.out" attempt
+    "$CAMLOOP" serve --listen 127.0.0.1:0 --http off --camera none --framing line \
+        >"$out" 2>"$out.err" &
+    SERVER_PID=$!
+    STARTED_PIDS+=("$SERVER_PID")
+    SERVER_PORT=
+    for attempt in $(seq 50); do
+        SERVER_PORT=$(sed -n 's/^listening control=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$out")
+        [[ -n $SERVER_PORT ]] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "camloop serve did not report its port; camloop rows are skipped"
+    stop_server
+    return 1
+}
+
+start_redis() {
+    SERVER_PORT=$(free_port)
+    redis-server --port "$SERVER_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --maxclients $((HOLD_CONNS + 1000)) --loglevel warning >"$WORK/redis.log" 2>&1 &
+    SERVER_PID=$!
+    STARTED_PIDS+=("$SERVER_PID")
+    wait_for_port "$SERVER_PORT"
+}
+
+start_python() {
+    SERVER_PORT=$(free_port)
+    python3 benches/reference/classic_server.py "$SERVER_PORT" 2>"$WORK/python.log" &
+    SERVER_PID=$!
+    STARTED_PIDS+=("$SERVER_PID")
+    wait_for_port "$SERVER_PORT"
+}
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# ---- one measured client run ----------------------------------------------
+
+# measure SERVER_PID RSS_SAMPLE_AFTER_S CLIENT...: runs the client while
+# watching the server. Sets RUN_OUT (client stdout file), RUN_CLIENT_CPU,
+# RUN_SERVER_CPU (percent of one core over the client's lifetime) and
+# RUN_SERVER_RSS (MiB, sampled mid-run).
+measure() {
+    local server=$1 sample_after_s=$2
+    shift 2
+    RUN_OUT="$WORK/run.out"
+    local ticks_before user sys wall
+    ticks_before=$(cpu_ticks "$server")
+    (
+        TIMEFORMAT='%U %S %R'
+        time "$@" >"$RUN_OUT" 2>"$WORK/run.err"
+    ) 2>"$WORK/run.time" &
+    local client=$!
+    sleep "$sample_after_s"
+    RUN_SERVER_RSS=$(awk -v k="$(rss_kib "$server")" 'BEGIN { printf "%.1f", k / 1024 }')
+    if ! wait "$client"; then
+        log "client failed: $* ($(head -c 300 "$WORK/run.err"))"
+    fi
+    if ! kill -0 "$server" 2>/dev/null; then
+        log "the server (pid $server) died during: $*"
+        exit 1
+    fi
+    read -r user sys wall <"$WORK/run.time"
+    RUN_CLIENT_CPU=$(awk -v u="$user" -v s="$sys" -v w="$wall" 'BEGIN { printf "%.0f", 100 * (u + s) / w }')
+    RUN_SERVER_CPU=$(awk -v t="$(($(cpu_ticks "$server") - ticks_before))" -v hz="$CLK_TCK" -v w="$wall" \
+        'BEGIN { printf "%.0f", 100 * t / hz / w }')
+}
+
+# ---- table rows: each appends to the arrays of its row label --------------
+
+declare -A RPS P50 P99 SCPU CCPU RSS ERRS CMD
+ROWS=()
+
+add_sample() { # LABEL RPS P50 P99 ERRORS
+    local label=$1
+    [[ -v "RPS[$label]" ]] || ROWS+=("$label")
+    RPS[$label]+="$2 "
+    P50[$label]+="$3 "
+    P99[$label]+="$4 "
+    ERRS[$label]+="$5 "
+    SCPU[$label]+="$RUN_SERVER_CPU "
+    CCPU[$label]+="$RUN_CLIENT_CPU "
+    RSS[$label]+="$RUN_SERVER_RSS "
+}
+
+# load_row LABEL SERVER_PID PORT LOAD-FLAGS...: one `camloop load` run.
+load_row() {
+    local label=$1 server=$2 port=$3
+    shift 3
+    CMD[$label]="camloop load 127.0.0.1:PORT $(quoted "$@") --warmup $WARMUP_S --duration $DURATION_S"
+    measure "$server" "$(awk -v w="$WARMUP_S" -v d="$DURATION_S" 'BEGIN { print w + d / 2 }')" \
+        "${LOAD[@]}" "127.0.0.1:$port" "$@" --warmup "$WARMUP_S" --duration "$DURATION_S" --json
+    local rps
+    rps=$(json_field requests_per_s "$RUN_OUT")
+    add_sample "$label" "${rps:-0}" "$(json_field latency_p50_us "$RUN_OUT")" \
+        "$(json_field latency_p99_us "$RUN_OUT")" "$(json_field errors "$RUN_OUT")"
+    LAST_RPS=${rps:-0}
+}
+
+# redis_benchmark_row LABEL SERVER_PID PORT REQUESTS FLAGS...
+redis_benchmark_row() {
+    local label=$1 server=$2 port=$3 requests=$4
+    shift 4
+    CMD[$label]="redis-benchmark -t ping_inline -n N $* --csv (N = camloop load's req/s x $DURATION_S s)"
+    measure "$server" 1 redis-benchmark -p "$port" -t ping_inline -n "$requests" "$@" --csv
+    # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms",...
+    local csv
+    csv=$(tail -n 1 "$RUN_OUT" | tr -d '"')
+    add_sample "$label" "$(cut -d, -f2 <<<"$csv")" \
+        "$(awk -F, '{ printf "%.0f", $5 * 1000 }' <<<"$csv")" \
+        "$(awk -F, '{ printf "%.0f", $7 * 1000 }' <<<"$csv")" "-"
+}
+
+# ---- the comparisons --------------------------------------------------------
+
+log "building (cargo build --release --no-default-features)"
+cargo build --release --no-default-features --quiet
+
+start_redis
+REDIS_PID=$SERVER_PID REDIS_PORT=$SERVER_PORT
+CAMLOOP_OK=0
+if start_camloop; then
+    CAMLOOP_OK=1
+    CAMLOOP_PID=$SERVER_PID CAMLOOP_PORT=$SERVER_PORT
+fi
+
+log "watching idle servers for ${IDLE_WATCH_S} s"
+declare -A IDLE_WAKEUPS IDLE_RSS
+idle_pids=("redis-server:$REDIS_PID")
+if ((CAMLOOP_OK)); then idle_pids+=("camloop:$CAMLOOP_PID"); fi
+for entry in "${idle_pids[@]}"; do IDLE_WAKEUPS[${entry%%:*}]=$(context_switches "${entry#*:}"); done
+sleep "$IDLE_WATCH_S"
+for entry in "${idle_pids[@]}"; do
+    name=${entry%%:*} pid=${entry#*:}
+    IDLE_WAKEUPS[$name]=$(($(context_switches "$pid") - IDLE_WAKEUPS[$name]))
+    IDLE_RSS[$name]=$(awk -v k="$(rss_kib "$pid")" 'BEGIN { printf "%.1f", k / 1024 }')
+done
+
+for pipeline in 1 16; do
+    log "50 connections, pipeline $pipeline"
+    for run in $(seq "$RUNS"); do
+        load_row "redis PING, P$pipeline: camloop load" "$REDIS_PID" "$REDIS_PORT" \
+            --conns 50 --pipeline "$pipeline" --request 'PING\r\n'
+        # Same request count as camloop load managed, so both run about as long.
+        if ((run == 1)); then
+            requests=$(awk -v r="$LAST_RPS" -v d="$DURATION_S" 'BEGIN { n = int(r * d); print (n < 10000 ? 10000 : n) }')
+        fi
+        redis_benchmark_row "redis PING, P$pipeline: redis-benchmark" "$REDIS_PID" "$REDIS_PORT" \
+            "$requests" -c 50 -P "$pipeline"
+        if ((CAMLOOP_OK)); then
+            load_row "camloop ping, P$pipeline: camloop load" "$CAMLOOP_PID" "$CAMLOOP_PORT" \
+                --conns 50 --pipeline "$pipeline" --greeting line --request 'ping\n'
+        fi
+    done
+done
+
+log "$MANY_CONNS connections: camloop vs the Python reference"
+start_python
+PYTHON_PID=$SERVER_PID PYTHON_PORT=$SERVER_PORT
+PYTHON_IDLE_RSS=$(awk -v k="$(rss_kib "$PYTHON_PID")" 'BEGIN { printf "%.1f", k / 1024 }')
+for run in $(seq "$RUNS"); do
+    # The classic protocol: bare `Welcome`, a bare `Received` per recv(); pipelining
+    # would merge requests into one recv(), so one request in flight.
+    load_row "$MANY_CONNS conns: Python reference" "$PYTHON_PID" "$PYTHON_PORT" \
+        --conns "$MANY_CONNS" --greeting bytes:7 --request hello --expect bytes:8
+    if ((CAMLOOP_OK)); then
+        load_row "$MANY_CONNS conns: camloop" "$CAMLOOP_PID" "$CAMLOOP_PORT" \
+            --conns "$MANY_CONNS" --greeting line --request 'hello\n'
+    fi
+done
+stop_server
+# The hold rows start servers of their own.
+kill "$REDIS_PID" 2>/dev/null || true
+if ((CAMLOOP_OK)); then kill "$CAMLOOP_PID" 2>/dev/null || true; fi
+
+# hold_run NAME PING_LABEL START_FN LOAD-FLAGS...: a fresh server (so its idle RSS is a
+# clean baseline), HOLD_CONNS idle connections, then a 50-connection ping run
+# while they are held.
+declare -A HOLD_BYTES HOLD_CONNECTS HOLD_FAILED
+hold_run() {
+    local name=$1 ping_label=$2 start=$3
+    shift 3
+    "$start" || return 0
+    local idle_kib hold_out="$WORK/hold.out" waited
+    idle_kib=$(rss_kib "$SERVER_PID")
+    "${LOAD[@]}" "127.0.0.1:$SERVER_PORT" --hold "$HOLD_CONNS" \
+        --duration $((WARMUP_S + DURATION_S + 3)) --json >"$hold_out" 2>&1 &
+    local holder=$!
+    for waited in $(seq 100); do
+        (($(open_fds "$SERVER_PID") >= HOLD_CONNS)) && break
+        sleep 0.1
+    done
+    # Servers grow and trim per-client buffers on timers (redis' clientsCron),
+    # so RSS is sampled once connected and again after the ping run; the
+    # larger counts.
+    local held_kib
+    held_kib=$(rss_kib "$SERVER_PID")
+    load_row "$ping_label, P1, $HOLD_CONNS idle held" "$SERVER_PID" "$SERVER_PORT" --conns 50 "$@"
+    held_kib=$(awk -v a="$held_kib" -v b="$(rss_kib "$SERVER_PID")" 'BEGIN { print (a > b ? a : b) }')
+    wait "$holder" || log "hold run failed: $(head -c 300 "$hold_out")"
+    HOLD_BYTES[$name]+="$(((held_kib - idle_kib) * 1024 / HOLD_CONNS)) "
+    HOLD_CONNECTS[$name]+="$(json_field connects_per_s "$hold_out") "
+    HOLD_FAILED[$name]+="$(json_field connect_failures "$hold_out") "
+    stop_server
+}
+log "$HOLD_CONNS idle connections"
+for run in $(seq "$RUNS"); do
+    hold_run redis "redis PING" start_redis --request 'PING\r\n'
+    if ((CAMLOOP_OK)); then hold_run camloop "camloop ping" start_camloop --greeting line --request 'ping\n'; fi
+done
+
+# ---- the report -------------------------------------------------------------
+
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+cat <<EOF
+Measured by \`benches/compare.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, ${cpu_model:-unknown CPU}, Linux $(uname -r);
+load average at the end $(cut -d' ' -f1-3 /proc/loadavg); $(redis-server --version | cut -d' ' -f1-3); $(python3 --version);
+camloop $(git rev-parse --short HEAD 2>/dev/null || echo '?'). Median of $RUNS runs, ${WARMUP_S} s warmup + ${DURATION_S} s each; all on loopback.
+CPU % is per process (100 = one core), over the client's lifetime; RSS sampled mid-run.
+
+| comparison | req/s | p50 µs | p99 µs | server CPU % | client CPU % | server RSS MiB | errors |
+|---|---:|---:|---:|---:|---:|---:|---:|
+EOF
+for label in "${ROWS[@]}"; do
+    # shellcheck disable=SC2086 # the arrays hold space-separated samples
+    printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$label" \
+        "$(median ${RPS[$label]})" "$(median ${P50[$label]})" "$(median ${P99[$label]})" \
+        "$(median ${SCPU[$label]})" "$(median ${CCPU[$label]})" "$(median ${RSS[$label]})" \
+        "$(median ${ERRS[$label]})"
+done
+
+med_rps() {
+    # shellcheck disable=SC2086
+    if [[ -v "RPS[$1]" ]]; then median ${RPS[$1]}; else echo 0; fi
+}
+echo
+echo "| target | measured |"
+echo "|---|---:|"
+for pipeline in 1 16; do
+    echo "| camloop load / redis-benchmark against redis, P$pipeline | $(ratio "$(med_rps "redis PING, P$pipeline: camloop load")" "$(med_rps "redis PING, P$pipeline: redis-benchmark")") |"
+done
+if ((CAMLOOP_OK)); then
+    for pipeline in 1 16; do
+        echo "| camloop ping / redis PING, P$pipeline | $(ratio "$(med_rps "camloop ping, P$pipeline: camloop load")" "$(med_rps "redis PING, P$pipeline: camloop load")") |"
+    done
+    echo "| camloop / Python reference at $MANY_CONNS connections | $(ratio "$(med_rps "$MANY_CONNS conns: camloop")" "$(med_rps "$MANY_CONNS conns: Python reference")") |"
+else
+    echo "| camloop rows | not measured: \`camloop serve\` did not start |"
+fi
+echo
+echo "| server | idle RSS MiB | wake-ups in ${IDLE_WATCH_S} s idle | RSS per idle connection (bytes, $HOLD_CONNS held) | connects/s | connect failures |"
+echo "|---|---:|---:|---:|---:|---:|"
+for name in redis camloop; do
+    [[ -v "HOLD_BYTES[$name]" ]] || continue
+    idle_name=$name
+    [[ $name == redis ]] && idle_name=redis-server
+    # shellcheck disable=SC2086
+    echo "| $name | ${IDLE_RSS[$idle_name]:-?} | ${IDLE_WAKEUPS[$idle_name]:-?} | $(median ${HOLD_BYTES[$name]}) | $(median ${HOLD_CONNECTS[$name]}) | $(median ${HOLD_FAILED[$name]}) |"
+done
+echo "| Python reference | $PYTHON_IDLE_RSS | | | | |"
+echo
+echo "Commands (PORT is the server's loopback port):"
+echo
+for label in "${ROWS[@]}"; do
+    echo "- $label: \`${CMD[$label]}\`"
+done
+echo "- servers: \`camloop serve --listen 127.0.0.1:0 --http off --camera none --framing line\`;" \
+    "\`redis-server --port PORT --bind 127.0.0.1 --save '' --appendonly no --maxclients $((HOLD_CONNS + 1000))\`;" \
+    "\`python3 benches/reference/classic_server.py PORT\`"

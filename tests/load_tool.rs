@@ -1,0 +1,289 @@
+//! `camloop load` end to end over real loopback sockets, against tiny
+//! in-test servers (plain threads) that count what arrived, plus the
+//! sans-IO framing with arbitrary chunking.
+//!
+//! Assertions are on counts and contents only, never on timing.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use camloop::load::{parse_escapes, run, Expect, Greeting, LoadArgs, ReplyCounter};
+use clap::Parser;
+use proptest::prelude::*;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+/// Parses the flags of a `camloop load` command line as a user would type
+/// them (without quotes: words are split at whitespace).
+fn load_args(target: SocketAddr, flags: &str) -> LoadArgs {
+    let target = target.to_string();
+    let line = ["load", target.as_str()]
+        .into_iter()
+        .chain(flags.split_whitespace());
+    Cli::try_parse_from(line).expect("valid flags").load
+}
+
+/// What the in-test server saw.
+#[derive(Default)]
+struct Seen {
+    connections: AtomicU64,
+    bytes: AtomicU64,
+    lines: AtomicU64,
+}
+
+/// A thread-per-connection line server: sends `greeting` on connect, then
+/// answers every `\n`-terminated line with `reply`. Lines are counted before
+/// they are answered, so a reply the client holds proves its line is counted.
+fn line_server(greeting: &'static [u8], reply: &'static [u8]) -> (SocketAddr, Arc<Seen>) {
+    serve(move |mut stream, seen| {
+        if stream.write_all(greeting).is_err() {
+            return;
+        }
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut buffer) {
+            let lines = buffer[..n].iter().filter(|&&b| b == b'\n').count();
+            seen.bytes.fetch_add(n as u64, Ordering::SeqCst);
+            seen.lines.fetch_add(lines as u64, Ordering::SeqCst);
+            if stream.write_all(&reply.repeat(lines)).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// A server that reads the first request of each connection and then resets it.
+fn resetting_server() -> (SocketAddr, Arc<Seen>) {
+    serve(|mut stream, seen| {
+        let mut buffer = [0u8; 64];
+        if let Ok(n) = stream.read(&mut buffer) {
+            seen.bytes.fetch_add(n as u64, Ordering::SeqCst);
+        }
+        // A zero linger turns the close into a RST.
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    })
+}
+
+fn serve(
+    handle: impl Fn(TcpStream, &Seen) + Send + Sync + Clone + 'static,
+) -> (SocketAddr, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let seen = Arc::new(Seen::default());
+    let server_seen = Arc::clone(&seen);
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            server_seen.connections.fetch_add(1, Ordering::SeqCst);
+            let (seen, handle) = (Arc::clone(&server_seen), handle.clone());
+            thread::spawn(move || handle(stream, &seen));
+        }
+    });
+    (addr, seen)
+}
+
+/// Waits (boundedly) until the server thread has caught up with `expected`.
+fn eventually(counter: &AtomicU64, expected: u64) -> u64 {
+    let give_up = Instant::now() + Duration::from_secs(2);
+    while counter.load(Ordering::SeqCst) != expected && Instant::now() < give_up {
+        thread::sleep(Duration::from_millis(5));
+    }
+    counter.load(Ordering::SeqCst)
+}
+
+#[test]
+fn pipelined_run_gets_one_reply_per_request() {
+    let (addr, seen) = line_server(b"", b"PONG\n");
+    let args = load_args(addr, r"--conns 4 --pipeline 8 --warmup 0.1 --duration 0.3");
+    let report = run(&args).expect("run");
+
+    assert!(report.requests > 0, "some replies fell in the window");
+    assert_eq!(report.errors, 0);
+    assert_eq!(report.unanswered, 0);
+    assert_eq!(report.connected, 4);
+    assert_eq!(report.replies_received, report.requests_sent);
+    assert_eq!(seen.lines.load(Ordering::SeqCst), report.requests_sent);
+    assert_eq!(
+        report.bytes_sent,
+        report.requests_sent * b"PING\r\n".len() as u64
+    );
+    assert!(report.reply_sample.starts_with(b"PONG\nPONG\n"));
+}
+
+#[test]
+fn bare_greeting_of_7_bytes_is_skipped_before_replies_are_counted() {
+    // camloop's classic greeting: `Welcome` with no terminator.
+    let (addr, seen) = line_server(b"Welcome", b"Received\n");
+    let args = load_args(
+        addr,
+        r"--conns 3 --greeting bytes:7 --request hello\n --warmup 0.1 --duration 0.3",
+    );
+    let report = run(&args).expect("run");
+
+    assert_eq!(report.errors, 0);
+    assert_eq!(report.replies_received, report.requests_sent);
+    assert_eq!(seen.lines.load(Ordering::SeqCst), report.requests_sent);
+    assert!(report.reply_sample.starts_with(b"Received\n"));
+}
+
+#[test]
+fn fixed_size_replies_are_counted_with_expect_bytes() {
+    let (addr, seen) = line_server(b"Welcome\n", b"Received");
+    let args = load_args(
+        addr,
+        r"--conns 2 --pipeline 4 --greeting line --expect bytes:8 --request hello\r\n --warmup 0.1 --duration 0.3",
+    );
+    let report = run(&args).expect("run");
+
+    assert_eq!(report.errors, 0);
+    assert_eq!(report.replies_received, report.requests_sent);
+    assert_eq!(seen.lines.load(Ordering::SeqCst), report.requests_sent);
+}
+
+#[test]
+fn rate_caps_the_requests_sent() {
+    let (addr, _seen) = line_server(b"", b"+PONG\r\n");
+    let args = load_args(addr, r"--conns 2 --rate 40 --warmup 0 --duration 0.5");
+    let report = run(&args).expect("run");
+
+    // The pacer issues one request per 1/40 s from the start, none after the window.
+    assert!(
+        report.requests_sent <= 40 / 2 + 1,
+        "sent {}",
+        report.requests_sent
+    );
+    assert_eq!(report.replies_received, report.requests_sent);
+}
+
+#[test]
+fn hold_opens_exactly_n_idle_connections() {
+    let (addr, seen) = line_server(b"Welcome", b"");
+    let args = load_args(addr, r"--hold 25 --duration 0.2");
+    let report = run(&args).expect("run");
+
+    assert_eq!(report.connected, 25);
+    assert_eq!(report.errors, 0);
+    assert_eq!(report.requests_sent, 0);
+    assert_eq!(eventually(&seen.connections, 25), 25);
+    assert_eq!(
+        seen.bytes.load(Ordering::SeqCst),
+        0,
+        "a held connection sends nothing"
+    );
+}
+
+#[test]
+fn server_resets_are_counted_as_errors_not_panics() {
+    let (addr, _seen) = resetting_server();
+    let args = load_args(addr, r"--conns 5 --warmup 0 --duration 1");
+    let report = run(&args).expect("connections were made, so the run reports");
+
+    assert_eq!(report.connected, 5);
+    assert_eq!(
+        report.errors, 5,
+        "one error per reset connection: {report:?}"
+    );
+    assert_eq!(report.replies_received, 0);
+}
+
+#[test]
+fn refused_connects_end_the_run_with_an_error() {
+    let unused = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = unused.local_addr().expect("local addr");
+    drop(unused);
+    let args = load_args(addr, r"--conns 3 --warmup 0 --duration 0.2");
+
+    let error = run(&args).expect_err("nothing listens there");
+    assert!(error.contains("no connection"), "{error}");
+}
+
+#[test]
+fn bad_flags_are_rejected_before_connecting() {
+    let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+    for flags in ["--pipeline 0", "--duration 0", r"--request \q", "--rate 0"] {
+        assert!(run(&load_args(addr, flags)).is_err(), "{flags:?}");
+    }
+}
+
+#[test]
+fn escapes_cover_cr_lf_tab_backslash_and_hex() {
+    assert_eq!(parse_escapes(r"PING\r\n").unwrap(), b"PING\r\n");
+    assert_eq!(parse_escapes(r"a\tb\\c").unwrap(), b"a\tb\\c");
+    assert_eq!(parse_escapes(r"\x00\x7F\xff").unwrap(), [0x00, 0x7f, 0xff]);
+    assert_eq!(parse_escapes("plain").unwrap(), b"plain");
+}
+
+#[test]
+fn unknown_truncated_or_dangling_escapes_are_rejected() {
+    assert!(parse_escapes(r"\q").is_err());
+    assert!(parse_escapes(r"\x4").is_err());
+    assert!(parse_escapes(r"\xzz").is_err());
+    assert!(parse_escapes("ends in \\").is_err());
+}
+
+#[test]
+fn expect_and_greeting_parse_their_flag_values() {
+    assert_eq!("line".parse::<Expect>(), Ok(Expect::Line));
+    assert_eq!("bytes:8".parse::<Expect>(), Ok(Expect::Bytes(8)));
+    assert!("bytes:0".parse::<Expect>().is_err());
+    assert!("none".parse::<Expect>().is_err());
+    assert_eq!("none".parse::<Greeting>(), Ok(Greeting::None));
+    assert_eq!("line".parse::<Greeting>(), Ok(Greeting::Line));
+    assert_eq!("bytes:7".parse::<Greeting>(), Ok(Greeting::Bytes(7)));
+    assert!("bytes:x".parse::<Greeting>().is_err());
+}
+
+/// Feeds `stream` in chunks cut at `cuts` through a greeting and a reply
+/// counter, as a connection does; returns (greeting bytes, replies).
+fn feed_chunked(
+    stream: &[u8],
+    cuts: &[usize],
+    greeting: Greeting,
+    expect: Expect,
+) -> (usize, usize) {
+    let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (stream.len() + 1)).collect();
+    cuts.push(stream.len());
+    cuts.sort_unstable();
+    let (mut greeting, mut counter) = (greeting, ReplyCounter::new(expect));
+    let (mut greeting_bytes, mut replies, mut from) = (0, 0, 0);
+    for to in cuts {
+        let chunk = &stream[from..to];
+        let skipped = greeting.consume(chunk);
+        greeting_bytes += skipped;
+        replies += counter.feed(&chunk[skipped..]);
+        from = to;
+    }
+    (greeting_bytes, replies)
+}
+
+proptest! {
+    #[test]
+    fn line_replies_after_a_line_greeting_survive_any_chunking(
+        lines in proptest::collection::vec("[ -~]{0,12}", 0..20),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let mut stream = b"Welcome\n".to_vec();
+        for line in &lines {
+            stream.extend_from_slice(line.as_bytes());
+            stream.push(b'\n');
+        }
+        let counted = feed_chunked(&stream, &cuts, Greeting::Line, Expect::Line);
+        prop_assert_eq!(counted, (8, lines.len()));
+    }
+
+    #[test]
+    fn fixed_size_replies_after_a_bare_greeting_survive_any_chunking(
+        replies in 0usize..40,
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let stream = [&b"Welcome"[..], &b"Received".repeat(replies)].concat();
+        let counted = feed_chunked(&stream, &cuts, Greeting::Bytes(7), Expect::Bytes(8));
+        prop_assert_eq!(counted, (7, replies));
+    }
+}
