@@ -10,11 +10,17 @@ use std::fmt::{self, Write as _};
 /// window, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Latency {
+    /// Median.
     pub p50_us: u64,
+    /// 90th percentile.
     pub p90_us: u64,
+    /// 99th percentile.
     pub p99_us: u64,
+    /// 99.9th percentile.
     pub p999_us: u64,
+    /// Slowest.
     pub max_us: u64,
+    /// Mean.
     pub mean_us: f64,
 }
 
