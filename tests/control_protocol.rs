@@ -300,9 +300,9 @@ fn an_over_long_line_without_newline_is_refused_too() {
 /// long before.
 const SLOW_CLIENT_MAX_BYTES: usize = 20 * 1024 * 1024;
 
-/// Writes `stats\n` without reading until the socket stops taking bytes
-/// for a while, reports how many whole requests went out, then finishes
-/// the last partial one and sends `exit`. Returns the request count.
+/// Writes `stats\n` without reading until the socket stops taking bytes,
+/// reports the bytes written, then finishes the request it cut in the
+/// middle and sends `exit`. Returns how many `stats` requests it sent.
 fn write_until_blocked(mut stream: TcpStream, blocked: mpsc::Sender<usize>) -> usize {
     const REQUEST: &[u8] = b"stats\n";
     let chunk = REQUEST.repeat(64 * 1024 / REQUEST.len());
@@ -414,10 +414,6 @@ fn shutdown_replies_then_the_server_exits_with_code_0() {
     bystander.expect_eof();
     let status = server.wait_for_exit();
     assert_eq!(status.code(), Some(0), "{status}");
-    assert!(
-        TcpStream::connect(server.addr).is_err(),
-        "still accepting after exit"
-    );
 }
 
 // ---------------------------------------------------------------------------
