@@ -27,6 +27,10 @@ pub const OUTPUT_SOFT_CAP_BYTES: usize = 256 * 1024;
 /// (like redis' client-output-buffer-limit hard limit).
 pub const OUTPUT_HARD_CAP_BYTES: usize = 8 * 1024 * 1024;
 
+/// At most this much unread input is drained before a close (see
+/// [`Connection::discard_pending_input`]).
+pub const LINGER_DRAIN_BYTES: usize = 64 * 1024;
+
 /// Bytes read from one connection per readiness event before the loop
 /// moves on to the others; the connection is then revisited right after
 /// (fairness: one busy client cannot starve the rest).
@@ -183,6 +187,23 @@ impl Connection {
             }
         }
         Ok(progress.written)
+    }
+
+    /// Reads and drops input already waiting (at most
+    /// [`LINGER_DRAIN_BYTES`]) and shuts down our sending side, so that
+    /// closing does not turn into a reset that loses the last reply.
+    pub fn discard_pending_input(&mut self) {
+        let mut scratch = [0u8; 4096];
+        let mut drained = 0;
+        while drained < LINGER_DRAIN_BYTES {
+            match self.socket.read(&mut scratch) {
+                Ok(0) => break,
+                Ok(n) => drained += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.socket.shutdown_write();
     }
 
     /// One `read()` into `buf`, retrying `Interrupted`. Returns the bytes

@@ -247,6 +247,16 @@ impl Source for ListenerSocket {
     }
 }
 
+impl Stream {
+    /// Sends FIN: the peer reads everything written so far, then EOF.
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

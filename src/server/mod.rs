@@ -703,6 +703,12 @@ impl Server {
         }
         conn.closed = true;
         let _ = self.poll.registry().deregister(&mut conn.socket);
+        if matches!(reason, CloseReason::Done) && !conn.input_closed {
+            // Closing with unread input makes the kernel send a reset,
+            // which can destroy the last reply (an `ERR`, a 4xx) before the
+            // client reads it. Read what is already there, then close.
+            conn.discard_pending_input();
+        }
         match reason {
             CloseReason::Done => log::debug!("client {} disconnected", conn.peer),
             CloseReason::Io(e) if is_peer_gone(&e) => {

@@ -123,7 +123,7 @@ impl ServerBuilder {
     pub fn new() -> ServerBuilder {
         ServerBuilder {
             wrapper: Vec::new(),
-            args: ["serve", "--listen", "127.0.0.1:0"]
+            args: ["serve", "--listen", "127.0.0.1:0", "--http", "off"]
                 .iter()
                 .map(OsString::from)
                 .collect(),
