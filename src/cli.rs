@@ -3,13 +3,15 @@
 //! This module turns flags into the library's settings and calls into it;
 //! it holds no server logic. Every flag documents its default.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::camera::pipeline::{Camera, CameraSettings};
 use crate::camera::synthetic::SyntheticSource;
@@ -20,7 +22,7 @@ use crate::snapshot::{SnapshotSettings, SnapshotWriter};
 
 /// camloop: a single-threaded mio camera server, its client and a load generator.
 #[derive(Parser, Debug)]
-#[command(name = "camloop", version, about)]
+#[command(name = "camloop", version = env!("CAMLOOP_VERSION"), about, args_override_self = true)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]
@@ -41,6 +43,15 @@ pub enum Command {
 /// Flags of `camloop serve`.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
+    /// Read settings from this TOML file: the same keys as these flags
+    /// (`listen = ["127.0.0.1:8233"]`, `snapshot-dir = "/var/lib/camloop"`);
+    /// flags given on the command line win.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration (defaults, file and flags merged)
+    /// as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// Control-port address; repeat for several (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8233")]
     pub listen: Vec<SocketAddr>,
@@ -81,7 +92,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "pic2.jpg")]
     pub snapshot_name: String,
     /// fsync each snapshot and its directory: on or off.
-    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub snapshot_fsync: bool,
     /// Keep at most this many snapshots (with `{seq}` or `{ts}` names); default: all.
     #[arg(long)]
@@ -140,6 +151,123 @@ fn parse_on_off(value: &str) -> Result<bool, String> {
         "on" | "true" | "yes" | "1" => Ok(true),
         "off" | "false" | "no" | "0" => Ok(false),
         _ => Err(format!("expected on or off, got {value:?}")),
+    }
+}
+
+/// Parses the process's command line, merging `serve --config FILE` in:
+/// the file's keys become flags placed before the real ones, except keys
+/// the command line already sets, so the command line always wins.
+pub fn parse_command_line() -> Result<Cli, String> {
+    let mut argv: Vec<OsString> = std::env::args_os().collect();
+    let matches = Cli::command().get_matches_from(&argv);
+    if let Some(("serve", serve)) = matches.subcommand() {
+        if let Some(path) = serve.get_one::<PathBuf>("config") {
+            let from_file = config_file_args(path, serve)?;
+            let at = argv
+                .iter()
+                .position(|a| a == "serve")
+                .map_or(argv.len(), |i| i + 1);
+            argv.splice(at..at, from_file);
+        }
+    }
+    let matches = Cli::command().get_matches_from(&argv);
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+    if let (Command::Serve(args), Some(("serve", serve))) = (&cli.command, matches.subcommand()) {
+        if args.print_config {
+            print!("{}", effective_config(serve));
+            std::process::exit(0);
+        }
+    }
+    Ok(cli)
+}
+
+/// Turns a TOML file into `--key=value` flags for `serve`.
+fn config_file_args(path: &Path, given: &ArgMatches) -> Result<Vec<OsString>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --config {}: {e}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("--config {}: {e}", path.display()))?;
+    let command = Cli::command();
+    let serve = command
+        .find_subcommand("serve")
+        .ok_or("no serve subcommand")?;
+    let mut flags = Vec::new();
+    for (key, value) in &table {
+        let id = key.replace('-', "_");
+        let arg = serve
+            .get_arguments()
+            .find(|a| a.get_id() == id.as_str() && a.get_long().is_some())
+            .filter(|_| !matches!(id.as_str(), "config" | "print_config"))
+            .ok_or_else(|| format!("--config {}: unknown key {key:?}", path.display()))?;
+        if given.value_source(&id) == Some(ValueSource::CommandLine) {
+            continue; // the command line wins
+        }
+        let values = match value {
+            toml::Value::Array(items) => items.iter().collect(),
+            single => vec![single],
+        };
+        for value in values {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                toml::Value::Boolean(on) if !arg.get_action().takes_values() => {
+                    if *on {
+                        flags.push(OsString::from(format!("--{key}")));
+                    }
+                    continue;
+                }
+                toml::Value::Boolean(on) => if *on { "on" } else { "off" }.to_string(),
+                other => {
+                    return Err(format!(
+                        "--config {}: {key} = {other} is not a value a flag takes",
+                        path.display()
+                    ))
+                }
+            };
+            flags.push(OsString::from(format!("--{key}={text}")));
+        }
+    }
+    Ok(flags)
+}
+
+/// The effective `serve` settings as TOML, read back from clap so that
+/// every flag (with its default) is listed and none can be forgotten.
+fn effective_config(serve: &ArgMatches) -> String {
+    let command = Cli::command();
+    let mut out = String::from("# camloop serve: effective configuration\n");
+    let Some(serve_command) = command.find_subcommand("serve") else {
+        return out;
+    };
+    for arg in serve_command.get_arguments() {
+        let id = arg.get_id().as_str();
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(id, "config" | "print_config" | "help") {
+            continue;
+        }
+        let values: Vec<String> = serve
+            .get_raw(id)
+            .map(|raw| raw.map(|v| toml_scalar(&v.to_string_lossy())).collect())
+            .unwrap_or_default();
+        let multiple = matches!(arg.get_action(), clap::ArgAction::Append);
+        let line = match (values.as_slice(), multiple) {
+            ([], _) => format!("# {long} = (not set)"),
+            (_, true) => format!("{long} = [{}]", values.join(", ")),
+            ([value, ..], false) => format!("{long} = {value}"),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// A flag value as a TOML scalar: integers and booleans bare, text quoted.
+fn toml_scalar(value: &str) -> String {
+    if value.parse::<i64>().is_ok() || value == "true" || value == "false" {
+        value.to_string()
+    } else {
+        toml::Value::String(value.to_string()).to_string()
     }
 }
 
@@ -226,6 +354,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     println!("listening control={control} http={http}");
     // Tests and scripts wait for this line; make sure it is out now.
     let _ = std::io::stdout().flush();
+    crate::sys::notify_systemd("READY=1");
     log::info!(
         "camloop {} serving control={control} http={http}",
         env!("CARGO_PKG_VERSION")

@@ -3,11 +3,14 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = camloop::cli::Cli::parse();
     // Info by default (start/stop, snapshots, camera state); RUST_LOG overrides.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    camloop::cli::run(cli)
+    match camloop::cli::parse_command_line() {
+        Ok(cli) => camloop::cli::run(cli),
+        Err(message) => {
+            eprintln!("camloop: {message}");
+            ExitCode::from(2)
+        }
+    }
 }

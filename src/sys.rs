@@ -53,3 +53,30 @@ pub fn is_resource_exhaustion(error: &io::Error) -> bool {
         Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
     )
 }
+
+/// Tells systemd the service is ready (`Type=notify`): one `READY=1`
+/// datagram to `$NOTIFY_SOCKET`, if systemd set it. Sent once the
+/// listeners are bound, so clients started after us never see a refused
+/// connection. A no-op outside systemd.
+pub fn notify_systemd(state: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::UnixDatagram;
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(socket) = UnixDatagram::unbound() else {
+        return;
+    };
+    let sent = match path.as_bytes().strip_prefix(b"@") {
+        // A leading '@' names a socket in the abstract namespace.
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(name)
+                .and_then(|addr| socket.send_to_addr(state.as_bytes(), &addr))
+        }
+        None => socket.send_to(state.as_bytes(), &path),
+    };
+    if let Err(e) = sent {
+        log::warn!("could not notify systemd ({state}): {e}");
+    }
+}

@@ -1,0 +1,176 @@
+//! Starting camloop the way systemd does: a listening socket passed as fd 3
+//! (`LISTEN_FDS`/`LISTEN_PID`), readiness sent to `NOTIFY_SOCKET`; and the
+//! configuration file with `--print-config`.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+use support::{Client, TempDir, CAMLOOP, TIMEOUT};
+
+/// The first descriptor systemd passes.
+const SD_LISTEN_FDS_START: i32 = 3;
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads the `listening ...` line and returns the control address.
+fn listening_control_addr(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("listening line");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("control="))
+        .unwrap_or_else(|| panic!("no control= in {line:?}"))
+        .to_string()
+}
+
+#[test]
+fn a_socket_passed_as_fd_3_with_listen_fds_is_served() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let fd = listener.as_raw_fd();
+    let snapshots = TempDir::new("activation");
+    let mut command = Command::new("sh");
+    // `$$` is the shell's pid, which `exec` hands on to camloop: exactly
+    // the LISTEN_PID systemd would set.
+    command
+        .arg("-c")
+        .arg("export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" serve --http off --camera none --snapshot-dir \"$1\"")
+        .arg(CAMLOOP)
+        .arg(snapshots.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe calls (dup2,
+    // fcntl) on descriptors this process owns.
+    unsafe {
+        command.pre_exec(move || {
+            if fd == SD_LISTEN_FDS_START {
+                libc::fcntl(fd, libc::F_SETFD, 0); // keep it across exec
+            } else if libc::dup2(fd, SD_LISTEN_FDS_START) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = Killed(command.spawn().expect("start camloop under sh"));
+    let addr = listening_control_addr(&mut child.0);
+    assert_eq!(
+        addr,
+        format!("127.0.0.1:{port}"),
+        "serves the passed socket, not --listen"
+    );
+    drop(listener); // the server has its own copy now
+    let mut client = Client::connect(addr.parse().expect("addr"));
+    client.expect("Welcome");
+    assert_eq!(client.request("ping"), "PONG");
+}
+
+#[test]
+fn readiness_is_sent_to_notify_socket_once_listening() {
+    let dir = TempDir::new("notify");
+    let socket_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    notify.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut child = Killed(
+        Command::new(CAMLOOP)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "off",
+                "--camera",
+                "none",
+            ])
+            .arg("--snapshot-dir")
+            .arg(dir.path())
+            .env("NOTIFY_SOCKET", &socket_path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start camloop"),
+    );
+    let addr = listening_control_addr(&mut child.0);
+    let mut message = [0u8; 64];
+    let n = notify.recv(&mut message).expect("a READY datagram");
+    assert_eq!(&message[..n], b"READY=1");
+    // Ready means ready: a client connects at once.
+    let mut client = Client::connect(addr.parse().expect("addr"));
+    client.expect("Welcome");
+}
+
+#[test]
+fn a_config_file_sets_flags_and_the_command_line_wins() {
+    let dir = TempDir::new("config");
+    let config = dir.path().join("camloop.toml");
+    std::fs::write(
+        &config,
+        "listen = [\"127.0.0.1:9999\", \"[::1]:9999\"]\nfps = 12\ncamera = \"none\"\nsnapshot-fsync = false\n",
+    )
+    .expect("write config");
+    let output = Command::new(CAMLOOP)
+        .args(["serve", "--fps", "20", "--print-config", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run --print-config");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("listen = [\"127.0.0.1:9999\", \"[::1]:9999\"]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fps = 20\n"),
+        "the flag wins over the file: {text}"
+    );
+    assert!(text.contains("camera = \"none\"\n"), "{text}");
+    assert!(text.contains("snapshot-fsync = \"off\"\n"), "{text}");
+    assert!(
+        text.contains("jpeg-quality = 80\n"),
+        "defaults are listed too: {text}"
+    );
+}
+
+#[test]
+fn an_unknown_config_key_is_refused_with_its_name() {
+    let dir = TempDir::new("config-bad");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "fsp = 30\n").expect("write config");
+    let output = Command::new(CAMLOOP)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run camloop");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown key \"fsp\""));
+}
+
+#[test]
+fn version_names_the_git_revision_and_the_opencv_feature() {
+    let output = Command::new(CAMLOOP)
+        .arg("--version")
+        .output()
+        .expect("run --version");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("(git "), "{text}");
+    let feature = if cfg!(feature = "opencv") {
+        "with OpenCV"
+    } else {
+        "without OpenCV"
+    };
+    assert!(text.contains(feature), "{text}");
+}
