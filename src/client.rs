@@ -8,6 +8,7 @@
 use std::fs;
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -35,8 +36,19 @@ pub struct CtlRequest {
     pub save_to: Option<PathBuf>,
 }
 
-/// Whether `word` looks like HOST:PORT (the only case in which the first
-/// argument is an address rather than a request).
+/// Whether `word` is an address: HOST:PORT, or a Unix socket path (starting
+/// with `/` or `unix:`). Only then is the first argument not a request.
+pub fn is_address(word: &str) -> bool {
+    unix_socket_path(word).is_some() || is_host_port(word)
+}
+
+/// The path of a Unix-socket address, if `addr` is one.
+fn unix_socket_path(addr: &str) -> Option<&str> {
+    addr.strip_prefix("unix:")
+        .or_else(|| addr.starts_with('/').then_some(addr))
+}
+
+/// Whether `word` looks like HOST:PORT.
 pub fn is_host_port(word: &str) -> bool {
     match word.rsplit_once(':') {
         Some((host, port)) => {
@@ -50,7 +62,7 @@ pub fn is_host_port(word: &str) -> bool {
 /// after `frame` (as separate words or inside one) becomes `save_to`.
 pub fn parse_words(words: &[String]) -> (String, Vec<CtlRequest>) {
     let (addr, rest) = match words.first() {
-        Some(first) if is_host_port(first) => (first.clone(), &words[1..]),
+        Some(first) if is_address(first) => (first.clone(), &words[1..]),
         _ => (DEFAULT_ADDR.to_string(), words),
     };
     let mut requests: Vec<CtlRequest> = Vec::new();
@@ -84,8 +96,8 @@ pub fn parse_request_line(text: &str) -> CtlRequest {
 
 /// A connected control session.
 pub struct CtlSession {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Box<dyn Read>>,
+    writer: Box<dyn Write>,
     /// The server may follow the greeting with one `\n` (line framing);
     /// it is skipped when the first reply is read, so no wait is needed.
     skip_greeting_newline: bool,
@@ -105,10 +117,19 @@ pub enum Reply {
 impl CtlSession {
     /// Connects and reads the greeting.
     pub fn connect(addr: &str) -> io::Result<CtlSession> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
-        let writer = stream.try_clone()?;
-        let mut reader = BufReader::new(stream);
+        let (read_half, writer): (Box<dyn Read>, Box<dyn Write>) = match unix_socket_path(addr) {
+            Some(path) => {
+                let stream = UnixStream::connect(path)?;
+                stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+                (Box::new(stream.try_clone()?), Box::new(stream))
+            }
+            None => {
+                let stream = TcpStream::connect(addr)?;
+                stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+                (Box::new(stream.try_clone()?), Box::new(stream))
+            }
+        };
+        let mut reader = BufReader::new(read_half);
         let mut greeting = [0u8; 7];
         reader.read_exact(&mut greeting)?;
         if greeting != GREETING {
@@ -289,6 +310,11 @@ mod tests {
         );
         assert_eq!(parse_words(&words(&["[::1]:9000"])).0, "[::1]:9000");
         assert!(!is_host_port("c"));
+        assert_eq!(
+            parse_words(&words(&["/run/camloop.sock", "ping"])).0,
+            "/run/camloop.sock"
+        );
+        assert!(is_address("unix:relative.sock"));
         assert!(!is_host_port("auth x:y"));
     }
 
