@@ -315,6 +315,9 @@ pub struct StateView {
     pub bytes_out: u64,
     /// Time blocked in grab(), µs.
     pub grab_us: HistogramView,
+    /// More integer keys (limits and rarer counters), in `/state` as they
+    /// are and in `/metrics` as `camloop_<key>` gauges.
+    pub more: Vec<(&'static str, u64)>,
     /// Time in retrieve() plus encode, µs.
     pub encode_us: HistogramView,
 }
@@ -362,6 +365,9 @@ fn write_state_json(out: &mut String, s: &StateView) -> fmt::Result {
         ("bytes_in", s.bytes_in),
         ("bytes_out", s.bytes_out),
     ] {
+        write!(out, ",\"{key}\":{value}")?;
+    }
+    for (key, value) in &s.more {
         write!(out, ",\"{key}\":{value}")?;
     }
     out.push_str(",\"last_snapshot\":");
@@ -441,6 +447,10 @@ fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
         "Measured grab rate in frames per second.",
         hundredths(s.fps_x100),
     )?;
+
+    for (key, value) in &s.more {
+        gauge(out, &format!("camloop_{key}"), "See /state.", *value)?;
+    }
 
     family(out, "camloop_clients", "gauge", "Open connections by kind.")?;
     for (kind, clients) in [

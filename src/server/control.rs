@@ -284,8 +284,7 @@ fn stats_line(core: &Core, now: Instant) -> String {
         "OK clients={} clients_max={} uptime_s={} camera={} camera_ok={} width={} height={} \
          fps_x100={} frames_grabbed={} frames_encoded={} snapshots={} snapshot_errors={} \
          bytes_in={} bytes_out={} requests={} errors={} grab_us_p50={} grab_us_p99={} \
-         grab_us_max={} encode_us_p99={} clients_peak={} frames_passthrough={} \
-         connections_refused={} auth_failures={}",
+         grab_us_max={} encode_us_p99={}{}",
         core.clients,
         core.max_clients,
         now.duration_since(core.started_at).as_secs(),
@@ -306,10 +305,10 @@ fn stats_line(core: &Core, now: Instant) -> String {
         core.camera.grab_time.quantile_micros(0.99),
         core.camera.grab_time.max_micros(),
         core.camera.encode_time.quantile_micros(0.99),
-        counters.clients_peak,
-        core.camera.frames_passthrough,
-        counters.connections_refused,
-        counters.auth_failures,
+        core.more_stats()
+            .iter()
+            .map(|(key, value)| format!(" {key}={value}"))
+            .collect::<String>(),
     )
 }
 

@@ -121,6 +121,50 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// Limits and the rarer counters, reported the same way by `stats`,
+    /// `/state` and `/metrics` (0 means "off" for the optional timeouts).
+    fn more_stats(&self) -> Vec<(&'static str, u64)> {
+        let counters = &self.counters;
+        let seconds = |d: Option<Duration>| d.map_or(0, |d| d.as_secs());
+        vec![
+            ("clients_peak", counters.clients_peak),
+            ("frames_passthrough", self.camera.frames_passthrough),
+            ("frames_sent", counters.frames_sent),
+            ("frames_dropped", counters.frames_dropped),
+            ("viewers_dropped", counters.viewers_dropped),
+            ("clients_dropped", counters.clients_dropped),
+            ("connections_refused", counters.connections_refused),
+            ("auth_failures", counters.auth_failures),
+            ("max_line_bytes", crate::protocol::MAX_LINE_BYTES as u64),
+            (
+                "max_http_head_bytes",
+                crate::http::request::MAX_HEAD_BYTES as u64,
+            ),
+            (
+                "output_soft_cap_bytes",
+                connection::OUTPUT_SOFT_CAP_BYTES as u64,
+            ),
+            ("output_hard_cap_bytes", OUTPUT_HARD_CAP_BYTES as u64),
+            ("idle_timeout_s", seconds(self.config.control_idle_timeout)),
+            (
+                "output_stall_timeout_s",
+                self.config.output_stall_timeout.as_secs(),
+            ),
+            (
+                "stream_stall_timeout_s",
+                self.config.stream_stall_timeout.as_secs(),
+            ),
+            (
+                "http_head_timeout_s",
+                http_session::HTTP_HEAD_TIMEOUT.as_secs(),
+            ),
+            (
+                "http_idle_timeout_s",
+                http_session::HTTP_IDLE_TIMEOUT.as_secs(),
+            ),
+        ]
+    }
+
     /// A copy of everything `/state` and `/metrics` report.
     fn state_view(&self, now: Instant) -> crate::http::response::StateView {
         use crate::http::response::{HistogramView, StateView, LATENCY_BUCKETS_US};
@@ -151,6 +195,10 @@ impl Core {
             bytes_in: counters.bytes_in,
             bytes_out: counters.bytes_out,
             grab_us: HistogramView::from_hdr(self.camera.grab_time.histogram(), LATENCY_BUCKETS_US),
+            more: [("clients_max", self.max_clients as u64)]
+                .into_iter()
+                .chain(self.more_stats())
+                .collect(),
             encode_us: HistogramView::from_hdr(
                 self.camera.encode_time.histogram(),
                 LATENCY_BUCKETS_US,
