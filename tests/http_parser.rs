@@ -686,6 +686,7 @@ fn sample_state() -> StateView {
             count: 100,
         },
         encode_us: HistogramView::default(),
+        more: vec![("clients_max", 100)],
     }
 }
 
