@@ -850,6 +850,7 @@ impl Server {
             return;
         }
         self.shutdown_deadline = Some(now + SHUTDOWN_GRACE);
+        crate::sys::notify_systemd("STOPPING=1");
         for listener in &mut self.listeners {
             let _ = self.poll.registry().deregister(&mut listener.socket);
         }
@@ -871,6 +872,11 @@ impl Server {
             .count();
         if unflushed > 0 {
             log::warn!("{unflushed} clients had unread output when the shutdown grace ended");
+        }
+        for (_, conn) in self.connections.iter_mut() {
+            if !conn.closed {
+                let _ = self.poll.registry().deregister(&mut conn.socket);
+            }
         }
         self.connections.clear();
         self.core.camera.close();
