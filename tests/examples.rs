@@ -185,10 +185,17 @@ fn classic_client_default_session_against_camloop_saves_pic2_jpg() {
 
 #[test]
 fn classic_client_exits_1_with_a_message_when_nobody_listens() {
-    // A port that was free a moment ago: bound, then released.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port");
+    // A socket that is bound but not listening holds its port, so nothing
+    // else can take it meanwhile, and refuses every connection.
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&loopback.into()).expect("bind");
+    let addr = socket
+        .local_addr()
+        .unwrap()
+        .as_socket()
+        .expect("an IP address");
     let output = classic_client(&[&addr.to_string()]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
