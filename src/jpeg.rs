@@ -7,6 +7,8 @@
 //! boards. Passthrough frames (a camera that already delivers JPEG) are not
 //! touched at all.
 
+use std::rc::Rc;
+
 use crate::camera::{CameraError, Frame, FrameData};
 
 /// JPEG markers used below.
@@ -74,24 +76,28 @@ pub fn frame_to_jpeg(frame: Frame, quality: u8) -> Result<(Vec<u8>, bool), Camer
     }
 }
 
-/// Returns a copy of `jpeg` with a comment (COM) segment right after SOI.
+/// Returns `jpeg` with a comment (COM) segment right after SOI, as the
+/// shared bytes every consumer of the frame gets.
 ///
 /// camloop stamps every frame with `camloop frame=<n>`, so anybody (and the
 /// tests) can tell which grab a snapshot came from without decoding pixels.
-pub fn with_comment(jpeg: &[u8], comment: &str) -> Vec<u8> {
+/// The pieces are collected straight into the `Rc`: one allocation and one
+/// copy per frame, whatever the number of consumers.
+pub fn stamp_comment(jpeg: &[u8], comment: &str) -> Rc<[u8]> {
     let Some(rest) = jpeg.strip_prefix(&MARKER_SOI) else {
-        return jpeg.to_vec();
+        return Rc::from(jpeg);
     };
     // A segment length counts its own two length bytes; it cannot exceed 16 bits.
     let comment = &comment.as_bytes()[..comment.len().min(u16::MAX as usize - 2)];
-    let segment_len = (comment.len() + 2) as u16;
-    let mut out = Vec::with_capacity(jpeg.len() + comment.len() + 4);
-    out.extend_from_slice(&MARKER_SOI);
-    out.extend_from_slice(&[0xFF, MARKER_COM]);
-    out.extend_from_slice(&segment_len.to_be_bytes());
-    out.extend_from_slice(comment);
-    out.extend_from_slice(rest);
-    out
+    let segment_len = ((comment.len() + 2) as u16).to_be_bytes();
+    MARKER_SOI
+        .iter()
+        .chain(&[0xFF, MARKER_COM])
+        .chain(&segment_len)
+        .chain(comment)
+        .chain(rest)
+        .copied()
+        .collect()
 }
 
 /// The first comment segment of a JPEG, if it has one right after SOI or
@@ -142,7 +148,7 @@ mod tests {
     fn a_comment_round_trips_and_keeps_the_image_valid() {
         let pixels = vec![10u8; 16 * 16 * 3];
         let jpeg = encode_bgr_pure_rust(16, 16, &pixels, 80).unwrap();
-        let stamped = with_comment(&jpeg, "camloop frame=42");
+        let stamped = stamp_comment(&jpeg, "camloop frame=42");
         assert_eq!(stamped_frame_number(&stamped), Some(42));
         assert_eq!(stamped_frame_number(&jpeg), None);
         let mut decoder = jpeg_decoder::Decoder::new(&stamped[..]);

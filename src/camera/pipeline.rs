@@ -270,12 +270,12 @@ impl Camera {
             self.frames_passthrough += 1;
         }
         let seq = self.frames_grabbed;
-        let stamped = jpeg::with_comment(&bytes, &format!("camloop frame={seq}"));
+        let stamped = jpeg::stamp_comment(&bytes, &format!("camloop frame={seq}"));
         let frame = SharedFrame {
             seq,
             width,
             height,
-            jpeg: Rc::from(stamped),
+            jpeg: stamped,
         };
         self.last_encoded = Some(frame.clone());
         Ok(frame)
@@ -352,7 +352,7 @@ impl Camera {
             seq: 0,
             width,
             height,
-            jpeg: Rc::from(jpeg::with_comment(&bytes, "camloop frame=0 no-signal")),
+            jpeg: jpeg::stamp_comment(&bytes, "camloop frame=0 no-signal"),
         };
         self.no_signal = Some(frame.clone());
         frame

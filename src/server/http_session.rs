@@ -228,7 +228,7 @@ impl Connection {
                     self.close_after_flush = true;
                     return;
                 }
-                core.stream_viewers += 1;
+                core.viewers.push((key, self.id));
                 log::debug!("http client {} started streaming", self.peer);
                 self.http().state = HttpState::Streaming(Viewer {
                     min_interval: fps.map(|fps| Duration::from_secs(1) / fps),

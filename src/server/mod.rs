@@ -114,7 +114,9 @@ pub(crate) struct Core {
     blocked_writers: usize,
     control_clients: usize,
     http_clients: usize,
-    stream_viewers: usize,
+    /// Stream viewers as (slab key, connection id): a frame is offered to
+    /// these only, not to every connection.
+    viewers: Vec<(usize, u64)>,
     max_clients: usize,
     /// Reused by the decoder so decoding allocates nothing per read.
     scratch_requests: Vec<crate::protocol::Request>,
@@ -181,7 +183,7 @@ impl Core {
             fps_x100: camera.fps_x100,
             control_clients: self.control_clients as u64,
             http_clients: self.http_clients as u64,
-            stream_viewers: self.stream_viewers as u64,
+            stream_viewers: self.viewers.len() as u64,
             frames_grabbed: self.camera.frames_grabbed,
             frames_encoded: self.camera.frames_encoded,
             frames_sent: counters.frames_sent,
@@ -224,10 +226,12 @@ pub struct Server {
     read_buffer: Box<[u8]>,
     next_conn_id: u64,
     /// Connections whose read budget ran out while still readable.
-    revisit: Vec<usize>,
+    revisit: Vec<(usize, u64)>,
     /// Connections closed this iteration, removed at its end.
     closing: Vec<usize>,
     accept_paused_until: Option<Instant>,
+    /// Inside an episode of accept failures for lack of descriptors.
+    accept_exhausted: bool,
     shutdown_deadline: Option<Instant>,
     next_sweep_at: Option<Instant>,
 }
@@ -325,7 +329,7 @@ impl Server {
                 blocked_writers: 0,
                 control_clients: 0,
                 http_clients: 0,
-                stream_viewers: 0,
+                viewers: Vec::new(),
                 max_clients,
                 scratch_requests: Vec::new(),
             },
@@ -334,6 +338,7 @@ impl Server {
             revisit: Vec::new(),
             closing: Vec::new(),
             accept_paused_until: None,
+            accept_exhausted: false,
             shutdown_deadline: None,
             next_sweep_at: None,
         })
@@ -370,7 +375,7 @@ impl Server {
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    SIGNAL_TOKEN => self.on_signal(now),
+                    SIGNAL_TOKEN => self.on_signal(),
                     Token(t) if t >= FIRST_LISTENER_TOKEN => {
                         self.accept_all(t - FIRST_LISTENER_TOKEN, now)
                     }
@@ -388,8 +393,15 @@ impl Server {
                     }
                 }
             }
-            for key in std::mem::take(&mut self.revisit) {
-                self.drive(key, now);
+            // A connection driven twice this iteration is listed twice; and
+            // a key may have been reused since, hence the id check.
+            let mut revisit = std::mem::take(&mut self.revisit);
+            revisit.sort_unstable();
+            revisit.dedup();
+            for (key, id) in revisit {
+                if self.connections.get(key).is_some_and(|c| c.id == id) {
+                    self.drive(key, now);
+                }
             }
             self.run_timers(now);
             self.serve_frame_waiters(now);
@@ -427,7 +439,7 @@ impl Server {
 
     /// Whether anybody wants frames continuously (stream viewers).
     fn is_streaming(&self) -> bool {
-        self.core.stream_viewers > 0
+        !self.core.viewers.is_empty()
     }
 
     fn run_timers(&mut self, now: Instant) {
@@ -459,7 +471,7 @@ impl Server {
     /// Whether any connection is held to a deadline (HTTP header and idle
     /// timeouts, the optional control idle timeout).
     fn needs_sweep(&self) -> bool {
-        self.core.http_clients > self.core.stream_viewers
+        self.core.http_clients > self.core.viewers.len()
             || self.core.blocked_writers > 0
             || (self.core.config.control_idle_timeout.is_some() && self.core.control_clients > 0)
     }
@@ -528,12 +540,12 @@ impl Server {
     /// and a viewer that is still busy with the previous frame skips this one.
     fn broadcast(&mut self, frame: &SharedFrame, now: Instant) {
         let camera_interval = self.core.camera.stream_interval();
-        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
-        for key in keys {
+        // A copy, because driving a viewer may close it (and so change the list).
+        for (key, id) in self.core.viewers.clone() {
             let Some(conn) = self.connections.get_mut(key) else {
                 continue;
             };
-            if conn.closed {
+            if conn.closed || conn.id != id {
                 continue;
             }
             match conn.offer_frame(frame, now, camera_interval) {
@@ -547,7 +559,9 @@ impl Server {
         }
     }
 
-    fn on_signal(&mut self, now: Instant) {
+    /// Records SIGINT/SIGTERM; the loop begins the shutdown after this
+    /// iteration, the same way as for the `shutdown` request.
+    fn on_signal(&mut self) {
         for signal in self.signals.pending() {
             let name = if signal == SIGINT {
                 "SIGINT"
@@ -556,9 +570,6 @@ impl Server {
             };
             log::info!("{name} received, shutting down");
             self.core.shutdown_requested = true;
-        }
-        if self.core.shutdown_requested {
-            self.begin_shutdown(now);
         }
     }
 
@@ -577,17 +588,26 @@ impl Server {
             let kind = listener.kind;
             match accepted {
                 Ok((socket, peer, is_local)) => {
+                    if self.accept_exhausted {
+                        self.accept_exhausted = false;
+                        log::info!("accepting again ({} clients connected)", self.core.clients);
+                    }
                     self.add_connection(socket, peer, kind, is_local, now)
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if crate::sys::is_resource_exhaustion(&e) => {
-                    log::warn!(
-                        "accept on {} failed: {e}; pausing accepts for {} ms ({} clients connected)",
-                        self.listeners[index].addr,
-                        ACCEPT_PAUSE.as_millis(),
-                        self.core.clients
-                    );
+                    // One line per episode, not one per retry.
+                    if !self.accept_exhausted {
+                        log::warn!(
+                            "accept on {} failed: {e}; pausing accepts for {} ms at a time until \
+                             descriptors free up ({} clients connected)",
+                            self.listeners[index].addr,
+                            ACCEPT_PAUSE.as_millis(),
+                            self.core.clients
+                        );
+                        self.accept_exhausted = true;
+                    }
                     self.accept_paused_until = Some(now + ACCEPT_PAUSE);
                     return;
                 }
@@ -609,7 +629,11 @@ impl Server {
             self.core.counters.connections_refused += 1;
             // Best effort, one nonblocking write: the socket is new, so its
             // send buffer is empty and this short line fits.
-            let _ = io::Write::write(&mut socket, b"ERR limit: max clients reached\n");
+            let refusal: &[u8] = match kind {
+                ListenerKind::Control => b"ERR limit: max clients reached\n",
+                ListenerKind::Http => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 20\r\nConnection: close\r\n\r\nmax clients reached\n",
+            };
+            let _ = io::Write::write(&mut socket, refusal);
             log::debug!(
                 "refused {peer}: max clients ({}) reached",
                 self.core.max_clients
@@ -713,7 +737,7 @@ impl Server {
             Ok(()) if conn.is_finished() => self.close(key, CloseReason::Done),
             Ok(()) => {
                 if conn.readiness.readable && conn.wants_read() {
-                    revisit.push(key);
+                    revisit.push((key, conn.id));
                 }
                 self.update_interest(key);
             }
@@ -790,7 +814,7 @@ impl Server {
             Session::Http(http) => {
                 self.core.http_clients -= 1;
                 if http.is_viewer() {
-                    self.core.stream_viewers -= 1;
+                    self.core.viewers.retain(|&(_, id)| id != conn.id);
                 }
             }
         }
