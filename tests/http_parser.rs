@@ -701,7 +701,7 @@ fn state_json_is_one_flat_object_with_every_field() {
             r#""fps_x100":2997,"control_clients":1,"http_clients":3,"stream_viewers":2,"#,
             r#""frames_grabbed":100,"frames_encoded":99,"frames_sent":190,"frames_dropped":8,"#,
             r#""viewers_dropped":1,"snapshots":4,"snapshot_errors":0,"requests":20,"errors":2,"#,
-            r#""bytes_in":1000,"bytes_out":2000000,"last_snapshot":"pic2.jpg"}"#
+            r#""bytes_in":1000,"bytes_out":2000000,"clients_max":100,"last_snapshot":"pic2.jpg"}"#
         )
     );
 }

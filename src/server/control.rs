@@ -305,10 +305,15 @@ fn stats_line(core: &Core, now: Instant) -> String {
         core.camera.grab_time.quantile_micros(0.99),
         core.camera.grab_time.max_micros(),
         core.camera.encode_time.quantile_micros(0.99),
-        core.more_stats()
-            .iter()
-            .map(|(key, value)| format!(" {key}={value}"))
-            .collect::<String>(),
+        [
+            ("frames_sent", counters.frames_sent),
+            ("frames_dropped", counters.frames_dropped),
+            ("viewers_dropped", counters.viewers_dropped),
+        ]
+        .into_iter()
+        .chain(core.more_stats())
+        .map(|(key, value)| format!(" {key}={value}"))
+        .collect::<String>(),
     )
 }
 

@@ -125,15 +125,13 @@ pub(crate) struct Core {
 impl Core {
     /// Limits and the rarer counters, reported the same way by `stats`,
     /// `/state` and `/metrics` (0 means "off" for the optional timeouts).
+    /// The stream counters `/state` has anyway are added for `stats` only.
     fn more_stats(&self) -> Vec<(&'static str, u64)> {
         let counters = &self.counters;
         let seconds = |d: Option<Duration>| d.map_or(0, |d| d.as_secs());
         vec![
             ("clients_peak", counters.clients_peak),
             ("frames_passthrough", self.camera.frames_passthrough),
-            ("frames_sent", counters.frames_sent),
-            ("frames_dropped", counters.frames_dropped),
-            ("viewers_dropped", counters.viewers_dropped),
             ("clients_dropped", counters.clients_dropped),
             ("connections_refused", counters.connections_refused),
             ("auth_failures", counters.auth_failures),
