@@ -214,39 +214,6 @@ pub fn systemd_listeners() -> io::Result<Vec<(ListenerKind, ListenerSocket)>> {
     Ok(listeners)
 }
 
-impl Source for ListenerSocket {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        match self {
-            ListenerSocket::Tcp(l) => l.register(registry, token, interest),
-            ListenerSocket::Unix { listener, .. } => listener.register(registry, token, interest),
-        }
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        match self {
-            ListenerSocket::Tcp(l) => l.reregister(registry, token, interest),
-            ListenerSocket::Unix { listener, .. } => listener.reregister(registry, token, interest),
-        }
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        match self {
-            ListenerSocket::Tcp(l) => l.deregister(registry),
-            ListenerSocket::Unix { listener, .. } => listener.deregister(registry),
-        }
-    }
-}
-
 impl Stream {
     /// Sends FIN: the peer reads everything written so far, then EOF.
     pub fn shutdown_write(&self) {
@@ -286,37 +253,42 @@ impl Write for Stream {
     }
 }
 
-/// Registration is delegated to the socket inside, so the loop registers
-/// a [`Stream`] like any mio source.
-impl Source for Stream {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
+impl Stream {
+    fn inner(&mut self) -> &mut dyn Source {
         match self {
-            Stream::Tcp(s) => s.register(registry, token, interest),
-            Stream::Unix(s) => s.register(registry, token, interest),
-        }
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.reregister(registry, token, interest),
-            Stream::Unix(s) => s.reregister(registry, token, interest),
-        }
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.deregister(registry),
-            Stream::Unix(s) => s.deregister(registry),
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
         }
     }
 }
+
+impl ListenerSocket {
+    fn inner(&mut self) -> &mut dyn Source {
+        match self {
+            ListenerSocket::Tcp(l) => l,
+            ListenerSocket::Unix { listener, .. } => listener,
+        }
+    }
+}
+
+/// Registration is delegated to the socket inside, so the loop registers a
+/// [`Stream`] or a [`ListenerSocket`] like any mio source.
+macro_rules! delegate_source_to_inner {
+    ($($type:ty),+) => {$(
+        impl Source for $type {
+            fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+                self.inner().register(registry, token, interest)
+            }
+
+            fn reregister(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+                self.inner().reregister(registry, token, interest)
+            }
+
+            fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+                self.inner().deregister(registry)
+            }
+        }
+    )+};
+}
+
+delegate_source_to_inner!(Stream, ListenerSocket);
