@@ -55,6 +55,84 @@ fn stream_response_head_forbids_caching_and_closes_at_the_end() {
     assert_eq!(header("content-length"), None, "a stream has no length");
 }
 
+#[test]
+fn fps_query_makes_a_viewer_skip_frames() {
+    let server = Server::synthetic(&[]);
+    let mut stream = server.open_stream("?fps=10");
+    let numbers: Vec<u64> = (0..6)
+        .map(|_| frame_number(&stream.next_jpeg().expect("a part")))
+        .collect();
+    // A 10 fps viewer of a 30 fps camera gets about every third frame; on
+    // average at least every other one, however the loop was scheduled.
+    let gaps = (numbers.len() - 1) as u64;
+    assert!(
+        numbers[numbers.len() - 1] - numbers[0] >= 2 * gaps,
+        "?fps=10 got nearly every frame: {numbers:?}"
+    );
+}
+
+#[test]
+fn a_viewer_that_resets_mid_stream_leaves_the_others_streaming() {
+    let server = Server::synthetic(&[]);
+    let mut leaving = server.open_stream("");
+    let mut staying = server.open_stream("");
+    for viewer in [&mut leaving, &mut staying] {
+        viewer.next_jpeg().expect("a first part");
+    }
+    // Vanish the rude way: close with unread data and linger 0, so the
+    // server sees a reset rather than a clean EOF.
+    let socket = leaving.into_inner();
+    socket2::SockRef::from(&socket)
+        .set_linger(Some(Duration::ZERO))
+        .expect("set SO_LINGER 0");
+    drop(socket);
+    let numbers: Vec<u64> = (0..5)
+        .map(|_| frame_number(&staying.next_jpeg().expect("the stream goes on")))
+        .collect();
+    assert!(numbers.windows(2).all(|pair| pair[0] < pair[1]), "{numbers:?}");
+    assert!(
+        wait_until(READ_TIMEOUT, || server.state_u64("stream_viewers") == 1),
+        "the vanished viewer is still counted: {:?}",
+        server.state().0
+    );
+}
+
+/// How long a viewer waits for a first part from a server without a camera.
+const NO_CAMERA_WAIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn stream_without_a_camera_is_refused_or_shows_a_frame_instead_of_hanging() {
+    let server = Server::start(&["--camera", "none"]);
+    let stream = server.connect();
+    stream
+        .set_read_timeout(Some(NO_CAMERA_WAIT))
+        .expect("set a read timeout");
+    (&stream)
+        .write_all(b"GET /stream.mjpg HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut reader = std::io::BufReader::new(stream);
+    let mut status_line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut status_line).expect("a status line");
+    if status_line.starts_with("HTTP/1.1 503") {
+        return; // refused, like /snapshot.jpg and /capture without a camera
+    }
+    assert_eq!(status_line, "HTTP/1.1 200 OK\r\n");
+    // Accepted: then something must be shown, e.g. a "no signal" frame.
+    let mut head_and_part = Vec::new();
+    let mut buf = [0; 4096];
+    while !String::from_utf8_lossy(&head_and_part).contains("--camloopframe") {
+        match std::io::Read::read(&mut reader, &mut buf) {
+            Ok(0) => panic!("the stream ended without a part"),
+            Ok(n) => head_and_part.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "200 for /stream.mjpg without a camera, then no part for {NO_CAMERA_WAIT:?} \
+                 ({e}); got only {:?}",
+                String::from_utf8_lossy(&head_and_part)
+            ),
+        }
+    }
+}
+
 // ----------------------------------------- fifty readers and a stuck one
 //
 // One scenario, run once per test binary and shared by the tests below
