@@ -89,7 +89,10 @@ fn a_viewer_that_resets_mid_stream_leaves_the_others_streaming() {
     let numbers: Vec<u64> = (0..5)
         .map(|_| frame_number(&staying.next_jpeg().expect("the stream goes on")))
         .collect();
-    assert!(numbers.windows(2).all(|pair| pair[0] < pair[1]), "{numbers:?}");
+    assert!(
+        numbers.windows(2).all(|pair| pair[0] < pair[1]),
+        "{numbers:?}"
+    );
     assert!(
         wait_until(READ_TIMEOUT, || server.state_u64("stream_viewers") == 1),
         "the vanished viewer is still counted: {:?}",

@@ -199,7 +199,10 @@ impl Server {
     /// Opens `/stream.mjpg` (plus `query`) and checks the response head.
     pub fn open_stream(&self, query: &str) -> MjpegStream {
         MjpegStream::open(self.connect(), query).unwrap_or_else(|e| {
-            panic!("opening /stream.mjpg{query}: {e}\nserver log:\n{}", self.log())
+            panic!(
+                "opening /stream.mjpg{query}: {e}\nserver log:\n{}",
+                self.log()
+            )
         })
     }
 
@@ -378,7 +381,9 @@ impl MjpegStream {
     pub fn next_jpeg(&mut self) -> io::Result<Vec<u8>> {
         let delimiter = read_crlf_line(&mut self.reader)?;
         if delimiter != format!("--{BOUNDARY}") {
-            return Err(invalid(format!("expected the delimiter, got {delimiter:?}")));
+            return Err(invalid(format!(
+                "expected the delimiter, got {delimiter:?}"
+            )));
         }
         let headers = read_headers(&mut self.reader)?;
         let find = |name: &str| {
@@ -430,9 +435,10 @@ pub fn decoded_size(jpeg: &[u8]) -> (u16, u16) {
     (info.width, info.height)
 }
 
-/// A flat JSON object (what `/state` and `/capture` send): keys to raw
-/// values, strings unquoted. Enough for camloop's bodies, not a general
-/// JSON parser: nested objects and arrays are rejected.
+/// A flat JSON object (what `/state`, `/capture` and the browser script
+/// print): keys to raw values, strings unquoted, an array of strings kept
+/// as its raw text. Enough for those, not a general JSON parser: nested
+/// objects are rejected.
 #[derive(Debug)]
 pub struct Json(pub HashMap<String, String>);
 
@@ -451,6 +457,8 @@ impl Json {
             assert_eq!(chars.next(), Some(':'), "a colon after a key in {text:?}");
             let value = if chars.peek() == Some(&'"') {
                 json_string(&mut chars, text)
+            } else if chars.peek() == Some(&'[') {
+                json_raw_array(&mut chars, text)
             } else {
                 let mut raw = String::new();
                 while let Some(&c) = chars.peek() {
@@ -485,6 +493,26 @@ impl Json {
             .parse()
             .unwrap_or_else(|_| panic!("{key} is not an integer: {value:?}"))
     }
+}
+
+/// `[...]` as written, for arrays of strings (a `]` inside a string is
+/// kept, not taken as the end).
+fn json_raw_array(chars: &mut std::iter::Peekable<std::str::Chars>, text: &str) -> String {
+    let mut raw = String::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in chars.by_ref() {
+        raw.push(c);
+        match (in_string, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (_, false, '"') => in_string = !in_string,
+            (false, _, ']') => return raw,
+            (false, _, '[' | '{') if raw.len() > 1 => panic!("nested values in {text:?}"),
+            _ => {}
+        }
+    }
+    panic!("unterminated array in {text:?}")
 }
 
 fn json_string(chars: &mut std::iter::Peekable<std::str::Chars>, text: &str) -> String {
