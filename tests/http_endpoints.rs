@@ -12,6 +12,7 @@ use std::io::{BufReader, Write};
 
 use http_support::{
     decoded_size, frame_number, lossy, metric, read_response, read_until_closed, Server,
+    READ_TIMEOUT,
 };
 
 // ------------------------------------------------------------ snapshots
@@ -230,7 +231,7 @@ fn assert_refused(server: &Server, raw: &[u8], status: u16) -> http_support::Res
     assert_eq!(response.status, status, "for {:?}", lossy(raw));
     assert_eq!(response.header("connection"), Some("close"));
     assert!(
-        read_until_closed(&mut stream).is_ok(),
+        read_until_closed(&mut stream, READ_TIMEOUT).is_ok(),
         "the server closes after {status}"
     );
     response

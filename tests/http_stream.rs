@@ -210,7 +210,13 @@ fn run_crowd() -> CrowdRun {
     let state_after_drop = server.state();
     let metrics_after_drop = server.metrics();
     peak_rss_kib = peak_rss_kib.max(server.rss_kib());
-    let stuck_socket_end = read_until_closed(&mut stuck);
+    // Only once dropped: reading a viewer that is still served would go on
+    // for as long as the server keeps sending.
+    let stuck_socket_end = if dropped_in_time {
+        read_until_closed(&mut stuck, READ_TIMEOUT)
+    } else {
+        Err(io::Error::other("the server never dropped it"))
+    };
 
     stop.store(true, Ordering::Relaxed);
     let readers = readers

@@ -319,13 +319,21 @@ fn read_crlf_line<R: BufRead>(reader: &mut R) -> io::Result<String> {
     String::from_utf8(line.to_vec()).map_err(|_| invalid("line is not UTF-8".into()))
 }
 
-/// Reads until the peer closes. `Ok(n)` is how many bytes came before the
-/// close (EOF or reset); an error means the read timed out or failed
-/// otherwise.
-pub fn read_until_closed(stream: &mut TcpStream) -> io::Result<usize> {
+/// Reads (and discards) until the peer closes. `Ok(n)` is how many bytes
+/// came before the close (EOF or reset); an error means it did not close
+/// within `limit` (a server that keeps sending is caught too) or a read
+/// failed otherwise.
+pub fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> io::Result<usize> {
+    let deadline = Instant::now() + limit;
     let mut buf = [0; 64 * 1024];
     let mut total = 0;
     loop {
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("still open after {limit:?} and {total} bytes"),
+            ));
+        }
         match stream.read(&mut buf) {
             Ok(0) => return Ok(total),
             Ok(n) => total += n,
