@@ -158,6 +158,30 @@ fn head_gets_the_get_headers_and_no_body() {
 }
 
 #[test]
+fn head_of_a_snapshot_gives_the_jpeg_length_and_no_body() {
+    let server = Server::synthetic(&[]);
+    let mut stream = server.connect();
+    // As above: a body after the HEAD answer would break the next response.
+    stream
+        .write_all(
+            b"HEAD /snapshot.jpg HTTP/1.1\r\nHost: test\r\n\r\n\
+              GET /snapshot.jpg HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+        )
+        .expect("send");
+    let mut reader = BufReader::new(&mut stream);
+    let head = read_response(&mut reader, true).expect("the HEAD response");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("image/jpeg"));
+    let length: usize = head
+        .header("content-length")
+        .and_then(|l| l.parse().ok())
+        .expect("a Content-Length");
+    assert!(length > 0, "the length of the JPEG a GET would get");
+    let get = read_response(&mut reader, false).expect("the GET response right after");
+    assert_eq!(decoded_size(&get.body), (640, 480));
+}
+
+#[test]
 fn head_of_the_stream_sends_the_header_and_closes() {
     let server = Server::synthetic(&[]);
     let mut stream = server.connect();
