@@ -1,0 +1,152 @@
+//! The web page in a real browser: headless Debian chromium, driven by
+//! `tests/browser/shot.mjs` (playwright-core), loads `/`, watches the live
+//! MJPEG image and the frame counter, and clicks Capture.
+//!
+//! Needs `node` and `/usr/bin/chromium` (or `$CHROMIUM`); `scripts/setup.sh
+//! test` installs both. Without them this test fails and says so: a
+//! skipped browser test would look like a passing one.
+//!
+//! The browser run takes a few seconds, so it happens once per test binary
+//! and each test below checks one thing it saw.
+
+mod http_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use http_support::{decoded_size, Json, Server, TempDir};
+
+/// shot.mjs gives up on its own after 60 s; this is the backstop.
+const SHOT_LIMIT: Duration = Duration::from_secs(90);
+
+/// What the browser run produced.
+struct BrowserRun {
+    /// The JSON line shot.mjs printed.
+    report: Json,
+    /// Whether the file Capture reported exists in the snapshot directory.
+    captured_file_exists: bool,
+    /// Its decoded size, if it is a valid JPEG.
+    captured_size: Option<(u16, u16)>,
+}
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from)
+}
+
+/// Fails with instructions when node or chromium is missing, and installs
+/// playwright-core (the only npm package) when `node_modules` lacks it.
+fn require_browser_tools() {
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|out| out.status.success()),
+        "`node` is not installed: the browser test needs Node.js \
+         (run scripts/setup.sh test, or apt-get install nodejs npm)"
+    );
+    let chromium = chromium_path();
+    assert!(
+        chromium.exists(),
+        "{} does not exist: the browser test needs Debian's chromium \
+         (run scripts/setup.sh test, or apt-get install chromium; or set CHROMIUM)",
+        chromium.display()
+    );
+    if browser_dir().join("node_modules/playwright-core").is_dir() {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(browser_dir())
+        .stdin(Stdio::null())
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "`npm ci` in tests/browser failed (is npm installed and the registry reachable?)"
+    );
+}
+
+fn browser() -> &'static BrowserRun {
+    static RUN: OnceLock<BrowserRun> = OnceLock::new();
+    RUN.get_or_init(run_browser)
+}
+
+fn run_browser() -> BrowserRun {
+    require_browser_tools();
+    let server = Server::synthetic(&[]);
+    let shots = TempDir::new("browser-shots");
+    let mut child = Command::new("node")
+        .arg(browser_dir().join("shot.mjs"))
+        .arg(server.base_url())
+        .arg(shots.path())
+        .env("CHROMIUM", chromium_path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node");
+    let deadline = Instant::now() + SHOT_LIMIT;
+    while child.try_wait().expect("poll node").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("shot.mjs did not finish within {SHOT_LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().expect("node output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "shot.mjs failed: {}{stdout}\nserver log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.log()
+    );
+    let line = stdout.lines().last().expect("a JSON line from shot.mjs");
+    let report = Json::parse(line);
+    let captured = server.snapshot_dir.join(report.str("captured"));
+    let captured_size = std::fs::read(&captured)
+        .ok()
+        .map(|jpeg| decoded_size(&jpeg));
+    BrowserRun {
+        captured_file_exists: captured.is_file(),
+        captured_size,
+        report,
+    }
+}
+
+#[test]
+fn browser_shows_the_live_image_at_640x480() {
+    let report = &browser().report;
+    assert_eq!(
+        (report.u64("imgWidth"), report.u64("imgHeight")),
+        (640, 480)
+    );
+}
+
+#[test]
+fn browser_frame_counter_advances() {
+    let report = &browser().report;
+    let (first, second) = (report.u64("first"), report.u64("second"));
+    assert!(second > first, "frame counter went {first} -> {second}");
+}
+
+#[test]
+fn browser_live_image_changes_between_screenshots() {
+    assert_eq!(browser().report.str("imageChanged"), "true");
+}
+
+#[test]
+fn browser_capture_reports_a_file_that_exists_on_disk() {
+    let run = browser();
+    assert!(
+        run.captured_file_exists,
+        "Capture reported {:?}, which is not in the snapshot directory",
+        run.report.str("captured")
+    );
+    assert_eq!(run.captured_size, Some((640, 480)));
+}
