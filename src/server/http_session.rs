@@ -203,7 +203,11 @@ impl Connection {
                     self.close_after_flush = true;
                 }
             },
-            Route::Snapshot | Route::Capture if !core.camera.is_present() => {
+            // Without a camera there will never be a frame: say so rather
+            // than leave a viewer waiting on an empty stream.
+            Route::Snapshot | Route::Capture | Route::Stream { .. }
+                if !core.camera.is_present() =>
+            {
                 core.counters.errors += 1;
                 let body = error_json("camera: no camera");
                 respond(self, 503, CONTENT_TYPE_JSON, body.as_bytes());

@@ -206,9 +206,11 @@ impl Server {
         })
     }
 
-    /// The server's resident set size in KiB (`VmRSS` in /proc).
-    pub fn rss_kib(&self) -> u64 {
-        rss_kib(self.pid())
+    /// The server's private resident memory in KiB (`RssAnon` in /proc:
+    /// heap and stacks, not the shared libraries, which with OpenCV linked
+    /// are some 60 MiB that no client can make grow).
+    pub fn anon_rss_kib(&self) -> u64 {
+        anon_rss_kib(self.pid())
     }
 }
 
@@ -219,14 +221,14 @@ impl Drop for Server {
     }
 }
 
-/// `VmRSS` of a process, in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
+/// `RssAnon` of a process, in KiB.
+pub fn anon_rss_kib(pid: u32) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix("RssAnon:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line in kB")
+        .expect("an RssAnon line in kB")
 }
 
 /// One HTTP response.
