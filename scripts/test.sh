@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+# --all-targets builds the examples as test harnesses; tests/examples.rs runs
+# the real example binaries, so build those first.
 echo "== tests with the default features (OpenCV)" >&2
+cargo build --examples
 cargo test --all-targets
 echo "== tests without OpenCV (synthetic camera, pure-Rust JPEG)" >&2
+cargo build --examples --no-default-features
 cargo test --all-targets --no-default-features
