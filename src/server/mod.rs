@@ -514,6 +514,19 @@ impl Server {
                 continue;
             };
             if stalled {
+                // Linux raises WRITABLE only once a third of the send buffer
+                // is free, which a slow but steady reader may not reach
+                // within the timeout. Events are hints: try the write, and
+                // judge by whether it moved anything.
+                conn.readiness.writable = true;
+                let stalled_since = conn.write_blocked_since;
+                self.drive(key, now);
+                let Some(conn) = self.connections.get_mut(key) else {
+                    continue;
+                };
+                if conn.closed || conn.write_blocked_since != stalled_since {
+                    continue; // it wrote something (or finished): not stalled
+                }
                 let why = if conn.is_viewer() {
                     self.core.counters.viewers_dropped += 1;
                     "stream viewer stalled"
