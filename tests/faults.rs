@@ -391,31 +391,25 @@ fn with_a_token_shutdown_needs_auth_even_on_loopback() {
 // ---------------------------------------------------------------------------
 // Listeners ServerBuilder cannot describe: a Unix socket, IPv6
 
-/// A `camloop serve` started with exactly the given listener flags (for
-/// setups whose `listening` line [`ServerBuilder`] cannot parse). Killed
-/// on drop.
+/// A `camloop serve` started with exactly the given flags, for setups whose
+/// `listening` line [`ServerBuilder`] cannot parse (a Unix socket, IPv6,
+/// HTTP). Killed on drop.
 struct RawServer {
     child: Child,
     /// The `control=` part of the listening line.
     control: String,
+    /// The `http=` part of the listening line.
+    http: String,
     dir: TempDir,
 }
 
 impl RawServer {
-    /// `camloop serve --http off --camera none ARGS`, with a scratch
-    /// directory for snapshots and sockets (see [`RawServer::path`]).
+    /// `camloop serve ARGS --snapshot-dir DIR`; `args` gets the scratch
+    /// directory DIR, for sockets (see [`RawServer::path`]).
     fn spawn(args: impl FnOnce(&Path) -> Vec<String>) -> RawServer {
         let dir = TempDir::new("raw-server");
         let mut child = Command::new(CAMLOOP)
-            .args([
-                "serve",
-                "--http",
-                "off",
-                "--camera",
-                "none",
-                "--framing",
-                "line",
-            ])
+            .arg("serve")
             .args(args(dir.path()))
             .arg("--snapshot-dir")
             .arg(dir.path())
@@ -434,14 +428,14 @@ impl RawServer {
             let _ = io::copy(&mut reader, &mut io::sink());
         });
         let line = rx.recv_timeout(TIMEOUT).unwrap_or_default();
-        let control = line
+        let (control, http) = line
             .strip_prefix("listening control=")
-            .and_then(|rest| rest.trim_end().strip_suffix(" http=off"))
-            .unwrap_or_else(|| panic!("listening line {line:?}"))
-            .to_string();
+            .and_then(|rest| rest.trim_end().split_once(" http="))
+            .unwrap_or_else(|| panic!("listening line {line:?}"));
         RawServer {
+            control: control.to_string(),
+            http: http.to_string(),
             child,
-            control,
             dir,
         }
     }
@@ -470,15 +464,25 @@ impl Drop for RawServer {
     }
 }
 
+/// Arguments as owned strings.
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|arg| arg.to_string()).collect()
+}
+
 /// `--unix DIR/control.sock` beside the usual loopback listener.
 fn unix_server() -> RawServer {
     RawServer::spawn(|dir| {
-        vec![
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--unix".into(),
-            dir.join("control.sock").to_string_lossy().into_owned(),
-        ]
+        let socket = dir.join("control.sock");
+        let mut args = strings(&["--listen", "127.0.0.1:0", "--http", "off"]);
+        args.extend(strings(&[
+            "--camera",
+            "none",
+            "--framing",
+            "line",
+            "--unix",
+        ]));
+        args.push(socket.to_string_lossy().into_owned());
+        args
     })
 }
 
@@ -536,11 +540,13 @@ fn shutdown_over_the_unix_socket_needs_no_auth() {
 
 #[test]
 fn an_ipv6_loopback_listener_serves_the_control_protocol() {
-    let server = RawServer::spawn(|_| vec!["--listen".into(), "[::1]:0".into()]);
+    let server = RawServer::spawn(|_| {
+        strings(&["--listen", "[::1]:0", "--http", "off", "--camera", "none"])
+    });
     let addr: SocketAddr = server.control.parse().expect("one IPv6 address");
     assert!(addr.is_ipv6(), "{addr}");
     let mut client = Client::connect(addr);
-    client.expect("Welcome\n");
+    client.expect("Welcome");
     assert_eq!(client.request("ping"), "PONG");
 }
 
@@ -565,56 +571,70 @@ fn snapshot_fsync_takes_off_as_its_value() {
 // ---------------------------------------------------------------------------
 // A camera that fails while running (needs OpenCV for a file source)
 
+/// A camloop with the synthetic camera whose MJPEG stream is the camera of
+/// the server under test: an IP camera that can be switched off and on.
+/// `http` is `127.0.0.1:0` the first time and the same address again later.
 #[cfg(feature = "opencv")]
-#[test]
-fn a_clip_that_turns_to_garbage_gives_err_camera_ping_keeps_working_and_it_recovers() {
-    use clip::{write_test_clip, CLIP_WIDTH};
-    use support::Capture;
+fn ip_camera(http: &str) -> RawServer {
+    let http = http.to_string();
+    RawServer::spawn(move |_| {
+        let mut args = strings(&["--listen", "127.0.0.1:0", "--camera", "synthetic"]);
+        args.extend(strings(&["--width", "320", "--height", "240", "--http"]));
+        args.push(http);
+        args
+    })
+}
 
-    let dir = clip::TempDir::new("clip-fails");
-    let clip_path = write_test_clip(dir.path());
-    let server = ServerBuilder::new()
-        .camera(clip_path.to_str().expect("utf-8 temp path"))
-        .framing("line")
-        .spawn();
-    let mut capturer = server.client();
-    let mut other = server.client();
-    assert_eq!(Capture::parse(&capturer.request("c")).width, CLIP_WIDTH);
-
-    // Overwrite the clip in place (same inode, so the open capture sees
-    // it): from now on reading or reopening it fails.
-    std::fs::write(&clip_path, b"not a video at all").expect("overwrite the clip");
-    let failed = (0..100).find_map(|_| {
+/// Up to 100 captures, 200 ms apart, until one gives a reply that `done`
+/// accepts; checks that `ping` works on `other` all along.
+#[cfg(feature = "opencv")]
+fn capture_until(capturer: &mut Client, other: &mut Client, done: fn(&str) -> bool) -> String {
+    let reply = (0..100).find_map(|_| {
         let reply = capturer.request("c");
         assert!(
             reply.starts_with("OK ") || reply.starts_with("ERR camera: "),
             "{reply}"
         );
         assert_eq!(other.request("ping"), "PONG");
-        if reply.starts_with("ERR camera: ") {
+        if done(&reply) {
             Some(reply)
         } else {
             thread::sleep(Duration::from_millis(200));
             None
         }
     });
-    let failed = failed.expect("captures fail once the clip is garbage");
-    assert!(failed.contains("clip.avi"), "names the file: {failed}");
+    reply.expect("the expected capture reply within 100 captures")
+}
+
+/// An IP camera (here another camloop's MJPEG stream, read through OpenCV's
+/// FFmpeg backend) goes away: captures fail with `ERR camera:`, other
+/// requests keep working, and when the camera is back at its address the
+/// server recovers on its own.
+///
+/// A *file* that is overwritten while open makes a poor failure: with a
+/// short clip FFmpeg keeps looping over what it has buffered (seeking back
+/// to frame 0 never touches the file again), so captures keep succeeding,
+/// which is why a stream is used here.
+#[cfg(feature = "opencv")]
+#[test]
+fn a_camera_that_goes_away_gives_err_camera_others_keep_working_and_it_recovers() {
+    use support::Capture;
+
+    let camera = ip_camera("127.0.0.1:0");
+    let camera_http = camera.http.clone();
+    let url = format!("http://{camera_http}/stream.mjpg");
+    let server = ServerBuilder::new().camera(&url).framing("line").spawn();
+    let mut capturer = server.client();
+    let mut other = server.client();
+    assert_eq!(Capture::parse(&capturer.request("c")).width, 320);
+
+    drop(camera);
+    let failed = capture_until(&mut capturer, &mut other, |r| r.starts_with("ERR "));
+    assert!(failed.contains(&camera_http), "names the camera: {failed}");
     assert_eq!(other.stats().get("camera_ok"), 0);
 
-    // A valid clip moved into place whole: the camera comes back.
-    let staging = clip::TempDir::new("clip-staging");
-    std::fs::rename(write_test_clip(staging.path()), &clip_path).expect("move clip in place");
-    let recovered = (0..100).find_map(|_| {
-        let reply = capturer.request("c");
-        if reply.starts_with("OK ") {
-            Some(reply)
-        } else {
-            thread::sleep(Duration::from_millis(200));
-            None
-        }
-    });
-    let reply = recovered.expect("the camera came back without a restart");
-    assert_eq!(Capture::parse(&reply).width, CLIP_WIDTH);
+    let _camera_again = ip_camera(&camera_http);
+    let reply = capture_until(&mut capturer, &mut other, |r| r.starts_with("OK "));
+    assert_eq!(Capture::parse(&reply).width, 320);
     assert_eq!(other.stats().get("camera_ok"), 1);
 }
