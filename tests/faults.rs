@@ -550,6 +550,50 @@ fn an_ipv6_loopback_listener_serves_the_control_protocol() {
     assert_eq!(client.request("ping"), "PONG");
 }
 
+/// The status line of `GET path` with the given extra header lines, on a
+/// new connection to `addr`.
+fn http_status(addr: &str, path: &str, headers: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect to HTTP");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .expect("send request");
+    let mut status = String::new();
+    BufReader::new(stream)
+        .read_line(&mut status)
+        .expect("status line");
+    status.trim_end().to_string()
+}
+
+#[test]
+fn with_a_token_http_needs_the_bearer_header_or_the_token_query() {
+    let server = RawServer::spawn(|_| {
+        let mut args = strings(&["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+        args.extend(strings(&["--camera", "none", "--token", "s3cret"]));
+        args
+    });
+    let http = server.http.as_str();
+    assert_eq!(http_status(http, "/state", ""), "HTTP/1.1 401 Unauthorized");
+    assert_eq!(
+        http_status(http, "/state", "Authorization: Bearer guess\r\n"),
+        "HTTP/1.1 401 Unauthorized"
+    );
+    assert_eq!(
+        http_status(http, "/state?token=guess", ""),
+        "HTTP/1.1 401 Unauthorized"
+    );
+    assert_eq!(
+        http_status(http, "/state", "Authorization: Bearer s3cret\r\n"),
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        http_status(http, "/state?token=s3cret", ""),
+        "HTTP/1.1 200 OK"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Flags the hardening work relies on
 
