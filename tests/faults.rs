@@ -249,6 +249,52 @@ fn a_descriptor_exhaustion_episode_is_logged_once() {
     assert_eq!(lines, 1, "one warning per episode:\n{}", server.log());
 }
 
+/// How a slow viewer reads: this many bytes every [`SLOW_VIEWER_PAUSE`],
+/// about 100 KB/s (a weak Wi-Fi link), for [`SLOW_VIEWER_READS`] reads.
+const SLOW_VIEWER_BYTES_PER_READ: usize = 10 * 1024;
+const SLOW_VIEWER_PAUSE: Duration = Duration::from_millis(100);
+const SLOW_VIEWER_READS: usize = 80;
+
+/// Fails today. A viewer that reads steadily, only slower than the stream,
+/// should skip frames, not be dropped as "stalled" (that is for viewers
+/// that stopped reading). But the server counts progress only when a
+/// write succeeds, and it tries to write only after a WRITABLE event,
+/// which Linux sends once a third of the (autotuned, megabytes large)
+/// send buffer is free: at 100 KB/s that takes longer than the stall
+/// timeout, so the viewer is dropped while it is reading.
+#[test]
+fn a_stream_viewer_that_reads_slowly_but_steadily_is_not_dropped() {
+    let server = RawServer::spawn(|_| {
+        let mut args = strings(&["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+        args.extend(strings(&[
+            "--camera",
+            "synthetic",
+            "--stream-stall-timeout",
+            "1",
+        ]));
+        args
+    });
+    let mut viewer = TcpStream::connect(&server.http).expect("connect to HTTP");
+    viewer.set_read_timeout(Some(TIMEOUT)).unwrap();
+    viewer
+        .write_all(b"GET /stream.mjpg HTTP/1.1\r\nHost: test\r\n\r\n")
+        .expect("request the stream");
+    let mut buf = vec![0; SLOW_VIEWER_BYTES_PER_READ];
+    let mut received = 0;
+    for _ in 0..SLOW_VIEWER_READS {
+        viewer.read_exact(&mut buf).expect("the stream goes on");
+        received += buf.len();
+        thread::sleep(SLOW_VIEWER_PAUSE);
+    }
+    assert!(received > 0);
+    let log = server.log();
+    assert!(
+        !log.contains("stream viewer stalled"),
+        "a viewer reading {SLOW_VIEWER_BYTES_PER_READ} bytes every {SLOW_VIEWER_PAUSE:?} \
+         was dropped:\n{log}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // --max-clients
 
@@ -408,14 +454,16 @@ impl RawServer {
     /// directory DIR, for sockets (see [`RawServer::path`]).
     fn spawn(args: impl FnOnce(&Path) -> Vec<String>) -> RawServer {
         let dir = TempDir::new("raw-server");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
         let mut child = Command::new(CAMLOOP)
             .arg("serve")
             .args(args(dir.path()))
             .arg("--snapshot-dir")
             .arg(dir.path())
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn camloop serve");
         let stdout = child.stdout.take().expect("stdout");
@@ -443,6 +491,11 @@ impl RawServer {
     /// A path in the server's scratch directory.
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// The server's stderr so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("server.log")).unwrap_or_default()
     }
 
     fn wait_for_exit(&mut self) -> Option<i32> {
