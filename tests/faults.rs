@@ -91,21 +91,14 @@ fn a_client_that_resets_in_the_middle_of_a_frame_does_not_affect_others() {
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
 
-/// How the never-reading client's writing ended.
-enum WriterEnd {
-    /// The socket took no more bytes for a while: the server stopped reading.
-    Blocked { written: usize },
-    /// The server closed the connection first (it was dropped).
-    Failed { written: usize },
-}
-
 /// Most bytes the never-reading client offers; the server must stop taking
 /// them long before.
 const NEVER_READS_MAX_BYTES: usize = 64 * 1024 * 1024;
 
-/// Writes `stats\n` forever without reading, until the socket stops taking
-/// bytes or fails.
-fn write_without_reading(mut stream: TcpStream) -> WriterEnd {
+/// Writes `stats\n` without ever reading, until the socket takes no more
+/// (the server stopped reading) or fails (the server dropped it first).
+/// Returns the bytes written.
+fn write_without_reading(mut stream: TcpStream) -> usize {
     let chunk = b"stats\n".repeat(64 * 1024 / 6);
     stream.set_nonblocking(true).expect("nonblocking");
     let mut written = 0;
@@ -122,10 +115,12 @@ fn write_without_reading(mut stream: TcpStream) -> WriterEnd {
                 idle_rounds += 1;
                 thread::sleep(Duration::from_millis(10));
             }
-            Err(_) => return WriterEnd::Failed { written },
+            Err(_) => break,
         }
     }
-    WriterEnd::Blocked { written }
+    // The flag is shared with the test's handle on the same socket.
+    stream.set_nonblocking(false).expect("blocking again");
+    written
 }
 
 #[test]
@@ -144,9 +139,7 @@ fn a_client_that_never_reads_is_no_longer_read_then_dropped_while_others_are_ser
     for _ in 0..3 {
         assert_eq!(other.request("ping"), "PONG");
     }
-    let written = match writer.join().expect("writer thread") {
-        WriterEnd::Blocked { written } | WriterEnd::Failed { written } => written,
-    };
+    let written = writer.join().expect("writer thread");
     assert!(
         written < NEVER_READS_MAX_BYTES,
         "the server read all {written} bytes of a client that reads nothing"
@@ -194,16 +187,18 @@ fn two_thousand_connections_opened_and_dropped_in_a_burst_leave_no_client_behind
 /// More clients than the descriptors left under `--nofile=64`.
 const CLIENTS_PAST_THE_DESCRIPTOR_LIMIT: usize = 100;
 
-#[test]
-fn running_out_of_descriptors_pauses_accepting_and_the_server_serves_again() {
-    // The server raises its soft limit to the hard one, so the hard limit
-    // is what has to be low. --max-clients is far above it on purpose.
+/// A server out of descriptors: started under a hard RLIMIT_NOFILE of 64
+/// (it raises its soft limit to the hard one, so the hard limit is what
+/// has to be low) with `--max-clients` far above that, a watcher client
+/// connected first, then more clients than descriptors are left; returns
+/// once the server has logged a failed accept.
+fn server_out_of_descriptors() -> (Server, Client, Vec<TcpStream>) {
     let server = ServerBuilder::new()
         .wrapper(["prlimit", "--nofile=64:64", "--"])
         .args(["--max-clients", "1000"])
         .spawn();
-    let mut watcher = server.client();
-    let crowd: Vec<TcpStream> = (0..CLIENTS_PAST_THE_DESCRIPTOR_LIMIT)
+    let watcher = server.client();
+    let crowd = (0..CLIENTS_PAST_THE_DESCRIPTOR_LIMIT)
         .map(|_| TcpStream::connect(server.addr).expect("connect (the backlog takes it)"))
         .collect();
     assert!(
@@ -211,6 +206,12 @@ fn running_out_of_descriptors_pauses_accepting_and_the_server_serves_again() {
         "accept never failed:\n{}",
         server.log()
     );
+    (server, watcher, crowd)
+}
+
+#[test]
+fn running_out_of_descriptors_pauses_accepting_and_the_server_serves_again() {
+    let (server, mut watcher, crowd) = server_out_of_descriptors();
     let clients = watcher.stats().get("clients");
     assert!(
         clients < 1 + CLIENTS_PAST_THE_DESCRIPTOR_LIMIT as u64,
@@ -223,21 +224,11 @@ fn running_out_of_descriptors_pauses_accepting_and_the_server_serves_again() {
     assert_eq!(wait_for_clients(&mut watcher, 2).get("clients"), 2);
 }
 
+/// Fails today: the server logs its warning on every retry, ten a second
+/// for as long as descriptors stay exhausted, instead of once per episode.
 #[test]
 fn a_descriptor_exhaustion_episode_is_logged_once() {
-    let server = ServerBuilder::new()
-        .wrapper(["prlimit", "--nofile=64:64", "--"])
-        .args(["--max-clients", "1000"])
-        .spawn();
-    let mut watcher = server.client();
-    let crowd: Vec<TcpStream> = (0..CLIENTS_PAST_THE_DESCRIPTOR_LIMIT)
-        .map(|_| TcpStream::connect(server.addr).expect("connect (the backlog takes it)"))
-        .collect();
-    assert!(
-        wait_for_log(&server, "pausing accepts", TIMEOUT),
-        "accept never failed:\n{}",
-        server.log()
-    );
+    let (server, mut watcher, crowd) = server_out_of_descriptors();
     // The episode goes on while the crowd stays: the server keeps retrying
     // its accepts meanwhile, and must not log every retry.
     for _ in 0..5 {
@@ -255,7 +246,7 @@ const SLOW_VIEWER_BYTES_PER_READ: usize = 10 * 1024;
 const SLOW_VIEWER_PAUSE: Duration = Duration::from_millis(100);
 const SLOW_VIEWER_READS: usize = 80;
 
-/// Fails today. A viewer that reads steadily, only slower than the stream,
+/// Fails today: a viewer that reads steadily, only slower than the stream,
 /// should skip frames, not be dropped as "stalled" (that is for viewers
 /// that stopped reading). But the server counts progress only when a
 /// write succeeds, and it tries to write only after a WRITABLE event,
@@ -280,13 +271,10 @@ fn a_stream_viewer_that_reads_slowly_but_steadily_is_not_dropped() {
         .write_all(b"GET /stream.mjpg HTTP/1.1\r\nHost: test\r\n\r\n")
         .expect("request the stream");
     let mut buf = vec![0; SLOW_VIEWER_BYTES_PER_READ];
-    let mut received = 0;
     for _ in 0..SLOW_VIEWER_READS {
         viewer.read_exact(&mut buf).expect("the stream goes on");
-        received += buf.len();
         thread::sleep(SLOW_VIEWER_PAUSE);
     }
-    assert!(received > 0);
     let log = server.log();
     assert!(
         !log.contains("stream viewer stalled"),
