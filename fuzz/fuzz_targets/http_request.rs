@@ -1,0 +1,10 @@
+//! Fuzzes HTTP request parsing and routing with arbitrary bytes and read
+//! sizes. The harness is shared with `tests/fuzz_corpus.rs`; see
+//! `fuzz/harness.rs`.
+
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::http_request(data));
