@@ -25,6 +25,12 @@ use crate::server::control::constant_time_eq;
 /// A request head must arrive within this time once it has started:
 /// slowloris clients that trickle a header forever are cut off.
 pub const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of a stream the kernel may hold unsent for one viewer. Without
+/// a limit Linux autotunes the send buffer to megabytes, which a slow
+/// viewer would watch seconds or minutes behind; with it, the socket stops
+/// taking data early, the viewer skips frames and always sees recent ones.
+pub const VIEWER_UNSENT_LIMIT_BYTES: u32 = 128 * 1024;
+
 /// An idle keep-alive connection is closed after this long.
 pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -233,6 +239,7 @@ impl Connection {
                     return;
                 }
                 core.viewers.push((key, self.id));
+                self.socket.limit_unsent_bytes(VIEWER_UNSENT_LIMIT_BYTES);
                 log::debug!("http client {} started streaming", self.peer);
                 self.http().state = HttpState::Streaming(Viewer {
                     min_interval: fps.map(|fps| Duration::from_secs(1) / fps),

@@ -215,6 +215,14 @@ pub fn systemd_listeners() -> io::Result<Vec<(ListenerKind, ListenerSocket)>> {
 }
 
 impl Stream {
+    /// Makes the socket refuse more data once `bytes` are queued but not yet
+    /// sent (`TCP_NOTSENT_LOWAT`), keeping what a slow reader gets recent.
+    pub fn limit_unsent_bytes(&self, bytes: u32) {
+        if let Stream::Tcp(s) = self {
+            let _ = socket2::SockRef::from(s).set_tcp_notsent_lowat(bytes);
+        }
+    }
+
     /// Sends FIN: the peer reads everything written so far, then EOF.
     pub fn shutdown_write(&self) {
         let _ = match self {
