@@ -13,13 +13,12 @@ mod support;
 #[path = "support/clip.rs"]
 mod clip;
 
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -454,23 +453,15 @@ impl RawServer {
             .stderr(log)
             .spawn()
             .expect("spawn camloop serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            let _ = io::copy(&mut reader, &mut io::sink());
+        let (control, http) = support::read_listening_line(&mut child).unwrap_or_else(|| {
+            panic!(
+                "no listening line; log:\n{}",
+                std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+            )
         });
-        let line = rx.recv_timeout(TIMEOUT).unwrap_or_default();
-        let (control, http) = line
-            .strip_prefix("listening control=")
-            .and_then(|rest| rest.trim_end().split_once(" http="))
-            .unwrap_or_else(|| panic!("listening line {line:?}"));
         RawServer {
-            control: control.to_string(),
-            http: http.to_string(),
+            control,
+            http,
             child,
             dir,
         }

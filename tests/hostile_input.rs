@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -233,23 +233,11 @@ impl HttpServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn camloop serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            let _ = io::copy(&mut reader, &mut io::sink());
-        });
-        let line = rx.recv_timeout(TIMEOUT).unwrap_or_default();
-        let addrs = line
-            .strip_prefix("listening control=")
-            .and_then(|rest| rest.trim_end().split_once(" http="))
+        let addrs = support::read_listening_line(&mut child)
             .and_then(|(control, http)| Some((control.parse().ok()?, http.parse().ok()?)));
         let Some((control, http)) = addrs else {
             let _ = child.kill();
-            panic!("expected `listening control=ADDR http=ADDR`, got {line:?}");
+            panic!("expected `listening control=ADDR http=ADDR`");
         };
         HttpServer {
             child,

@@ -223,17 +223,7 @@ impl ServerBuilder {
             .stderr(log);
         let mut child = command.spawn().expect("spawn camloop serve");
 
-        // Read the listening line on a helper thread so a server that never
-        // prints it cannot hang the test; the thread then drains stdout.
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (line_tx, line_rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = line_tx.send(line);
-            let _ = io::copy(&mut reader, &mut io::sink());
-        });
+        let listening = read_listening_line(&mut child);
         let mut server = Server {
             child,
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -243,20 +233,41 @@ impl ServerBuilder {
             _own_snapshot_dir: own_snapshot_dir,
             _scratch: scratch,
         };
-        let line = line_rx.recv_timeout(TIMEOUT).unwrap_or_default();
-        let addr = line
-            .strip_prefix("listening control=")
-            .and_then(|rest| rest.trim_end().strip_suffix(" http=off"))
-            .and_then(|addr| addr.parse().ok());
+        let addr = listening
+            .as_ref()
+            .filter(|(_, http)| http == "off")
+            .and_then(|(control, _)| control.parse().ok());
         match addr {
             Some(addr) => server.addr = addr,
             None => panic!(
-                "expected `listening control=ADDR http=off`, got {line:?}\nserver log:\n{}",
+                "expected `listening control=ADDR http=off`, got {listening:?}\nserver log:\n{}",
                 server.log()
             ),
         }
         server
     }
+}
+
+/// Reads the server's `listening control=ADDR http=ADDR|off` line and
+/// returns the two addresses as printed. The line is read on a helper
+/// thread, so a server that never prints it cannot hang the test (None
+/// after [`TIMEOUT`]); the thread then drains the rest of stdout.
+pub fn read_listening_line(child: &mut Child) -> Option<(String, String)> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (line_tx, line_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = line_tx.send(line);
+        let _ = io::copy(&mut reader, &mut io::sink());
+    });
+    let line = line_rx.recv_timeout(TIMEOUT).ok()?;
+    let (control, http) = line
+        .strip_prefix("listening control=")?
+        .trim_end()
+        .split_once(" http=")?;
+    Some((control.to_string(), http.to_string()))
 }
 
 impl Default for ServerBuilder {
