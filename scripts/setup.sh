@@ -10,7 +10,8 @@ set -euo pipefail
 mode=${1:-build}
 cd "$(dirname "$0")/.."
 
-packages=(pkg-config ca-certificates curl)
+# build-essential: the C/C++ compiler the opencv crate (and cc) build with.
+packages=(pkg-config ca-certificates curl build-essential)
 if [ "${CAMLOOP_NO_OPENCV:-0}" != 1 ]; then
     # The opencv crate generates its bindings with libclang at build time.
     packages+=(libopencv-dev clang libclang-dev)
