@@ -9,10 +9,10 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::SockRef;
-use support::{Client, Server, ServerBuilder, Stats, HELP_REPLY, STATS_KEYS, TIMEOUT};
+use support::{Client, Server, ServerBuilder, Stats, HELP_REPLY, STATS_KEYS};
 
 // ---------------------------------------------------------------------------
 // The classic client and the three framings
@@ -216,19 +216,6 @@ fn two_hundred_clients_connecting_at_once_all_get_their_replies() {
 // ---------------------------------------------------------------------------
 // Clients that go away
 
-/// Polls `stats` until `clients` is `expected` (the server notices a
-/// departure on its next loop iteration); returns the last stats.
-fn wait_for_clients(client: &mut Client, expected: u64) -> Stats {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let stats = client.stats();
-        if stats.get("clients") == expected || Instant::now() >= deadline {
-            return stats;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn a_client_that_disconnects_mid_request_does_not_affect_others() {
     let server = Server::start();
@@ -239,7 +226,7 @@ fn a_client_that_disconnects_mid_request_does_not_affect_others() {
     leaver.send("pin");
     drop(leaver);
 
-    assert_eq!(wait_for_clients(&mut other, 1).get("clients"), 1);
+    assert_eq!(other.wait_for_clients(1).get("clients"), 1);
     assert_eq!(other.request("ping"), "PONG");
     let mut newcomer = server.client();
     assert_eq!(newcomer.request("ping"), "PONG");
@@ -261,7 +248,7 @@ fn a_client_that_resets_does_not_affect_others() {
         .unwrap();
     drop(resetter); // SO_LINGER 0: close() sends RST
 
-    assert_eq!(wait_for_clients(&mut other, 1).get("clients"), 1);
+    assert_eq!(other.wait_for_clients(1).get("clients"), 1);
     assert_eq!(other.request("ping"), "PONG");
     let mut newcomer = server.client();
     assert_eq!(newcomer.request("ping"), "PONG");

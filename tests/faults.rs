@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
-use support::{Client, Server, ServerBuilder, Stats, TempDir, CAMLOOP, TIMEOUT};
+use support::{Client, Server, ServerBuilder, TempDir, CAMLOOP, TIMEOUT};
 
 /// Pause between polls of something that happens "soon"; only the number
 /// of polls is bounded.
@@ -31,19 +31,6 @@ const POLL: Duration = Duration::from_millis(20);
 
 fn synthetic() -> ServerBuilder {
     ServerBuilder::new().camera("synthetic")
-}
-
-/// Polls `stats` until `clients` is `expected` (the server notices a
-/// departure on a later loop iteration); returns the last stats.
-fn wait_for_clients(client: &mut Client, expected: u64) -> Stats {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let stats = client.stats();
-        if stats.get("clients") == expected || Instant::now() >= deadline {
-            return stats;
-        }
-        thread::sleep(POLL);
-    }
 }
 
 /// Waits until the server log contains `text`; false if it never does.
@@ -84,7 +71,7 @@ fn a_client_that_resets_in_the_middle_of_a_frame_does_not_affect_others() {
     drop(resetter);
 
     assert_eq!(other.request("ping"), "PONG");
-    assert_eq!(wait_for_clients(&mut other, 1).get("clients"), 1);
+    assert_eq!(other.wait_for_clients(1).get("clients"), 1);
     let mut newcomer = server.client();
     assert_eq!(newcomer.request("ping"), "PONG");
     assert!(!server.log().contains("panicked"), "{}", server.log());
@@ -157,7 +144,7 @@ fn a_client_that_never_reads_is_no_longer_read_then_dropped_while_others_are_ser
         Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
         Err(e) => panic!("expected EOF or a reset, got {e}"),
     }
-    let stats = wait_for_clients(&mut other, 1);
+    let stats = other.wait_for_clients(1);
     assert_eq!(stats.get("clients"), 1);
     assert!(stats.get("errors") >= 1, "the drop is counted: {stats:?}");
     assert_eq!(other.request("ping"), "PONG");
@@ -178,7 +165,7 @@ fn two_thousand_connections_opened_and_dropped_in_a_burst_leave_no_client_behind
         drop(stream);
     }
     assert_eq!(watcher.request("ping"), "PONG");
-    assert_eq!(wait_for_clients(&mut watcher, 1).get("clients"), 1);
+    assert_eq!(watcher.wait_for_clients(1).get("clients"), 1);
     let mut newcomer = server.client();
     assert_eq!(newcomer.request("ping"), "PONG");
 }
@@ -220,7 +207,7 @@ fn running_out_of_descriptors_pauses_accepting_and_the_server_serves_again() {
     drop(crowd);
     let mut newcomer = server.client();
     assert_eq!(newcomer.request("ping"), "PONG");
-    assert_eq!(wait_for_clients(&mut watcher, 2).get("clients"), 2);
+    assert_eq!(watcher.wait_for_clients(2).get("clients"), 2);
 }
 
 /// Fails today: the server logs its warning on every retry, ten a second
@@ -306,7 +293,7 @@ fn a_slot_freed_below_max_clients_goes_to_the_next_client() {
     assert_eq!(refused.read_line(), "ERR limit: max clients reached\n");
 
     drop(leaves);
-    assert_eq!(wait_for_clients(&mut stays, 1).get("clients"), 1);
+    assert_eq!(stays.wait_for_clients(1).get("clients"), 1);
     let mut next = server.client();
     assert_eq!(next.request("ping"), "PONG");
 }

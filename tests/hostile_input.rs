@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use camloop::protocol::MAX_LINE_BYTES;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use support::{Client, Stats, TempDir, CAMLOOP, HELP_REPLY, TIMEOUT};
+use support::{Client, TempDir, CAMLOOP, HELP_REPLY, TIMEOUT};
 
 /// Cases per test: each is a real connection with up to ~100 KB of junk.
 const CASES: u32 = 24;
@@ -145,18 +145,6 @@ fn hostile_connection(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Polls `stats` until `clients` is `expected`; returns the last stats.
-fn wait_for_clients(client: &mut Client, expected: u64) -> Stats {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let stats = client.stats();
-        if stats.get("clients") == expected || Instant::now() >= deadline {
-            return stats;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The control port
 
@@ -206,7 +194,7 @@ fn random_bytes_on_the_control_port_never_stop_it_answering_ping() {
         })
         .unwrap_or_else(|failure| panic!("{failure}\nserver log:\n{}", server.log()));
     assert_eq!(watcher.request("ping"), "PONG");
-    assert_eq!(wait_for_clients(&mut watcher, 1).get("clients"), 1);
+    assert_eq!(watcher.wait_for_clients(1).get("clients"), 1);
 }
 
 // ---------------------------------------------------------------------------
@@ -291,5 +279,5 @@ fn random_bytes_on_the_http_port_never_stop_it_serving() {
             Ok(())
         })
         .unwrap_or_else(|failure| panic!("{failure}"));
-    assert_eq!(wait_for_clients(&mut watcher, 1).get("clients"), 1);
+    assert_eq!(watcher.wait_for_clients(1).get("clients"), 1);
 }

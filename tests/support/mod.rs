@@ -489,6 +489,20 @@ impl Client {
         Stats::parse(&self.request("stats"))
     }
 
+    /// Polls `stats` until `clients` is `expected` (the server notices a
+    /// departure on its next loop iteration) or [`TIMEOUT`] passes; returns
+    /// the last stats, so the caller's assertion shows what was seen.
+    pub fn wait_for_clients(&mut self, expected: u64) -> Stats {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let stats = self.stats();
+            if stats.get("clients") == expected || Instant::now() >= deadline {
+                return stats;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// `frame`: checks the `FRAME <n>` header and returns the n JPEG bytes.
     pub fn frame(&mut self) -> Vec<u8> {
         self.send("frame\n");
