@@ -38,9 +38,9 @@ pub struct Counters {
     pub frames_sent: u64,
     /// Frames a stream viewer skipped because its socket was still busy.
     pub frames_dropped: u64,
-    /// Viewers dropped because they stayed stuck past the output cap.
+    /// Stream viewers dropped after --stream-stall-timeout without write progress.
     pub viewers_dropped: u64,
-    /// Control clients dropped for exceeding their output hard cap.
+    /// Other clients dropped: no write progress for --output-stall-timeout, or over the hard cap.
     pub clients_dropped: u64,
     /// Failed `auth` attempts and HTTP requests with a wrong token.
     pub auth_failures: u64,
