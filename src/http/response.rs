@@ -226,6 +226,12 @@ pub fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
+/// The whole response to an HTTP client the server has no room for
+/// (`--max-clients`), written once before the connection is closed.
+pub const MAX_CLIENTS_RESPONSE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 20\r\n\
+Connection: close\r\n\r\nmax clients reached\n";
+
 /// Upper bounds for the grab and encode time histograms, in microseconds:
 /// from 100 µs (a passthrough MJPEG grab) to 1 s (a camera that hangs).
 pub const LATENCY_BUCKETS_US: &[u64] = &[
@@ -247,18 +253,12 @@ pub struct HistogramView {
 }
 
 impl HistogramView {
-    /// Reads the buckets out of an HdrHistogram of microseconds. Its sum is
-    /// not kept exactly, so `sum_us` is the mean times the count, which is
-    /// within the histogram's precision.
-    pub fn from_hdr(hist: &hdrhistogram::Histogram<u64>, bounds_us: &[u64]) -> Self {
-        let count = hist.len();
+    /// Reads the buckets out of a timing histogram, with its exact sum.
+    pub fn from_timing(timing: &crate::stats::TimingHistogram, bounds_us: &[u64]) -> Self {
         HistogramView {
-            buckets_le_us: bounds_us
-                .iter()
-                .map(|&le| (le, hist.count_between(0, le)))
-                .collect(),
-            sum_us: (hist.mean() * count as f64).round() as u64,
-            count,
+            buckets_le_us: timing.cumulative_counts(bounds_us),
+            sum_us: timing.sum_micros(),
+            count: timing.count(),
         }
     }
 }
