@@ -11,7 +11,10 @@
 //! - [`stats`]: counters and timing histograms.
 //! - [`client`]: `camloop ctl`.
 //! - [`load`]: `camloop load`, a load generator on its own mio loop.
-//! - [`cli`]: flags to settings; `main.rs` only calls [`cli::run`].
+//! - [`cli`]: flags to settings; `main.rs` only sets up logging, parses
+//!   the command line ([`cli::parse_command_line`]) and calls [`cli::run`].
+//! - [`sys`]: the few OS calls that need `unsafe` (rlimits, signals, systemd).
+//! - [`timefmt`]: UTC timestamps for snapshot names, without a time crate.
 //!
 //! See `ARCHITECTURE.md` for the life of a request and of a frame.
 

@@ -297,7 +297,7 @@ pub struct StateView {
     pub frames_sent: u64,
     /// Frames a slow viewer skipped because its socket was not writable.
     pub frames_dropped: u64,
-    /// Viewers disconnected for being stuck past the output cap.
+    /// Stream viewers dropped after --stream-stall-timeout without write progress.
     pub viewers_dropped: u64,
     /// Snapshots written.
     pub snapshots: u64,

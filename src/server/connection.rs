@@ -130,9 +130,9 @@ impl CloseReason {
 }
 
 /// What a protocol session may touch while it handles input: the output
-/// queue, the request to close, its own name, and the socket's one tuning
-/// knob. Sessions never see a [`Connection`], so they cannot read or write
-/// the socket behind the loop's back.
+/// queue, the request to close, and who it is. Sessions never see a
+/// [`Connection`] or a socket, so they cannot do I/O behind the loop's back
+/// (and tests drive them with bytes in and an output queue out).
 pub struct Context<'a> {
     /// Who this is, for deferred work (frame waiters, viewer lists).
     pub conn: ConnRef,
@@ -141,10 +141,24 @@ pub struct Context<'a> {
     /// Replies go here; the loop writes them.
     pub output: &'a mut OutputQueue,
     lifecycle: &'a mut Lifecycle,
-    socket: &'a Stream,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// A context over a connection's parts.
+    pub fn new(
+        conn: ConnRef,
+        peer: &'a str,
+        output: &'a mut OutputQueue,
+        lifecycle: &'a mut Lifecycle,
+    ) -> Self {
+        Context {
+            conn,
+            peer,
+            output,
+            lifecycle,
+        }
+    }
+
     /// Asks the loop to close the connection once the output is written.
     pub fn close_after_flush(&mut self) {
         if matches!(*self.lifecycle, Lifecycle::Open | Lifecycle::InputClosed) {
@@ -167,12 +181,6 @@ impl Context<'_> {
     pub fn reply(&mut self, text: &str, terminator: &[u8]) {
         self.output.push_bytes(text.as_bytes());
         self.output.push_bytes(terminator);
-    }
-
-    /// Keeps at most `bytes` queued-but-unsent in the kernel for this socket
-    /// (stream viewers: a slow one then skips frames instead of lagging).
-    pub fn limit_unsent_bytes(&mut self, bytes: u32) {
-        self.socket.limit_unsent_bytes(bytes);
     }
 }
 
@@ -198,6 +206,8 @@ pub struct Connection {
     /// it (reset on every write that makes progress). A client stuck like
     /// this past its stall timeout has stopped reading and is dropped.
     pub write_blocked_since: Option<Instant>,
+    /// Whether the socket already keeps unsent data short (stream viewers).
+    pub unsent_limited: bool,
 }
 
 impl Connection {
@@ -220,6 +230,7 @@ impl Connection {
             lifecycle: Lifecycle::Open,
             last_activity: now,
             write_blocked_since: None,
+            unsent_limited: false,
         }
     }
 
@@ -230,13 +241,8 @@ impl Connection {
 
     /// The context a session works through, for the connection at `key`.
     pub fn context(&mut self, key: usize) -> Context<'_> {
-        Context {
-            conn: ConnRef { key, id: self.id },
-            peer: &self.peer,
-            output: &mut self.output,
-            lifecycle: &mut self.lifecycle,
-            socket: &self.socket,
-        }
+        let conn = ConnRef { key, id: self.id };
+        Context::new(conn, &self.peer, &mut self.output, &mut self.lifecycle)
     }
 
     /// Whether the socket side allows reading: still open and not over the

@@ -140,3 +140,55 @@ impl Core {
         !self.viewers.is_empty()
     }
 }
+
+/// A core for the sessions' unit tests: a synthetic 64x48 camera (or none),
+/// snapshots into a fresh directory under the system temp dir, `token`.
+#[cfg(test)]
+pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
+    use crate::camera::pipeline::CameraSettings;
+    use crate::camera::synthetic::SyntheticSource;
+    use crate::snapshot::SnapshotSettings;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+    let now = Instant::now();
+    let dir = std::env::temp_dir().join(format!(
+        "camloop-unit-{}-{}",
+        std::process::id(),
+        NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+    ));
+    let settings = CameraSettings {
+        fps: 30,
+        idle_fps: 5,
+        jpeg_quality: 70,
+        width: 64,
+        height: 48,
+    };
+    let source: Option<Box<dyn crate::camera::FrameSource>> =
+        with_camera.then(|| Box::new(SyntheticSource::new(64, 48)) as _);
+    let config = ServerConfig {
+        control_addrs: Vec::new(),
+        unix_path: None,
+        http_addrs: Vec::new(),
+        stream_stall_timeout: Duration::from_secs(10),
+        output_stall_timeout: Duration::from_secs(30),
+        control_idle_timeout: None,
+        framing: Framing::Auto,
+        token: token.map(str::to_string),
+        insecure_public: false,
+        max_clients: None,
+    };
+    let snapshots = SnapshotWriter::new(SnapshotSettings {
+        dir,
+        name_pattern: "pic2.jpg".into(),
+        fsync: false,
+        keep: None,
+    })
+    .expect("snapshot dir in the temp dir");
+    Core::new(
+        config,
+        Camera::new(source, settings, now),
+        snapshots,
+        100,
+        now,
+    )
+}

@@ -212,7 +212,6 @@ impl HttpSession {
                     return;
                 }
                 core.viewers.push(cx.conn);
-                cx.limit_unsent_bytes(VIEWER_UNSENT_LIMIT_BYTES);
                 log::debug!("http client {} started streaming", cx.peer);
                 self.state = HttpState::Streaming(Viewer {
                     min_interval: fps.map(|fps| Duration::from_secs(1) / fps),

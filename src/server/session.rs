@@ -18,7 +18,7 @@ use super::connection::{
 };
 use super::control::ControlSession;
 use super::core::{Core, FrameOutcome};
-use super::http_session::{HttpSession, Offer};
+use super::http_session::{HttpSession, Offer, VIEWER_UNSENT_LIMIT_BYTES};
 use crate::camera::pipeline::SharedFrame;
 
 /// The protocol spoken on a connection.
@@ -165,7 +165,8 @@ impl Entry {
     /// read within the budget and hand the input to the session, flush
     /// again; until the socket is drained, the session stops wanting input
     /// or [`READ_BUDGET_BYTES`] are spent (then the loop comes back later).
-    /// Afterwards the output caps are applied: a connection over the hard
+    /// A connection that became a stream viewer gets its socket's unsent
+    /// limit. Afterwards the output caps are applied: a connection over the hard
     /// cap is dropped, one left with output the kernel would not take is
     /// counted as blocked (the stall sweep watches those).
     pub fn service(
@@ -176,6 +177,12 @@ impl Entry {
         now: Instant,
     ) -> Result<(), CloseReason> {
         let result = self.socket_work(core, key, read_buffer, now);
+        if self.session.is_viewer() && !self.conn.unsent_limited {
+            self.conn
+                .socket
+                .limit_unsent_bytes(VIEWER_UNSENT_LIMIT_BYTES);
+            self.conn.unsent_limited = true;
+        }
         match self.conn.track_write_blocked(now) {
             Some(true) => core.blocked_writers += 1,
             Some(false) => core.blocked_writers -= 1,
@@ -227,3 +234,7 @@ pub fn live_entry(connections: &mut Slab<Entry>, conn: ConnRef) -> Option<&mut E
         .get_mut(conn.key)
         .filter(|entry| entry.conn.id == conn.id && !entry.conn.is_closed())
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
