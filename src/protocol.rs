@@ -33,13 +33,10 @@ pub const BYE: &str = "Bye";
 /// The line-mode reply to an accepted `shutdown`.
 pub const SHUTTING_DOWN: &str = "OK shutting down";
 
-/// The line-mode reply to a request sent before `auth` when a token is set.
-pub const AUTH_REQUIRED: &str = "ERR auth: required";
-
 /// Sent instead of the greeting to a client the server has no room for,
-/// before it closes the connection. It is not a reply to a request, so it
-/// goes to every client alike: at connect time the server cannot know
-/// whether the client will speak raw or line framing.
+/// before it closes the connection, with `auto` and `line` framing. With
+/// `--framing raw` every client is a classic one, which must never see
+/// `ERR`: it gets the connection closed without a word instead.
 pub const MAX_CLIENTS_REFUSAL: &[u8] = b"ERR limit: max clients reached\n";
 
 /// In raw framing one `read()` of at most this many bytes is one message,
@@ -68,6 +65,15 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// What a client the server has no room for gets before the close.
+    pub fn max_clients_refusal(self) -> &'static [u8] {
+        if self == Framing::Raw {
+            b""
+        } else {
+            MAX_CLIENTS_REFUSAL
+        }
+    }
+
     /// The greeting a new connection gets.
     pub fn greeting(self) -> &'static [u8] {
         if self == Framing::Line {

@@ -459,6 +459,14 @@ impl FrameSource for OpenCvSource {
         true
     }
 
+    fn frame_size(&self) -> Option<(u32, u32)> {
+        let capture = self.capture.as_ref()?;
+        let get = |property| capture.get(property).ok().filter(|v| *v >= 1.0);
+        let width = get(videoio::CAP_PROP_FRAME_WIDTH)?;
+        let height = get(videoio::CAP_PROP_FRAME_HEIGHT)?;
+        Some((width as u32, height as u32))
+    }
+
     fn close(&mut self) {
         if let Some(mut capture) = self.capture.take() {
             if let Err(e) = capture.release() {

@@ -65,7 +65,8 @@ pub struct CameraStatus {
     pub ok: bool,
     /// The last error while it is not.
     pub error: Option<String>,
-    /// Size of the last frame (0 before the first).
+    /// Frame size: as soon as the source knows it, the last known one while
+    /// it is failing, 0 only before anything was known.
     pub width: u32,
     /// See `width`.
     pub height: u32,
@@ -91,6 +92,9 @@ pub struct Camera {
     /// interval later, so timing jitter never accumulates into drift.
     last_scheduled_grab: Instant,
     last_encoded: Option<SharedFrame>,
+    /// The last size the source reported or a frame had; kept through a
+    /// failure, so `stats` shows what the camera was delivering.
+    known_size: Option<(u32, u32)>,
     no_signal: Option<SharedFrame>,
     recent_grabs: VecDeque<Instant>,
     /// Grabs since start; also the sequence number of the newest grab.
@@ -119,6 +123,7 @@ impl Camera {
             settings,
             last_scheduled_grab: now,
             last_encoded: None,
+            known_size: None,
             no_signal: None,
             recent_grabs: VecDeque::new(),
             frames_grabbed: 0,
@@ -277,6 +282,7 @@ impl Camera {
             height,
             jpeg: stamped,
         };
+        self.known_size = Some((width, height));
         self.last_encoded = Some(frame.clone());
         Ok(frame)
     }
@@ -305,6 +311,9 @@ impl Camera {
         };
         match source.open() {
             Ok(()) => {
+                if let Some(size) = source.frame_size() {
+                    self.known_size = Some(size);
+                }
                 if let SourceState::Failed { .. } = self.state {
                     log::info!("camera {} recovered", source.name());
                 } else {
@@ -365,10 +374,7 @@ impl Camera {
             (Some(_), SourceState::Open) => (true, None),
             (Some(_), SourceState::Failed { error, .. }) => (false, Some(error.to_string())),
         };
-        let (width, height) = self
-            .last_encoded
-            .as_ref()
-            .map_or((0, 0), |f| (f.width, f.height));
+        let (width, height) = self.known_size.unwrap_or((0, 0));
         CameraStatus {
             name: self.name(),
             ok,
@@ -429,6 +435,18 @@ mod tests {
             camera.next_deadline(true),
             Some(now + Duration::from_millis(100))
         );
+    }
+
+    #[test]
+    fn status_knows_the_size_before_the_first_frame() {
+        let camera = Camera::new(
+            Some(Box::new(SyntheticSource::new(64, 48))),
+            settings(),
+            Instant::now(),
+        );
+        assert_eq!(camera.frames_encoded, 0);
+        let status = camera.status(Instant::now());
+        assert_eq!((status.width, status.height), (64, 48));
     }
 
     #[test]
@@ -529,5 +547,11 @@ mod tests {
         camera.on_timer(later, false);
         assert!(camera.status(later).ok);
         assert!(camera.fresh_frame(later, 0).is_ok());
+        // Down again: the last known size stays, with ok = false.
+        up.set(false);
+        assert!(camera.fresh_frame(later, u64::MAX).is_err());
+        let status = camera.status(later);
+        assert!(!status.ok);
+        assert_eq!((status.width, status.height), (32, 32));
     }
 }

@@ -22,7 +22,6 @@ use super::http_session::HttpSession;
 use super::listener::{self, Accepted, ListenerKind, ListenerSocket};
 use super::session::{Entry, Session};
 use crate::http::response::MAX_CLIENTS_RESPONSE;
-use crate::protocol::MAX_CLIENTS_REFUSAL;
 
 /// How long accepting pauses after the process ran out of descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -267,7 +266,7 @@ impl Admission<'_> {
             // Best effort, one nonblocking write: the socket is new, so its
             // send buffer is empty and this short line fits.
             let refusal = match kind {
-                ListenerKind::Control => MAX_CLIENTS_REFUSAL,
+                ListenerKind::Control => core.config.framing.max_clients_refusal(),
                 ListenerKind::Http => MAX_CLIENTS_RESPONSE,
             };
             let _ = io::Write::write(&mut stream, refusal);

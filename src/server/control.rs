@@ -14,8 +14,8 @@ use super::connection::Context;
 use super::core::{Core, FrameOutcome};
 use super::state_view;
 use crate::protocol::{
-    frame_header, Command, DecodeError, Decoder, Framing, Request, Terminator, AUTH_REQUIRED, BYE,
-    HELP_REPLY, OK, PONG, RECEIVED, SHUTTING_DOWN,
+    frame_header, Command, DecodeError, Decoder, Framing, Request, Terminator, BYE, HELP_REPLY, OK,
+    PONG, RECEIVED, SHUTTING_DOWN,
 };
 
 /// The most bytes one `read()` takes on a line-mode control connection.
@@ -136,8 +136,7 @@ impl ControlSession {
             )
         {
             core.counters.auth_failures += 1;
-            core.counters.errors += 1;
-            reply(cx, AUTH_REQUIRED);
+            reply_error(cx, core, "auth", "required", terminator);
             return;
         }
         match request.command {
@@ -231,7 +230,9 @@ impl ControlSession {
 }
 
 /// Sends an error: `ERR <area>: <reason>` in line mode, `Received` to raw
-/// clients, which only know that word.
+/// clients, which only know that word. Every error reply goes through
+/// here, so the raw-mode rule (README: a raw request never gets `ERR`)
+/// holds for every request, including those added later.
 fn reply_error(
     cx: &mut Context,
     core: &mut Core,

@@ -8,7 +8,6 @@
 //! so its queue never grows past one frame. Like the control session it
 //! works through a [`Context`] and never sees the socket.
 
-use std::fs;
 use std::time::{Duration, Instant};
 
 use super::connection::Context;
@@ -183,8 +182,8 @@ impl HttpSession {
                 let text = response::metrics_text(&state_view::numbers(core, now).state);
                 respond(cx, 200, CONTENT_TYPE_METRICS, text.as_bytes());
             }
-            Route::LatestSnapshot => match core.snapshots.latest_path().map(fs::read) {
-                Some(Ok(jpeg)) => respond(cx, 200, response::CONTENT_TYPE_JPEG, &jpeg),
+            Route::LatestSnapshot => match core.snapshots.latest_jpeg() {
+                Some(jpeg) => respond(cx, 200, response::CONTENT_TYPE_JPEG, &jpeg),
                 _ => fail(cx, core, &error_response_to(method, 404, &[])),
             },
             // Without a camera there will never be a frame: say so rather
