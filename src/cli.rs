@@ -145,6 +145,13 @@ pub struct ServeArgs {
     /// this many seconds.
     #[arg(long, default_value_t = 30)]
     pub output_stall_timeout: u64,
+    /// Answer 408 and close when a started HTTP request head is not complete
+    /// within this many seconds (slowloris clients).
+    #[arg(long, default_value_t = 10)]
+    pub http_head_timeout: u64,
+    /// Close an idle keep-alive HTTP connection after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub http_idle_timeout: u64,
 }
 
 fn parse_http_addr(value: &str) -> Result<Option<SocketAddr>, String> {
@@ -350,6 +357,8 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         stream_stall_timeout: Duration::from_secs(args.stream_stall_timeout),
         output_stall_timeout: Duration::from_secs(args.output_stall_timeout),
         control_idle_timeout: args.idle_timeout.map(Duration::from_secs),
+        http_head_timeout: Duration::from_secs(args.http_head_timeout.max(1)),
+        http_idle_timeout: Duration::from_secs(args.http_idle_timeout.max(1)),
         framing: args.framing.into(),
         token,
         insecure_public: args.insecure_public,

@@ -33,6 +33,10 @@ pub struct ServerConfig {
     /// Close control clients silent for this long (off by default: the
     /// classic clients hold connections open indefinitely).
     pub control_idle_timeout: Option<Duration>,
+    /// A started HTTP request head must be complete within this (408 after).
+    pub http_head_timeout: Duration,
+    /// An idle keep-alive HTTP connection is closed after this.
+    pub http_idle_timeout: Duration,
     /// Framing for control connections.
     pub framing: Framing,
     /// `--token`: clients must `auth` with it first.
@@ -172,6 +176,8 @@ pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
         stream_stall_timeout: Duration::from_secs(10),
         output_stall_timeout: Duration::from_secs(30),
         control_idle_timeout: None,
+        http_head_timeout: Duration::from_secs(10),
+        http_idle_timeout: Duration::from_secs(60),
         framing: Framing::Auto,
         token: token.map(str::to_string),
         insecure_public: false,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::connection::Context;
 use super::control::constant_time_eq;
-use super::core::{Core, FrameOutcome};
+use super::core::{Core, FrameOutcome, ServerConfig};
 use super::state_view;
 use crate::camera::pipeline::SharedFrame;
 use crate::http::request::{Method, RequestHead, RequestReader};
@@ -23,17 +23,11 @@ use crate::http::response::{
 };
 use crate::http::{route, Route, PAGE_HTML};
 
-/// A request head must arrive within this time once it has started:
-/// slowloris clients that trickle a header forever are cut off.
-pub const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a stream the kernel may hold unsent for one viewer. Without
 /// a limit Linux autotunes the send buffer to megabytes, which a slow
 /// viewer would watch seconds or minutes behind; with it, the socket stops
 /// taking data early, the viewer skips frames and always sees recent ones.
 pub const VIEWER_UNSENT_LIMIT_BYTES: u32 = 128 * 1024;
-
-/// An idle keep-alive connection is closed after this long.
-pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What an HTTP connection is doing.
 enum HttpState {
@@ -104,10 +98,12 @@ impl HttpSession {
     /// The deadline this connection is held to now: the header deadline
     /// while a request is half received, the idle timeout between requests,
     /// none while streaming or waiting for the camera.
-    pub fn deadline(&self, last_activity: Instant) -> Option<Instant> {
+    /// (`--http-head-timeout`: slowloris clients that trickle a header
+    /// forever are cut off; `--http-idle-timeout` between requests.)
+    pub fn deadline(&self, last_activity: Instant, config: &ServerConfig) -> Option<Instant> {
         match (&self.state, self.head_started) {
-            (HttpState::Requests, Some(started)) => Some(started + HTTP_HEAD_TIMEOUT),
-            (HttpState::Requests, None) => Some(last_activity + HTTP_IDLE_TIMEOUT),
+            (HttpState::Requests, Some(started)) => Some(started + config.http_head_timeout),
+            (HttpState::Requests, None) => Some(last_activity + config.http_idle_timeout),
             _ => None,
         }
     }

@@ -105,7 +105,7 @@ impl Session {
                 .config
                 .control_idle_timeout
                 .map(|idle| last_activity + idle),
-            Session::Http(http) => http.deadline(last_activity),
+            Session::Http(http) => http.deadline(last_activity, &core.config),
         }
     }
 

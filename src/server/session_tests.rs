@@ -329,3 +329,38 @@ fn a_half_received_head_times_out_with_408() {
     harness.output.write_to(&mut written).unwrap();
     assert!(String::from_utf8_lossy(&written).starts_with("HTTP/1.1 408 "));
 }
+
+#[test]
+fn a_connection_past_the_hard_output_cap_is_dropped() {
+    use crate::server::connection::{Connection, OUTPUT_HARD_CAP_BYTES};
+    use crate::server::listener::Stream;
+    // A real socket whose peer never reads: the kernel takes a little,
+    // the rest stays queued.
+    let (ours, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let stream = Stream::Unix(mio::net::UnixStream::from_std(ours));
+    let mut entry = Entry {
+        conn: Connection::new(1, stream, "test".into(), Instant::now()),
+        session: Session::Control(ControlSession::new(Framing::Line, true)),
+    };
+    let mut core = test_core(false, None);
+    let mut read_buffer = vec![0u8; 4096];
+    entry.conn.readiness.readable = false;
+    entry
+        .conn
+        .output
+        .push_bytes(&vec![b'x'; OUTPUT_HARD_CAP_BYTES / 2]);
+    let under = entry.service(&mut core, 0, &mut read_buffer, Instant::now());
+    assert!(under.is_ok(), "half the cap is allowed");
+    entry
+        .conn
+        .output
+        .push_bytes(&vec![b'x'; OUTPUT_HARD_CAP_BYTES]);
+    let over = entry.service(&mut core, 0, &mut read_buffer, Instant::now());
+    assert!(
+        matches!(over, Err(CloseReason::Dropped("output over its hard cap"))),
+        "{over:?}"
+    );
+    assert_eq!(core.counters.clients_dropped, 1);
+    assert_eq!(core.blocked_writers, 1, "counted as blocked meanwhile");
+}

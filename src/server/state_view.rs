@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use super::connection::{OUTPUT_HARD_CAP_BYTES, OUTPUT_SOFT_CAP_BYTES};
 use super::core::Core;
-use super::http_session::{HTTP_HEAD_TIMEOUT, HTTP_IDLE_TIMEOUT};
 use crate::http::response::{HistogramView, StateView, LATENCY_BUCKETS_US};
 
 /// Everything the three reports need, copied at one moment.
@@ -61,8 +60,8 @@ pub fn numbers(core: &Core, now: Instant) -> Numbers {
             "stream_stall_timeout_s",
             config.stream_stall_timeout.as_secs(),
         ),
-        ("http_head_timeout_s", HTTP_HEAD_TIMEOUT.as_secs()),
-        ("http_idle_timeout_s", HTTP_IDLE_TIMEOUT.as_secs()),
+        ("http_head_timeout_s", config.http_head_timeout.as_secs()),
+        ("http_idle_timeout_s", config.http_idle_timeout.as_secs()),
     ];
     let grab = &core.camera.grab_time;
     let encode = &core.camera.encode_time;
