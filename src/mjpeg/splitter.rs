@@ -682,3 +682,158 @@ impl Splitter {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picture(width: u16, height: u16) -> Vec<u8> {
+        let pixels: Vec<u8> = (0..usize::from(width) * usize::from(height) * 3)
+            .map(|i| (i * 13 % 251) as u8)
+            .collect();
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 80)
+            .encode(&pixels, width, height, jpeg_encoder::ColorType::Rgb)
+            .expect("encode");
+        jpeg
+    }
+
+    /// Pushes `stream` in one go and takes every frame out.
+    fn frames(splitter: &mut Splitter, stream: &[u8]) -> Vec<Frame> {
+        splitter.push(stream);
+        std::iter::from_fn(|| splitter.next_frame()).collect()
+    }
+
+    fn part(head: &str, jpeg: &[u8]) -> Vec<u8> {
+        let mut part = head.as_bytes().to_vec();
+        part.extend_from_slice(jpeg);
+        part.extend_from_slice(b"\r\n");
+        part
+    }
+
+    #[test]
+    fn the_framing_is_told_from_the_first_bytes() {
+        let jpeg = picture(16, 8);
+        let mut splitter = Splitter::new(DEFAULT_MAX_FRAME_BYTES);
+        assert_eq!(splitter.framing(), Framing::Unknown);
+        let mut stream = b"\r\n".to_vec();
+        stream.extend_from_slice(&jpeg);
+        let out = frames(&mut splitter, &stream);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].width, out[0].height, out[0].part.is_none()),
+            (16, 8, true)
+        );
+        assert_eq!(splitter.framing(), Framing::Concatenated);
+
+        let mut splitter = Splitter::new(DEFAULT_MAX_FRAME_BYTES);
+        let stream = part("\r\n--ffmpeg\r\nContent-type: image/jpeg\r\n\r\n", &jpeg);
+        assert_eq!(frames(&mut splitter, &stream).len(), 1);
+        let boundary = "ffmpeg".to_string();
+        assert_eq!(splitter.framing(), Framing::Multipart { boundary });
+        assert_eq!(
+            splitter.stats().framing_bytes as usize,
+            stream.len() - jpeg.len()
+        );
+    }
+
+    #[test]
+    fn a_known_boundary_may_come_with_dashes_and_quotes() {
+        let jpeg = picture(8, 8);
+        let stream = part("--frame\r\n\r\n", &jpeg);
+        for boundary in ["frame", "--frame", "\"frame\""] {
+            let mut splitter = Splitter::with_boundary(boundary, DEFAULT_MAX_FRAME_BYTES);
+            assert_eq!(frames(&mut splitter, &stream).len(), 1, "{boundary}");
+        }
+        // Not a boundary at all: it is learnt from the stream instead.
+        let mut splitter = Splitter::with_boundary("--", DEFAULT_MAX_FRAME_BYTES);
+        assert_eq!(frames(&mut splitter, &stream).len(), 1);
+        // A line with the wrong boundary is not one.
+        let mut splitter = Splitter::with_boundary("other", DEFAULT_MAX_FRAME_BYTES);
+        assert!(frames(&mut splitter, &stream).is_empty());
+        splitter.finish();
+        let stats = splitter.stats();
+        assert_eq!(
+            stats.skipped_bytes + stats.framing_bytes,
+            stream.len() as u64
+        );
+    }
+
+    #[test]
+    fn parts_without_headers_empty_parts_and_epilogues() {
+        let jpeg = picture(8, 8);
+        let mut stream = part("--b\r\n", &jpeg); // picture right after the line
+        stream.extend_from_slice(b"--b\r\n"); // an empty part
+        stream.extend(part("--b\r\nContent-Length: 3\r\n\r\n", b"abc")); // not a JPEG
+        stream.extend(part("--b\r\n\r\n", &jpeg));
+        stream.extend_from_slice(b"--b--\r\nepilogue\r\n");
+        stream.extend(part("--b\r\nContent-Type: image/jpeg\r\n\r\n", &jpeg));
+        let mut splitter = Splitter::new(DEFAULT_MAX_FRAME_BYTES);
+        let out = frames(&mut splitter, &stream);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|frame| frame.jpeg == jpeg));
+        let stats = splitter.stats();
+        assert_eq!(stats.malformed_frames, 2, "{stats:?}");
+        assert_eq!(stats.skipped_bytes, 3 + "epilogue".len() as u64);
+    }
+
+    #[test]
+    fn a_picture_cut_inside_its_headers_does_not_swallow_the_next() {
+        let jpeg = picture(24, 16);
+        // Cut inside the quantisation tables: the jump over their length
+        // lands inside the next picture, on a byte that is not a marker.
+        let dqt = jpeg.windows(2).position(|w| w == [0xFF, 0xDB]).unwrap();
+        let mut stream = jpeg[..dqt + 10].to_vec();
+        stream.extend_from_slice(&jpeg);
+        let mut splitter = Splitter::new(DEFAULT_MAX_FRAME_BYTES);
+        let out = frames(&mut splitter, &stream);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].jpeg, jpeg);
+        assert_eq!(splitter.stats().malformed_frames, 1);
+    }
+
+    #[test]
+    fn finish_counts_what_was_left_unfinished() {
+        let jpeg = picture(8, 8);
+        let mut stream = jpeg.clone();
+        stream.extend_from_slice(&jpeg[..jpeg.len() / 2]);
+        let mut splitter = Splitter::new(DEFAULT_MAX_FRAME_BYTES);
+        assert_eq!(frames(&mut splitter, &stream).len(), 1);
+        splitter.finish();
+        let stats = splitter.stats();
+        assert_eq!(stats.malformed_frames, 1);
+        assert_eq!(stats.frame_bytes + stats.skipped_bytes, stream.len() as u64);
+        assert_eq!(splitter.buffered_bytes(), 0);
+
+        // A boundary line with nothing after it is a normal end.
+        let mut splitter = Splitter::new(DEFAULT_MAX_FRAME_BYTES);
+        let mut stream = part("--b\r\n\r\n", &jpeg);
+        stream.extend_from_slice(b"--b\r\n");
+        assert_eq!(frames(&mut splitter, &stream).len(), 1);
+        splitter.finish();
+        assert_eq!(splitter.stats().malformed_frames, 0);
+    }
+
+    #[test]
+    fn garbage_alone_is_skipped_and_not_kept() {
+        let garbage: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        for mut splitter in [Splitter::new(1024), Splitter::with_boundary("b", 1024)] {
+            for read in garbage.chunks(1000) {
+                splitter.push(read);
+                while splitter.next_frame().is_some() {}
+                assert!(
+                    splitter.buffered_bytes() <= 1024,
+                    "{}",
+                    splitter.buffered_bytes()
+                );
+            }
+            splitter.finish();
+            let stats = splitter.stats();
+            assert_eq!(stats.frames, 0);
+            assert_eq!(
+                stats.skipped_bytes + stats.framing_bytes,
+                garbage.len() as u64
+            );
+        }
+    }
+}
