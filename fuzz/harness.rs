@@ -26,7 +26,7 @@ use camloop::http::request::{
     HttpError, RequestHead, RequestReader, MAX_BODY_BYTES, MAX_HEAD_BYTES,
 };
 use camloop::http::{route, Route};
-use camloop::mjpeg::multipart::MAX_PART_HEAD_BYTES;
+use camloop::mjpeg::multipart::{MAX_BOUNDARY_LINE_BYTES, MAX_PART_HEAD_BYTES};
 use camloop::mjpeg::{
     jpeg_end, parse_header, Frame, Splitter, SplitterStats, DEFAULT_MAX_FRAME_BYTES,
 };
@@ -241,8 +241,10 @@ fn frames_in_reads(
         while let Some(frame) = splitter.next_frame() {
             frames.push(frame);
         }
-        // At most one unfinished frame or part head is held.
-        assert!(splitter.buffered_bytes() <= cap.max(MAX_PART_HEAD_BYTES));
+        // At most one unfinished frame (and the boundary line after it) or
+        // part head is held.
+        let bound = cap.max(MAX_PART_HEAD_BYTES) + MAX_BOUNDARY_LINE_BYTES;
+        assert!(splitter.buffered_bytes() <= bound);
     }
     splitter.finish();
     assert_eq!(splitter.buffered_bytes(), 0);

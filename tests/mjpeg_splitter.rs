@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use camloop::mjpeg::multipart::MAX_PART_HEAD_BYTES;
+use camloop::mjpeg::multipart::{MAX_BOUNDARY_LINE_BYTES, MAX_PART_HEAD_BYTES};
 use camloop::mjpeg::{parse_header, Frame, Splitter, SplitterStats, DEFAULT_MAX_FRAME_BYTES};
 use proptest::prelude::*;
 
@@ -172,7 +172,7 @@ fn split(mut splitter: Splitter, stream: &[u8], reads: &[usize], cap: usize) -> 
         while let Some(frame) = splitter.next_frame() {
             frames.push(frame);
         }
-        let bound = cap.max(MAX_PART_HEAD_BYTES) + read.len();
+        let bound = cap.max(MAX_PART_HEAD_BYTES) + MAX_BOUNDARY_LINE_BYTES;
         assert!(
             splitter.buffered_bytes() <= bound,
             "{} bytes buffered, bound {bound}",

@@ -27,14 +27,14 @@
 //! noticed as soon as a jump over a segment lands on something that is not a
 //! marker, and the search for the next SOI starts again inside that segment.
 //!
-//! Memory: at most one frame of [`max_frame_bytes`](Splitter::new) plus one
-//! read is buffered. A larger frame is dropped as soon as it passes the cap
+//! Memory: at most one frame of [`max_frame_bytes`](Splitter::new) (and the
+//! boundary line after it) plus one read is buffered. A larger frame is dropped as soon as it passes the cap
 //! (without buffering the rest), and its bytes are skipped.
 
 use super::markers::{parse_header, JpegHeader, JpegWalk, Walk, SOI};
 use super::multipart::{
     find_boundary_line, learn_boundary, normalize_boundary, parse_part_head, FirstLine, PartHead,
-    PartHeaders, Search,
+    PartHeaders, Search, MAX_BOUNDARY_LINE_BYTES,
 };
 
 /// Default cap on one frame: 4 MiB. Half of the server's 8 MiB output hard
@@ -569,8 +569,17 @@ impl Splitter {
         let length = *length;
         let pending = &self.buf[self.cursor..];
         let boundary = self.boundary.as_deref().unwrap_or_default();
-        if let Some(at) = search.run(&pending[..pending.len().min(length)], boundary) {
-            return self.drop_cut_part(at);
+        // The search goes one boundary line past the body, for a line that
+        // starts inside the body and ends after it.
+        let searched = &pending[..pending.len().min(length + MAX_BOUNDARY_LINE_BYTES)];
+        match search.run(searched, boundary) {
+            Some(at) if at < length => return self.drop_cut_part(at),
+            // The boundary line right after the body, as it should be.
+            Some(_) => {}
+            // A line that starts inside the body may still turn out to be a
+            // boundary line: wait for its end.
+            None if search.from < length && pending.len() >= length => return Step::NeedMore,
+            None => {}
         }
         if pending.len() < length {
             return Step::NeedMore;
