@@ -28,8 +28,9 @@
 //! marker, and the search for the next SOI starts again inside that segment.
 //!
 //! Memory: at most one frame of [`max_frame_bytes`](Splitter::new) (and the
-//! boundary line after it) plus one read is buffered. A larger frame is dropped as soon as it passes the cap
-//! (without buffering the rest), and its bytes are skipped.
+//! boundary line after it) plus one read is buffered. A larger frame is
+//! dropped as soon as it passes the cap, without buffering the rest, and its
+//! bytes are skipped.
 
 use super::markers::{parse_header, JpegHeader, JpegWalk, Walk, SOI};
 use super::multipart::{
@@ -39,8 +40,8 @@ use super::multipart::{
 
 /// Default cap on one frame: 4 MiB. Half of the server's 8 MiB output hard
 /// cap (`OUTPUT_HARD_CAP_BYTES`), so one frame plus its part header can never
-/// trip it on its own; far above any real MJPEG frame (a 4K frame at high
-/// quality is about 2 MiB).
+/// trip it on its own, and still far above what a 1080p camera sends (a few
+/// hundred KiB per frame).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
 /// The start of a frame in a concatenated stream: SOI and the first byte of
@@ -114,8 +115,13 @@ enum State {
     SeekSoi,
     /// Concatenated: a frame starts at the cursor.
     Picture { walk: JpegWalk },
-    /// Multipart: looking for the next boundary line.
-    SeekBoundary { line_start: bool },
+    /// Multipart: looking for the next boundary line. `in_dropped_part`:
+    /// the bytes up to it are the rest of a dropped part, and all skipped;
+    /// otherwise line ends are framing (the CRLF after a part).
+    SeekBoundary {
+        line_start: bool,
+        in_dropped_part: bool,
+    },
     /// Multipart: a part head starts at the cursor.
     PartHead,
     /// Multipart: a part body of known length starts at the cursor.
@@ -236,7 +242,10 @@ impl Splitter {
         let mut splitter = Splitter::new(max_frame_bytes);
         if let Some(boundary) = normalize_boundary(boundary) {
             splitter.boundary = Some(boundary);
-            splitter.state = State::SeekBoundary { line_start: true };
+            splitter.state = State::SeekBoundary {
+                line_start: true,
+                in_dropped_part: false,
+            };
         }
         splitter
     }
@@ -272,7 +281,10 @@ impl Splitter {
                 State::Detect { line_start } => self.detect(line_start),
                 State::SeekSoi => self.seek_soi(),
                 State::Picture { .. } => self.picture(),
-                State::SeekBoundary { line_start } => self.seek_boundary(line_start),
+                State::SeekBoundary {
+                    line_start,
+                    in_dropped_part,
+                } => self.seek_boundary(line_start, in_dropped_part),
                 State::PartHead => self.part_head(),
                 State::PartBody { .. } => self.part_body(),
                 State::PartPicture { .. } => self.part_picture(),
@@ -307,7 +319,10 @@ impl Splitter {
         self.skip(self.buffered_bytes());
         self.state = match (&self.state, &self.boundary) {
             (State::Detect { .. }, _) => State::Detect { line_start: true },
-            (_, Some(_)) => State::SeekBoundary { line_start: true },
+            (_, Some(_)) => State::SeekBoundary {
+                line_start: true,
+                in_dropped_part: false,
+            },
             (_, None) => State::SeekSoi,
         };
         self.release_if_drained();
@@ -361,9 +376,15 @@ impl Splitter {
         self.stats.framing_bytes += n as u64;
     }
 
-    /// Consumes `n` bytes between parts: line ends are framing, anything
-    /// else is skipped.
-    fn between_parts(&mut self, n: usize) {
+    /// Consumes `n` bytes before a boundary line: all skipped if they are
+    /// the rest of a dropped part, else line ends are framing and anything
+    /// else is skipped. (Counting the same bytes the same way however the
+    /// part was dropped keeps the counters independent of the read sizes.)
+    fn skip_to_boundary(&mut self, n: usize, in_dropped_part: bool) {
+        if in_dropped_part {
+            self.skip(n);
+            return;
+        }
         let line_ends = self.pending()[..n]
             .iter()
             .filter(|&&b| b == b'\r' || b == b'\n')
@@ -463,7 +484,7 @@ impl Splitter {
         // Skip what has been walked if the frame is dropped as oversize (at
         // least the SOI, to make progress); the search for the next SOI then
         // skips the rest, since picture data cannot contain an SOI.
-        let oversize_skip = walk.position().min(pending.len()).max(SOI.len());
+        let oversize_skip = walk.position().min(window.len()).max(SOI.len());
         let over_cap = pending.len() >= self.max_frame_bytes;
         match walked {
             Walk::Complete { end } => {
@@ -487,24 +508,30 @@ impl Splitter {
     }
 
     /// Multipart: skips to the next boundary line.
-    fn seek_boundary(&mut self, line_start: bool) -> Step {
+    fn seek_boundary(&mut self, line_start: bool, in_dropped_part: bool) -> Step {
         let boundary = self.boundary.as_deref().unwrap_or_default();
         match find_boundary_line(self.pending(), 0, line_start, boundary) {
             Search::Found { at, len, closing } => {
-                self.between_parts(at);
+                self.skip_to_boundary(at, in_dropped_part);
                 self.framing_bytes(len);
                 // After the closing delimiter comes an epilogue, which is
                 // skipped up to the next boundary line like any garbage.
                 self.state = if closing {
-                    State::SeekBoundary { line_start: true }
+                    State::SeekBoundary {
+                        line_start: true,
+                        in_dropped_part: false,
+                    }
                 } else {
                     State::PartHead
                 };
                 Step::Continue
             }
             Search::NotYet { resume, line_start } => {
-                self.between_parts(resume);
-                self.state = State::SeekBoundary { line_start };
+                self.skip_to_boundary(resume, in_dropped_part);
+                self.state = State::SeekBoundary {
+                    line_start,
+                    in_dropped_part,
+                };
                 Step::NeedMore
             }
         }
@@ -531,7 +558,10 @@ impl Splitter {
             PartHead::Malformed => {
                 // The head starts a line, which may well be the next boundary.
                 self.stats.malformed_frames += 1;
-                self.state = State::SeekBoundary { line_start: true };
+                self.state = State::SeekBoundary {
+                    line_start: true,
+                    in_dropped_part: true,
+                };
                 Step::Continue
             }
         }
@@ -586,7 +616,10 @@ impl Splitter {
         }
         let header = parse_header(&pending[..length]);
         let part = Some(std::mem::take(headers));
-        self.state = State::SeekBoundary { line_start: false };
+        self.state = State::SeekBoundary {
+            line_start: false,
+            in_dropped_part: false,
+        };
         self.take_frame(length, header, part)
     }
 
@@ -620,7 +653,10 @@ impl Splitter {
         match walked {
             Walk::Complete { end } => {
                 let part = Some(std::mem::take(headers));
-                self.state = State::SeekBoundary { line_start: false };
+                self.state = State::SeekBoundary {
+                    line_start: false,
+                    in_dropped_part: false,
+                };
                 self.take_frame(end, header, part)
             }
             Walk::Broken { .. } => {
@@ -646,7 +682,10 @@ impl Splitter {
     /// the next boundary line.
     fn drop_part(&mut self, len: usize, line_start: bool) -> Step {
         self.skip(len);
-        self.state = State::SeekBoundary { line_start };
+        self.state = State::SeekBoundary {
+            line_start,
+            in_dropped_part: true,
+        };
         Step::Continue
     }
 
@@ -660,7 +699,10 @@ impl Splitter {
         let done = *remaining == 0;
         self.skip(skipped);
         if done {
-            self.state = State::SeekBoundary { line_start: false };
+            self.state = State::SeekBoundary {
+                line_start: false,
+                in_dropped_part: false,
+            };
             Step::Continue
         } else {
             Step::NeedMore
