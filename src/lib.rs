@@ -6,6 +6,8 @@
 //! - [`protocol`]: the control protocol, sans-IO (bytes in, requests out).
 //! - [`camera`]: frame sources and the grab/encode pipeline.
 //! - [`jpeg`]: encoding, once per frame.
+//! - [`mjpeg`]: MJPEG bytes, sans-IO: JPEG headers, camera buffers, a
+//!   stream split into frames.
 //! - [`snapshot`]: atomic snapshot files.
 //! - [`http`]: HTTP requests and responses, sans-IO.
 //! - [`stats`]: counters and timing histograms.
@@ -26,6 +28,7 @@ pub mod client;
 pub mod http;
 pub mod jpeg;
 pub mod load;
+pub mod mjpeg;
 pub mod protocol;
 pub mod server;
 pub mod snapshot;

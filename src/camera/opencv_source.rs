@@ -20,8 +20,6 @@
 //! `grab()` and converts in `retrieve()`, while FFmpeg (files, URLs) already
 //! decodes in `grab()` and only converts colours in `retrieve()`.
 
-pub mod mjpeg;
-
 use std::env;
 use std::path::PathBuf;
 
@@ -32,6 +30,7 @@ use opencv::prelude::{VideoCaptureTrait, VideoCaptureTraitConst};
 use opencv::{imgcodecs, imgproc, videoio};
 
 use super::{CameraError, Frame, FrameData, FrameSource};
+use crate::mjpeg;
 
 /// How long FFmpeg may take to connect to a stream or open a file.
 pub const OPEN_TIMEOUT_MS: i32 = 2000;
