@@ -864,6 +864,7 @@ fn generated_request() -> impl Strategy<Value = Generated> {
                         http11,
                         keep_alive,
                         bearer_token: token,
+                        basic_password: None,
                         content_length: body.len(),
                     },
                 }
