@@ -105,4 +105,11 @@ mod tests {
         let leap = UtcTime::from_unix_millis(1_709_210_096_789);
         assert_eq!(leap.display(), "2024-02-29 12:34:56.789Z");
     }
+
+    #[test]
+    fn unix_micros_print_with_six_digits() {
+        assert_eq!(unix_micros_text(1_764_620_000_123_456), "1764620000.123456");
+        assert_eq!(unix_micros_text(1_764_620_000_000_007), "1764620000.000007");
+        assert_eq!(unix_micros_text(0), "0.000000");
+    }
 }
