@@ -790,10 +790,18 @@ fn histogram_view_reads_a_timing_histogram_with_its_exact_sum() {
 
 #[test]
 fn page_has_the_elements_the_browser_test_uses() {
-    for id in ["live", "capture", "capture-result", "fps", "frames"] {
+    for id in [
+        "live",
+        "capture",
+        "capture-result",
+        "fps",
+        "frames",
+        "token-required",
+    ] {
         assert!(PAGE_HTML.contains(&format!("id=\"{id}\"")), "#{id}");
     }
-    assert!(PAGE_HTML.contains("src=\"/stream.mjpg\""));
+    // The stream URL is built by the script, so that it carries ?token=.
+    assert!(PAGE_HTML.contains("live.src = url(\"stream.mjpg\")"));
     assert!(PAGE_HTML.contains("name=\"viewport\""));
     assert!(
         !PAGE_HTML.contains("http://") && !PAGE_HTML.contains("https://"),
