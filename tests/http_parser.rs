@@ -9,9 +9,9 @@ use camloop::http::request::{
 };
 use camloop::http::response::{
     capture_json, cors_headers, error_json, error_response, error_response_to, jpeg_response_head,
-    metrics_text, mjpeg_part_head, mjpeg_part_headers, mjpeg_stream_head, preflight_response,
-    response, snapshot_response_head, state_json, unauthorized_response, FrameStamp, HistogramView,
-    StateView, MJPEG_FIRST_DELIMITER, MJPEG_PART_END, MJPEG_PART_TAIL,
+    metrics_text, mjpeg_part_headers, mjpeg_stream_head, preflight_response, response,
+    snapshot_response_head, state_json, unauthorized_response, FrameStamp, HistogramView,
+    StateView, MJPEG_FIRST_DELIMITER, MJPEG_PART_END,
 };
 use camloop::http::{is_preflight, route, Route, PAGE_HTML};
 use proptest::prelude::*;
@@ -568,58 +568,6 @@ fn mjpeg_stream_head_announces_the_boundary_and_closes() {
     assert_eq!(header(head, "Connection"), Some("close"));
     assert_eq!(header(head, "Content-Length"), None);
     assert!(body.is_empty(), "parts follow, one per frame");
-}
-
-#[test]
-fn mjpeg_part_head_is_delimiter_type_and_length() {
-    assert_eq!(
-        mjpeg_part_head(17935),
-        b"--camloopframe\r\nContent-Type: image/jpeg\r\nContent-Length: 17935\r\n\r\n"
-    );
-    assert_eq!(MJPEG_PART_TAIL, b"\r\n");
-}
-
-/// Builds a stream the way the loop does and reads it back the way a
-/// multipart parser does (RFC 2046 §5.1.1): the body is split on
-/// CRLF "--boundary" (the very first delimiter needs no CRLF); each part is
-/// headers, an empty line, then the data.
-#[test]
-fn mjpeg_stream_splits_back_into_the_same_frames() {
-    let frames: [&[u8]; 3] = [
-        b"\xff\xd8first\xff\xd9",
-        b"\xff\xd8\r\n--camloop\r\n\xff\xd9",
-        b"\xff\xd8third\xff\xd9",
-    ];
-    let mut stream = mjpeg_stream_head();
-    for frame in frames {
-        stream.extend_from_slice(&mjpeg_part_head(frame.len()));
-        stream.extend_from_slice(frame);
-        stream.extend_from_slice(MJPEG_PART_TAIL);
-    }
-    let (_, body) = split_response(&stream);
-    let body = body
-        .strip_prefix(b"--camloopframe\r\n")
-        .expect("the body opens with the first delimiter");
-    let parts: Vec<&[u8]> = split_on(body, b"\r\n--camloopframe\r\n");
-    assert_eq!(parts.len(), frames.len());
-    for (i, (part, frame)) in parts.iter().zip(frames).enumerate() {
-        let (head, data) = split_response_part(part);
-        assert_eq!(
-            head,
-            format!(
-                "Content-Type: image/jpeg\r\nContent-Length: {}",
-                frame.len()
-            )
-        );
-        // The last part still carries the CRLF that would start the next
-        // delimiter.
-        let data = if i == frames.len() - 1 {
-            data.strip_suffix(b"\r\n").expect("CRLF after the JPEG")
-        } else {
-            data
-        };
-        assert_eq!(data, frame);
-    }
 }
 
 fn split_on<'a>(mut bytes: &'a [u8], delimiter: &[u8]) -> Vec<&'a [u8]> {
@@ -1200,7 +1148,10 @@ fn stream_parts_carry_length_timestamp_and_frame_then_the_next_delimiter() {
     assert_eq!(MJPEG_PART_END, b"\r\n--camloopframe\r\n");
 }
 
-/// The early-boundary framing read back as RFC 2046 says: the stream is
+/// Builds a stream the way the loop does and reads it back the way a
+/// multipart parser does (RFC 2046 §5.1.1): the body is split on
+/// CRLF "--boundary" (the very first delimiter needs no CRLF); each part is
+/// headers, an empty line, then the data. In the early-boundary framing the stream is
 /// the first delimiter, then parts separated by CRLF--boundary; the last
 /// delimiter (sent before a frame that has not come yet) opens an empty
 /// tail.

@@ -6,8 +6,8 @@
 //! touches a socket, a file or the camera, and none of them can fail.
 //!
 //! JPEG bytes are never copied in here for the stream: the loop sends
-//! [`mjpeg_part_head`], then the shared frame bytes, then [`MJPEG_PART_TAIL`],
-//! so one encoded frame serves every viewer.
+//! [`mjpeg_part_headers`], then the shared frame bytes, then
+//! [`MJPEG_PART_END`], so one encoded frame serves every viewer.
 
 use std::fmt::{self, Write as _};
 
@@ -32,12 +32,6 @@ pub const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
 /// `\r\n--camloopframe` by chance is vanishingly unlikely, and clients that
 /// read by `Content-Length` would not even notice.
 pub const MJPEG_BOUNDARY: &str = "camloopframe";
-
-/// Sent right after every JPEG of the stream: the CRLF that, with the next
-/// part's `--camloopframe`, forms the delimiter between parts (RFC 2046
-/// §5.1.1: the CRLF before a delimiter belongs to the delimiter, not to the
-/// JPEG).
-pub const MJPEG_PART_TAIL: &[u8] = b"\r\n";
 
 /// The standard reason phrase; empty for codes camloop never sends (an
 /// empty reason is valid HTTP).
@@ -154,37 +148,36 @@ pub fn jpeg_response(method: Method, jpeg: &[u8], keep_alive: bool) -> Vec<u8> {
     )
 }
 
-/// The head of an MJPEG stream response, the same for `GET` and `HEAD`. Then
-/// send, per frame, [`mjpeg_part_head`], the JPEG and [`MJPEG_PART_TAIL`].
-/// Each frame is a self-contained unit, so a viewer that skips frames always
-/// stays on a part boundary.
+/// The head of an MJPEG stream response, the same for `GET` and `HEAD`. For
+/// `GET` send [`MJPEG_FIRST_DELIMITER`] next, then per frame
+/// [`mjpeg_part_headers`], the JPEG and [`MJPEG_PART_END`]. Each frame is a
+/// self-contained unit, so a viewer that skips frames always stays on a part
+/// boundary.
 ///
 /// There is no `Content-Length`, so the stream ends when the connection
 /// closes; hence `Connection: close`.
 ///
-/// Chromium shows each frame one frame interval late, whatever the framing:
-/// it displays a part only once the *next* part starts to arrive (checked
-/// with headless chromium: a stream that stalls after one part, even with
-/// the next delimiter already sent, shows no image). ffmpeg reads each part
-/// by its `Content-Length` and has no such lag.
+/// A multipart reader knows a part is complete only when it sees the
+/// delimiter after it; with the delimiter sent just before the *next* frame
+/// (as camloop did before), Chromium showed every frame one frame interval
+/// late. ffmpeg reads each part by its `Content-Length` and has no such lag.
 pub fn mjpeg_stream_head() -> Vec<u8> {
-    format!(
+    mjpeg_stream_head_with(&[])
+}
+
+/// [`mjpeg_stream_head`] with `extra_headers` (CORS).
+pub fn mjpeg_stream_head_with(extra_headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut head = format!(
         "HTTP/1.1 200 OK\r\n\
          Content-Type: multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}\r\n\
          Cache-Control: no-store\r\n\
-         Connection: close\r\n\
-         \r\n"
-    )
-    .into_bytes()
-}
-
-/// The delimiter and headers of one stream part:
-/// `--camloopframe`, `Content-Type: image/jpeg`, `Content-Length: N`, blank
-/// line. The length lets a client such as ffmpeg read the JPEG without
-/// scanning it for the boundary.
-pub fn mjpeg_part_head(jpeg_len: usize) -> Vec<u8> {
-    format!("--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {jpeg_len}\r\n\r\n")
-        .into_bytes()
+         Connection: close\r\n"
+    );
+    for (name, value) in extra_headers {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
 }
 
 /// The first delimiter of a stream, sent right after [`mjpeg_stream_head`]
