@@ -8,9 +8,9 @@ use camloop::http::request::{
     MAX_HEADERS, MAX_HEAD_BYTES,
 };
 use camloop::http::response::{
-    capture_json, cors_headers, error_json, error_response, error_response_to, jpeg_response_head,
-    metrics_text, mjpeg_part_headers, mjpeg_stream_head, preflight_response, response,
-    snapshot_response_head, state_json, unauthorized_response, FrameStamp, HistogramView,
+    capture_json, challenge_for, cors_headers, error_json, error_response, error_response_to,
+    jpeg_response_head, metrics_text, mjpeg_part_headers, mjpeg_stream_head, preflight_response,
+    response, snapshot_response_head, state_json, unauthorized_response, FrameStamp, HistogramView,
     StateView, MJPEG_FIRST_DELIMITER, MJPEG_PART_END,
 };
 use camloop::http::{is_preflight, route, Route, PAGE_HTML};
@@ -1102,31 +1102,58 @@ fn preflight_response_is_204_with_the_cors_headers_when_configured() {
 
 #[test]
 fn unauthorized_is_an_html_page_for_the_page_and_json_elsewhere() {
-    let bytes = unauthorized_response(Method::Get, true, &[]);
-    let (head, body) = split_response(&bytes);
-    assert!(head.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
+    let bare = head("GET / HTTP/1.1\r\nHost: cam\r\n\r\n");
+    let bytes = unauthorized_response(&bare, true, &[]);
+    let (head_text, body) = split_response(&bytes);
+    assert!(head_text.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
     assert_eq!(
-        header(head, "WWW-Authenticate"),
+        header(head_text, "WWW-Authenticate"),
         Some("Basic realm=\"camloop\"")
     );
     assert_eq!(
-        header(head, "Content-Type"),
+        header(head_text, "Content-Type"),
         Some("text/html; charset=utf-8")
     );
     let body = std::str::from_utf8(body).unwrap();
     assert!(body.contains("id=\"token-required\""), "{body}");
 
-    let bytes = unauthorized_response(Method::Get, false, &[("Vary", "Origin")]);
-    let (head, body) = split_response(&bytes);
-    assert!(head.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
-    assert_eq!(header(head, "Content-Type"), Some("application/json"));
-    assert_eq!(header(head, "Vary"), Some("Origin"));
+    let state = head("GET /state HTTP/1.1\r\nHost: cam\r\n\r\n");
+    let bytes = unauthorized_response(&state, false, &[("Vary", "Origin")]);
+    let (head_text, body) = split_response(&bytes);
+    assert!(head_text.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
+    assert_eq!(header(head_text, "Content-Type"), Some("application/json"));
+    assert_eq!(header(head_text, "Vary"), Some("Origin"));
     assert_eq!(body, br#"{"error":"auth: token required"}"#);
 
-    let bytes = unauthorized_response(Method::Head, false, &[]);
-    let (head, body) = split_response(&bytes);
-    assert_eq!(header(head, "Content-Length"), Some("32"));
+    let head_request = head("HEAD /state HTTP/1.1\r\nHost: cam\r\n\r\n");
+    let bytes = unauthorized_response(&head_request, false, &[]);
+    let (head_text, body) = split_response(&bytes);
+    assert_eq!(header(head_text, "Content-Length"), Some("32"));
     assert!(body.is_empty());
+}
+
+/// Basic when nothing or Basic was offered (so browsers prompt and ffmpeg
+/// retries with the URL's credentials); Bearer, which no browser prompts
+/// for, when only a wrong `?token=` or Bearer was.
+#[test]
+fn the_challenge_is_basic_unless_a_query_or_bearer_token_was_offered() {
+    let challenge = |raw: &str| challenge_for(&head(raw)).1;
+    assert_eq!(
+        challenge("GET / HTTP/1.1\r\nHost: cam\r\n\r\n"),
+        "Basic realm=\"camloop\""
+    );
+    assert_eq!(
+        challenge("GET / HTTP/1.1\r\nHost: cam\r\nAuthorization: Basic YTpi\r\n\r\n"),
+        "Basic realm=\"camloop\""
+    );
+    assert_eq!(
+        challenge("GET /?token=x HTTP/1.1\r\nHost: cam\r\n\r\n"),
+        "Bearer realm=\"camloop\""
+    );
+    assert_eq!(
+        challenge("GET /state HTTP/1.1\r\nHost: cam\r\nAuthorization: Bearer x\r\n\r\n"),
+        "Bearer realm=\"camloop\""
+    );
 }
 
 #[test]

@@ -466,20 +466,30 @@ fn curl_basic_bearer_and_query_token_are_each_served() {
 fn curl_wrong_or_missing_credentials_are_401_html_on_the_page_json_elsewhere() {
     let server = Server::synthetic(&["--token", TOKEN]);
     let wrong_basic = format!("any:{TOKEN}x");
-    let cases: [(&str, Vec<&str>); 6] = [
-        ("/", vec![]),
-        ("/", vec!["-u", &wrong_basic]),
-        ("/?token=wrong", vec![]),
-        ("/state", vec!["-u", &wrong_basic]),
-        ("/?action=stream", vec!["-H", "Authorization: Bearer wrong"]),
-        ("/snapshot.jpg?token=wrong", vec![]),
+    // Basic when nothing or Basic was offered: browsers prompt, ffmpeg
+    // retries with the URL's credentials. Bearer after a wrong ?token= or
+    // Bearer token, so a browser shows the page instead of a login box.
+    let basic = "Basic realm=\"camloop\"";
+    let bearer = "Bearer realm=\"camloop\"";
+    let cases: [(&str, Vec<&str>, &str); 7] = [
+        ("/", vec![], basic),
+        ("/", vec!["-u", &wrong_basic], basic),
+        ("/?token=wrong", vec![], bearer),
+        ("/state", vec!["-u", &wrong_basic], basic),
+        ("/?action=snapshot", vec![], basic),
+        (
+            "/?action=stream",
+            vec!["-H", "Authorization: Bearer wrong"],
+            bearer,
+        ),
+        ("/snapshot.jpg?token=wrong", vec![], bearer),
     ];
-    for (target, args) in &cases {
+    for (target, args, challenge) in &cases {
         let response = curl(&server, target, args);
         assert_eq!(response.status, 401, "{target} {args:?}");
         assert_eq!(
             response.header("WWW-Authenticate"),
-            Some("Basic realm=\"camloop\""),
+            Some(*challenge),
             "{target} {args:?}"
         );
         if *target == "/" || target.starts_with("/?token") {

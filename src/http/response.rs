@@ -11,7 +11,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::request::Method;
+use super::request::{Method, RequestHead};
 
 /// HTML pages.
 pub const CONTENT_TYPE_HTML: &str = "text/html; charset=utf-8";
@@ -250,11 +250,28 @@ pub fn snapshot_response_head(
     response_head(200, CONTENT_TYPE_JPEG, jpeg_len, keep_alive, &headers)
 }
 
-/// The `WWW-Authenticate` challenge of every 401. Basic, so that a browser
-/// asks for the token once (any user name, the token as password) and
-/// ffmpeg, VLC and OpenCV, which send credentials from a URL only when
-/// challenged, send them.
+/// The `WWW-Authenticate` challenge of a 401 to a request that offered no
+/// credentials, or Basic ones. Basic, so that a browser asks for the token
+/// once (any user name, the token as password) and ffmpeg, VLC and OpenCV,
+/// which send credentials from a URL only when challenged, send them.
 pub const AUTH_CHALLENGE: (&str, &str) = ("WWW-Authenticate", "Basic realm=\"camloop\"");
+
+/// The challenge of a 401 to a request that offered only a `?token=` or a
+/// Bearer token, and a wrong one: a browser does not prompt for Bearer, so
+/// a page opened with a wrong `?token=` (or whose requests carry one) shows
+/// its token-required state instead of a login box on top of it.
+pub const BEARER_CHALLENGE: (&str, &str) = ("WWW-Authenticate", "Bearer realm=\"camloop\"");
+
+/// Which challenge a refused request gets: [`BEARER_CHALLENGE`] if it
+/// offered a query or Bearer token and no Basic credentials, else
+/// [`AUTH_CHALLENGE`].
+pub fn challenge_for(head: &RequestHead) -> (&'static str, &'static str) {
+    if head.basic_password.is_none() && head.offered_tokens().next().is_some() {
+        BEARER_CHALLENGE
+    } else {
+        AUTH_CHALLENGE
+    }
+}
 
 /// The JSON body of a 401 on every route but the page.
 pub const AUTH_REQUIRED_JSON: &str = "{\"error\":\"auth: token required\"}";
@@ -274,21 +291,22 @@ or log in with any user name and the token as password.</p>\n\
 autocomplete=\"current-password\"> <button type=\"submit\">Open</button></form>\n\
 </body></html>\n";
 
-/// A 401: [`AUTH_REQUIRED_HTML`] for the page (`html`), else
-/// [`AUTH_REQUIRED_JSON`]; with [`AUTH_CHALLENGE`] and `extra_headers`
+/// A 401 to `head`: [`AUTH_REQUIRED_HTML`] for the page (`html`), else
+/// [`AUTH_REQUIRED_JSON`]; with its [`challenge_for`] and `extra_headers`
 /// (CORS, so a page on another origin can tell a 401 from a network error).
 /// The connection is closed afterwards.
 pub fn unauthorized_response(
-    method: Method,
+    head: &RequestHead,
     html: bool,
     extra_headers: &[(&str, &str)],
 ) -> Vec<u8> {
+    let method = head.method;
     let (content_type, body) = if html {
         (CONTENT_TYPE_HTML, AUTH_REQUIRED_HTML)
     } else {
         (CONTENT_TYPE_JSON, AUTH_REQUIRED_JSON)
     };
-    let mut headers = vec![AUTH_CHALLENGE, NO_STORE];
+    let mut headers = vec![challenge_for(head), NO_STORE];
     headers.extend_from_slice(extra_headers);
     response(method, 401, content_type, body.as_bytes(), false, &headers)
 }

@@ -197,11 +197,7 @@ impl HttpSession {
                 core.counters.auth_failures += 1;
                 log::warn!("http client {}: missing or wrong token", cx.peer);
                 let html = route == Route::Page;
-                fail(
-                    cx,
-                    core,
-                    &unauthorized_response(method, html, &cors_headers),
-                );
+                fail(cx, core, &unauthorized_response(&head, html, &cors_headers));
                 return;
             }
         }
