@@ -157,10 +157,10 @@ pub fn jpeg_response(method: Method, jpeg: &[u8], keep_alive: bool) -> Vec<u8> {
 /// There is no `Content-Length`, so the stream ends when the connection
 /// closes; hence `Connection: close`.
 ///
-/// A multipart reader knows a part is complete only when it sees the
-/// delimiter after it; with the delimiter sent just before the *next* frame
-/// (as camloop did before), Chromium showed every frame one frame interval
-/// late. ffmpeg reads each part by its `Content-Length` and has no such lag.
+/// A multipart reader knows a part is complete at the latest when it sees
+/// the delimiter after it, which [`MJPEG_PART_END`] sends at once. ffmpeg
+/// reads each part by its `Content-Length` and never lags; Chromium still
+/// shows each frame one interval late (see [`MJPEG_PART_END`]).
 pub fn mjpeg_stream_head() -> Vec<u8> {
     mjpeg_stream_head_with(&[])
 }
@@ -191,9 +191,14 @@ pub const MJPEG_FIRST_DELIMITER: &[u8] = b"--camloopframe\r\n";
 /// before a delimiter belongs to the delimiter, not to the JPEG).
 ///
 /// Sending the delimiter at once rather than just before the next frame is
-/// what ustreamer does: a multipart reader that waits for the delimiter to
-/// know a part is complete (Chromium's does) can show the frame as soon as
-/// it arrives instead of one frame interval later.
+/// what ustreamer does: a reader that waits for the delimiter to know a part
+/// is complete can hand the frame on as soon as it arrives instead of one
+/// frame interval later. Chromium is not such a reader: it commits a part
+/// only once the *next* part's headers are parsed, so it still shows each
+/// frame one interval late (checked with Debian's headless chromium at
+/// `--fps 1`: the first image appeared only after the second part was sent,
+/// in 4 runs of 4). Every part must carry its own `Content-Length`, so those
+/// headers cannot go out before their frame exists.
 pub const MJPEG_PART_END: &[u8] = b"\r\n--camloopframe\r\n";
 
 /// When and which grab a frame came from, sent with every stream part and
