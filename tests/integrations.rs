@@ -768,3 +768,47 @@ fn opencv_video_capture_reads_the_stream_and_the_snapshot() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+// ------------------------------------------------------- the flag itself
+
+/// `cors-origin` in a `--config` file reaches the server like the flag.
+#[test]
+fn cors_origin_from_a_config_file_is_served() {
+    let dir = std::env::temp_dir().join(format!("camloop-cors-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("camloop.toml");
+    std::fs::write(&config, "cors-origin = \"*\"\n").expect("write config");
+    let config_arg = config.to_string_lossy().into_owned();
+    let server = Server::synthetic(&["--config", &config_arg]);
+    let response = curl(
+        &server,
+        "/state",
+        &["-H", "Origin: http://elsewhere.example"],
+    );
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("Access-Control-Allow-Origin"), Some("*"));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cors_origin_that_is_not_an_origin_is_refused() {
+    for bad in ["homeassistant.local", "http://ha.example/path", ""] {
+        let output = run_tool(
+            Command::new(env!("CARGO_BIN_EXE_camloop")).args([
+                "serve",
+                "--camera",
+                "none",
+                "--cors-origin",
+                bad,
+            ]),
+            "the camloop binary",
+        );
+        assert_eq!(output.status.code(), Some(2), "{bad:?} was accepted");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("is not an origin"),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
