@@ -106,6 +106,13 @@ fn browser_with_basic_credentials() -> &'static BrowserRun {
     RUN.get_or_init(|| run_browser(&["--token", TOKEN], &[&format!("--basic=viewer:{TOKEN}")]))
 }
 
+/// A plain server whose /state and /capture answers the browser replaces
+/// with 401s, as when the token changes under an open page.
+fn browser_getting_401_in_the_page() -> &'static BrowserRun {
+    static RUN: OnceLock<BrowserRun> = OnceLock::new();
+    RUN.get_or_init(|| run_browser(&[], &["--expect=401-in-page"]))
+}
+
 fn run_browser(server_args: &[&str], shot_args: &[&str]) -> BrowserRun {
     require_browser_tools();
     let server = Server::synthetic(server_args);
@@ -244,4 +251,12 @@ fn browser_with_basic_credentials_works_without_a_query_string() {
     assert!(second > first, "frame counter went {first} -> {second}");
     assert!(run.captured_file_exists, "{:?}", report.str("captured"));
     assert_eq!(report.str("tokenRequiredShown"), "false");
+}
+
+#[test]
+fn browser_shows_token_required_instead_of_a_json_error_on_a_401_in_the_page() {
+    let report = &browser_getting_401_in_the_page().report;
+    assert_eq!(report.str("tokenRequired"), "true");
+    assert_eq!(report.str("camera"), "token required");
+    assert_eq!(report.str("captureText"), "capture failed: token required");
 }

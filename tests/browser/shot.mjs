@@ -8,7 +8,10 @@
 // httpCredentials: it answers the 401 challenge as a person would at the
 // login prompt); --expect=token-required only checks that the page shows
 // its token-required state (#token-required visible) and prints
-// {"tokenRequired":true,"status":401,...}.
+// {"tokenRequired":true,"status":401,...}; --expect=401-in-page loads the
+// page normally but answers the page's /state and /capture requests with
+// camloop's 401 (playwright's page.route), then checks that the page shows
+// its token-required state and that Capture says so instead of a JSON error.
 //
 // Drives Debian's system chromium (no browser download) through
 // playwright-core: opens BASE_URL/, waits for the live MJPEG image to show a
@@ -109,10 +112,13 @@ async function main() {
     });
 
     try {
+      const query = options.query ?? "";
       const result =
         options.expect === "token-required"
-          ? await lookForTokenRequired(page, base, options.query ?? "", outDir)
-          : await look(page, base, options.query ?? "", outDir);
+          ? await lookForTokenRequired(page, base, query, outDir)
+          : options.expect === "401-in-page"
+            ? await lookFor401InPage(page, base, query, outDir)
+            : await look(page, base, query, outDir);
       console.log(JSON.stringify(result));
     } catch (error) {
       if (pageErrors.length) error.message += `\npage errors:\n  ${summarize(pageErrors).join("\n  ")}`;
@@ -137,6 +143,35 @@ async function lookForTokenRequired(page, base, query, outDir) {
     status: response ? response.status() : 0,
     text,
     screenshots: [path.join(outDir, "token-required.png")],
+  };
+}
+
+// The page loads, then its requests start getting 401s (as when the
+// server's token changed under an open page).
+async function lookFor401InPage(page, base, query, outDir) {
+  const refuse = (route) =>
+    route.fulfill({
+      status: 401,
+      contentType: "application/json",
+      headers: { "WWW-Authenticate": 'Bearer realm="camloop"' },
+      body: '{"error":"auth: token required"}',
+    });
+  await page.route(/\/(state|capture)(\?|$)/, refuse);
+  await page.goto(`${base}/${query}`, { waitUntil: "domcontentloaded" });
+  await step("the page shows that a token is required", () =>
+    page.waitForSelector("#token-required", { state: "visible" }),
+  );
+  await page.click("#capture");
+  await step("Capture reports its failure", () =>
+    page.waitForFunction(() => document.querySelector("#capture-result").classList.contains("error")),
+  );
+  const captureText = (await page.textContent("#capture-result")).trim();
+  await page.screenshot({ path: path.join(outDir, "401-in-page.png") });
+  return {
+    tokenRequired: await page.isVisible("#token-required"),
+    captureText,
+    camera: (await page.textContent("#camera")).trim(),
+    screenshots: [path.join(outDir, "401-in-page.png")],
   };
 }
 
