@@ -131,6 +131,11 @@ pub struct ServeArgs {
     /// Most clients at once; default: the descriptor limit minus a reserve.
     #[arg(long)]
     pub max_clients: Option<usize>,
+    /// Allow pages on this origin (`https://ha.example:8123`, or `*` for
+    /// any) to read the stream, snapshots, /state and /capture: adds
+    /// `Access-Control-Allow-Origin`; default: off.
+    #[arg(long, value_name = "ORIGIN|*", value_parser = parse_cors_origin)]
+    pub cors_origin: Option<String>,
     /// Allow a non-loopback listener without a token.
     #[arg(long)]
     pub insecure_public: bool,
@@ -152,6 +157,20 @@ pub struct ServeArgs {
     /// Close an idle keep-alive HTTP connection after this many seconds.
     #[arg(long, default_value_t = 60)]
     pub http_idle_timeout: u64,
+}
+
+/// `*`, or an origin as a browser sends it (`scheme://host[:port]`, no path).
+fn parse_cors_origin(value: &str) -> Result<String, String> {
+    let origin_like = value.split_once("://").is_some_and(|(scheme, host)| {
+        !scheme.is_empty() && !host.is_empty() && !host.contains(['/', ' ', ','])
+    });
+    if value == "*" || origin_like {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "{value:?} is not an origin: give `*` or `scheme://host[:port]`, e.g. http://homeassistant.local:8123"
+        ))
+    }
 }
 
 fn parse_http_addr(value: &str) -> Result<Option<SocketAddr>, String> {
@@ -362,6 +381,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         framing: args.framing.into(),
         token,
         insecure_public: args.insecure_public,
+        cors_origin: args.cors_origin.clone(),
         max_clients: args.max_clients,
     };
     let mut server = Server::bind(config, camera, snapshots).map_err(|e| e.to_string())?;

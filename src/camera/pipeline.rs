@@ -54,6 +54,10 @@ pub struct SharedFrame {
     pub height: u32,
     /// The JPEG bytes; cloning shares them.
     pub jpeg: Rc<[u8]>,
+    /// Wall-clock time of the grab, µs since the Unix epoch (`X-Timestamp`,
+    /// the comment's `ts=`); 0 for the "no signal" frame, which was never
+    /// grabbed.
+    pub grabbed_unix_us: u64,
 }
 
 /// What `stats` and `/state` say about the camera.
@@ -257,6 +261,7 @@ impl Camera {
 
     fn grab_and_encode(&mut self, now: Instant) -> Result<SharedFrame, CameraError> {
         self.grab(now)?;
+        let grabbed_unix_us = crate::timefmt::unix_micros(std::time::SystemTime::now());
         let source = self
             .source
             .as_mut()
@@ -275,12 +280,14 @@ impl Camera {
             self.frames_passthrough += 1;
         }
         let seq = self.frames_grabbed;
-        let stamped = jpeg::stamp_comment(&bytes, &format!("camloop frame={seq}"));
+        let ts = crate::timefmt::unix_micros_text(grabbed_unix_us);
+        let stamped = jpeg::stamp_comment(&bytes, &format!("camloop frame={seq} ts={ts}"));
         let frame = SharedFrame {
             seq,
             width,
             height,
             jpeg: stamped,
+            grabbed_unix_us,
         };
         self.known_size = Some((width, height));
         self.last_encoded = Some(frame.clone());
@@ -362,6 +369,7 @@ impl Camera {
             width,
             height,
             jpeg: jpeg::stamp_comment(&bytes, "camloop frame=0 no-signal"),
+            grabbed_unix_us: 0,
         };
         self.no_signal = Some(frame.clone());
         frame

@@ -45,6 +45,9 @@ pub struct ServerConfig {
     pub insecure_public: bool,
     /// `--max-clients`; None means "from the descriptor limit".
     pub max_clients: Option<usize>,
+    /// `--cors-origin`: the `Access-Control-Allow-Origin` value (an origin
+    /// or `*`) for the stream, snapshots, state and capture; None is off.
+    pub cors_origin: Option<String>,
 }
 
 /// A request waiting for a fresh frame.

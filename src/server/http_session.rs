@@ -17,11 +17,12 @@ use super::state_view;
 use crate::camera::pipeline::SharedFrame;
 use crate::http::request::{Method, RequestHead, RequestReader};
 use crate::http::response::{
-    self, capture_json, error_json, error_response, error_response_to, jpeg_response_head,
-    mjpeg_part_head, mjpeg_stream_head, CONTENT_TYPE_HTML, CONTENT_TYPE_JSON, CONTENT_TYPE_METRICS,
-    MJPEG_PART_TAIL, NO_STORE,
+    self, capture_json, cors_headers, error_json, error_response, error_response_to,
+    mjpeg_part_headers, mjpeg_stream_head_with, preflight_response, snapshot_response_head,
+    unauthorized_response, FrameStamp, CONTENT_TYPE_HTML, CONTENT_TYPE_JSON, CONTENT_TYPE_METRICS,
+    MJPEG_FIRST_DELIMITER, MJPEG_PART_END, NO_STORE,
 };
-use crate::http::{route, Route, PAGE_HTML};
+use crate::http::{is_preflight, route, Route, PAGE_HTML};
 
 /// How much of a stream the kernel may hold unsent for one viewer. Without
 /// a limit Linux autotunes the send buffer to megabytes, which a slow
@@ -38,6 +39,8 @@ enum HttpState {
         method: Method,
         keep_alive: bool,
         capture: bool,
+        /// Whether the answer carries the `--cors-origin` headers.
+        cors: bool,
     },
     /// Receiving `/stream.mjpg` until it disconnects.
     Streaming(Viewer),
@@ -48,6 +51,18 @@ pub struct Viewer {
     /// `?fps=N`: the viewer's own lower rate.
     min_interval: Option<Duration>,
     last_sent: Option<Instant>,
+    /// The last camera frame sent: `X-Frame` only ever increases, so a
+    /// frame offered twice is not sent twice.
+    last_seq: u64,
+}
+
+/// A frame's `X-Timestamp` / `X-Frame`; none for the "no signal" frame,
+/// which was never grabbed.
+fn stamp(frame: &SharedFrame) -> Option<FrameStamp> {
+    (frame.seq > 0).then_some(FrameStamp {
+        seq: frame.seq,
+        grabbed_unix_us: frame.grabbed_unix_us,
+    })
 }
 
 /// Protocol state of one HTTP connection.
@@ -150,25 +165,48 @@ impl HttpSession {
     fn request(&mut self, cx: &mut Context, core: &mut Core, head: RequestHead, now: Instant) {
         core.counters.requests += 1;
         let (method, keep_alive) = (head.method, head.keep_alive);
+        let cors_origin = core.config.cors_origin.clone();
+        // Browsers send preflights without credentials: answer them first.
+        if is_preflight(&head) {
+            cx.output
+                .push_bytes(&preflight_response(cors_origin.as_deref(), keep_alive));
+            if !keep_alive {
+                cx.close_after_flush();
+            }
+            return;
+        }
+        let route = route(&head);
+        let cors = route.allows_cors() && cors_origin.is_some();
+        let cors_headers = if cors {
+            cors_headers(cors_origin.as_deref())
+        } else {
+            Vec::new()
+        };
         if let Some(expected) = &core.config.token {
-            let given = head.bearer_token.as_deref().or(head.query("token"));
-            if !given.is_some_and(|t| constant_time_eq(expected.as_bytes(), t.as_bytes())) {
+            // Every offered credential is compared in constant time; the
+            // request passes if one is right.
+            let authorized = head
+                .offered_tokens()
+                .any(|t| constant_time_eq(expected.as_bytes(), t.as_bytes()));
+            if !authorized {
                 core.counters.auth_failures += 1;
                 log::warn!("http client {}: missing or wrong token", cx.peer);
-                let challenge = ("WWW-Authenticate", "Bearer");
-                fail(cx, core, &error_response_to(method, 401, &[challenge]));
+                let html = route == Route::Page;
+                fail(cx, core, &unauthorized_response(&head, html, &cors_headers));
                 return;
             }
         }
+        let mut headers = vec![NO_STORE];
+        headers.extend_from_slice(&cors_headers);
         let respond = |cx: &mut Context, status, content_type, body: &[u8]| {
             let bytes =
-                response::response(method, status, content_type, body, keep_alive, &[NO_STORE]);
+                response::response(method, status, content_type, body, keep_alive, &headers);
             cx.output.push_bytes(&bytes);
             if !keep_alive {
                 cx.close_after_flush();
             }
         };
-        match route(&head) {
+        match route {
             Route::Page => respond(cx, 200, CONTENT_TYPE_HTML, PAGE_HTML.as_bytes()),
             Route::State => {
                 let json = response::state_json(&state_view::numbers(core, now).state);
@@ -198,19 +236,24 @@ impl HttpSession {
                     method,
                     keep_alive,
                     capture,
+                    cors,
                 };
             }
             Route::Stream { fps } => {
-                cx.output.push_bytes(&mjpeg_stream_head());
+                cx.output.push_bytes(&mjpeg_stream_head_with(&cors_headers));
                 if method == Method::Head {
                     cx.close_after_flush();
                     return;
                 }
+                // The first delimiter now; every part then ends with the
+                // next one (early boundary, see MJPEG_PART_END).
+                cx.output.push_bytes(MJPEG_FIRST_DELIMITER);
                 core.viewers.push(cx.conn);
                 log::debug!("http client {} started streaming", cx.peer);
                 self.state = HttpState::Streaming(Viewer {
                     min_interval: fps.map(|fps| Duration::from_secs(1) / fps),
                     last_sent: None,
+                    last_seq: 0,
                 });
             }
             Route::NotFound => fail(cx, core, &error_response_to(method, 404, &[])),
@@ -227,11 +270,19 @@ impl HttpSession {
             method,
             keep_alive,
             capture,
+            cors,
         } = self.state
         else {
             return;
         };
         self.state = HttpState::Requests;
+        let cors_headers = if cors {
+            cors_headers(core.config.cors_origin.as_deref())
+        } else {
+            Vec::new()
+        };
+        let mut headers = vec![NO_STORE];
+        headers.extend_from_slice(&cors_headers);
         let json = |cx: &mut Context, status, json: &str| {
             let bytes = response::response(
                 method,
@@ -239,15 +290,19 @@ impl HttpSession {
                 CONTENT_TYPE_JSON,
                 json.as_bytes(),
                 keep_alive,
-                &[NO_STORE],
+                &headers,
             );
             cx.output.push_bytes(&bytes);
         };
         let failure = match (&outcome.frame, capture) {
             (Err(error), _) => Some(format!("camera: {error}")),
             (Ok(frame), false) => {
-                cx.output
-                    .push_bytes(&jpeg_response_head(frame.jpeg.len(), keep_alive));
+                cx.output.push_bytes(&snapshot_response_head(
+                    frame.jpeg.len(),
+                    keep_alive,
+                    stamp(frame),
+                    &cors_headers,
+                ));
                 if method != Method::Head {
                     cx.output.push_shared(frame.jpeg.clone());
                 }
@@ -301,10 +356,15 @@ impl HttpSession {
                 return Offer::Skipped;
             }
         }
+        if frame.seq > 0 && frame.seq <= viewer.last_seq {
+            return Offer::Skipped;
+        }
         viewer.last_sent = Some(now);
-        cx.output.push_bytes(&mjpeg_part_head(frame.jpeg.len()));
+        viewer.last_seq = viewer.last_seq.max(frame.seq);
+        cx.output
+            .push_bytes(&mjpeg_part_headers(frame.jpeg.len(), stamp(frame)));
         cx.output.push_shared(frame.jpeg.clone());
-        cx.output.push_bytes(MJPEG_PART_TAIL);
+        cx.output.push_bytes(MJPEG_PART_END);
         Offer::Sent
     }
 }
