@@ -185,6 +185,7 @@ pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
         token: token.map(str::to_string),
         insecure_public: false,
         max_clients: None,
+        cors_origin: None,
     };
     let snapshots = SnapshotWriter::new(SnapshotSettings {
         dir,
