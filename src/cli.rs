@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::camera::exec::ExecSource;
 use crate::camera::pipeline::{Camera, CameraSettings};
+use crate::camera::push::PushSource;
 use crate::camera::synthetic::SyntheticSource;
-use crate::camera::FrameSource;
+use crate::camera::{without_credentials, FrameSource};
 use crate::protocol::Framing;
 use crate::server::{Server, ServerConfig};
 use crate::snapshot::{SnapshotSettings, SnapshotWriter};
@@ -84,9 +86,18 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_http_addr)]
     pub http: Vec<Option<SocketAddr>>,
     /// Camera: auto (device 0, else synthetic), synthetic, none, a device
-    /// index, a video file, a URL or a GStreamer pipeline.
+    /// index, a video file, `exec:COMMAND ARGS…` (a child writing MJPEG to
+    /// stdout), `rtsp://…` (through an ffmpeg child), `opencv:URL` (OpenCV,
+    /// blocking), another URL or a GStreamer pipeline.
     #[arg(long, default_value = "auto")]
     pub camera: String,
+    /// Seconds a push camera (`exec:`, `rtsp://`) may send nothing before it is
+    /// restarted; a capture waiting for its frame gives up after as long.
+    #[arg(long, default_value_t = 5.0)]
+    pub camera_timeout: f64,
+    /// Frames from a push camera larger than this many bytes are dropped.
+    #[arg(long, default_value_t = crate::mjpeg::splitter::DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
     /// Grab rate while somebody streams, frames per second.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
@@ -361,14 +372,17 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         jpeg_quality: args.jpeg_quality,
         width: args.width,
         height: args.height,
+        camera_timeout: camera_timeout(args.camera_timeout)?,
     };
     #[cfg(feature = "opencv")]
     {
         crate::camera::opencv_source::quiet_opencv_logging();
         crate::camera::opencv_source::single_threaded_opencv();
     }
-    let source = build_source(args)?;
-    let camera = Camera::new(source, settings, Instant::now());
+    let camera = match push_source(args)? {
+        Some(push) => Camera::new_push(push, settings, Instant::now()),
+        None => Camera::new(build_source(args)?, settings, Instant::now()),
+    };
     let config = ServerConfig {
         control_addrs: args.listen.clone(),
         unix_path: args.unix.clone(),
@@ -405,6 +419,41 @@ fn read_token_file(path: &PathBuf) -> Result<String, String> {
 }
 
 /// Builds the frame source `--camera` asks for.
+/// `--camera-timeout`: a positive number of seconds.
+fn camera_timeout(seconds: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("--camera-timeout {seconds}: needs a positive number of seconds"))
+}
+
+/// The ffmpeg command an `rtsp://` camera means: TCP transport (UDP loses
+/// packets on Wi-Fi), MJPEG out on stdout, decoding in the child.
+pub fn rtsp_command(url: &str) -> String {
+    let quoted = shell_words::quote(url);
+    format!("ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i {quoted} -f mjpeg -q:v 5 -")
+}
+
+/// The cameras that can wait, as push sources in the loop's poll; None
+/// for the timed ones.
+fn push_source(args: &ServeArgs) -> Result<Option<Box<dyn PushSource>>, String> {
+    let command = if let Some(command) = args.camera.strip_prefix("exec:") {
+        command.to_string()
+    } else if args.camera.starts_with("rtsp://") || args.camera.starts_with("rtsps://") {
+        let command = rtsp_command(&args.camera);
+        log::info!(
+            "--camera {}: running `{}`",
+            without_credentials(&args.camera),
+            rtsp_command(&without_credentials(&args.camera))
+        );
+        command
+    } else {
+        return Ok(None);
+    };
+    let source = ExecSource::parse(&command, args.max_frame_bytes)?;
+    Ok(Some(Box::new(source)))
+}
+
 fn build_source(args: &ServeArgs) -> Result<Option<Box<dyn FrameSource>>, String> {
     let synthetic =
         || -> Box<dyn FrameSource> { Box::new(SyntheticSource::new(args.width, args.height)) };
@@ -430,6 +479,8 @@ fn build_source(args: &ServeArgs) -> Result<Option<Box<dyn FrameSource>>, String
         #[cfg(feature = "opencv")]
         spec => {
             use crate::camera::opencv_source::OpenCvTarget;
+            // `opencv:URL` reaches OpenCV's own (blocking) URL support.
+            let spec = spec.strip_prefix("opencv:").unwrap_or(spec);
             Ok(Some(opencv_source(args, OpenCvTarget::parse(spec))))
         }
         #[cfg(not(feature = "opencv"))]

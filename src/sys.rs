@@ -80,3 +80,41 @@ pub fn notify_systemd(state: &str) {
         log::warn!("could not notify systemd ({state}): {e}");
     }
 }
+
+/// Makes a child started from `command` die with us: `PR_SET_PDEATHSIG`
+/// sends it SIGKILL when camloop exits, even by `kill -9`, so a camera
+/// child is never orphaned. The event loop is the only thread, so "the
+/// thread that forked" (what the kernel watches) is the process.
+pub fn kill_child_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getpid is async-signal-safe and has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: between fork and exec the closure calls only prctl and
+    // getppid, both async-signal-safe, and touches no memory of ours.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                return Err(io::Error::other("camloop exited while starting the camera"));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sends `signal` to the whole process group `group` (a child started with
+/// `process_group(0)`), so a `sh -c` pipeline leaves no grandchildren.
+pub fn signal_process_group(group: u32, signal: i32) {
+    let Ok(group) = libc::pid_t::try_from(group) else {
+        return;
+    };
+    if group > 1 {
+        // SAFETY: kill has no memory preconditions; a negative pid names a group.
+        unsafe {
+            libc::kill(-group, signal);
+        }
+    }
+}

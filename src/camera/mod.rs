@@ -10,14 +10,35 @@
 //! It never touches a socket: the event loop asks it for frames and hands the
 //! shared bytes to connections.
 
+pub mod exec;
 pub mod font;
 pub mod pipeline;
+pub mod push;
 pub mod synthetic;
 
 #[cfg(feature = "opencv")]
 pub mod opencv_source;
 
 use std::fmt;
+
+/// `rtsp://user:secret@cam/stream` becomes `rtsp://***@cam/stream`.
+pub fn without_credentials(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = url[authority_start..]
+        .find('/')
+        .map_or(url.len(), |i| authority_start + i);
+    match url[authority_start..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***{}",
+            &url[..authority_start],
+            &url[authority_start + at..]
+        ),
+        None => url.to_string(),
+    }
+}
 
 /// Pixels of one retrieved frame, in the form the source naturally has them.
 #[derive(Debug, Clone)]

@@ -29,7 +29,7 @@ use opencv::core::{
 use opencv::prelude::{VideoCaptureTrait, VideoCaptureTraitConst};
 use opencv::{imgcodecs, imgproc, videoio};
 
-use super::{CameraError, Frame, FrameData, FrameSource};
+use super::{without_credentials, CameraError, Frame, FrameData, FrameSource};
 use crate::mjpeg;
 
 /// How long FFmpeg may take to connect to a stream or open a file.
@@ -167,25 +167,6 @@ impl OpenCvTarget {
             OpenCvTarget::Url(url) => without_credentials(url),
             OpenCvTarget::Gstreamer(_) => "gstreamer".to_string(),
         }
-    }
-}
-
-/// `rtsp://user:secret@cam/stream` becomes `rtsp://***@cam/stream`.
-fn without_credentials(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let authority_start = scheme_end + 3;
-    let authority_end = url[authority_start..]
-        .find('/')
-        .map_or(url.len(), |i| authority_start + i);
-    match url[authority_start..authority_end].rfind('@') {
-        Some(at) => format!(
-            "{}***{}",
-            &url[..authority_start],
-            &url[authority_start + at..]
-        ),
-        None => url.to_string(),
     }
 }
 

@@ -1,11 +1,16 @@
 //! The camera as the event loop sees it: grab scheduling, one encode per
 //! frame, and reopening a failed source with backoff.
 //!
-//! [`Camera`] owns the [`FrameSource`]. It decides *when* to grab (a
-//! fixed-rate timer at `--fps` while somebody streams, `--idle-fps`
-//! otherwise, none at all for a source that does not need idle grabs) and
-//! turns a grab into shared JPEG bytes only when somebody needs pixels. It
-//! never touches a socket and never sleeps: the loop asks for
+//! [`Camera`] owns the source, of one of two shapes. A timed
+//! [`FrameSource`] is grabbed on a fixed-rate timer (`--fps` while somebody
+//! streams, `--idle-fps` otherwise, none at all for a source that does not
+//! need idle grabs) and turned into shared JPEG bytes only when somebody
+//! needs pixels. A [`PushSource`] (a child process, a network camera) owns
+//! descriptors in the loop's poll and hands over complete JPEGs when they
+//! are readable ([`Camera::on_ready`]); the camera keeps only the newest,
+//! stamps it only when somebody wants it, and kills and restarts a source
+//! that sends nothing for `--camera-timeout`. The camera never touches a
+//! client socket and never sleeps: the loop asks for
 //! [`Camera::next_deadline`], puts it into its poll timeout, and calls
 //! [`Camera::on_timer`] when it has passed.
 
@@ -13,6 +18,9 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use mio::{Registry, Token};
+
+use super::push::{PushSource, PushedFrame, SourceTokens};
 use super::synthetic::render_test_pattern;
 use super::{CameraError, FrameSource};
 use crate::jpeg;
@@ -41,6 +49,20 @@ pub struct CameraSettings {
     pub width: u32,
     /// See `width`.
     pub height: u32,
+    /// A push source that sends no frame for this long is restarted, and a
+    /// request waiting for a frame from it gives up after this long.
+    pub camera_timeout: Duration,
+}
+
+/// What a request waiting for a fresh frame gets now.
+#[derive(Debug)]
+pub enum Fresh {
+    /// A frame taken after the request arrived.
+    Ready(SharedFrame),
+    /// None can come (no camera, or it is failing).
+    Failed(CameraError),
+    /// A push source is running but its next frame has not arrived yet.
+    Pending,
 }
 
 /// An encoded frame, shared by every consumer.
@@ -87,9 +109,28 @@ enum SourceState {
     },
 }
 
+/// The push half of a camera: the source, its tokens once attached to the
+/// poll, and the newest frame it delivered (kept raw until somebody wants it).
+struct PushDriver {
+    source: Box<dyn PushSource>,
+    tokens: Option<SourceTokens>,
+    latest: Option<PushedFrame>,
+    /// The sequence number `latest` got.
+    latest_seq: u64,
+    /// Wall-clock time `latest` arrived, µs since the Unix epoch.
+    latest_unix_us: u64,
+    /// When the last frame arrived (or the source started): the watchdog.
+    last_frame_at: Instant,
+    /// Whether it has been started before: each further start is a restart.
+    started_once: bool,
+    /// Wait before the next restart; back to the start on every frame.
+    backoff: Duration,
+}
+
 /// The camera pipeline.
 pub struct Camera {
     source: Option<Box<dyn FrameSource>>,
+    push: Option<PushDriver>,
     state: SourceState,
     settings: CameraSettings,
     /// When the last timed grab was *scheduled*; the next one is due one
@@ -107,6 +148,8 @@ pub struct Camera {
     pub frames_encoded: u64,
     /// Frames delivered by the camera as JPEG and used unchanged.
     pub frames_passthrough: u64,
+    /// Push sources started again after they ended, broke or went silent.
+    pub camera_restarts: u64,
     /// Time the loop spent blocked in `grab()`.
     pub grab_time: TimingHistogram,
     /// Time the loop spent in `retrieve()` plus encoding.
@@ -123,6 +166,7 @@ impl Camera {
     ) -> Self {
         let mut camera = Camera {
             source,
+            push: None,
             state: SourceState::Open,
             settings,
             last_scheduled_grab: now,
@@ -133,6 +177,7 @@ impl Camera {
             frames_grabbed: 0,
             frames_encoded: 0,
             frames_passthrough: 0,
+            camera_restarts: 0,
             grab_time: TimingHistogram::default(),
             encode_time: TimingHistogram::default(),
         };
@@ -142,16 +187,57 @@ impl Camera {
         camera
     }
 
+    /// A camera around a push source. It starts once the loop gives it
+    /// tokens in its poll ([`Camera::attach`]).
+    pub fn new_push(source: Box<dyn PushSource>, settings: CameraSettings, now: Instant) -> Self {
+        let mut camera = Camera::new(None, settings, now);
+        camera.push = Some(PushDriver {
+            source,
+            tokens: None,
+            latest: None,
+            latest_seq: 0,
+            latest_unix_us: 0,
+            last_frame_at: now,
+            started_once: false,
+            backoff: REOPEN_BACKOFF_INITIAL,
+        });
+        camera.state = SourceState::Failed {
+            error: CameraError::new("starting"),
+            retry_at: now,
+            backoff: REOPEN_BACKOFF_INITIAL,
+        };
+        camera
+    }
+
+    /// Gives a push source its tokens in the loop's poll and starts it. A
+    /// timed source needs no descriptor; this does nothing for it.
+    pub fn attach(&mut self, registry: &Registry, tokens: SourceTokens, now: Instant) {
+        if let Some(push) = self.push.as_mut() {
+            push.tokens = Some(tokens);
+            self.restart_push(registry, now);
+        }
+    }
+
+    /// Whether `token` belongs to this camera's descriptors.
+    pub fn owns_token(&self, token: Token) -> bool {
+        self.push
+            .as_ref()
+            .and_then(|push| push.tokens)
+            .is_some_and(|tokens| tokens.contains(token))
+    }
+
     /// Whether there is a camera at all (not `--camera none`).
     pub fn is_present(&self) -> bool {
-        self.source.is_some()
+        self.source.is_some() || self.push.is_some()
     }
 
     /// The source's name, `none` without one.
     pub fn name(&self) -> String {
-        self.source
-            .as_ref()
-            .map_or_else(|| "none".to_string(), |s| s.name())
+        match (&self.source, &self.push) {
+            (Some(source), _) => source.name(),
+            (None, Some(push)) => push.source.name(),
+            (None, None) => "none".to_string(),
+        }
     }
 
     /// The grab interval while streaming (1 / `--fps`).
@@ -171,6 +257,16 @@ impl Camera {
     /// When [`Camera::on_timer`] must run next, or None when the camera
     /// needs no timer at all (so the loop can sleep indefinitely).
     pub fn next_deadline(&self, streaming: bool) -> Option<Instant> {
+        if let Some(push) = &self.push {
+            push.tokens?;
+            return match &self.state {
+                SourceState::Failed { retry_at, .. } => Some(*retry_at),
+                SourceState::Open => {
+                    let watchdog = push.last_frame_at + self.settings.camera_timeout;
+                    Some(push.source.deadline().map_or(watchdog, |d| d.min(watchdog)))
+                }
+            };
+        }
         let source = self.source.as_ref()?;
         match &self.state {
             SourceState::Failed { retry_at, .. } => Some(*retry_at),
@@ -184,7 +280,15 @@ impl Camera {
     /// Runs whatever is due: a reopen attempt or a timed grab. Returns a
     /// frame for stream viewers when `streaming` (the "no signal" frame
     /// while the source is down).
-    pub fn on_timer(&mut self, now: Instant, streaming: bool) -> Option<SharedFrame> {
+    pub fn on_timer(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        streaming: bool,
+    ) -> Option<SharedFrame> {
+        if self.push.is_some() {
+            return self.push_on_timer(registry, now, streaming);
+        }
         let deadline = self.next_deadline(streaming)?;
         if now < deadline {
             return None;
@@ -213,6 +317,174 @@ impl Camera {
             let _ = self.grab(now);
             None
         }
+    }
+
+    /// A push source's descriptor is readable: take what it sent. Returns
+    /// the newest frame, stamped, when somebody streams (else it is kept
+    /// raw until a request wants it).
+    pub fn on_ready(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        now: Instant,
+        streaming: bool,
+    ) -> Option<SharedFrame> {
+        let push = self.push.as_mut()?;
+        if !matches!(self.state, SourceState::Open) {
+            return None; // a stale event for a source already stopped
+        }
+        let mut newest = None;
+        if let Err(error) = push.source.on_ready(registry, token, now, &mut newest) {
+            self.fail_push(registry, now, error);
+            return None;
+        }
+        let frame = newest?;
+        push.last_frame_at = now;
+        push.backoff = REOPEN_BACKOFF_INITIAL;
+        self.frames_grabbed += 1;
+        push.latest_seq = self.frames_grabbed;
+        push.latest_unix_us = crate::timefmt::unix_micros(std::time::SystemTime::now());
+        self.known_size = Some((frame.width, frame.height));
+        push.latest = Some(frame);
+        if self.recent_grabs.len() == FPS_WINDOW_GRABS {
+            self.recent_grabs.pop_front();
+        }
+        self.recent_grabs.push_back(now);
+        streaming.then(|| self.stamped_push_frame()).flatten()
+    }
+
+    /// Restarts a push source when due, and gives up on one that has sent
+    /// nothing for `--camera-timeout`.
+    fn push_on_timer(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        streaming: bool,
+    ) -> Option<SharedFrame> {
+        let deadline = self.next_deadline(streaming)?;
+        if let Some(push) = self.push.as_mut() {
+            push.source.reap();
+        }
+        if now < deadline {
+            return None;
+        }
+        match &self.state {
+            SourceState::Failed { .. } => self.restart_push(registry, now),
+            SourceState::Open => {
+                let push = self.push.as_mut()?;
+                let silent_for = now.duration_since(push.last_frame_at);
+                let error = if silent_for >= self.settings.camera_timeout {
+                    Some(CameraError::new(format!(
+                        "{}: no frame for {} s",
+                        push.source.name(),
+                        self.settings.camera_timeout.as_secs_f64()
+                    )))
+                } else {
+                    push.source.on_deadline(now).err()
+                };
+                if let Some(error) = error {
+                    self.fail_push(registry, now, error);
+                }
+            }
+        }
+        let down = !matches!(self.state, SourceState::Open);
+        (streaming && down).then(|| self.no_signal_frame())
+    }
+
+    fn restart_push(&mut self, registry: &Registry, now: Instant) {
+        let Some(push) = self.push.as_mut() else {
+            return;
+        };
+        let Some(tokens) = push.tokens else {
+            return;
+        };
+        if push.started_once {
+            self.camera_restarts += 1;
+        }
+        push.started_once = true;
+        match push.source.start(registry, tokens, now) {
+            Ok(()) => {
+                push.last_frame_at = now;
+                if let SourceState::Failed { error, .. } = &self.state {
+                    log::info!("camera {} started (after: {error})", push.source.name());
+                }
+                self.state = SourceState::Open;
+            }
+            Err(error) => self.fail_push(registry, now, error),
+        }
+    }
+
+    /// Stops a push source that ended, broke or went silent, and schedules
+    /// its restart with backoff.
+    fn fail_push(&mut self, registry: &Registry, now: Instant, error: CameraError) {
+        let Some(push) = self.push.as_mut() else {
+            return;
+        };
+        push.source.stop(registry);
+        push.latest = None;
+        if matches!(self.state, SourceState::Open) {
+            log::warn!("camera {} failed: {error}; restarting", push.source.name());
+        }
+        let backoff = push.backoff;
+        push.backoff = (backoff * 2).min(REOPEN_BACKOFF_MAX);
+        self.state = SourceState::Failed {
+            error,
+            retry_at: now + backoff,
+            backoff,
+        };
+        self.last_encoded = None;
+    }
+
+    /// The newest pushed frame with camloop's stamp, made once per frame.
+    fn stamped_push_frame(&mut self) -> Option<SharedFrame> {
+        let push = self.push.as_ref()?;
+        let latest = push.latest.as_ref()?;
+        if let Some(frame) = self
+            .last_encoded
+            .as_ref()
+            .filter(|f| f.seq == push.latest_seq)
+        {
+            return Some(frame.clone());
+        }
+        let frame = stamp(
+            push.latest_seq,
+            latest.width,
+            latest.height,
+            &latest.jpeg,
+            push.latest_unix_us,
+        );
+        self.frames_passthrough += 1;
+        self.last_encoded = Some(frame.clone());
+        Some(frame)
+    }
+
+    /// A frame for a request that arrived at `requested_at` having seen
+    /// `newer_than` grabs: from a timed source one grab serves every
+    /// request that saw the same count; from a push source only a frame
+    /// whose first byte arrived after the request will do.
+    pub fn fresh_for(&mut self, now: Instant, newer_than: u64, requested_at: Instant) -> Fresh {
+        let Some(push) = &self.push else {
+            return match self.fresh_frame(now, newer_than) {
+                Ok(frame) => Fresh::Ready(frame),
+                Err(error) => Fresh::Failed(error),
+            };
+        };
+        if let SourceState::Failed { error, .. } = &self.state {
+            return Fresh::Failed(error.clone());
+        }
+        let fresh = push
+            .latest
+            .as_ref()
+            .is_some_and(|frame| frame.started_at > requested_at);
+        match fresh.then(|| self.stamped_push_frame()).flatten() {
+            Some(frame) => Fresh::Ready(frame),
+            None => Fresh::Pending,
+        }
+    }
+
+    /// How long a request may wait for a push source's next frame.
+    pub fn timeout(&self) -> Duration {
+        self.settings.camera_timeout
     }
 
     /// A frame grabbed now, for a capture, `frame` or a snapshot request.
@@ -279,16 +551,7 @@ impl Camera {
         } else {
             self.frames_passthrough += 1;
         }
-        let seq = self.frames_grabbed;
-        let ts = crate::timefmt::unix_micros_text(grabbed_unix_us);
-        let stamped = jpeg::stamp_comment(&bytes, &format!("camloop frame={seq} ts={ts}"));
-        let frame = SharedFrame {
-            seq,
-            width,
-            height,
-            jpeg: stamped,
-            grabbed_unix_us,
-        };
+        let frame = stamp(self.frames_grabbed, width, height, &bytes, grabbed_unix_us);
         self.known_size = Some((width, height));
         self.last_encoded = Some(frame.clone());
         Ok(frame)
@@ -406,11 +669,28 @@ impl Camera {
         (intervals * 100 * 1_000_000 / span.as_micros().max(1)) as u64
     }
 
-    /// Closes the source (at shutdown).
-    pub fn close(&mut self) {
+    /// Closes the source at shutdown; a push source's child gets up to
+    /// `grace` to exit after SIGTERM (the loop has ended, so waiting is fine).
+    pub fn close(&mut self, registry: &Registry, grace: Duration) {
         if let Some(source) = self.source.as_mut() {
             source.close();
         }
+        if let Some(push) = self.push.as_mut() {
+            push.source.shutdown(registry, grace);
+        }
+    }
+}
+
+/// A frame with camloop's stamp: a JPEG comment `camloop frame=N ts=T`
+/// (one allocation, one copy), so a snapshot says which grab it came from.
+fn stamp(seq: u64, width: u32, height: u32, jpeg: &[u8], grabbed_unix_us: u64) -> SharedFrame {
+    let ts = crate::timefmt::unix_micros_text(grabbed_unix_us);
+    SharedFrame {
+        seq,
+        width,
+        height,
+        jpeg: jpeg::stamp_comment(jpeg, &format!("camloop frame={seq} ts={ts}")),
+        grabbed_unix_us,
     }
 }
 
@@ -420,6 +700,11 @@ mod tests {
     use crate::camera::synthetic::SyntheticSource;
     use crate::camera::Frame;
 
+    /// A poller for the calls that take a registry (timed sources ignore it).
+    fn poll() -> mio::Poll {
+        mio::Poll::new().expect("epoll")
+    }
+
     fn settings() -> CameraSettings {
         CameraSettings {
             fps: 10,
@@ -427,6 +712,7 @@ mod tests {
             jpeg_quality: 70,
             width: 64,
             height: 48,
+            camera_timeout: Duration::from_secs(5),
         }
     }
 
@@ -481,7 +767,7 @@ mod tests {
         // Run the timer a little late each time; deadlines stay on the grid.
         for tick in 1..=5u32 {
             let late = start + Duration::from_millis(100) * tick + Duration::from_millis(7);
-            assert!(camera.on_timer(late, true).is_some());
+            assert!(camera.on_timer(poll().registry(), late, true).is_some());
             assert_eq!(
                 camera.next_deadline(true),
                 Some(start + Duration::from_millis(100) * (tick + 1))
@@ -544,7 +830,7 @@ mod tests {
         let retry_at = camera.next_deadline(false).unwrap();
         assert_eq!(retry_at, start + REOPEN_BACKOFF_INITIAL);
         // While down, viewers get the no-signal frame.
-        let frame = camera.on_timer(retry_at, true).unwrap();
+        let frame = camera.on_timer(poll().registry(), retry_at, true).unwrap();
         assert_eq!(frame.seq, 0);
         assert_eq!(
             camera.next_deadline(false),
@@ -552,7 +838,7 @@ mod tests {
         );
         up.set(true);
         let later = retry_at + REOPEN_BACKOFF_MAX;
-        camera.on_timer(later, false);
+        camera.on_timer(poll().registry(), later, false);
         assert!(camera.status(later).ok);
         assert!(camera.fresh_frame(later, 0).is_ok());
         // Down again: the last known size stays, with ok = false.

@@ -27,8 +27,12 @@ use crate::http::response::MAX_CLIENTS_RESPONSE;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Listener `i` is registered with token `FIRST_LISTENER_TOKEN + i`. Slab
-/// keys (connections) count up from 0 and never get this far.
-pub const FIRST_LISTENER_TOKEN: usize = usize::MAX - 64;
+/// keys (connections) count up from 0 and never get this far; the tokens
+/// above the listeners' belong to the camera and the signal pipe.
+pub const FIRST_LISTENER_TOKEN: usize = usize::MAX - 1024;
+/// The most listeners (flags, systemd and the Unix socket together), so
+/// their tokens stay below the camera's.
+const MAX_LISTENERS: usize = 1000;
 
 struct Listener {
     socket: ListenerSocket,
@@ -75,6 +79,10 @@ impl Acceptor {
                 io::Error::new(e.kind(), format!("cannot listen on {path}: {e}"))
             })?;
             sockets.push((ListenerKind::Control, socket));
+        }
+        if sockets.len() > MAX_LISTENERS {
+            let message = format!("{} listeners; at most {MAX_LISTENERS}", sockets.len());
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
         let mut listeners = Vec::with_capacity(sockets.len());
         for (index, (kind, mut socket)) in sockets.into_iter().enumerate() {

@@ -157,7 +157,7 @@ impl ControlSession {
                 }
             }
             Command::Capture | Command::Frame => {
-                core.wait_for_frame(cx.conn, request.command == Command::Capture);
+                core.wait_for_frame(cx.conn, request.command == Command::Capture, now);
                 self.awaiting = Some(request);
             }
             Command::Auth(token) => match &core.config.token {

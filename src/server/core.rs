@@ -15,7 +15,7 @@ use crate::camera::pipeline::{Camera, SharedFrame};
 use crate::camera::CameraError;
 use crate::protocol::{Framing, Request};
 use crate::snapshot::{SavedSnapshot, SnapshotWriter};
-use crate::stats::Counters;
+use crate::stats::{Counters, TimingHistogram};
 
 /// Everything `serve` needs, resolved from the CLI.
 pub struct ServerConfig {
@@ -55,8 +55,11 @@ pub struct FrameWaiter {
     /// Who asked.
     pub conn: ConnRef,
     /// The camera's grab count when the request arrived: the frame it gets
-    /// must be newer.
+    /// must be newer (timed cameras).
     pub seen_seq: u64,
+    /// When the request arrived: a push camera's frame must have started
+    /// arriving after this, and the request gives up `--camera-timeout` later.
+    pub requested_at: Instant,
     /// Whether a snapshot file must be written (a capture, not a `frame`).
     pub wants_snapshot: bool,
 }
@@ -84,6 +87,12 @@ pub struct Core {
     /// Requests waiting for a fresh frame; served once per iteration with
     /// one grab between them.
     pub frame_waiters: Vec<FrameWaiter>,
+    /// A waiter was added since the waiters were last served: the loop must
+    /// not sleep before serving it.
+    pub new_waiters: bool,
+    /// Wall time from `poll()` returning to the next `poll()` call: how long
+    /// the loop kept every client waiting, whatever the cause.
+    pub loop_stall: TimingHistogram,
     /// Set by `shutdown` or a signal; the loop begins the shutdown at the
     /// end of the iteration.
     pub shutdown_requested: bool,
@@ -121,6 +130,8 @@ impl Core {
             counters: Counters::default(),
             started_at: now,
             frame_waiters: Vec::new(),
+            new_waiters: false,
+            loop_stall: TimingHistogram::default(),
             shutdown_requested: false,
             clients: 0,
             blocked_writers: 0,
@@ -134,12 +145,23 @@ impl Core {
 
     /// Queues `conn` for the next fresh frame (a capture when
     /// `wants_snapshot`, else `frame` or `/snapshot.jpg`).
-    pub fn wait_for_frame(&mut self, conn: ConnRef, wants_snapshot: bool) {
+    pub fn wait_for_frame(&mut self, conn: ConnRef, wants_snapshot: bool, now: Instant) {
         self.frame_waiters.push(FrameWaiter {
             conn,
             seen_seq: self.camera.frames_grabbed,
+            requested_at: now,
             wants_snapshot,
         });
+        self.new_waiters = true;
+    }
+
+    /// The nearest deadline of the shared work: the camera's timer, and the
+    /// moment the oldest request waiting for a push camera gives up.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let camera = self.camera.next_deadline(self.is_streaming());
+        let oldest_waiter = self.frame_waiters.iter().map(|w| w.requested_at).min();
+        let give_up = oldest_waiter.map(|at| at + self.camera.timeout());
+        camera.into_iter().chain(give_up).min()
     }
 
     /// Whether anybody wants frames continuously (stream viewers).
@@ -169,6 +191,7 @@ pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
         jpeg_quality: 70,
         width: 64,
         height: 48,
+        camera_timeout: Duration::from_secs(5),
     };
     let source: Option<Box<dyn crate::camera::FrameSource>> =
         with_camera.then(|| Box::new(SyntheticSource::new(64, 48)) as _);

@@ -231,7 +231,7 @@ impl HttpSession {
             }
             route @ (Route::Snapshot | Route::Capture) => {
                 let capture = route == Route::Capture;
-                core.wait_for_frame(cx.conn, capture);
+                core.wait_for_frame(cx.conn, capture, now);
                 self.state = HttpState::AwaitingFrame {
                     method,
                     keep_alive,

@@ -30,6 +30,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::camera::pipeline::Camera;
+use crate::camera::push::SourceTokens;
 use crate::snapshot::SnapshotWriter;
 use accept::{Acceptor, Admission, FIRST_LISTENER_TOKEN};
 use connection::{CloseReason, ConnRef};
@@ -43,8 +44,13 @@ pub use self::core::ServerConfig;
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Events fetched per `poll()`.
 const EVENTS_CAPACITY: usize = 1024;
-/// The signal pipe's token, above every listener's.
+/// The signal pipe's token, above every other.
 const SIGNAL_TOKEN: Token = Token(usize::MAX);
+/// A push camera's descriptors (its frames, and a child's stderr).
+const CAMERA_TOKENS: SourceTokens = SourceTokens {
+    frames: Token(usize::MAX - 1),
+    aux: Token(usize::MAX - 2),
+};
 
 /// The server: the poller, the listeners, the connections and the core.
 pub struct Server {
@@ -79,7 +85,9 @@ impl Server {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         poll.registry()
             .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
-        let core = Core::new(config, camera, snapshots, max_clients, Instant::now());
+        let mut core = Core::new(config, camera, snapshots, max_clients, Instant::now());
+        core.camera
+            .attach(poll.registry(), CAMERA_TOKENS, Instant::now());
         Ok(Server {
             poll,
             signals,
@@ -114,6 +122,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     SIGNAL_TOKEN => self.on_signal(),
+                    token if CAMERA_TOKENS.contains(token) => self.on_camera_ready(token, now),
                     Token(t) if t >= FIRST_LISTENER_TOKEN => {
                         self.accept_all(t - FIRST_LISTENER_TOKEN, now)
                     }
@@ -138,6 +147,7 @@ impl Server {
                 self.begin_shutdown(now);
             }
             self.remove_closed();
+            self.core.loop_stall.record(now.elapsed());
             if let Some(deadline) = self.shutdown_deadline {
                 if self.connections.is_empty() || Instant::now() >= deadline {
                     break;
@@ -151,11 +161,11 @@ impl Server {
     /// The time until the nearest deadline; zero when work is already
     /// waiting; None (sleep until an event) when there is no deadline at all.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.to_drive.is_empty() || !self.core.frame_waiters.is_empty() {
+        if !self.to_drive.is_empty() || self.core.new_waiters {
             return Some(Duration::ZERO);
         }
         [
-            self.core.camera.next_deadline(self.core.is_streaming()),
+            self.core.next_deadline(),
             self.acceptor.paused_until(),
             self.shutdown_deadline,
             self.next_sweep_at,
@@ -173,7 +183,8 @@ impl Server {
             }
         }
         let (connections, core) = (&mut self.connections, &mut self.core);
-        if let Some(frame) = core.camera.on_timer(now, core.is_streaming()) {
+        let registry = self.poll.registry();
+        if let Some(frame) = core.camera.on_timer(registry, now, core.is_streaming()) {
             frames::broadcast(connections, core, &frame, now, &mut self.to_drive);
         }
         if self.next_sweep_at.is_some_and(|at| now >= at) {
@@ -183,6 +194,20 @@ impl Server {
             }
         }
         self.next_sweep_at = deadlines::next_sweep(self.next_sweep_at, &self.core, now);
+    }
+
+    /// A push camera's descriptor is readable: a new frame goes to viewers.
+    fn on_camera_ready(&mut self, token: Token, now: Instant) {
+        let (camera, streaming) = (&mut self.core.camera, !self.core.viewers.is_empty());
+        if let Some(frame) = camera.on_ready(self.poll.registry(), token, now, streaming) {
+            frames::broadcast(
+                &mut self.connections,
+                &mut self.core,
+                &frame,
+                now,
+                &mut self.to_drive,
+            );
+        }
     }
 
     /// Records SIGINT/SIGTERM; the loop begins the shutdown after this
@@ -288,7 +313,9 @@ impl Server {
 
     fn finish_shutdown(&mut self) {
         deadlines::abandon_all(&mut self.connections, self.poll.registry());
-        self.core.camera.close();
+        self.core
+            .camera
+            .close(self.poll.registry(), deadlines::SHUTDOWN_GRACE);
         let (uptime, counters) = (self.core.started_at.elapsed(), &self.core.counters);
         let (accepted, requests) = (counters.connections_accepted, counters.requests);
         log::info!(
