@@ -402,8 +402,8 @@ impl Splitter {
         self.skip(n - line_ends);
     }
 
-    /// Frees the buffer once everything in it is consumed, so an idle
-    /// splitter holds no memory beyond its capacity.
+    /// Empties the buffer once everything in it is consumed, so the next
+    /// push starts at its front and shifts nothing.
     fn release_if_drained(&mut self) {
         if self.cursor == self.buf.len() {
             self.buf.clear();
