@@ -367,14 +367,18 @@ fn an_oversize_part_with_a_length_is_not_buffered() {
     let big = &pictures()[BIG][..];
     let stream = build(Framing::WithLength, &[(Vec::new(), big, big.len())]);
     let mut splitter = Splitter::new(cap);
-    for read in stream.chunks(512) {
+    for (number, read) in stream.chunks(512).enumerate() {
         splitter.push(read);
+        // The first read holds the part head; from the second on, only the
+        // CRLF after the part may stay.
+        if number > 0 {
+            assert!(
+                splitter.buffered_bytes() <= 2,
+                "{}",
+                splitter.buffered_bytes()
+            );
+        }
         assert!(splitter.next_frame().is_none());
-        assert!(
-            splitter.buffered_bytes() < 512,
-            "{}",
-            splitter.buffered_bytes()
-        );
     }
     assert_eq!(splitter.stats().oversize_frames, 1);
 }

@@ -31,6 +31,15 @@
 //! boundary line after it) plus one read is buffered. A larger frame is
 //! dropped as soon as it passes the cap, without buffering the rest, and its
 //! bytes are skipped.
+//!
+//! Work: each byte is copied into the buffer once (and moved to its front
+//! about once, when what was before it is dropped), each frame out of it
+//! once, and the rest of an oversize part not at all. The picture walk and the boundary search remember where they
+//! stopped, so a frame arriving in tiny reads is still scanned about once;
+//! only a part head (about 100 bytes, at most
+//! [`MAX_PART_HEAD_BYTES`](super::multipart::MAX_PART_HEAD_BYTES)) is
+//! parsed again from its start after each read, which is far simpler than a
+//! resumable header parser.
 
 use super::markers::{parse_header, JpegHeader, JpegWalk, Walk, SOI};
 use super::multipart::{
@@ -393,8 +402,8 @@ impl Splitter {
         self.skip(n - line_ends);
     }
 
-    /// Frees the buffer once everything in it is consumed, so an idle
-    /// splitter holds no memory beyond its capacity.
+    /// Empties the buffer once everything in it is consumed, so the next
+    /// push starts at its front and shifts nothing.
     fn release_if_drained(&mut self) {
         if self.cursor == self.buf.len() {
             self.buf.clear();
