@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# benches/camera_impact.sh: what the camera costs the event loop (issue 5).
+# benches/camera_impact.sh: what the camera costs the event loop.
 #
-# For each camera (none, synthetic, a 640x480 MJPEG clip through OpenCV)
-# runs camloop at 30 fps, with no consumer (the clip is then only grabbed,
-# at --idle-fps 30) or with one MJPEG viewer (every frame grabbed,
-# retrieved and encoded), and measures, in the same run:
-#   - the `ping` round-trip p50/p99 of 50 clients (`camloop load`),
-#   - the grab and retrieve+encode times the server itself reports,
-#   - the server's CPU %.
-# The goal: the ping p99 with a camera rises by no more than the grab p99.
-# Loopback only; everything started is stopped on exit. About 1 minute.
+# For each camera (none, synthetic, a 640x480 MJPEG clip through OpenCV,
+# the same clip replayed by an ffmpeg child through `exec:` with `-c copy`)
+# runs camloop at 30 fps, with no consumer (a timed clip is then only
+# grabbed, at --idle-fps 30) or with one MJPEG viewer, and for `exec:` also
+# with the child SIGSTOPped for the whole measurement; and measures, in the
+# same run:
+#   - `ping` req/s and round-trip p50/p99/max of 50 clients (`camloop load`),
+#   - the grab and retrieve+encode times and the loop's own longest stall
+#     (`loop_stall_us_max`) that the server reports,
+#   - the server's CPU % of one core (the ffmpeg child's is not counted).
+# Goals: the ping p99 with a timed camera rises by no more than the grab
+# p99; with the exec child stopped, ping max <= the no-camera max + 20 ms
+# and req/s >= 0.9x the no-camera row; exec passthrough at 30 fps costs
+# camloop <= 3 % of a core (the row with no viewer and no ping load).
+# Loopback only; everything started is stopped on exit. About 2 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION_S=${DURATION_S:-8}
@@ -23,8 +29,28 @@ CAMLOOP=${CARGO_TARGET_DIR:-target}/release/camloop
 ffmpeg -loglevel error -y -f lavfi -i testsrc2=size=640x480:rate=30 -t 10 -c:v mjpeg -q:v 5 "$WORK/clip.avi"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ffmpeg -loglevel error -y -i "$WORK/clip.avi" -c copy -f mjpeg "$WORK/clip.mjpeg"
+EXEC="exec:ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i $WORK/clip.mjpeg -c copy -f mjpeg -"
 
-measure() { # name viewers(0|1) camera-args...
+# The camera child of server $1 (ffmpeg), for the stopped-child row.
+camera_child() { for p in /proc/[0-9]*; do [[ $(awk '{print $4}' "$p/stat" 2>/dev/null) == "$1" ]] && basename "$p"; done | head -1; }
+
+idle_cpu() { # name camera-args...: server CPU with the camera running and no client at all
+    local name=$1; shift
+    "$CAMLOOP" serve --listen 127.0.0.1:0 --http off --snapshot-dir "$WORK" --fps 30 "$@" \
+        >"$WORK/idle.out" 2>"$WORK/idle.err" &
+    local pid=$!; PIDS+=("$pid")
+    sleep 2
+    local before; before=$(cpu_ticks "$pid")
+    sleep "$DURATION_S"
+    local after; after=$(cpu_ticks "$pid")
+    local line; line=$(head -1 "$WORK/idle.out"); local control=${line#*control=}; control=${control%% *}
+    local grabbed; grabbed=$("$CAMLOOP" ctl "$control" stats | tr ' ' '\n' | grep '^frames_grabbed=' | cut -d= -f2)
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo "| $name | $(python3 -c "print(f'{100.0 * $((after - before)) / $(getconf CLK_TCK) / $DURATION_S:.1f} %')") | $grabbed frames in $((DURATION_S + 2)) s |"
+}
+
+measure() { # name viewers(0|1|stopped) camera-args...
     local name=$1 viewers=$2; shift 2
     "$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --snapshot-dir "$WORK" \
         --fps 30 --idle-fps 30 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
@@ -33,17 +59,22 @@ measure() { # name viewers(0|1) camera-args...
     for _ in $(seq 50); do line=$(head -1 "$WORK/$name.out" 2>/dev/null || true); [[ -n $line ]] && break; sleep 0.1; done
     local control=${line#*control=}; control=${control%% *}
     local http=${line#*http=}
-    local viewer=""
-    if ((viewers)); then
+    local viewer="" stopped=""
+    if [[ $viewers == 1 ]]; then
         curl -s -o /dev/null "http://$http/stream.mjpg" &
         viewer=$!; PIDS+=("$viewer")
     fi
     sleep 1
+    if [[ $viewers == stopped ]]; then
+        stopped=$(camera_child "$pid")
+        kill -STOP "$stopped"
+    fi
     local before; before=$(cpu_ticks "$pid")
     "$CAMLOOP" load "$control" --conns 50 --pipeline 1 --warmup 1 --duration "$DURATION_S" \
         --request 'ping\r\n' --greeting bytes:7 --json >"$WORK/$name.json"
     local after; after=$(cpu_ticks "$pid")
     local stats; stats=$("$CAMLOOP" ctl "$control" stats | grep '^OK')
+    [[ -n $stopped ]] && kill -CONT "$stopped"
     kill $viewer "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     python3 - "$name" "$WORK/$name.json" "$stats" "$((after - before))" "$(getconf CLK_TCK)" "$((DURATION_S + 1))" <<'PY'
@@ -52,7 +83,8 @@ name, path, stats, ticks, hz, secs = sys.argv[1], sys.argv[2], sys.argv[3], int(
 r = json.load(open(path))
 s = dict(kv.split("=", 1) for kv in stats.split()[1:])
 print(f"| {name} | {r['requests_per_s']:.0f} | {r['latency_p50_us']} | {r['latency_p99_us']} | "
-      f"{s['grab_us_p50']} | {s['grab_us_p99']} | {s['encode_us_p99']} | {int(s['fps_x100'])/100:.1f} | "
+      f"{r['latency_max_us']} | {s['grab_us_p50']} | {s['grab_us_p99']} | {s['encode_us_p99']} | "
+      f"{s['loop_stall_us_max']} | {int(s['fps_x100'])/100:.1f} | {s['camera_restarts']} | "
       f"{100.0 * ticks / hz / secs:.0f} % |")
 PY
 }
@@ -60,9 +92,16 @@ PY
 echo "command: \`benches/camera_impact.sh\` (DURATION_S=$DURATION_S)  "
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
 echo
-echo "| camera (30 fps) | ping req/s (50 conns) | ping p50 µs | ping p99 µs | grab p50 µs | grab p99 µs | retrieve+encode p99 µs | measured fps | server CPU |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| camera (30 fps) | ping req/s (50 conns) | ping p50 µs | ping p99 µs | ping max µs | grab p50 µs | grab p99 µs | retrieve+encode p99 µs | loop_stall_us_max | measured fps | restarts | server CPU |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 measure "none" 0 --camera none
 measure "synthetic, 1 viewer (grab + render + encode)" 1 --camera synthetic
 measure "clip 640x480 via OpenCV, no viewer (grabs only)" 0 --camera "$WORK/clip.avi"
 measure "clip 640x480 via OpenCV, 1 viewer (grab + retrieve + encode)" 1 --camera "$WORK/clip.avi"
+measure "exec: ffmpeg -c copy, no viewer" 0 --camera "$EXEC" --camera-timeout 60
+measure "exec: ffmpeg -c copy, 1 viewer" 1 --camera "$EXEC" --camera-timeout 60
+measure "exec: ffmpeg child SIGSTOPped" stopped --camera "$EXEC" --camera-timeout 60
+echo
+echo "| camera, no client at all | server CPU (one core) | frames taken |"
+echo "|---|---|---|"
+idle_cpu "exec: ffmpeg -c copy passthrough, 30 fps" --camera "$EXEC"

@@ -10,6 +10,8 @@
 use std::time::{Duration, Instant};
 
 use mio::Registry;
+use signal_hook::consts::SIGINT;
+use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use super::connection::{CloseReason, ConnRef};
@@ -140,9 +142,23 @@ pub fn drain_all(connections: &mut Slab<Entry>, to_drive: &mut Vec<ConnRef>) {
     }
 }
 
-/// Shutdown, last step once the grace is over: close whatever is left,
-/// saying how many clients did not get all they were owed.
-pub fn abandon_all(connections: &mut Slab<Entry>, registry: &Registry) {
+/// SIGINT or SIGTERM arrived (through `signal-hook-mio`): the loop begins
+/// the shutdown after this iteration, the same way as for `shutdown`.
+pub fn on_signals(signals: &mut Signals, core: &mut Core) {
+    for signal in signals.pending() {
+        let name = if signal == SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        log::info!("{name} received, shutting down");
+        core.shutdown_requested = true;
+    }
+}
+
+/// Shutdown, last step once the grace is over: close whatever is left
+/// (saying how many clients did not get all they were owed) and the camera.
+pub fn finish_shutdown(connections: &mut Slab<Entry>, core: &mut Core, registry: &Registry) {
     let mut unflushed = 0;
     for (_, Entry { conn, .. }) in connections.iter_mut() {
         if !conn.is_closed() {
@@ -154,4 +170,9 @@ pub fn abandon_all(connections: &mut Slab<Entry>, registry: &Registry) {
         log::warn!("{unflushed} clients had unread output when the shutdown grace ended");
     }
     connections.clear();
+    core.camera.close(registry, SHUTDOWN_GRACE);
+    let (uptime, counters) = (core.started_at.elapsed(), &core.counters);
+    let (accepted, requests) = (counters.connections_accepted, counters.requests);
+    let uptime_s = uptime.as_secs();
+    log::info!("stopped after {uptime_s} s: {accepted} connections, {requests} requests");
 }

@@ -9,6 +9,7 @@
 
 use std::time::Instant;
 
+use mio::{Registry, Token};
 use slab::Slab;
 
 use super::connection::ConnRef;
@@ -117,5 +118,21 @@ pub fn broadcast(
             }
             Offer::Skipped => core.counters.frames_dropped += 1,
         }
+    }
+}
+
+/// A push camera's descriptor is readable: the camera takes what arrived,
+/// and a new frame goes to the viewers (waiters are served after the events).
+pub fn camera_ready(
+    connections: &mut Slab<Entry>,
+    core: &mut Core,
+    registry: &Registry,
+    token: Token,
+    now: Instant,
+    to_drive: &mut Vec<ConnRef>,
+) {
+    let streaming = core.is_streaming();
+    if let Some(frame) = core.camera.on_ready(registry, token, now, streaming) {
+        broadcast(connections, core, &frame, now, to_drive);
     }
 }

@@ -121,8 +121,8 @@ impl Server {
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    SIGNAL_TOKEN => self.on_signal(),
-                    token if CAMERA_TOKENS.contains(token) => self.on_camera_ready(token, now),
+                    SIGNAL_TOKEN => deadlines::on_signals(&mut self.signals, &mut self.core),
+                    token if CAMERA_TOKENS.contains(token) => self.camera_ready(token, now),
                     Token(t) if t >= FIRST_LISTENER_TOKEN => {
                         self.accept_all(t - FIRST_LISTENER_TOKEN, now)
                     }
@@ -154,7 +154,7 @@ impl Server {
                 }
             }
         }
-        self.finish_shutdown();
+        deadlines::finish_shutdown(&mut self.connections, &mut self.core, self.poll.registry());
         Ok(())
     }
 
@@ -196,34 +196,6 @@ impl Server {
         self.next_sweep_at = deadlines::next_sweep(self.next_sweep_at, &self.core, now);
     }
 
-    /// A push camera's descriptor is readable: a new frame goes to viewers.
-    fn on_camera_ready(&mut self, token: Token, now: Instant) {
-        let (camera, streaming) = (&mut self.core.camera, !self.core.viewers.is_empty());
-        if let Some(frame) = camera.on_ready(self.poll.registry(), token, now, streaming) {
-            frames::broadcast(
-                &mut self.connections,
-                &mut self.core,
-                &frame,
-                now,
-                &mut self.to_drive,
-            );
-        }
-    }
-
-    /// Records SIGINT/SIGTERM; the loop begins the shutdown after this
-    /// iteration, the same way as for the `shutdown` request.
-    fn on_signal(&mut self) {
-        for signal in self.signals.pending() {
-            let name = if signal == SIGINT {
-                "SIGINT"
-            } else {
-                "SIGTERM"
-            };
-            log::info!("{name} received, shutting down");
-            self.core.shutdown_requested = true;
-        }
-    }
-
     /// Accepts on one listener (none are left once shutdown began).
     fn accept_all(&mut self, index: usize, now: Instant) {
         let mut admission = Admission {
@@ -254,12 +226,13 @@ impl Server {
     /// requests, read (within the budget) and handle what was read; then
     /// re-register interest if the state calls for a different one.
     fn drive(&mut self, key: usize, now: Instant) {
-        let Some(entry) = self.connections.get_mut(key) else {
+        let live = self
+            .connections
+            .get_mut(key)
+            .filter(|e| !e.conn.is_closed());
+        let Some(entry) = live else {
             return;
         };
-        if entry.conn.is_closed() {
-            return;
-        }
         match entry.service(&mut self.core, key, &mut self.read_buffer, now) {
             Ok(()) if entry.is_finished() => self.close(key, CloseReason::Done),
             Ok(()) => {
@@ -311,16 +284,17 @@ impl Server {
         self.drive_pending(now);
     }
 
-    fn finish_shutdown(&mut self) {
-        deadlines::abandon_all(&mut self.connections, self.poll.registry());
-        self.core
-            .camera
-            .close(self.poll.registry(), deadlines::SHUTDOWN_GRACE);
-        let (uptime, counters) = (self.core.started_at.elapsed(), &self.core.counters);
-        let (accepted, requests) = (counters.connections_accepted, counters.requests);
-        log::info!(
-            "stopped after {} s: {accepted} connections, {requests} requests",
-            uptime.as_secs()
+    /// A push camera's descriptor is readable.
+    fn camera_ready(&mut self, token: Token, now: Instant) {
+        let (connections, core, to_drive) =
+            (&mut self.connections, &mut self.core, &mut self.to_drive);
+        frames::camera_ready(
+            connections,
+            core,
+            self.poll.registry(),
+            token,
+            now,
+            to_drive,
         );
     }
 }

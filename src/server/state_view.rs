@@ -63,7 +63,10 @@ pub fn numbers(core: &Core, now: Instant) -> Numbers {
         ("http_head_timeout_s", config.http_head_timeout.as_secs()),
         ("http_idle_timeout_s", config.http_idle_timeout.as_secs()),
         ("camera_restarts", core.camera.camera_restarts),
-        ("camera_timeout_ms", core.camera.timeout().as_millis() as u64),
+        (
+            "camera_timeout_ms",
+            core.camera.timeout().as_millis() as u64,
+        ),
         // What the loop cost everybody per iteration, camera calls included.
         ("loop_stall_us_p99", core.loop_stall.quantile_micros(0.99)),
         ("loop_stall_us_max", core.loop_stall.max_micros()),
