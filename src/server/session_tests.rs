@@ -364,3 +364,96 @@ fn a_connection_past_the_hard_output_cap_is_dropped() {
     assert_eq!(core.counters.clients_dropped, 1);
     assert_eq!(core.blocked_writers, 1, "counted as blocked meanwhile");
 }
+
+/// Drains what is queued, as a socket that takes everything would.
+fn drain(output: &mut OutputQueue) -> Vec<u8> {
+    let mut written = Vec::new();
+    output
+        .write_to(&mut written)
+        .expect("a Vec takes everything");
+    written
+}
+
+#[test]
+fn a_viewer_gets_the_first_delimiter_then_stamped_parts_each_ending_in_the_next() {
+    let mut harness = Harness::http(test_core(true, None));
+    let head = harness.send(http_get("/?action=stream").as_bytes());
+    assert!(head.ends_with("\r\n\r\n--camloopframe\r\n"), "{head:?}");
+    let now = Instant::now();
+    let frame = harness.core.camera.fresh_frame(now, 0).expect("a frame");
+    let interval = harness.core.camera.stream_interval();
+    let mut cx = Context::new(
+        ConnRef { key: 0, id: 1 },
+        "test",
+        &mut harness.output,
+        &mut harness.lifecycle,
+    );
+    assert_eq!(
+        harness.session.offer_frame(&mut cx, &frame, now, interval),
+        Offer::Sent
+    );
+    let part = drain(&mut harness.output);
+    let text = String::from_utf8_lossy(&part);
+    assert!(
+        text.starts_with(&format!(
+            "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {}\r\nX-Frame: {}\r\n\r\n",
+            frame.jpeg.len(),
+            crate::timefmt::unix_micros_text(frame.grabbed_unix_us),
+            frame.seq
+        )),
+        "{text}"
+    );
+    assert!(part.ends_with(b"\xff\xd9\r\n--camloopframe\r\n"));
+}
+
+#[test]
+fn a_viewer_never_gets_the_same_frame_twice_and_no_signal_parts_carry_no_stamp() {
+    let mut harness = Harness::http(test_core(true, None));
+    harness.send(http_get("/stream.mjpg").as_bytes());
+    let now = Instant::now();
+    let frame = harness.core.camera.fresh_frame(now, 0).expect("a frame");
+    let no_signal = harness.core.camera.no_signal_frame();
+    let interval = harness.core.camera.stream_interval();
+    let mut cx = Context::new(
+        ConnRef { key: 0, id: 1 },
+        "test",
+        &mut harness.output,
+        &mut harness.lifecycle,
+    );
+    assert_eq!(
+        harness.session.offer_frame(&mut cx, &frame, now, interval),
+        Offer::Sent
+    );
+    drain(cx.output);
+    assert_eq!(
+        harness.session.offer_frame(&mut cx, &frame, now, interval),
+        Offer::Skipped,
+        "X-Frame would repeat"
+    );
+    assert_eq!(
+        harness
+            .session
+            .offer_frame(&mut cx, &no_signal, now, interval),
+        Offer::Sent
+    );
+    let part = String::from_utf8_lossy(&drain(cx.output)).into_owned();
+    assert!(
+        !part.contains("X-Frame") && !part.contains("X-Timestamp"),
+        "{part}"
+    );
+}
+
+#[test]
+fn http_basic_credentials_pass_and_a_wrong_password_is_a_counted_401() {
+    // base64("any:s3cret") and base64("any:wrong")
+    let request = |credentials: &str| {
+        format!("GET /state HTTP/1.1\r\nHost: t\r\nAuthorization: Basic {credentials}\r\n\r\n")
+    };
+    let mut harness = Harness::http(test_core(true, Some("s3cret")));
+    let reply = harness.send(request("YW55OnMzY3JldA==").as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    let reply = harness.send(request("YW55Ondyb25n").as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 401 "), "{reply}");
+    assert!(reply.contains("WWW-Authenticate: Basic realm=\"camloop\"\r\n"));
+    assert_eq!(harness.core.counters.auth_failures, 1);
+}
