@@ -12,6 +12,7 @@
 //! - [`client`]: `camloop ctl`.
 //! - [`load`]: `camloop load`, a load generator on its own mio loop.
 //! - [`cli`]: flags to settings; `main.rs` only calls [`cli::run`].
+//! - [`text`]: byte-text helpers (hex digits) shared by [`http`] and [`load`].
 //!
 //! See `ARCHITECTURE.md` for the life of a request and of a frame.
 
@@ -28,4 +29,5 @@ pub mod server;
 pub mod snapshot;
 pub mod stats;
 pub mod sys;
+pub mod text;
 pub mod timefmt;

@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use crate::text::hex_digit_value;
+
 /// Largest request head (request line plus headers) we buffer. A client that
 /// sends more without finishing its head gets 431 and is closed; this is
 /// what bounds a connection's input buffer.
@@ -203,7 +205,7 @@ fn head_from_parsed(request: &httparse::Request<'_, '_>) -> Result<RequestHead, 
     let mut bearer_token = None;
 
     for field in request.headers.iter() {
-        let value = trim_ascii(field.value);
+        let value = field.value.trim_ascii();
         let name = field.name;
         if name.eq_ignore_ascii_case("content-length") {
             let length = parse_content_length(value)?;
@@ -218,7 +220,7 @@ fn head_from_parsed(request: &httparse::Request<'_, '_>) -> Result<RequestHead, 
         } else if name.eq_ignore_ascii_case("host") {
             host_fields += 1;
         } else if name.eq_ignore_ascii_case("connection") {
-            for option in value.split(|&b| b == b',').map(trim_ascii) {
+            for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if option.eq_ignore_ascii_case(b"close") {
                     keep_alive = false;
                 } else if option.eq_ignore_ascii_case(b"keep-alive") && !http11 {
@@ -253,18 +255,6 @@ fn head_from_parsed(request: &httparse::Request<'_, '_>) -> Result<RequestHead, 
     })
 }
 
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |last| last + 1);
-    &bytes[start..end]
-}
-
 /// `Content-Length = 1*DIGIT`: no sign, no spaces inside, no overflow.
 fn parse_content_length(value: &[u8]) -> Result<usize, HttpError> {
     const INVALID: HttpError = HttpError::BadRequest("invalid Content-Length");
@@ -288,7 +278,7 @@ fn parse_bearer(value: &[u8]) -> Option<String> {
     if value.len() <= SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
         return None;
     }
-    let token = trim_ascii(&value[SCHEME.len()..]);
+    let token = value[SCHEME.len()..].trim_ascii();
     if token.is_empty() {
         return None;
     }
@@ -350,7 +340,7 @@ fn percent_decode(text: &str) -> String {
             b'%' => {
                 let escaped = bytes
                     .get(i + 1..i + 3)
-                    .and_then(|hex| Some(hex_value(hex[0])? * 16 + hex_value(hex[1])?));
+                    .and_then(|hex| Some(hex_digit_value(hex[0])? * 16 + hex_digit_value(hex[1])?));
                 if let Some(byte) = escaped {
                     decoded.push(byte);
                     i += 3;
@@ -363,15 +353,6 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&decoded).into_owned()
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// One connection's input side: the bytes of a head still being received,
