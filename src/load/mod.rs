@@ -186,6 +186,7 @@ impl Plan {
 /// the run could not be set up or not a single connection succeeded.
 pub fn run(args: &LoadArgs) -> Result<LoadReport, String> {
     let plan = Plan::from_args(args)?;
+    check_ephemeral_ports(&plan)?;
     // Unknown limit: go ahead, and let the connects report EMFILE if it
     // comes to that.
     let fd_limit = raise_descriptor_limit().unwrap_or(u64::MAX);
@@ -197,7 +198,6 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport, String> {
             plan.conns
         ));
     }
-    check_ephemeral_ports(&plan)?;
     let report = engine::drive(&plan)?;
     if report.connected == 0 {
         return Err(format!(
