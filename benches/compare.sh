@@ -30,7 +30,7 @@
 # git worktree, so the checkout under test stays as it is (pointing it at a
 # copy of this build first shows the machine's noise floor):
 #
-#     git worktree add /var/tmp/camloop-baseline HEAD~1
+#     git worktree add --detach /var/tmp/camloop-baseline HEAD~1   # or any commit
 #     (cd /var/tmp/camloop-baseline && CARGO_TARGET_DIR=/var/tmp/camloop-baseline/target \
 #         cargo build --release --no-default-features --bin camloop)
 #     CAMLOOP_BASELINE=/var/tmp/camloop-baseline/target/release/camloop \

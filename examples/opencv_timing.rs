@@ -26,9 +26,10 @@ mod timing {
     use std::time::{Duration, Instant};
 
     use camloop::camera::opencv_source::{
-        encode_bgr, mjpeg, single_threaded_opencv, OpenCvOptions, OpenCvSource, OpenCvTarget,
+        encode_bgr, single_threaded_opencv, OpenCvOptions, OpenCvSource, OpenCvTarget,
     };
     use camloop::camera::{FrameData, FrameSource};
+    use camloop::mjpeg;
 
     use super::clip;
 

@@ -9,6 +9,11 @@
 //! - `control_parser`: byte 0 picks the framing (`byte % 3`: 0 auto, 1 line,
 //!   2 raw), byte 1 seeds the read sizes, the rest is the byte stream.
 //! - `http_request`: byte 0 seeds the read sizes, the rest is the stream.
+//! - `mjpeg_splitter`: byte 0 picks the splitter (`byte % 3`: 0 detects the
+//!   framing, 1 and 2 are told the boundary `camloopframe` or `--ffmpeg`),
+//!   byte 1 seeds the read sizes, byte 2 picks the frame cap (even: the
+//!   default, odd: 32 times the byte, so `a` is 3104 bytes), the rest is
+//!   the stream.
 //!
 //! Each harness cuts the stream into reads the way a socket might, feeds
 //! them to the sans-IO parser the server uses, and panics when an invariant
@@ -21,6 +26,10 @@ use camloop::http::request::{
     HttpError, RequestHead, RequestReader, MAX_BODY_BYTES, MAX_HEAD_BYTES,
 };
 use camloop::http::{route, Route};
+use camloop::mjpeg::multipart::{MAX_BOUNDARY_LINE_BYTES, MAX_PART_HEAD_BYTES};
+use camloop::mjpeg::{
+    jpeg_end, parse_header, Frame, Splitter, SplitterStats, DEFAULT_MAX_FRAME_BYTES,
+};
 use camloop::protocol::{
     DecodeError, Decoder, Framing, Request, Terminator, MAX_LINE_BYTES, MAX_RAW_MESSAGE_BYTES,
 };
@@ -180,4 +189,80 @@ fn requests_in_reads(mut stream: &[u8], sizes: &mut dyn NextRead) -> Vec<HttpOut
 fn check_head(head: &RequestHead) {
     assert!(head.path.starts_with('/'), "path {:?}", head.path);
     assert!(head.content_length <= MAX_BODY_BYTES);
+}
+
+// ---------------------------------------------------------------------------
+// MJPEG
+
+/// Fuzzes [`Splitter`] as a stream reader drives it: push one read, take
+/// frames out until `None`. What comes out must be JPEGs within the cap,
+/// every byte must be accounted for, the buffer must stay bounded, and the
+/// result must not depend on how the stream was cut.
+pub fn mjpeg_splitter(data: &[u8]) {
+    let [mode, seed, cap_byte, stream @ ..] = data else {
+        return;
+    };
+    let cap = if cap_byte % 2 == 0 {
+        DEFAULT_MAX_FRAME_BYTES
+    } else {
+        32 * usize::from(*cap_byte)
+    };
+    let new_splitter = || match mode % 3 {
+        0 => Splitter::new(cap),
+        1 => Splitter::with_boundary("camloopframe", cap),
+        _ => Splitter::with_boundary("--ffmpeg", cap),
+    };
+    let cut = frames_in_reads(new_splitter(), stream, &mut ReadSizes::new(*seed), cap);
+    let whole = frames_in_reads(new_splitter(), stream, &mut Whole, cap);
+    assert!(cut == whole, "splitting must not depend on the read sizes");
+    let (frames, stats) = cut;
+    assert_eq!(stats.frames, frames.len() as u64);
+    assert_eq!(
+        stats.frame_bytes + stats.framing_bytes + stats.skipped_bytes,
+        stream.len() as u64,
+        "every byte is a frame's, framing or skipped: {stats:?}"
+    );
+    for frame in &frames {
+        check_frame(frame, cap);
+    }
+}
+
+fn frames_in_reads(
+    mut splitter: Splitter,
+    mut stream: &[u8],
+    sizes: &mut dyn NextRead,
+    cap: usize,
+) -> (Vec<Frame>, SplitterStats) {
+    let mut frames = Vec::new();
+    while !stream.is_empty() {
+        let (read, rest) = stream.split_at(sizes.next().min(stream.len()));
+        stream = rest;
+        splitter.push(read);
+        while let Some(frame) = splitter.next_frame() {
+            frames.push(frame);
+        }
+        // At most one unfinished frame (and the boundary line after it) or
+        // part head is held.
+        let bound = cap.max(MAX_PART_HEAD_BYTES) + MAX_BOUNDARY_LINE_BYTES;
+        assert!(splitter.buffered_bytes() <= bound);
+    }
+    splitter.finish();
+    assert_eq!(splitter.buffered_bytes(), 0);
+    (frames, splitter.stats())
+}
+
+/// What a consumer of the splitter may assume about a frame.
+fn check_frame(frame: &Frame, cap: usize) {
+    assert!(frame.jpeg.len() <= cap);
+    let header = parse_header(&frame.jpeg).expect("a frame has a JPEG header");
+    assert_eq!((frame.width, frame.height), (header.width, header.height));
+    // A frame found by its EOI ends exactly there; only a part with a
+    // Content-Length is taken as long as it says.
+    let by_length = frame
+        .part
+        .as_ref()
+        .is_some_and(|part| part.content_length.is_some());
+    if !by_length {
+        assert_eq!(jpeg_end(&frame.jpeg), Some(frame.jpeg.len()));
+    }
 }

@@ -18,7 +18,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(control_parser http_request)
+    targets=(control_parser http_request mjpeg_splitter)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

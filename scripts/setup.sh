@@ -18,8 +18,11 @@ if [ "${CAMLOOP_NO_OPENCV:-0}" != 1 ]; then
 fi
 if [ "$mode" = test ]; then
     # chromium: the web page test; ffmpeg: ffprobe reads the MJPEG stream;
-    # util-linux: setpriv/prlimit for the fault tests; redis: the benchmark reference.
+    # util-linux: setpriv/prlimit for the fault tests; redis: the benchmark reference;
+    # python3-opencv: tests/integrations.rs reads the stream with cv2.VideoCapture
+    # (Debian's /usr/bin/python3, not whatever python3 is first on PATH).
     packages+=(chromium ffmpeg util-linux procps netcat-openbsd redis-server redis-tools)
+    packages+=(python3 python3-opencv)
     command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 

@@ -20,6 +20,28 @@ use crate::protocol::Framing;
 use crate::server::{Server, ServerConfig};
 use crate::snapshot::{SnapshotSettings, SnapshotWriter};
 
+/// `--framing`: the CLI's spelling of [`Framing`], which stays free of clap
+/// (the protocol module is sans-IO and depends on nothing).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FramingArg {
+    /// Raw until a read contains a `\n`, line mode from that read on.
+    Auto,
+    /// Every request is one `\n`-terminated line.
+    Line,
+    /// Every `read()` (at most 1024 bytes) is one message.
+    Raw,
+}
+
+impl From<FramingArg> for Framing {
+    fn from(arg: FramingArg) -> Framing {
+        match arg {
+            FramingArg::Auto => Framing::Auto,
+            FramingArg::Line => Framing::Line,
+            FramingArg::Raw => Framing::Raw,
+        }
+    }
+}
+
 /// camloop: a single-threaded mio camera server, its client and a load generator.
 #[derive(Parser, Debug)]
 #[command(name = "camloop", version = env!("CAMLOOP_VERSION"), about, args_override_self = true)]
@@ -98,8 +120,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub snapshot_keep: Option<usize>,
     /// Control framing: auto (raw until a newline arrives), line or raw.
-    #[arg(long, value_enum, default_value_t = Framing::Auto)]
-    pub framing: Framing,
+    #[arg(long, value_enum, default_value_t = FramingArg::Auto)]
+    pub framing: FramingArg,
     /// Require `auth <token>` from control clients.
     #[arg(long)]
     pub token: Option<String>,
@@ -109,6 +131,11 @@ pub struct ServeArgs {
     /// Most clients at once; default: the descriptor limit minus a reserve.
     #[arg(long)]
     pub max_clients: Option<usize>,
+    /// Allow pages on this origin (`https://ha.example:8123`, or `*` for
+    /// any) to read the stream, snapshots, /state and /capture: adds
+    /// `Access-Control-Allow-Origin`; default: off.
+    #[arg(long, value_name = "ORIGIN|*", value_parser = parse_cors_origin)]
+    pub cors_origin: Option<String>,
     /// Allow a non-loopback listener without a token.
     #[arg(long)]
     pub insecure_public: bool,
@@ -123,6 +150,27 @@ pub struct ServeArgs {
     /// this many seconds.
     #[arg(long, default_value_t = 30)]
     pub output_stall_timeout: u64,
+    /// Answer 408 and close when a started HTTP request head is not complete
+    /// within this many seconds (slowloris clients).
+    #[arg(long, default_value_t = 10)]
+    pub http_head_timeout: u64,
+    /// Close an idle keep-alive HTTP connection after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub http_idle_timeout: u64,
+}
+
+/// `*`, or an origin as a browser sends it (`scheme://host[:port]`, no path).
+fn parse_cors_origin(value: &str) -> Result<String, String> {
+    let origin_like = value.split_once("://").is_some_and(|(scheme, host)| {
+        !scheme.is_empty() && !host.is_empty() && !host.contains(['/', ' ', ','])
+    });
+    if value == "*" || origin_like {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "{value:?} is not an origin: give `*` or `scheme://host[:port]`, e.g. http://homeassistant.local:8123"
+        ))
+    }
 }
 
 fn parse_http_addr(value: &str) -> Result<Option<SocketAddr>, String> {
@@ -301,16 +349,6 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         (None, None) => None,
     };
     let http_addrs: Vec<SocketAddr> = args.http.iter().flatten().copied().collect();
-    if token.is_none() && !args.insecure_public {
-        let mut all_addrs = args.listen.iter().chain(&http_addrs);
-        if let Some(public) = all_addrs.find(|a| !a.ip().is_loopback()) {
-            return Err(format!(
-                "refusing to listen on {public} without a token: anyone who can reach it could \
-                 capture images and shut the server down. Pass --token (or --token-file), or \
-                 --insecure-public if the network is trusted"
-            ));
-        }
-    }
     let snapshots = SnapshotWriter::new(SnapshotSettings {
         dir: args.snapshot_dir.clone(),
         name_pattern: args.snapshot_name.clone(),
@@ -338,27 +376,21 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         stream_stall_timeout: Duration::from_secs(args.stream_stall_timeout),
         output_stall_timeout: Duration::from_secs(args.output_stall_timeout),
         control_idle_timeout: args.idle_timeout.map(Duration::from_secs),
-        framing: args.framing,
+        http_head_timeout: Duration::from_secs(args.http_head_timeout.max(1)),
+        http_idle_timeout: Duration::from_secs(args.http_idle_timeout.max(1)),
+        framing: args.framing.into(),
         token,
+        insecure_public: args.insecure_public,
+        cors_origin: args.cors_origin.clone(),
         max_clients: args.max_clients,
     };
     let mut server = Server::bind(config, camera, snapshots).map_err(|e| e.to_string())?;
-    let join = |addrs: Vec<String>| -> String {
-        if addrs.is_empty() {
-            "off".to_string()
-        } else {
-            addrs.join(",")
-        }
-    };
-    let (control, http) = (join(server.control_addrs()), join(server.http_addrs()));
-    println!("listening control={control} http={http}");
+    let listening = server.listening();
+    println!("listening {listening}");
     // Tests and scripts wait for this line; make sure it is out now.
     let _ = std::io::stdout().flush();
     crate::sys::notify_systemd("READY=1");
-    log::info!(
-        "camloop {} serving control={control} http={http}",
-        env!("CARGO_PKG_VERSION")
-    );
+    log::info!("camloop {} serving {listening}", env!("CARGO_PKG_VERSION"));
     server.run().map_err(|e| format!("event loop failed: {e}"))
 }
 

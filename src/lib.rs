@@ -6,13 +6,19 @@
 //! - [`protocol`]: the control protocol, sans-IO (bytes in, requests out).
 //! - [`camera`]: frame sources and the grab/encode pipeline.
 //! - [`jpeg`]: encoding, once per frame.
+//! - [`mjpeg`]: MJPEG bytes, sans-IO: JPEG headers, camera buffers, a
+//!   stream split into frames.
 //! - [`snapshot`]: atomic snapshot files.
 //! - [`http`]: HTTP requests and responses, sans-IO.
 //! - [`stats`]: counters and timing histograms.
 //! - [`client`]: `camloop ctl`.
 //! - [`load`]: `camloop load`, a load generator on its own mio loop.
-//! - [`cli`]: flags to settings; `main.rs` only calls [`cli::run`].
+//! - [`cli`]: flags to settings; `main.rs` only sets up logging, parses
+//!   the command line ([`cli::parse_command_line`]) and calls [`cli::run`].
+//! - [`sys`]: the few OS calls that need `unsafe` (rlimits, signals, CPU
+//!   time, systemd).
 //! - [`text`]: byte-text helpers (hex digits) shared by [`http`] and [`load`].
+//! - [`timefmt`]: UTC timestamps for snapshot names, without a time crate.
 //!
 //! See `ARCHITECTURE.md` for the life of a request and of a frame.
 
@@ -24,6 +30,7 @@ pub mod client;
 pub mod http;
 pub mod jpeg;
 pub mod load;
+pub mod mjpeg;
 pub mod protocol;
 pub mod server;
 pub mod snapshot;

@@ -1,17 +1,43 @@
 //! The control protocol, sans-IO: bytes in, requests out; replies out as bytes.
 //!
 //! This module owns the framing rules of the control port (raw, line and
-//! auto, see DESIGN.md), the request vocabulary and the exact reply strings.
-//! It never touches a socket, a clock or the camera: the event loop feeds it
-//! whatever one `read()` returned and executes the [`Request`]s it yields.
-//! That split is what lets the tests cut a byte stream at every possible
-//! place and check that the requests come out the same.
+//! auto, as README.md's protocol section describes them), the request
+//! vocabulary and the exact reply strings. It never touches a socket, a
+//! clock or the camera, and depends on nothing but `std`: the event loop
+//! feeds it whatever one `read()` returned and executes the [`Request`]s it
+//! yields. That split is what lets the tests cut a byte stream at every
+//! possible place and check that the requests come out the same.
 
 use std::fmt;
 
 /// The greeting sent on connect. Bare, no terminator: the classic Python
 /// client does `recv(1024)` and expects exactly these bytes.
 pub const GREETING: &[u8] = b"Welcome";
+
+/// The greeting with `--framing line`, where every reply is a line.
+pub const GREETING_LINE: &[u8] = b"Welcome\n";
+
+/// The reply to any message that is not a request, and in raw mode to a
+/// request that failed: the only answer the classic client knows.
+pub const RECEIVED: &str = "Received";
+
+/// The reply to `ping`.
+pub const PONG: &str = "PONG";
+
+/// The reply to a successful `auth`.
+pub const OK: &str = "OK";
+
+/// The line-mode reply to `exit`/`quit`.
+pub const BYE: &str = "Bye";
+
+/// The line-mode reply to an accepted `shutdown`.
+pub const SHUTTING_DOWN: &str = "OK shutting down";
+
+/// Sent instead of the greeting to a client the server has no room for,
+/// before it closes the connection, with `auto` and `line` framing. With
+/// `--framing raw` every client is a classic one, which must never see
+/// `ERR`: it gets the connection closed without a word instead.
+pub const MAX_CLIENTS_REFUSAL: &[u8] = b"ERR limit: max clients reached\n";
 
 /// In raw framing one `read()` of at most this many bytes is one message,
 /// like the classic server's `recv(1024)`.
@@ -27,7 +53,7 @@ pub const MAX_LINE_BYTES: usize = 4096;
 pub const HELP_REPLY: &str = "OK requests: c capture ping stats frame help auth exit quit shutdown";
 
 /// How a connection delimits requests (`--framing`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Framing {
     /// Raw until a read contains a `\n`, line mode from that read on.
     #[default]
@@ -36,6 +62,26 @@ pub enum Framing {
     Line,
     /// Every `read()` (at most [`MAX_RAW_MESSAGE_BYTES`]) is one message.
     Raw,
+}
+
+impl Framing {
+    /// What a client the server has no room for gets before the close.
+    pub fn max_clients_refusal(self) -> &'static [u8] {
+        if self == Framing::Raw {
+            b""
+        } else {
+            MAX_CLIENTS_REFUSAL
+        }
+    }
+
+    /// The greeting a new connection gets.
+    pub fn greeting(self) -> &'static [u8] {
+        if self == Framing::Line {
+            GREETING_LINE
+        } else {
+            GREETING
+        }
+    }
 }
 
 /// What ended a request, and so what must end its reply.

@@ -14,6 +14,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::timefmt::UtcTime;
 
@@ -54,7 +55,14 @@ pub struct SnapshotWriter {
     next_seq: u64,
     temp_counter: u64,
     last_saved: Option<SavedSnapshot>,
+    /// The bytes of the latest snapshot, for `/snapshots/latest.jpg`: kept
+    /// (shared with the frame) so serving it never reads the disk on the loop.
+    latest_jpeg: Option<Rc<[u8]>>,
 }
+
+/// The largest file an earlier run left that is read back at start as the
+/// latest snapshot; anything bigger is not a snapshot of ours.
+const MAX_LEFTOVER_SNAPSHOT_BYTES: u64 = 8 * 1024 * 1024;
 
 impl SnapshotWriter {
     /// Validates the settings, creates the directory if missing and finds
@@ -64,11 +72,13 @@ impl SnapshotWriter {
         fs::create_dir_all(&settings.dir)
             .map_err(|e| format!("cannot create snapshot dir {}: {e}", settings.dir.display()))?;
         let highest = highest_seq(&settings.dir, &settings.name_pattern);
+        let latest_jpeg = leftover_snapshot(&settings);
         Ok(SnapshotWriter {
             settings,
             next_seq: highest + 1,
             temp_counter: 0,
             last_saved: None,
+            latest_jpeg,
         })
     }
 
@@ -77,21 +87,16 @@ impl SnapshotWriter {
         self.last_saved.as_ref()
     }
 
-    /// Where the latest snapshot is: the last one this process wrote, or,
-    /// with a fixed name, the file an earlier run left there.
-    pub fn latest_path(&self) -> Option<PathBuf> {
-        if let Some(saved) = &self.last_saved {
-            return Some(saved.path.clone());
-        }
-        let pattern = &self.settings.name_pattern;
-        let fixed = !pattern.contains(SEQ_PLACEHOLDER) && !pattern.contains(TS_PLACEHOLDER);
-        let path = self.settings.dir.join(pattern);
-        (fixed && path.is_file()).then_some(path)
+    /// The latest snapshot's bytes: the last one this process wrote, or,
+    /// with a fixed name, the file an earlier run left there (read once at
+    /// start).
+    pub fn latest_jpeg(&self) -> Option<Rc<[u8]>> {
+        self.latest_jpeg.clone()
     }
 
     /// Writes `jpeg` atomically under the next name. The error is a short
     /// reason for `ERR snapshot: <reason>`.
-    pub fn write(&mut self, jpeg: &[u8]) -> Result<SavedSnapshot, String> {
+    pub fn write(&mut self, jpeg: &Rc<[u8]>) -> Result<SavedSnapshot, String> {
         let file_name = self.next_file_name();
         let path = self.settings.dir.join(&file_name);
         self.temp_counter += 1;
@@ -112,6 +117,7 @@ impl SnapshotWriter {
         }
         let saved = SavedSnapshot { file_name, path };
         self.last_saved = Some(saved.clone());
+        self.latest_jpeg = Some(jpeg.clone());
         Ok(saved)
     }
 
@@ -230,6 +236,30 @@ fn matches_pattern(pattern: &str, name: &str) -> bool {
     (1..=run).any(|len| matches_pattern(after, &rest[len..]))
 }
 
+/// With a fixed name, the snapshot an earlier run left in the directory,
+/// read once here at start (bounded) so that serving it later never touches
+/// the disk. None with `{seq}`/`{ts}` names: the newest of those is this
+/// run's business.
+fn leftover_snapshot(settings: &SnapshotSettings) -> Option<Rc<[u8]>> {
+    let pattern = &settings.name_pattern;
+    if pattern.contains(SEQ_PLACEHOLDER) || pattern.contains(TS_PLACEHOLDER) {
+        return None;
+    }
+    let path = settings.dir.join(pattern);
+    let file = File::open(&path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX_LEFTOVER_SNAPSHOT_BYTES {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    io::Read::read_to_end(
+        &mut io::Read::take(file, MAX_LEFTOVER_SNAPSHOT_BYTES),
+        &mut bytes,
+    )
+    .ok()?;
+    Some(Rc::from(bytes))
+}
+
 /// The highest `{seq}` among existing files, 0 if none.
 fn highest_seq(dir: &Path, pattern: &str) -> u64 {
     let Some((prefix, suffix)) = pattern.split_once(SEQ_PLACEHOLDER) else {
@@ -258,6 +288,10 @@ fn highest_seq(dir: &Path, pattern: &str) -> u64 {
 mod tests {
     use super::*;
 
+    fn bytes(data: &[u8]) -> Rc<[u8]> {
+        Rc::from(data)
+    }
+
     fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("camloop-snap-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -275,11 +309,28 @@ mod tests {
     }
 
     #[test]
+    fn the_latest_snapshot_is_kept_in_memory_and_an_earlier_runs_file_read_once() {
+        let dir = temp_dir("latest");
+        let mut first_run = writer(&dir, "pic2.jpg", None);
+        assert!(first_run.latest_jpeg().is_none());
+        first_run.write(&bytes(b"from the first run")).unwrap();
+        let restarted = writer(&dir, "pic2.jpg", None);
+        fs::remove_file(dir.join("pic2.jpg")).unwrap();
+        let latest = restarted.latest_jpeg().expect("read at start");
+        assert_eq!(&latest[..], b"from the first run", "not read again later");
+        let mut numbered = writer(&dir, "snap-{seq}.jpg", None);
+        assert!(numbered.latest_jpeg().is_none());
+        numbered.write(&bytes(b"new")).unwrap();
+        assert_eq!(&numbered.latest_jpeg().unwrap()[..], b"new");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn the_classic_name_is_overwritten_in_place() {
         let dir = temp_dir("classic");
         let mut w = writer(&dir, "pic2.jpg", None);
-        w.write(b"first").unwrap();
-        let saved = w.write(b"second").unwrap();
+        w.write(&bytes(b"first")).unwrap();
+        let saved = w.write(&bytes(b"second")).unwrap();
         assert_eq!(saved.file_name, "pic2.jpg");
         assert_eq!(fs::read(dir.join("pic2.jpg")).unwrap(), b"second");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temp file left");
@@ -290,10 +341,13 @@ mod tests {
     fn seq_continues_from_the_highest_existing_number() {
         let dir = temp_dir("seq");
         let mut w = writer(&dir, "snap-{seq}.jpg", None);
-        assert_eq!(w.write(b"a").unwrap().file_name, "snap-000001.jpg");
+        assert_eq!(w.write(&bytes(b"a")).unwrap().file_name, "snap-000001.jpg");
         fs::write(dir.join("snap-000041.jpg"), b"old").unwrap();
         let mut restarted = writer(&dir, "snap-{seq}.jpg", None);
-        assert_eq!(restarted.write(b"b").unwrap().file_name, "snap-000042.jpg");
+        assert_eq!(
+            restarted.write(&bytes(b"b")).unwrap().file_name,
+            "snap-000042.jpg"
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -304,7 +358,7 @@ mod tests {
         fs::write(dir.join("unrelated.txt"), b"x").unwrap();
         let mut w = writer(&dir, "s{seq}.jpg", Some(3));
         for _ in 0..7 {
-            w.write(b"jpeg").unwrap();
+            w.write(&bytes(b"jpeg")).unwrap();
         }
         let mut names: Vec<_> = fs::read_dir(&dir)
             .unwrap()

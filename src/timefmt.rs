@@ -78,6 +78,19 @@ impl UtcTime {
     }
 }
 
+/// Microseconds since the Unix epoch as `seconds.micros`, always six digits
+/// after the point: `1764620000123456` → `1764620000.123456`. This is how
+/// `X-Timestamp` and the JPEG comment's `ts=` carry a grab time.
+pub fn unix_micros_text(micros: u64) -> String {
+    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+}
+
+/// Wall-clock time as microseconds since the Unix epoch (0 before it).
+pub fn unix_micros(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +104,12 @@ mod tests {
         // 2024-02-29 12:34:56.789 UTC, a leap day.
         let leap = UtcTime::from_unix_millis(1_709_210_096_789);
         assert_eq!(leap.display(), "2024-02-29 12:34:56.789Z");
+    }
+
+    #[test]
+    fn unix_micros_print_with_six_digits() {
+        assert_eq!(unix_micros_text(1_764_620_000_123_456), "1764620000.123456");
+        assert_eq!(unix_micros_text(1_764_620_000_000_007), "1764620000.000007");
+        assert_eq!(unix_micros_text(0), "0.000000");
     }
 }

@@ -1,6 +1,6 @@
 //! The control protocol end to end (issue 3): each test starts its own
 //! `camloop serve` on port 0 and talks to it over real loopback sockets.
-//! Tests follow DESIGN.md's protocol table, one behaviour each.
+//! Tests follow the protocol table in README.md, one behaviour each.
 
 mod support;
 

@@ -51,6 +51,11 @@ fn http_request_corpus_replays_cleanly() {
 }
 
 #[test]
+fn mjpeg_splitter_corpus_replays_cleanly() {
+    replay("mjpeg_splitter", harness::mjpeg_splitter);
+}
+
+#[test]
 fn every_corpus_directory_has_a_replay_test() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let mut targets: Vec<String> = fs::read_dir(corpus)
@@ -64,5 +69,8 @@ fn every_corpus_directory_has_a_replay_test() {
         })
         .collect();
     targets.sort();
-    assert_eq!(targets, ["control_parser", "http_request"]);
+    assert_eq!(
+        targets,
+        ["control_parser", "http_request", "mjpeg_splitter"]
+    );
 }

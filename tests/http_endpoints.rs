@@ -323,10 +323,14 @@ fn unfinished_head_over_eight_kib_is_431_without_waiting_for_its_end() {
 const TOKEN: &str = "s3cret";
 
 #[test]
-fn missing_token_is_401_with_a_bearer_challenge() {
+fn missing_token_is_401_with_a_basic_challenge() {
     let server = Server::synthetic(&["--token", TOKEN]);
     let response = assert_refused(&server, b"GET /state HTTP/1.1\r\nHost: test\r\n\r\n", 401);
-    assert_eq!(response.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(
+        response.header("www-authenticate"),
+        Some("Basic realm=\"camloop\"")
+    );
+    assert_eq!(response.text(), r#"{"error":"auth: token required"}"#);
 }
 
 #[test]

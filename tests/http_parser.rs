@@ -8,11 +8,12 @@ use camloop::http::request::{
     MAX_HEADERS, MAX_HEAD_BYTES,
 };
 use camloop::http::response::{
-    capture_json, error_json, error_response, error_response_to, jpeg_response_head, metrics_text,
-    mjpeg_part_head, mjpeg_stream_head, response, state_json, HistogramView, StateView,
-    MJPEG_PART_TAIL,
+    capture_json, challenge_for, cors_headers, error_json, error_response, error_response_to,
+    jpeg_response_head, metrics_text, mjpeg_part_headers, mjpeg_stream_head, preflight_response,
+    response, snapshot_response_head, state_json, unauthorized_response, FrameStamp, HistogramView,
+    StateView, MJPEG_FIRST_DELIMITER, MJPEG_PART_END,
 };
-use camloop::http::{route, Route, PAGE_HTML};
+use camloop::http::{is_preflight, route, Route, PAGE_HTML};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------- helpers
@@ -569,58 +570,6 @@ fn mjpeg_stream_head_announces_the_boundary_and_closes() {
     assert!(body.is_empty(), "parts follow, one per frame");
 }
 
-#[test]
-fn mjpeg_part_head_is_delimiter_type_and_length() {
-    assert_eq!(
-        mjpeg_part_head(17935),
-        b"--camloopframe\r\nContent-Type: image/jpeg\r\nContent-Length: 17935\r\n\r\n"
-    );
-    assert_eq!(MJPEG_PART_TAIL, b"\r\n");
-}
-
-/// Builds a stream the way the loop does and reads it back the way a
-/// multipart parser does (RFC 2046 §5.1.1): the body is split on
-/// CRLF "--boundary" (the very first delimiter needs no CRLF); each part is
-/// headers, an empty line, then the data.
-#[test]
-fn mjpeg_stream_splits_back_into_the_same_frames() {
-    let frames: [&[u8]; 3] = [
-        b"\xff\xd8first\xff\xd9",
-        b"\xff\xd8\r\n--camloop\r\n\xff\xd9",
-        b"\xff\xd8third\xff\xd9",
-    ];
-    let mut stream = mjpeg_stream_head();
-    for frame in frames {
-        stream.extend_from_slice(&mjpeg_part_head(frame.len()));
-        stream.extend_from_slice(frame);
-        stream.extend_from_slice(MJPEG_PART_TAIL);
-    }
-    let (_, body) = split_response(&stream);
-    let body = body
-        .strip_prefix(b"--camloopframe\r\n")
-        .expect("the body opens with the first delimiter");
-    let parts: Vec<&[u8]> = split_on(body, b"\r\n--camloopframe\r\n");
-    assert_eq!(parts.len(), frames.len());
-    for (i, (part, frame)) in parts.iter().zip(frames).enumerate() {
-        let (head, data) = split_response_part(part);
-        assert_eq!(
-            head,
-            format!(
-                "Content-Type: image/jpeg\r\nContent-Length: {}",
-                frame.len()
-            )
-        );
-        // The last part still carries the CRLF that would start the next
-        // delimiter.
-        let data = if i == frames.len() - 1 {
-            data.strip_suffix(b"\r\n").expect("CRLF after the JPEG")
-        } else {
-            data
-        };
-        assert_eq!(data, frame);
-    }
-}
-
 fn split_on<'a>(mut bytes: &'a [u8], delimiter: &[u8]) -> Vec<&'a [u8]> {
     let mut pieces = Vec::new();
     while let Some(at) = bytes.windows(delimiter.len()).position(|w| w == delimiter) {
@@ -776,23 +725,31 @@ fn metrics_show_encodes_next_to_frames_sent() {
 }
 
 #[test]
-fn histogram_view_reads_an_hdr_histogram() {
-    let mut hist = hdrhistogram::Histogram::<u64>::new(3).expect("valid precision");
+fn histogram_view_reads_a_timing_histogram_with_its_exact_sum() {
+    let mut timing = camloop::stats::TimingHistogram::default();
     for us in [100, 200, 5_000] {
-        hist.record(us).expect("in range");
+        timing.record(std::time::Duration::from_micros(us));
     }
-    let view = HistogramView::from_hdr(&hist, &[150, 1_000, 10_000]);
+    let view = HistogramView::from_timing(&timing, &[150, 1_000, 10_000]);
     assert_eq!(view.buckets_le_us, vec![(150, 1), (1_000, 2), (10_000, 3)]);
     assert_eq!(view.count, 3);
-    assert!((5_290..=5_310).contains(&view.sum_us), "{}", view.sum_us);
+    assert_eq!(view.sum_us, 5_300);
 }
 
 #[test]
 fn page_has_the_elements_the_browser_test_uses() {
-    for id in ["live", "capture", "capture-result", "fps", "frames"] {
+    for id in [
+        "live",
+        "capture",
+        "capture-result",
+        "fps",
+        "frames",
+        "token-required",
+    ] {
         assert!(PAGE_HTML.contains(&format!("id=\"{id}\"")), "#{id}");
     }
-    assert!(PAGE_HTML.contains("src=\"/stream.mjpg\""));
+    // The stream URL is built by the script, so that it carries ?token=.
+    assert!(PAGE_HTML.contains("live.src = url(\"stream.mjpg\")"));
     assert!(PAGE_HTML.contains("name=\"viewport\""));
     assert!(
         !PAGE_HTML.contains("http://") && !PAGE_HTML.contains("https://"),
@@ -864,6 +821,7 @@ fn generated_request() -> impl Strategy<Value = Generated> {
                         http11,
                         keep_alive,
                         bearer_token: token,
+                        basic_password: None,
                         content_length: body.len(),
                     },
                 }
@@ -936,4 +894,349 @@ proptest! {
         prop_assert!(whole.iter().filter(|r| r.is_err()).count() <= 1);
         prop_assert_eq!(parse_in_pieces(&stream, &cut_points(stream.len(), &cuts)), whole);
     }
+}
+
+// ------------------------------------------- integrations (issue 16)
+
+fn head_with_auth(value: &str) -> RequestHead {
+    head(&format!(
+        "GET /state HTTP/1.1\r\nHost: cam\r\nAuthorization: {value}\r\n\r\n"
+    ))
+}
+
+#[test]
+fn basic_auth_password_is_the_token_whatever_the_user() {
+    // base64("any:s3cret"), as `curl -u any:s3cret` sends it.
+    let head = head_with_auth("Basic YW55OnMzY3JldA==");
+    assert_eq!(head.basic_password.as_deref(), Some("s3cret"));
+    assert_eq!(head.bearer_token, None);
+    assert_eq!(head.offered_tokens().collect::<Vec<_>>(), ["s3cret"]);
+    // An empty user name (":s3cret") is as good as any.
+    assert_eq!(
+        head_with_auth("Basic OnMzY3JldA==")
+            .basic_password
+            .as_deref(),
+        Some("s3cret")
+    );
+}
+
+#[test]
+fn basic_auth_scheme_is_case_insensitive_and_the_password_may_hold_colons() {
+    // base64("u:a:b")
+    let head = head_with_auth("bAsIc   dTphOmI=  ");
+    assert_eq!(head.basic_password.as_deref(), Some("a:b"));
+}
+
+#[test]
+fn broken_basic_credentials_are_no_credentials() {
+    for value in [
+        "Basic !!!notbase64",
+        "Basic dXNlcm5hbWU=", // "username": no colon
+        "Basic ",
+        "Basicdxx",
+        "Digest username=\"x\"",
+    ] {
+        let head = head_with_auth(value);
+        assert_eq!(head.basic_password, None, "{value}");
+        assert_eq!(head.offered_tokens().count(), 0, "{value}");
+    }
+}
+
+#[test]
+fn offered_tokens_lists_the_header_then_the_query() {
+    let head = head(
+        "GET /state?token=fromquery HTTP/1.1\r\nHost: cam\r\n\
+         Authorization: Bearer fromheader\r\n\r\n",
+    );
+    assert_eq!(
+        head.offered_tokens().collect::<Vec<_>>(),
+        ["fromheader", "fromquery"]
+    );
+}
+
+#[test]
+fn mjpg_streamer_action_urls_route_to_stream_and_snapshot() {
+    for target in [
+        "/?action=stream",
+        "/webcam/?action=stream",
+        "/webcam?action=stream",
+        "/a/b/c/?action=stream&foo=bar",
+        "/?action=stream&token=T",
+        "/?1701234567&action=stream",
+    ] {
+        assert_eq!(
+            route_of("GET", target),
+            Route::Stream { fps: None },
+            "{target}"
+        );
+        assert_eq!(
+            route_of("HEAD", target),
+            Route::Stream { fps: None },
+            "{target}"
+        );
+    }
+    assert_eq!(
+        route_of("GET", "/?action=stream&fps=5"),
+        Route::Stream { fps: Some(5) }
+    );
+    for target in [
+        "/?action=snapshot",
+        "/webcam/?action=snapshot",
+        "/webcam/?action=snapshot&n=1701234567",
+        "/?action=snapshot&1701234567",
+    ] {
+        assert_eq!(route_of("GET", target), Route::Snapshot, "{target}");
+    }
+}
+
+#[test]
+fn unknown_actions_are_404_and_actions_do_not_override_camloop_paths() {
+    assert_eq!(route_of("GET", "/?action=command"), Route::NotFound);
+    assert_eq!(route_of("GET", "/webcam/?action="), Route::NotFound);
+    assert_eq!(route_of("GET", "/webcam/"), Route::NotFound);
+    assert_eq!(route_of("GET", "/state?action=stream"), Route::State);
+    assert_eq!(
+        route_of("POST", "/?action=snapshot"),
+        Route::MethodNotAllowed { allow: "GET, HEAD" }
+    );
+}
+
+#[test]
+fn cache_busters_and_unknown_parameters_are_ignored() {
+    assert_eq!(route_of("GET", "/snapshot.jpg?1701234567"), Route::Snapshot);
+    assert_eq!(
+        route_of("GET", "/snapshot.jpg?_=1701234567&x"),
+        Route::Snapshot
+    );
+    assert_eq!(
+        route_of("GET", "/stream.mjpg?1701234567&fps=2"),
+        Route::Stream { fps: Some(2) }
+    );
+    assert_eq!(route_of("GET", "/state?ts=1&token=T"), Route::State);
+    assert_eq!(route_of("GET", "/?token=T"), Route::Page);
+}
+
+#[test]
+fn options_on_a_known_path_is_a_preflight_and_on_others_not() {
+    let preflight = |target: &str| {
+        is_preflight(&head(&format!(
+            "OPTIONS {target} HTTP/1.1\r\nHost: cam\r\n\r\n"
+        )))
+    };
+    for target in [
+        "/stream.mjpg",
+        "/snapshot.jpg",
+        "/state",
+        "/capture",
+        "/?action=stream",
+        "/webcam/?action=snapshot",
+    ] {
+        assert!(preflight(target), "{target}");
+    }
+    assert!(!preflight("/nope"));
+    assert!(!preflight("/?action=command"));
+    assert!(!is_preflight(&head(
+        "GET /state HTTP/1.1\r\nHost: cam\r\n\r\n"
+    )));
+    // Routed as anything else, OPTIONS is not a method the endpoint serves.
+    assert_eq!(
+        route_of("OPTIONS", "/state"),
+        Route::MethodNotAllowed { allow: "GET, HEAD" }
+    );
+    assert_eq!(route_of("OPTIONS", "/nope"), Route::NotFound);
+}
+
+#[test]
+fn cors_applies_to_stream_snapshot_state_and_capture_only() {
+    for route in [
+        Route::Stream { fps: None },
+        Route::Snapshot,
+        Route::State,
+        Route::Capture,
+    ] {
+        assert!(route.allows_cors(), "{route:?}");
+    }
+    for route in [
+        Route::Page,
+        Route::Metrics,
+        Route::LatestSnapshot,
+        Route::NotFound,
+    ] {
+        assert!(!route.allows_cors(), "{route:?}");
+    }
+    assert!(cors_headers(None).is_empty());
+    assert_eq!(
+        cors_headers(Some("https://ha.example")),
+        [
+            ("Access-Control-Allow-Origin", "https://ha.example"),
+            ("Vary", "Origin"),
+            ("Access-Control-Expose-Headers", "X-Timestamp, X-Frame"),
+        ]
+    );
+}
+
+#[test]
+fn preflight_response_is_204_with_the_cors_headers_when_configured() {
+    let bytes = preflight_response(Some("*"), true);
+    let text = std::str::from_utf8(&bytes).unwrap();
+    assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"));
+    assert!(text.ends_with("\r\n\r\n"), "no body");
+    let head = text.trim_end();
+    assert_eq!(header(head, "Access-Control-Allow-Origin"), Some("*"));
+    assert_eq!(
+        header(head, "Access-Control-Allow-Methods"),
+        Some("GET, HEAD, POST, OPTIONS")
+    );
+    assert_eq!(
+        header(head, "Access-Control-Allow-Headers"),
+        Some("Authorization")
+    );
+    assert_eq!(header(head, "Content-Length"), None, "a 204 has none");
+
+    let bytes = preflight_response(None, false);
+    let text = std::str::from_utf8(&bytes).unwrap();
+    assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"));
+    assert!(!text.contains("Access-Control-"), "{text}");
+    assert_eq!(header(text.trim_end(), "Connection"), Some("close"));
+}
+
+#[test]
+fn unauthorized_is_an_html_page_for_the_page_and_json_elsewhere() {
+    let bare = head("GET / HTTP/1.1\r\nHost: cam\r\n\r\n");
+    let bytes = unauthorized_response(&bare, true, &[]);
+    let (head_text, body) = split_response(&bytes);
+    assert!(head_text.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
+    assert_eq!(
+        header(head_text, "WWW-Authenticate"),
+        Some("Basic realm=\"camloop\"")
+    );
+    assert_eq!(
+        header(head_text, "Content-Type"),
+        Some("text/html; charset=utf-8")
+    );
+    let body = std::str::from_utf8(body).unwrap();
+    assert!(body.contains("id=\"token-required\""), "{body}");
+
+    let state = head("GET /state HTTP/1.1\r\nHost: cam\r\n\r\n");
+    let bytes = unauthorized_response(&state, false, &[("Vary", "Origin")]);
+    let (head_text, body) = split_response(&bytes);
+    assert!(head_text.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
+    assert_eq!(header(head_text, "Content-Type"), Some("application/json"));
+    assert_eq!(header(head_text, "Vary"), Some("Origin"));
+    assert_eq!(body, br#"{"error":"auth: token required"}"#);
+
+    let head_request = head("HEAD /state HTTP/1.1\r\nHost: cam\r\n\r\n");
+    let bytes = unauthorized_response(&head_request, false, &[]);
+    let (head_text, body) = split_response(&bytes);
+    assert_eq!(header(head_text, "Content-Length"), Some("32"));
+    assert!(body.is_empty());
+}
+
+/// Basic when nothing or Basic was offered (so browsers prompt and ffmpeg
+/// retries with the URL's credentials); Bearer, which no browser prompts
+/// for, when only a wrong `?token=` or Bearer was.
+#[test]
+fn the_challenge_is_basic_unless_a_query_or_bearer_token_was_offered() {
+    let challenge = |raw: &str| challenge_for(&head(raw)).1;
+    assert_eq!(
+        challenge("GET / HTTP/1.1\r\nHost: cam\r\n\r\n"),
+        "Basic realm=\"camloop\""
+    );
+    assert_eq!(
+        challenge("GET / HTTP/1.1\r\nHost: cam\r\nAuthorization: Basic YTpi\r\n\r\n"),
+        "Basic realm=\"camloop\""
+    );
+    assert_eq!(
+        challenge("GET /?token=x HTTP/1.1\r\nHost: cam\r\n\r\n"),
+        "Bearer realm=\"camloop\""
+    );
+    assert_eq!(
+        challenge("GET /state HTTP/1.1\r\nHost: cam\r\nAuthorization: Bearer x\r\n\r\n"),
+        "Bearer realm=\"camloop\""
+    );
+}
+
+#[test]
+fn stream_parts_carry_length_timestamp_and_frame_then_the_next_delimiter() {
+    let stamp = FrameStamp {
+        seq: 42,
+        grabbed_unix_us: 1_764_620_000_012_345,
+    };
+    assert_eq!(
+        mjpeg_part_headers(17935, Some(stamp)),
+        b"Content-Type: image/jpeg\r\nContent-Length: 17935\r\n\
+          X-Timestamp: 1764620000.012345\r\nX-Frame: 42\r\n\r\n"
+    );
+    assert_eq!(
+        mjpeg_part_headers(5, None),
+        b"Content-Type: image/jpeg\r\nContent-Length: 5\r\n\r\n"
+    );
+    assert_eq!(MJPEG_FIRST_DELIMITER, b"--camloopframe\r\n");
+    assert_eq!(MJPEG_PART_END, b"\r\n--camloopframe\r\n");
+}
+
+/// Builds a stream the way the loop does and reads it back the way a
+/// multipart parser does (RFC 2046 §5.1.1): the body is split on
+/// CRLF "--boundary" (the very first delimiter needs no CRLF); each part is
+/// headers, an empty line, then the data. In the early-boundary framing the stream is
+/// the first delimiter, then parts separated by CRLF--boundary; the last
+/// delimiter (sent before a frame that has not come yet) opens an empty
+/// tail.
+#[test]
+fn early_boundary_stream_splits_back_into_the_same_frames() {
+    let frames: [&[u8]; 3] = [
+        b"\xff\xd8first\xff\xd9",
+        b"\xff\xd8\r\n--camloop\r\n\xff\xd9",
+        b"\xff\xd8third\xff\xd9",
+    ];
+    let mut stream = mjpeg_stream_head();
+    stream.extend_from_slice(MJPEG_FIRST_DELIMITER);
+    for (i, frame) in frames.iter().enumerate() {
+        let stamp = FrameStamp {
+            seq: i as u64 + 1,
+            grabbed_unix_us: 1_000_000 * (i as u64 + 1),
+        };
+        stream.extend_from_slice(&mjpeg_part_headers(frame.len(), Some(stamp)));
+        stream.extend_from_slice(frame);
+        stream.extend_from_slice(MJPEG_PART_END);
+    }
+    let (_, body) = split_response(&stream);
+    let body = body
+        .strip_prefix(b"--camloopframe\r\n")
+        .expect("the body opens with the first delimiter");
+    let parts: Vec<&[u8]> = split_on(body, b"\r\n--camloopframe\r\n");
+    assert_eq!(parts.len(), frames.len() + 1);
+    assert!(
+        parts[frames.len()].is_empty(),
+        "nothing after the last delimiter"
+    );
+    for (i, (part, frame)) in parts.iter().zip(frames).enumerate() {
+        let (head, data) = split_response_part(part);
+        assert_eq!(
+            head,
+            format!(
+                "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {}.000000\r\nX-Frame: {}",
+                frame.len(),
+                i + 1,
+                i + 1
+            )
+        );
+        assert_eq!(data, frame);
+    }
+}
+
+#[test]
+fn snapshot_head_carries_the_stamp_and_extra_headers() {
+    let stamp = FrameStamp {
+        seq: 7,
+        grabbed_unix_us: 1_764_620_000_123_456,
+    };
+    let bytes = snapshot_response_head(1234, true, Some(stamp), &[("Vary", "Origin")]);
+    let (head, body) = split_response(&bytes);
+    assert_eq!(header(head, "Content-Length"), Some("1234"));
+    assert_eq!(header(head, "Cache-Control"), Some("no-store"));
+    assert_eq!(header(head, "X-Timestamp"), Some("1764620000.123456"));
+    assert_eq!(header(head, "X-Frame"), Some("7"));
+    assert_eq!(header(head, "Vary"), Some("Origin"));
+    assert!(body.is_empty());
 }

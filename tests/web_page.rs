@@ -6,8 +6,11 @@
 //! test` installs both. Without them this test fails and says so: a
 //! skipped browser test would look like a passing one.
 //!
-//! The browser run takes a few seconds, so it happens once per test binary
-//! and each test below checks one thing it saw.
+//! The browser run takes a few seconds, so each kind of run happens once per
+//! test binary and each test below checks one thing it saw. Besides the
+//! plain run, a server with `--token` is opened as `/?token=T`, with a wrong
+//! token, and with HTTP Basic credentials (playwright's `httpCredentials`,
+//! the way a person answers the browser's login prompt).
 
 mod http_support;
 
@@ -30,7 +33,12 @@ struct BrowserRun {
     captured_file_exists: bool,
     /// Its decoded size, if it is a valid JPEG.
     captured_size: Option<(u16, u16)>,
+    /// `auth_failures` from `/state` after the run.
+    auth_failures: u64,
 }
+
+/// The token of the `--token` runs.
+const TOKEN: &str = "page-T0ken";
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -72,17 +80,48 @@ fn require_browser_tools() {
 
 fn browser() -> &'static BrowserRun {
     static RUN: OnceLock<BrowserRun> = OnceLock::new();
-    RUN.get_or_init(run_browser)
+    RUN.get_or_init(|| run_browser(&[], &[]))
 }
 
-fn run_browser() -> BrowserRun {
+/// A `--token` server, its page opened as `/?token=T`.
+fn browser_with_query_token() -> &'static BrowserRun {
+    static RUN: OnceLock<BrowserRun> = OnceLock::new();
+    RUN.get_or_init(|| run_browser(&["--token", TOKEN], &[&format!("--query=?token={TOKEN}")]))
+}
+
+/// A `--token` server, its page opened with a wrong token.
+fn browser_with_wrong_token() -> &'static BrowserRun {
+    static RUN: OnceLock<BrowserRun> = OnceLock::new();
+    RUN.get_or_init(|| {
+        run_browser(
+            &["--token", TOKEN],
+            &["--query=?token=wrong", "--expect=token-required"],
+        )
+    })
+}
+
+/// A `--token` server, the page opened at `/` with Basic credentials.
+fn browser_with_basic_credentials() -> &'static BrowserRun {
+    static RUN: OnceLock<BrowserRun> = OnceLock::new();
+    RUN.get_or_init(|| run_browser(&["--token", TOKEN], &[&format!("--basic=viewer:{TOKEN}")]))
+}
+
+/// A plain server whose /state and /capture answers the browser replaces
+/// with 401s, as when the token changes under an open page.
+fn browser_getting_401_in_the_page() -> &'static BrowserRun {
+    static RUN: OnceLock<BrowserRun> = OnceLock::new();
+    RUN.get_or_init(|| run_browser(&[], &["--expect=401-in-page"]))
+}
+
+fn run_browser(server_args: &[&str], shot_args: &[&str]) -> BrowserRun {
     require_browser_tools();
-    let server = Server::synthetic(&[]);
+    let server = Server::synthetic(server_args);
     let shots = TempDir::new("browser-shots");
     let mut child = Command::new("node")
         .arg(browser_dir().join("shot.mjs"))
         .arg(server.base_url())
         .arg(shots.path())
+        .args(shot_args)
         .env("CHROMIUM", chromium_path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -108,13 +147,20 @@ fn run_browser() -> BrowserRun {
     );
     let line = stdout.lines().last().expect("a JSON line from shot.mjs");
     let report = Json::parse(line);
-    let captured = server.snapshot_dir.join(report.str("captured"));
-    let captured_size = std::fs::read(&captured)
-        .ok()
+    let captured = report
+        .0
+        .get("captured")
+        .map(|name| server.snapshot_dir.join(name));
+    let captured_size = captured
+        .as_ref()
+        .and_then(|path| std::fs::read(path).ok())
         .map(|jpeg| decoded_size(&jpeg));
+    let state = server.get(&format!("/state?token={TOKEN}"));
+    assert_eq!(state.status, 200, "/state after the run: {}", state.text());
     BrowserRun {
-        captured_file_exists: captured.is_file(),
+        captured_file_exists: captured.is_some_and(|path| path.is_file()),
         captured_size,
+        auth_failures: state.json().u64("auth_failures"),
         report,
     }
 }
@@ -149,4 +195,68 @@ fn browser_capture_reports_a_file_that_exists_on_disk() {
         run.report.str("captured")
     );
     assert_eq!(run.captured_size, Some((640, 480)));
+}
+
+// ------------------------------------------------------------ with a token
+
+#[test]
+fn browser_with_query_token_shows_moving_frames() {
+    let report = &browser_with_query_token().report;
+    assert_eq!(
+        (report.u64("imgWidth"), report.u64("imgHeight")),
+        (640, 480)
+    );
+    assert_eq!(report.str("imageChanged"), "true");
+    let (first, second) = (report.u64("first"), report.u64("second"));
+    assert!(second > first, "frame counter went {first} -> {second}");
+    assert_eq!(report.str("tokenRequiredShown"), "false");
+}
+
+#[test]
+fn browser_with_query_token_captures_a_file() {
+    let run = browser_with_query_token();
+    assert!(
+        run.captured_file_exists,
+        "Capture reported {:?}, which is not in the snapshot directory",
+        run.report.str("captured")
+    );
+    assert_eq!(run.captured_size, Some((640, 480)));
+}
+
+/// Every request the page made (stream, state, capture) carried the token.
+#[test]
+fn browser_with_query_token_never_fails_auth() {
+    assert_eq!(browser_with_query_token().auth_failures, 0);
+}
+
+#[test]
+fn browser_with_wrong_token_shows_the_token_required_state() {
+    let run = browser_with_wrong_token();
+    assert_eq!(run.report.str("tokenRequired"), "true");
+    assert_eq!(run.report.u64("status"), 401);
+    assert!(
+        run.report.str("text").contains("token required"),
+        "{:?}",
+        run.report.str("text")
+    );
+    assert!(run.auth_failures >= 1);
+}
+
+#[test]
+fn browser_with_basic_credentials_works_without_a_query_string() {
+    let run = browser_with_basic_credentials();
+    let report = &run.report;
+    assert_eq!(report.str("imageChanged"), "true");
+    let (first, second) = (report.u64("first"), report.u64("second"));
+    assert!(second > first, "frame counter went {first} -> {second}");
+    assert!(run.captured_file_exists, "{:?}", report.str("captured"));
+    assert_eq!(report.str("tokenRequiredShown"), "false");
+}
+
+#[test]
+fn browser_shows_token_required_instead_of_a_json_error_on_a_401_in_the_page() {
+    let report = &browser_getting_401_in_the_page().report;
+    assert_eq!(report.str("tokenRequired"), "true");
+    assert_eq!(report.str("camera"), "token required");
+    assert_eq!(report.str("captureText"), "capture failed: token required");
 }

@@ -87,6 +87,12 @@ pub trait FrameSource {
         true
     }
 
+    /// The frame size, once the source knows it (after `open`), so `stats`
+    /// can report it before the first encode.
+    fn frame_size(&self) -> Option<(u32, u32)> {
+        None
+    }
+
     /// Releases the device. Called before a reopen and at shutdown.
     fn close(&mut self) {}
 }

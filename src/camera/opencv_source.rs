@@ -20,8 +20,6 @@
 //! `grab()` and converts in `retrieve()`, while FFmpeg (files, URLs) already
 //! decodes in `grab()` and only converts colours in `retrieve()`.
 
-pub mod mjpeg;
-
 use std::env;
 use std::path::PathBuf;
 
@@ -32,6 +30,7 @@ use opencv::prelude::{VideoCaptureTrait, VideoCaptureTraitConst};
 use opencv::{imgcodecs, imgproc, videoio};
 
 use super::{CameraError, Frame, FrameData, FrameSource};
+use crate::mjpeg;
 
 /// How long FFmpeg may take to connect to a stream or open a file.
 pub const OPEN_TIMEOUT_MS: i32 = 2000;
@@ -457,6 +456,14 @@ impl FrameSource for OpenCvSource {
 
     fn wants_idle_grabs(&self) -> bool {
         true
+    }
+
+    fn frame_size(&self) -> Option<(u32, u32)> {
+        let capture = self.capture.as_ref()?;
+        let get = |property| capture.get(property).ok().filter(|v| *v >= 1.0);
+        let width = get(videoio::CAP_PROP_FRAME_WIDTH)?;
+        let height = get(videoio::CAP_PROP_FRAME_HEIGHT)?;
+        Some((width as u32, height as u32))
     }
 
     fn close(&mut self) {

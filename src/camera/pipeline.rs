@@ -54,6 +54,10 @@ pub struct SharedFrame {
     pub height: u32,
     /// The JPEG bytes; cloning shares them.
     pub jpeg: Rc<[u8]>,
+    /// Wall-clock time of the grab, µs since the Unix epoch (`X-Timestamp`,
+    /// the comment's `ts=`); 0 for the "no signal" frame, which was never
+    /// grabbed.
+    pub grabbed_unix_us: u64,
 }
 
 /// What `stats` and `/state` say about the camera.
@@ -65,7 +69,8 @@ pub struct CameraStatus {
     pub ok: bool,
     /// The last error while it is not.
     pub error: Option<String>,
-    /// Size of the last frame (0 before the first).
+    /// Frame size: as soon as the source knows it, the last known one while
+    /// it is failing, 0 only before anything was known.
     pub width: u32,
     /// See `width`.
     pub height: u32,
@@ -91,6 +96,9 @@ pub struct Camera {
     /// interval later, so timing jitter never accumulates into drift.
     last_scheduled_grab: Instant,
     last_encoded: Option<SharedFrame>,
+    /// The last size the source reported or a frame had; kept through a
+    /// failure, so `stats` shows what the camera was delivering.
+    known_size: Option<(u32, u32)>,
     no_signal: Option<SharedFrame>,
     recent_grabs: VecDeque<Instant>,
     /// Grabs since start; also the sequence number of the newest grab.
@@ -119,6 +127,7 @@ impl Camera {
             settings,
             last_scheduled_grab: now,
             last_encoded: None,
+            known_size: None,
             no_signal: None,
             recent_grabs: VecDeque::new(),
             frames_grabbed: 0,
@@ -252,6 +261,7 @@ impl Camera {
 
     fn grab_and_encode(&mut self, now: Instant) -> Result<SharedFrame, CameraError> {
         self.grab(now)?;
+        let grabbed_unix_us = crate::timefmt::unix_micros(std::time::SystemTime::now());
         let source = self
             .source
             .as_mut()
@@ -270,13 +280,16 @@ impl Camera {
             self.frames_passthrough += 1;
         }
         let seq = self.frames_grabbed;
-        let stamped = jpeg::stamp_comment(&bytes, &format!("camloop frame={seq}"));
+        let ts = crate::timefmt::unix_micros_text(grabbed_unix_us);
+        let stamped = jpeg::stamp_comment(&bytes, &format!("camloop frame={seq} ts={ts}"));
         let frame = SharedFrame {
             seq,
             width,
             height,
             jpeg: stamped,
+            grabbed_unix_us,
         };
+        self.known_size = Some((width, height));
         self.last_encoded = Some(frame.clone());
         Ok(frame)
     }
@@ -305,6 +318,9 @@ impl Camera {
         };
         match source.open() {
             Ok(()) => {
+                if let Some(size) = source.frame_size() {
+                    self.known_size = Some(size);
+                }
                 if let SourceState::Failed { .. } = self.state {
                     log::info!("camera {} recovered", source.name());
                 } else {
@@ -353,6 +369,7 @@ impl Camera {
             width,
             height,
             jpeg: jpeg::stamp_comment(&bytes, "camloop frame=0 no-signal"),
+            grabbed_unix_us: 0,
         };
         self.no_signal = Some(frame.clone());
         frame
@@ -365,10 +382,7 @@ impl Camera {
             (Some(_), SourceState::Open) => (true, None),
             (Some(_), SourceState::Failed { error, .. }) => (false, Some(error.to_string())),
         };
-        let (width, height) = self
-            .last_encoded
-            .as_ref()
-            .map_or((0, 0), |f| (f.width, f.height));
+        let (width, height) = self.known_size.unwrap_or((0, 0));
         CameraStatus {
             name: self.name(),
             ok,
@@ -429,6 +443,18 @@ mod tests {
             camera.next_deadline(true),
             Some(now + Duration::from_millis(100))
         );
+    }
+
+    #[test]
+    fn status_knows_the_size_before_the_first_frame() {
+        let camera = Camera::new(
+            Some(Box::new(SyntheticSource::new(64, 48))),
+            settings(),
+            Instant::now(),
+        );
+        assert_eq!(camera.frames_encoded, 0);
+        let status = camera.status(Instant::now());
+        assert_eq!((status.width, status.height), (64, 48));
     }
 
     #[test]
@@ -529,5 +555,11 @@ mod tests {
         camera.on_timer(later, false);
         assert!(camera.status(later).ok);
         assert!(camera.fresh_frame(later, 0).is_ok());
+        // Down again: the last known size stays, with ok = false.
+        up.set(false);
+        assert!(camera.fresh_frame(later, u64::MAX).is_err());
+        let status = camera.status(later);
+        assert!(!status.ok);
+        assert_eq!((status.width, status.height), (32, 32));
     }
 }

@@ -36,6 +36,10 @@ impl FrameSource for SyntheticSource {
         "synthetic".to_string()
     }
 
+    fn frame_size(&self) -> Option<(u32, u32)> {
+        Some((self.width, self.height))
+    }
+
     fn open(&mut self) -> Result<(), CameraError> {
         if self.width < 16 || self.height < 16 {
             return Err(CameraError::new("synthetic frames must be at least 16x16"));

@@ -18,6 +18,18 @@
 //! | POST      | `/capture`              | [`Route::Capture`]       |
 //! | GET, HEAD | `/state`                | [`Route::State`]         |
 //! | GET, HEAD | `/metrics`              | [`Route::Metrics`]       |
+//! | GET, HEAD | `…/?action=stream`      | [`Route::Stream`]        |
+//! | GET, HEAD | `…/?action=snapshot`    | [`Route::Snapshot`]      |
+//!
+//! `OPTIONS` on any of these paths is a CORS preflight ([`is_preflight`]),
+//! answered before and without authentication.
+//!
+//! `?action=stream` and `?action=snapshot` are mjpg-streamer's URLs, which
+//! OctoPrint, Mainsail, Fluidd and many other tools default to. They work on
+//! any path that is not one of camloop's own (`/?action=stream`,
+//! `/webcam/?action=stream`, `/webcam?action=snapshot`), because a reverse
+//! proxy may leave its prefix in place. Unknown query parameters and bare
+//! cache-busters (`/snapshot.jpg?1701234567`) are ignored everywhere.
 
 pub mod request;
 pub mod response;
@@ -65,36 +77,66 @@ const ALLOW_READ: &str = "GET, HEAD";
 /// `Allow` value for `/capture`.
 const ALLOW_POST: &str = "POST";
 
+impl Route {
+    /// Whether `--cors-origin` applies: the routes a page on another origin
+    /// (a dashboard) reads, i.e. the stream, snapshots, state and capture.
+    pub fn allows_cors(&self) -> bool {
+        matches!(
+            self,
+            Route::Stream { .. } | Route::Snapshot | Route::State | Route::Capture
+        )
+    }
+}
+
+/// Whether a request is a CORS preflight: `OPTIONS` on a path [`route`]
+/// knows. Browsers send preflights without credentials, so the server
+/// answers them (with [`response::preflight_response`]) before checking the
+/// token; they reveal nothing but which methods and headers are allowed.
+pub fn is_preflight(head: &RequestHead) -> bool {
+    head.method == Method::Options
+        && !matches!(
+            route_path(head),
+            Route::NotFound | Route::MethodNotAllowed { .. }
+        )
+}
+
 /// Maps a request to its endpoint. Unknown paths are 404 whatever the
-/// method; known paths with the wrong method are 405.
+/// method; known paths with the wrong method are 405 (`OPTIONS` too: see
+/// [`is_preflight`]).
 pub fn route(head: &RequestHead) -> Route {
-    let readable = matches!(head.method, Method::Get | Method::Head);
-    let wanted = match head.path.as_str() {
-        "/" | "/index.html" => Route::Page,
-        "/stream.mjpg" => Route::Stream {
-            fps: head
-                .query("fps")
-                .and_then(|fps| fps.parse::<u32>().ok())
-                .filter(|&fps| fps > 0),
-        },
+    let wanted = route_path(head);
+    match (wanted, head.method) {
+        (Route::NotFound, _) => Route::NotFound,
+        // Capturing changes state, so it is POST only: a GET would let a
+        // link preview or a prefetching browser take pictures.
+        (Route::Capture, Method::Post) => Route::Capture,
+        (Route::Capture, _) => Route::MethodNotAllowed { allow: ALLOW_POST },
+        (wanted, Method::Get | Method::Head) => wanted,
+        _ => Route::MethodNotAllowed { allow: ALLOW_READ },
+    }
+}
+
+/// The endpoint a path and query name, whatever the method.
+fn route_path(head: &RequestHead) -> Route {
+    let fps = || {
+        head.query("fps")
+            .and_then(|fps| fps.parse::<u32>().ok())
+            .filter(|&fps| fps > 0)
+    };
+    match head.path.as_str() {
+        "/stream.mjpg" => Route::Stream { fps: fps() },
         "/snapshot.jpg" => Route::Snapshot,
         "/snapshots/latest.jpg" => Route::LatestSnapshot,
         "/state" => Route::State,
         "/metrics" => Route::Metrics,
-        "/capture" => {
-            // Capturing changes state, so it is POST only: a GET would let a
-            // link preview or a prefetching browser take pictures.
-            return if head.method == Method::Post {
-                Route::Capture
-            } else {
-                Route::MethodNotAllowed { allow: ALLOW_POST }
-            };
-        }
-        _ => return Route::NotFound,
-    };
-    if readable {
-        wanted
-    } else {
-        Route::MethodNotAllowed { allow: ALLOW_READ }
+        "/capture" => Route::Capture,
+        path => match head.query("action") {
+            // mjpg-streamer's URLs, under any prefix a proxy leaves.
+            Some("stream") => Route::Stream { fps: fps() },
+            Some("snapshot") => Route::Snapshot,
+            Some(_) => Route::NotFound,
+            None if path == "/" || path == "/index.html" => Route::Page,
+            None => Route::NotFound,
+        },
     }
 }

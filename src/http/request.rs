@@ -84,7 +84,9 @@ pub enum Method {
     Head,
     /// POST.
     Post,
-    /// Anything else (PUT, OPTIONS, ...): parsed so that it can get a proper 405.
+    /// OPTIONS: a CORS preflight, answered without credentials.
+    Options,
+    /// Anything else (PUT, DELETE, ...): parsed so that it can get a proper 405.
     Other,
 }
 
@@ -94,6 +96,7 @@ impl Method {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
             "POST" => Method::Post,
+            "OPTIONS" => Method::Options,
             _ => Method::Other,
         }
     }
@@ -116,6 +119,10 @@ pub struct RequestHead {
     pub keep_alive: bool,
     /// The token of an `Authorization: Bearer <token>` header.
     pub bearer_token: Option<String>,
+    /// The password of an `Authorization: Basic <base64(user:password)>`
+    /// header; the user name is ignored (HTTP Basic is how Home Assistant,
+    /// OctoPrint and every browser's login prompt send the token).
+    pub basic_password: Option<String>,
     /// Body bytes that follow the head; at most [`MAX_BODY_BYTES`].
     pub content_length: usize,
 }
@@ -127,6 +134,18 @@ impl RequestHead {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every token this request offers, in order: an `Authorization` header
+    /// (Bearer, or Basic's password), then `?token=`. A request is
+    /// authorized if any of them is the right one, so a stale login a
+    /// browser keeps sending does not hide a right `?token=`.
+    pub fn offered_tokens(&self) -> impl Iterator<Item = &str> {
+        self.bearer_token
+            .as_deref()
+            .into_iter()
+            .chain(self.basic_password.as_deref())
+            .chain(self.query("token"))
     }
 }
 
@@ -203,6 +222,7 @@ fn head_from_parsed(request: &httparse::Request<'_, '_>) -> Result<RequestHead, 
     // not unless it asks (RFC 9112 §9.3).
     let mut keep_alive = http11;
     let mut bearer_token = None;
+    let mut basic_password = None;
 
     for field in request.headers.iter() {
         let value = field.value.trim_ascii();
@@ -229,6 +249,7 @@ fn head_from_parsed(request: &httparse::Request<'_, '_>) -> Result<RequestHead, 
             }
         } else if name.eq_ignore_ascii_case("authorization") {
             bearer_token = parse_bearer(value);
+            basic_password = parse_basic_password(value);
         }
     }
 
@@ -251,6 +272,7 @@ fn head_from_parsed(request: &httparse::Request<'_, '_>) -> Result<RequestHead, 
         http11,
         keep_alive,
         bearer_token,
+        basic_password,
         content_length,
     })
 }
@@ -283,6 +305,23 @@ fn parse_bearer(value: &[u8]) -> Option<String> {
         return None;
     }
     Some(String::from_utf8_lossy(token).into_owned())
+}
+
+/// `Authorization: Basic <base64(user:password)>` (RFC 7617): the password,
+/// which is everything after the first `:`. The scheme is case-insensitive;
+/// bad base64 or a missing `:` is no credential at all.
+pub fn parse_basic_password(value: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    const SCHEME: &[u8] = b"basic ";
+    if value.len() <= SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
+        return None;
+    }
+    let encoded = value[SCHEME.len()..].trim_ascii();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    Some(String::from_utf8_lossy(&decoded[colon + 1..]).into_owned())
 }
 
 /// Splits a request target into path and raw query. Besides the usual

@@ -6,12 +6,12 @@
 //! touches a socket, a file or the camera, and none of them can fail.
 //!
 //! JPEG bytes are never copied in here for the stream: the loop sends
-//! [`mjpeg_part_head`], then the shared frame bytes, then [`MJPEG_PART_TAIL`],
-//! so one encoded frame serves every viewer.
+//! [`mjpeg_part_headers`], then the shared frame bytes, then
+//! [`MJPEG_PART_END`], so one encoded frame serves every viewer.
 
 use std::fmt::{self, Write as _};
 
-use super::request::Method;
+use super::request::{Method, RequestHead};
 
 /// HTML pages.
 pub const CONTENT_TYPE_HTML: &str = "text/html; charset=utf-8";
@@ -33,17 +33,12 @@ pub const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
 /// read by `Content-Length` would not even notice.
 pub const MJPEG_BOUNDARY: &str = "camloopframe";
 
-/// Sent right after every JPEG of the stream: the CRLF that, with the next
-/// part's `--camloopframe`, forms the delimiter between parts (RFC 2046
-/// §5.1.1: the CRLF before a delimiter belongs to the delimiter, not to the
-/// JPEG).
-pub const MJPEG_PART_TAIL: &[u8] = b"\r\n";
-
 /// The standard reason phrase; empty for codes camloop never sends (an
 /// empty reason is valid HTTP).
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -153,37 +148,214 @@ pub fn jpeg_response(method: Method, jpeg: &[u8], keep_alive: bool) -> Vec<u8> {
     )
 }
 
-/// The head of an MJPEG stream response, the same for `GET` and `HEAD`. Then
-/// send, per frame, [`mjpeg_part_head`], the JPEG and [`MJPEG_PART_TAIL`].
-/// Each frame is a self-contained unit, so a viewer that skips frames always
-/// stays on a part boundary.
+/// The head of an MJPEG stream response, the same for `GET` and `HEAD`. For
+/// `GET` send [`MJPEG_FIRST_DELIMITER`] next, then per frame
+/// [`mjpeg_part_headers`], the JPEG and [`MJPEG_PART_END`]. Each frame is a
+/// self-contained unit, so a viewer that skips frames always stays on a part
+/// boundary.
 ///
 /// There is no `Content-Length`, so the stream ends when the connection
 /// closes; hence `Connection: close`.
 ///
-/// Chromium shows each frame one frame interval late, whatever the framing:
-/// it displays a part only once the *next* part starts to arrive (checked
-/// with headless chromium: a stream that stalls after one part, even with
-/// the next delimiter already sent, shows no image). ffmpeg reads each part
-/// by its `Content-Length` and has no such lag.
+/// A multipart reader knows a part is complete at the latest when it sees
+/// the delimiter after it, which [`MJPEG_PART_END`] sends at once. ffmpeg
+/// reads each part by its `Content-Length` and never lags; Chromium still
+/// shows each frame one interval late (see [`MJPEG_PART_END`]).
 pub fn mjpeg_stream_head() -> Vec<u8> {
-    format!(
+    mjpeg_stream_head_with(&[])
+}
+
+/// [`mjpeg_stream_head`] with `extra_headers` (CORS).
+pub fn mjpeg_stream_head_with(extra_headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut head = format!(
         "HTTP/1.1 200 OK\r\n\
          Content-Type: multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}\r\n\
          Cache-Control: no-store\r\n\
-         Connection: close\r\n\
-         \r\n"
-    )
-    .into_bytes()
+         Connection: close\r\n"
+    );
+    for (name, value) in extra_headers {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
 }
 
-/// The delimiter and headers of one stream part:
-/// `--camloopframe`, `Content-Type: image/jpeg`, `Content-Length: N`, blank
-/// line. The length lets a client such as ffmpeg read the JPEG without
-/// scanning it for the boundary.
-pub fn mjpeg_part_head(jpeg_len: usize) -> Vec<u8> {
-    format!("--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {jpeg_len}\r\n\r\n")
-        .into_bytes()
+/// The first delimiter of a stream, sent right after [`mjpeg_stream_head`]
+/// (for GET, not HEAD). From then on every part is
+/// [`mjpeg_part_headers`], the JPEG, and [`MJPEG_PART_END`], which already
+/// carries the *next* delimiter.
+pub const MJPEG_FIRST_DELIMITER: &[u8] = b"--camloopframe\r\n";
+
+/// Sent right after every JPEG of the stream: the CRLF and `--camloopframe`
+/// line that end this part and open the next one (RFC 2046 §5.1.1: the CRLF
+/// before a delimiter belongs to the delimiter, not to the JPEG).
+///
+/// Sending the delimiter at once rather than just before the next frame is
+/// what ustreamer does: a reader that waits for the delimiter to know a part
+/// is complete can hand the frame on as soon as it arrives instead of one
+/// frame interval later. Chromium is not such a reader: it commits a part
+/// only once the *next* part's headers are parsed, so it still shows each
+/// frame one interval late (checked with Debian's headless chromium at
+/// `--fps 1`: the first image appeared only after the second part was sent,
+/// in 4 runs of 4). Every part must carry its own `Content-Length`, so those
+/// headers cannot go out before their frame exists.
+pub const MJPEG_PART_END: &[u8] = b"\r\n--camloopframe\r\n";
+
+/// When and which grab a frame came from, sent with every stream part and
+/// `/snapshot.jpg` as `X-Timestamp` and `X-Frame`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameStamp {
+    /// The camera's grab sequence number (1 for the first grab).
+    pub seq: u64,
+    /// Wall-clock time of the grab, microseconds since the Unix epoch.
+    pub grabbed_unix_us: u64,
+}
+
+impl FrameStamp {
+    /// `[("X-Timestamp", "1764620000.123456"), ("X-Frame", "42")]`: UNIX
+    /// seconds with microseconds, and the sequence number.
+    pub fn headers(&self) -> [(&'static str, String); 2] {
+        [
+            (
+                "X-Timestamp",
+                crate::timefmt::unix_micros_text(self.grabbed_unix_us),
+            ),
+            ("X-Frame", self.seq.to_string()),
+        ]
+    }
+}
+
+/// The headers of one stream part, without the delimiter (that came at the
+/// end of the part before, or as [`MJPEG_FIRST_DELIMITER`]):
+/// `Content-Type: image/jpeg`, `Content-Length: N`, `X-Timestamp`, `X-Frame`
+/// (when the frame has a stamp; the "no signal" frame has none), blank line.
+/// The length lets a client such as ffmpeg read the JPEG without scanning it
+/// for the boundary.
+pub fn mjpeg_part_headers(jpeg_len: usize, stamp: Option<FrameStamp>) -> Vec<u8> {
+    let mut head = format!("Content-Type: image/jpeg\r\nContent-Length: {jpeg_len}\r\n");
+    for (name, value) in stamp.iter().flat_map(FrameStamp::headers) {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// The head of a 200 `/snapshot.jpg` response: [`jpeg_response_head`] plus
+/// the frame's stamp and any `extra_headers` (CORS).
+pub fn snapshot_response_head(
+    jpeg_len: usize,
+    keep_alive: bool,
+    stamp: Option<FrameStamp>,
+    extra_headers: &[(&str, &str)],
+) -> Vec<u8> {
+    let stamp_headers: Vec<(&str, String)> = stamp.iter().flat_map(FrameStamp::headers).collect();
+    let mut headers: Vec<(&str, &str)> = vec![NO_STORE];
+    headers.extend(stamp_headers.iter().map(|(n, v)| (*n, v.as_str())));
+    headers.extend_from_slice(extra_headers);
+    response_head(200, CONTENT_TYPE_JPEG, jpeg_len, keep_alive, &headers)
+}
+
+/// The `WWW-Authenticate` challenge of a 401 to a request that offered no
+/// credentials, or Basic ones. Basic, so that a browser asks for the token
+/// once (any user name, the token as password) and ffmpeg, VLC and OpenCV,
+/// which send credentials from a URL only when challenged, send them.
+pub const AUTH_CHALLENGE: (&str, &str) = ("WWW-Authenticate", "Basic realm=\"camloop\"");
+
+/// The challenge of a 401 to a request that offered only a `?token=` or a
+/// Bearer token, and a wrong one: a browser does not prompt for Bearer, so
+/// a page opened with a wrong `?token=` (or whose requests carry one) shows
+/// its token-required state instead of a login box on top of it.
+pub const BEARER_CHALLENGE: (&str, &str) = ("WWW-Authenticate", "Bearer realm=\"camloop\"");
+
+/// Which challenge a refused request gets: [`BEARER_CHALLENGE`] if it
+/// offered a query or Bearer token and no Basic credentials, else
+/// [`AUTH_CHALLENGE`].
+pub fn challenge_for(head: &RequestHead) -> (&'static str, &'static str) {
+    if head.basic_password.is_none() && head.offered_tokens().next().is_some() {
+        BEARER_CHALLENGE
+    } else {
+        AUTH_CHALLENGE
+    }
+}
+
+/// The JSON body of a 401 on every route but the page.
+pub const AUTH_REQUIRED_JSON: &str = "{\"error\":\"auth: token required\"}";
+
+/// The page a 401 on `/` shows: what is wrong and a field for the token,
+/// which reloads the page as `?token=…`. `id="token-required"` is the
+/// element the main page also shows when one of its requests gets a 401.
+pub const AUTH_REQUIRED_HTML: &str = "<!doctype html>\n\
+<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>camloop: token required</title><link rel=\"icon\" href=\"data:,\"></head>\n\
+<body style=\"font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto\">\n\
+<h1 id=\"token-required\">camloop: token required</h1>\n\
+<p>This camera needs its token: open the page as <code>/?token=TOKEN</code>, \
+or log in with any user name and the token as password.</p>\n\
+<form method=\"get\"><input name=\"token\" type=\"password\" placeholder=\"token\" \
+autocomplete=\"current-password\"> <button type=\"submit\">Open</button></form>\n\
+</body></html>\n";
+
+/// A 401 to `head`: [`AUTH_REQUIRED_HTML`] for the page (`html`), else
+/// [`AUTH_REQUIRED_JSON`]; with its [`challenge_for`] and `extra_headers`
+/// (CORS, so a page on another origin can tell a 401 from a network error).
+/// The connection is closed afterwards.
+pub fn unauthorized_response(
+    head: &RequestHead,
+    html: bool,
+    extra_headers: &[(&str, &str)],
+) -> Vec<u8> {
+    let method = head.method;
+    let (content_type, body) = if html {
+        (CONTENT_TYPE_HTML, AUTH_REQUIRED_HTML)
+    } else {
+        (CONTENT_TYPE_JSON, AUTH_REQUIRED_JSON)
+    };
+    let mut headers = vec![challenge_for(head), NO_STORE];
+    headers.extend_from_slice(extra_headers);
+    response(method, 401, content_type, body.as_bytes(), false, &headers)
+}
+
+/// The CORS headers of a response on a [`Route::allows_cors`] route when
+/// `--cors-origin` is set: `Access-Control-Allow-Origin`, `Vary: Origin`, and
+/// `Access-Control-Expose-Headers` so a script can read the frame stamps.
+/// Empty when CORS is off.
+///
+/// [`Route::allows_cors`]: super::Route::allows_cors
+pub fn cors_headers(allow_origin: Option<&str>) -> Vec<(&'static str, &str)> {
+    match allow_origin {
+        Some(origin) => vec![
+            ("Access-Control-Allow-Origin", origin),
+            ("Vary", "Origin"),
+            ("Access-Control-Expose-Headers", "X-Timestamp, X-Frame"),
+        ],
+        None => Vec::new(),
+    }
+}
+
+/// The answer to an `OPTIONS` request (a CORS preflight): 204 with `Allow`
+/// and, when `--cors-origin` is set, the CORS headers plus
+/// `Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS` and
+/// `Access-Control-Allow-Headers: Authorization`. A 204 has no body and no
+/// `Content-Length` (RFC 9110 §8.6).
+pub fn preflight_response(allow_origin: Option<&str>, keep_alive: bool) -> Vec<u8> {
+    let mut head = String::from("HTTP/1.1 204 No Content\r\nAllow: GET, HEAD, POST, OPTIONS\r\n");
+    if allow_origin.is_some() {
+        for (name, value) in cors_headers(allow_origin) {
+            let _ = write!(head, "{name}: {value}\r\n");
+        }
+        head.push_str(
+            "Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\n\
+             Access-Control-Allow-Headers: Authorization\r\n\
+             Access-Control-Max-Age: 600\r\n",
+        );
+    }
+    let _ = write!(
+        head,
+        "Connection: {}\r\n\r\n",
+        if keep_alive { "keep-alive" } else { "close" }
+    );
+    head.into_bytes()
 }
 
 /// The `POST /capture` success body:
@@ -226,6 +398,12 @@ pub fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
+/// The whole response to an HTTP client the server has no room for
+/// (`--max-clients`), written once before the connection is closed.
+pub const MAX_CLIENTS_RESPONSE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 20\r\n\
+Connection: close\r\n\r\nmax clients reached\n";
+
 /// Upper bounds for the grab and encode time histograms, in microseconds:
 /// from 100 µs (a passthrough MJPEG grab) to 1 s (a camera that hangs).
 pub const LATENCY_BUCKETS_US: &[u64] = &[
@@ -247,18 +425,12 @@ pub struct HistogramView {
 }
 
 impl HistogramView {
-    /// Reads the buckets out of an HdrHistogram of microseconds. Its sum is
-    /// not kept exactly, so `sum_us` is the mean times the count, which is
-    /// within the histogram's precision.
-    pub fn from_hdr(hist: &hdrhistogram::Histogram<u64>, bounds_us: &[u64]) -> Self {
-        let count = hist.len();
+    /// Reads the buckets out of a timing histogram, with its exact sum.
+    pub fn from_timing(timing: &crate::stats::TimingHistogram, bounds_us: &[u64]) -> Self {
         HistogramView {
-            buckets_le_us: bounds_us
-                .iter()
-                .map(|&le| (le, hist.count_between(0, le)))
-                .collect(),
-            sum_us: (hist.mean() * count as f64).round() as u64,
-            count,
+            buckets_le_us: timing.cumulative_counts(bounds_us),
+            sum_us: timing.sum_micros(),
+            count: timing.count(),
         }
     }
 }
@@ -297,7 +469,7 @@ pub struct StateView {
     pub frames_sent: u64,
     /// Frames a slow viewer skipped because its socket was not writable.
     pub frames_dropped: u64,
-    /// Viewers disconnected for being stuck past the output cap.
+    /// Stream viewers dropped after --stream-stall-timeout without write progress.
     pub viewers_dropped: u64,
     /// Snapshots written.
     pub snapshots: u64,

@@ -1,17 +1,21 @@
 //! The control-port session: runs decoded requests and produces replies.
 //!
-//! The byte-level rules live in [`crate::protocol`]; this module decides
-//! what each request does to the server (stats, captures, shutdown) and
-//! keeps the per-connection order: while a capture or `frame` waits for
-//! its grab, later pipelined requests of that connection queue behind it.
+//! The byte-level rules and the reply strings live in [`crate::protocol`];
+//! this module decides what each request does to the server (stats,
+//! captures, shutdown) and keeps the per-connection order: while a capture
+//! or `frame` waits for its grab, later pipelined requests of that
+//! connection queue behind it. It works through a [`Context`] and never
+//! sees the socket.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::connection::{Connection, Session, OUTPUT_SOFT_CAP_BYTES};
-use super::{Core, FrameOutcome, FrameWaiter};
+use super::connection::Context;
+use super::core::{Core, FrameOutcome};
+use super::state_view;
 use crate::protocol::{
-    frame_header, Command, DecodeError, Decoder, Framing, Request, Terminator, GREETING, HELP_REPLY,
+    frame_header, Command, DecodeError, Decoder, Framing, Request, Terminator, BYE, HELP_REPLY, OK,
+    PONG, RECEIVED, SHUTTING_DOWN,
 };
 
 /// The most bytes one `read()` takes on a line-mode control connection.
@@ -30,30 +34,30 @@ pub struct ControlSession {
     /// Input that broke the protocol, answered once everything before it is.
     refusal: Option<DecodeError>,
     authenticated: bool,
-    /// Whether the client came in through a loopback listener, where
-    /// `shutdown` needs no `auth`.
-    via_loopback: bool,
+    /// Whether `shutdown` needs no `auth`: see [`may_shut_down_without_auth`].
+    may_shut_down: bool,
+}
+
+/// Who may stop the server without `auth`: a *local peer*, that is a
+/// client whose own address is loopback or that came in on the Unix socket
+/// (whose file permissions already decided who may connect). The listener
+/// does not count: a wildcard listener serves loopback clients too, and a
+/// loopback listener says nothing about who is behind a port forward.
+pub fn may_shut_down_without_auth(_listener_is_loopback: bool, local_peer: bool) -> bool {
+    local_peer
 }
 
 impl ControlSession {
-    /// A session for a new connection.
-    pub fn new(framing: Framing, via_loopback: bool) -> Self {
+    /// A session for a new connection; `may_shut_down` is the answer of
+    /// [`may_shut_down_without_auth`] for it.
+    pub fn new(framing: Framing, may_shut_down: bool) -> Self {
         ControlSession {
             decoder: Decoder::new(framing),
             queued: VecDeque::new(),
             awaiting: None,
             refusal: None,
             authenticated: false,
-            via_loopback,
-        }
-    }
-
-    /// The greeting to send on connect.
-    pub fn greeting(framing: Framing) -> &'static [u8] {
-        if framing == Framing::Line {
-            b"Welcome\n"
-        } else {
-            GREETING
+            may_shut_down,
         }
     }
 
@@ -74,87 +78,57 @@ impl ControlSession {
             .max_read_bytes()
             .unwrap_or(CONTROL_READ_CHUNK_BYTES)
     }
-}
-
-impl Connection {
-    fn control(&mut self) -> &mut ControlSession {
-        match &mut self.session {
-            Session::Control(control) => control,
-            Session::Http(_) => unreachable!("control() on an HTTP connection"),
-        }
-    }
 
     /// Whether the next request may run now.
-    fn may_run_request(&mut self) -> bool {
-        !self.close_after_flush
-            && self.output.pending_bytes() < OUTPUT_SOFT_CAP_BYTES
-            && self.control().awaiting.is_none()
+    fn may_run_request(&self, cx: &Context) -> bool {
+        cx.may_run_request() && self.awaiting.is_none()
     }
 
     /// Decodes one read's bytes and runs the requests, queueing what has to wait.
-    pub fn control_input(&mut self, core: &mut Core, key: usize, bytes: &[u8], now: Instant) {
+    pub fn input(&mut self, cx: &mut Context, core: &mut Core, bytes: &[u8], now: Instant) {
         let mut requests = std::mem::take(&mut core.scratch_requests);
-        let decoded = self.control().decoder.feed(bytes, &mut requests);
+        let decoded = self.decoder.feed(bytes, &mut requests);
         for request in requests.drain(..) {
-            if self.may_run_request() && self.control().queued.is_empty() {
-                self.run_request(core, key, request, now);
-            } else if !self.close_after_flush {
-                self.control().queued.push_back(request);
+            if self.may_run_request(cx) && self.queued.is_empty() {
+                self.run_request(cx, core, request, now);
+            } else if !cx.is_draining() {
+                self.queued.push_back(request);
             }
         }
         core.scratch_requests = requests;
         if let Err(error) = decoded {
             // Everything before the bad line is answered first, in order.
-            self.control().refusal = Some(error);
-            self.control_run_queued(core, key, now);
+            self.refusal = Some(error);
+            self.run_queued(cx, core, now);
         }
     }
 
     /// Runs queued requests while nothing blocks them.
-    pub fn control_run_queued(&mut self, core: &mut Core, key: usize, now: Instant) {
-        while self.may_run_request() {
-            let Some(request) = self.control().queued.pop_front() else {
+    pub fn run_queued(&mut self, cx: &mut Context, core: &mut Core, now: Instant) {
+        while self.may_run_request(cx) {
+            let Some(request) = self.queued.pop_front() else {
                 break;
             };
-            self.run_request(core, key, request, now);
+            self.run_request(cx, core, request, now);
         }
-        if self.close_after_flush {
-            self.control().queued.clear();
-        } else if self.control().is_idle() {
-            if let Some(error) = self.control().refusal.take() {
-                self.refuse_input(core, error);
+        if cx.is_draining() {
+            self.queued.clear();
+        } else if self.is_idle() {
+            if let Some(error) = self.refusal.take() {
+                core.counters.errors += 1;
+                log::info!("control client {}: {error}; closing", cx.peer);
+                // An over-long line can only happen in line mode, so ERR is allowed.
+                cx.reply(&format!("ERR {error}"), Terminator::Lf.as_bytes());
+                cx.close_after_flush();
             }
         }
     }
 
-    fn refuse_input(&mut self, core: &mut Core, error: DecodeError) {
-        core.counters.errors += 1;
-        log::info!("control client {}: {error}; closing", self.peer);
-        // An over-long line can only happen in line mode, so ERR is allowed.
-        self.reply(&format!("ERR {error}"), Terminator::Lf);
-        self.close_after_flush = true;
-    }
-
-    fn reply(&mut self, text: &str, terminator: Terminator) {
-        self.output.push_bytes(text.as_bytes());
-        self.output.push_bytes(terminator.as_bytes());
-    }
-
-    /// Sends an error: `ERR <area>: <reason>` in line mode, `Received` to
-    /// raw clients, which only know that word.
-    fn reply_error(&mut self, core: &mut Core, area: &str, reason: &str, terminator: Terminator) {
-        core.counters.errors += 1;
-        if terminator.is_raw() {
-            self.reply("Received", terminator);
-        } else {
-            self.reply(&format!("ERR {area}: {reason}"), terminator);
-        }
-    }
-
-    fn run_request(&mut self, core: &mut Core, key: usize, request: Request, now: Instant) {
+    fn run_request(&mut self, cx: &mut Context, core: &mut Core, request: Request, now: Instant) {
         core.counters.requests += 1;
         let terminator = request.terminator;
-        let needs_auth = core.config.token.is_some() && !self.control().authenticated;
+        let reply = |cx: &mut Context, text: &str| cx.reply(text, terminator.as_bytes());
+        let needs_auth = core.config.token.is_some() && !self.authenticated;
         if needs_auth
             && !matches!(
                 request.command,
@@ -162,92 +136,82 @@ impl Connection {
             )
         {
             core.counters.auth_failures += 1;
-            core.counters.errors += 1;
-            self.reply("ERR auth: required", terminator);
+            reply_error(cx, core, "auth", "required", terminator);
             return;
         }
         match request.command {
-            Command::Message => self.reply("Received", terminator),
-            Command::Ping => self.reply("PONG", terminator),
-            Command::Help => self.reply(HELP_REPLY, terminator),
+            Command::Message => reply(cx, RECEIVED),
+            Command::Ping => reply(cx, PONG),
+            Command::Help => reply(cx, HELP_REPLY),
             Command::Stats => {
-                let line = stats_line(core, now);
-                self.reply(&line, terminator);
+                let line = state_view::stats_line(&state_view::numbers(core, now));
+                reply(cx, &line);
             }
             Command::Capture | Command::Frame if !core.camera.is_present() => {
                 if request.command == Command::Capture && terminator.is_raw() {
                     // The classic client expects `Received` for `c` either way.
                     core.counters.errors += 1;
-                    self.reply("Received", terminator);
+                    reply(cx, RECEIVED);
                 } else {
-                    self.reply_error(core, "camera", "no camera", terminator);
+                    reply_error(cx, core, "camera", "no camera", terminator);
                 }
             }
             Command::Capture | Command::Frame => {
-                core.frame_waiters.push(FrameWaiter {
-                    key,
-                    conn_id: self.id,
-                    seen_seq: core.camera.frames_grabbed,
-                    wants_snapshot: request.command == Command::Capture,
-                });
-                self.control().awaiting = Some(request);
+                core.wait_for_frame(cx.conn, request.command == Command::Capture);
+                self.awaiting = Some(request);
             }
             Command::Auth(token) => match &core.config.token {
-                None => self.reply_error(core, "auth", "no token configured", terminator),
+                None => reply_error(cx, core, "auth", "no token configured", terminator),
                 Some(expected) if constant_time_eq(expected.as_bytes(), &token) => {
-                    self.control().authenticated = true;
-                    self.reply("OK", terminator);
+                    self.authenticated = true;
+                    reply(cx, OK);
                 }
                 Some(_) => {
                     core.counters.auth_failures += 1;
-                    log::warn!("control client {}: wrong auth token", self.peer);
-                    self.reply_error(core, "auth", "wrong token", terminator);
+                    log::warn!("control client {}: wrong auth token", cx.peer);
+                    reply_error(cx, core, "auth", "wrong token", terminator);
                 }
             },
             Command::Exit => {
                 if !terminator.is_raw() {
-                    self.reply("Bye", terminator);
+                    reply(cx, BYE);
                 }
-                self.close_after_flush = true;
+                cx.close_after_flush();
             }
             Command::Shutdown => {
-                let allowed = self.control().via_loopback || self.control().authenticated;
-                if !allowed {
-                    self.reply_error(
-                        core,
-                        "auth",
-                        "shutdown needs auth on a non-loopback listener",
-                        terminator,
-                    );
+                if !self.may_shut_down && !self.authenticated {
+                    let reason = "shutdown needs auth from a non-loopback client";
+                    reply_error(cx, core, "auth", reason, terminator);
                     return;
                 }
-                log::info!("shutdown requested by control client {}", self.peer);
+                log::info!("shutdown requested by control client {}", cx.peer);
                 if !terminator.is_raw() {
-                    self.reply("OK shutting down", terminator);
+                    reply(cx, SHUTTING_DOWN);
                 }
                 core.shutdown_requested = true;
-                self.close_after_flush = true;
+                cx.close_after_flush();
             }
         }
     }
 
     /// Completes the capture or `frame` request that waited for a grab.
-    pub fn control_frame_ready(&mut self, core: &mut Core, outcome: &FrameOutcome) {
-        let Some(request) = self.control().awaiting.take() else {
+    pub fn frame_ready(&mut self, cx: &mut Context, core: &mut Core, outcome: &FrameOutcome) {
+        let Some(request) = self.awaiting.take() else {
             return;
         };
         let terminator = request.terminator;
         match (&request.command, &outcome.frame) {
             (_, Err(error)) => {
                 let reason = error.to_string();
-                self.reply_error(core, "camera", &reason, terminator);
+                reply_error(cx, core, "camera", &reason, terminator);
             }
             (Command::Frame, Ok(frame)) => {
-                self.output
+                cx.output
                     .push_bytes(frame_header(frame.jpeg.len()).as_bytes());
-                self.output.push_shared(frame.jpeg.clone());
+                cx.output.push_shared(frame.jpeg.clone());
             }
             (_, Ok(frame)) => match &outcome.snapshot {
+                Some(Ok(_)) if terminator.is_raw() => cx.reply(RECEIVED, terminator.as_bytes()),
                 Some(Ok(saved)) => {
                     let text = format!(
                         "OK {} {}x{} {}",
@@ -256,65 +220,32 @@ impl Connection {
                         frame.height,
                         frame.jpeg.len()
                     );
-                    if terminator.is_raw() {
-                        self.reply("Received", terminator);
-                    } else {
-                        self.reply(&text, terminator);
-                    }
+                    cx.reply(&text, terminator.as_bytes());
                 }
-                Some(Err(reason)) => self.reply_error(core, "snapshot", reason, terminator),
-                None => self.reply_error(core, "snapshot", "not written", terminator),
+                Some(Err(reason)) => reply_error(cx, core, "snapshot", reason, terminator),
+                None => reply_error(cx, core, "snapshot", "not written", terminator),
             },
         }
     }
 }
 
-/// The one-line `stats` reply. Keys are stable; new ones are only added.
-fn stats_line(core: &Core, now: Instant) -> String {
-    let camera = core.camera.status(now);
-    let counters = &core.counters;
-    // A source name may contain spaces (a GStreamer pipeline); keep the
-    // reply one whitespace-separated key=value list.
-    let camera_name: String = camera
-        .name
-        .chars()
-        .map(|c| if c.is_whitespace() { '_' } else { c })
-        .collect();
-    format!(
-        "OK clients={} clients_max={} uptime_s={} camera={} camera_ok={} width={} height={} \
-         fps_x100={} frames_grabbed={} frames_encoded={} snapshots={} snapshot_errors={} \
-         bytes_in={} bytes_out={} requests={} errors={} grab_us_p50={} grab_us_p99={} \
-         grab_us_max={} encode_us_p99={}{}",
-        core.clients,
-        core.max_clients,
-        now.duration_since(core.started_at).as_secs(),
-        camera_name,
-        u8::from(camera.ok),
-        camera.width,
-        camera.height,
-        camera.fps_x100,
-        core.camera.frames_grabbed,
-        core.camera.frames_encoded,
-        counters.snapshots,
-        counters.snapshot_errors,
-        counters.bytes_in,
-        counters.bytes_out,
-        counters.requests,
-        counters.errors,
-        core.camera.grab_time.quantile_micros(0.5),
-        core.camera.grab_time.quantile_micros(0.99),
-        core.camera.grab_time.max_micros(),
-        core.camera.encode_time.quantile_micros(0.99),
-        [
-            ("frames_sent", counters.frames_sent),
-            ("frames_dropped", counters.frames_dropped),
-            ("viewers_dropped", counters.viewers_dropped),
-        ]
-        .into_iter()
-        .chain(core.more_stats())
-        .map(|(key, value)| format!(" {key}={value}"))
-        .collect::<String>(),
-    )
+/// Sends an error: `ERR <area>: <reason>` in line mode, `Received` to raw
+/// clients, which only know that word. Every error reply goes through
+/// here, so the raw-mode rule (README: a raw request never gets `ERR`)
+/// holds for every request, including those added later.
+fn reply_error(
+    cx: &mut Context,
+    core: &mut Core,
+    area: &str,
+    reason: &str,
+    terminator: Terminator,
+) {
+    core.counters.errors += 1;
+    if terminator.is_raw() {
+        cx.reply(RECEIVED, terminator.as_bytes());
+    } else {
+        cx.reply(&format!("ERR {area}: {reason}"), terminator.as_bytes());
+    }
 }
 
 /// Compares secrets in time independent of where they differ.
@@ -332,6 +263,24 @@ pub fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shutdown_without_auth_depends_on_the_peer_only() {
+        // (listener is loopback, peer is local) -> allowed
+        assert!(may_shut_down_without_auth(true, true));
+        assert!(
+            may_shut_down_without_auth(false, true),
+            "0.0.0.0, peer 127.0.0.1"
+        );
+        assert!(
+            !may_shut_down_without_auth(false, false),
+            "0.0.0.0, remote peer"
+        );
+        assert!(
+            !may_shut_down_without_auth(true, false),
+            "forwarded to 127.0.0.1"
+        );
+    }
 
     #[test]
     fn secrets_compare_by_content() {

@@ -5,34 +5,30 @@
 //! decides what each route does to the server (a fresh frame, a snapshot,
 //! the state) and keeps a stream viewer bounded: a viewer whose socket is
 //! still busy when a frame comes skips it and gets the newest one later,
-//! so its queue never grows past one frame.
+//! so its queue never grows past one frame. Like the control session it
+//! works through a [`Context`] and never sees the socket.
 
-use std::fs;
 use std::time::{Duration, Instant};
 
-use super::connection::{Connection, Session, OUTPUT_SOFT_CAP_BYTES};
-use super::{Core, FrameOutcome, FrameWaiter};
+use super::connection::Context;
+use super::control::constant_time_eq;
+use super::core::{Core, FrameOutcome, ServerConfig};
+use super::state_view;
 use crate::camera::pipeline::SharedFrame;
-use crate::http::request::{HttpError, Method, RequestHead, RequestReader};
+use crate::http::request::{Method, RequestHead, RequestReader};
 use crate::http::response::{
-    self, capture_json, error_json, error_response, error_response_to, jpeg_response_head,
-    mjpeg_part_head, mjpeg_stream_head, CONTENT_TYPE_HTML, CONTENT_TYPE_JSON, CONTENT_TYPE_METRICS,
-    MJPEG_PART_TAIL, NO_STORE,
+    self, capture_json, cors_headers, error_json, error_response, error_response_to,
+    mjpeg_part_headers, mjpeg_stream_head_with, preflight_response, snapshot_response_head,
+    unauthorized_response, FrameStamp, CONTENT_TYPE_HTML, CONTENT_TYPE_JSON, CONTENT_TYPE_METRICS,
+    MJPEG_FIRST_DELIMITER, MJPEG_PART_END, NO_STORE,
 };
-use crate::http::{route, Route, PAGE_HTML};
-use crate::server::control::constant_time_eq;
+use crate::http::{is_preflight, route, Route, PAGE_HTML};
 
-/// A request head must arrive within this time once it has started:
-/// slowloris clients that trickle a header forever are cut off.
-pub const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a stream the kernel may hold unsent for one viewer. Without
 /// a limit Linux autotunes the send buffer to megabytes, which a slow
 /// viewer would watch seconds or minutes behind; with it, the socket stops
 /// taking data early, the viewer skips frames and always sees recent ones.
 pub const VIEWER_UNSENT_LIMIT_BYTES: u32 = 128 * 1024;
-
-/// An idle keep-alive connection is closed after this long.
-pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What an HTTP connection is doing.
 enum HttpState {
@@ -43,6 +39,8 @@ enum HttpState {
         method: Method,
         keep_alive: bool,
         capture: bool,
+        /// Whether the answer carries the `--cors-origin` headers.
+        cors: bool,
     },
     /// Receiving `/stream.mjpg` until it disconnects.
     Streaming(Viewer),
@@ -53,6 +51,18 @@ pub struct Viewer {
     /// `?fps=N`: the viewer's own lower rate.
     min_interval: Option<Duration>,
     last_sent: Option<Instant>,
+    /// The last camera frame sent: `X-Frame` only ever increases, so a
+    /// frame offered twice is not sent twice.
+    last_seq: u64,
+}
+
+/// A frame's `X-Timestamp` / `X-Frame`; none for the "no signal" frame,
+/// which was never grabbed.
+fn stamp(frame: &SharedFrame) -> Option<FrameStamp> {
+    (frame.seq > 0).then_some(FrameStamp {
+        seq: frame.seq,
+        grabbed_unix_us: frame.grabbed_unix_us,
+    })
 }
 
 /// Protocol state of one HTTP connection.
@@ -103,111 +113,112 @@ impl HttpSession {
     /// The deadline this connection is held to now: the header deadline
     /// while a request is half received, the idle timeout between requests,
     /// none while streaming or waiting for the camera.
-    pub fn deadline(&self, last_activity: Instant) -> Option<Instant> {
+    /// (`--http-head-timeout`: slowloris clients that trickle a header
+    /// forever are cut off; `--http-idle-timeout` between requests.)
+    pub fn deadline(&self, last_activity: Instant, config: &ServerConfig) -> Option<Instant> {
         match (&self.state, self.head_started) {
-            (HttpState::Requests, Some(started)) => Some(started + HTTP_HEAD_TIMEOUT),
-            (HttpState::Requests, None) => Some(last_activity + HTTP_IDLE_TIMEOUT),
+            (HttpState::Requests, Some(started)) => Some(started + config.http_head_timeout),
+            (HttpState::Requests, None) => Some(last_activity + config.http_idle_timeout),
             _ => None,
         }
     }
 }
 
-impl Connection {
-    fn http(&mut self) -> &mut HttpSession {
-        match &mut self.session {
-            Session::Http(http) => http,
-            Session::Control(_) => unreachable!("http() on a control connection"),
-        }
-    }
-
+impl HttpSession {
     /// Takes one read's bytes and answers every complete request in them.
-    pub fn http_input(&mut self, core: &mut Core, key: usize, bytes: &[u8], now: Instant) {
-        if self.http().is_viewer() {
+    pub fn input(&mut self, cx: &mut Context, core: &mut Core, bytes: &[u8], now: Instant) {
+        if self.is_viewer() {
             return; // a viewer has nothing more to say; its bytes are dropped
         }
-        self.http().reader.push(bytes);
-        self.http_run_queued(core, key, now);
+        self.reader.push(bytes);
+        self.run_queued(cx, core, now);
     }
 
     /// Answers buffered requests while nothing blocks them.
-    pub fn http_run_queued(&mut self, core: &mut Core, key: usize, now: Instant) {
-        while !self.close_after_flush
-            && self.output.pending_bytes() < OUTPUT_SOFT_CAP_BYTES
-            && matches!(self.http().state, HttpState::Requests)
-        {
-            match self.http().reader.next_request() {
+    pub fn run_queued(&mut self, cx: &mut Context, core: &mut Core, now: Instant) {
+        while cx.may_run_request() && matches!(self.state, HttpState::Requests) {
+            match self.reader.next_request() {
                 None => break,
-                Some(Err(error)) => self.http_refuse(core, &error),
-                Some(Ok(head)) => self.http_request(core, key, head, now),
+                Some(Err(error)) => {
+                    log::debug!("http client {}: {error}", cx.peer);
+                    fail(cx, core, &error_response(error.status()));
+                }
+                Some(Ok(head)) => self.request(cx, core, head, now),
             }
         }
-        let session = self.http();
-        session.head_started = match (session.reader.is_mid_request(), session.head_started) {
+        self.head_started = match (self.reader.is_mid_request(), self.head_started) {
             (true, None) => Some(now),
             (true, started) => started,
             (false, _) => None,
         };
     }
 
-    fn http_refuse(&mut self, core: &mut Core, error: &HttpError) {
-        core.counters.errors += 1;
-        log::debug!("http client {}: {error}", self.peer);
-        self.output.push_bytes(&error_response(error.status()));
-        self.close_after_flush = true;
-    }
-
-    /// Answers a request whose head has timed out (408) and closes.
-    pub fn http_timeout(&mut self, core: &mut Core) {
-        let half_received = self.http().head_started.is_some();
-        if half_received {
-            core.counters.errors += 1;
-            log::debug!("http client {}: request head timed out", self.peer);
-            self.output.push_bytes(&error_response(408));
+    /// The deadline passed: a half-received request head gets 408 (the
+    /// loop closes the connection either way).
+    pub fn timed_out(&mut self, cx: &mut Context, core: &mut Core) {
+        if self.head_started.is_some() {
+            log::debug!("http client {}: request head timed out", cx.peer);
+            fail(cx, core, &error_response(408));
         }
-        self.close_after_flush = true;
     }
 
-    fn http_request(&mut self, core: &mut Core, key: usize, head: RequestHead, now: Instant) {
+    fn request(&mut self, cx: &mut Context, core: &mut Core, head: RequestHead, now: Instant) {
         core.counters.requests += 1;
         let (method, keep_alive) = (head.method, head.keep_alive);
+        let cors_origin = core.config.cors_origin.clone();
+        // Browsers send preflights without credentials: answer them first.
+        if is_preflight(&head) {
+            cx.output
+                .push_bytes(&preflight_response(cors_origin.as_deref(), keep_alive));
+            if !keep_alive {
+                cx.close_after_flush();
+            }
+            return;
+        }
+        let route = route(&head);
+        let cors = route.allows_cors() && cors_origin.is_some();
+        let cors_headers = if cors {
+            cors_headers(cors_origin.as_deref())
+        } else {
+            Vec::new()
+        };
         if let Some(expected) = &core.config.token {
-            let given = head.bearer_token.as_deref().or(head.query("token"));
-            if !given.is_some_and(|t| constant_time_eq(expected.as_bytes(), t.as_bytes())) {
+            // Every offered credential is compared in constant time; the
+            // request passes if one is right.
+            let authorized = head
+                .offered_tokens()
+                .any(|t| constant_time_eq(expected.as_bytes(), t.as_bytes()));
+            if !authorized {
                 core.counters.auth_failures += 1;
-                core.counters.errors += 1;
-                log::warn!("http client {}: missing or wrong token", self.peer);
-                let challenge = ("WWW-Authenticate", "Bearer");
-                self.output
-                    .push_bytes(&error_response_to(method, 401, &[challenge]));
-                self.close_after_flush = true;
+                log::warn!("http client {}: missing or wrong token", cx.peer);
+                let html = route == Route::Page;
+                fail(cx, core, &unauthorized_response(&head, html, &cors_headers));
                 return;
             }
         }
-        let respond = |conn: &mut Connection, status, content_type, body: &[u8]| {
+        let mut headers = vec![NO_STORE];
+        headers.extend_from_slice(&cors_headers);
+        let respond = |cx: &mut Context, status, content_type, body: &[u8]| {
             let bytes =
-                response::response(method, status, content_type, body, keep_alive, &[NO_STORE]);
-            conn.output.push_bytes(&bytes);
+                response::response(method, status, content_type, body, keep_alive, &headers);
+            cx.output.push_bytes(&bytes);
             if !keep_alive {
-                conn.close_after_flush = true;
+                cx.close_after_flush();
             }
         };
-        match route(&head) {
-            Route::Page => respond(self, 200, CONTENT_TYPE_HTML, PAGE_HTML.as_bytes()),
+        match route {
+            Route::Page => respond(cx, 200, CONTENT_TYPE_HTML, PAGE_HTML.as_bytes()),
             Route::State => {
-                let json = response::state_json(&core.state_view(now));
-                respond(self, 200, CONTENT_TYPE_JSON, json.as_bytes());
+                let json = response::state_json(&state_view::numbers(core, now).state);
+                respond(cx, 200, CONTENT_TYPE_JSON, json.as_bytes());
             }
             Route::Metrics => {
-                let text = response::metrics_text(&core.state_view(now));
-                respond(self, 200, CONTENT_TYPE_METRICS, text.as_bytes());
+                let text = response::metrics_text(&state_view::numbers(core, now).state);
+                respond(cx, 200, CONTENT_TYPE_METRICS, text.as_bytes());
             }
-            Route::LatestSnapshot => match core.snapshots.latest_path().map(fs::read) {
-                Some(Ok(jpeg)) => respond(self, 200, response::CONTENT_TYPE_JPEG, &jpeg),
-                _ => {
-                    core.counters.errors += 1;
-                    self.output.push_bytes(&error_response_to(method, 404, &[]));
-                    self.close_after_flush = true;
-                }
+            Route::LatestSnapshot => match core.snapshots.latest_jpeg() {
+                Some(jpeg) => respond(cx, 200, response::CONTENT_TYPE_JPEG, &jpeg),
+                _ => fail(cx, core, &error_response_to(method, 404, &[])),
             },
             // Without a camera there will never be a frame: say so rather
             // than leave a viewer waiting on an empty stream.
@@ -216,80 +227,96 @@ impl Connection {
             {
                 core.counters.errors += 1;
                 let body = error_json("camera: no camera");
-                respond(self, 503, CONTENT_TYPE_JSON, body.as_bytes());
+                respond(cx, 503, CONTENT_TYPE_JSON, body.as_bytes());
             }
             route @ (Route::Snapshot | Route::Capture) => {
                 let capture = route == Route::Capture;
-                core.frame_waiters.push(FrameWaiter {
-                    key,
-                    conn_id: self.id,
-                    seen_seq: core.camera.frames_grabbed,
-                    wants_snapshot: capture,
-                });
-                self.http().state = HttpState::AwaitingFrame {
+                core.wait_for_frame(cx.conn, capture);
+                self.state = HttpState::AwaitingFrame {
                     method,
                     keep_alive,
                     capture,
+                    cors,
                 };
             }
             Route::Stream { fps } => {
-                self.output.push_bytes(&mjpeg_stream_head());
+                cx.output.push_bytes(&mjpeg_stream_head_with(&cors_headers));
                 if method == Method::Head {
-                    self.close_after_flush = true;
+                    cx.close_after_flush();
                     return;
                 }
-                core.viewers.push((key, self.id));
-                self.socket.limit_unsent_bytes(VIEWER_UNSENT_LIMIT_BYTES);
-                log::debug!("http client {} started streaming", self.peer);
-                self.http().state = HttpState::Streaming(Viewer {
+                // The first delimiter now; every part then ends with the
+                // next one (early boundary, see MJPEG_PART_END).
+                cx.output.push_bytes(MJPEG_FIRST_DELIMITER);
+                core.viewers.push(cx.conn);
+                log::debug!("http client {} started streaming", cx.peer);
+                self.state = HttpState::Streaming(Viewer {
                     min_interval: fps.map(|fps| Duration::from_secs(1) / fps),
                     last_sent: None,
+                    last_seq: 0,
                 });
             }
-            Route::NotFound => {
-                core.counters.errors += 1;
-                self.output.push_bytes(&error_response_to(method, 404, &[]));
-                self.close_after_flush = true;
-            }
+            Route::NotFound => fail(cx, core, &error_response_to(method, 404, &[])),
             Route::MethodNotAllowed { allow } => {
-                core.counters.errors += 1;
-                self.output
-                    .push_bytes(&error_response_to(method, 405, &[("Allow", allow)]));
-                self.close_after_flush = true;
+                let response = error_response_to(method, 405, &[("Allow", allow)]);
+                fail(cx, core, &response);
             }
         }
     }
 
     /// Completes `/snapshot.jpg` or `/capture` with the shared grab.
-    pub fn http_frame_ready(&mut self, core: &mut Core, outcome: &FrameOutcome) {
+    pub fn frame_ready(&mut self, cx: &mut Context, core: &mut Core, outcome: &FrameOutcome) {
         let HttpState::AwaitingFrame {
             method,
             keep_alive,
             capture,
-        } = self.http().state
+            cors,
+        } = self.state
         else {
             return;
         };
-        self.http().state = HttpState::Requests;
+        self.state = HttpState::Requests;
+        let cors_headers = if cors {
+            cors_headers(core.config.cors_origin.as_deref())
+        } else {
+            Vec::new()
+        };
+        let mut headers = vec![NO_STORE];
+        headers.extend_from_slice(&cors_headers);
+        let json = |cx: &mut Context, status, json: &str| {
+            let bytes = response::response(
+                method,
+                status,
+                CONTENT_TYPE_JSON,
+                json.as_bytes(),
+                keep_alive,
+                &headers,
+            );
+            cx.output.push_bytes(&bytes);
+        };
         let failure = match (&outcome.frame, capture) {
             (Err(error), _) => Some(format!("camera: {error}")),
             (Ok(frame), false) => {
-                self.output
-                    .push_bytes(&jpeg_response_head(frame.jpeg.len(), keep_alive));
+                cx.output.push_bytes(&snapshot_response_head(
+                    frame.jpeg.len(),
+                    keep_alive,
+                    stamp(frame),
+                    &cors_headers,
+                ));
                 if method != Method::Head {
-                    self.output.push_shared(frame.jpeg.clone());
+                    cx.output.push_shared(frame.jpeg.clone());
                 }
                 None
             }
             (Ok(frame), true) => match &outcome.snapshot {
                 Some(Ok(saved)) => {
-                    let json = capture_json(
+                    let body = capture_json(
                         &saved.file_name,
                         frame.jpeg.len(),
                         frame.width,
                         frame.height,
                     );
-                    self.http_json(method, 200, &json, keep_alive);
+                    json(cx, 200, &body);
                     None
                 }
                 Some(Err(reason)) => Some(format!("snapshot: {reason}")),
@@ -298,23 +325,11 @@ impl Connection {
         };
         if let Some(message) = failure {
             core.counters.errors += 1;
-            self.http_json(method, 503, &error_json(&message), keep_alive);
+            json(cx, 503, &error_json(&message));
         }
         if !keep_alive {
-            self.close_after_flush = true;
+            cx.close_after_flush();
         }
-    }
-
-    fn http_json(&mut self, method: Method, status: u16, json: &str, keep_alive: bool) {
-        let bytes = response::response(
-            method,
-            status,
-            CONTENT_TYPE_JSON,
-            json.as_bytes(),
-            keep_alive,
-            &[NO_STORE],
-        );
-        self.output.push_bytes(&bytes);
     }
 
     /// Offers a new frame to a stream viewer. It is queued only if the
@@ -323,19 +338,15 @@ impl Connection {
     /// that stops reading altogether).
     pub fn offer_frame(
         &mut self,
+        cx: &mut Context,
         frame: &SharedFrame,
         now: Instant,
         camera_interval: Duration,
     ) -> Offer {
-        let busy = !self.output.is_empty();
-        let Session::Http(HttpSession {
-            state: HttpState::Streaming(viewer),
-            ..
-        }) = &mut self.session
-        else {
+        let HttpState::Streaming(viewer) = &mut self.state else {
             return Offer::NotViewing;
         };
-        if busy {
+        if !cx.output.is_empty() {
             return Offer::Skipped;
         }
         if let (Some(min_interval), Some(last)) = (viewer.min_interval, viewer.last_sent) {
@@ -345,12 +356,25 @@ impl Connection {
                 return Offer::Skipped;
             }
         }
+        if frame.seq > 0 && frame.seq <= viewer.last_seq {
+            return Offer::Skipped;
+        }
         viewer.last_sent = Some(now);
-        self.output.push_bytes(&mjpeg_part_head(frame.jpeg.len()));
-        self.output.push_shared(frame.jpeg.clone());
-        self.output.push_bytes(MJPEG_PART_TAIL);
+        viewer.last_seq = viewer.last_seq.max(frame.seq);
+        cx.output
+            .push_bytes(&mjpeg_part_headers(frame.jpeg.len(), stamp(frame)));
+        cx.output.push_shared(frame.jpeg.clone());
+        cx.output.push_bytes(MJPEG_PART_END);
         Offer::Sent
     }
+}
+
+/// Counts an error, queues the error response and closes after it: the
+/// one way every refused HTTP request ends.
+fn fail(cx: &mut Context, core: &mut Core, response: &[u8]) {
+    core.counters.errors += 1;
+    cx.output.push_bytes(response);
+    cx.close_after_flush();
 }
 
 impl Default for HttpSession {

@@ -40,30 +40,35 @@ pub enum ListenerKind {
 
 /// A client connection over TCP or a Unix socket.
 pub enum Stream {
-    /// TCP.
     Tcp(TcpStream),
-    /// A Unix stream socket.
     Unix(UnixStream),
 }
 
 /// A listening socket, TCP or Unix.
 pub enum ListenerSocket {
-    /// TCP.
     Tcp(TcpListener),
-    /// A Unix socket at `path`; removed from the file system when dropped
-    /// if `owned` (we created it, rather than systemd).
+    /// A Unix socket at `path`; the file is removed when this is dropped if
+    /// `owned` (we created it, rather than systemd).
     Unix {
-        /// The socket.
         listener: UnixListener,
-        /// Its file.
         path: PathBuf,
-        /// Whether we created the file.
         owned: bool,
     },
 }
 
+/// One accepted connection.
+pub struct Accepted {
+    /// The connection, nonblocking.
+    pub stream: Stream,
+    /// A printable peer address, for logs.
+    pub peer: String,
+    /// Whether the peer is on this machine: a loopback address, or the
+    /// Unix socket.
+    pub local_peer: bool,
+}
+
 /// Binds a nonblocking TCP listener on `addr` with [`LISTEN_BACKLOG`].
-pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+pub fn bind_tcp(addr: SocketAddr) -> io::Result<ListenerSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // Lets a restarted server bind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
@@ -74,7 +79,7 @@ pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    Ok(TcpListener::from_std(socket.into()))
+    Ok(ListenerSocket::Tcp(TcpListener::from_std(socket.into())))
 }
 
 /// Binds the control port's Unix socket at `path` with mode 0660. A stale
@@ -100,28 +105,35 @@ pub fn bind_unix(path: &Path) -> io::Result<ListenerSocket> {
 }
 
 impl ListenerSocket {
-    /// Accepts one connection: the stream, a printable peer, and whether it
-    /// came from this machine (loopback TCP or a Unix socket).
-    pub fn accept(&self) -> io::Result<(Stream, String, bool)> {
+    /// Accepts one connection.
+    pub fn accept(&self) -> io::Result<Accepted> {
         match self {
             ListenerSocket::Tcp(listener) => {
                 let (stream, peer) = listener.accept()?;
                 // Replies are small and sent whole; Nagle would only delay them.
                 let _ = stream.set_nodelay(true);
-                Ok((
-                    Stream::Tcp(stream),
-                    peer.to_string(),
-                    peer.ip().is_loopback(),
-                ))
+                Ok(Accepted {
+                    stream: Stream::Tcp(stream),
+                    peer: peer.to_string(),
+                    local_peer: peer.ip().is_loopback(),
+                })
             }
             ListenerSocket::Unix { listener, path, .. } => {
                 let (stream, _) = listener.accept()?;
-                Ok((
-                    Stream::Unix(stream),
-                    format!("unix:{}", path.display()),
-                    true,
-                ))
+                Ok(Accepted {
+                    stream: Stream::Unix(stream),
+                    peer: format!("unix:{}", path.display()),
+                    local_peer: true,
+                })
             }
+        }
+    }
+
+    /// The local TCP address; None for a Unix socket.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        match self {
+            ListenerSocket::Tcp(listener) => listener.local_addr().ok(),
+            ListenerSocket::Unix { .. } => None,
         }
     }
 
@@ -136,13 +148,8 @@ impl ListenerSocket {
     }
 
     /// Whether only this machine can reach the listener.
-    pub fn is_local(&self) -> bool {
-        match self {
-            ListenerSocket::Tcp(listener) => {
-                listener.local_addr().is_ok_and(|a| a.ip().is_loopback())
-            }
-            ListenerSocket::Unix { .. } => true,
-        }
+    pub fn is_loopback(&self) -> bool {
+        self.tcp_addr().is_none_or(|addr| addr.ip().is_loopback())
     }
 }
 

@@ -89,11 +89,6 @@ impl OutputQueue {
         self.chunks.push_back(Chunk::Shared(bytes));
     }
 
-    /// Drops everything pending (used when a connection is reset).
-    pub fn clear(&mut self) {
-        *self = OutputQueue::default();
-    }
-
     /// Writes until the queue is empty or the writer says `WouldBlock`.
     /// `Interrupted` is retried; any other error is returned as is.
     pub fn write_to<W: Write>(&mut self, writer: &mut W) -> io::Result<WriteProgress> {

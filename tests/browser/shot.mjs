@@ -1,6 +1,17 @@
 // Loads camloop's web page in a real browser and reports what it saw.
 //
-//   node tests/browser/shot.mjs BASE_URL OUT_DIR
+//   node tests/browser/shot.mjs BASE_URL OUT_DIR [--query=?token=T]
+//        [--basic=USER:PASSWORD] [--expect=token-required]
+//
+// --query is appended to the page URL (`/?token=T`); --basic gives the
+// browser HTTP Basic credentials for the server (playwright's
+// httpCredentials: it answers the 401 challenge as a person would at the
+// login prompt); --expect=token-required only checks that the page shows
+// its token-required state (#token-required visible) and prints
+// {"tokenRequired":true,"status":401,...}; --expect=401-in-page loads the
+// page normally but answers the page's /state and /capture requests with
+// camloop's 401 (playwright's page.route), then checks that the page shows
+// its token-required state and that Capture says so instead of a JSON error.
 //
 // Drives Debian's system chromium (no browser download) through
 // playwright-core: opens BASE_URL/, waits for the live MJPEG image to show a
@@ -43,9 +54,18 @@ const CHROMIUM_ARGS = [
 ];
 
 async function main() {
-  const [baseArg, outDir] = process.argv.slice(2);
+  const [baseArg, outDir, ...flags] = process.argv.slice(2);
+  const options = {};
+  for (const flag of flags) {
+    const match = flag.match(/^--(query|basic|expect)=(.*)$/s);
+    if (!match) {
+      console.error(`shot.mjs: unknown argument ${flag}`);
+      process.exit(2);
+    }
+    options[match[1]] = match[2];
+  }
   if (!baseArg || !outDir) {
-    console.error("usage: node shot.mjs BASE_URL OUT_DIR");
+    console.error("usage: node shot.mjs BASE_URL OUT_DIR [--query=Q] [--basic=U:P] [--expect=token-required]");
     process.exit(2);
   }
   const base = baseArg.replace(/\/+$/, "");
@@ -75,6 +95,12 @@ async function main() {
       headless: true,
       args: CHROMIUM_ARGS,
       viewport: { width: 800, height: 1000 },
+      ...(options.basic && {
+        httpCredentials: {
+          username: options.basic.slice(0, options.basic.indexOf(":")),
+          password: options.basic.slice(options.basic.indexOf(":") + 1),
+        },
+      }),
     });
     const page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(STEP_TIMEOUT_MS);
@@ -86,7 +112,13 @@ async function main() {
     });
 
     try {
-      const result = await look(page, base, outDir);
+      const query = options.query ?? "";
+      const result =
+        options.expect === "token-required"
+          ? await lookForTokenRequired(page, base, query, outDir)
+          : options.expect === "401-in-page"
+            ? await lookFor401InPage(page, base, query, outDir)
+            : await look(page, base, query, outDir);
       console.log(JSON.stringify(result));
     } catch (error) {
       if (pageErrors.length) error.message += `\npage errors:\n  ${summarize(pageErrors).join("\n  ")}`;
@@ -98,10 +130,55 @@ async function main() {
   }
 }
 
-async function look(page, base, outDir) {
+// Opens the page with a wrong or missing token: it must say so.
+async function lookForTokenRequired(page, base, query, outDir) {
+  const response = await page.goto(`${base}/${query}`, { waitUntil: "domcontentloaded" });
+  await step("the page shows that a token is required", () =>
+    page.waitForSelector("#token-required", { state: "visible" }),
+  );
+  const text = (await page.textContent("#token-required")).trim();
+  await page.screenshot({ path: path.join(outDir, "token-required.png") });
+  return {
+    tokenRequired: true,
+    status: response ? response.status() : 0,
+    text,
+    screenshots: [path.join(outDir, "token-required.png")],
+  };
+}
+
+// The page loads, then its requests start getting 401s (as when the
+// server's token changed under an open page).
+async function lookFor401InPage(page, base, query, outDir) {
+  const refuse = (route) =>
+    route.fulfill({
+      status: 401,
+      contentType: "application/json",
+      headers: { "WWW-Authenticate": 'Bearer realm="camloop"' },
+      body: '{"error":"auth: token required"}',
+    });
+  await page.route(/\/(state|capture)(\?|$)/, refuse);
+  await page.goto(`${base}/${query}`, { waitUntil: "domcontentloaded" });
+  await step("the page shows that a token is required", () =>
+    page.waitForSelector("#token-required", { state: "visible" }),
+  );
+  await page.click("#capture");
+  await step("Capture reports its failure", () =>
+    page.waitForFunction(() => document.querySelector("#capture-result").classList.contains("error")),
+  );
+  const captureText = (await page.textContent("#capture-result")).trim();
+  await page.screenshot({ path: path.join(outDir, "401-in-page.png") });
+  return {
+    tokenRequired: await page.isVisible("#token-required"),
+    captureText,
+    camera: (await page.textContent("#camera")).trim(),
+    screenshots: [path.join(outDir, "401-in-page.png")],
+  };
+}
+
+async function look(page, base, query, outDir) {
   // Only DOM content: the `load` event never fires, because the MJPEG image
   // keeps loading for as long as the page is open.
-  await page.goto(`${base}/`, { waitUntil: "domcontentloaded" });
+  await page.goto(`${base}/${query}`, { waitUntil: "domcontentloaded" });
 
   await step("the live image shows a frame", () =>
     page.waitForFunction(() => document.querySelector("#live")?.naturalWidth > 0),
@@ -140,8 +217,10 @@ async function look(page, base, outDir) {
   const captured = captureText.match(/^(\S+\.jpe?g)\b/i)?.[1];
   if (!captured) throw new Error(`Capture did not report a file: ${JSON.stringify(captureText)}`);
   await page.screenshot({ path: path.join(outDir, "page.png") });
+  const tokenRequiredShown = await page.isVisible("#token-required");
 
   return {
+    tokenRequiredShown,
     first: Number(first),
     second: Number(second),
     frameChanged: first !== second,

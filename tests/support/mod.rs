@@ -27,10 +27,10 @@ pub const CAMLOOP: &str = env!("CARGO_BIN_EXE_camloop");
 /// Hang protection only.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The `help` reply, as DESIGN.md's protocol table spells it.
+/// The `help` reply, as README.md's protocol table spells it.
 pub const HELP_REPLY: &str = "OK requests: c capture ping stats frame help auth exit quit shutdown";
 
-/// The `stats` keys DESIGN.md promises (more may follow, none renamed).
+/// The `stats` keys README.md promises (more may follow, none renamed).
 pub const STATS_KEYS: &[&str] = &[
     "clients",
     "clients_max",

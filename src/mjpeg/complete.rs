@@ -9,87 +9,12 @@
 //! adds the standard tables when they are missing, so a passed-through frame
 //! is as good a JPEG as one we encoded ourselves.
 //!
-//! It only inspects the headers in front of the compressed data: no decoding,
-//! so it stays cheap enough to run on every frame. Pure Rust, no OpenCV.
+//! It only inspects the headers in front of the compressed data (with
+//! [`parse_header`]): no decoding, so it stays cheap enough to run on every
+//! frame. Pure Rust, no OpenCV, so the OpenCV camera and any other source of
+//! camera JPEGs can share it.
 
-/// Every JPEG starts with SOI (start of image).
-const SOI: [u8; 2] = [0xFF, 0xD8];
-/// ... and ends with EOI (end of image).
-const EOI: [u8; 2] = [0xFF, 0xD9];
-/// DHT: define Huffman tables.
-const DHT_MARKER: u8 = 0xC4;
-/// SOS: start of scan; the entropy-coded picture data follows.
-const SOS_MARKER: u8 = 0xDA;
-
-/// What the headers in front of the picture data say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JpegHeader {
-    /// Width in pixels, from the SOF (start of frame) segment.
-    pub width: u32,
-    /// Height in pixels, from the SOF segment.
-    pub height: u32,
-    /// Whether any DHT segment comes before the scan.
-    pub has_huffman_tables: bool,
-    /// Byte offset of the SOS marker, where missing tables can be inserted.
-    pub scan_offset: usize,
-}
-
-/// Reads the segments between SOI and SOS. `None` if `jpeg` does not start
-/// like a baseline or progressive JPEG or the headers are cut short.
-pub fn parse_header(jpeg: &[u8]) -> Option<JpegHeader> {
-    if !jpeg.starts_with(&SOI) {
-        return None;
-    }
-    let mut size = None;
-    let mut has_huffman_tables = false;
-    let mut pos = SOI.len();
-    loop {
-        if *jpeg.get(pos)? != 0xFF {
-            return None;
-        }
-        let marker = *jpeg.get(pos + 1)?;
-        match marker {
-            // Fill bytes: any marker may be preceded by extra 0xFF.
-            0xFF => {
-                pos += 1;
-                continue;
-            }
-            SOS_MARKER => {
-                let (width, height) = size?;
-                return Some(JpegHeader {
-                    width,
-                    height,
-                    has_huffman_tables,
-                    scan_offset: pos,
-                });
-            }
-            _ => {}
-        }
-        let length = usize::from(u16::from_be_bytes([
-            *jpeg.get(pos + 2)?,
-            *jpeg.get(pos + 3)?,
-        ]));
-        if length < 2 {
-            return None;
-        }
-        if marker == DHT_MARKER {
-            has_huffman_tables = true;
-        }
-        if is_start_of_frame(marker) {
-            // SOF: length(2) precision(1) height(2) width(2) ...
-            let height = u16::from_be_bytes([*jpeg.get(pos + 5)?, *jpeg.get(pos + 6)?]);
-            let width = u16::from_be_bytes([*jpeg.get(pos + 7)?, *jpeg.get(pos + 8)?]);
-            size = Some((u32::from(width), u32::from(height)));
-        }
-        pos += 2 + length;
-    }
-}
-
-/// SOF0..SOF15, except the three markers in that range that are not frames
-/// (DHT, JPG extension, DAC).
-fn is_start_of_frame(marker: u8) -> bool {
-    matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
-}
+use super::markers::{parse_header, JpegHeader, DHT_MARKER, EOI};
 
 /// Checks one buffer from an MJPEG camera and returns it as a complete JPEG
 /// together with its size: bytes after the last EOI (driver padding) are cut
@@ -235,13 +160,6 @@ mod tests {
 
     fn decode(jpeg: &[u8]) -> Vec<u8> {
         jpeg_decoder::Decoder::new(jpeg).decode().expect("decodes")
-    }
-
-    #[test]
-    fn header_gives_size_and_tables() {
-        let header = parse_header(&sample_jpeg()).expect("header");
-        assert_eq!((header.width, header.height), (48, 32));
-        assert!(header.has_huffman_tables);
     }
 
     #[test]

@@ -1,0 +1,204 @@
+//! What every connection's session shares: the configuration, the camera,
+//! the snapshot writer, the counters and the lists of deferred work.
+//!
+//! [`Core`] is borrowed next to the slab of connections, so a session can
+//! reach the camera while the loop holds its connection. It holds no
+//! socket and imports nothing from the loop or the sessions; the loop's
+//! child modules all depend on it, never the other way round.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::connection::ConnRef;
+use crate::camera::pipeline::{Camera, SharedFrame};
+use crate::camera::CameraError;
+use crate::protocol::{Framing, Request};
+use crate::snapshot::{SavedSnapshot, SnapshotWriter};
+use crate::stats::Counters;
+
+/// Everything `serve` needs, resolved from the CLI.
+pub struct ServerConfig {
+    /// Control-port addresses to listen on.
+    pub control_addrs: Vec<SocketAddr>,
+    /// `--unix PATH`: a Unix socket for the control port.
+    pub unix_path: Option<PathBuf>,
+    /// HTTP addresses to listen on; empty for `--http off`.
+    pub http_addrs: Vec<SocketAddr>,
+    /// A stream viewer whose socket stays busy this long is dropped.
+    pub stream_stall_timeout: Duration,
+    /// Any other client whose pending output makes no progress this long is
+    /// dropped (it stopped reading).
+    pub output_stall_timeout: Duration,
+    /// Close control clients silent for this long (off by default: the
+    /// classic clients hold connections open indefinitely).
+    pub control_idle_timeout: Option<Duration>,
+    /// A started HTTP request head must be complete within this (408 after).
+    pub http_head_timeout: Duration,
+    /// An idle keep-alive HTTP connection is closed after this.
+    pub http_idle_timeout: Duration,
+    /// Framing for control connections.
+    pub framing: Framing,
+    /// `--token`: clients must `auth` with it first.
+    pub token: Option<String>,
+    /// `--insecure-public`: serve non-loopback listeners without a token.
+    pub insecure_public: bool,
+    /// `--max-clients`; None means "from the descriptor limit".
+    pub max_clients: Option<usize>,
+    /// `--cors-origin`: the `Access-Control-Allow-Origin` value (an origin
+    /// or `*`) for the stream, snapshots, state and capture; None is off.
+    pub cors_origin: Option<String>,
+}
+
+/// A request waiting for a fresh frame.
+pub struct FrameWaiter {
+    /// Who asked.
+    pub conn: ConnRef,
+    /// The camera's grab count when the request arrived: the frame it gets
+    /// must be newer.
+    pub seen_seq: u64,
+    /// Whether a snapshot file must be written (a capture, not a `frame`).
+    pub wants_snapshot: bool,
+}
+
+/// The result of one grab, shared by every waiter.
+pub struct FrameOutcome {
+    /// The frame, or why there is none.
+    pub frame: Result<SharedFrame, CameraError>,
+    /// The snapshot written for it, if any waiter wanted one.
+    pub snapshot: Option<Result<SavedSnapshot, String>>,
+}
+
+/// State shared by all connections.
+pub struct Core {
+    /// The configuration.
+    pub config: ServerConfig,
+    /// The camera pipeline.
+    pub camera: Camera,
+    /// Where snapshots go.
+    pub snapshots: SnapshotWriter,
+    /// Counters for `stats`, `/state` and `/metrics`.
+    pub counters: Counters,
+    /// When the server started (uptime).
+    pub started_at: Instant,
+    /// Requests waiting for a fresh frame; served once per iteration with
+    /// one grab between them.
+    pub frame_waiters: Vec<FrameWaiter>,
+    /// Set by `shutdown` or a signal; the loop begins the shutdown at the
+    /// end of the iteration.
+    pub shutdown_requested: bool,
+    /// Connections in the slab.
+    pub clients: usize,
+    /// Connections with output the kernel would not take (see
+    /// `Connection::write_blocked_since`); the stall sweep runs while any exist.
+    pub blocked_writers: usize,
+    /// Control connections.
+    pub control_clients: usize,
+    /// HTTP connections, viewers included.
+    pub http_clients: usize,
+    /// Stream viewers: a frame is offered to these only, not to every
+    /// connection.
+    pub viewers: Vec<ConnRef>,
+    /// `--max-clients`, resolved.
+    pub max_clients: usize,
+    /// Reused by the decoder so decoding allocates nothing per read.
+    pub scratch_requests: Vec<Request>,
+}
+
+impl Core {
+    /// A core with nothing connected yet.
+    pub fn new(
+        config: ServerConfig,
+        camera: Camera,
+        snapshots: SnapshotWriter,
+        max_clients: usize,
+        now: Instant,
+    ) -> Self {
+        Core {
+            config,
+            camera,
+            snapshots,
+            counters: Counters::default(),
+            started_at: now,
+            frame_waiters: Vec::new(),
+            shutdown_requested: false,
+            clients: 0,
+            blocked_writers: 0,
+            control_clients: 0,
+            http_clients: 0,
+            viewers: Vec::new(),
+            max_clients,
+            scratch_requests: Vec::new(),
+        }
+    }
+
+    /// Queues `conn` for the next fresh frame (a capture when
+    /// `wants_snapshot`, else `frame` or `/snapshot.jpg`).
+    pub fn wait_for_frame(&mut self, conn: ConnRef, wants_snapshot: bool) {
+        self.frame_waiters.push(FrameWaiter {
+            conn,
+            seen_seq: self.camera.frames_grabbed,
+            wants_snapshot,
+        });
+    }
+
+    /// Whether anybody wants frames continuously (stream viewers).
+    pub fn is_streaming(&self) -> bool {
+        !self.viewers.is_empty()
+    }
+}
+
+/// A core for the sessions' unit tests: a synthetic 64x48 camera (or none),
+/// snapshots into a fresh directory under the system temp dir, `token`.
+#[cfg(test)]
+pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
+    use crate::camera::pipeline::CameraSettings;
+    use crate::camera::synthetic::SyntheticSource;
+    use crate::snapshot::SnapshotSettings;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+    let now = Instant::now();
+    let dir = std::env::temp_dir().join(format!(
+        "camloop-unit-{}-{}",
+        std::process::id(),
+        NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+    ));
+    let settings = CameraSettings {
+        fps: 30,
+        idle_fps: 5,
+        jpeg_quality: 70,
+        width: 64,
+        height: 48,
+    };
+    let source: Option<Box<dyn crate::camera::FrameSource>> =
+        with_camera.then(|| Box::new(SyntheticSource::new(64, 48)) as _);
+    let config = ServerConfig {
+        control_addrs: Vec::new(),
+        unix_path: None,
+        http_addrs: Vec::new(),
+        stream_stall_timeout: Duration::from_secs(10),
+        output_stall_timeout: Duration::from_secs(30),
+        control_idle_timeout: None,
+        http_head_timeout: Duration::from_secs(10),
+        http_idle_timeout: Duration::from_secs(60),
+        framing: Framing::Auto,
+        token: token.map(str::to_string),
+        insecure_public: false,
+        max_clients: None,
+        cors_origin: None,
+    };
+    let snapshots = SnapshotWriter::new(SnapshotSettings {
+        dir,
+        name_pattern: "pic2.jpg".into(),
+        fsync: false,
+        keep: None,
+    })
+    .expect("snapshot dir in the temp dir");
+    Core::new(
+        config,
+        Camera::new(source, settings, now),
+        snapshots,
+        100,
+        now,
+    )
+}

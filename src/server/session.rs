@@ -1,0 +1,240 @@
+//! A slab entry: one [`Connection`] and its protocol [`Session`], side by
+//! side, and the one `match` per operation that picks the protocol.
+//!
+//! The loop borrows the two halves separately: the connection for socket
+//! work, the session (with a [`Context`] cut from the connection) for what
+//! the bytes mean. That is what keeps the sessions ignorant of sockets;
+//! they never see a `Connection`, only the context.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use mio::{Registry, Token};
+use slab::Slab;
+
+use super::connection::{
+    CloseReason, ConnRef, Connection, Context, ReadOutcome, OUTPUT_HARD_CAP_BYTES,
+    READ_BUDGET_BYTES,
+};
+use super::control::ControlSession;
+use super::core::{Core, FrameOutcome};
+use super::http_session::{HttpSession, Offer, VIEWER_UNSENT_LIMIT_BYTES};
+use crate::camera::pipeline::SharedFrame;
+
+/// The protocol spoken on a connection.
+pub enum Session {
+    /// The control port.
+    Control(ControlSession),
+    /// The HTTP port.
+    Http(HttpSession),
+}
+
+impl Session {
+    /// Whether the session wants more input now (it does not while a
+    /// request waits for the camera: the socket's buffer is then the queue).
+    pub fn accepts_input(&self) -> bool {
+        match self {
+            Session::Control(control) => control.accepts_input(),
+            Session::Http(http) => http.accepts_input(),
+        }
+    }
+
+    /// Nothing is waiting for the camera and nothing is queued.
+    pub fn is_idle(&self) -> bool {
+        match self {
+            Session::Control(control) => control.is_idle(),
+            Session::Http(http) => http.is_idle(),
+        }
+    }
+
+    /// Whether this connection receives the MJPEG stream.
+    pub fn is_viewer(&self) -> bool {
+        matches!(self, Session::Http(http) if http.is_viewer())
+    }
+
+    /// How much the next `read()` may take.
+    pub fn max_read_bytes(&self) -> usize {
+        match self {
+            Session::Control(control) => control.max_read_bytes(),
+            Session::Http(_) => READ_BUDGET_BYTES,
+        }
+    }
+
+    /// Handles one read's bytes.
+    pub fn input(&mut self, cx: &mut Context, core: &mut Core, bytes: &[u8], now: Instant) {
+        match self {
+            Session::Control(control) => control.input(cx, core, bytes, now),
+            Session::Http(http) => http.input(cx, core, bytes, now),
+        }
+    }
+
+    /// Runs requests that had to wait (for output room, or for a frame).
+    pub fn run_queued(&mut self, cx: &mut Context, core: &mut Core, now: Instant) {
+        match self {
+            Session::Control(control) => control.run_queued(cx, core, now),
+            Session::Http(http) => http.run_queued(cx, core, now),
+        }
+    }
+
+    /// Completes the request that waited for a fresh frame.
+    pub fn frame_ready(&mut self, cx: &mut Context, core: &mut Core, outcome: &FrameOutcome) {
+        match self {
+            Session::Control(control) => control.frame_ready(cx, core, outcome),
+            Session::Http(http) => http.frame_ready(cx, core, outcome),
+        }
+    }
+
+    /// Offers a stream frame; only HTTP viewers take it.
+    pub fn offer_frame(
+        &mut self,
+        cx: &mut Context,
+        frame: &SharedFrame,
+        now: Instant,
+        camera_interval: Duration,
+    ) -> Offer {
+        match self {
+            Session::Http(http) => http.offer_frame(cx, frame, now, camera_interval),
+            Session::Control(_) => Offer::NotViewing,
+        }
+    }
+
+    /// The deadline the connection is held to now (header, idle), if any.
+    pub fn deadline(&self, last_activity: Instant, core: &Core) -> Option<Instant> {
+        match self {
+            Session::Control(_) => core
+                .config
+                .control_idle_timeout
+                .map(|idle| last_activity + idle),
+            Session::Http(http) => http.deadline(last_activity, &core.config),
+        }
+    }
+
+    /// The deadline passed: say so if the protocol has words for it, then close.
+    pub fn timed_out(&mut self, cx: &mut Context, core: &mut Core) {
+        if let Session::Http(http) = self {
+            http.timed_out(cx, core);
+        }
+        cx.close_after_flush();
+    }
+}
+
+/// What one slab key holds.
+pub struct Entry {
+    /// The socket side.
+    pub conn: Connection,
+    /// The protocol side.
+    pub session: Session,
+}
+
+impl Entry {
+    /// Whether the loop should read now: the connection allows it (open,
+    /// under its output cap) and the session wants input.
+    pub fn wants_read(&self) -> bool {
+        self.conn.may_read() && self.session.accepts_input()
+    }
+
+    /// Whether everything is said and the socket can be closed.
+    pub fn is_finished(&self) -> bool {
+        self.conn.is_finished(self.session.is_idle())
+    }
+
+    /// Re-registers the socket if its state calls for a different interest.
+    pub fn update_interest(&mut self, registry: &Registry, key: usize) -> io::Result<()> {
+        let desired = self.conn.desired_interest(self.wants_read());
+        if desired != self.conn.registered {
+            registry.reregister(&mut self.conn.socket, Token(key), desired)?;
+            self.conn.registered = desired;
+        }
+        Ok(())
+    }
+
+    /// Takes a connection removed from the slab off the shared counts.
+    pub fn forget(self, core: &mut Core) {
+        core.clients -= 1;
+        if self.conn.write_blocked_since.is_some() {
+            core.blocked_writers -= 1;
+        }
+        match self.session {
+            Session::Control(_) => core.control_clients -= 1,
+            Session::Http(_) => core.http_clients -= 1,
+        }
+        core.viewers.retain(|viewer| viewer.id != self.conn.id);
+    }
+
+    /// The socket work for one readiness event: flush, run what is queued,
+    /// read within the budget and hand the input to the session, flush
+    /// again; until the socket is drained, the session stops wanting input
+    /// or [`READ_BUDGET_BYTES`] are spent (then the loop comes back later).
+    /// A connection that became a stream viewer gets its socket's unsent
+    /// limit. Afterwards the output caps are applied: a connection over the hard
+    /// cap is dropped, one left with output the kernel would not take is
+    /// counted as blocked (the stall sweep watches those).
+    pub fn service(
+        &mut self,
+        core: &mut Core,
+        key: usize,
+        read_buffer: &mut [u8],
+        now: Instant,
+    ) -> Result<(), CloseReason> {
+        let result = self.socket_work(core, key, read_buffer, now);
+        if self.session.is_viewer() && !self.conn.unsent_limited {
+            self.conn
+                .socket
+                .limit_unsent_bytes(VIEWER_UNSENT_LIMIT_BYTES);
+            self.conn.unsent_limited = true;
+        }
+        match self.conn.track_write_blocked(now) {
+            Some(true) => core.blocked_writers += 1,
+            Some(false) => core.blocked_writers -= 1,
+            None => {}
+        }
+        if result.is_ok() && self.conn.output.pending_bytes() > OUTPUT_HARD_CAP_BYTES {
+            core.counters.clients_dropped += 1;
+            return Err(CloseReason::Dropped("output over its hard cap"));
+        }
+        result
+    }
+
+    fn socket_work(
+        &mut self,
+        core: &mut Core,
+        key: usize,
+        read_buffer: &mut [u8],
+        now: Instant,
+    ) -> Result<(), CloseReason> {
+        let Entry { conn, session } = self;
+        let mut budget = READ_BUDGET_BYTES;
+        loop {
+            core.counters.bytes_out += conn.flush(now)? as u64;
+            session.run_queued(&mut conn.context(key), core, now);
+            core.counters.bytes_out += conn.flush(now)? as u64;
+            let wants_read = conn.may_read() && session.accepts_input();
+            if !conn.readiness.readable || !wants_read || budget == 0 {
+                return Ok(());
+            }
+            let limit = session.max_read_bytes().min(budget).min(read_buffer.len());
+            match conn.read_into(&mut read_buffer[..limit], now)? {
+                ReadOutcome::Data(read) => {
+                    budget -= read;
+                    core.counters.bytes_in += read as u64;
+                    let bytes = &read_buffer[..read];
+                    session.input(&mut conn.context(key), core, bytes, now);
+                }
+                // Drained, or the peer is done: the checks above end the loop.
+                ReadOutcome::WouldBlock | ReadOutcome::Eof => {}
+            }
+        }
+    }
+}
+
+/// The slab entry `conn` names, if that connection is still there: the one
+/// place that checks a deferred reference (key *and* id, not closed).
+pub fn live_entry(connections: &mut Slab<Entry>, conn: ConnRef) -> Option<&mut Entry> {
+    connections
+        .get_mut(conn.key)
+        .filter(|entry| entry.conn.id == conn.id && !entry.conn.is_closed())
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

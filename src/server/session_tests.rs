@@ -1,0 +1,366 @@
+//! The sessions driven without a socket: bytes in, the output queue's
+//! bytes out, and the loop's frame service done by hand. One test per
+//! protocol-table row (control port) and per route (HTTP).
+
+use std::time::Instant;
+
+use super::*;
+use crate::protocol::{Framing, HELP_REPLY, MAX_LINE_BYTES};
+use crate::server::connection::Lifecycle;
+use crate::server::core::test_core;
+use crate::server::output::OutputQueue;
+
+/// One connection's worth of state around a session.
+struct Harness {
+    session: Session,
+    core: Core,
+    output: OutputQueue,
+    lifecycle: Lifecycle,
+}
+
+impl Harness {
+    fn control(framing: Framing, core: Core) -> Self {
+        Self::with(Session::Control(ControlSession::new(framing, true)), core)
+    }
+
+    fn line() -> Self {
+        Self::control(Framing::Line, test_core(true, None))
+    }
+
+    fn http(core: Core) -> Self {
+        Self::with(Session::Http(HttpSession::new()), core)
+    }
+
+    fn with(session: Session, core: Core) -> Self {
+        Harness {
+            session,
+            core,
+            output: OutputQueue::default(),
+            lifecycle: Lifecycle::Open,
+        }
+    }
+
+    /// Feeds `bytes` as one read, serves frame waiters with a real grab as
+    /// the loop would, and returns everything queued.
+    fn send_bytes(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let conn = ConnRef { key: 0, id: 1 };
+        let now = Instant::now();
+        let mut cx = Context::new(conn, "test", &mut self.output, &mut self.lifecycle);
+        self.session.input(&mut cx, &mut self.core, bytes, now);
+        while !self.core.frame_waiters.is_empty() {
+            let waiters = std::mem::take(&mut self.core.frame_waiters);
+            let frame = self.core.camera.fresh_frame(now, 0);
+            let wants_snapshot = waiters.iter().any(|w| w.wants_snapshot);
+            let snapshot = wants_snapshot.then(|| match &frame {
+                Ok(f) => self.core.snapshots.write(&f.jpeg),
+                Err(e) => Err(e.to_string()),
+            });
+            let outcome = FrameOutcome { frame, snapshot };
+            self.session.frame_ready(&mut cx, &mut self.core, &outcome);
+            self.session.run_queued(&mut cx, &mut self.core, now);
+        }
+        let mut written = Vec::new();
+        self.output
+            .write_to(&mut written)
+            .expect("a Vec takes everything");
+        written
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> String {
+        String::from_utf8(self.send_bytes(bytes)).expect("a text reply")
+    }
+}
+
+#[test]
+fn any_other_text_is_received() {
+    assert_eq!(Harness::line().send(b"hello\n\n"), "Received\nReceived\n");
+}
+
+#[test]
+fn ping_is_pong_with_the_requests_terminator() {
+    assert_eq!(Harness::line().send(b"ping\r\nPING\n"), "PONG\r\nPONG\n");
+}
+
+#[test]
+fn help_lists_the_requests() {
+    assert_eq!(Harness::line().send(b"help\n"), format!("{HELP_REPLY}\n"));
+}
+
+#[test]
+fn stats_is_one_ok_line_of_keys() {
+    let reply = Harness::line().send(b"stats\n");
+    assert!(
+        reply.starts_with("OK clients=0 clients_max=100 "),
+        "{reply}"
+    );
+    assert!(reply.contains(" camera=synthetic camera_ok=1 "), "{reply}");
+    assert_eq!(reply.lines().count(), 1);
+}
+
+#[test]
+fn capture_replies_after_the_snapshot_is_written() {
+    let mut harness = Harness::line();
+    let reply = harness.send(b"c\n");
+    assert!(reply.starts_with("OK pic2.jpg 64x48 "), "{reply}");
+    let saved = harness.core.snapshots.last_saved().expect("a snapshot");
+    assert_eq!(saved.file_name, "pic2.jpg");
+}
+
+#[test]
+fn capture_in_raw_mode_is_received() {
+    let mut harness = Harness::control(Framing::Raw, test_core(true, None));
+    assert_eq!(harness.send(b"c"), "Received");
+    assert!(harness.core.snapshots.last_saved().is_some(), "still saved");
+}
+
+#[test]
+fn capture_without_a_camera_is_an_error_in_line_mode_only() {
+    let mut line = Harness::control(Framing::Line, test_core(false, None));
+    assert_eq!(line.send(b"c\n"), "ERR camera: no camera\n");
+    let mut raw = Harness::control(Framing::Raw, test_core(false, None));
+    assert_eq!(raw.send(b"c"), "Received");
+}
+
+#[test]
+fn frame_sends_a_length_and_then_exactly_that_much_jpeg() {
+    let reply = Harness::line().send_bytes(b"frame\n");
+    let newline = reply
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("a header line");
+    let header = std::str::from_utf8(&reply[..newline]).expect("text header");
+    let length: usize = header
+        .strip_prefix("FRAME ")
+        .expect("FRAME")
+        .parse()
+        .expect("n");
+    let jpeg = &reply[newline + 1..];
+    assert_eq!(jpeg.len(), length);
+    assert!(jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.ends_with(&[0xFF, 0xD9]));
+}
+
+#[test]
+fn requests_queue_behind_a_capture_in_order() {
+    let reply = Harness::line().send(b"c\nping\n");
+    let lines: Vec<&str> = reply.lines().collect();
+    assert!(lines[0].starts_with("OK pic2.jpg"), "{reply}");
+    assert_eq!(lines[1], "PONG");
+}
+
+#[test]
+fn auth_needs_the_right_token_and_gates_the_rest() {
+    let mut harness = Harness::control(Framing::Line, test_core(true, Some("s3cret")));
+    assert_eq!(harness.send(b"ping\n"), "ERR auth: required\n");
+    assert_eq!(harness.send(b"auth nope\n"), "ERR auth: wrong token\n");
+    assert_eq!(harness.send(b"auth s3cret\n"), "OK\n");
+    assert_eq!(harness.send(b"ping\n"), "PONG\n");
+    assert_eq!(harness.core.counters.auth_failures, 2);
+}
+
+#[test]
+fn auth_without_a_configured_token_is_an_error() {
+    let reply = Harness::line().send(b"auth x\n");
+    assert_eq!(reply, "ERR auth: no token configured\n");
+}
+
+#[test]
+fn exit_says_bye_in_line_mode_and_nothing_in_raw_mode() {
+    let mut line = Harness::line();
+    assert_eq!(
+        line.send(b"exit\nping\n"),
+        "Bye\n",
+        "nothing runs after exit"
+    );
+    assert_eq!(line.lifecycle, Lifecycle::Draining);
+    let mut raw = Harness::control(Framing::Raw, test_core(true, None));
+    assert_eq!(raw.send(b"quit"), "");
+    assert_eq!(raw.lifecycle, Lifecycle::Draining);
+}
+
+#[test]
+fn shutdown_from_a_local_peer_stops_the_server() {
+    let mut harness = Harness::line();
+    assert_eq!(harness.send(b"shutdown\n"), "OK shutting down\n");
+    assert!(harness.core.shutdown_requested);
+}
+
+#[test]
+fn shutdown_from_a_remote_peer_needs_auth() {
+    let session = Session::Control(ControlSession::new(Framing::Line, false));
+    let mut harness = Harness::with(session, test_core(true, None));
+    let reply = harness.send(b"shutdown\n");
+    assert_eq!(
+        reply,
+        "ERR auth: shutdown needs auth from a non-loopback client\n"
+    );
+    assert!(!harness.core.shutdown_requested);
+}
+
+#[test]
+fn an_over_long_line_is_answered_then_closed() {
+    let mut harness = Harness::line();
+    let mut input = b"ping\n".to_vec();
+    input.extend(vec![b'x'; MAX_LINE_BYTES + 10]);
+    assert_eq!(harness.send(&input), "PONG\nERR request: line too long\n");
+    assert_eq!(harness.lifecycle, Lifecycle::Draining);
+}
+
+fn http_get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n")
+}
+
+#[test]
+fn http_page_state_and_metrics_answer_200() {
+    let mut harness = Harness::http(test_core(true, None));
+    let page = harness.send(http_get("/").as_bytes());
+    assert!(
+        page.starts_with("HTTP/1.1 200 OK\r\n") && page.contains("<html"),
+        "{page}"
+    );
+    let state = harness.send(http_get("/state").as_bytes());
+    assert!(state.contains("\"camera\":\"synthetic\""), "{state}");
+    let metrics = harness.send(http_get("/metrics").as_bytes());
+    assert!(metrics.contains("\ncamloop_camera_up 1\n"), "{metrics}");
+    assert_eq!(harness.lifecycle, Lifecycle::Open, "keep-alive");
+}
+
+#[test]
+fn http_snapshot_is_a_fresh_jpeg() {
+    let mut harness = Harness::http(test_core(true, None));
+    let reply = harness.send_bytes(http_get("/snapshot.jpg").as_bytes());
+    let head_end = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let head = String::from_utf8_lossy(&reply[..head_end]);
+    assert!(head.contains("Content-Type: image/jpeg"), "{head}");
+    assert!(reply[head_end..].starts_with(&[0xFF, 0xD8]));
+    assert_eq!(harness.core.camera.frames_grabbed, 1);
+}
+
+#[test]
+fn http_capture_is_post_only_and_answers_json() {
+    let mut harness = Harness::http(test_core(true, None));
+    let get = harness.send(http_get("/capture").as_bytes());
+    assert!(
+        get.starts_with("HTTP/1.1 405 ") && get.contains("Allow: POST"),
+        "{get}"
+    );
+    let mut harness = Harness::http(test_core(true, None));
+    let post = "POST /capture HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n";
+    let reply = harness.send(post.as_bytes());
+    assert!(reply.contains("\"file\":\"pic2.jpg\""), "{reply}");
+}
+
+#[test]
+fn http_unknown_path_is_404_and_closes() {
+    let mut harness = Harness::http(test_core(true, None));
+    let reply = harness.send(http_get("/nope").as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 404 "), "{reply}");
+    assert_eq!(harness.lifecycle, Lifecycle::Draining);
+    assert_eq!(harness.core.counters.errors, 1);
+}
+
+#[test]
+fn http_stream_without_a_camera_is_503() {
+    let mut harness = Harness::http(test_core(false, None));
+    let reply = harness.send(http_get("/stream.mjpg").as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 503 "), "{reply}");
+    assert!(
+        reply.ends_with("{\"error\":\"camera: no camera\"}"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn http_stream_makes_a_viewer_that_gets_offered_frames() {
+    let mut harness = Harness::http(test_core(true, None));
+    let head = harness.send(http_get("/stream.mjpg").as_bytes());
+    assert!(head.contains("multipart/x-mixed-replace"), "{head}");
+    assert!(harness.session.is_viewer());
+    assert_eq!(harness.core.viewers, vec![ConnRef { key: 0, id: 1 }]);
+    let now = Instant::now();
+    let frame = harness.core.camera.fresh_frame(now, 0).expect("a frame");
+    let interval = harness.core.camera.stream_interval();
+    let mut cx = Context::new(
+        ConnRef { key: 0, id: 1 },
+        "test",
+        &mut harness.output,
+        &mut harness.lifecycle,
+    );
+    assert_eq!(
+        harness.session.offer_frame(&mut cx, &frame, now, interval),
+        Offer::Sent
+    );
+    assert_eq!(
+        harness.session.offer_frame(&mut cx, &frame, now, interval),
+        Offer::Skipped,
+        "the first part is not written yet: the second is skipped"
+    );
+}
+
+#[test]
+fn http_without_the_token_is_401() {
+    let mut harness = Harness::http(test_core(true, Some("s3cret")));
+    let reply = harness.send(http_get("/state").as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 401 "), "{reply}");
+    assert_eq!(harness.core.counters.auth_failures, 1);
+    let mut harness = Harness::http(test_core(true, Some("s3cret")));
+    let reply = harness.send(http_get("/state?token=s3cret").as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+}
+
+#[test]
+fn a_half_received_head_times_out_with_408() {
+    let mut harness = Harness::http(test_core(true, None));
+    assert_eq!(harness.send(b"GET / HT"), "");
+    let Session::Http(http) = &mut harness.session else {
+        panic!("built as HTTP")
+    };
+    let mut cx = Context::new(
+        ConnRef { key: 0, id: 1 },
+        "test",
+        &mut harness.output,
+        &mut harness.lifecycle,
+    );
+    http.timed_out(&mut cx, &mut harness.core);
+    let mut written = Vec::new();
+    harness.output.write_to(&mut written).unwrap();
+    assert!(String::from_utf8_lossy(&written).starts_with("HTTP/1.1 408 "));
+}
+
+#[test]
+fn a_connection_past_the_hard_output_cap_is_dropped() {
+    use crate::server::connection::{Connection, OUTPUT_HARD_CAP_BYTES};
+    use crate::server::listener::Stream;
+    // A real socket whose peer never reads: the kernel takes a little,
+    // the rest stays queued.
+    let (ours, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let stream = Stream::Unix(mio::net::UnixStream::from_std(ours));
+    let mut entry = Entry {
+        conn: Connection::new(1, stream, "test".into(), Instant::now()),
+        session: Session::Control(ControlSession::new(Framing::Line, true)),
+    };
+    let mut core = test_core(false, None);
+    let mut read_buffer = vec![0u8; 4096];
+    entry.conn.readiness.readable = false;
+    entry
+        .conn
+        .output
+        .push_bytes(&vec![b'x'; OUTPUT_HARD_CAP_BYTES / 2]);
+    let under = entry.service(&mut core, 0, &mut read_buffer, Instant::now());
+    assert!(under.is_ok(), "half the cap is allowed");
+    entry
+        .conn
+        .output
+        .push_bytes(&vec![b'x'; OUTPUT_HARD_CAP_BYTES]);
+    let over = entry.service(&mut core, 0, &mut read_buffer, Instant::now());
+    assert!(
+        matches!(over, Err(CloseReason::Dropped("output over its hard cap"))),
+        "{over:?}"
+    );
+    assert_eq!(core.counters.clients_dropped, 1);
+    assert_eq!(core.blocked_writers, 1, "counted as blocked meanwhile");
+}
