@@ -240,32 +240,54 @@ fn check_ephemeral_ports(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-/// User + system CPU time process `pid` has used so far: fields 14 and 15
-/// (`utime`, `stime`) of `/proc/PID/stat`, in clock ticks. All the
-/// process's threads count, as they should for a server with helpers.
+/// User + system CPU time process `pid` has used so far, from
+/// `/proc/PID/stat`. All the process's threads count, as they should for a
+/// server with helper threads.
 fn process_cpu_time(pid: u32) -> io::Result<Duration> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path)
         .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
-    let malformed = || {
+    let ticks = cpu_ticks_from_stat(&stat).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{path}: unexpected format"),
         )
-    };
+    })?;
+    Ok(Duration::from_micros(
+        ticks.saturating_mul(1_000_000) / clock_ticks_per_second(),
+    ))
+}
+
+/// Fields 14 and 15 (`utime`, `stime`, in clock ticks) of a
+/// `/proc/PID/stat` line, added.
+fn cpu_ticks_from_stat(stat: &str) -> Option<u64> {
     // Field 2 is the command name in parentheses, which may itself hold
     // spaces and `)`: count the fields from after its last `)`.
-    let (_, after_name) = stat.rsplit_once(')').ok_or_else(malformed)?;
+    let (_, after_name) = stat.rsplit_once(')')?;
     // After the name come field 3 (state) .. field 13, then utime and stime.
-    let mut times = after_name.split_ascii_whitespace().skip(11);
-    let mut ticks = || -> io::Result<u64> {
-        times
-            .next()
-            .and_then(|field| field.parse().ok())
-            .ok_or_else(malformed)
-    };
-    let total_ticks = ticks()? + ticks()?;
-    Ok(Duration::from_micros(
-        total_ticks.saturating_mul(1_000_000) / clock_ticks_per_second(),
-    ))
+    let mut times = after_name
+        .split_ascii_whitespace()
+        .skip(11)
+        .map(str::parse::<u64>);
+    Some(times.next()?.ok()? + times.next()?.ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_fields_14_and_15_whatever_the_command_name() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
+        // majflt cmajflt utime stime cutime ...
+        let stat = "42 (a) b (c)) S 1 42 42 0 -1 4194560 10 0 0 0 250 31 7 9 20 0";
+        assert_eq!(cpu_ticks_from_stat(stat), Some(281));
+        assert_eq!(cpu_ticks_from_stat("42 (short) S 1 2"), None);
+        assert_eq!(cpu_ticks_from_stat("no name at all"), None);
+    }
+
+    #[test]
+    fn this_process_has_a_readable_cpu_time() {
+        assert!(process_cpu_time(std::process::id()).is_ok());
+    }
 }
