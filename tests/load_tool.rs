@@ -151,6 +151,31 @@ fn fixed_size_replies_are_counted_with_expect_bytes() {
 }
 
 #[test]
+fn server_pid_adds_the_servers_cpu_per_request_and_is_checked_first() {
+    // The in-test server runs in this process, so its pid is ours.
+    let (addr, _seen) = line_server(b"", b"PONG\n");
+    let flags = format!(
+        "--conns 2 --warmup 0.1 --duration 0.3 --server-pid {}",
+        std::process::id()
+    );
+    let report = run(&load_args(addr, &flags)).expect("run");
+    assert!(report.requests > 0);
+    assert!(
+        report.server_cpu_us_per_request.is_some(),
+        "{}",
+        report.to_json()
+    );
+    assert!(report.to_json().contains("\"server_cpu_us_per_request\":"));
+
+    let without = run(&load_args(addr, "--conns 1 --warmup 0 --duration 0.1")).expect("run");
+    assert_eq!(without.server_cpu_us_per_request, None);
+
+    // No such process (above the kernel's pid_max): refused before connecting.
+    let error = run(&load_args(addr, "--server-pid 4294967295")).expect_err("no such pid");
+    assert!(error.contains("--server-pid"), "{error}");
+}
+
+#[test]
 fn rate_caps_the_requests_sent() {
     let (addr, _seen) = line_server(b"", b"+PONG\r\n");
     let args = load_args(addr, r"--conns 2 --rate 40 --warmup 0 --duration 0.5");
