@@ -11,8 +11,9 @@
 #     benches/compare.sh > /tmp/benchmarks.md
 #
 # Needs cargo, python3, redis-server and redis-benchmark
-# (scripts/setup.sh test installs them). About 4 minutes on 2 cores; a smoke
-# run that only checks the script works takes well under one:
+# (scripts/setup.sh test installs them). About 4 minutes on 2 cores, a minute
+# more with CAMLOOP_BASELINE; a smoke run that only checks that the script
+# works takes about one:
 #
 #     RUNS=1 WARMUP_S=0.5 DURATION_S=1 MANY_CONNS=100 HOLD_CONNS=500 IDLE_WATCH_S=1 \
 #         benches/compare.sh > /tmp/smoke.md
