@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # benches/compare.sh: the side-by-side numbers of BENCHMARKS.md.
 #
-# Builds camloop once, starts every server it uses on loopback (camloop,
+# Builds camloop and examples/minimal_loop once, starts every server it uses
+# on loopback (camloop, the minimal loop as the ceiling of the same design,
 # Debian's redis-server, the thread-per-connection Python reference in
 # benches/reference/), runs each comparison RUNS times and reports medians,
 # and stops every server it started. Progress goes to stderr, the markdown to
@@ -10,22 +11,54 @@
 #     benches/compare.sh > /tmp/benchmarks.md
 #
 # Needs cargo, python3, redis-server and redis-benchmark
-# (apt-get install -y redis-server redis-tools). About 3 minutes on 2 cores.
+# (scripts/setup.sh test installs them). About 4 minutes on 2 cores, a minute
+# more with CAMLOOP_BASELINE; a smoke run that only checks that the script
+# works takes about one:
 #
-# CAMLOOP_LOAD overrides the load tool command, e.g. while `camloop load` is
-# not wired into the binary yet:
-#     CAMLOOP_LOAD=target/release/examples/load_dev benches/compare.sh
+#     RUNS=1 WARMUP_S=0.5 DURATION_S=1 MANY_CONNS=100 HOLD_CONNS=500 IDLE_WATCH_S=1 \
+#         benches/compare.sh > /tmp/smoke.md
+#
+# Server CPU per request: `camloop load --server-pid PID` reads the server's
+# utime + stime (/proc/PID/stat) when its measurement window starts and ends
+# and divides by the replies it counted in that window, so warmup and
+# connecting are left out. redis-benchmark has no warmup: its rows use the
+# server's CPU over the benchmark's whole run divided by its request count.
+#
+# CAMLOOP_BASELINE=PATH also runs a second camloop binary, normally the
+# previous commit, interleaved with this build (this, baseline, this,
+# baseline, ...) through the same load tool, and reports the ratio of their
+# median server CPU per request ("no loss" = within 3 %). Build it from a
+# git worktree, so the checkout under test stays as it is (pointing it at a
+# copy of this build first shows the machine's noise floor):
+#
+#     git worktree add --detach /var/tmp/camloop-baseline HEAD~1   # or any commit
+#     (cd /var/tmp/camloop-baseline && CARGO_TARGET_DIR=/var/tmp/camloop-baseline/target \
+#         cargo build --release --no-default-features --bin camloop)
+#     CAMLOOP_BASELINE=/var/tmp/camloop-baseline/target/release/camloop \
+#         benches/compare.sh > /tmp/benchmarks.md
+#     git worktree remove /var/tmp/camloop-baseline
+#
+# CAMLOOP_LOAD overrides the load tool command (it must understand
+# --server-pid and --json as `camloop load` does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS=${RUNS:-3}             # runs per comparison; the median is reported
-WARMUP_S=${WARMUP_S:-1}         # unmeasured seconds at the start of each `camloop load` run
+RUNS=${RUNS:-3}                   # runs per comparison; the median is reported
+WARMUP_S=${WARMUP_S:-1}           # unmeasured seconds at the start of each `camloop load` run
 DURATION_S=${DURATION_S:-3}       # measured seconds per run
-MANY_CONNS=1000    # connections for camloop vs the Python reference
-HOLD_CONNS=10000   # idle connections for the memory rows
-IDLE_WATCH_S=10    # how long idle servers are watched for wake-ups
+MANY_CONNS=${MANY_CONNS:-1000}    # connections for camloop vs the Python reference
+HOLD_CONNS=${HOLD_CONNS:-10000}   # idle connections for the memory rows
+IDLE_WATCH_S=${IDLE_WATCH_S:-10}  # how long idle servers are watched for wake-ups
+NO_LOSS_RATIO=1.03                # this build / baseline CPU per request at most this: no loss
 
-CAMLOOP=${CAMLOOP:-target/release/camloop}  # the binary under test
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+CAMLOOP=${CAMLOOP:-$TARGET_DIR/release/camloop}  # the binary under test
+MINIMAL_LOOP=$TARGET_DIR/release/examples/minimal_loop
+CAMLOOP_BASELINE=${CAMLOOP_BASELINE:-}
+if [[ -n $CAMLOOP_BASELINE && ! -x $CAMLOOP_BASELINE ]]; then
+    echo "compare: CAMLOOP_BASELINE=$CAMLOOP_BASELINE is not an executable" >&2
+    exit 1
+fi
 read -r -a LOAD <<<"${CAMLOOP_LOAD:-$CAMLOOP load}"
 CLK_TCK=$(getconf CLK_TCK)
 # Servers and tools inherit room for thousands of sockets.
@@ -82,23 +115,34 @@ wait_for_port() {
 
 # ---- servers: each start_* sets SERVER_PID and SERVER_PORT -----------------
 
-start_camloop() {
-    local out="$WORK/camloop.$RANDOM.out" attempt
-    "$CAMLOOP" serve --listen 127.0.0.1:0 --http off --camera none --framing line \
-        >"$out" 2>"$out.err" &
+# start_reporting NAME PREFIX COMMAND...: starts a server that binds port 0
+# and prints `PREFIX127.0.0.1:PORT...` on stdout, and waits for that line.
+start_reporting() {
+    local name=$1 prefix=$2 attempt
+    shift 2
+    local out="$WORK/$name.$RANDOM.out"
+    "$@" >"$out" 2>"$out.err" &
     SERVER_PID=$!
     STARTED_PIDS+=("$SERVER_PID")
     SERVER_PORT=
     for attempt in $(seq 50); do
-        SERVER_PORT=$(sed -n 's/^listening control=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$out")
+        SERVER_PORT=$(sed -n "s/^${prefix}127\.0\.0\.1:\([0-9]*\).*/\1/p" "$out")
         [[ -n $SERVER_PORT ]] && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.1
     done
-    log "camloop serve did not report its port; camloop rows are skipped"
+    log "$name did not report its port ($(head -c 300 "$out.err")); its rows are skipped"
     stop_server
     return 1
 }
+
+# start_camloop [BINARY]: this build, or the one given (the baseline).
+start_camloop() {
+    start_reporting camloop "listening control=" "${1:-$CAMLOOP}" serve \
+        --listen 127.0.0.1:0 --http off --camera none --framing line
+}
+start_baseline() { start_camloop "$CAMLOOP_BASELINE"; }
+start_minimal() { start_reporting minimal_loop "listening " "$MINIMAL_LOOP" 127.0.0.1:0; }
 
 start_redis() {
     SERVER_PORT=$(free_port)
@@ -126,8 +170,9 @@ stop_server() {
 
 # measure SERVER_PID RSS_SAMPLE_AFTER_S CLIENT...: runs the client while
 # watching the server. Sets RUN_OUT (client stdout file), RUN_CLIENT_CPU,
-# RUN_SERVER_CPU (percent of one core over the client's lifetime) and
-# RUN_SERVER_RSS (MiB, sampled mid-run).
+# RUN_SERVER_CPU (percent of one core over the client's lifetime),
+# RUN_SERVER_TICKS (the server's CPU over the client's lifetime, in clock
+# ticks) and RUN_SERVER_RSS (MiB, sampled mid-run).
 measure() {
     local server=$1 sample_after_s=$2
     shift 2
@@ -150,22 +195,24 @@ measure() {
     fi
     read -r user sys wall <"$WORK/run.time"
     RUN_CLIENT_CPU=$(awk -v u="$user" -v s="$sys" -v w="$wall" 'BEGIN { printf "%.0f", 100 * (u + s) / w }')
-    RUN_SERVER_CPU=$(awk -v t="$(($(cpu_ticks "$server") - ticks_before))" -v hz="$CLK_TCK" -v w="$wall" \
+    RUN_SERVER_TICKS=$(($(cpu_ticks "$server") - ticks_before))
+    RUN_SERVER_CPU=$(awk -v t="$RUN_SERVER_TICKS" -v hz="$CLK_TCK" -v w="$wall" \
         'BEGIN { printf "%.0f", 100 * t / hz / w }')
 }
 
 # ---- table rows: each appends to the arrays of its row label --------------
 
-declare -A RPS P50 P99 SCPU CCPU RSS ERRS CMD
+declare -A RPS P50 P99 SCPU CPU_US CCPU RSS ERRS CMD
 ROWS=()
 
-add_sample() { # LABEL RPS P50 P99 ERRORS
+add_sample() { # LABEL RPS P50 P99 ERRORS [SERVER_CPU_US_PER_REQUEST]
     local label=$1
     [[ -v "RPS[$label]" ]] || ROWS+=("$label")
     RPS[$label]+="$2 "
     P50[$label]+="$3 "
     P99[$label]+="$4 "
     ERRS[$label]+="$5 "
+    CPU_US[$label]+="${6:-n/a} "
     SCPU[$label]+="$RUN_SERVER_CPU "
     CCPU[$label]+="$RUN_CLIENT_CPU "
     RSS[$label]+="$RUN_SERVER_RSS "
@@ -175,13 +222,16 @@ add_sample() { # LABEL RPS P50 P99 ERRORS
 load_row() {
     local label=$1 server=$2 port=$3
     shift 3
-    CMD[$label]="camloop load 127.0.0.1:PORT $(quoted "$@") --warmup $WARMUP_S --duration $DURATION_S"
+    CMD[$label]="camloop load 127.0.0.1:PORT $(quoted "$@") --warmup $WARMUP_S --duration $DURATION_S --server-pid SERVER_PID"
     measure "$server" "$(awk -v w="$WARMUP_S" -v d="$DURATION_S" 'BEGIN { print w + d / 2 }')" \
-        "${LOAD[@]}" "127.0.0.1:$port" "$@" --warmup "$WARMUP_S" --duration "$DURATION_S" --json
-    local rps
+        "${LOAD[@]}" "127.0.0.1:$port" "$@" --warmup "$WARMUP_S" --duration "$DURATION_S" \
+        --server-pid "$server" --json
+    local rps cpu_us
     rps=$(json_field requests_per_s "$RUN_OUT")
+    cpu_us=$(json_field server_cpu_us_per_request "$RUN_OUT")
+    [[ $cpu_us == null ]] && cpu_us=n/a
     add_sample "$label" "${rps:-0}" "$(json_field latency_p50_us "$RUN_OUT")" \
-        "$(json_field latency_p99_us "$RUN_OUT")" "$(json_field errors "$RUN_OUT")"
+        "$(json_field latency_p99_us "$RUN_OUT")" "$(json_field errors "$RUN_OUT")" "$cpu_us"
     LAST_RPS=${rps:-0}
 }
 
@@ -196,31 +246,42 @@ redis_benchmark_row() {
     csv=$(tail -n 1 "$RUN_OUT" | tr -d '"')
     add_sample "$label" "$(cut -d, -f2 <<<"$csv")" \
         "$(awk -F, '{ printf "%.0f", $5 * 1000 }' <<<"$csv")" \
-        "$(awk -F, '{ printf "%.0f", $7 * 1000 }' <<<"$csv")" "-"
+        "$(awk -F, '{ printf "%.0f", $7 * 1000 }' <<<"$csv")" "-" \
+        "$(awk -v t="$RUN_SERVER_TICKS" -v hz="$CLK_TCK" -v n="$requests" \
+            'BEGIN { printf "%.3f", t * 1e6 / hz / n }')"
 }
 
 # ---- the comparisons --------------------------------------------------------
 
-log "building (cargo build --release --no-default-features)"
-cargo build --release --no-default-features --quiet
+log "building (cargo build --release --no-default-features --bin camloop --example minimal_loop)"
+cargo build --release --no-default-features --quiet --bin camloop --example minimal_loop
 
 start_redis
 REDIS_PID=$SERVER_PID REDIS_PORT=$SERVER_PORT
-CAMLOOP_OK=0
+CAMLOOP_OK=0 BASELINE_OK=0 MINIMAL_OK=0
 if start_camloop; then
     CAMLOOP_OK=1
     CAMLOOP_PID=$SERVER_PID CAMLOOP_PORT=$SERVER_PORT
+fi
+if [[ -n $CAMLOOP_BASELINE ]] && start_baseline; then
+    BASELINE_OK=1
+    BASELINE_PID=$SERVER_PID BASELINE_PORT=$SERVER_PORT
+fi
+if start_minimal; then
+    MINIMAL_OK=1
+    MINIMAL_PID=$SERVER_PID MINIMAL_PORT=$SERVER_PORT
 fi
 
 log "watching idle servers for ${IDLE_WATCH_S} s"
 declare -A IDLE_WAKEUPS IDLE_RSS
 idle_pids=("redis-server:$REDIS_PID")
 if ((CAMLOOP_OK)); then idle_pids+=("camloop:$CAMLOOP_PID"); fi
+if ((BASELINE_OK)); then idle_pids+=("baseline camloop:$BASELINE_PID"); fi
 for entry in "${idle_pids[@]}"; do IDLE_WAKEUPS[${entry%%:*}]=$(context_switches "${entry#*:}"); done
 sleep "$IDLE_WATCH_S"
 for entry in "${idle_pids[@]}"; do
     name=${entry%%:*} pid=${entry#*:}
-    IDLE_WAKEUPS[$name]=$(($(context_switches "$pid") - IDLE_WAKEUPS[$name]))
+    IDLE_WAKEUPS[$name]=$(($(context_switches "$pid") - ${IDLE_WAKEUPS[$name]}))
     IDLE_RSS[$name]=$(awk -v k="$(rss_kib "$pid")" 'BEGIN { printf "%.1f", k / 1024 }')
 done
 
@@ -239,8 +300,20 @@ for pipeline in 1 16; do
             load_row "camloop ping, P$pipeline: camloop load" "$CAMLOOP_PID" "$CAMLOOP_PORT" \
                 --conns 50 --pipeline "$pipeline" --greeting line --request 'ping\n'
         fi
+        # Right after this build's run, so the two alternate: A B A B A B.
+        if ((BASELINE_OK)); then
+            load_row "baseline camloop ping, P$pipeline: camloop load" "$BASELINE_PID" "$BASELINE_PORT" \
+                --conns 50 --pipeline "$pipeline" --greeting line --request 'ping\n'
+        fi
+        # The ceiling: the same loop rules with nothing else (bare greeting,
+        # line mode from the first request on).
+        if ((MINIMAL_OK)); then
+            load_row "minimal loop ping, P$pipeline: camloop load" "$MINIMAL_PID" "$MINIMAL_PORT" \
+                --conns 50 --pipeline "$pipeline" --greeting bytes:7 --request 'ping\n'
+        fi
     done
 done
+if ((MINIMAL_OK)); then kill "$MINIMAL_PID" 2>/dev/null || true; fi
 
 log "$MANY_CONNS connections: camloop vs the Python reference"
 start_python
@@ -255,11 +328,16 @@ for run in $(seq "$RUNS"); do
         load_row "$MANY_CONNS conns: camloop" "$CAMLOOP_PID" "$CAMLOOP_PORT" \
             --conns "$MANY_CONNS" --greeting line --request 'hello\n'
     fi
+    if ((BASELINE_OK)); then
+        load_row "$MANY_CONNS conns: baseline camloop" "$BASELINE_PID" "$BASELINE_PORT" \
+            --conns "$MANY_CONNS" --greeting line --request 'hello\n'
+    fi
 done
 stop_server
 # The hold rows start servers of their own.
 kill "$REDIS_PID" 2>/dev/null || true
 if ((CAMLOOP_OK)); then kill "$CAMLOOP_PID" 2>/dev/null || true; fi
+if ((BASELINE_OK)); then kill "$BASELINE_PID" 2>/dev/null || true; fi
 
 # hold_run NAME PING_LABEL START_FN LOAD-FLAGS...: a fresh server (so its idle RSS is a
 # clean baseline), HOLD_CONNS idle connections, then a 50-connection ping run
@@ -272,7 +350,8 @@ hold_run() {
     local idle_kib hold_out="$WORK/hold.out" waited
     idle_kib=$(rss_kib "$SERVER_PID")
     "${LOAD[@]}" "127.0.0.1:$SERVER_PORT" --hold "$HOLD_CONNS" \
-        --duration $((WARMUP_S + DURATION_S + 3)) --json >"$hold_out" 2>&1 &
+        --duration "$(awk -v w="$WARMUP_S" -v d="$DURATION_S" 'BEGIN { print w + d + 3 }')" \
+        --json >"$hold_out" 2>&1 &
     local holder=$!
     for waited in $(seq 100); do
         (($(open_fds "$SERVER_PID") >= HOLD_CONNS)) && break
@@ -295,26 +374,34 @@ log "$HOLD_CONNS idle connections"
 for run in $(seq "$RUNS"); do
     hold_run redis "redis PING" start_redis --request 'PING\r\n'
     if ((CAMLOOP_OK)); then hold_run camloop "camloop ping" start_camloop --greeting line --request 'ping\n'; fi
+    if ((BASELINE_OK)); then
+        hold_run "baseline camloop" "baseline camloop ping" start_baseline --greeting line --request 'ping\n'
+    fi
 done
 
 # ---- the report -------------------------------------------------------------
 
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+BASELINE_NOTE=
+if ((BASELINE_OK)); then
+    BASELINE_NOTE="; baseline $("$CAMLOOP_BASELINE" --version 2>/dev/null || echo "$CAMLOOP_BASELINE")"
+fi
 cat <<EOF
 Measured by \`benches/compare.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, ${cpu_model:-unknown CPU}, Linux $(uname -r);
 load average at the end $(cut -d' ' -f1-3 /proc/loadavg); $(redis-server --version | cut -d' ' -f1-3); $(python3 --version);
-camloop $(git rev-parse --short HEAD 2>/dev/null || echo '?'). Median of $RUNS runs, ${WARMUP_S} s warmup + ${DURATION_S} s each; all on loopback.
-CPU % is per process (100 = one core), over the client's lifetime; RSS sampled mid-run.
+camloop $(git rev-parse --short HEAD 2>/dev/null || echo '?')${BASELINE_NOTE}. Median of $RUNS runs, ${WARMUP_S} s warmup + ${DURATION_S} s each; all on loopback.
+CPU % is per process (100 = one core), over the client's lifetime; server CPU µs per request
+is over the measured window only (redis-benchmark: its whole run); RSS sampled mid-run.
 
-| comparison | req/s | p50 µs | p99 µs | server CPU % | client CPU % | server RSS MiB | errors |
-|---|---:|---:|---:|---:|---:|---:|---:|
+| comparison | req/s | p50 µs | p99 µs | server CPU µs per request | server CPU % | client CPU % | server RSS MiB | errors |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
 for label in "${ROWS[@]}"; do
     # shellcheck disable=SC2086 # the arrays hold space-separated samples
-    printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$label" \
+    printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n' "$label" \
         "$(median ${RPS[$label]})" "$(median ${P50[$label]})" "$(median ${P99[$label]})" \
-        "$(median ${SCPU[$label]})" "$(median ${CCPU[$label]})" "$(median ${RSS[$label]})" \
-        "$(median ${ERRS[$label]})"
+        "$(median ${CPU_US[$label]})" "$(median ${SCPU[$label]})" "$(median ${CCPU[$label]})" \
+        "$(median ${RSS[$label]})" "$(median ${ERRS[$label]})"
 done
 
 med_rps() {
@@ -332,13 +419,18 @@ if ((CAMLOOP_OK)); then
         echo "| camloop ping / redis PING, P$pipeline | $(ratio "$(med_rps "camloop ping, P$pipeline: camloop load")" "$(med_rps "redis PING, P$pipeline: camloop load")") |"
     done
     echo "| camloop / Python reference at $MANY_CONNS connections | $(ratio "$(med_rps "$MANY_CONNS conns: camloop")" "$(med_rps "$MANY_CONNS conns: Python reference")") |"
+    if ((MINIMAL_OK)); then
+        for pipeline in 1 16; do
+            echo "| camloop ping / minimal loop ping (the ceiling), P$pipeline | $(ratio "$(med_rps "camloop ping, P$pipeline: camloop load")" "$(med_rps "minimal loop ping, P$pipeline: camloop load")") |"
+        done
+    fi
 else
     echo "| camloop rows | not measured: \`camloop serve\` did not start |"
 fi
 echo
 echo "| server | idle RSS MiB | wake-ups in ${IDLE_WATCH_S} s idle | RSS per idle connection (bytes, $HOLD_CONNS held) | connects/s | connect failures |"
 echo "|---|---:|---:|---:|---:|---:|"
-for name in redis camloop; do
+for name in redis camloop "baseline camloop"; do
     [[ -v "HOLD_BYTES[$name]" ]] || continue
     idle_name=$name
     [[ $name == redis ]] && idle_name=redis-server
@@ -346,12 +438,38 @@ for name in redis camloop; do
     echo "| $name | ${IDLE_RSS[$idle_name]:-?} | ${IDLE_WAKEUPS[$idle_name]:-?} | $(median ${HOLD_BYTES[$name]}) | $(median ${HOLD_CONNECTS[$name]}) | $(median ${HOLD_FAILED[$name]}) |"
 done
 echo "| Python reference | $PYTHON_IDLE_RSS | | | | |"
+
+med_cpu_us() {
+    # shellcheck disable=SC2086
+    if [[ -v "CPU_US[$1]" ]]; then median ${CPU_US[$1]}; else echo n/a; fi
+}
+if ((BASELINE_OK)); then
+    echo
+    echo "Server CPU per request, this build against the baseline (runs interleaved; no loss = this / baseline <= $NO_LOSS_RATIO):"
+    echo
+    echo "| comparison | this build µs | baseline µs | this / baseline | no loss? | req/s this / baseline |"
+    echo "|---|---:|---:|---:|---|---:|"
+    for pair in "camloop ping, P1: camloop load|baseline camloop ping, P1: camloop load" \
+        "camloop ping, P16: camloop load|baseline camloop ping, P16: camloop load" \
+        "$MANY_CONNS conns: camloop|$MANY_CONNS conns: baseline camloop" \
+        "camloop ping, P1, $HOLD_CONNS idle held|baseline camloop ping, P1, $HOLD_CONNS idle held"; do
+        this=${pair%%|*} base=${pair#*|}
+        [[ -v "RPS[$this]" && -v "RPS[$base]" ]] || continue
+        this_us=$(med_cpu_us "$this") base_us=$(med_cpu_us "$base")
+        cpu_ratio=$(awk -v a="$this_us" -v b="$base_us" \
+            'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.3f", a / b; else print "n/a" }')
+        verdict=$(awk -v r="$cpu_ratio" -v limit="$NO_LOSS_RATIO" \
+            'BEGIN { if (r == "n/a") print "?"; else print (r + 0 <= limit + 0 ? "yes" : "**no**") }')
+        echo "| ${this%: camloop load} | $this_us | $base_us | $cpu_ratio | $verdict | $(ratio "$(med_rps "$this")" "$(med_rps "$base")") |"
+    done
+fi
 echo
 echo "Commands (PORT is the server's loopback port):"
 echo
 for label in "${ROWS[@]}"; do
     echo "- $label: \`${CMD[$label]}\`"
 done
-echo "- servers: \`camloop serve --listen 127.0.0.1:0 --http off --camera none --framing line\`;" \
+echo "- servers: \`camloop serve --listen 127.0.0.1:0 --http off --camera none --framing line\` (the baseline too);" \
+    "\`minimal_loop 127.0.0.1:0\` (\`cargo build --release --example minimal_loop\`);" \
     "\`redis-server --port PORT --bind 127.0.0.1 --save '' --appendonly no --maxclients $((HOLD_CONNS + 1000))\`;" \
     "\`python3 benches/reference/classic_server.py PORT\`"

@@ -15,7 +15,9 @@
 //! - [`load`]: `camloop load`, a load generator on its own mio loop.
 //! - [`cli`]: flags to settings; `main.rs` only sets up logging, parses
 //!   the command line ([`cli::parse_command_line`]) and calls [`cli::run`].
-//! - [`sys`]: the few OS calls that need `unsafe` (rlimits, signals, systemd).
+//! - [`sys`]: the few OS calls that need `unsafe` (rlimits, signals, CPU
+//!   time, systemd).
+//! - [`text`]: byte-text helpers (hex digits) shared by [`http`] and [`load`].
 //! - [`timefmt`]: UTC timestamps for snapshot names, without a time crate.
 //!
 //! See `ARCHITECTURE.md` for the life of a request and of a frame.
@@ -34,4 +36,5 @@ pub mod server;
 pub mod snapshot;
 pub mod stats;
 pub mod sys;
+pub mod text;
 pub mod timefmt;

@@ -1,12 +1,17 @@
-//! The few process-level settings the server needs from the OS.
+//! The few process-level settings the server and `camloop load` need from
+//! the OS.
 //!
-//! Raising the descriptor limit and ignoring `SIGXFSZ` are `libc` calls;
-//! they live here so the rest of the code stays free of `unsafe`.
+//! Raising the descriptor limit, ignoring `SIGXFSZ` and reading CPU time
+//! are `libc` calls; they live here so the rest of the code stays free of
+//! `unsafe`.
 
 use std::io;
+use std::time::Duration;
 
-/// Descriptors kept back from `--max-clients` for listeners, the epoll
-/// instance, the signal pipe, snapshot files and the camera.
+/// Descriptors kept free beside the connections: by the server from
+/// `--max-clients` for listeners, the epoll instance, the signal pipe,
+/// snapshot files and the camera; by `camloop load` for stdio and its epoll
+/// instance.
 pub const RESERVED_DESCRIPTORS: u64 = 32;
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit and returns the new soft
@@ -32,6 +37,33 @@ pub fn raise_descriptor_limit() -> io::Result<u64> {
         }
     }
     Ok(limit.rlim_cur)
+}
+
+/// CPU time (user + system) this process has used so far, to the
+/// microsecond; zero if the kernel will not say.
+pub fn cpu_time() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value, and getrusage only writes
+    // into the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let to_duration = |time: libc::timeval| {
+        Duration::new(time.tv_sec.max(0) as u64, 0)
+            + Duration::from_micros(time.tv_usec.max(0) as u64)
+    };
+    to_duration(usage.ru_utime) + to_duration(usage.ru_stime)
+}
+
+/// The unit of the CPU times in `/proc/PID/stat` (`getconf CLK_TCK`,
+/// 100 on Linux), in ticks per second.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a system setting; it has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    // Linux has used 100 for every architecture for decades; the fallback
+    // only keeps a broken sysconf from dividing by zero.
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
 }
 
 /// Makes a write past RLIMIT_FSIZE fail with `EFBIG` instead of killing

@@ -148,6 +148,52 @@ fn minimal_loop_serves_clients_independently() {
     server.client();
 }
 
+#[test]
+fn minimal_loop_answers_ping_with_pong_in_raw_mode() {
+    let server = MinimalLoop::start();
+    let mut client = server.client();
+    // No newline yet: one read is one message, and the reply is bare.
+    client.send("ping");
+    client.expect("PONG");
+    client.send("hello");
+    client.expect("Received");
+}
+
+#[test]
+fn minimal_loop_answers_pipelined_and_split_ping_lines_with_pong() {
+    let server = MinimalLoop::start();
+    let mut client = server.client();
+    // Pipelined: two lines in one write, two replies in order. The first
+    // `\n` also switches the connection to lines.
+    client.send("ping\nPING\n");
+    client.expect("PONG\nPONG\n");
+    // Split: `pi` rides in the same read as a whole line (that line's reply
+    // proves the read happened) and must wait there for the rest of it.
+    client.send("ping\npi");
+    client.expect("PONG\n");
+    client.send("NG\r\nhello\n");
+    client.expect("PONG\nReceived\n");
+    // A line cut into single bytes.
+    for byte in ["p", "I", "n", "G", "\n"] {
+        client.send(byte);
+    }
+    client.expect("PONG\n");
+    // `exit` closes at once; the line after it is never answered.
+    client.send("exit\nping\n");
+    client.expect_eof();
+}
+
+#[test]
+fn minimal_loop_closes_a_connection_whose_line_never_ends() {
+    let server = MinimalLoop::start();
+    let mut client = server.client();
+    client.send("ping\n");
+    client.expect("PONG\n");
+    // Over the 4 KiB line limit without a `\n`: buffering stops there.
+    client.send("x".repeat(5000));
+    client.expect_eof();
+}
+
 // ---------------------------------------------------------------------------
 // classic_client
 

@@ -1,11 +1,14 @@
 //! `camloop load` end to end over real loopback sockets, against tiny
-//! in-test servers (plain threads) that count what arrived, plus the
-//! sans-IO framing with arbitrary chunking.
+//! in-test servers (plain threads) that count what arrived and against a
+//! real `camloop serve`, plus the sans-IO framing with arbitrary chunking.
 //!
 //! Assertions are on counts and contents only, never on timing.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant};
 use camloop::load::{parse_escapes, run, Expect, Greeting, LoadArgs, ReplyCounter};
 use clap::Parser;
 use proptest::prelude::*;
+use support::{read_listening_line, Client, CAMLOOP};
 
 #[derive(Parser)]
 struct Cli {
@@ -147,6 +151,31 @@ fn fixed_size_replies_are_counted_with_expect_bytes() {
 }
 
 #[test]
+fn server_pid_adds_the_servers_cpu_per_request_and_is_checked_first() {
+    // The in-test server runs in this process, so its pid is ours.
+    let (addr, _seen) = line_server(b"", b"PONG\n");
+    let flags = format!(
+        "--conns 2 --warmup 0.1 --duration 0.3 --server-pid {}",
+        std::process::id()
+    );
+    let report = run(&load_args(addr, &flags)).expect("run");
+    assert!(report.requests > 0);
+    assert!(
+        report.server_cpu_us_per_request.is_some(),
+        "{}",
+        report.to_json()
+    );
+    assert!(report.to_json().contains("\"server_cpu_us_per_request\":"));
+
+    let without = run(&load_args(addr, "--conns 1 --warmup 0 --duration 0.1")).expect("run");
+    assert_eq!(without.server_cpu_us_per_request, None);
+
+    // No such process (above the kernel's pid_max): refused before connecting.
+    let error = run(&load_args(addr, "--server-pid 4294967295")).expect_err("no such pid");
+    assert!(error.contains("--server-pid"), "{error}");
+}
+
+#[test]
 fn rate_caps_the_requests_sent() {
     let (addr, _seen) = line_server(b"", b"+PONG\r\n");
     let args = load_args(addr, r"--conns 2 --rate 40 --warmup 0 --duration 0.5");
@@ -176,6 +205,112 @@ fn hold_opens_exactly_n_idle_connections() {
         0,
         "a held connection sends nothing"
     );
+}
+
+/// A child process, killed and reaped on drop, so a failing test leaves
+/// nothing running.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Established IPv4 connections whose remote end is loopback port `port`,
+/// from the kernel's table (`/proc/net/tcp`: `sl local rem st ...`, ports
+/// in hex, state 01 = ESTABLISHED). On the client's side of each socket,
+/// so it shows which listening port every connection went to.
+fn established_to_port(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+            fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"01")
+        })
+        .count()
+}
+
+#[test]
+fn hold_spreads_idle_connections_over_two_listening_ports_of_camloop() {
+    // More than a soft descriptor limit of 1024 allows, so the tool must
+    // raise its own limit to hold them all.
+    const HELD: usize = 1100;
+    let mut server = Reaped(
+        Command::new(CAMLOOP)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--camera", "none", "--http", "off"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn camloop serve"),
+    );
+    let listening = read_listening_line(&mut server.0);
+    let addrs: Vec<SocketAddr> = match &listening {
+        Some((control, http)) if http == "off" => control
+            .split(',')
+            .map(|addr| addr.parse().expect("a control address"))
+            .collect(),
+        _ => panic!("expected `listening control=ADDR,ADDR http=off`, got {listening:?}"),
+    };
+    assert_eq!(addrs.len(), 2, "{listening:?}");
+
+    // The shell lowers the soft limit to 1024 for the tool alone.
+    let load = Reaped(
+        Command::new("sh")
+            .args([
+                "-c",
+                r#"ulimit -S -n 1024 && exec "$0" "$@""#,
+                CAMLOOP,
+                "load",
+            ])
+            .args([addrs[0].to_string(), addrs[1].to_string()])
+            .args(["--hold", &HELD.to_string(), "--greeting", "bytes:7"])
+            // Longer than the test; it is killed at the end.
+            .args(["--duration", "600"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn camloop load"),
+    );
+
+    let mut control = Client::connect(addrs[0]);
+    control.expect("Welcome");
+    // The control connection itself is one of the clients.
+    let stats = control.wait_for_clients(HELD as u64 + 1);
+    assert_eq!(stats.get("clients"), HELD as u64 + 1, "{stats:?}");
+    // Half on each port; the control connection is the one extra on the first.
+    assert_eq!(established_to_port(addrs[0].port()), HELD / 2 + 1);
+    assert_eq!(established_to_port(addrs[1].port()), HELD / 2);
+    drop(load);
+}
+
+#[test]
+fn too_many_connections_for_the_local_ports_are_refused_before_connecting() {
+    // One destination gets only as many connections as there are local ports.
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .expect("read ip_local_port_range");
+    let bounds: Vec<usize> = range
+        .split_ascii_whitespace()
+        .map(|bound| bound.parse().expect("a port"))
+        .collect();
+    let ports = bounds[1] + 1 - bounds[0];
+    let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+    let error = run(&load_args(addr, &format!("--hold {}", ports + 1)))
+        .expect_err("more connections than local ports");
+    assert!(error.contains("local ports"), "{error}");
 }
 
 #[test]

@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use crate::text::hex_digit_value;
+
 /// Largest request head (request line plus headers) we buffer. A client that
 /// sends more without finishing its head gets 431 and is closed; this is
 /// what bounds a connection's input buffer.
@@ -223,7 +225,7 @@ fn head_from_parsed(request: &httparse::Request<'_, '_>) -> Result<RequestHead, 
     let mut basic_password = None;
 
     for field in request.headers.iter() {
-        let value = trim_ascii(field.value);
+        let value = field.value.trim_ascii();
         let name = field.name;
         if name.eq_ignore_ascii_case("content-length") {
             let length = parse_content_length(value)?;
@@ -238,7 +240,7 @@ fn head_from_parsed(request: &httparse::Request<'_, '_>) -> Result<RequestHead, 
         } else if name.eq_ignore_ascii_case("host") {
             host_fields += 1;
         } else if name.eq_ignore_ascii_case("connection") {
-            for option in value.split(|&b| b == b',').map(trim_ascii) {
+            for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if option.eq_ignore_ascii_case(b"close") {
                     keep_alive = false;
                 } else if option.eq_ignore_ascii_case(b"keep-alive") && !http11 {
@@ -275,18 +277,6 @@ fn head_from_parsed(request: &httparse::Request<'_, '_>) -> Result<RequestHead, 
     })
 }
 
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |last| last + 1);
-    &bytes[start..end]
-}
-
 /// `Content-Length = 1*DIGIT`: no sign, no spaces inside, no overflow.
 fn parse_content_length(value: &[u8]) -> Result<usize, HttpError> {
     const INVALID: HttpError = HttpError::BadRequest("invalid Content-Length");
@@ -310,7 +300,7 @@ fn parse_bearer(value: &[u8]) -> Option<String> {
     if value.len() <= SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
         return None;
     }
-    let token = trim_ascii(&value[SCHEME.len()..]);
+    let token = value[SCHEME.len()..].trim_ascii();
     if token.is_empty() {
         return None;
     }
@@ -326,7 +316,7 @@ pub fn parse_basic_password(value: &[u8]) -> Option<String> {
     if value.len() <= SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
         return None;
     }
-    let encoded = trim_ascii(&value[SCHEME.len()..]);
+    let encoded = value[SCHEME.len()..].trim_ascii();
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .ok()?;
@@ -389,7 +379,7 @@ fn percent_decode(text: &str) -> String {
             b'%' => {
                 let escaped = bytes
                     .get(i + 1..i + 3)
-                    .and_then(|hex| Some(hex_value(hex[0])? * 16 + hex_value(hex[1])?));
+                    .and_then(|hex| Some(hex_digit_value(hex[0])? * 16 + hex_digit_value(hex[1])?));
                 if let Some(byte) = escaped {
                     decoded.push(byte);
                     i += 3;
@@ -402,15 +392,6 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&decoded).into_owned()
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// One connection's input side: the bytes of a head still being received,

@@ -22,7 +22,8 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::report::{Latency, LoadReport};
 use super::wire::{Greeting, ReplyCounter};
-use super::{cpu_time, Plan};
+use super::{process_cpu_time, Plan};
+use crate::sys::cpu_time;
 
 /// The one read buffer every connection shares.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -291,6 +292,10 @@ struct Engine<'a> {
     /// CPU time of this process when the window started.
     cpu_at_window_start: Duration,
     tool_cpu_percent: f64,
+    /// `--server-pid`: the server's CPU time when the window started, then
+    /// how much it used in the window (`None` if it could not be read).
+    server_cpu_at_window_start: Option<Duration>,
+    server_cpu_in_window: Option<Duration>,
     progress: Option<Progress>,
 }
 
@@ -346,15 +351,20 @@ impl<'a> Engine<'a> {
             tally: Tally::new(window_start, window_end)?,
             cpu_at_window_start: cpu_time(),
             tool_cpu_percent: 0.0,
+            server_cpu_at_window_start: None,
+            server_cpu_in_window: None,
             progress,
         })
     }
 
     /// Starts every connect at once; they complete in the loop. Opening them
     /// all together is what measures the server's accept rate in `--hold`.
+    /// Connections are dealt out over the targets in turn.
     fn open_connections(&mut self) {
+        let targets = &self.plan.targets;
         for index in 0..self.plan.conns {
-            let opened = TcpStream::connect(self.plan.target).and_then(|mut stream| {
+            let target = targets[index % targets.len()];
+            let opened = TcpStream::connect(target).and_then(|mut stream| {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 self.poll
                     .registry()
@@ -430,11 +440,11 @@ impl<'a> Engine<'a> {
                     self.close_unconnected();
                     self.tally.window_start = now;
                     self.tally.window_end = now + self.plan.duration;
-                    self.cpu_at_window_start = cpu_time();
+                    self.start_window_clocks();
                     Some((Phase::Measuring, self.tally.window_end))
                 }
                 Phase::Warmup if over => {
-                    self.cpu_at_window_start = cpu_time();
+                    self.start_window_clocks();
                     Some((Phase::Measuring, self.tally.window_end))
                 }
                 Phase::Measuring if over || self.live == 0 => {
@@ -475,6 +485,17 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Reads the CPU clocks the window is measured against: this process's
+    /// and, with `--server-pid`, the server's. Taken in the same loop turn
+    /// as the phase change, so warmup and connecting are left out.
+    fn start_window_clocks(&mut self) {
+        self.cpu_at_window_start = cpu_time();
+        self.server_cpu_at_window_start = self
+            .plan
+            .server_pid
+            .and_then(|pid| process_cpu_time(pid).ok());
+    }
+
     fn end_window(&mut self, now: Instant) {
         let window_end = now.min(self.tally.window_end);
         self.tally.window_end = window_end;
@@ -482,6 +503,12 @@ impl<'a> Engine<'a> {
         let cpu = cpu_time().saturating_sub(self.cpu_at_window_start);
         if !wall.is_zero() {
             self.tool_cpu_percent = 100.0 * cpu.as_secs_f64() / wall.as_secs_f64();
+        }
+        if let (Some(pid), Some(at_start)) = (self.plan.server_pid, self.server_cpu_at_window_start)
+        {
+            self.server_cpu_in_window = process_cpu_time(pid)
+                .ok()
+                .map(|at_end| at_end.saturating_sub(at_start));
         }
     }
 
@@ -729,8 +756,13 @@ impl<'a> Engine<'a> {
                 mean_us: histogram.mean(),
             }
         };
+        let targets: Vec<String> = self.plan.targets.iter().map(|t| t.to_string()).collect();
+        let server_cpu_us_per_request = self
+            .server_cpu_in_window
+            .filter(|_| tally.requests > 0)
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / tally.requests as f64);
         LoadReport {
-            target: self.plan.target.to_string(),
+            target: targets.join(","),
             hold: self.plan.hold,
             conns: self.plan.conns,
             pipeline: self.plan.pipeline,
@@ -753,6 +785,7 @@ impl<'a> Engine<'a> {
             bytes_sent: tally.bytes_sent,
             bytes_received: tally.bytes_received,
             tool_cpu_percent: self.tool_cpu_percent,
+            server_cpu_us_per_request,
             reply_sample: tally.reply_sample,
         }
     }

@@ -6,10 +6,11 @@
 //! any server whose replies are lines or fixed-size (camloop, redis inline
 //! `PING`, memcached `version`), so results can be compared side by side.
 //!
-//! It connects only to the one address it is given and stops by itself after
-//! warmup + duration; it never retries against other addresses, never
-//! reconnects in a loop and never panics on what the network does. Point it
-//! at loopback or at servers you own.
+//! It connects only to the addresses it is given (connections are dealt
+//! out over them in turn) and stops by itself after warmup + duration; it
+//! never retries against other addresses, never reconnects in a loop and
+//! never panics on what the network does. Point it at loopback or at
+//! servers you own.
 //!
 //! - [`wire`]: request escapes, greeting and reply framing (sans-IO).
 //! - `engine`: the event loop.
@@ -19,15 +20,17 @@ mod engine;
 pub mod report;
 pub mod wire;
 
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 pub use report::{Latency, LoadReport};
 pub use wire::{parse_escapes, Expect, Greeting, ReplyCounter};
 
-/// Descriptors kept free beside the connections: stdio, the epoll instance
-/// and whatever the runtime opens.
-const RESERVED_FDS: u64 = 32;
+use crate::sys::{clock_ticks_per_second, raise_descriptor_limit, RESERVED_DESCRIPTORS};
+
+/// Where Linux keeps the range of local ports `connect()` picks from.
+const EPHEMERAL_PORT_RANGE_PATH: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 
 // Each flag's default is its `default_value` (which `--help` shows) or, for
 // the optional ones, stated at the end of its comment.
@@ -35,8 +38,14 @@ const RESERVED_FDS: u64 = 32;
 /// latency percentiles and errors.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoadArgs {
-    /// Server to load, as HOST:PORT; the only address ever connected to.
-    pub target: String,
+    /// Servers to load, as HOST:PORT; the only addresses ever connected to.
+    /// With several, connections are dealt out over them in turn: one
+    /// client gets only about 28,000 local ports per destination
+    /// (ip_local_port_range), so holding more idle connections than that
+    /// takes several listening ports, e.g. `camloop load 127.0.0.1:8233
+    /// 127.0.0.1:8234 --hold 40000`.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
 
     /// Connections, each keeping --pipeline requests in flight.
     #[arg(long, default_value_t = 50)]
@@ -75,17 +84,28 @@ pub struct LoadArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Open N idle connections (instead of --conns) and hold them for
-    /// --duration without requests; reports connect rate and failures
-    /// [default: off].
+    /// Open N idle connections (instead of --conns), spread over all the
+    /// TARGETs, and hold them for --duration without requests; reports
+    /// connect rate and failures. The descriptor limit is raised to the
+    /// hard limit, which must allow N + 32 [default: off].
     #[arg(long, value_name = "N")]
     pub hold: Option<usize>,
+
+    /// Also measure the CPU time (user + system, from /proc/PID/stat) that
+    /// the server process PID uses during the measurement window, and
+    /// report it per request counted in that window as
+    /// `server_cpu_us_per_request` (warmup and connecting excluded; the
+    /// resolution is one clock tick, 10 ms, so measure for seconds)
+    /// [default: off].
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
 }
 
 /// The checked, parsed form of [`LoadArgs`] that the engine runs.
 #[derive(Debug, Clone)]
 struct Plan {
-    target: SocketAddr,
+    /// Connection `i` goes to `targets[i % targets.len()]`.
+    targets: Vec<SocketAddr>,
     conns: usize,
     pipeline: usize,
     duration: Duration,
@@ -95,16 +115,25 @@ struct Plan {
     greeting: Greeting,
     rate: Option<f64>,
     hold: bool,
+    server_pid: Option<u32>,
 }
 
 impl Plan {
     fn from_args(args: &LoadArgs) -> Result<Plan, String> {
-        let target = args
-            .target
-            .to_socket_addrs()
-            .map_err(|e| format!("bad target `{}`: {e}", args.target))?
-            .next()
-            .ok_or_else(|| format!("`{}` resolves to no address", args.target))?;
+        let targets = args
+            .targets
+            .iter()
+            .map(|target| {
+                target
+                    .to_socket_addrs()
+                    .map_err(|e| format!("bad target `{target}`: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("`{target}` resolves to no address"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if targets.is_empty() {
+            return Err("need at least one target".to_string());
+        }
         let seconds = |name: &str, value: f64| {
             Duration::try_from_secs_f64(value)
                 .map_err(|_| format!("--{name} must be a number of seconds >= 0, got {value}"))
@@ -130,8 +159,11 @@ impl Plan {
         if conns == 0 {
             return Err("need at least one connection".to_string());
         }
+        if let Some(pid) = args.server_pid {
+            process_cpu_time(pid).map_err(|e| format!("--server-pid {pid}: {e}"))?;
+        }
         Ok(Plan {
-            target,
+            targets,
             conns,
             pipeline: args.pipeline,
             duration,
@@ -141,6 +173,7 @@ impl Plan {
             greeting: args.greeting,
             rate: args.rate,
             hold: args.hold.is_some(),
+            server_pid: args.server_pid,
         })
     }
 }
@@ -153,8 +186,11 @@ impl Plan {
 /// the run could not be set up or not a single connection succeeded.
 pub fn run(args: &LoadArgs) -> Result<LoadReport, String> {
     let plan = Plan::from_args(args)?;
-    let fd_limit = raise_fd_limit();
-    let fds_needed = plan.conns as u64 + RESERVED_FDS;
+    check_ephemeral_ports(&plan)?;
+    // Unknown limit: go ahead, and let the connects report EMFILE if it
+    // comes to that.
+    let fd_limit = raise_descriptor_limit().unwrap_or(u64::MAX);
+    let fds_needed = plan.conns as u64 + RESERVED_DESCRIPTORS;
     if fd_limit < fds_needed {
         return Err(format!(
             "{} connections need {fds_needed} file descriptors but RLIMIT_NOFILE allows {fd_limit} \
@@ -166,7 +202,7 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport, String> {
     if report.connected == 0 {
         return Err(format!(
             "no connection to {} succeeded: {}",
-            plan.target,
+            report.target,
             report.first_error.as_deref().unwrap_or("no reason given")
         ));
     }
@@ -178,45 +214,80 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport, String> {
     Ok(report)
 }
 
-/// Raises the soft RLIMIT_NOFILE to the hard limit (thousands of connections
-/// need thousands of descriptors; the usual soft limit is 1024) and returns
-/// the limit now in force.
-fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+/// Refuses a plan that would run out of local ports: every connection to
+/// one destination needs a local port of its own, from a range of about
+/// 28,000 by default, so more connections than that need more destinations.
+/// Skipped where the range cannot be read (other systems).
+fn check_ephemeral_ports(plan: &Plan) -> Result<(), String> {
+    let Ok(range) = std::fs::read_to_string(EPHEMERAL_PORT_RANGE_PATH) else {
+        return Ok(());
     };
-    // SAFETY: getrlimit writes only into the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return u64::MAX; // unknown; let the connects report EMFILE if it comes to that
+    let mut bounds = range.split_ascii_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(low)), Some(Ok(high))) = (bounds.next(), bounds.next()) else {
+        return Ok(());
+    };
+    let ports = (high + 1).saturating_sub(low);
+    let per_target = plan.conns.div_ceil(plan.targets.len()) as u64;
+    if per_target > ports {
+        return Err(format!(
+            "{} connections over {} address(es) need {per_target} local ports per address, \
+             but {EPHEMERAL_PORT_RANGE_PATH} offers {ports}: give more addresses \
+             (each destination address and port has its own local ports)",
+            plan.conns,
+            plan.targets.len()
+        ));
     }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        // SAFETY: setrlimit only reads the struct it is given. It may refuse
-        // (an infinite hard limit is above the kernel's nr_open); then the
-        // current soft limit simply stays.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return raised.rlim_cur;
-        }
-    }
-    limit.rlim_cur
+    Ok(())
 }
 
-/// CPU time (user + system) this process has used so far.
-fn cpu_time() -> Duration {
-    // SAFETY: an all-zero rusage is a valid value, and getrusage only writes
-    // into the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
+/// User + system CPU time process `pid` has used so far, from
+/// `/proc/PID/stat`. All the process's threads count, as they should for a
+/// server with helper threads.
+fn process_cpu_time(pid: u32) -> io::Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    let ticks = cpu_ticks_from_stat(&stat).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{path}: unexpected format"),
+        )
+    })?;
+    Ok(Duration::from_micros(
+        ticks.saturating_mul(1_000_000) / clock_ticks_per_second(),
+    ))
+}
+
+/// Fields 14 and 15 (`utime`, `stime`, in clock ticks) of a
+/// `/proc/PID/stat` line, added.
+fn cpu_ticks_from_stat(stat: &str) -> Option<u64> {
+    // Field 2 is the command name in parentheses, which may itself hold
+    // spaces and `)`: count the fields from after its last `)`.
+    let (_, after_name) = stat.rsplit_once(')')?;
+    // After the name come field 3 (state) .. field 13, then utime and stime.
+    let mut times = after_name
+        .split_ascii_whitespace()
+        .skip(11)
+        .map(str::parse::<u64>);
+    Some(times.next()?.ok()? + times.next()?.ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_fields_14_and_15_whatever_the_command_name() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
+        // majflt cmajflt utime stime cutime ...
+        let stat = "42 (a) b (c)) S 1 42 42 0 -1 4194560 10 0 0 0 250 31 7 9 20 0";
+        assert_eq!(cpu_ticks_from_stat(stat), Some(281));
+        assert_eq!(cpu_ticks_from_stat("42 (short) S 1 2"), None);
+        assert_eq!(cpu_ticks_from_stat("no name at all"), None);
     }
-    let to_duration = |time: libc::timeval| {
-        Duration::new(time.tv_sec.max(0) as u64, 0)
-            + Duration::from_micros(time.tv_usec.max(0) as u64)
-    };
-    to_duration(usage.ru_utime) + to_duration(usage.ru_stime)
+
+    #[test]
+    fn this_process_has_a_readable_cpu_time() {
+        assert!(process_cpu_time(std::process::id()).is_ok());
+    }
 }

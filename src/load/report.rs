@@ -6,6 +6,8 @@
 
 use std::fmt::{self, Write as _};
 
+use crate::http::response::push_json_string;
+
 /// Latency percentiles of the requests answered inside the measurement
 /// window, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -31,7 +33,7 @@ pub struct Latency {
 /// the measurement window.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadReport {
-    /// The address that was loaded.
+    /// The addresses that were loaded, comma-separated.
     pub target: String,
     /// Whether this was a `--hold` run (idle connections, no requests).
     pub hold: bool,
@@ -80,6 +82,10 @@ pub struct LoadReport {
     /// CPU time of this process during the window, in percent of one core: near
     /// 100 means the load tool itself was the bottleneck.
     pub tool_cpu_percent: f64,
+    /// With `--server-pid`: the server's CPU time (user + system) during the
+    /// window divided by `requests`, in microseconds; `None` without the
+    /// flag, without requests, or when the server could not be read.
+    pub server_cpu_us_per_request: Option<f64>,
     /// The first bytes received after a greeting, so a reply such as
     /// `-ERR unknown command` shows that the request was wrong.
     pub reply_sample: Vec<u8>,
@@ -95,7 +101,7 @@ impl LoadReport {
             }
             let _ = write!(json, "\"{name}\":{value}");
         };
-        field("target", json_string(self.target.as_bytes()));
+        field("target", json_string(&self.target));
         field("hold", self.hold.to_string());
         field("conns", self.conns.to_string());
         field("pipeline", self.pipeline.to_string());
@@ -122,35 +128,35 @@ impl LoadReport {
         field(
             "first_error",
             match &self.first_error {
-                Some(error) => json_string(error.as_bytes()),
+                Some(error) => json_string(error),
                 None => "null".to_string(),
             },
         );
         field("bytes_sent", self.bytes_sent.to_string());
         field("bytes_received", self.bytes_received.to_string());
         field("tool_cpu_percent", format!("{:.1}", self.tool_cpu_percent));
-        field("reply_sample", json_string(&self.reply_sample));
+        field(
+            "server_cpu_us_per_request",
+            match self.server_cpu_us_per_request {
+                Some(us) => format!("{us:.3}"),
+                None => "null".to_string(),
+            },
+        );
+        // JSON strings are text: a reply that is not UTF-8 shows U+FFFD
+        // where its odd bytes were (the text report escapes them instead).
+        field(
+            "reply_sample",
+            json_string(&String::from_utf8_lossy(&self.reply_sample)),
+        );
         json.push('}');
         json
     }
 }
 
-/// A JSON string literal; bytes outside printable ASCII become `\u00XX`, so
-/// any reply bytes are safe to embed.
-fn json_string(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 2);
-    out.push('"');
-    for &byte in bytes {
-        match byte {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(char::from(byte)),
-            _ => {
-                let _ = write!(out, "\\u{byte:04x}");
-            }
-        }
-    }
-    out.push('"');
+/// A JSON string literal, escaped by the HTTP side's escaper.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    push_json_string(&mut out, text);
     out
 }
 
@@ -206,6 +212,9 @@ impl fmt::Display for LoadReport {
             )?;
             writeln!(f, "first reply  \"{}\"", self.reply_sample.escape_ascii())?;
         }
+        if let Some(us) = self.server_cpu_us_per_request {
+            writeln!(f, "server cpu   {us:.2} us per request")?;
+        }
         write!(f, "tool cpu     {:.1} %", self.tool_cpu_percent)
     }
 }
@@ -216,7 +225,17 @@ mod tests {
 
     #[test]
     fn json_escapes_reply_bytes() {
-        assert_eq!(json_string(b"+PONG\r\n\"\\"), r#""+PONG\u000d\u000a\"\\""#);
+        let report = LoadReport {
+            reply_sample: b"+PONG\r\n\"\\\xff".to_vec(),
+            ..LoadReport::default()
+        };
+        assert!(
+            report
+                .to_json()
+                .contains("\"reply_sample\":\"+PONG\\r\\n\\\"\\\\\u{fffd}\""),
+            "{}",
+            report.to_json()
+        );
     }
 
     #[test]
@@ -225,5 +244,6 @@ mod tests {
         assert!(json.starts_with('{') && json.ends_with('}'));
         assert!(json.contains("\"requests_per_s\":0.0"));
         assert!(json.contains("\"first_error\":null"));
+        assert!(json.contains("\"server_cpu_us_per_request\":null"));
     }
 }

@@ -7,6 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::text::hex_digit_value;
+
 /// Turns the `--request` text into bytes, understanding `\r`, `\n`, `\t`,
 /// `\\` and `\xHH` so that protocol terminators can be typed on a shell line.
 pub fn parse_escapes(text: &str) -> Result<Vec<u8>, String> {
@@ -23,8 +25,8 @@ pub fn parse_escapes(text: &str) -> Result<Vec<u8>, String> {
             Some(b't') => out.push(b'\t'),
             Some(b'\\') => out.push(b'\\'),
             Some(b'x') => {
-                let high = bytes.next().and_then(hex_digit);
-                let low = bytes.next().and_then(hex_digit);
+                let high = bytes.next().and_then(hex_digit_value);
+                let low = bytes.next().and_then(hex_digit_value);
                 match (high, low) {
                     (Some(high), Some(low)) => out.push(high << 4 | low),
                     _ => return Err("\\x needs two hex digits, as in \\x0a".to_string()),
@@ -40,10 +42,6 @@ pub fn parse_escapes(text: &str) -> Result<Vec<u8>, String> {
         }
     }
     Ok(out)
-}
-
-fn hex_digit(byte: u8) -> Option<u8> {
-    char::from(byte).to_digit(16).map(|digit| digit as u8)
 }
 
 /// How replies are framed (`--expect`).
