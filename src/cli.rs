@@ -168,6 +168,10 @@ pub struct ServeArgs {
     /// Close an idle keep-alive HTTP connection after this many seconds.
     #[arg(long, default_value_t = 60)]
     pub http_idle_timeout: u64,
+    /// Set a camera control at start, e.g. `brightness=60`; repeat for
+    /// several (`controls` on the control port lists what the camera has).
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub control: Vec<String>,
 }
 
 /// `*`, or an origin as a browser sends it (`scheme://host[:port]`, no path).
@@ -383,6 +387,8 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         Some(push) => Camera::new_push(push, settings, Instant::now()),
         None => Camera::new(build_source(args)?, settings, Instant::now()),
     };
+    let mut camera = camera;
+    apply_start_controls(&mut camera, &args.control)?;
     let config = ServerConfig {
         control_addrs: args.listen.clone(),
         unix_path: args.unix.clone(),
@@ -406,6 +412,28 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     crate::sys::notify_systemd("READY=1");
     log::info!("camloop {} serving {listening}", env!("CARGO_PKG_VERSION"));
     server.run().map_err(|e| format!("event loop failed: {e}"))
+}
+
+/// `--control NAME=VALUE`, in order: an unknown name or a value out of
+/// range stops the start with a message naming it. A device that is not
+/// open yet gets the (integer) values when it opens.
+pub fn apply_start_controls(camera: &mut Camera, assignments: &[String]) -> Result<(), String> {
+    use crate::camera::controls::{self, ControlError};
+    for assignment in assignments {
+        let (name, value) = controls::parse_assignment(assignment)?;
+        match camera.set_control(name, &value) {
+            Ok(control) => log::info!("camera control {}={}", control.name, control.value),
+            Err(ControlError::Camera(reason)) => {
+                let value: i64 = value
+                    .parse()
+                    .map_err(|_| format!("--control {assignment}: {value:?} is not an integer"))?;
+                log::warn!("--control {assignment}: camera not open ({reason}); set when it opens");
+                camera.remember_control(name, value);
+            }
+            Err(error) => return Err(format!("--control {assignment}: {error}")),
+        }
+    }
+    Ok(())
 }
 
 fn read_token_file(path: &PathBuf) -> Result<String, String> {

@@ -378,6 +378,26 @@ pub fn error_json(message: &str) -> String {
     json
 }
 
+/// The `/controls` body: `{"brightness":{"value":50,"min":0,"max":100},…}`,
+/// in the order the camera lists them; also the answer of a `POST` (with
+/// only the control that was set).
+pub fn controls_json(controls: &[crate::camera::controls::Control]) -> String {
+    let mut json = String::from("{");
+    for (index, control) in controls.iter().enumerate() {
+        if index > 0 {
+            json.push(',');
+        }
+        push_json_string(&mut json, control.name);
+        let _ = write!(
+            json,
+            ":{{\"value\":{},\"min\":{},\"max\":{}}}",
+            control.value, control.min, control.max
+        );
+    }
+    json.push('}');
+    json
+}
+
 /// Appends `text` as a JSON string literal (RFC 8259 §7): quotes, backslash
 /// and control characters are escaped; everything else is valid UTF-8 as is.
 pub fn push_json_string(out: &mut String, text: &str) {

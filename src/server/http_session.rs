@@ -14,6 +14,7 @@ use super::connection::Context;
 use super::control::constant_time_eq;
 use super::core::{Core, FrameOutcome, ServerConfig};
 use super::state_view;
+use crate::camera::controls::ControlError;
 use crate::camera::pipeline::SharedFrame;
 use crate::http::request::{Method, RequestHead, RequestReader};
 use crate::http::response::{
@@ -29,6 +30,9 @@ use crate::http::{is_preflight, route, Route, PAGE_HTML};
 /// viewer would watch seconds or minutes behind; with it, the socket stops
 /// taking data early, the viewer skips frames and always sees recent ones.
 pub const VIEWER_UNSENT_LIMIT_BYTES: u32 = 128 * 1024;
+
+/// What a `POST /controls` without a name or a value is told.
+const SET_CONTROL_USAGE: &str = "POST /controls?name=N&value=V";
 
 /// What an HTTP connection is doing.
 enum HttpState {
@@ -215,6 +219,38 @@ impl HttpSession {
             Route::Metrics => {
                 let text = response::metrics_text(&state_view::numbers(core, now).state);
                 respond(cx, 200, CONTENT_TYPE_METRICS, text.as_bytes());
+            }
+            Route::Controls | Route::SetControl => {
+                let answer = if route == Route::SetControl {
+                    let name = head.query("name").unwrap_or("");
+                    let value = head.query("value").unwrap_or("");
+                    match core.camera.set_control(name, value) {
+                        Ok(control) => {
+                            log::info!(
+                                "http client {} set {}={}",
+                                cx.peer,
+                                control.name,
+                                control.value
+                            );
+                            Ok(vec![control])
+                        }
+                        Err(ControlError::Usage(_)) => Err(ControlError::Usage(SET_CONTROL_USAGE)),
+                        Err(error) => Err(error),
+                    }
+                } else {
+                    core.camera.controls()
+                };
+                match answer {
+                    Ok(listed) => {
+                        let json = response::controls_json(&listed);
+                        respond(cx, 200, CONTENT_TYPE_JSON, json.as_bytes());
+                    }
+                    Err(error) => {
+                        core.counters.errors += 1;
+                        let body = error_json(&error.to_string());
+                        respond(cx, error.http_status(), CONTENT_TYPE_JSON, body.as_bytes());
+                    }
+                }
             }
             Route::LatestSnapshot => match core.snapshots.latest_jpeg() {
                 Some(jpeg) => respond(cx, 200, response::CONTENT_TYPE_JPEG, &jpeg),
