@@ -296,7 +296,11 @@ pub fn parse_command(message: &[u8]) -> Command {
     }
     // Control names and values are ASCII; anything else cannot name a
     // control and stays a plain message, as before these requests existed.
-    let text = || std::str::from_utf8(argument).ok().map(str::to_ascii_lowercase);
+    let text = || {
+        std::str::from_utf8(argument)
+            .ok()
+            .map(str::to_ascii_lowercase)
+    };
     if word.eq_ignore_ascii_case(b"get") {
         if let Some(name) = text() {
             return Command::Get(name);

@@ -16,6 +16,8 @@ pub mod font;
 pub mod pipeline;
 pub mod push;
 pub mod synthetic;
+#[cfg(target_os = "linux")]
+pub mod v4l2;
 
 #[cfg(feature = "opencv")]
 pub mod opencv_source;

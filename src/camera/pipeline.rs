@@ -756,7 +756,10 @@ impl Camera {
         };
         for &(name, value) in &self.applied_controls {
             if let Err(error) = source.set_control(name, value) {
-                log::warn!("camera {}: cannot set {name}={value}: {error}", source.name());
+                log::warn!(
+                    "camera {}: cannot set {name}={value}: {error}",
+                    source.name()
+                );
             }
         }
     }
@@ -976,7 +979,11 @@ mod control_tests {
         fn set_control(&mut self, name: &'static str, value: i64) -> Result<Control, ControlError> {
             // Like a device with a step of 2: it takes the even value below.
             self.brightness.set(value - value % 2);
-            Ok(self.controls()?.into_iter().find(|c| c.name == name).unwrap())
+            Ok(self
+                .controls()?
+                .into_iter()
+                .find(|c| c.name == name)
+                .unwrap())
         }
     }
 
@@ -992,7 +999,10 @@ mod control_tests {
         let mut camera = Camera::new(Some(Box::new(source)), settings(), start);
         assert_eq!(camera.control("brightness").unwrap().value, 10);
         assert_eq!(
-            camera.set_control("brightness", "21").unwrap_err().to_string(),
+            camera
+                .set_control("brightness", "21")
+                .unwrap_err()
+                .to_string(),
             "request: brightness must be 0..20"
         );
         assert_eq!(
