@@ -28,7 +28,8 @@ pub const CAMLOOP: &str = env!("CARGO_BIN_EXE_camloop");
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `help` reply, as README.md's protocol table spells it.
-pub const HELP_REPLY: &str = "OK requests: c capture ping stats frame help auth exit quit shutdown";
+pub const HELP_REPLY: &str =
+    "OK requests: c capture ping stats frame controls get set help auth exit quit shutdown";
 
 /// The `stats` keys README.md promises (more may follow, none renamed).
 pub const STATS_KEYS: &[&str] = &[
