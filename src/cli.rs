@@ -143,7 +143,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub max_clients: Option<usize>,
     /// Allow pages on this origin (`https://ha.example:8123`, or `*` for
-    /// any) to read the stream, snapshots, /state and /capture: adds
+    /// any) to read the stream, snapshots, /state, /capture and /controls: adds
     /// `Access-Control-Allow-Origin`; default: off.
     #[arg(long, value_name = "ORIGIN|*", value_parser = parse_cors_origin)]
     pub cors_origin: Option<String>,
