@@ -213,17 +213,30 @@ fn control_settings_in_a_config_file_show_in_controls() {
     );
 }
 
-/// Runs `camloop serve` with `args` and returns its exit code and stderr.
+/// Runs `camloop serve` with `args`, which must refuse to start, and
+/// returns its exit code and stderr. A server that starts anyway prints its
+/// `listening` line (and is killed, and the test fails); one that refuses
+/// exits, which closes its stdout: either way nothing here waits on a clock.
 fn failed_start(args: &[&str]) -> (Option<i32>, String) {
     let dir = TempDir::new("controls-start");
-    let output = Command::new(env!("CARGO_BIN_EXE_camloop"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_camloop"))
         .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
         .arg("--snapshot-dir")
         .arg(dir.path())
         .args(args)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run camloop");
+    let mut line = String::new();
+    let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+    if line.starts_with("listening") {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("camloop started with {args:?}: {line}");
+    }
+    let output = child.wait_with_output().expect("camloop's exit");
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
