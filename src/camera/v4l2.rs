@@ -10,7 +10,11 @@
 //! does not have, or has disabled, is left out; so is everything on a
 //! system where the query fails (a non-Linux system, a device node that is
 //! not where the index says): camloop then offers no control it could not
-//! check. Values themselves still go through OpenCV (see `opencv_source`).
+//! check. Values themselves still go through OpenCV (see `opencv_source`),
+//! whose V4L2 backend maps `CAP_PROP_BRIGHTNESS` and the others to the ids
+//! below and passes values unscaled (its `OPENCV_VIDEOIO_V4L_RANGE_NORMALIZED`
+//! mode, off by default, would scale them to 0..1), so the driver's ranges
+//! are the ranges of the values camloop sends.
 //!
 //! Pure `libc`, no OpenCV: the layout and the mappings are tested without
 //! a camera or the `opencv` feature.
