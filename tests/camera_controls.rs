@@ -268,3 +268,32 @@ fn a_bad_control_at_start_stops_the_start_and_names_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn camloop_ctl_sets_a_control_given_as_one_quoted_word() {
+    let server = Server::synthetic(&[]);
+    let addr = server.control.expect("a control port").to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_camloop"))
+        .args([
+            "ctl",
+            &addr,
+            "set brightness 58",
+            "get brightness",
+            "get nope",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run camloop ctl");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "Welcome",
+            "OK brightness=58",
+            "OK brightness=58",
+            "ERR request: unknown control nope"
+        ]
+    );
+    assert_eq!(output.status.code(), Some(1), "an ERR reply exits 1");
+}
