@@ -177,6 +177,11 @@ impl Entry {
         now: Instant,
     ) -> Result<(), CloseReason> {
         let result = self.socket_work(core, key, read_buffer, now);
+        if let Session::Http(http) = &mut self.session {
+            if let Some(age) = http.part_sent(self.conn.output.written_total(), now) {
+                core.frame_send_age.record(age);
+            }
+        }
         if self.session.is_viewer() && !self.conn.unsent_limited {
             self.conn
                 .socket
