@@ -174,3 +174,55 @@ fn version_names_the_git_revision_and_the_opencv_feature() {
     };
     assert!(text.contains(feature), "{text}");
 }
+
+/// `camloop serve --help`, split into one block per flag: the flag's name
+/// and everything printed under it up to the next flag.
+fn serve_help_blocks() -> Vec<(String, String)> {
+    let output = Command::new(CAMLOOP)
+        .args(["serve", "--help"])
+        .output()
+        .expect("run serve --help");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).expect("UTF-8 help");
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let flag = trimmed
+            .split([' ', ','])
+            .find(|word| word.starts_with("--"))
+            .filter(|_| trimmed.starts_with('-') && line.len() > trimmed.len());
+        match (flag, blocks.last_mut()) {
+            (Some(flag), _) => blocks.push((flag.to_string(), String::new())),
+            (None, Some((_, block))) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn serve_help_names_the_default_of_every_flag() {
+    let blocks = serve_help_blocks();
+    let flags: Vec<&str> = blocks.iter().map(|(flag, _)| flag.as_str()).collect();
+    // The parse found the flags (a change of clap's layout must not turn
+    // this test into one that checks nothing).
+    for expected in ["--listen", "--token", "--unix", "--idle-timeout", "--help"] {
+        assert!(
+            flags.contains(&expected),
+            "{expected} not found in {flags:?}"
+        );
+    }
+    let missing: Vec<&str> = blocks
+        .iter()
+        .filter(|(flag, _)| flag != "--help")
+        .filter(|(_, block)| !block.to_ascii_lowercase().contains("default:"))
+        .map(|(flag, _)| flag.as_str())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "`camloop serve --help` names no default for {missing:?}"
+    );
+}
