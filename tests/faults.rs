@@ -210,8 +210,8 @@ fn running_out_of_descriptors_pauses_accepting_and_the_server_serves_again() {
     assert_eq!(watcher.wait_for_clients(2).get("clients"), 2);
 }
 
-/// Fails today: the server logs its warning on every retry, ten a second
-/// for as long as descriptors stay exhausted, instead of once per episode.
+/// The server retries its accepts ten times a second for as long as
+/// descriptors stay exhausted; it warns once per episode, not per retry.
 #[test]
 fn a_descriptor_exhaustion_episode_is_logged_once() {
     let (server, mut watcher, crowd) = server_out_of_descriptors();
@@ -232,13 +232,9 @@ const SLOW_VIEWER_BYTES_PER_READ: usize = 10 * 1024;
 const SLOW_VIEWER_PAUSE: Duration = Duration::from_millis(100);
 const SLOW_VIEWER_READS: usize = 80;
 
-/// Fails today: a viewer that reads steadily, only slower than the stream,
-/// should skip frames, not be dropped as "stalled" (that is for viewers
-/// that stopped reading). But the server counts progress only when a
-/// write succeeds, and it tries to write only after a WRITABLE event,
-/// which Linux sends once a third of the (autotuned, megabytes large)
-/// send buffer is free: at 100 KB/s that takes longer than the stall
-/// timeout, so the viewer is dropped while it is reading.
+/// A viewer that reads steadily, only slower than the stream, skips
+/// frames; it is not dropped as "stalled" (that is for viewers that stopped
+/// reading).
 #[test]
 fn a_stream_viewer_that_reads_slowly_but_steadily_is_not_dropped() {
     let server = RawServer::spawn(|_| {
@@ -616,10 +612,8 @@ fn with_a_token_http_needs_the_bearer_header_or_the_token_query() {
 // ---------------------------------------------------------------------------
 // Flags the hardening work relies on
 
-/// Fails today: `--snapshot-fsync` is parsed as a switch without a value
-/// (a clap `bool` field defaults to `ArgAction::SetTrue`), so the `off`
-/// that README documents is rejected as an unexpected argument and fsync
-/// cannot be turned off.
+/// `--snapshot-fsync` takes a value, `on` or `off`, as README documents
+/// (a clap `bool` field would be a switch that rejects the `off`).
 #[test]
 fn snapshot_fsync_takes_off_as_its_value() {
     let server = synthetic()
