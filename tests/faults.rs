@@ -554,6 +554,56 @@ fn shutdown_over_the_unix_socket_needs_no_auth() {
 }
 
 #[test]
+fn ctl_talks_to_the_unix_socket_given_as_its_address() {
+    let server = unix_server();
+    let socket = server.path("control.sock");
+    let output = support::ctl(&[socket.to_str().expect("UTF-8 path"), "ping", "stats"], "");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[..2], ["Welcome", "PONG"]);
+    // The server counts the ctl connection as a control client of its own.
+    assert_eq!(support::Stats::parse(lines[2]).get("clients"), 1);
+}
+
+#[test]
+fn two_listen_addresses_both_greet_and_answer() {
+    let server = RawServer::spawn(|_| {
+        strings(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "off",
+            "--camera",
+            "none",
+        ])
+    });
+    let addrs: Vec<SocketAddr> = server
+        .control
+        .split(',')
+        .map(|addr| addr.parse().expect("a control address"))
+        .collect();
+    assert_eq!(addrs.len(), 2, "two listeners: {}", server.control);
+    assert_ne!(addrs[0], addrs[1]);
+    let mut clients: Vec<Client> = addrs
+        .iter()
+        .map(|addr| {
+            let mut client = Client::connect(*addr);
+            client.expect("Welcome");
+            assert_eq!(client.request("ping"), "PONG", "on {addr}");
+            client
+        })
+        .collect();
+    // One server behind both ports: each client sees the other.
+    for client in &mut clients {
+        assert_eq!(client.stats().get("clients"), 2);
+    }
+}
+
+#[test]
 fn an_ipv6_loopback_listener_serves_the_control_protocol() {
     let server = RawServer::spawn(|_| {
         strings(&["--listen", "[::1]:0", "--http", "off", "--camera", "none"])
