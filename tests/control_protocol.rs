@@ -391,7 +391,7 @@ fn idle_timeout_closes_a_silent_client_while_an_active_one_is_served() {
         .args(["--idle-timeout", "1"])
         .spawn();
     let mut active = server.client();
-    let mut silent = server.client();
+    let silent = server.client();
     // The silent client only waits for the end of its connection.
     let (closed_tx, closed_rx) = mpsc::channel();
     let silent_stream = silent.stream().try_clone().expect("clone socket");
