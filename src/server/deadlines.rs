@@ -6,6 +6,7 @@
 //! idle server still sleeps in `epoll_wait` without any timer. This module
 //! decides who is past a deadline; it changes sessions and flags, and
 //! hands the loop two lists: connections to drive, connections to close.
+//! It never closes a connection itself (only the loop deregisters).
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,8 @@
 //! The loop borrows the two halves separately: the connection for socket
 //! work, the session (with a [`Context`] cut from the connection) for what
 //! the bytes mean. That is what keeps the sessions ignorant of sockets;
-//! they never see a `Connection`, only the context.
+//! they never see a `Connection`, only the context. This module decides
+//! nothing about a protocol itself: each `match` only picks the session.
 
 use std::io;
 use std::time::{Duration, Instant};
