@@ -656,10 +656,10 @@ impl Camera {
 
     /// The current status for `stats` and `/state`.
     pub fn status(&self, now: Instant) -> CameraStatus {
-        let (ok, error) = match (&self.source, &self.state) {
-            (None, _) => (false, Some("no camera".to_string())),
-            (Some(_), SourceState::Open) => (true, None),
-            (Some(_), SourceState::Failed { error, .. }) => (false, Some(error.to_string())),
+        let (ok, error) = match (self.is_present(), &self.state) {
+            (false, _) => (false, Some("no camera".to_string())),
+            (true, SourceState::Open) => (true, None),
+            (true, SourceState::Failed { error, .. }) => (false, Some(error.to_string())),
         };
         let (width, height) = self.known_size.unwrap_or((0, 0));
         CameraStatus {

@@ -3,8 +3,9 @@
 //!
 //! [`Core`] is borrowed next to the slab of connections, so a session can
 //! reach the camera while the loop holds its connection. It holds no
-//! socket and imports nothing from the loop or the sessions; the loop's
-//! child modules all depend on it, never the other way round.
+//! socket and imports nothing from the loop or the sessions (only the
+//! `ConnRef` name from `connection`); the sessions and the loop's other
+//! child modules depend on it, never the other way round.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
