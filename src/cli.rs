@@ -69,17 +69,17 @@ pub enum Command {
 pub struct ServeArgs {
     /// Read settings from this TOML file: the same keys as these flags
     /// (`listen = ["127.0.0.1:8233"]`, `snapshot-dir = "/var/lib/camloop"`);
-    /// flags given on the command line win.
+    /// flags given on the command line win. Default: none.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Print the effective configuration (defaults, file and flags merged)
-    /// as TOML and exit.
+    /// as TOML and exit. Default: off.
     #[arg(long)]
     pub print_config: bool,
     /// Control-port address; repeat for several (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8233")]
     pub listen: Vec<SocketAddr>,
-    /// Also serve the control port on this Unix socket (mode 0660).
+    /// Also serve the control port on this Unix socket (mode 0660). Default: none.
     #[arg(long)]
     pub unix: Option<PathBuf>,
     /// HTTP address (web page, MJPEG stream, snapshot, /state, /metrics); repeat for several, or `off`.
@@ -133,10 +133,12 @@ pub struct ServeArgs {
     /// Control framing: auto (raw until a newline arrives), line or raw.
     #[arg(long, value_enum, default_value_t = FramingArg::Auto)]
     pub framing: FramingArg,
-    /// Require `auth <token>` from control clients.
+    /// Require `auth <token>` from control clients (and the token over
+    /// HTTP: `?token=`, Basic or Bearer). Default: none.
     #[arg(long)]
     pub token: Option<String>,
-    /// Read the token from this file (first line) instead of the command line.
+    /// Read the token from this file (first line) instead of the command
+    /// line. Default: none.
     #[arg(long, conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
     /// Most clients at once; default: the descriptor limit minus a reserve.
@@ -147,7 +149,7 @@ pub struct ServeArgs {
     /// `Access-Control-Allow-Origin`; default: off.
     #[arg(long, value_name = "ORIGIN|*", value_parser = parse_cors_origin)]
     pub cors_origin: Option<String>,
-    /// Allow a non-loopback listener without a token.
+    /// Allow a non-loopback listener without a token. Default: off.
     #[arg(long)]
     pub insecure_public: bool,
     /// Close control clients silent for this many seconds; default: never

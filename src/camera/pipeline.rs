@@ -81,6 +81,9 @@ pub struct SharedFrame {
     /// the comment's `ts=`); 0 for the "no signal" frame, which was never
     /// grabbed.
     pub grabbed_unix_us: u64,
+    /// When the frame was ready to send (encoded, or arrived complete from
+    /// a push source): where a viewer's `frame_send_age_us` starts.
+    pub ready_at: Instant,
 }
 
 /// What `stats` and `/state` say about the camera.
@@ -120,6 +123,8 @@ struct PushDriver {
     latest_seq: u64,
     /// Wall-clock time `latest` arrived, µs since the Unix epoch.
     latest_unix_us: u64,
+    /// When `latest` arrived complete (ready to send).
+    latest_ready_at: Instant,
     /// When the last frame arrived (or the source started): the watchdog.
     last_frame_at: Instant,
     /// Whether it has been started before: each further start is a restart.
@@ -203,6 +208,7 @@ impl Camera {
             latest: None,
             latest_seq: 0,
             latest_unix_us: 0,
+            latest_ready_at: now,
             last_frame_at: now,
             started_once: false,
             backoff: REOPEN_BACKOFF_INITIAL,
@@ -350,6 +356,7 @@ impl Camera {
         self.frames_grabbed += 1;
         push.latest_seq = self.frames_grabbed;
         push.latest_unix_us = crate::timefmt::unix_micros(std::time::SystemTime::now());
+        push.latest_ready_at = now;
         self.known_size = Some((frame.width, frame.height));
         push.latest = Some(frame);
         if self.recent_grabs.len() == FPS_WINDOW_GRABS {
@@ -452,12 +459,13 @@ impl Camera {
         {
             return Some(frame.clone());
         }
+        let size = (latest.width, latest.height);
         let frame = stamp(
             push.latest_seq,
-            latest.width,
-            latest.height,
+            size,
             &latest.jpeg,
             push.latest_unix_us,
+            push.latest_ready_at,
         );
         self.frames_passthrough += 1;
         self.last_encoded = Some(frame.clone());
@@ -557,7 +565,14 @@ impl Camera {
         } else {
             self.frames_passthrough += 1;
         }
-        let frame = stamp(self.frames_grabbed, width, height, &bytes, grabbed_unix_us);
+        let size = (width, height);
+        let frame = stamp(
+            self.frames_grabbed,
+            size,
+            &bytes,
+            grabbed_unix_us,
+            Instant::now(),
+        );
         self.known_size = Some((width, height));
         self.last_encoded = Some(frame.clone());
         Ok(frame)
@@ -640,6 +655,7 @@ impl Camera {
             height,
             jpeg: jpeg::stamp_comment(&bytes, "camloop frame=0 no-signal"),
             grabbed_unix_us: 0,
+            ready_at: Instant::now(),
         };
         self.no_signal = Some(frame.clone());
         frame
@@ -647,10 +663,10 @@ impl Camera {
 
     /// The current status for `stats` and `/state`.
     pub fn status(&self, now: Instant) -> CameraStatus {
-        let (ok, error) = match (&self.source, &self.state) {
-            (None, _) => (false, Some("no camera".to_string())),
-            (Some(_), SourceState::Open) => (true, None),
-            (Some(_), SourceState::Failed { error, .. }) => (false, Some(error.to_string())),
+        let (ok, error) = match (self.is_present(), &self.state) {
+            (false, _) => (false, Some("no camera".to_string())),
+            (true, SourceState::Open) => (true, None),
+            (true, SourceState::Failed { error, .. }) => (false, Some(error.to_string())),
         };
         let (width, height) = self.known_size.unwrap_or((0, 0));
         CameraStatus {
@@ -690,14 +706,21 @@ impl Camera {
 
 /// A frame with camloop's stamp: a JPEG comment `camloop frame=N ts=T`
 /// (one allocation, one copy), so a snapshot says which grab it came from.
-fn stamp(seq: u64, width: u32, height: u32, jpeg: &[u8], grabbed_unix_us: u64) -> SharedFrame {
+fn stamp(
+    seq: u64,
+    size: (u32, u32),
+    jpeg: &[u8],
+    grabbed_unix_us: u64,
+    ready_at: Instant,
+) -> SharedFrame {
     let ts = crate::timefmt::unix_micros_text(grabbed_unix_us);
     SharedFrame {
         seq,
-        width,
-        height,
+        width: size.0,
+        height: size.1,
         jpeg: jpeg::stamp_comment(jpeg, &format!("camloop frame={seq} ts={ts}")),
         grabbed_unix_us,
+        ready_at,
     }
 }
 

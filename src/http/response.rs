@@ -512,6 +512,10 @@ pub struct StateView {
     pub more: Vec<(&'static str, u64)>,
     /// Time in retrieve() plus encode, µs.
     pub encode_us: HistogramView,
+    /// Per viewer and frame: ready to send → last byte to the kernel, µs.
+    pub frame_send_age_us: HistogramView,
+    /// Each loop iteration: `poll()` returning → the next `poll()`, µs.
+    pub loop_stall_us: HistogramView,
 }
 
 /// The `/state` body: one flat JSON object whose keys are the [`StateView`]
@@ -721,6 +725,18 @@ fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
         "camloop_encode_seconds",
         "Time one JPEG encode took.",
         &s.encode_us,
+    )?;
+    histogram(
+        out,
+        "camloop_frame_send_age_seconds",
+        "Per viewer and frame: from ready to send to the last byte handed to the kernel.",
+        &s.frame_send_age_us,
+    )?;
+    histogram(
+        out,
+        "camloop_loop_stall_seconds",
+        "Each loop iteration, from poll() returning to the next poll(): what clients waited.",
+        &s.loop_stall_us,
     )
 }
 

@@ -58,6 +58,9 @@ pub struct Viewer {
     /// The last camera frame sent: `X-Frame` only ever increases, so a
     /// frame offered twice is not sent twice.
     last_seq: u64,
+    /// The part being written: where it ends in the output queue, and when
+    /// its frame was ready to send (for `frame_send_age_us`).
+    in_flight: Option<(u64, Instant)>,
 }
 
 /// A frame's `X-Timestamp` / `X-Frame`; none for the "no signal" frame,
@@ -290,6 +293,7 @@ impl HttpSession {
                     min_interval: fps.map(|fps| Duration::from_secs(1) / fps),
                     last_sent: None,
                     last_seq: 0,
+                    in_flight: None,
                 });
             }
             Route::NotFound => fail(cx, core, &error_response_to(method, 404, &[])),
@@ -401,7 +405,25 @@ impl HttpSession {
             .push_bytes(&mjpeg_part_headers(frame.jpeg.len(), stamp(frame)));
         cx.output.push_shared(frame.jpeg.clone());
         cx.output.push_bytes(MJPEG_PART_END);
+        // The "no signal" frame is made once and reused: its age means nothing.
+        if frame.seq > 0 {
+            viewer.in_flight = Some((cx.output.queued_total(), frame.ready_at));
+        }
         Offer::Sent
+    }
+
+    /// After a write: if the part in flight has been handed to the kernel
+    /// whole, how long after its frame was ready that happened.
+    pub fn part_sent(&mut self, written_total: u64, now: Instant) -> Option<Duration> {
+        let HttpState::Streaming(viewer) = &mut self.state else {
+            return None;
+        };
+        let (end, ready_at) = viewer.in_flight?;
+        if written_total < end {
+            return None;
+        }
+        viewer.in_flight = None;
+        Some(now.saturating_duration_since(ready_at))
     }
 }
 

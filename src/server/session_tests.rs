@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use super::*;
+use crate::camera::pipeline::SharedFrame;
 use crate::protocol::{Framing, HELP_REPLY, MAX_LINE_BYTES};
 use crate::server::connection::Lifecycle;
 use crate::server::core::test_core;
@@ -64,6 +65,15 @@ impl Harness {
             .write_to(&mut written)
             .expect("a Vec takes everything");
         written
+    }
+
+    /// Offers `frame` as the loop's broadcast would.
+    fn offer(&mut self, frame: &SharedFrame) -> Offer {
+        let interval = self.core.camera.stream_interval();
+        let conn = ConnRef { key: 0, id: 1 };
+        let mut cx = Context::new(conn, "test", &mut self.output, &mut self.lifecycle);
+        self.session
+            .offer_frame(&mut cx, frame, Instant::now(), interval)
     }
 
     fn send(&mut self, bytes: &[u8]) -> String {
@@ -282,19 +292,9 @@ fn http_stream_makes_a_viewer_that_gets_offered_frames() {
     assert_eq!(harness.core.viewers, vec![ConnRef { key: 0, id: 1 }]);
     let now = Instant::now();
     let frame = harness.core.camera.fresh_frame(now, 0).expect("a frame");
-    let interval = harness.core.camera.stream_interval();
-    let mut cx = Context::new(
-        ConnRef { key: 0, id: 1 },
-        "test",
-        &mut harness.output,
-        &mut harness.lifecycle,
-    );
+    assert_eq!(harness.offer(&frame), Offer::Sent);
     assert_eq!(
-        harness.session.offer_frame(&mut cx, &frame, now, interval),
-        Offer::Sent
-    );
-    assert_eq!(
-        harness.session.offer_frame(&mut cx, &frame, now, interval),
+        harness.offer(&frame),
         Offer::Skipped,
         "the first part is not written yet: the second is skipped"
     );
@@ -381,17 +381,7 @@ fn a_viewer_gets_the_first_delimiter_then_stamped_parts_each_ending_in_the_next(
     assert!(head.ends_with("\r\n\r\n--camloopframe\r\n"), "{head:?}");
     let now = Instant::now();
     let frame = harness.core.camera.fresh_frame(now, 0).expect("a frame");
-    let interval = harness.core.camera.stream_interval();
-    let mut cx = Context::new(
-        ConnRef { key: 0, id: 1 },
-        "test",
-        &mut harness.output,
-        &mut harness.lifecycle,
-    );
-    assert_eq!(
-        harness.session.offer_frame(&mut cx, &frame, now, interval),
-        Offer::Sent
-    );
+    assert_eq!(harness.offer(&frame), Offer::Sent);
     let part = drain(&mut harness.output);
     let text = String::from_utf8_lossy(&part);
     assert!(
@@ -413,30 +403,15 @@ fn a_viewer_never_gets_the_same_frame_twice_and_no_signal_parts_carry_no_stamp()
     let now = Instant::now();
     let frame = harness.core.camera.fresh_frame(now, 0).expect("a frame");
     let no_signal = harness.core.camera.no_signal_frame();
-    let interval = harness.core.camera.stream_interval();
-    let mut cx = Context::new(
-        ConnRef { key: 0, id: 1 },
-        "test",
-        &mut harness.output,
-        &mut harness.lifecycle,
-    );
+    assert_eq!(harness.offer(&frame), Offer::Sent);
+    drain(&mut harness.output);
     assert_eq!(
-        harness.session.offer_frame(&mut cx, &frame, now, interval),
-        Offer::Sent
-    );
-    drain(cx.output);
-    assert_eq!(
-        harness.session.offer_frame(&mut cx, &frame, now, interval),
+        harness.offer(&frame),
         Offer::Skipped,
         "X-Frame would repeat"
     );
-    assert_eq!(
-        harness
-            .session
-            .offer_frame(&mut cx, &no_signal, now, interval),
-        Offer::Sent
-    );
-    let part = String::from_utf8_lossy(&drain(cx.output)).into_owned();
+    assert_eq!(harness.offer(&no_signal), Offer::Sent);
+    let part = String::from_utf8_lossy(&drain(&mut harness.output)).into_owned();
     assert!(
         !part.contains("X-Frame") && !part.contains("X-Timestamp"),
         "{part}"
