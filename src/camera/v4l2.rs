@@ -80,17 +80,24 @@ pub struct DeviceRange {
 /// The ranges of the controls `/dev/video<index>` has, in camloop's order;
 /// empty when the device cannot be asked (see the module comment).
 pub fn device_ranges(index: i32) -> Vec<DeviceRange> {
-    let path = format!("/dev/video{index}\0");
+    ranges_at(&format!("/dev/video{index}"))
+}
+
+/// [`device_ranges`] of the device node at `path`.
+fn ranges_at(path: &str) -> Vec<DeviceRange> {
+    let Ok(c_path) = std::ffi::CString::new(path) else {
+        return Vec::new();
+    };
     // SAFETY: a NUL-terminated path; the descriptor is closed below.
     let fd = unsafe {
         libc::open(
-            path.as_ptr().cast(),
+            c_path.as_ptr(),
             libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
         )
     };
     if fd < 0 {
         log::warn!(
-            "/dev/video{index}: cannot open to read control ranges ({}); no controls offered",
+            "{path}: cannot open to read control ranges ({}); no controls offered",
             std::io::Error::last_os_error()
         );
         return Vec::new();
@@ -193,5 +200,12 @@ mod tests {
     #[test]
     fn a_missing_device_offers_nothing() {
         assert!(device_ranges(4242).is_empty());
+    }
+
+    /// The ioctl on something that is not a V4L2 device fails (ENOTTY)
+    /// for every control, and nothing is offered.
+    #[test]
+    fn a_node_that_is_not_a_camera_offers_nothing() {
+        assert!(ranges_at("/dev/null").is_empty());
     }
 }

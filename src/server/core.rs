@@ -47,7 +47,7 @@ pub struct ServerConfig {
     /// `--max-clients`; None means "from the descriptor limit".
     pub max_clients: Option<usize>,
     /// `--cors-origin`: the `Access-Control-Allow-Origin` value (an origin
-    /// or `*`) for the stream, snapshots, state and capture; None is off.
+    /// or `*`) for the stream, snapshots, state, capture and controls; None is off.
     pub cors_origin: Option<String>,
 }
 
