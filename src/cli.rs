@@ -171,7 +171,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 60)]
     pub http_idle_timeout: u64,
     /// Set a camera control at start, e.g. `brightness=60`; repeat for
-    /// several (`controls` on the control port lists what the camera has).
+    /// several (`controls` on the control port lists what the camera has);
+    /// default: none.
     #[arg(long, value_name = "NAME=VALUE")]
     pub control: Vec<String>,
 }
