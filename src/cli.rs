@@ -386,11 +386,10 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         crate::camera::opencv_source::quiet_opencv_logging();
         crate::camera::opencv_source::single_threaded_opencv();
     }
-    let camera = match push_source(args)? {
+    let mut camera = match push_source(args)? {
         Some(push) => Camera::new_push(push, settings, Instant::now()),
         None => Camera::new(build_source(args)?, settings, Instant::now()),
     };
-    let mut camera = camera;
     apply_start_controls(&mut camera, &args.control)?;
     let config = ServerConfig {
         control_addrs: args.listen.clone(),

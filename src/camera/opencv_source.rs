@@ -6,8 +6,10 @@
 //! opening with timeouts, asking a camera for the size, rate and pixel format
 //! the user wanted (and logging what it gave), looping a file at its end,
 //! handing MJPEG pictures through untouched, and converting everything else
-//! to packed BGR. It also provides [`encode_bgr`] (libjpeg through
-//! `imgcodecs::imencode`) and [`single_threaded_opencv`].
+//! to packed BGR, and a device's controls (`CAP_PROP_BRIGHTNESS` and the
+//! rest, with the ranges [`super::v4l2`] asks the driver for). It also
+//! provides [`encode_bgr`] (libjpeg through `imgcodecs::imencode`) and
+//! [`single_threaded_opencv`].
 //!
 //! Every call here runs on the event loop's only thread, so this module must
 //! never start a thread of its own (OpenCV's are turned off as far as OpenCV
