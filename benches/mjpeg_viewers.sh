@@ -17,14 +17,16 @@
 #   `camloop load --server-pid` reads it when its window starts and ends) and
 #   client CPU % (the tool's own, same window), 100 = one core;
 # - server RSS (VmRSS) and open descriptors, sampled mid-window;
-# - encodes/s and passthrough frames/s: deltas of `frames_encoded` and
+# - grabs/s (frames the camera delivered), encodes/s and passthrough
+#   frames/s: deltas of `frames_grabbed`, `frames_encoded` and
 #   `frames_passthrough` from the control port's `stats` around the window;
 # - the server's frame send age p99 (`stats` key `frame_send_age_us_p99`;
 #   n/a from a server without that key).
 #
 # After the table, for each camera: the viewer count at which fps per viewer
-# first drops below 90 % of FPS, and which resource ran out (the server's
-# CPU, the client's CPU, both sharing the machine's cores, or descriptors).
+# first drops below 90 % of FPS, and which resource ran out (descriptors,
+# the camera's own rate, the server's CPU, the client's CPU, or both sharing
+# the machine's cores).
 #
 # Environment: VIEWER_COUNTS (default "1 100 1000"), DURATION_S (10),
 # WARMUP_S (2), FPS (30), CAMERAS ("synthetic exec"), CAMLOOP (a binary to
@@ -88,7 +90,7 @@ fi
 EXEC_CAMERA="exec:ffmpeg -nostdin -loglevel error -re -framerate $FPS -stream_loop -1 -i $CLIP -c copy -f mjpeg -"
 
 # stats_line PORT: the `OK key=value ...` line of the control port's `stats`.
-stats_line() { "$CAMLOOP" ctl "127.0.0.1:$1" stats 2>/dev/null | grep '^OK' || true; }
+stats_line() { "$CAMLOOP" ctl "127.0.0.1:$1" stats 2>>"$WORK/ctl.err" | grep '^OK' || true; }
 # stat KEY LINE: the value of KEY in a stats line, or nothing.
 stat() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
 # per_s BEFORE AFTER: the rate over the window, n/a if a key was missing.
@@ -111,12 +113,15 @@ measure() {
         >"$out" 2>"$WORK/server-$name.log" &
     SERVER_PID=$!
     for attempt in $(seq 50); do
-        ctl_port=$(sed -n 's/^listening control=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$out")
-        http_port=$(sed -n 's/.* http=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$out")
-        [[ -n $http_port ]] && break
+        # Both ports from one complete line: the file may hold half of it.
+        local line
+        line=$(grep -m 1 '^listening control=.* http=.*' "$out" || true)
+        ctl_port=$(sed -n 's/^listening control=127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$line")
+        http_port=$(sed -n 's/.* http=127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$line")
+        [[ -n $ctl_port && -n $http_port ]] && break
         sleep 0.1
     done
-    if [[ -z $http_port ]]; then
+    if [[ -z $ctl_port || -z $http_port ]]; then
         log "the $name server did not start: $(head -c 300 "$WORK/server-$name.log")"
         exit 1
     fi
@@ -157,14 +162,17 @@ measure() {
         client_cpu=$(json_field tool_cpu_percent "$f")
         first_error=$(json_field first_error "$f")
         send_age=$(stat frame_send_age_us_p99 "$after")
-        ROWS+=("| $name | $viewers | ${mean:-?} | ${min:-?} | ${stalled:-?} | ${dropped:-?} | ${errors:-?} | $mbps | ${server_cpu:-?} | ${client_cpu:-?} | $rss | $fds / $(fd_limit "$SERVER_PID") | $(per_s "$(stat frames_encoded "$before")" "$(stat frames_encoded "$after")") | $(per_s "$(stat frames_passthrough "$before")" "$(stat frames_passthrough "$after")") | $age_p99 | ${send_age:-n/a} |")
+        local grabs
+        grabs=$(per_s "$(stat frames_grabbed "$before")" "$(stat frames_grabbed "$after")")
+        ROWS+=("| $name | $viewers | ${mean:-?} | ${min:-?} | ${stalled:-?} | ${dropped:-?} | ${errors:-?} | $mbps | ${server_cpu:-?} | ${client_cpu:-?} | $rss | $fds / $(fd_limit "$SERVER_PID") | $grabs | $(per_s "$(stat frames_encoded "$before")" "$(stat frames_encoded "$after")") | $(per_s "$(stat frames_passthrough "$before")" "$(stat frames_passthrough "$after")") | $age_p99 | ${send_age:-n/a} |")
         # The first count at which the rate drops, and what ran out there.
         if [[ -z $dropped_at ]] && awk -v m="${mean:-0}" -v f="$FPS" -v r="$DROP_RATIO" \
             'BEGIN { exit !(m < f * r) }'; then
             dropped_at=$viewers
             verdict=$(awk -v s="${server_cpu:-0}" -v c="${client_cpu:-0}" -v busy="$BUSY_CPU_PERCENT" \
-                -v cores="$(nproc)" -v e="$first_error" 'BEGIN {
+                -v cores="$(nproc)" -v e="$first_error" -v g="$grabs" -v f="$FPS" -v r="$DROP_RATIO" 'BEGIN {
                     if (e ~ /[Tt]oo many open files/) print "descriptors (" e ")"
+                    else if (g != "n/a" && g < f * r) print "the camera itself: it delivered " g " frames/s"
                     else if (s >= busy && c >= busy) print "CPU of both server and client"
                     else if (s >= busy) print "server CPU"
                     else if (c >= busy) print "client CPU"
@@ -205,8 +213,8 @@ cat <<EOF
 
 CPU % is over the measured window only (100 = one core); RSS and descriptors are sampled mid-window; frame age is now - X-Timestamp at arrival (client) and the server's own \`frame_send_age_us_p99\`.
 
-| camera | viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | MB/s (all) | server CPU % | client CPU % | server RSS MiB | server fds / limit | encodes/s | passthrough/s | frame age p99 µs (client) | frame_send_age_us_p99 (server) |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| camera | viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | MB/s (all) | server CPU % | client CPU % | server RSS MiB | server fds / limit | grabs/s | encodes/s | passthrough/s | frame age p99 µs (client) | frame_send_age_us_p99 (server) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
 printf '%s\n' "${ROWS[@]}"
 echo
