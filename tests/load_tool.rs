@@ -594,8 +594,17 @@ fn mjpeg_flags_are_checked_before_connecting() {
         assert!(run_viewers(&mjpeg_args(bad, "")).is_err(), "{bad:?}");
     }
     // The line-mode flags do not mix with --mjpeg.
-    let line = ["load", "--mjpeg", url, "--hold", "5"];
-    assert!(Cli::try_parse_from(line).is_err());
+    let error = run_viewers(&mjpeg_args(url, "127.0.0.1:9")).expect_err("a TARGET too");
+    assert!(error.contains("drop 127.0.0.1:9"), "{error}");
+    let extras: [&[&str]; 2] = [&["--hold", "5"], &["--conns", "5"]];
+    for extra in extras {
+        let line = ["load", "--mjpeg", url]
+            .into_iter()
+            .chain(extra.iter().copied());
+        assert!(Cli::try_parse_from(line).is_err(), "{extra:?}");
+    }
+    // And the viewer flags need --mjpeg.
+    assert!(Cli::try_parse_from(["load", "127.0.0.1:9", "--viewers", "3"]).is_err());
 }
 
 #[test]

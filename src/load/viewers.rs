@@ -72,6 +72,14 @@ pub(super) struct ViewerPlan {
 impl ViewerPlan {
     pub(super) fn from_args(args: &LoadArgs) -> Result<ViewerPlan, String> {
         let url = args.mjpeg.clone().ok_or("--mjpeg URL is missing")?;
+        // Not a clap conflict: that would switch off the `requires` of the
+        // viewer flags.
+        if !args.targets.is_empty() {
+            return Err(format!(
+                "--mjpeg takes its address from the URL; drop {}",
+                args.targets.join(" ")
+            ));
+        }
         let (authority, path) = split_http_url(&url)?;
         let target = authority
             .to_socket_addrs()
