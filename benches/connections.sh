@@ -25,7 +25,9 @@
 #    connects/s and RSS per connection, for comparison.
 #
 # Environment: PORTS (4), NOFILE (20032), HOLD_CONNS (clients_max - 51),
-# WARMUP_S (1), DURATION_S (3), CAMLOOP (a binary instead of building one).
+# WARMUP_S (1), DURATION_S (3), MAX_PER_HOLDER (connections per `camloop
+# load` process; default: what its descriptor limit allows), CAMLOOP (a
+# binary instead of building one).
 # A smoke run that only checks the script:
 #
 #   HOLD_CONNS=2000 WARMUP_S=0.5 DURATION_S=1 benches/connections.sh
@@ -146,7 +148,7 @@ ping_run() {
 hold() {
     local server=$1 n=$2 seconds=$3 per_process processes i share left
     shift 3
-    per_process=$((TOOL_FDS_MAX - TOOL_RESERVE_FDS))
+    per_process=${MAX_PER_HOLDER:-$((TOOL_FDS_MAX - TOOL_RESERVE_FDS))}
     processes=$(((n + per_process - 1) / per_process))
     HOLDER_PIDS=() HOLD_OUTS=()
     local fds_before waited
@@ -263,7 +265,7 @@ One run; ping runs ${WARMUP_S} s warmup + ${DURATION_S} s, $PING_CONNS connectio
 | connects/s camloop / redis | $(awk -v a="$CAMLOOP_CONNECTS" -v b="$CONNECTS_PER_S" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }') | |
 
 Commands: \`prlimit --nofile=$NOFILE:$NOFILE camloop serve $(printf -- '--listen 127.0.0.1:0 %.0s' $(seq "$PORTS"))--http off --camera none --framing line\`;
-\`camloop load ADDR1 … ADDR$PORTS --hold N --duration S --json\` (N = clients_max - $OTHER_CLIENTS, split over processes of at most $((TOOL_FDS_MAX - TOOL_RESERVE_FDS)) connections);
+\`camloop load ADDR1 … ADDR$PORTS --hold N --duration S --json\` (N = clients_max - $OTHER_CLIENTS, split over processes of at most ${MAX_PER_HOLDER:-$((TOOL_FDS_MAX - TOOL_RESERVE_FDS))} connections);
 \`camloop load ADDR1 --conns $PING_CONNS --greeting line --request 'ping\\n' --warmup $WARMUP_S --duration $DURATION_S --json\`;
 \`prlimit --nofile=$NOFILE:$NOFILE redis-server --port PORT --bind $(echo "${REDIS_BIND[@]}") --save '' --appendonly no --maxclients N\`
 and \`camloop load 127.0.0.1:PORT … 127.0.0.$PORTS:PORT --hold N --duration 5 --json\`. connects/s: connections / time from the holder's
