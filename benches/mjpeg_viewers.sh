@@ -1,300 +1,221 @@
 #!/usr/bin/env bash
-# MJPEG fan-out: 1 viewer vs 100 concurrent viewers of one camloop server.
+# benches/mjpeg_viewers.sh: MJPEG fan-out at the design's limit (issue 18).
 #
-#   benches/mjpeg_viewers.sh                 # prints a markdown report
-#   DURATION=10 VIEWERS=100 benches/mjpeg_viewers.sh > benches/results/mjpeg_viewers.md
+#   benches/mjpeg_viewers.sh > benches/results/mjpeg_viewers.md
 #
-# For each build (pure-Rust JPEG without default features; OpenCV encoder
-# with them, when it builds) it starts one `camloop serve --camera synthetic
-# --fps 30` on 127.0.0.1 and, in that same run, measures two phases of
-# DURATION seconds each (after WARMUP seconds): 1 viewer, then VIEWERS
-# viewers. Per phase it reports frames delivered per viewer per second,
-# server CPU % (utime+stime from /proc/PID/stat, 100 % = one core), VmRSS,
-# and grabs/encodes per second from /state: encodes should equal the grab
-# rate whatever the number of viewers (one encode per frame, shared bytes).
+# For each camera (the synthetic one, which camloop renders and encodes on
+# its loop, and an `exec:` camera, an ffmpeg child replaying a 640x480 MJPEG
+# clip at 30 fps whose frames camloop passes through without encoding) it
+# starts one `camloop serve --fps 30 --width 640 --height 480` on 127.0.0.1
+# and, in that same server run, measures VIEWER_COUNTS viewers one count
+# after the other with `camloop load --mjpeg URL --viewers N` (one
+# single-threaded mio loop; parts cut by camloop's own splitter). Per row:
 #
-# The viewers are one Python process (selectors, non-blocking sockets) that
-# parses the multipart stream by Content-Length and counts complete parts.
-# Only 127.0.0.1 is contacted; everything started here is stopped on exit.
+# - fps per viewer (mean, min), stalled and dropped viewers, errors, MB/s and
+#   the client's frame age p99 (now - X-Timestamp): from `camloop load --json`;
+# - server CPU % (user + system from /proc/PID/stat, measured window only:
+#   `camloop load --server-pid` reads it when its window starts and ends) and
+#   client CPU % (the tool's own, same window), 100 = one core;
+# - server RSS (VmRSS) and open descriptors, sampled mid-window;
+# - grabs/s (frames the camera delivered), encodes/s and passthrough
+#   frames/s: deltas of `frames_grabbed`, `frames_encoded` and
+#   `frames_passthrough` from the control port's `stats` around the window;
+# - the server's frame send age p99 (`stats` key `frame_send_age_us_p99`;
+#   n/a from a server without that key).
+#
+# After the table, for each camera: the viewer count at which fps per viewer
+# first drops below 90 % of FPS, and which resource ran out (descriptors,
+# the camera's own rate, the server's CPU, the client's CPU, or both sharing
+# the machine's cores).
+#
+# Environment: VIEWER_COUNTS (default "1 100 1000"), DURATION_S (10),
+# WARMUP_S (2), FPS (30), CAMERAS ("synthetic exec"), CAMLOOP (a binary to
+# use instead of building one). A smoke run that only checks the script:
+#
+#   VIEWER_COUNTS="1 10" DURATION_S=1 WARMUP_S=0.5 benches/mjpeg_viewers.sh
+#
+# 1,000 viewers take 1,000 descriptors in each process: the script raises its
+# soft limit to the hard one (the tool also raises its own). Needs ffmpeg for
+# the exec: camera (scripts/setup.sh test installs it). Only 127.0.0.1 is
+# contacted; everything started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION="${DURATION:-10}"   # seconds measured per phase
-WARMUP="${WARMUP:-2}"        # seconds of streaming before a phase is measured
-VIEWERS="${VIEWERS:-100}"    # viewers in the crowded phase
-FPS="${FPS:-30}"
+VIEWER_COUNTS=${VIEWER_COUNTS:-"1 100 1000"}
+DURATION_S=${DURATION_S:-10}   # measured seconds per viewer count
+WARMUP_S=${WARMUP_S:-2}        # seconds of streaming before each window
+FPS=${FPS:-30}
+CAMERAS=${CAMERAS:-"synthetic exec"}
 WIDTH=640
 HEIGHT=480
-# Hard cap for one measuring client run, in case a server stops answering.
-CLIENT_LIMIT=$((2 * (WARMUP + DURATION) + 30))
+CLIP_S=10                      # length of the clip the exec: camera loops
+DROP_RATIO=0.9                 # fps per viewer below this x FPS: the rate dropped
+BUSY_CPU_PERCENT=90            # a process at this much of one core has run out
 
-work="$(mktemp -d /tmp/camloop-bench.XXXXXX)"
-server_pid=""
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+WORK=$(mktemp -d /tmp/camloop-viewers.XXXXXX)
+SERVER_PID=
 cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
+    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
     fi
-    rm -rf "$work"
+    rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ------------------------------------------------------------------ build
+log() { echo "mjpeg_viewers: $*" >&2; }
+json_field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2"; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+open_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+fd_limit() { awk '/^Max open files/ { print $4 }' "/proc/$1/limits"; }
 
-echo "building release binaries..." >&2
-builds=()
-note=""
-cargo build --release --no-default-features >&2
-cp target/release/camloop "$work/camloop-pure-rust"
-builds+=("pure-rust")
-if ! cargo build --release >&2; then
-    note="The default-features (OpenCV) build failed here; only the pure-Rust build was measured."
-elif ! ldd target/release/camloop | grep -q libopencv; then
-    # The feature exists but no code in this tree uses OpenCV yet, so the
-    # binary is the pure-Rust one again; measuring it twice says nothing.
-    note="The default-features build does not link OpenCV in this tree (no code uses the feature yet), so it encodes with the same pure-Rust encoder and was not measured separately."
-else
-    cp target/release/camloop "$work/camloop-opencv"
-    builds+=("opencv")
+if [[ -z ${CAMLOOP:-} ]]; then
+    log "building (cargo build --release --no-default-features --bin camloop)"
+    cargo build --release --no-default-features --quiet --bin camloop
+    CAMLOOP=$TARGET_DIR/release/camloop
 fi
-[ -n "$note" ] && echo "$note" >&2
 
-# ----------------------------------------------------------- the viewers
+CLIP=$WORK/clip.mjpeg
+if [[ " $CAMERAS " == *" exec "* ]]; then
+    log "encoding a ${CLIP_S} s ${WIDTH}x${HEIGHT} MJPEG clip at $FPS fps"
+    ffmpeg -nostdin -loglevel error -f lavfi -i "testsrc2=size=${WIDTH}x${HEIGHT}:rate=$FPS" \
+        -t "$CLIP_S" -c:v mjpeg -q:v 5 -f mjpeg "$CLIP"
+fi
+# `-framerate` because a raw MJPEG file has no timing and ffmpeg would read
+# it at its default of 25 fps.
+EXEC_CAMERA="exec:ffmpeg -nostdin -loglevel error -re -framerate $FPS -stream_loop -1 -i $CLIP -c copy -f mjpeg -"
 
-cat > "$work/viewers.py" <<'PYTHON'
-"""Runs the phases against one server and prints one JSON object per phase.
-
-usage: viewers.py HOST PORT SERVER_PID WARMUP DURATION VIEWERS...
-"""
-import json
-import os
-import selectors
-import socket
-import sys
-import time
-
-BOUNDARY_LINE = b"--camloopframe"
-HEAD_END = b"\r\n\r\n"
-MAX_HEAD = 4096
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-class Viewer:
-    """One /stream.mjpg connection; counts complete parts."""
-
-    def __init__(self, host, port):
-        self.sock = socket.create_connection((host, port), timeout=5)
-        self.sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: bench\r\n\r\n")
-        self.sock.setblocking(False)
-        self.head = b""          # an unfinished response or part head
-        self.in_response = False  # the response head has been read
-        self.skip = 0            # body bytes (plus CRLF) still to skip
-        self.parts = 0
-        self.closed = False
-
-    def feed(self, data):
-        pos = 0
-        while pos < len(data):
-            if self.skip:
-                taken = min(self.skip, len(data) - pos)
-                pos += taken
-                self.skip -= taken
-                if self.skip == 0:
-                    self.parts += 1
-                continue
-            window = data[pos:pos + MAX_HEAD]
-            joined = self.head + window
-            end = joined.find(HEAD_END)
-            if end < 0:
-                if len(joined) > MAX_HEAD:
-                    raise ValueError("head too long: %r" % joined[:200])
-                self.head = joined
-                pos += len(window)
-                continue
-            pos += end + len(HEAD_END) - len(self.head)
-            head, self.head = joined[:end], b""
-            if not self.in_response:
-                if not head.startswith(b"HTTP/1.1 200"):
-                    raise ValueError("bad response head: %r" % head[:200])
-                self.in_response = True
-                continue
-            lines = head.split(b"\r\n")
-            if lines[0] != BOUNDARY_LINE:
-                raise ValueError("bad part head: %r" % head[:200])
-            length = next(int(line.split(b":", 1)[1]) for line in lines
-                          if line.lower().startswith(b"content-length:"))
-            self.skip = length + 2  # the JPEG and the CRLF after it
-
-
-def http_get_json(host, port, path):
-    with socket.create_connection((host, port), timeout=5) as sock:
-        sock.sendall(b"GET %s HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-                     % path.encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return json.loads(data.split(HEAD_END, 1)[1])
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise ValueError("no VmRSS")
-
-
-def pump(selector, until):
-    while (left := until - time.monotonic()) > 0:
-        for key, _ in selector.select(timeout=min(left, 0.1)):
-            viewer = key.data
-            try:
-                data = viewer.sock.recv(262144)
-            except BlockingIOError:
-                continue
-            if not data:
-                viewer.closed = True
-                selector.unregister(viewer.sock)
-                continue
-            viewer.feed(data)
-
-
-def phase(host, port, pid, warmup, duration, count):
-    selector = selectors.DefaultSelector()
-    viewers = [Viewer(host, port) for _ in range(count)]
-    for viewer in viewers:
-        selector.register(viewer.sock, selectors.EVENT_READ, viewer)
-    pump(selector, time.monotonic() + warmup)
-
-    state0, cpu0, client0 = http_get_json(host, port, "/state"), cpu_seconds(pid), os.times()
-    parts0 = [v.parts for v in viewers]
-    t0 = time.monotonic()
-    pump(selector, t0 + duration)
-    t1 = time.monotonic()
-    parts1 = [v.parts for v in viewers]
-    state1, cpu1, client1 = http_get_json(host, port, "/state"), cpu_seconds(pid), os.times()
-    rss = rss_kib(pid)
-    for viewer in viewers:
-        viewer.sock.close()
-    selector.close()
-
-    wall = t1 - t0
-    per_viewer = [(b - a) / wall for a, b in zip(parts0, parts1)]
-    rate = lambda key: (state1[key] - state0[key]) / wall
-    return {
-        "viewers": count,
-        "seconds": round(wall, 2),
-        "fps_per_viewer_mean": sum(per_viewer) / count,
-        "fps_per_viewer_min": min(per_viewer),
-        "fps_per_viewer_max": max(per_viewer),
-        "viewers_closed": sum(v.closed for v in viewers),
-        "server_cpu_percent": 100 * (cpu1 - cpu0) / wall,
-        "server_rss_kib": rss,
-        "grabs_per_s": rate("frames_grabbed"),
-        "encodes_per_s": rate("frames_encoded"),
-        "sent_per_s": rate("frames_sent"),
-        "skipped_per_s": rate("frames_dropped"),
-        "viewers_dropped": state1["viewers_dropped"] - state0["viewers_dropped"],
-        "mbit_per_s": 8 * (state1["bytes_out"] - state0["bytes_out"]) / wall / 1e6,
-        "client_cpu_percent": 100 * ((client1.user + client1.system)
-                                     - (client0.user + client0.system)) / wall,
-    }
-
-
-def main():
-    host, port, pid, warmup, duration = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
-        float(sys.argv[4]), float(sys.argv[5])
-    for count in map(int, sys.argv[6:]):
-        print(json.dumps(phase(host, port, pid, warmup, duration, count)), flush=True)
-        time.sleep(1)  # let the server notice the closed viewers
-
-
-main()
-PYTHON
-
-# ------------------------------------------------------------- measuring
-
-# Starts a server with binary $1, runs both phases, appends JSON lines
-# (tagged with the build name) to $work/results.jsonl.
-measure() {
-    local build="$1" binary="$work/camloop-$1" port=""
-    "$binary" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --camera synthetic \
-        --fps "$FPS" --width "$WIDTH" --height "$HEIGHT" --snapshot-dir "$work/snapshots" \
-        > "$work/server.out" 2> "$work/server-$build.log" &
-    server_pid=$!
-    for _ in $(seq 50); do
-        port="$(sed -n 's/.*http=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/server.out")"
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    if [ -z "$port" ]; then
-        echo "server ($build) did not start:" >&2
-        cat "$work/server-$build.log" >&2
-        exit 1
+# stats_line PORT: the `OK key=value ...` line of the control port's `stats`.
+stats_line() { "$CAMLOOP" ctl "127.0.0.1:$1" stats 2>>"$WORK/ctl.err" | grep '^OK' || true; }
+# stat KEY LINE: the value of KEY in a stats line, or nothing.
+stat() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
+# per_s BEFORE AFTER: the rate over the window, n/a if a key was missing.
+per_s() {
+    if [[ -n $1 && -n $2 ]]; then
+        awk -v a="$1" -v b="$2" -v d="$DURATION_S" 'BEGIN { printf "%.1f", (b - a) / d }'
+    else
+        echo n/a
     fi
-    echo "measuring $build: 1 then $VIEWERS viewers, ${DURATION} s each..." >&2
-    timeout "$CLIENT_LIMIT" python3 "$work/viewers.py" 127.0.0.1 "$port" "$server_pid" \
-        "$WARMUP" "$DURATION" 1 "$VIEWERS" |
-        sed "s/^{/{\"build\": \"$build\", /" >> "$work/results.jsonl"
-    kill "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
 }
 
-for build in "${builds[@]}"; do
-    measure "$build"
+ROWS=()      # markdown rows
+VERDICTS=()  # one line per camera
+
+# measure CAMERA_NAME CAMERA_ARG: one server, every viewer count.
+measure() {
+    local name=$1 camera=$2 out="$WORK/server.out" ctl_port="" http_port="" attempt
+    "$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --camera "$camera" \
+        --fps "$FPS" --width "$WIDTH" --height "$HEIGHT" --snapshot-dir "$WORK/snapshots" \
+        >"$out" 2>"$WORK/server-$name.log" &
+    SERVER_PID=$!
+    for attempt in $(seq 50); do
+        # Both ports from one complete line: the file may hold half of it.
+        local line
+        line=$(grep -m 1 '^listening control=.* http=.*' "$out" || true)
+        ctl_port=$(sed -n 's/^listening control=127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$line")
+        http_port=$(sed -n 's/.* http=127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$line")
+        [[ -n $ctl_port && -n $http_port ]] && break
+        sleep 0.1
+    done
+    if [[ -z $ctl_port || -z $http_port ]]; then
+        log "the $name server did not start: $(head -c 300 "$WORK/server-$name.log")"
+        exit 1
+    fi
+    local url="http://127.0.0.1:$http_port/stream.mjpg" viewers dropped_at="" verdict=""
+    for viewers in $VIEWER_COUNTS; do
+        log "$name camera: $viewers viewer(s), ${WARMUP_S} s warmup + ${DURATION_S} s"
+        local run="$WORK/load-$name-$viewers.json"
+        timeout "$(awk -v w="$WARMUP_S" -v d="$DURATION_S" 'BEGIN { print int(w + d + 60) }')" \
+            "$CAMLOOP" load --mjpeg "$url" --viewers "$viewers" --warmup "$WARMUP_S" \
+            --duration "$DURATION_S" --server-pid "$SERVER_PID" --json >"$run" 2>"$run.err" &
+        local client=$!
+        sleep "$WARMUP_S"
+        local before after rss fds
+        before=$(stats_line "$ctl_port")
+        sleep "$(awk -v d="$DURATION_S" 'BEGIN { print d / 2 }')"
+        rss=$(awk -v k="$(rss_kib "$SERVER_PID")" 'BEGIN { printf "%.1f", k / 1024 }')
+        fds=$(open_fds "$SERVER_PID")
+        sleep "$(awk -v d="$DURATION_S" 'BEGIN { print d / 2 }')"
+        after=$(stats_line "$ctl_port")
+        if ! wait "$client"; then
+            log "camloop load failed: $(head -c 300 "$run.err")"
+        fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            log "the $name server died with $viewers viewers"
+            exit 1
+        fi
+        local f=$run
+        local mean min stalled dropped errors mbps age_p99 server_cpu client_cpu send_age first_error
+        mean=$(json_field fps_per_viewer_mean "$f")
+        min=$(json_field fps_per_viewer_min "$f")
+        stalled=$(json_field stalled_viewers "$f")
+        dropped=$(json_field dropped_viewers "$f")
+        errors=$(json_field errors "$f")
+        mbps=$(awk -v b="$(json_field bytes_per_s "$f")" 'BEGIN { printf "%.1f", b / 1e6 }')
+        age_p99=$(json_field frame_age_p99_us "$f")
+        [[ $age_p99 == null || -z $age_p99 ]] && age_p99=n/a
+        server_cpu=$(json_field server_cpu_percent "$f")
+        client_cpu=$(json_field tool_cpu_percent "$f")
+        first_error=$(json_field first_error "$f")
+        send_age=$(stat frame_send_age_us_p99 "$after")
+        local grabs
+        grabs=$(per_s "$(stat frames_grabbed "$before")" "$(stat frames_grabbed "$after")")
+        ROWS+=("| $name | $viewers | ${mean:-?} | ${min:-?} | ${stalled:-?} | ${dropped:-?} | ${errors:-?} | $mbps | ${server_cpu:-?} | ${client_cpu:-?} | $rss | $fds / $(fd_limit "$SERVER_PID") | $grabs | $(per_s "$(stat frames_encoded "$before")" "$(stat frames_encoded "$after")") | $(per_s "$(stat frames_passthrough "$before")" "$(stat frames_passthrough "$after")") | $age_p99 | ${send_age:-n/a} |")
+        # The first count at which the rate drops, and what ran out there.
+        if [[ -z $dropped_at ]] && awk -v m="${mean:-0}" -v f="$FPS" -v r="$DROP_RATIO" \
+            'BEGIN { exit !(m < f * r) }'; then
+            dropped_at=$viewers
+            verdict=$(awk -v s="${server_cpu:-0}" -v c="${client_cpu:-0}" -v busy="$BUSY_CPU_PERCENT" \
+                -v cores="$(nproc)" -v e="$first_error" -v g="$grabs" -v f="$FPS" -v r="$DROP_RATIO" 'BEGIN {
+                    if (e ~ /[Tt]oo many open files/) print "descriptors (" e ")"
+                    else if (g != "n/a" && g < f * r) print "the camera itself: it delivered " g " frames/s"
+                    else if (s >= busy && c >= busy) print "CPU of both server and client"
+                    else if (s >= busy) print "server CPU"
+                    else if (c >= busy) print "client CPU"
+                    else if (s + c >= busy * cores) print "the machine'"'"'s cores (server + client)"
+                    else print "none of server CPU, client CPU or descriptors (look at stalls and errors)"
+                }')
+        fi
+        sleep 1 # let the server notice the closed viewers
+    done
+    if [[ -n $dropped_at ]]; then
+        VERDICTS+=("- $name camera: fps per viewer first drops below ${DROP_RATIO} x $FPS at **$dropped_at viewers**; ran out: $verdict")
+    else
+        VERDICTS+=("- $name camera: $FPS fps per viewer (at least ${DROP_RATIO} x) held at every count measured ($VIEWER_COUNTS)")
+    fi
+    kill "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+
+for name in $CAMERAS; do
+    case $name in
+        synthetic) measure synthetic synthetic ;;
+        exec) measure exec "$EXEC_CAMERA" ;;
+        *) log "unknown camera $name (synthetic or exec)"; exit 1 ;;
+    esac
 done
 
-# ---------------------------------------------------------------- report
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+cat <<EOF
+# MJPEG fan-out: $(echo "$VIEWER_COUNTS" | sed 's/ /, /g') viewers at ${WIDTH}x${HEIGHT}, $FPS fps
 
-cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
-python3 - "$work/results.jsonl" <<PYTHON
-import json, sys
-rows = [json.loads(line) for line in open(sys.argv[1])]
-print("# MJPEG fan-out: 1 viewer vs $VIEWERS viewers")
-print()
-print("- command: \`DURATION=$DURATION WARMUP=$WARMUP VIEWERS=$VIEWERS benches/mjpeg_viewers.sh\`")
-print("- server: \`camloop serve --camera synthetic --fps $FPS --width $WIDTH --height $HEIGHT\` "
-      "on 127.0.0.1, release build; one server run per build, both phases in that run")
-print("- viewers: one Python process, non-blocking sockets, parts counted by Content-Length")
-print("- machine: $(nproc) CPUs, $cpu_model, Linux $(uname -r)")
-print("- date: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
-note = """$note"""
-if note:
-    print("- note: " + note)
-print()
-header = ["", *("%s, %d viewer%s" % (r["build"], r["viewers"], "" if r["viewers"] == 1 else "s")
-                for r in rows)]
-table = [
-    ("frames per viewer per s (mean)", "fps_per_viewer_mean", "%.1f"),
-    ("frames per viewer per s (min / max)", None, None),
-    ("server CPU % (one core = 100)", "server_cpu_percent", "%.1f"),
-    ("server RSS (MiB)", "server_rss_kib", None),
-    ("grabs per s", "grabs_per_s", "%.1f"),
-    ("encodes per s", "encodes_per_s", "%.1f"),
-    ("frames sent per s (all viewers)", "sent_per_s", "%.0f"),
-    ("frames skipped per s (all viewers)", "skipped_per_s", "%.0f"),
-    ("sent Mbit/s (all viewers)", "mbit_per_s", "%.0f"),
-    ("viewers dropped", "viewers_dropped", "%d"),
-    ("load client CPU %", "client_cpu_percent", "%.1f"),
-]
-print("| " + " | ".join(header) + " |")
-print("|" + "---|" * len(header))
-for label, key, fmt in table:
-    cells = []
-    for r in rows:
-        if label.startswith("frames per viewer per s (min"):
-            cells.append("%.1f / %.1f" % (r["fps_per_viewer_min"], r["fps_per_viewer_max"]))
-        elif key == "server_rss_kib":
-            cells.append("%.1f" % (r[key] / 1024))
-        else:
-            cells.append(fmt % r[key])
-    print("| " + " | ".join([label, *cells]) + " |")
-PYTHON
+- command: \`VIEWER_COUNTS="$VIEWER_COUNTS" DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S benches/mjpeg_viewers.sh\`
+- server: \`camloop serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --camera CAMERA --fps $FPS --width $WIDTH --height $HEIGHT\`, release build without default features; one server run per camera, every viewer count in it
+- cameras: \`synthetic\` (rendered and encoded on the loop); \`exec\`: \`$EXEC_CAMERA\` with CLIP from \`ffmpeg -f lavfi -i testsrc2=size=${WIDTH}x${HEIGHT}:rate=$FPS -t $CLIP_S -c:v mjpeg -q:v 5 -f mjpeg\` (passed through, not encoded)
+- viewers: \`camloop load --mjpeg http://127.0.0.1:PORT/stream.mjpg --viewers N --warmup $WARMUP_S --duration $DURATION_S --server-pid PID --json\`
+- machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)
+- date: $(date -u '+%Y-%m-%d %H:%M UTC'), camloop $(git rev-parse --short HEAD 2>/dev/null || echo '?')
+
+CPU % is over the measured window only (100 = one core); RSS and descriptors are sampled mid-window; frame age is now - X-Timestamp at arrival (client) and the server's own \`frame_send_age_us_p99\`.
+
+| camera | viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | MB/s (all) | server CPU % | client CPU % | server RSS MiB | server fds / limit | grabs/s | encodes/s | passthrough/s | frame age p99 µs (client) | frame_send_age_us_p99 (server) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+EOF
+printf '%s\n' "${ROWS[@]}"
+echo
+printf '%s\n' "${VERDICTS[@]}"

@@ -60,7 +60,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Talk to a server: interactive prompt, one-shot requests, or piped stdin.
     Ctl(CtlArgs),
-    /// Generate load against a line-protocol server (camloop, redis, memcached...).
+    /// Generate load against a line-protocol server (camloop, redis, memcached...),
+    /// or be many viewers of an MJPEG stream (`--mjpeg URL --viewers N`).
     Load(crate::load::LoadArgs),
 }
 
@@ -349,7 +350,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Ctl(args) => crate::client::run_ctl(&args.words),
-        Command::Load(args) => match crate::load::run(&args) {
+        Command::Load(args) => match crate::load::run_command(&args) {
             Ok(_) => ExitCode::SUCCESS,
             Err(message) => {
                 eprintln!("camloop load: {message}");

@@ -1,6 +1,7 @@
 //! `camloop load` end to end over real loopback sockets, against tiny
-//! in-test servers (plain threads) that count what arrived and against a
-//! real `camloop serve`, plus the sans-IO framing with arbitrary chunking.
+//! in-test servers (plain threads) that count what arrived or send MJPEG
+//! parts of their choosing, and against a real `camloop serve`, plus the
+//! sans-IO framing with arbitrary chunking.
 //!
 //! Assertions are on counts and contents only, never on timing.
 
@@ -14,7 +15,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use camloop::load::{parse_escapes, run, Expect, Greeting, LoadArgs, ReplyCounter};
+use camloop::load::{
+    parse_escapes, run, run_viewers, Expect, Greeting, LoadArgs, ReplyCounter, ViewerReport,
+};
 use clap::Parser;
 use proptest::prelude::*;
 use support::{read_listening_line, Client, CAMLOOP};
@@ -374,6 +377,264 @@ fn bad_flags_are_rejected_before_connecting() {
     for flags in ["--pipeline 0", "--duration 0", r"--request \q", "--rate 0"] {
         assert!(run(&load_args(addr, flags)).is_err(), "{flags:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// --mjpeg: viewers of an MJPEG stream
+
+/// Parses `camloop load --mjpeg URL FLAGS` as a user would type it.
+fn mjpeg_args(url: &str, flags: &str) -> LoadArgs {
+    let line = ["load", "--mjpeg", url]
+        .into_iter()
+        .chain(flags.split_whitespace());
+    Cli::try_parse_from(line).expect("valid flags").load
+}
+
+/// A small real JPEG, so the splitter finds its frame header.
+fn test_jpeg() -> Vec<u8> {
+    let pixels: Vec<u8> = (0..16 * 16 * 3).map(|i| (i * 7 % 251) as u8).collect();
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 80)
+        .encode(&pixels, 16, 16, jpeg_encoder::ColorType::Rgb)
+        .expect("encode");
+    jpeg
+}
+
+/// One part as camloop sends it, with `Content-Length: length`.
+fn mjpeg_part(frame: u64, length: usize, body: &[u8]) -> Vec<u8> {
+    let mut part = format!(
+        "--testframe\r\nContent-Type: image/jpeg\r\nContent-Length: {length}\r\n\
+         X-Timestamp: 1.000000\r\nX-Frame: {frame}\r\n\r\n"
+    )
+    .into_bytes();
+    part.extend_from_slice(body);
+    part.extend_from_slice(b"\r\n");
+    part
+}
+
+/// What the in-test MJPEG server does after the parts.
+#[derive(Clone, Copy)]
+enum AfterParts {
+    /// Closes the connection.
+    Close,
+    /// Writes nothing more but keeps the connection open until the viewer
+    /// closes it.
+    Stall,
+}
+
+/// A thread-per-connection MJPEG server: reads the request head, answers
+/// 200 with a multipart body made of `body`, then closes or stalls.
+fn mjpeg_server(body: Vec<u8>, after: AfterParts) -> String {
+    let (addr, _seen) = serve(move |mut stream, _seen| {
+        let mut request = Vec::new();
+        let mut byte = [0u8; 1];
+        while !request.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte) {
+                Ok(1) => request.push(byte[0]),
+                _ => return,
+            }
+        }
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=testframe\r\n\r\n";
+        if stream.write_all(head.as_bytes()).is_err() || stream.write_all(&body).is_err() {
+            return;
+        }
+        if let AfterParts::Stall = after {
+            // Blocks until the viewer closes; the client sends nothing more.
+            let _ = stream.read(&mut byte);
+        }
+    });
+    format!("http://{addr}/stream.mjpg")
+}
+
+/// `"viewer_frames":[..]` of a JSON report, as numbers.
+fn json_viewer_frames(json: &str) -> Vec<u64> {
+    let (_, rest) = json
+        .split_once("\"viewer_frames\":[")
+        .expect("viewer_frames");
+    let (list, _) = rest.split_once(']').expect("closing bracket");
+    list.split(',')
+        .filter(|n| !n.is_empty())
+        .map(|n| n.parse().expect("a count"))
+        .collect()
+}
+
+/// A JSON report's integer field.
+fn json_u64(json: &str, name: &str) -> u64 {
+    let key = format!("\"{name}\":");
+    let (_, rest) = json
+        .split_once(&key)
+        .unwrap_or_else(|| panic!("{name} in {json}"));
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} in {json}"))
+}
+
+#[test]
+fn every_viewer_counts_every_part_and_a_server_close_is_a_drop() {
+    const VIEWERS: usize = 4;
+    const PARTS: u64 = 5;
+    let jpeg = test_jpeg();
+    let body: Vec<u8> = (1..=PARTS)
+        .flat_map(|n| mjpeg_part(n, jpeg.len(), &jpeg))
+        .collect();
+    let url = mjpeg_server(body, AfterParts::Close);
+    // Every viewer is dropped after its parts, which ends the run early.
+    let flags = format!("--viewers {VIEWERS} --warmup 0 --duration 60");
+    let report = run_viewers(&mjpeg_args(&url, &flags)).expect("run");
+
+    assert_eq!(report.connected, VIEWERS as u64);
+    assert_eq!(report.viewer_frames, vec![PARTS; VIEWERS], "{report:?}");
+    assert_eq!(report.frames, PARTS * VIEWERS as u64);
+    assert_eq!(report.frames_run, report.frames);
+    assert_eq!(report.dropped_viewers, VIEWERS as u64);
+    assert_eq!(report.errors, VIEWERS as u64, "the drops only: {report:?}");
+    assert_eq!(
+        (
+            report.malformed_parts,
+            report.frame_order_errors,
+            report.frames_skipped
+        ),
+        (0, 0, 0)
+    );
+    // Every part carried an X-Timestamp (of 1970, so very old).
+    let ages = report.frame_age_us.expect("ages");
+    assert_eq!(ages.count, report.frames);
+}
+
+#[test]
+fn a_viewer_the_server_stops_writing_to_is_stalled_not_dropped() {
+    const VIEWERS: usize = 3;
+    let jpeg = test_jpeg();
+    let body: Vec<u8> = (1..=3)
+        .flat_map(|n| mjpeg_part(n, jpeg.len(), &jpeg))
+        .collect();
+    let url = mjpeg_server(body, AfterParts::Stall);
+    // The run lasts its whole duration, five times --stall-after.
+    let flags = format!("--viewers {VIEWERS} --warmup 0 --duration 1 --stall-after 0.2 --json");
+    let report = run_viewers(&mjpeg_args(&url, &flags)).expect("run");
+
+    assert_eq!(report.viewer_frames, vec![3; VIEWERS], "{report:?}");
+    assert_eq!(report.stalled_viewers, VIEWERS as u64, "{report:?}");
+    assert_eq!(report.stalled_at_end, VIEWERS as u64);
+    assert_eq!(report.stalls, VIEWERS as u64, "one stall each, never over");
+    assert_eq!(report.dropped_viewers, 0);
+    assert_eq!(report.errors, 0, "a stall is not an error: {report:?}");
+    assert!(report.to_json().contains("\"stalled_viewers\":3"));
+}
+
+#[test]
+fn malformed_parts_are_counted_and_the_good_ones_still_arrive() {
+    let jpeg = test_jpeg();
+    let mut body = mjpeg_part(1, jpeg.len(), &jpeg);
+    // Content-Length shorter than the JPEG: the part ends inside it.
+    body.extend(mjpeg_part(2, 40, &jpeg));
+    // Not a JPEG at all, with a correct length.
+    body.extend(mjpeg_part(3, 18, b"garbage, no JPEG!!"));
+    // Garbage between parts, with no boundary: skipped.
+    body.extend_from_slice(b"\x00\xffnot a part\r\n");
+    // Content-Length longer than the JPEG: the next boundary cuts it.
+    body.extend(mjpeg_part(4, jpeg.len() + 500, &jpeg));
+    body.extend(mjpeg_part(5, jpeg.len(), &jpeg));
+    let url = mjpeg_server(body, AfterParts::Close);
+    let report =
+        run_viewers(&mjpeg_args(&url, "--viewers 2 --warmup 0 --duration 60")).expect("run");
+
+    assert_eq!(
+        report.viewer_frames,
+        vec![2, 2],
+        "parts 1 and 5: {report:?}"
+    );
+    assert_eq!(report.malformed_parts, 2 * 3, "{report:?}");
+    assert!(report.skipped_bytes > 0);
+    assert_eq!(report.errors, 2 * 3 + 2, "malformed parts and the drops");
+    // Frames 2 to 4 never arrived whole.
+    assert_eq!(report.frames_skipped, 2 * 3);
+}
+
+#[test]
+fn mjpeg_viewers_of_camloop_each_get_frames_and_the_totals_add_up() {
+    const VIEWERS: usize = 5;
+    let snapshots = support::TempDir::new("mjpeg-load");
+    let mut server = Reaped(
+        Command::new(CAMLOOP)
+            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--camera", "synthetic", "--width", "160", "--height", "120"])
+            .args(["--token", "s3cret", "--snapshot-dir"])
+            .arg(snapshots.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn camloop serve"),
+    );
+    let http = match read_listening_line(&mut server.0) {
+        Some((_, http)) => http,
+        None => panic!("no listening line"),
+    };
+    let url = format!("http://{http}/stream.mjpg");
+
+    let flags = format!("--viewers {VIEWERS} --warmup 0.5 --duration 1 --auth s3cret --json");
+    let report: ViewerReport = run_viewers(&mjpeg_args(&url, &flags)).expect("run");
+    let json = report.to_json();
+    assert_eq!(report.errors, 0, "{json}");
+    let per_viewer = json_viewer_frames(&json);
+    assert_eq!(per_viewer.len(), VIEWERS, "{json}");
+    assert!(
+        per_viewer.iter().all(|&n| n > 0),
+        "every viewer got frames: {json}"
+    );
+    assert_eq!(per_viewer.iter().sum::<u64>(), json_u64(&json, "frames"));
+    assert!(json_u64(&json, "frames_run") >= json_u64(&json, "frames"));
+    // camloop stamps every part: one age per part in the window.
+    assert_eq!(json_u64(&json, "frame_ages"), json_u64(&json, "frames"));
+    assert_eq!(report.untimed_frames, 0);
+
+    // Everything the viewers counted, the server sent.
+    let mut state = TcpStream::connect(&http).expect("connect");
+    state
+        .write_all(b"GET /state?token=s3cret HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut reply = String::new();
+    state.read_to_string(&mut reply).expect("read /state");
+    let (_, body) = reply.split_once("\r\n\r\n").expect("a body");
+    assert!(json_u64(body, "frames_sent") >= report.frames_run, "{body}");
+
+    // Without the token every viewer is refused, and the report says why.
+    let refused = run_viewers(&mjpeg_args(&url, "--viewers 2 --warmup 0 --duration 1"))
+        .expect("the viewers connected");
+    assert_eq!(refused.http_errors, 2, "{refused:?}");
+    assert!(
+        refused.first_error.as_deref().unwrap_or("").contains("401"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn mjpeg_flags_are_checked_before_connecting() {
+    let url = "http://127.0.0.1:9/stream.mjpg";
+    for flags in ["--viewers 0", "--stall-after 0", "--duration 0"] {
+        assert!(run_viewers(&mjpeg_args(url, flags)).is_err(), "{flags:?}");
+    }
+    for bad in [
+        "https://127.0.0.1:9/",
+        "http://u:p@127.0.0.1:9/",
+        "127.0.0.1:9",
+    ] {
+        assert!(run_viewers(&mjpeg_args(bad, "")).is_err(), "{bad:?}");
+    }
+    // The line-mode flags do not mix with --mjpeg.
+    let error = run_viewers(&mjpeg_args(url, "127.0.0.1:9")).expect_err("a TARGET too");
+    assert!(error.contains("drop 127.0.0.1:9"), "{error}");
+    let extras: [&[&str]; 2] = [&["--hold", "5"], &["--conns", "5"]];
+    for extra in extras {
+        let line = ["load", "--mjpeg", url]
+            .into_iter()
+            .chain(extra.iter().copied());
+        assert!(Cli::try_parse_from(line).is_err(), "{extra:?}");
+    }
+    // And the viewer flags need --mjpeg.
+    assert!(Cli::try_parse_from(["load", "127.0.0.1:9", "--viewers", "3"]).is_err());
 }
 
 #[test]

@@ -33,7 +33,8 @@ const READ_BUDGET_BYTES: usize = 4 * READ_BUFFER_BYTES;
 const EVENTS_PER_POLL: usize = 1024;
 /// How often the progress line is printed (only when stdout is a terminal).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest wait for `--hold` connects before the stragglers count as failed.
+/// Longest wait for `--hold` connects, from the last one issued, before the
+/// stragglers count as failed.
 const HOLD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// After the window: the longest wait for the replies still in flight. The
 /// drain ends as soon as the last one is in, so this bound only matters for
@@ -313,6 +314,12 @@ struct Progress {
 pub(super) fn drive(plan: &Plan) -> Result<LoadReport, String> {
     let mut engine = Engine::new(plan)?;
     engine.open_connections();
+    if plan.hold {
+        // The connect timeout runs from the last connect() issued: with
+        // tens of thousands to one port, finding each a local port makes
+        // issuing them take seconds, and those must not eat the timeout.
+        engine.phase_end = Instant::now() + HOLD_CONNECT_TIMEOUT;
+    }
     engine.run()?;
     Ok(engine.finish())
 }

@@ -12,19 +12,28 @@
 //! never panics on what the network does. Point it at loopback or at
 //! servers you own.
 //!
+//! With `--mjpeg URL --viewers N` it is instead N viewers of one MJPEG
+//! stream (`multipart/x-mixed-replace`, as camloop's `/stream.mjpg`), on a
+//! loop of the same kind, each part parsed by camloop's own
+//! [`Splitter`](crate::mjpeg::Splitter): frames per viewer per second,
+//! stalled and dropped viewers, malformed parts and the age of each frame
+//! on arrival (from its `X-Timestamp`).
+//!
 //! - [`wire`]: request escapes, greeting and reply framing (sans-IO).
-//! - `engine`: the event loop.
-//! - [`report`]: the result and its text and JSON forms.
+//! - `engine`: the event loop of the line and hold modes.
+//! - `viewers`: the event loop of the MJPEG viewer mode.
+//! - [`report`]: the results and their text and JSON forms.
 
 mod engine;
 pub mod report;
+mod viewers;
 pub mod wire;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-pub use report::{Latency, LoadReport};
+pub use report::{FrameAge, Latency, LoadReport, ViewerReport};
 pub use wire::{parse_escapes, Expect, Greeting, ReplyCounter};
 
 use crate::sys::{clock_ticks_per_second, raise_descriptor_limit, RESERVED_DESCRIPTORS};
@@ -43,8 +52,8 @@ pub struct LoadArgs {
     /// client gets only about 28,000 local ports per destination
     /// (ip_local_port_range), so holding more idle connections than that
     /// takes several listening ports, e.g. `camloop load 127.0.0.1:8233
-    /// 127.0.0.1:8234 --hold 40000`.
-    #[arg(required = true, value_name = "TARGET")]
+    /// 127.0.0.1:8234 --hold 40000`. Not with --mjpeg, which has its URL.
+    #[arg(required_unless_present = "mjpeg", value_name = "TARGET")]
     pub targets: Vec<String>,
 
     /// Connections, each keeping --pipeline requests in flight.
@@ -99,6 +108,36 @@ pub struct LoadArgs {
     /// [default: off].
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+
+    /// MJPEG viewer mode: open --viewers connections to this
+    /// `http://HOST[:PORT]/PATH` (camloop: `/stream.mjpg`) and count the
+    /// parts each receives, instead of sending requests to TARGETs. Reports
+    /// frames per viewer per second, bytes/s, stalled and dropped viewers,
+    /// malformed parts and the frame age at arrival (now - X-Timestamp,
+    /// wall clock, so the server's clock must be this machine's). Only
+    /// --viewers, --duration, --warmup, --stall-after, --auth, --json and
+    /// --server-pid apply. Point it only at servers you own [default: off].
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["hold", "conns", "pipeline", "request", "expect", "greeting", "rate"]
+    )]
+    pub mjpeg: Option<String>,
+
+    /// With --mjpeg: viewers (connections to the stream) at once.
+    #[arg(long, default_value_t = 1, requires = "mjpeg")]
+    pub viewers: usize,
+
+    /// With --mjpeg: a viewer that receives no part for this many seconds
+    /// counts as stalled (once per viewer; it stays connected and may
+    /// recover).
+    #[arg(long, default_value_t = 2.0, requires = "mjpeg")]
+    pub stall_after: f64,
+
+    /// With --mjpeg: the server's token, sent as HTTP Basic credentials
+    /// (user `camloop`), which camloop accepts like `?token=` [default: none].
+    #[arg(long, value_name = "TOKEN", requires = "mjpeg")]
+    pub auth: Option<String>,
 }
 
 /// The checked, parsed form of [`LoadArgs`] that the engine runs.
@@ -185,19 +224,12 @@ impl Plan {
 /// Connection failures are part of the report, not an `Err`; `Err` means
 /// the run could not be set up or not a single connection succeeded.
 pub fn run(args: &LoadArgs) -> Result<LoadReport, String> {
-    let plan = Plan::from_args(args)?;
-    check_ephemeral_ports(&plan)?;
-    // Unknown limit: go ahead, and let the connects report EMFILE if it
-    // comes to that.
-    let fd_limit = raise_descriptor_limit().unwrap_or(u64::MAX);
-    let fds_needed = plan.conns as u64 + RESERVED_DESCRIPTORS;
-    if fd_limit < fds_needed {
-        return Err(format!(
-            "{} connections need {fds_needed} file descriptors but RLIMIT_NOFILE allows {fd_limit} \
-             (raise the hard limit, e.g. `ulimit -Hn`, or use fewer connections)",
-            plan.conns
-        ));
+    if args.mjpeg.is_some() {
+        return Err("--mjpeg is the viewer mode: run it with run_viewers".to_string());
     }
+    let plan = Plan::from_args(args)?;
+    check_ephemeral_ports(plan.conns, plan.targets.len())?;
+    ensure_descriptors(plan.conns, "connections")?;
     let report = engine::drive(&plan)?;
     if report.connected == 0 {
         return Err(format!(
@@ -214,11 +246,63 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport, String> {
     Ok(report)
 }
 
+/// `camloop load` as the command line asks: the viewer mode with
+/// `--mjpeg`, else [`run`]. Prints the report; `Err` as for [`run`].
+pub fn run_command(args: &LoadArgs) -> Result<(), String> {
+    if args.mjpeg.is_some() {
+        run_viewers(args).map(drop)
+    } else {
+        run(args).map(drop)
+    }
+}
+
+/// Runs the MJPEG viewer mode (`--mjpeg URL --viewers N`): prints a
+/// progress line each second when stdout is a terminal, prints the final
+/// report (text, or JSON with `--json`) and returns it.
+///
+/// Stalls, drops, malformed parts and failed connects are part of the
+/// report; `Err` means the run could not be set up or no viewer connected.
+pub fn run_viewers(args: &LoadArgs) -> Result<ViewerReport, String> {
+    let plan = viewers::ViewerPlan::from_args(args)?;
+    check_ephemeral_ports(plan.viewers, 1)?;
+    ensure_descriptors(plan.viewers, "viewers")?;
+    let report = viewers::drive(&plan)?;
+    if report.connected == 0 {
+        return Err(format!(
+            "no viewer could connect to {}: {}",
+            report.url,
+            report.first_error.as_deref().unwrap_or("no reason given")
+        ));
+    }
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        println!("{report}");
+    }
+    Ok(report)
+}
+
+/// Raises the descriptor limit and refuses a run that still could not open
+/// `count` sockets (`what`: "connections", "viewers").
+fn ensure_descriptors(count: usize, what: &str) -> Result<(), String> {
+    // Unknown limit: go ahead, and let the connects report EMFILE if it
+    // comes to that.
+    let fd_limit = raise_descriptor_limit().unwrap_or(u64::MAX);
+    let fds_needed = count as u64 + RESERVED_DESCRIPTORS;
+    if fd_limit < fds_needed {
+        return Err(format!(
+            "{count} {what} need {fds_needed} file descriptors but RLIMIT_NOFILE allows {fd_limit} \
+             (raise the hard limit, e.g. `ulimit -Hn`, or use fewer {what})"
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses a plan that would run out of local ports: every connection to
 /// one destination needs a local port of its own, from a range of about
 /// 28,000 by default, so more connections than that need more destinations.
 /// Skipped where the range cannot be read (other systems).
-fn check_ephemeral_ports(plan: &Plan) -> Result<(), String> {
+fn check_ephemeral_ports(conns: usize, destinations: usize) -> Result<(), String> {
     let Ok(range) = std::fs::read_to_string(EPHEMERAL_PORT_RANGE_PATH) else {
         return Ok(());
     };
@@ -227,14 +311,12 @@ fn check_ephemeral_ports(plan: &Plan) -> Result<(), String> {
         return Ok(());
     };
     let ports = (high + 1).saturating_sub(low);
-    let per_target = plan.conns.div_ceil(plan.targets.len()) as u64;
+    let per_target = conns.div_ceil(destinations) as u64;
     if per_target > ports {
         return Err(format!(
-            "{} connections over {} address(es) need {per_target} local ports per address, \
-             but {EPHEMERAL_PORT_RANGE_PATH} offers {ports}: give more addresses \
-             (each destination address and port has its own local ports)",
-            plan.conns,
-            plan.targets.len()
+            "{conns} connections over {destinations} address(es) need {per_target} local ports \
+             per address, but {EPHEMERAL_PORT_RANGE_PATH} offers {ports}: give more addresses \
+             (each destination address and port has its own local ports)"
         ));
     }
     Ok(())

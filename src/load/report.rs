@@ -1,4 +1,5 @@
-//! The result of a load run and its two renderings: a short text report for
+//! The results of a load run (line and hold modes: [`LoadReport`]; MJPEG
+//! viewers: [`ViewerReport`]) and their two renderings: a short text report for
 //! people and one JSON object for scripts (`benches/compare.sh`).
 //!
 //! The JSON is written by hand because every value is a number, a boolean or
@@ -150,6 +151,260 @@ impl LoadReport {
         );
         json.push('}');
         json
+    }
+}
+
+/// Frame age at arrival (this machine's wall clock minus the part's
+/// `X-Timestamp`) of the parts received inside the window, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FrameAge {
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Oldest.
+    pub max_us: u64,
+    /// Parts the percentiles are over.
+    pub count: u64,
+}
+
+/// Everything one `camloop load --mjpeg` run measured.
+///
+/// `frames`, the frame rates, `bytes_per_s`, `frame_age_us` and
+/// `viewer_frames` cover the measurement window; the other counts cover the
+/// whole run. Every figure is a count of what happened: a viewer that
+/// stalls or is dropped is reported, never retried.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ViewerReport {
+    /// The stream's URL.
+    pub url: String,
+    /// Viewers asked for (`--viewers`).
+    pub viewers: usize,
+    /// Length of the measurement window actually run (shorter if every
+    /// viewer was gone before its end).
+    pub measured_s: f64,
+    /// Parts received inside the window, all viewers: the sum of
+    /// `viewer_frames`.
+    pub frames: u64,
+    /// `frames / measured_s`.
+    pub frames_per_s: f64,
+    /// Mean over the viewers (failed ones included, as 0) of their parts
+    /// per second inside the window.
+    pub fps_per_viewer_mean: f64,
+    /// The slowest viewer's parts per second.
+    pub fps_per_viewer_min: f64,
+    /// The fastest viewer's parts per second.
+    pub fps_per_viewer_max: f64,
+    /// Bytes read inside the window (parts and their framing), per second.
+    pub bytes_per_s: f64,
+    /// Ages of the parts in the window that carried an `X-Timestamp`;
+    /// `None` if none did.
+    pub frame_age_us: Option<FrameAge>,
+    /// Parts in the window without an `X-Timestamp` (camloop's NO SIGNAL
+    /// frame has none).
+    pub untimed_frames: u64,
+    /// Parts whose `X-Timestamp` was ahead of this machine's clock (the
+    /// server's clock differs; their age counts as 0).
+    pub future_timestamps: u64,
+    /// Frame numbers (`X-Frame`) the viewers never saw between two they
+    /// did: frames the server skipped for a viewer that could not keep up
+    /// (or that its camera never delivered), whole run.
+    pub frames_skipped: u64,
+    /// Parts received, whole run.
+    pub frames_run: u64,
+    /// Bytes read, whole run (response heads included).
+    pub bytes_received: u64,
+    /// Viewers whose connect completed.
+    pub connected: u64,
+    /// Time from the start until the last connect completed or failed.
+    pub connect_s: f64,
+    /// Viewers that went `--stall-after` seconds without a part at least once.
+    pub stalled_viewers: u64,
+    /// Viewers stalled when the run ended.
+    pub stalled_at_end: u64,
+    /// Stalls (a viewer that recovers and stalls again counts twice).
+    pub stalls: u64,
+    /// Viewers whose connection the server closed or reset while streaming.
+    pub dropped_viewers: u64,
+    /// Parts the splitter dropped: not a JPEG, cut short, a `Content-Length`
+    /// that is wrong, a part head that does not parse, or over 4 MiB.
+    pub malformed_parts: u64,
+    /// Bytes the splitter skipped (garbage between parts, dropped parts).
+    pub skipped_bytes: u64,
+    /// Parts whose `X-Frame` was not above the viewer's previous one.
+    pub frame_order_errors: u64,
+    /// Connects refused, reset or still pending at the end.
+    pub connect_failures: u64,
+    /// Responses that were not `200` with a body (status, bad head, closed
+    /// before the head).
+    pub http_errors: u64,
+    /// Reads or writes that failed before the stream started.
+    pub io_errors: u64,
+    /// `connect_failures + http_errors + dropped_viewers + io_errors +
+    /// malformed_parts + frame_order_errors`; stalls are not errors.
+    pub errors: u64,
+    /// The first error seen, for the message a person reads.
+    pub first_error: Option<String>,
+    /// CPU time of this process during the window, in percent of one core:
+    /// near 100 means the viewers, not the server, were the bottleneck.
+    pub tool_cpu_percent: f64,
+    /// With `--server-pid`: the server's CPU (user + system, all its
+    /// threads) during the window, in percent of one core.
+    pub server_cpu_percent: Option<f64>,
+    /// Parts each viewer received inside the window, in viewer order.
+    pub viewer_frames: Vec<u64>,
+}
+
+impl ViewerReport {
+    /// The report as one line of JSON.
+    pub fn to_json(&self) -> String {
+        let mut json = String::from("{");
+        let mut field = |name: &str, value: String| {
+            if json.len() > 1 {
+                json.push(',');
+            }
+            let _ = write!(json, "\"{name}\":{value}");
+        };
+        let optional = |value: Option<String>| value.unwrap_or_else(|| "null".to_string());
+        let age = self.frame_age_us;
+        field("mode", json_string("mjpeg"));
+        field("url", json_string(&self.url));
+        field("viewers", self.viewers.to_string());
+        field("measured_s", format!("{:.3}", self.measured_s));
+        field("frames", self.frames.to_string());
+        field("frames_per_s", format!("{:.1}", self.frames_per_s));
+        field(
+            "fps_per_viewer_mean",
+            format!("{:.2}", self.fps_per_viewer_mean),
+        );
+        field(
+            "fps_per_viewer_min",
+            format!("{:.2}", self.fps_per_viewer_min),
+        );
+        field(
+            "fps_per_viewer_max",
+            format!("{:.2}", self.fps_per_viewer_max),
+        );
+        field("bytes_per_s", format!("{:.0}", self.bytes_per_s));
+        field(
+            "frame_age_p50_us",
+            optional(age.map(|a| a.p50_us.to_string())),
+        );
+        field(
+            "frame_age_p99_us",
+            optional(age.map(|a| a.p99_us.to_string())),
+        );
+        field(
+            "frame_age_max_us",
+            optional(age.map(|a| a.max_us.to_string())),
+        );
+        field("frame_ages", age.map_or(0, |a| a.count).to_string());
+        field("untimed_frames", self.untimed_frames.to_string());
+        field("future_timestamps", self.future_timestamps.to_string());
+        field("frames_skipped", self.frames_skipped.to_string());
+        field("frames_run", self.frames_run.to_string());
+        field("bytes_received", self.bytes_received.to_string());
+        field("connected", self.connected.to_string());
+        field("connect_s", format!("{:.3}", self.connect_s));
+        field("stalled_viewers", self.stalled_viewers.to_string());
+        field("stalled_at_end", self.stalled_at_end.to_string());
+        field("stalls", self.stalls.to_string());
+        field("dropped_viewers", self.dropped_viewers.to_string());
+        field("malformed_parts", self.malformed_parts.to_string());
+        field("skipped_bytes", self.skipped_bytes.to_string());
+        field("frame_order_errors", self.frame_order_errors.to_string());
+        field("connect_failures", self.connect_failures.to_string());
+        field("http_errors", self.http_errors.to_string());
+        field("io_errors", self.io_errors.to_string());
+        field("errors", self.errors.to_string());
+        field(
+            "first_error",
+            optional(self.first_error.as_deref().map(json_string)),
+        );
+        field("tool_cpu_percent", format!("{:.1}", self.tool_cpu_percent));
+        field(
+            "server_cpu_percent",
+            optional(self.server_cpu_percent.map(|p| format!("{p:.1}"))),
+        );
+        let counts: Vec<String> = self.viewer_frames.iter().map(u64::to_string).collect();
+        field("viewer_frames", format!("[{}]", counts.join(",")));
+        json.push('}');
+        json
+    }
+}
+
+/// The text report of a viewer run.
+impl fmt::Display for ViewerReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "mjpeg {}: {} viewers, measured {:.2} s",
+            self.url, self.viewers, self.measured_s
+        )?;
+        writeln!(
+            f,
+            "frames       {} = {:.1}/s; per viewer mean {:.2}/s, min {:.2}, max {:.2}",
+            self.frames,
+            self.frames_per_s,
+            self.fps_per_viewer_mean,
+            self.fps_per_viewer_min,
+            self.fps_per_viewer_max
+        )?;
+        writeln!(
+            f,
+            "bytes        {:.1} MB/s ({:.0} Mbit/s)",
+            self.bytes_per_s / 1e6,
+            self.bytes_per_s * 8.0 / 1e6
+        )?;
+        match self.frame_age_us {
+            Some(age) => writeln!(
+                f,
+                "frame age us p50 {}  p99 {}  max {}  ({} parts; {} without X-Timestamp)",
+                age.p50_us, age.p99_us, age.max_us, age.count, self.untimed_frames
+            )?,
+            None => writeln!(
+                f,
+                "frame age    n/a (no part with X-Timestamp; {} without)",
+                self.untimed_frames
+            )?,
+        }
+        writeln!(
+            f,
+            "viewers      {} of {} connected in {:.3} s; stalled {} ({} at the end, {} stalls); \
+             dropped by the server {}",
+            self.connected,
+            self.viewers,
+            self.connect_s,
+            self.stalled_viewers,
+            self.stalled_at_end,
+            self.stalls,
+            self.dropped_viewers
+        )?;
+        writeln!(
+            f,
+            "errors       {} (connect {}, http {}, dropped {}, io {}, malformed parts {}, \
+             frame order {}); skipped bytes {}",
+            self.errors,
+            self.connect_failures,
+            self.http_errors,
+            self.dropped_viewers,
+            self.io_errors,
+            self.malformed_parts,
+            self.frame_order_errors,
+            self.skipped_bytes
+        )?;
+        if let Some(error) = &self.first_error {
+            writeln!(f, "first error  {error}")?;
+        }
+        writeln!(
+            f,
+            "whole run    {} parts, {} bytes, {} frames skipped by the server",
+            self.frames_run, self.bytes_received, self.frames_skipped
+        )?;
+        if let Some(percent) = self.server_cpu_percent {
+            writeln!(f, "server cpu   {percent:.1} %")?;
+        }
+        write!(f, "tool cpu     {:.1} %", self.tool_cpu_percent)
     }
 }
 
