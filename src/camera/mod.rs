@@ -12,6 +12,7 @@
 
 pub mod exec;
 pub mod font;
+pub mod http_source;
 pub mod pipeline;
 pub mod push;
 pub mod synthetic;

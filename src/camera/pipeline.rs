@@ -380,7 +380,7 @@ impl Camera {
                         self.settings.camera_timeout.as_secs_f64()
                     )))
                 } else {
-                    push.source.on_deadline(now).err()
+                    push.source.on_deadline(registry, now).err()
                 };
                 if let Some(error) = error {
                     self.fail_push(registry, now, error);
@@ -640,10 +640,15 @@ impl Camera {
 
     /// The current status for `stats` and `/state`.
     pub fn status(&self, now: Instant) -> CameraStatus {
-        let (ok, error) = match (&self.source, &self.state) {
-            (None, _) => (false, Some("no camera".to_string())),
-            (Some(_), SourceState::Open) => (true, None),
-            (Some(_), SourceState::Failed { error, .. }) => (false, Some(error.to_string())),
+        let (ok, error) = match &self.state {
+            _ if !self.is_present() => (false, Some("no camera".to_string())),
+            // A push source counts as ok once it delivers, not when it
+            // merely started (a camera that accepts and never answers).
+            SourceState::Open if self.push.as_ref().is_some_and(|p| p.latest.is_none()) => {
+                (false, Some("waiting for the first frame".to_string()))
+            }
+            SourceState::Open => (true, None),
+            SourceState::Failed { error, .. } => (false, Some(error.to_string())),
         };
         let (width, height) = self.known_size.unwrap_or((0, 0));
         CameraStatus {
