@@ -89,7 +89,7 @@ enum State {
     Connecting,
     Head(Vec<u8>),
     /// A multipart stream: every readable event feeds the splitter.
-    Stream(FrameClock),
+    Stream(Box<FrameClock>),
     /// A snapshot's body; `length` from `Content-Length`, or None when the
     /// camera closes the connection after it.
     Body {
@@ -105,7 +105,9 @@ enum State {
 enum Fed {
     More,
     /// A snapshot is complete; the connection can be reused or not.
-    Snapshot { keep_alive: bool },
+    Snapshot {
+        keep_alive: bool,
+    },
 }
 
 impl HttpSource {
@@ -253,7 +255,10 @@ impl HttpSource {
         now: Instant,
         newest: &mut Option<PushedFrame>,
     ) -> Result<(), CameraError> {
-        if matches!(self.conn.as_ref().map(|c| &c.state), Some(State::Connecting)) {
+        if matches!(
+            self.conn.as_ref().map(|c| &c.state),
+            Some(State::Connecting)
+        ) {
             if !self.connected()? {
                 return Ok(());
             }
@@ -432,7 +437,10 @@ fn parse_head(head: &[u8], max_frame_bytes: usize) -> Result<Option<(State, usiz
             Some(boundary) => Splitter::with_boundary(boundary, max_frame_bytes),
             None => Splitter::new(max_frame_bytes),
         };
-        return Ok(Some((State::Stream(FrameClock::new(splitter)), used)));
+        return Ok(Some((
+            State::Stream(Box::new(FrameClock::new(splitter))),
+            used,
+        )));
     }
     if lower.starts_with("image/jpeg") || lower.starts_with("image/jpg") {
         let length = match header("content-length") {
