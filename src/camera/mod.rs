@@ -10,6 +10,7 @@
 //! It never touches a socket: the event loop asks it for frames and hands the
 //! shared bytes to connections.
 
+pub mod device_fd;
 pub mod exec;
 pub mod font;
 pub mod http_source;
@@ -21,6 +22,7 @@ pub mod synthetic;
 pub mod opencv_source;
 
 use std::fmt;
+use std::os::unix::io::RawFd;
 
 /// `rtsp://user:secret@cam/stream` becomes `rtsp://***@cam/stream`.
 pub fn without_credentials(url: &str) -> String {
@@ -112,6 +114,14 @@ pub trait FrameSource {
     /// The frame size, once the source knows it (after `open`), so `stats`
     /// can report it before the first encode.
     fn frame_size(&self) -> Option<(u32, u32)> {
+        None
+    }
+
+    /// A descriptor that becomes readable when a frame is ready, so that
+    /// `grab()` will not wait (a V4L2 device). While it is Some, the
+    /// pipeline watches it in the loop's poll and grabs only when the
+    /// timer is due *and* it has signalled readable since the last grab.
+    fn descriptor(&self) -> Option<RawFd> {
         None
     }
 

@@ -21,6 +21,7 @@
 //! decodes in `grab()` and only converts colours in `retrieve()`.
 
 use std::env;
+use std::os::unix::io::RawFd;
 use std::path::PathBuf;
 
 use opencv::core::{
@@ -29,7 +30,7 @@ use opencv::core::{
 use opencv::prelude::{VideoCaptureTrait, VideoCaptureTraitConst};
 use opencv::{imgcodecs, imgproc, videoio};
 
-use super::{without_credentials, CameraError, Frame, FrameData, FrameSource};
+use super::{device_fd, without_credentials, CameraError, Frame, FrameData, FrameSource};
 use crate::mjpeg;
 
 /// How long FFmpeg may take to connect to a stream or open a file.
@@ -197,6 +198,10 @@ pub struct OpenCvSource {
     /// Reused by every `retrieve()` so that OpenCV does not allocate a new
     /// image per frame.
     retrieved: Mat,
+    /// The device's descriptor, found after OpenCV opened it (see
+    /// [`crate::camera::device_fd`]), so the loop grabs only when a frame
+    /// is ready instead of waiting in OpenCV's `select()`.
+    device_fd: Option<RawFd>,
 }
 
 impl OpenCvSource {
@@ -208,6 +213,7 @@ impl OpenCvSource {
             capture: None,
             passthrough: false,
             retrieved: Mat::default(),
+            device_fd: None,
         }
     }
 
@@ -373,9 +379,21 @@ impl FrameSource for OpenCvSource {
     fn open(&mut self) -> Result<(), CameraError> {
         self.close();
         let threads_before = threads_in_process();
+        let descriptors_before = device_fd::open_descriptors();
         let mut capture = self.open_capture()?;
         self.warn_if_threads_started(threads_before, &capture);
         let is_device = matches!(self.target, OpenCvTarget::Device(_));
+        if let OpenCvTarget::Device(index) = self.target {
+            let path = PathBuf::from(format!("/dev/video{index}"));
+            self.device_fd = device_fd::descriptor_opened_for(&path, &descriptors_before);
+            if self.device_fd.is_none() {
+                log::warn!(
+                    "camera {}: cannot find the device's descriptor; grabs may wait up to \
+                     OpenCV's select() timeout",
+                    self.name()
+                );
+            }
+        }
         if is_device {
             self.request_camera_mode(&mut capture)?;
         }
@@ -447,7 +465,12 @@ impl FrameSource for OpenCvSource {
         Some((width as u32, height as u32))
     }
 
+    fn descriptor(&self) -> Option<RawFd> {
+        self.capture.as_ref().and(self.device_fd)
+    }
+
     fn close(&mut self) {
+        self.device_fd = None;
         if let Some(mut capture) = self.capture.take() {
             if let Err(e) = capture.release() {
                 log::warn!("camera {}: release failed: {e}", self.name());
