@@ -55,28 +55,30 @@ def serve(conn):
     held.append(conn)
     if mode == "silent":
         return
-    conn.recv(4096)
-    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=f\r\n\r\n")
-    for _ in range(30):
-        conn.sendall(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
-        time.sleep(1 / 30)
+    try:
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=f\r\n\r\n")
+        for _ in range(30):
+            conn.sendall(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+            time.sleep(1 / 30)
+    except OSError:
+        pass  # camloop gave up on this connection
 while True:
     conn, _ = server.accept()
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
 PY
-fake_camera() { # mode: prints the port
+fake_camera() { # mode: starts it (not in a subshell, so cleanup knows it); the port goes to $WORK/fake-MODE.port
     python3 "$WORK/fake_camera.py" "$1" "$WORK/frame.jpg" >"$WORK/fake-$1.port" &
     PIDS+=("$!")
     for _ in $(seq 50); do [[ -s $WORK/fake-$1.port ]] && break; sleep 0.1; done
-    cat "$WORK/fake-$1.port"
 }
 "$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --snapshot-dir "$WORK" --camera synthetic \
     --fps 30 >"$WORK/upstream.out" 2>"$WORK/upstream.err" &
 PIDS+=("$!")
 for _ in $(seq 50); do [[ -s $WORK/upstream.out ]] && break; sleep 0.1; done
 UPSTREAM=$(head -1 "$WORK/upstream.out"); UPSTREAM=${UPSTREAM#*http=}
-SILENT_PORT=$(fake_camera silent)
-STALLING_PORT=$(fake_camera stalling)
+fake_camera silent; SILENT_PORT=$(cat "$WORK/fake-silent.port")
+fake_camera stalling; STALLING_PORT=$(cat "$WORK/fake-stalling.port")
 
 # The camera child of server $1 (ffmpeg), for the stopped-child row.
 camera_child() { for p in /proc/[0-9]*; do [[ $(awk '{print $4}' "$p/stat" 2>/dev/null) == "$1" ]] && basename "$p"; done | head -1; }
