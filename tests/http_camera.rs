@@ -124,6 +124,14 @@ fn a_camera_that_stops_mid_frame_stalls_nobody_and_recovers() {
     misbehaves_then_recovers(Behaviour::StopMidFrame, true);
 }
 
+/// The one a blocking client cannot survive: the head never ends and
+/// never stops arriving, so only a deadline of camloop's own ends the
+/// wait; the pings must be answered while it still trickles.
+#[test]
+fn a_camera_that_trickles_an_endless_head_stalls_nobody_and_recovers() {
+    misbehaves_then_recovers(Behaviour::Trickle, false);
+}
+
 #[test]
 fn a_camera_that_sends_garbage_stalls_nobody_and_recovers() {
     misbehaves_then_recovers(Behaviour::Garbage, false);

@@ -35,6 +35,10 @@ pub enum Behaviour {
     StopMidFrame,
     /// Answers with bytes that are not HTTP, again and again.
     Garbage,
+    /// Trickles a response head that never ends, one byte every 50 ms, so
+    /// a client with a read timeout never times out: a client that waits
+    /// for it (a blocking one) waits until the camera is told to resume.
+    Trickle,
     /// Sends the head and one frame, then closes the connection.
     CloseAfterEachFrame,
     /// 401 without these Basic credentials, a healthy stream with them.
@@ -225,6 +229,16 @@ impl Conn {
                 let _ = self.read_request();
                 while !self.over() && self.send(b"\x00\xffthis is not HTTP at all\r\n\r\n") {
                     thread::sleep(Duration::from_millis(50));
+                }
+            }
+            Behaviour::Trickle => {
+                if self.read_request().is_some() && self.send(b"HTTP/1.0 200 OK\r\nX-Pad: ") {
+                    while !self.over() && !self.shared.resumed.load(Ordering::SeqCst) {
+                        if !self.send(b"a") {
+                            return;
+                        }
+                        thread::sleep(Duration::from_millis(50));
+                    }
                 }
             }
             Behaviour::CloseAfterEachFrame => {
