@@ -491,8 +491,21 @@ fn build_source(args: &ServeArgs) -> Result<Option<Box<dyn FrameSource>>, String
         #[cfg(feature = "opencv")]
         spec => {
             use crate::camera::opencv_source::OpenCvTarget;
-            // `opencv:URL` reaches OpenCV's own (blocking) URL support.
-            let spec = spec.strip_prefix("opencv:").unwrap_or(spec);
+            // `opencv:URL` reaches OpenCV's own (blocking) URL support, and
+            // only by that name: a bare URL of another scheme would block
+            // the loop without the user having asked for it.
+            let spec = match spec.strip_prefix("opencv:") {
+                Some(spec) => spec,
+                None if spec.contains("://") && !spec.contains('!') => {
+                    let shown = without_credentials(spec);
+                    return Err(format!(
+                        "--camera {shown}: camloop reads http:// and rtsp:// cameras itself; \
+                         for OpenCV's own (blocking) client write opencv:{shown}, or run \
+                         'exec:ffmpeg -nostdin -loglevel error -i {shown} -c copy -f mjpeg -'"
+                    ));
+                }
+                None => spec,
+            };
             Ok(Some(opencv_source(args, OpenCvTarget::parse(spec))))
         }
         #[cfg(not(feature = "opencv"))]
