@@ -383,17 +383,6 @@ impl FrameSource for OpenCvSource {
         let mut capture = self.open_capture()?;
         self.warn_if_threads_started(threads_before, &capture);
         let is_device = matches!(self.target, OpenCvTarget::Device(_));
-        if let OpenCvTarget::Device(index) = self.target {
-            let path = PathBuf::from(format!("/dev/video{index}"));
-            self.device_fd = device_fd::descriptor_opened_for(&path, &descriptors_before);
-            if self.device_fd.is_none() {
-                log::warn!(
-                    "camera {}: cannot find the device's descriptor; grabs may wait up to \
-                     OpenCV's select() timeout",
-                    self.name()
-                );
-            }
-        }
         if is_device {
             self.request_camera_mode(&mut capture)?;
         }
@@ -418,6 +407,18 @@ impl FrameSource for OpenCvSource {
                 String::new()
             },
         );
+        // Looked up after the mode request, in case it made OpenCV reopen.
+        if let OpenCvTarget::Device(index) = self.target {
+            let path = PathBuf::from(format!("/dev/video{index}"));
+            self.device_fd = device_fd::descriptor_opened_for(&path, &descriptors_before);
+            if self.device_fd.is_none() {
+                log::warn!(
+                    "camera {}: cannot find the device's descriptor; grabs may wait up to \
+                     OpenCV's select() timeout",
+                    self.name()
+                );
+            }
+        }
         self.capture = Some(capture);
         Ok(())
     }

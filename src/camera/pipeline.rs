@@ -35,6 +35,12 @@ const REOPEN_BACKOFF_INITIAL: Duration = Duration::from_millis(250);
 const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// How many recent grabs the measured frame rate is computed over.
 const FPS_WINDOW_GRABS: usize = 32;
+/// A device descriptor that has not signalled for this long although the
+/// timer is due is given up on: grabs go back to the timer alone (with one
+/// warning). A driver whose poll never fires while OpenCV holds its only
+/// buffer would otherwise never be grabbed again; a grab on the timer is
+/// what camloop did before watching the descriptor.
+const DEVICE_SILENCE_FALLBACK: Duration = Duration::from_secs(2);
 /// A measured rate older than this reads as 0: nobody is grabbing.
 const FPS_STALE_AFTER: Duration = Duration::from_secs(2);
 
@@ -140,6 +146,10 @@ struct DeviceGate {
     registered: Option<RawFd>,
     /// Whether it signalled readable since the last grab.
     readable: bool,
+    /// The last grab, or the registration: when the wait for an event began.
+    quiet_since: Option<Instant>,
+    /// It stayed silent for [`DEVICE_SILENCE_FALLBACK`]: grab on the timer.
+    gave_up: bool,
 }
 
 /// The camera pipeline.
@@ -238,13 +248,13 @@ impl Camera {
             self.restart_push(registry, now);
         } else {
             self.device.token = Some(tokens.aux);
-            self.watch_descriptor(registry);
+            self.watch_descriptor(registry, now);
         }
     }
 
     /// Brings the poll's registration in line with the source's current
     /// descriptor (after an open, a close or a reopen).
-    fn watch_descriptor(&mut self, registry: &Registry) {
+    fn watch_descriptor(&mut self, registry: &Registry, now: Instant) {
         let Some(token) = self.device.token else {
             return;
         };
@@ -260,6 +270,8 @@ impl Camera {
             let _ = registry.deregister(&mut SourceFd(&old));
         }
         self.device.readable = false;
+        self.device.quiet_since = Some(now);
+        self.device.gave_up = false;
         if let Some(fd) = current {
             match registry.register(&mut SourceFd(&fd), token, Interest::READABLE) {
                 Ok(()) => self.device.registered = Some(fd),
@@ -274,7 +286,7 @@ impl Camera {
     /// Whether a grab now could wait for the device: it has a descriptor
     /// in the poll that has not signalled readable since the last grab.
     fn device_not_ready(&self) -> bool {
-        self.device.registered.is_some() && !self.device.readable
+        self.device.registered.is_some() && !self.device.readable && !self.device.gave_up
     }
 
     /// Whether `token` belongs to this camera's descriptors.
@@ -329,9 +341,12 @@ impl Camera {
         let source = self.source.as_ref()?;
         match &self.state {
             SourceState::Failed { retry_at, .. } => Some(*retry_at),
-            // Nothing to do until the device's readiness event; the loop
-            // sleeps instead of spinning on a due timer.
-            SourceState::Open if self.device_not_ready() => None,
+            // Nothing to do until the device's readiness event (the loop
+            // sleeps instead of spinning on a due timer), or the fallback.
+            SourceState::Open if self.device_not_ready() => self
+                .device
+                .quiet_since
+                .map(|since| since + DEVICE_SILENCE_FALLBACK),
             SourceState::Open if streaming || source.wants_idle_grabs() => {
                 Some(self.last_scheduled_grab + self.grab_interval(streaming))
             }
@@ -357,7 +372,7 @@ impl Camera {
         }
         if let SourceState::Failed { backoff, .. } = self.state {
             self.try_open(now, (backoff * 2).min(REOPEN_BACKOFF_MAX));
-            self.watch_descriptor(registry);
+            self.watch_descriptor(registry, now);
             if !matches!(self.state, SourceState::Open) {
                 return streaming.then(|| self.no_signal_frame());
             }
@@ -365,6 +380,15 @@ impl Camera {
             if self.device_not_ready() {
                 return None; // the first grab waits for the device's event
             }
+        } else if self.device_not_ready() {
+            // Due only because the device stayed silent too long.
+            log::warn!(
+                "camera {}: its descriptor has not signalled for {} s; grabbing on the timer alone \
+                 (a grab may wait up to OpenCV's select() timeout)",
+                self.name(),
+                DEVICE_SILENCE_FALLBACK.as_secs()
+            );
+            self.device.gave_up = true;
         }
         let interval = self.grab_interval(streaming);
         self.last_scheduled_grab = if now.duration_since(deadline) > interval {
@@ -384,7 +408,7 @@ impl Camera {
             None
         };
         // A failed grab closed the device: stop watching its descriptor.
-        self.watch_descriptor(registry);
+        self.watch_descriptor(registry, now);
         result
     }
 
@@ -605,6 +629,7 @@ impl Camera {
         self.grab_time.record(started.elapsed());
         // Edge-triggered: the next grab waits for the next readiness event.
         self.device.readable = false;
+        self.device.quiet_since = Some(now);
         match result {
             Ok(()) => {
                 self.frames_grabbed += 1;
@@ -1011,9 +1036,12 @@ mod tests {
         camera.attach(poll.registry(), tokens, start);
         assert!(camera.owns_token(Token(2)));
 
-        // Not readable yet: no timer, a due timer grabs nothing, and a
-        // capture waits instead of grabbing.
-        assert_eq!(camera.next_deadline(true), None);
+        // Not readable yet: the only timer is the fallback, a due grab
+        // tick grabs nothing, and a capture waits instead of grabbing.
+        assert_eq!(
+            camera.next_deadline(true),
+            Some(start + DEVICE_SILENCE_FALLBACK)
+        );
         let late = start + Duration::from_secs(1);
         assert!(camera.on_timer(poll.registry(), late, true).is_none());
         assert!(matches!(camera.fresh_for(late, 0, late), Fresh::Pending));
@@ -1028,7 +1056,10 @@ mod tests {
 
         // It has not signalled again since: the next due timer waits.
         let later = late + Duration::from_secs(1);
-        assert_eq!(camera.next_deadline(true), None);
+        assert_eq!(
+            camera.next_deadline(true),
+            Some(late + DEVICE_SILENCE_FALLBACK)
+        );
         assert!(camera.on_timer(poll.registry(), later, true).is_none());
         assert!(matches!(
             camera.fresh_for(later, u64::MAX, later),
@@ -1044,5 +1075,14 @@ mod tests {
             Fresh::Ready(_)
         ));
         assert_eq!(grabs.get(), 2);
+
+        // Silent past the fallback: back to grabbing on the timer alone.
+        let silent = later + DEVICE_SILENCE_FALLBACK;
+        assert!(camera.on_timer(poll.registry(), silent, true).is_some());
+        assert_eq!(grabs.get(), 3);
+        assert_eq!(
+            camera.next_deadline(true),
+            Some(silent + Duration::from_millis(100))
+        );
     }
 }
