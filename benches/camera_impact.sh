@@ -81,7 +81,8 @@ fake_camera silent; SILENT_PORT=$(cat "$WORK/fake-silent.port")
 fake_camera stalling; STALLING_PORT=$(cat "$WORK/fake-stalling.port")
 
 # The camera child of server $1 (ffmpeg), for the stopped-child row.
-camera_child() { for p in /proc/[0-9]*; do [[ $(awk '{print $4}' "$p/stat" 2>/dev/null) == "$1" ]] && basename "$p"; done | head -1; }
+# (`|| true`: with pipefail the loop's last non-matching test would fail the row.)
+camera_child() { for p in /proc/[0-9]*; do [[ $(awk '{print $4}' "$p/stat" 2>/dev/null) == "$1" ]] && basename "$p"; done | head -1 || true; }
 
 idle_cpu() { # name camera-args...: server CPU with the camera running and no client at all
     local name=$1; shift
