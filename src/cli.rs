@@ -70,17 +70,17 @@ pub enum Command {
 pub struct ServeArgs {
     /// Read settings from this TOML file: the same keys as these flags
     /// (`listen = ["127.0.0.1:8233"]`, `snapshot-dir = "/var/lib/camloop"`);
-    /// flags given on the command line win.
+    /// flags given on the command line win. Default: none.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Print the effective configuration (defaults, file and flags merged)
-    /// as TOML and exit.
+    /// as TOML and exit. Default: off.
     #[arg(long)]
     pub print_config: bool,
     /// Control-port address; repeat for several (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8233")]
     pub listen: Vec<SocketAddr>,
-    /// Also serve the control port on this Unix socket (mode 0660).
+    /// Also serve the control port on this Unix socket (mode 0660). Default: none.
     #[arg(long)]
     pub unix: Option<PathBuf>,
     /// HTTP address (web page, MJPEG stream, snapshot, /state, /metrics); repeat for several, or `off`.
@@ -135,21 +135,23 @@ pub struct ServeArgs {
     /// Control framing: auto (raw until a newline arrives), line or raw.
     #[arg(long, value_enum, default_value_t = FramingArg::Auto)]
     pub framing: FramingArg,
-    /// Require `auth <token>` from control clients.
+    /// Require `auth <token>` from control clients (and the token over
+    /// HTTP: `?token=`, Basic or Bearer). Default: none.
     #[arg(long)]
     pub token: Option<String>,
-    /// Read the token from this file (first line) instead of the command line.
+    /// Read the token from this file (first line) instead of the command
+    /// line. Default: none.
     #[arg(long, conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
     /// Most clients at once; default: the descriptor limit minus a reserve.
     #[arg(long)]
     pub max_clients: Option<usize>,
     /// Allow pages on this origin (`https://ha.example:8123`, or `*` for
-    /// any) to read the stream, snapshots, /state and /capture: adds
+    /// any) to read the stream, snapshots, /state, /capture and /controls: adds
     /// `Access-Control-Allow-Origin`; default: off.
     #[arg(long, value_name = "ORIGIN|*", value_parser = parse_cors_origin)]
     pub cors_origin: Option<String>,
-    /// Allow a non-loopback listener without a token.
+    /// Allow a non-loopback listener without a token. Default: off.
     #[arg(long)]
     pub insecure_public: bool,
     /// Close control clients silent for this many seconds; default: never
@@ -170,6 +172,11 @@ pub struct ServeArgs {
     /// Close an idle keep-alive HTTP connection after this many seconds.
     #[arg(long, default_value_t = 60)]
     pub http_idle_timeout: u64,
+    /// Set a camera control at start, e.g. `brightness=60`; repeat for
+    /// several (`controls` on the control port lists what the camera has);
+    /// default: none.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub control: Vec<String>,
 }
 
 /// `*`, or an origin as a browser sends it (`scheme://host[:port]`, no path).
@@ -381,10 +388,11 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         crate::camera::opencv_source::quiet_opencv_logging();
         crate::camera::opencv_source::single_threaded_opencv();
     }
-    let camera = match push_source(args)? {
+    let mut camera = match push_source(args)? {
         Some(push) => Camera::new_push(push, settings, Instant::now()),
         None => Camera::new(build_source(args)?, settings, Instant::now()),
     };
+    apply_start_controls(&mut camera, &args.control)?;
     let config = ServerConfig {
         control_addrs: args.listen.clone(),
         unix_path: args.unix.clone(),
@@ -408,6 +416,28 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     crate::sys::notify_systemd("READY=1");
     log::info!("camloop {} serving {listening}", env!("CARGO_PKG_VERSION"));
     server.run().map_err(|e| format!("event loop failed: {e}"))
+}
+
+/// `--control NAME=VALUE`, in order: an unknown name or a value out of
+/// range stops the start with a message naming it. A device that is not
+/// open yet gets the (integer) values when it opens.
+pub fn apply_start_controls(camera: &mut Camera, assignments: &[String]) -> Result<(), String> {
+    use crate::camera::controls::{self, ControlError};
+    for assignment in assignments {
+        let (name, value) = controls::parse_assignment(assignment)?;
+        match camera.set_control(name, &value) {
+            Ok(control) => log::info!("camera control {}={}", control.name, control.value),
+            Err(ControlError::Camera(reason)) => {
+                let value: i64 = value
+                    .parse()
+                    .map_err(|_| format!("--control {assignment}: {value:?} is not an integer"))?;
+                log::warn!("--control {assignment}: camera not open ({reason}); set when it opens");
+                camera.remember_control(name, value);
+            }
+            Err(error) => return Err(format!("--control {assignment}: {error}")),
+        }
+    }
+    Ok(())
 }
 
 fn read_token_file(path: &PathBuf) -> Result<String, String> {

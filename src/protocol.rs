@@ -50,7 +50,8 @@ pub const MAX_RAW_MESSAGE_BYTES: usize = 1024;
 pub const MAX_LINE_BYTES: usize = 4096;
 
 /// The reply to `help`.
-pub const HELP_REPLY: &str = "OK requests: c capture ping stats frame help auth exit quit shutdown";
+pub const HELP_REPLY: &str =
+    "OK requests: c capture ping stats frame controls get set help auth exit quit shutdown";
 
 /// How a connection delimits requests (`--framing`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -125,6 +126,19 @@ pub enum Command {
     Stats,
     /// `frame`: send the newest JPEG over the socket.
     Frame,
+    /// `controls`: every camera control with its value and range.
+    Controls,
+    /// `get <name>`: one control's value (the name lowercased; empty if
+    /// none was given).
+    Get(String),
+    /// `set <name> <value>`: change a control (name lowercased, value as
+    /// sent; either may be empty, which is a usage error).
+    Set {
+        /// The control.
+        name: String,
+        /// The new value, not yet parsed: its range depends on the camera.
+        value: String,
+    },
     /// `help`.
     Help,
     /// `auth <token>`; the token is kept as sent (it may be any bytes).
@@ -280,6 +294,29 @@ pub fn parse_command(message: &[u8]) -> Command {
     if word.eq_ignore_ascii_case(b"auth") {
         return Command::Auth(argument.to_vec());
     }
+    // Control names and values are ASCII; anything else cannot name a
+    // control and stays a plain message, as before these requests existed.
+    let text = || {
+        std::str::from_utf8(argument)
+            .ok()
+            .map(str::to_ascii_lowercase)
+    };
+    if word.eq_ignore_ascii_case(b"get") {
+        if let Some(name) = text() {
+            return Command::Get(name);
+        }
+    }
+    if word.eq_ignore_ascii_case(b"set") {
+        if let Some(argument) = text() {
+            let mut words = argument.split_ascii_whitespace();
+            let name = words.next().unwrap_or("").to_string();
+            let value = words.next().unwrap_or("").to_string();
+            if words.next().is_none() {
+                return Command::Set { name, value };
+            }
+            return Command::Message;
+        }
+    }
     if !argument.is_empty() {
         return Command::Message;
     }
@@ -289,6 +326,7 @@ pub fn parse_command(message: &[u8]) -> Command {
         (b"ping", Command::Ping),
         (b"stats", Command::Stats),
         (b"frame", Command::Frame),
+        (b"controls", Command::Controls),
         (b"help", Command::Help),
         (b"exit", Command::Exit),
         (b"quit", Command::Exit),
@@ -329,6 +367,33 @@ mod tests {
             parse_command(b"auth  s3cret "),
             Command::Auth(b"s3cret".to_vec())
         );
+    }
+
+    #[test]
+    fn control_requests_carry_their_arguments() {
+        assert_eq!(parse_command(b"CONTROLS"), Command::Controls);
+        assert_eq!(parse_command(b"controls x"), Command::Message);
+        assert_eq!(
+            parse_command(b"get  Brightness "),
+            Command::Get("brightness".into())
+        );
+        assert_eq!(parse_command(b"get"), Command::Get(String::new()));
+        assert_eq!(
+            parse_command(b"SET brightness 60"),
+            Command::Set {
+                name: "brightness".into(),
+                value: "60".into()
+            }
+        );
+        assert_eq!(
+            parse_command(b"set brightness"),
+            Command::Set {
+                name: "brightness".into(),
+                value: String::new()
+            }
+        );
+        assert_eq!(parse_command(b"set a b c"), Command::Message);
+        assert_eq!(parse_command(b"get \xff"), Command::Message);
     }
 
     #[test]

@@ -150,3 +150,12 @@ pub fn signal_process_group(group: u32, signal: i32) {
         }
     }
 }
+
+/// Takes ownership of a listening socket this process inherited at `fd`
+/// (systemd's `LISTEN_FDS`, checked by the caller against `LISTEN_PID`).
+pub fn take_inherited_socket(fd: std::os::fd::RawFd) -> socket2::Socket {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the caller only passes descriptors systemd handed to this very
+    // process (LISTEN_PID matched), which nothing else in it owns.
+    unsafe { socket2::Socket::from_raw_fd(fd) }
+}

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
@@ -378,6 +378,53 @@ fn a_client_that_writes_without_reading_is_slowed_and_others_are_not() {
 }
 
 // ---------------------------------------------------------------------------
+// --idle-timeout
+
+/// Most pings the active client sends while waiting for the silent one to
+/// be closed (hang protection: 200 pings 50 ms apart).
+const IDLE_TEST_MAX_PINGS: usize = 200;
+
+#[test]
+fn idle_timeout_closes_a_silent_client_while_an_active_one_is_served() {
+    let server = ServerBuilder::new()
+        .framing("line")
+        .args(["--idle-timeout", "1"])
+        .spawn();
+    let mut active = server.client();
+    let silent = server.client();
+    // The silent client only waits for the end of its connection.
+    let (closed_tx, closed_rx) = mpsc::channel();
+    let silent_stream = silent.stream().try_clone().expect("clone socket");
+    thread::spawn(move || {
+        let mut rest = Vec::new();
+        let result = (&silent_stream).read_to_end(&mut rest).map(|_| rest);
+        let _ = closed_tx.send(result);
+    });
+    // Meanwhile the active client keeps talking; it is served throughout,
+    // and still is once the silent one has been closed.
+    let mut pings = 0;
+    let ended = loop {
+        assert_eq!(active.request("ping"), "PONG", "after {pings} pings");
+        pings += 1;
+        if let Ok(ended) = closed_rx.try_recv() {
+            break ended;
+        }
+        assert!(
+            pings < IDLE_TEST_MAX_PINGS,
+            "the silent client was not closed during {pings} pings"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    match ended {
+        Ok(rest) => assert!(rest.is_empty(), "the silent client got {rest:?}"),
+        Err(e) => panic!("the silent client's connection did not end cleanly: {e}"),
+    }
+    assert_eq!(active.request("ping"), "PONG");
+    assert_eq!(active.wait_for_clients(1).get("clients"), 1);
+    drop(silent);
+}
+
+// ---------------------------------------------------------------------------
 // Stopping the server
 
 #[test]
@@ -389,6 +436,19 @@ fn sigterm_stops_the_server_with_exit_code_0() {
     idle.expect_eof();
     let status = server.wait_for_exit();
     assert_eq!(status.code(), Some(0), "{status}");
+}
+
+#[test]
+fn sigint_stops_the_server_with_exit_code_0() {
+    let mut server = Server::start();
+    let mut idle = server.client();
+    assert_eq!(idle.request("ping"), "PONG");
+    server.signal(libc::SIGINT);
+    idle.expect_eof();
+    let status = server.wait_for_exit();
+    // Killed by the signal, the status would have no code at all.
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(server.log().contains("SIGINT received"), "{}", server.log());
 }
 
 #[test]

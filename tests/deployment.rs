@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
@@ -77,6 +77,96 @@ fn a_socket_passed_as_fd_3_with_listen_fds_is_served() {
     let mut client = Client::connect(addr.parse().expect("addr"));
     client.expect("Welcome");
     assert_eq!(client.request("ping"), "PONG");
+}
+
+/// Reads the `listening ...` line and returns the control and HTTP parts.
+fn listening_addrs(child: &mut Child) -> (String, String) {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("listening line");
+    let part = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+            .to_string()
+    };
+    (part("control="), part("http="))
+}
+
+#[test]
+fn two_sockets_named_by_listen_fdnames_serve_control_and_http() {
+    // Passed in the order http, control: the names, not the positions,
+    // must decide (two unnamed sockets would be control, then HTTP).
+    let http = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let control = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (http_addr, control_addr) = (
+        http.local_addr().expect("addr"),
+        control.local_addr().expect("addr"),
+    );
+    let fds = [http.as_raw_fd(), control.as_raw_fd()];
+    let snapshots = TempDir::new("activation-two");
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(
+            "export LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=http:control; \
+             exec \"$0\" serve --camera none --snapshot-dir \"$1\"",
+        )
+        .arg(CAMLOOP)
+        .arg(snapshots.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe calls (fcntl,
+    // dup2) on descriptors this process owns. The sockets are first copied
+    // above any target number, so moving one cannot overwrite the other.
+    unsafe {
+        command.pre_exec(move || {
+            let mut high = [0; 2];
+            for (copy, fd) in high.iter_mut().zip(fds) {
+                *copy = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
+                if *copy < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (offset, fd) in high.into_iter().enumerate() {
+                // dup2 leaves the new descriptor open across exec.
+                if libc::dup2(fd, SD_LISTEN_FDS_START + offset as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = Killed(command.spawn().expect("start camloop under sh"));
+    let (control_seen, http_seen) = listening_addrs(&mut child.0);
+    assert_eq!(
+        control_seen,
+        control_addr.to_string(),
+        "control= is the socket named control"
+    );
+    assert_eq!(
+        http_seen,
+        http_addr.to_string(),
+        "http= is the socket named http"
+    );
+    drop((http, control)); // the server has its own copies now
+
+    let mut client = Client::connect(control_addr);
+    client.expect("Welcome");
+    assert_eq!(client.request("ping"), "PONG");
+
+    let mut stream = std::net::TcpStream::connect(http_addr).expect("connect to HTTP");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    stream
+        .write_all(b"GET /state HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut status = String::new();
+    BufReader::new(stream)
+        .read_line(&mut status)
+        .expect("status line");
+    assert_eq!(status, "HTTP/1.1 200 OK\r\n");
 }
 
 #[test]
@@ -173,4 +263,56 @@ fn version_names_the_git_revision_and_the_opencv_feature() {
         "without OpenCV"
     };
     assert!(text.contains(feature), "{text}");
+}
+
+/// `camloop serve --help`, split into one block per flag: the flag's name
+/// and everything printed under it up to the next flag.
+fn serve_help_blocks() -> Vec<(String, String)> {
+    let output = Command::new(CAMLOOP)
+        .args(["serve", "--help"])
+        .output()
+        .expect("run serve --help");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).expect("UTF-8 help");
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let flag = trimmed
+            .split([' ', ','])
+            .find(|word| word.starts_with("--"))
+            .filter(|_| trimmed.starts_with('-') && line.len() > trimmed.len());
+        match (flag, blocks.last_mut()) {
+            (Some(flag), _) => blocks.push((flag.to_string(), String::new())),
+            (None, Some((_, block))) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn serve_help_names_the_default_of_every_flag() {
+    let blocks = serve_help_blocks();
+    let flags: Vec<&str> = blocks.iter().map(|(flag, _)| flag.as_str()).collect();
+    // The parse found the flags (a change of clap's layout must not turn
+    // this test into one that checks nothing).
+    for expected in ["--listen", "--token", "--unix", "--idle-timeout", "--help"] {
+        assert!(
+            flags.contains(&expected),
+            "{expected} not found in {flags:?}"
+        );
+    }
+    let missing: Vec<&str> = blocks
+        .iter()
+        .filter(|(flag, _)| flag != "--help")
+        .filter(|(_, block)| !block.to_ascii_lowercase().contains("default:"))
+        .map(|(flag, _)| flag.as_str())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "`camloop serve --help` names no default for {missing:?}"
+    );
 }

@@ -249,6 +249,12 @@ fn a_child_that_exits_at_once_is_an_error_and_restarted_with_backoff() {
         assert!(Instant::now() < deadline, "never restarted");
         thread::sleep(Duration::from_millis(50));
     }
+    let stats = client.stats();
+    assert!(
+        stats.text("camera").starts_with("exec:true"),
+        "{:?}",
+        stats.0
+    );
     assert_eq!(client.request("ping"), "PONG");
     assert!(
         server.log().contains("the command exited"),

@@ -635,6 +635,8 @@ fn sample_state() -> StateView {
             count: 100,
         },
         encode_us: HistogramView::default(),
+        frame_send_age_us: HistogramView::default(),
+        loop_stall_us: HistogramView::default(),
         more: vec![("clients_max", 100)],
     }
 }

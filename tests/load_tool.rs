@@ -63,6 +63,22 @@ fn line_server(greeting: &'static [u8], reply: &'static [u8]) -> (SocketAddr, Ar
     })
 }
 
+/// A line server that answers each batch of lines only after `delay`: a
+/// server (or a machine) slower than the run itself.
+fn slow_line_server(delay: Duration, reply: &'static [u8]) -> (SocketAddr, Arc<Seen>) {
+    serve(move |mut stream, seen| {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut buffer) {
+            let lines = buffer[..n].iter().filter(|&&b| b == b'\n').count();
+            seen.lines.fetch_add(lines as u64, Ordering::SeqCst);
+            thread::sleep(delay);
+            if stream.write_all(&reply.repeat(lines)).is_err() {
+                return;
+            }
+        }
+    })
+}
+
 /// A server that reads the first request of each connection and then resets it.
 fn resetting_server() -> (SocketAddr, Arc<Seen>) {
     serve(|mut stream, seen| {
@@ -188,6 +204,20 @@ fn rate_caps_the_requests_sent() {
         report.requests_sent
     );
     assert_eq!(report.replies_received, report.requests_sent);
+}
+
+#[test]
+fn replies_that_come_well_after_the_window_are_still_counted() {
+    // Every reply takes 1.5 s, longer than the whole run: all of them
+    // arrive during the drain, which must wait for them.
+    let (addr, seen) = slow_line_server(Duration::from_millis(1500), b"+PONG\r\n");
+    let args = load_args(addr, r"--conns 2 --rate 20 --warmup 0 --duration 0.3");
+    let report = run(&args).expect("run");
+
+    assert!(report.requests_sent >= 2, "sent {}", report.requests_sent);
+    assert_eq!(report.unanswered, 0, "{report:?}");
+    assert_eq!(report.replies_received, report.requests_sent);
+    assert_eq!(seen.lines.load(Ordering::SeqCst), report.requests_sent);
 }
 
 #[test]

@@ -123,3 +123,14 @@ fn a_missing_clip_gives_err_camera_others_keep_working_and_it_recovers_when_crea
     assert_eq!(other.stats().get("camera_ok"), 1);
     assert_eq!(other.request("ping"), "PONG");
 }
+
+/// A file's settings are the file's: OpenCV's controls are for devices.
+#[test]
+fn a_clip_has_no_camera_controls() {
+    let dir = TempDir::new("clip-controls");
+    let server = clip_server(&dir);
+    let mut client = server.client();
+    let refusal = "ERR camera: controls not supported by this source";
+    assert_eq!(client.request("controls"), refusal);
+    assert_eq!(client.request("set brightness 1"), refusal);
+}

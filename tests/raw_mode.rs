@@ -169,3 +169,43 @@ fn a_full_raw_server_closes_without_a_word_and_an_auto_one_says_why() {
     let mut refused = auto.connect();
     assert_eq!(refused.read_line(), "ERR limit: max clients reached\n");
 }
+
+#[test]
+fn raw_control_requests_answer_bare_and_their_errors_are_received() {
+    let server = raw_server("synthetic", &[]);
+    let mut client = server.client();
+    assert_eq!(
+        reply_to(&mut client, "set brightness 60"),
+        "OK brightness=60"
+    );
+    assert_eq!(reply_to(&mut client, "get brightness"), "OK brightness=60");
+    assert_eq!(
+        reply_to(&mut client, "controls"),
+        "OK brightness=60/0..100 contrast=50/0..100"
+    );
+    for error in ["get focus", "set brightness 101", "set contrast", "get"] {
+        assert_eq!(reply_to(&mut client, error), "Received", "{error}");
+    }
+}
+
+#[test]
+fn raw_controls_of_a_source_without_them_are_received() {
+    for camera in ["none", "exec:sleep 30"] {
+        let server = raw_server(camera, &[]);
+        let mut client = server.client();
+        assert_eq!(reply_to(&mut client, "controls"), "Received", "{camera}");
+        assert_eq!(reply_to(&mut client, "set brightness 1"), "Received");
+    }
+}
+
+#[test]
+fn raw_control_requests_before_auth_are_received() {
+    let server = raw_server("synthetic", &["--token", "s3cret"]);
+    let mut client = server.client();
+    // Not `reply_to`: before `auth` its `ping` is refused too.
+    client.send("set brightness 1");
+    client.expect("Received");
+    client.send("auth s3cret");
+    client.expect("OK");
+    assert_eq!(reply_to(&mut client, "get brightness"), "OK brightness=50");
+}

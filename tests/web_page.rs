@@ -35,6 +35,8 @@ struct BrowserRun {
     captured_size: Option<(u16, u16)>,
     /// `auth_failures` from `/state` after the run.
     auth_failures: u64,
+    /// The `/controls` body after the run.
+    controls: String,
 }
 
 /// The token of the `--token` runs.
@@ -113,6 +115,17 @@ fn browser_getting_401_in_the_page() -> &'static BrowserRun {
     RUN.get_or_init(|| run_browser(&[], &["--expect=401-in-page"]))
 }
 
+/// A `--token` server, its page opened as `/?token=T`, whose sliders are moved.
+fn browser_moving_controls() -> &'static BrowserRun {
+    static RUN: OnceLock<BrowserRun> = OnceLock::new();
+    RUN.get_or_init(|| {
+        run_browser(
+            &["--token", TOKEN],
+            &[&format!("--query=?token={TOKEN}"), "--expect=controls"],
+        )
+    })
+}
+
 fn run_browser(server_args: &[&str], shot_args: &[&str]) -> BrowserRun {
     require_browser_tools();
     let server = Server::synthetic(server_args);
@@ -157,7 +170,9 @@ fn run_browser(server_args: &[&str], shot_args: &[&str]) -> BrowserRun {
         .map(|jpeg| decoded_size(&jpeg));
     let state = server.get(&format!("/state?token={TOKEN}"));
     assert_eq!(state.status, 200, "/state after the run: {}", state.text());
+    let controls = server.get(&format!("/controls?token={TOKEN}")).text();
     BrowserRun {
+        controls,
         captured_file_exists: captured.is_some_and(|path| path.is_file()),
         captured_size,
         auth_failures: state.json().u64("auth_failures"),
@@ -259,4 +274,26 @@ fn browser_shows_token_required_instead_of_a_json_error_on_a_401_in_the_page() {
     assert_eq!(report.str("tokenRequired"), "true");
     assert_eq!(report.str("camera"), "token required");
     assert_eq!(report.str("captureText"), "capture failed: token required");
+}
+
+// ------------------------------------------------------- camera controls
+
+#[test]
+fn browser_sliders_change_the_cameras_controls() {
+    let run = browser_moving_controls();
+    let report = &run.report;
+    assert_eq!(report.str("names"), "brightness contrast");
+    assert_eq!(report.str("postStatuses"), "200 200");
+    assert_eq!(
+        (report.str("brightness"), report.str("contrast")),
+        ("100", "0")
+    );
+    assert_eq!(report.str("controlResult"), "");
+    assert_eq!(
+        run.controls,
+        r#"{"brightness":{"value":100,"min":0,"max":100},"contrast":{"value":0,"min":0,"max":100}}"#
+    );
+    // The page's /controls requests carried its ?token= like the others.
+    assert_eq!(run.auth_failures, 0);
+    assert_eq!(report.str("tokenRequiredShown"), "false");
 }

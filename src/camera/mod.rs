@@ -10,6 +10,7 @@
 //! It never touches a socket: the event loop asks it for frames and hands the
 //! shared bytes to connections.
 
+pub mod controls;
 pub mod device_fd;
 pub mod exec;
 pub mod font;
@@ -17,12 +18,16 @@ pub mod http_source;
 pub mod pipeline;
 pub mod push;
 pub mod synthetic;
+#[cfg(target_os = "linux")]
+pub mod v4l2;
 
 #[cfg(feature = "opencv")]
 pub mod opencv_source;
 
 use std::fmt;
 use std::os::unix::io::RawFd;
+
+use controls::{Control, ControlError};
 
 /// `rtsp://user:secret@cam/stream` becomes `rtsp://***@cam/stream`.
 pub fn without_credentials(url: &str) -> String {
@@ -127,4 +132,17 @@ pub trait FrameSource {
 
     /// Releases the device. Called before a reopen and at shutdown.
     fn close(&mut self) {}
+
+    /// The controls this source has, with their current values and ranges
+    /// (see [`controls`]). The default: none, [`ControlError::NotSupported`].
+    fn controls(&mut self) -> Result<Vec<Control>, ControlError> {
+        Err(ControlError::NotSupported)
+    }
+
+    /// Sets one control to a value [`crate::camera::pipeline::Camera`] has
+    /// already checked against the range [`FrameSource::controls`] gave,
+    /// and returns it as read back (a device may round or refuse).
+    fn set_control(&mut self, _name: &'static str, _value: i64) -> Result<Control, ControlError> {
+        Err(ControlError::NotSupported)
+    }
 }

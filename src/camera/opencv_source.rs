@@ -6,8 +6,10 @@
 //! opening with timeouts, asking a camera for the size, rate and pixel format
 //! the user wanted (and logging what it gave), looping a file at its end,
 //! handing MJPEG pictures through untouched, and converting everything else
-//! to packed BGR. It also provides [`encode_bgr`] (libjpeg through
-//! `imgcodecs::imencode`) and [`single_threaded_opencv`].
+//! to packed BGR, and a device's controls (`CAP_PROP_BRIGHTNESS` and the
+//! rest, with the ranges [`super::v4l2`] asks the driver for). It also
+//! provides [`encode_bgr`] (libjpeg through `imgcodecs::imencode`) and
+//! [`single_threaded_opencv`].
 //!
 //! Every call here runs on the event loop's only thread, so this module must
 //! never start a thread of its own (OpenCV's are turned off as far as OpenCV
@@ -30,6 +32,8 @@ use opencv::core::{
 use opencv::prelude::{VideoCaptureTrait, VideoCaptureTraitConst};
 use opencv::{imgcodecs, imgproc, videoio};
 
+use super::controls::{Control, ControlError};
+use super::v4l2::{self, DeviceRange};
 use super::{device_fd, without_credentials, CameraError, Frame, FrameData, FrameSource};
 use crate::mjpeg;
 
@@ -202,6 +206,9 @@ pub struct OpenCvSource {
     /// [`crate::camera::device_fd`]), so the loop grabs only when a frame
     /// is ready instead of waiting in OpenCV's `select()`.
     device_fd: Option<RawFd>,
+    /// The controls an open device has, with the ranges its driver reported
+    /// (see [`v4l2`]); empty for files, streams and pipelines.
+    device_controls: Vec<DeviceRange>,
 }
 
 impl OpenCvSource {
@@ -214,6 +221,7 @@ impl OpenCvSource {
             passthrough: false,
             retrieved: Mat::default(),
             device_fd: None,
+            device_controls: Vec::new(),
         }
     }
 
@@ -420,6 +428,9 @@ impl FrameSource for OpenCvSource {
             }
         }
         self.capture = Some(capture);
+        if let OpenCvTarget::Device(index) = self.target {
+            self.device_controls = v4l2::device_ranges(index);
+        }
         Ok(())
     }
 
@@ -478,6 +489,98 @@ impl FrameSource for OpenCvSource {
             }
         }
         self.passthrough = false;
+        self.device_controls.clear();
+    }
+
+    fn controls(&mut self) -> Result<Vec<Control>, ControlError> {
+        if !matches!(self.target, OpenCvTarget::Device(_)) {
+            return Err(ControlError::NotSupported);
+        }
+        let capture = self
+            .capture
+            .as_ref()
+            .ok_or_else(|| ControlError::Camera(self.error("not open").to_string()))?;
+        Ok(self
+            .device_controls
+            .iter()
+            .map(|range| device_control(capture, range))
+            .collect())
+    }
+
+    /// Through OpenCV's `set`, then read back with `get`: the driver may
+    /// round to its step, and the reply says what the camera really took.
+    fn set_control(&mut self, name: &'static str, value: i64) -> Result<Control, ControlError> {
+        self.controls()?; // not a device, or not open
+        let range = self
+            .device_controls
+            .iter()
+            .find(|range| range.name == name)
+            .copied()
+            .ok_or_else(|| ControlError::Unknown(name.to_string()))?;
+        // Checked again here because values from --control are re-applied
+        // at open without the pipeline's check.
+        if !(range.min..=range.max).contains(&value) {
+            return Err(ControlError::OutOfRange {
+                name,
+                min: range.min,
+                max: range.max,
+            });
+        }
+        let describe = self.target.describe();
+        let capture = self
+            .capture
+            .as_mut()
+            .ok_or_else(|| ControlError::Camera(format!("{describe}: not open")))?;
+        let device_value = v4l2::to_device(name, value);
+        let property =
+            device_property(name).ok_or_else(|| ControlError::Unknown(name.to_string()))?;
+        match capture.set(property, device_value as f64) {
+            Ok(true) => Ok(device_control(capture, &range)),
+            Ok(false) => Err(ControlError::Camera(format!(
+                "{describe}: the camera refused {name}={value}"
+            ))),
+            Err(e) => Err(ControlError::Camera(format!(
+                "{describe}: cannot set {name}: {e}"
+            ))),
+        }
+    }
+}
+
+/// The OpenCV property OpenCV's V4L2 backend maps to the V4L2 control of
+/// each name in [`v4l2::DEVICE_CONTROL_IDS`].
+fn device_property(name: &str) -> Option<i32> {
+    Some(match name {
+        "brightness" => videoio::CAP_PROP_BRIGHTNESS,
+        "contrast" => videoio::CAP_PROP_CONTRAST,
+        "saturation" => videoio::CAP_PROP_SATURATION,
+        "sharpness" => videoio::CAP_PROP_SHARPNESS,
+        "gain" => videoio::CAP_PROP_GAIN,
+        "exposure" => videoio::CAP_PROP_EXPOSURE,
+        "auto_exposure" => videoio::CAP_PROP_AUTO_EXPOSURE,
+        "white_balance" => videoio::CAP_PROP_WB_TEMPERATURE,
+        "auto_white_balance" => videoio::CAP_PROP_AUTO_WB,
+        "focus" => videoio::CAP_PROP_FOCUS,
+        "autofocus" => videoio::CAP_PROP_AUTOFOCUS,
+        "zoom" => videoio::CAP_PROP_ZOOM,
+        _ => return None,
+    })
+}
+
+/// One device control as OpenCV reads it now, in camloop's terms.
+fn device_control(capture: &videoio::VideoCapture, range: &DeviceRange) -> Control {
+    let read = device_property(range.name)
+        .and_then(|property| capture.get(property).ok())
+        .unwrap_or(f64::NAN);
+    let value = if read.is_finite() {
+        v4l2::from_device(range.name, read.round() as i64)
+    } else {
+        range.min
+    };
+    Control {
+        name: range.name,
+        value,
+        min: range.min,
+        max: range.max,
     }
 }
 
@@ -615,6 +718,34 @@ pub fn encode_bgr(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_device_control_maps_to_an_opencv_property() {
+        for (name, _) in v4l2::DEVICE_CONTROL_IDS {
+            assert!(device_property(name).is_some(), "{name}");
+        }
+        let mut properties: Vec<_> = v4l2::DEVICE_CONTROL_IDS
+            .iter()
+            .filter_map(|(name, _)| device_property(name))
+            .collect();
+        properties.sort_unstable();
+        properties.dedup();
+        assert_eq!(properties.len(), v4l2::DEVICE_CONTROL_IDS.len());
+    }
+
+    #[test]
+    fn a_file_has_no_controls() {
+        let mut source = OpenCvSource::new(
+            OpenCvTarget::File(PathBuf::from("clip.mp4")),
+            OpenCvOptions {
+                width: 0,
+                height: 0,
+                fps: 0,
+                fourcc: None,
+            },
+        );
+        assert_eq!(source.controls(), Err(ControlError::NotSupported));
+    }
 
     #[test]
     fn digits_are_a_device() {

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use super::controls::{self, Control, ControlError};
 use super::push::{PushSource, PushedFrame, SourceTokens};
 use super::synthetic::render_test_pattern;
 use super::{CameraError, FrameSource};
@@ -88,6 +89,9 @@ pub struct SharedFrame {
     /// the comment's `ts=`); 0 for the "no signal" frame, which was never
     /// grabbed.
     pub grabbed_unix_us: u64,
+    /// When the frame was ready to send (encoded, or arrived complete from
+    /// a push source): where a viewer's `frame_send_age_us` starts.
+    pub ready_at: Instant,
 }
 
 /// What `stats` and `/state` say about the camera.
@@ -127,6 +131,8 @@ struct PushDriver {
     latest_seq: u64,
     /// Wall-clock time `latest` arrived, µs since the Unix epoch.
     latest_unix_us: u64,
+    /// When `latest` arrived complete (ready to send).
+    latest_ready_at: Instant,
     /// When the last frame arrived (or the source started): the watchdog.
     last_frame_at: Instant,
     /// Whether it has been started before: each further start is a restart.
@@ -182,6 +188,10 @@ pub struct Camera {
     pub grab_time: TimingHistogram,
     /// Time the loop spent in `retrieve()` plus encoding.
     pub encode_time: TimingHistogram,
+    /// Every control set so far (`set`, `POST /controls`, `--control`),
+    /// last value per name: re-applied after each reopen, because a device
+    /// opened again may start from its defaults.
+    applied_controls: Vec<(&'static str, i64)>,
 }
 
 impl Camera {
@@ -210,6 +220,7 @@ impl Camera {
             device: DeviceGate::default(),
             grab_time: TimingHistogram::default(),
             encode_time: TimingHistogram::default(),
+            applied_controls: Vec::new(),
         };
         if camera.source.is_some() {
             camera.try_open(now, REOPEN_BACKOFF_INITIAL);
@@ -227,6 +238,7 @@ impl Camera {
             latest: None,
             latest_seq: 0,
             latest_unix_us: 0,
+            latest_ready_at: now,
             last_frame_at: now,
             started_once: false,
             backoff: REOPEN_BACKOFF_INITIAL,
@@ -444,6 +456,7 @@ impl Camera {
         self.frames_grabbed += 1;
         push.latest_seq = self.frames_grabbed;
         push.latest_unix_us = crate::timefmt::unix_micros(std::time::SystemTime::now());
+        push.latest_ready_at = now;
         self.known_size = Some((frame.width, frame.height));
         push.latest = Some(frame);
         if self.recent_grabs.len() == FPS_WINDOW_GRABS {
@@ -546,12 +559,13 @@ impl Camera {
         {
             return Some(frame.clone());
         }
+        let size = (latest.width, latest.height);
         let frame = stamp(
             push.latest_seq,
-            latest.width,
-            latest.height,
+            size,
             &latest.jpeg,
             push.latest_unix_us,
+            push.latest_ready_at,
         );
         self.frames_passthrough += 1;
         self.last_encoded = Some(frame.clone());
@@ -663,7 +677,14 @@ impl Camera {
         } else {
             self.frames_passthrough += 1;
         }
-        let frame = stamp(self.frames_grabbed, width, height, &bytes, grabbed_unix_us);
+        let size = (width, height);
+        let frame = stamp(
+            self.frames_grabbed,
+            size,
+            &bytes,
+            grabbed_unix_us,
+            Instant::now(),
+        );
         self.known_size = Some((width, height));
         self.last_encoded = Some(frame.clone());
         Ok(frame)
@@ -709,6 +730,7 @@ impl Camera {
                     log::info!("camera {} open", source.name());
                 }
                 self.state = SourceState::Open;
+                self.reapply_controls();
             }
             Err(error) => {
                 let was_failing = matches!(self.state, SourceState::Failed { .. });
@@ -752,6 +774,7 @@ impl Camera {
             height,
             jpeg: jpeg::stamp_comment(&bytes, "camloop frame=0 no-signal"),
             grabbed_unix_us: 0,
+            ready_at: Instant::now(),
         };
         self.no_signal = Some(frame.clone());
         frame
@@ -807,14 +830,85 @@ impl Camera {
 
 /// A frame with camloop's stamp: a JPEG comment `camloop frame=N ts=T`
 /// (one allocation, one copy), so a snapshot says which grab it came from.
-fn stamp(seq: u64, width: u32, height: u32, jpeg: &[u8], grabbed_unix_us: u64) -> SharedFrame {
+fn stamp(
+    seq: u64,
+    size: (u32, u32),
+    jpeg: &[u8],
+    grabbed_unix_us: u64,
+    ready_at: Instant,
+) -> SharedFrame {
     let ts = crate::timefmt::unix_micros_text(grabbed_unix_us);
     SharedFrame {
         seq,
-        width,
-        height,
+        width: size.0,
+        height: size.1,
         jpeg: jpeg::stamp_comment(jpeg, &format!("camloop frame={seq} ts={ts}")),
         grabbed_unix_us,
+        ready_at,
+    }
+}
+
+/// Camera controls: one place validates them for the control port, HTTP
+/// and `--control`, so all three give the same answers.
+impl Camera {
+    /// The source's controls with their values now. Push sources have none
+    /// (their child or remote camera owns the settings), nor has `none`.
+    pub fn controls(&mut self) -> Result<Vec<Control>, ControlError> {
+        if self.push.is_some() {
+            return Err(ControlError::NotSupported);
+        }
+        let source = self.source.as_mut().ok_or(ControlError::NotSupported)?;
+        let listed = source.controls()?;
+        if let SourceState::Failed { error, .. } = &self.state {
+            return Err(ControlError::Camera(error.to_string()));
+        }
+        Ok(listed)
+    }
+
+    /// One control by name (case-insensitive).
+    pub fn control(&mut self, name: &str) -> Result<Control, ControlError> {
+        let listed = self.controls()?;
+        controls::find(&listed, name)
+    }
+
+    /// Sets `name` to `value` (text, as the request sent it) after checking
+    /// the name and the range; returns the value the source reports back.
+    pub fn set_control(&mut self, name: &str, value: &str) -> Result<Control, ControlError> {
+        const USAGE: &str = "set <name> <value>";
+        if name.is_empty() {
+            self.controls()?;
+            return Err(ControlError::Usage(USAGE));
+        }
+        let control = self.control(name)?;
+        if value.is_empty() {
+            return Err(ControlError::Usage(USAGE));
+        }
+        let value = controls::check_value(&control, value)?;
+        let source = self.source.as_mut().ok_or(ControlError::NotSupported)?;
+        let taken = source.set_control(control.name, value)?;
+        self.remember_control(control.name, value);
+        Ok(taken)
+    }
+
+    /// Records a value to apply at every (re)open without applying it now:
+    /// for `--control` while a device is not open yet.
+    pub fn remember_control(&mut self, name: &'static str, value: i64) {
+        self.applied_controls.retain(|(known, _)| *known != name);
+        self.applied_controls.push((name, value));
+    }
+
+    fn reapply_controls(&mut self) {
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
+        for &(name, value) in &self.applied_controls {
+            if let Err(error) = source.set_control(name, value) {
+                log::warn!(
+                    "camera {}: cannot set {name}={value}: {error}",
+                    source.name()
+                );
+            }
+        }
     }
 }
 
@@ -1083,6 +1177,134 @@ mod tests {
         assert_eq!(
             camera.next_deadline(true),
             Some(silent + Duration::from_millis(100))
+        );
+    }
+}
+
+#[cfg(test)]
+mod control_tests {
+    use super::*;
+    use crate::camera::synthetic::SyntheticSource;
+    use crate::camera::Frame;
+    use std::cell::Cell;
+
+    fn settings() -> CameraSettings {
+        CameraSettings {
+            fps: 10,
+            idle_fps: 2,
+            jpeg_quality: 70,
+            width: 64,
+            height: 48,
+            camera_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A device that forgets its brightness on every open, and can be
+    /// unplugged: what a reopen must cope with.
+    struct Forgetful {
+        brightness: Rc<Cell<i64>>,
+        up: Rc<Cell<bool>>,
+    }
+
+    impl FrameSource for Forgetful {
+        fn name(&self) -> String {
+            "forgetful".into()
+        }
+        fn open(&mut self) -> Result<(), CameraError> {
+            self.brightness.set(10);
+            if self.up.get() {
+                Ok(())
+            } else {
+                Err(CameraError::new("unplugged"))
+            }
+        }
+        fn grab(&mut self) -> Result<(), CameraError> {
+            if self.up.get() {
+                Ok(())
+            } else {
+                Err(CameraError::new("unplugged"))
+            }
+        }
+        fn retrieve(&mut self) -> Result<Frame, CameraError> {
+            SyntheticSource::new(32, 32).retrieve()
+        }
+        fn controls(&mut self) -> Result<Vec<Control>, ControlError> {
+            Ok(vec![Control {
+                name: "brightness",
+                value: self.brightness.get(),
+                min: 0,
+                max: 20,
+            }])
+        }
+        fn set_control(&mut self, name: &'static str, value: i64) -> Result<Control, ControlError> {
+            // Like a device with a step of 2: it takes the even value below.
+            self.brightness.set(value - value % 2);
+            Ok(self
+                .controls()?
+                .into_iter()
+                .find(|c| c.name == name)
+                .unwrap())
+        }
+    }
+
+    #[test]
+    fn set_values_are_checked_read_back_and_reapplied_after_a_reopen() {
+        let brightness = Rc::new(Cell::new(0));
+        let up = Rc::new(Cell::new(true));
+        let start = Instant::now();
+        let source = Forgetful {
+            brightness: brightness.clone(),
+            up: up.clone(),
+        };
+        let mut camera = Camera::new(Some(Box::new(source)), settings(), start);
+        assert_eq!(camera.control("brightness").unwrap().value, 10);
+        assert_eq!(
+            camera
+                .set_control("brightness", "21")
+                .unwrap_err()
+                .to_string(),
+            "request: brightness must be 0..20"
+        );
+        assert_eq!(
+            camera.set_control("zoom", "1").unwrap_err().to_string(),
+            "request: unknown control zoom"
+        );
+        assert_eq!(camera.set_control("Brightness", "15").unwrap().value, 14);
+        // Unplugged and back: the reopen resets the device, the camera
+        // sets what was asked for again.
+        up.set(false);
+        assert!(camera.fresh_frame(start, u64::MAX).is_err());
+        assert!(camera.controls().is_err(), "down: no controls to show");
+        up.set(true);
+        let later = start + REOPEN_BACKOFF_MAX;
+        camera.on_timer(poll().registry(), later, false);
+        assert!(camera.status(later).ok);
+        assert_eq!(camera.control("brightness").unwrap().value, 14);
+    }
+
+    fn poll() -> mio::Poll {
+        mio::Poll::new().unwrap()
+    }
+
+    #[test]
+    fn synthetic_values_survive_the_camera_reopening() {
+        let start = Instant::now();
+        let mut camera = Camera::new(
+            Some(Box::new(SyntheticSource::new(64, 48))),
+            settings(),
+            start,
+        );
+        camera.set_control("contrast", "70").unwrap();
+        camera.try_open(start, REOPEN_BACKOFF_INITIAL);
+        assert_eq!(camera.control("contrast").unwrap().value, 70);
+    }
+
+    #[test]
+    fn no_camera_has_no_controls() {
+        let mut camera = Camera::new(None, settings(), Instant::now());
+        assert_eq!(
+            camera.controls().unwrap_err().to_string(),
+            "camera: controls not supported by this source"
         );
     }
 }

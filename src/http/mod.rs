@@ -18,6 +18,8 @@
 //! | POST      | `/capture`              | [`Route::Capture`]       |
 //! | GET, HEAD | `/state`                | [`Route::State`]         |
 //! | GET, HEAD | `/metrics`              | [`Route::Metrics`]       |
+//! | GET, HEAD | `/controls`             | [`Route::Controls`]      |
+//! | POST      | `/controls?name=N&value=V` | [`Route::SetControl`] |
 //! | GET, HEAD | `…/?action=stream`      | [`Route::Stream`]        |
 //! | GET, HEAD | `…/?action=snapshot`    | [`Route::Snapshot`]      |
 //!
@@ -62,6 +64,10 @@ pub enum Route {
     State,
     /// The Prometheus text.
     Metrics,
+    /// The camera controls as JSON.
+    Controls,
+    /// Set one camera control (`?name=N&value=V`); answers its JSON.
+    SetControl,
     /// 404: no such path.
     NotFound,
     /// 405: the path exists but not for this method; `allow` is the value of
@@ -76,14 +82,22 @@ pub enum Route {
 const ALLOW_READ: &str = "GET, HEAD";
 /// `Allow` value for `/capture`.
 const ALLOW_POST: &str = "POST";
+/// `Allow` value for `/controls`: read, or set with POST.
+const ALLOW_CONTROLS: &str = "GET, HEAD, POST";
 
 impl Route {
     /// Whether `--cors-origin` applies: the routes a page on another origin
-    /// (a dashboard) reads, i.e. the stream, snapshots, state and capture.
+    /// (a dashboard) reads, i.e. the stream, snapshots, state, capture and
+    /// the camera controls.
     pub fn allows_cors(&self) -> bool {
         matches!(
             self,
-            Route::Stream { .. } | Route::Snapshot | Route::State | Route::Capture
+            Route::Stream { .. }
+                | Route::Snapshot
+                | Route::State
+                | Route::Capture
+                | Route::Controls
+                | Route::SetControl
         )
     }
 }
@@ -111,6 +125,12 @@ pub fn route(head: &RequestHead) -> Route {
         // link preview or a prefetching browser take pictures.
         (Route::Capture, Method::Post) => Route::Capture,
         (Route::Capture, _) => Route::MethodNotAllowed { allow: ALLOW_POST },
+        // Setting a control is POST for the same reason as capturing.
+        (Route::Controls, Method::Post) => Route::SetControl,
+        (Route::Controls, Method::Get | Method::Head) => Route::Controls,
+        (Route::Controls, _) => Route::MethodNotAllowed {
+            allow: ALLOW_CONTROLS,
+        },
         (wanted, Method::Get | Method::Head) => wanted,
         _ => Route::MethodNotAllowed { allow: ALLOW_READ },
     }
@@ -130,6 +150,7 @@ fn route_path(head: &RequestHead) -> Route {
         "/state" => Route::State,
         "/metrics" => Route::Metrics,
         "/capture" => Route::Capture,
+        "/controls" => Route::Controls,
         path => match head.query("action") {
             // mjpg-streamer's URLs, under any prefix a proxy leaves.
             Some("stream") => Route::Stream { fps: fps() },

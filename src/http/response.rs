@@ -378,6 +378,26 @@ pub fn error_json(message: &str) -> String {
     json
 }
 
+/// The `/controls` body: `{"brightness":{"value":50,"min":0,"max":100},…}`,
+/// in the order the camera lists them; also the answer of a `POST` (with
+/// only the control that was set).
+pub fn controls_json(controls: &[crate::camera::controls::Control]) -> String {
+    let mut json = String::from("{");
+    for (index, control) in controls.iter().enumerate() {
+        if index > 0 {
+            json.push(',');
+        }
+        push_json_string(&mut json, control.name);
+        let _ = write!(
+            json,
+            ":{{\"value\":{},\"min\":{},\"max\":{}}}",
+            control.value, control.min, control.max
+        );
+    }
+    json.push('}');
+    json
+}
+
 /// Appends `text` as a JSON string literal (RFC 8259 §7): quotes, backslash
 /// and control characters are escaped; everything else is valid UTF-8 as is.
 pub fn push_json_string(out: &mut String, text: &str) {
@@ -492,6 +512,10 @@ pub struct StateView {
     pub more: Vec<(&'static str, u64)>,
     /// Time in retrieve() plus encode, µs.
     pub encode_us: HistogramView,
+    /// Per viewer and frame: ready to send → last byte to the kernel, µs.
+    pub frame_send_age_us: HistogramView,
+    /// Each loop iteration: `poll()` returning → the next `poll()`, µs.
+    pub loop_stall_us: HistogramView,
 }
 
 /// The `/state` body: one flat JSON object whose keys are the [`StateView`]
@@ -701,6 +725,18 @@ fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
         "camloop_encode_seconds",
         "Time one JPEG encode took.",
         &s.encode_us,
+    )?;
+    histogram(
+        out,
+        "camloop_frame_send_age_seconds",
+        "Per viewer and frame: from ready to send to the last byte handed to the kernel.",
+        &s.frame_send_age_us,
+    )?;
+    histogram(
+        out,
+        "camloop_loop_stall_seconds",
+        "Each loop iteration, from poll() returning to the next poll(): what clients waited.",
+        &s.loop_stall_us,
     )
 }
 

@@ -39,13 +39,14 @@ pub const OUTPUT_HARD_CAP_BYTES: usize = 8 * 1024 * 1024;
 const LINGER_DRAIN_BYTES: usize = 64 * 1024;
 
 /// Bytes read from one connection per readiness event before the loop
-/// moves on to the others; the connection is then revisited right after
-/// (fairness: one busy client cannot starve the rest).
+/// moves on to the others; the connection is then listed to be driven
+/// again once the others had their turn (fairness: one busy client cannot
+/// starve the rest).
 pub const READ_BUDGET_BYTES: usize = 64 * 1024;
 
 /// A connection named the way deferred work must name it: a slab key is
 /// reused once its connection is gone, the id never is, so work queued for
-/// a connection (a frame waiter, a revisit, a viewer) checks both.
+/// a connection (a frame waiter, a turn on the to-drive list, a viewer) checks both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConnRef {
     /// The slab key, which is also the mio token.

@@ -13,6 +13,7 @@ use std::time::Instant;
 use super::connection::Context;
 use super::core::{Core, FrameOutcome};
 use super::state_view;
+use crate::camera::controls::{self, ControlError};
 use crate::protocol::{
     frame_header, Command, DecodeError, Decoder, Framing, Request, Terminator, BYE, HELP_REPLY, OK,
     PONG, RECEIVED, SHUTTING_DOWN,
@@ -160,6 +161,26 @@ impl ControlSession {
                 core.wait_for_frame(cx.conn, request.command == Command::Capture, now);
                 self.awaiting = Some(request);
             }
+            Command::Controls => match core.camera.controls() {
+                Ok(listed) => reply(cx, &controls::controls_line(&listed)),
+                Err(error) => reply_control_error(cx, core, &error, terminator),
+            },
+            Command::Get(name) => match core.camera.control(&name) {
+                Ok(control) => reply(cx, &format!("OK {}={}", control.name, control.value)),
+                Err(error) => reply_control_error(cx, core, &error, terminator),
+            },
+            Command::Set { name, value } => match core.camera.set_control(&name, &value) {
+                Ok(control) => {
+                    log::info!(
+                        "control client {} set {}={}",
+                        cx.peer,
+                        control.name,
+                        control.value
+                    );
+                    reply(cx, &format!("OK {}={}", control.name, control.value));
+                }
+                Err(error) => reply_control_error(cx, core, &error, terminator),
+            },
             Command::Auth(token) => match &core.config.token {
                 None => reply_error(cx, core, "auth", "no token configured", terminator),
                 Some(expected) if constant_time_eq(expected.as_bytes(), &token) => {
@@ -230,9 +251,10 @@ impl ControlSession {
 }
 
 /// Sends an error: `ERR <area>: <reason>` in line mode, `Received` to raw
-/// clients, which only know that word. Every error reply goes through
-/// here, so the raw-mode rule (README: a raw request never gets `ERR`)
-/// holds for every request, including those added later.
+/// clients, which only know that word. Every error reply to a request goes
+/// through here, so the raw-mode rule (README: a raw request never gets
+/// `ERR`) holds for every request, including those added later. (The one
+/// other `ERR`, an over-long line, exists only in line mode.)
 fn reply_error(
     cx: &mut Context,
     core: &mut Core,
@@ -246,6 +268,16 @@ fn reply_error(
     } else {
         cx.reply(&format!("ERR {area}: {reason}"), terminator.as_bytes());
     }
+}
+
+/// A failed `controls`, `get` or `set`, through [`reply_error`] like every error.
+fn reply_control_error(
+    cx: &mut Context,
+    core: &mut Core,
+    error: &ControlError,
+    terminator: Terminator,
+) {
+    reply_error(cx, core, error.area(), &error.reason(), terminator);
 }
 
 /// Compares secrets in time independent of where they differ.

@@ -3,8 +3,9 @@
 //!
 //! [`Core`] is borrowed next to the slab of connections, so a session can
 //! reach the camera while the loop holds its connection. It holds no
-//! socket and imports nothing from the loop or the sessions; the loop's
-//! child modules all depend on it, never the other way round.
+//! socket and imports nothing from the loop or the sessions (only the
+//! `ConnRef` name from `connection`); the sessions and the loop's other
+//! child modules depend on it, never the other way round.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,7 +47,7 @@ pub struct ServerConfig {
     /// `--max-clients`; None means "from the descriptor limit".
     pub max_clients: Option<usize>,
     /// `--cors-origin`: the `Access-Control-Allow-Origin` value (an origin
-    /// or `*`) for the stream, snapshots, state and capture; None is off.
+    /// or `*`) for the stream, snapshots, state, capture and controls; None is off.
     pub cors_origin: Option<String>,
 }
 
@@ -93,6 +94,10 @@ pub struct Core {
     /// Wall time from `poll()` returning to the next `poll()` call: how long
     /// the loop kept every client waiting, whatever the cause.
     pub loop_stall: TimingHistogram,
+    /// Per viewer and frame: from the frame being ready to send (encoded,
+    /// or arrived from a push source) to its part's last byte handed to
+    /// the kernel.
+    pub frame_send_age: TimingHistogram,
     /// Set by `shutdown` or a signal; the loop begins the shutdown at the
     /// end of the iteration.
     pub shutdown_requested: bool,
@@ -132,6 +137,7 @@ impl Core {
             frame_waiters: Vec::new(),
             new_waiters: false,
             loop_stall: TimingHistogram::default(),
+            frame_send_age: TimingHistogram::default(),
             shutdown_requested: false,
             clients: 0,
             blocked_writers: 0,

@@ -6,6 +6,8 @@
 //! idle server still sleeps in `epoll_wait` without any timer. This module
 //! decides who is past a deadline; it changes sessions and flags, and
 //! hands the loop two lists: connections to drive, connections to close.
+//! While the loop runs it never closes a connection itself (the loop does,
+//! in one place); only [`finish_shutdown`], after the loop, drops the rest.
 
 use std::time::{Duration, Instant};
 

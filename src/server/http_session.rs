@@ -14,6 +14,7 @@ use super::connection::Context;
 use super::control::constant_time_eq;
 use super::core::{Core, FrameOutcome, ServerConfig};
 use super::state_view;
+use crate::camera::controls::ControlError;
 use crate::camera::pipeline::SharedFrame;
 use crate::http::request::{Method, RequestHead, RequestReader};
 use crate::http::response::{
@@ -29,6 +30,9 @@ use crate::http::{is_preflight, route, Route, PAGE_HTML};
 /// viewer would watch seconds or minutes behind; with it, the socket stops
 /// taking data early, the viewer skips frames and always sees recent ones.
 pub const VIEWER_UNSENT_LIMIT_BYTES: u32 = 128 * 1024;
+
+/// What a `POST /controls` without a name or a value is told.
+const SET_CONTROL_USAGE: &str = "POST /controls?name=N&value=V";
 
 /// What an HTTP connection is doing.
 enum HttpState {
@@ -54,6 +58,9 @@ pub struct Viewer {
     /// The last camera frame sent: `X-Frame` only ever increases, so a
     /// frame offered twice is not sent twice.
     last_seq: u64,
+    /// The part being written: where it ends in the output queue, and when
+    /// its frame was ready to send (for `frame_send_age_us`).
+    in_flight: Option<(u64, Instant)>,
 }
 
 /// A frame's `X-Timestamp` / `X-Frame`; none for the "no signal" frame,
@@ -216,6 +223,38 @@ impl HttpSession {
                 let text = response::metrics_text(&state_view::numbers(core, now).state);
                 respond(cx, 200, CONTENT_TYPE_METRICS, text.as_bytes());
             }
+            Route::Controls | Route::SetControl => {
+                let answer = if route == Route::SetControl {
+                    let name = head.query("name").unwrap_or("");
+                    let value = head.query("value").unwrap_or("");
+                    match core.camera.set_control(name, value) {
+                        Ok(control) => {
+                            log::info!(
+                                "http client {} set {}={}",
+                                cx.peer,
+                                control.name,
+                                control.value
+                            );
+                            Ok(vec![control])
+                        }
+                        Err(ControlError::Usage(_)) => Err(ControlError::Usage(SET_CONTROL_USAGE)),
+                        Err(error) => Err(error),
+                    }
+                } else {
+                    core.camera.controls()
+                };
+                match answer {
+                    Ok(listed) => {
+                        let json = response::controls_json(&listed);
+                        respond(cx, 200, CONTENT_TYPE_JSON, json.as_bytes());
+                    }
+                    Err(error) => {
+                        core.counters.errors += 1;
+                        let body = error_json(&error.to_string());
+                        respond(cx, error.http_status(), CONTENT_TYPE_JSON, body.as_bytes());
+                    }
+                }
+            }
             Route::LatestSnapshot => match core.snapshots.latest_jpeg() {
                 Some(jpeg) => respond(cx, 200, response::CONTENT_TYPE_JPEG, &jpeg),
                 _ => fail(cx, core, &error_response_to(method, 404, &[])),
@@ -254,6 +293,7 @@ impl HttpSession {
                     min_interval: fps.map(|fps| Duration::from_secs(1) / fps),
                     last_sent: None,
                     last_seq: 0,
+                    in_flight: None,
                 });
             }
             Route::NotFound => fail(cx, core, &error_response_to(method, 404, &[])),
@@ -365,7 +405,25 @@ impl HttpSession {
             .push_bytes(&mjpeg_part_headers(frame.jpeg.len(), stamp(frame)));
         cx.output.push_shared(frame.jpeg.clone());
         cx.output.push_bytes(MJPEG_PART_END);
+        // The "no signal" frame is made once and reused: its age means nothing.
+        if frame.seq > 0 {
+            viewer.in_flight = Some((cx.output.queued_total(), frame.ready_at));
+        }
         Offer::Sent
+    }
+
+    /// After a write: if the part in flight has been handed to the kernel
+    /// whole, how long after its frame was ready that happened.
+    pub fn part_sent(&mut self, written_total: u64, now: Instant) -> Option<Duration> {
+        let HttpState::Streaming(viewer) = &mut self.state else {
+            return None;
+        };
+        let (end, ready_at) = viewer.in_flight?;
+        if written_total < end {
+            return None;
+        }
+        viewer.in_flight = None;
+        Some(now.saturating_duration_since(ready_at))
     }
 }
 

@@ -11,7 +11,7 @@
 use std::fs;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -196,9 +196,7 @@ pub fn systemd_listeners() -> io::Result<Vec<(ListenerKind, ListenerSocket)>> {
             _ if index == 1 && count == 2 => ListenerKind::Http,
             _ => ListenerKind::Control,
         };
-        // SAFETY: systemd hands us these descriptors (LISTEN_PID matched),
-        // and nothing else in the process owns them.
-        let socket = unsafe { Socket::from_raw_fd(fd) };
+        let socket = crate::sys::take_inherited_socket(fd);
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
         let listener = if local.is_unix() {

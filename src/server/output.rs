@@ -39,6 +39,9 @@ pub struct OutputQueue {
     /// How much of the front chunk has already been written.
     cursor: usize,
     pending_bytes: usize,
+    /// Bytes written since the queue was made: with [`OutputQueue::queued_total`]
+    /// it tells when a given byte has been handed to the kernel.
+    written_total: u64,
 }
 
 /// What a [`OutputQueue::write_to`] call achieved.
@@ -54,6 +57,16 @@ impl OutputQueue {
     /// Bytes not yet written.
     pub fn pending_bytes(&self) -> usize {
         self.pending_bytes
+    }
+
+    /// Bytes handed to the writer since the queue was made.
+    pub fn written_total(&self) -> u64 {
+        self.written_total
+    }
+
+    /// Bytes ever queued: the position the next queued byte will have.
+    pub fn queued_total(&self) -> u64 {
+        self.written_total + self.pending_bytes as u64
     }
 
     /// Whether everything has been written.
@@ -128,6 +141,7 @@ impl OutputQueue {
 
     fn advance(&mut self, mut written: usize) {
         self.pending_bytes -= written;
+        self.written_total += written as u64;
         while written > 0 {
             let Some(front) = self.chunks.front() else {
                 break;

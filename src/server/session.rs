@@ -4,7 +4,8 @@
 //! The loop borrows the two halves separately: the connection for socket
 //! work, the session (with a [`Context`] cut from the connection) for what
 //! the bytes mean. That is what keeps the sessions ignorant of sockets;
-//! they never see a `Connection`, only the context.
+//! they never see a `Connection`, only the context. This module decides
+//! nothing about a protocol itself: each `match` only picks the session.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -177,6 +178,11 @@ impl Entry {
         now: Instant,
     ) -> Result<(), CloseReason> {
         let result = self.socket_work(core, key, read_buffer, now);
+        if let Session::Http(http) = &mut self.session {
+            if let Some(age) = http.part_sent(self.conn.output.written_total(), now) {
+                core.frame_send_age.record(age);
+            }
+        }
         if self.session.is_viewer() && !self.conn.unsent_limited {
             self.conn
                 .socket

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use super::*;
+use crate::camera::pipeline::SharedFrame;
 use crate::protocol::{Framing, HELP_REPLY, MAX_LINE_BYTES};
 use crate::server::connection::Lifecycle;
 use crate::server::core::test_core;
@@ -64,6 +65,15 @@ impl Harness {
             .write_to(&mut written)
             .expect("a Vec takes everything");
         written
+    }
+
+    /// Offers `frame` as the loop's broadcast would.
+    fn offer(&mut self, frame: &SharedFrame) -> Offer {
+        let interval = self.core.camera.stream_interval();
+        let conn = ConnRef { key: 0, id: 1 };
+        let mut cx = Context::new(conn, "test", &mut self.output, &mut self.lifecycle);
+        self.session
+            .offer_frame(&mut cx, frame, Instant::now(), interval)
     }
 
     fn send(&mut self, bytes: &[u8]) -> String {
@@ -282,19 +292,9 @@ fn http_stream_makes_a_viewer_that_gets_offered_frames() {
     assert_eq!(harness.core.viewers, vec![ConnRef { key: 0, id: 1 }]);
     let now = Instant::now();
     let frame = harness.core.camera.fresh_frame(now, 0).expect("a frame");
-    let interval = harness.core.camera.stream_interval();
-    let mut cx = Context::new(
-        ConnRef { key: 0, id: 1 },
-        "test",
-        &mut harness.output,
-        &mut harness.lifecycle,
-    );
+    assert_eq!(harness.offer(&frame), Offer::Sent);
     assert_eq!(
-        harness.session.offer_frame(&mut cx, &frame, now, interval),
-        Offer::Sent
-    );
-    assert_eq!(
-        harness.session.offer_frame(&mut cx, &frame, now, interval),
+        harness.offer(&frame),
         Offer::Skipped,
         "the first part is not written yet: the second is skipped"
     );
@@ -381,17 +381,7 @@ fn a_viewer_gets_the_first_delimiter_then_stamped_parts_each_ending_in_the_next(
     assert!(head.ends_with("\r\n\r\n--camloopframe\r\n"), "{head:?}");
     let now = Instant::now();
     let frame = harness.core.camera.fresh_frame(now, 0).expect("a frame");
-    let interval = harness.core.camera.stream_interval();
-    let mut cx = Context::new(
-        ConnRef { key: 0, id: 1 },
-        "test",
-        &mut harness.output,
-        &mut harness.lifecycle,
-    );
-    assert_eq!(
-        harness.session.offer_frame(&mut cx, &frame, now, interval),
-        Offer::Sent
-    );
+    assert_eq!(harness.offer(&frame), Offer::Sent);
     let part = drain(&mut harness.output);
     let text = String::from_utf8_lossy(&part);
     assert!(
@@ -413,30 +403,15 @@ fn a_viewer_never_gets_the_same_frame_twice_and_no_signal_parts_carry_no_stamp()
     let now = Instant::now();
     let frame = harness.core.camera.fresh_frame(now, 0).expect("a frame");
     let no_signal = harness.core.camera.no_signal_frame();
-    let interval = harness.core.camera.stream_interval();
-    let mut cx = Context::new(
-        ConnRef { key: 0, id: 1 },
-        "test",
-        &mut harness.output,
-        &mut harness.lifecycle,
-    );
+    assert_eq!(harness.offer(&frame), Offer::Sent);
+    drain(&mut harness.output);
     assert_eq!(
-        harness.session.offer_frame(&mut cx, &frame, now, interval),
-        Offer::Sent
-    );
-    drain(cx.output);
-    assert_eq!(
-        harness.session.offer_frame(&mut cx, &frame, now, interval),
+        harness.offer(&frame),
         Offer::Skipped,
         "X-Frame would repeat"
     );
-    assert_eq!(
-        harness
-            .session
-            .offer_frame(&mut cx, &no_signal, now, interval),
-        Offer::Sent
-    );
-    let part = String::from_utf8_lossy(&drain(cx.output)).into_owned();
+    assert_eq!(harness.offer(&no_signal), Offer::Sent);
+    let part = String::from_utf8_lossy(&drain(&mut harness.output)).into_owned();
     assert!(
         !part.contains("X-Frame") && !part.contains("X-Timestamp"),
         "{part}"
@@ -456,4 +431,178 @@ fn http_basic_credentials_pass_and_a_wrong_password_is_a_counted_401() {
     assert!(reply.starts_with("HTTP/1.1 401 "), "{reply}");
     assert!(reply.contains("WWW-Authenticate: Basic realm=\"camloop\"\r\n"));
     assert_eq!(harness.core.counters.auth_failures, 1);
+}
+
+// --- camera controls -------------------------------------------------------
+
+#[test]
+fn controls_lists_the_synthetic_cameras_controls() {
+    assert_eq!(
+        Harness::line().send(b"controls\n"),
+        "OK brightness=50/0..100 contrast=50/0..100\n"
+    );
+}
+
+#[test]
+fn set_replies_the_value_read_back_and_get_agrees() {
+    let mut harness = Harness::line();
+    assert_eq!(
+        harness.send(b"set Brightness 70\r\n"),
+        "OK brightness=70\r\n"
+    );
+    assert_eq!(harness.send(b"get brightness\n"), "OK brightness=70\n");
+    assert_eq!(
+        harness.send(b"controls\n"),
+        "OK brightness=70/0..100 contrast=50/0..100\n"
+    );
+}
+
+#[test]
+fn control_errors_are_exact_in_line_mode() {
+    let mut harness = Harness::line();
+    let cases: &[(&[u8], &str)] = &[
+        (b"get focus\n", "ERR request: unknown control focus\n"),
+        (b"set hue 1\n", "ERR request: unknown control hue\n"),
+        (
+            b"set brightness 101\n",
+            "ERR request: brightness must be 0..100\n",
+        ),
+        (
+            b"set contrast -1\n",
+            "ERR request: contrast must be 0..100\n",
+        ),
+        (
+            b"set contrast x\n",
+            "ERR request: contrast must be 0..100\n",
+        ),
+        (
+            b"set contrast\n",
+            "ERR request: usage: set <name> <value>\n",
+        ),
+        (b"get\n", "ERR request: usage: get <name>\n"),
+    ];
+    for (request, reply) in cases {
+        assert_eq!(harness.send(request), *reply);
+    }
+    assert_eq!(harness.core.counters.errors, cases.len() as u64);
+    assert_eq!(harness.send(b"get brightness\n"), "OK brightness=50\n");
+}
+
+#[test]
+fn without_a_camera_there_are_no_controls() {
+    let mut harness = Harness::control(Framing::Line, test_core(false, None));
+    for request in [
+        &b"controls\n"[..],
+        b"get brightness\n",
+        b"set brightness 1\n",
+    ] {
+        assert_eq!(
+            harness.send(request),
+            "ERR camera: controls not supported by this source\n"
+        );
+    }
+}
+
+#[test]
+fn control_requests_in_raw_mode_follow_the_raw_mode_rule() {
+    let mut raw = Harness::control(Framing::Raw, test_core(true, None));
+    assert_eq!(raw.send(b"set brightness 60"), "OK brightness=60");
+    assert_eq!(raw.send(b"get brightness"), "OK brightness=60");
+    assert_eq!(
+        raw.send(b"controls"),
+        "OK brightness=60/0..100 contrast=50/0..100"
+    );
+    for error in [&b"get focus"[..], b"set brightness 999", b"set contrast"] {
+        assert_eq!(raw.send(error), "Received");
+    }
+    let mut none = Harness::control(Framing::Raw, test_core(false, None));
+    assert_eq!(none.send(b"controls"), "Received");
+}
+
+#[test]
+fn control_requests_need_auth_when_a_token_is_set() {
+    let mut harness = Harness::control(Framing::Line, test_core(true, Some("s3cret")));
+    for request in [
+        &b"controls\n"[..],
+        b"get brightness\n",
+        b"set brightness 9\n",
+    ] {
+        assert_eq!(harness.send(request), "ERR auth: required\n");
+    }
+    assert_eq!(harness.send(b"auth s3cret\n"), "OK\n");
+    assert_eq!(harness.send(b"get brightness\n"), "OK brightness=50\n");
+}
+
+fn http_post(path: &str) -> String {
+    format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+}
+
+/// The body of a response holding exactly one.
+fn body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").expect("a head").1
+}
+
+#[test]
+fn http_controls_is_json_and_post_sets_one() {
+    let mut harness = Harness::http(test_core(true, None));
+    let listed = harness.send(http_get("/controls").as_bytes());
+    assert!(listed.starts_with("HTTP/1.1 200 "), "{listed}");
+    assert_eq!(
+        body(&listed),
+        r#"{"brightness":{"value":50,"min":0,"max":100},"contrast":{"value":50,"min":0,"max":100}}"#
+    );
+    let set = harness.send(http_post("/controls?name=contrast&value=65").as_bytes());
+    assert!(set.starts_with("HTTP/1.1 200 "), "{set}");
+    assert_eq!(body(&set), r#"{"contrast":{"value":65,"min":0,"max":100}}"#);
+    assert_eq!(harness.core.camera.control("contrast").unwrap().value, 65);
+}
+
+#[test]
+fn http_control_errors_are_json_with_the_right_status() {
+    let cases = [
+        (
+            "/controls?name=x&value=1",
+            404,
+            "request: unknown control x",
+        ),
+        (
+            "/controls?name=brightness&value=300",
+            400,
+            "request: brightness must be 0..100",
+        ),
+        (
+            "/controls?name=brightness",
+            400,
+            "request: usage: POST /controls?name=N&value=V",
+        ),
+    ];
+    for (path, status, error) in cases {
+        let mut harness = Harness::http(test_core(true, None));
+        let reply = harness.send(http_post(path).as_bytes());
+        assert!(reply.starts_with(&format!("HTTP/1.1 {status} ")), "{reply}");
+        assert_eq!(body(&reply), format!("{{\"error\":\"{error}\"}}"));
+    }
+    let mut harness = Harness::http(test_core(false, None));
+    let reply = harness.send(http_get("/controls").as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 501 "), "{reply}");
+    assert_eq!(
+        body(&reply),
+        r#"{"error":"camera: controls not supported by this source"}"#
+    );
+}
+
+#[test]
+fn http_controls_need_the_token_and_other_methods_are_405() {
+    let mut harness = Harness::http(test_core(true, Some("s3cret")));
+    let reply = harness.send(http_post("/controls?name=brightness&value=1").as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 401 "), "{reply}");
+    assert_eq!(harness.core.camera.control("brightness").unwrap().value, 50);
+    let mut harness = Harness::http(test_core(true, Some("s3cret")));
+    let path = "/controls?name=brightness&value=1&token=s3cret";
+    let reply = harness.send(http_post(path).as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    let mut harness = Harness::http(test_core(true, None));
+    let reply = harness.send(b"DELETE /controls HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(reply.starts_with("HTTP/1.1 405 "), "{reply}");
+    assert!(reply.contains("Allow: GET, HEAD, POST\r\n"), "{reply}");
 }

@@ -71,6 +71,10 @@ pub fn numbers(core: &Core, now: Instant) -> Numbers {
         // What the loop cost everybody per iteration, camera calls included.
         ("loop_stall_us_p99", core.loop_stall.quantile_micros(0.99)),
         ("loop_stall_us_max", core.loop_stall.max_micros()),
+        (
+            "frame_send_age_us_p99",
+            core.frame_send_age.quantile_micros(0.99),
+        ),
     ];
     let grab = &core.camera.grab_time;
     let encode = &core.camera.encode_time;
@@ -101,6 +105,8 @@ pub fn numbers(core: &Core, now: Instant) -> Numbers {
         grab_us: HistogramView::from_timing(grab, LATENCY_BUCKETS_US),
         more,
         encode_us: HistogramView::from_timing(encode, LATENCY_BUCKETS_US),
+        frame_send_age_us: HistogramView::from_timing(&core.frame_send_age, LATENCY_BUCKETS_US),
+        loop_stall_us: HistogramView::from_timing(&core.loop_stall, LATENCY_BUCKETS_US),
     };
     Numbers {
         state,

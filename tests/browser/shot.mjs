@@ -13,6 +13,12 @@
 // camloop's 401 (playwright's page.route), then checks that the page shows
 // its token-required state and that Capture says so instead of a JSON error.
 //
+// --expect=controls loads the page, waits for its controls panel, moves the
+// brightness slider to its maximum (End key) and the contrast slider to its
+// minimum (Home key), as a person with a keyboard would, and waits until
+// each slider's value shows the server's read-back answer; it prints
+// {"brightness":"100","contrast":"0",...}. The caller checks /controls.
+//
 // Drives Debian's system chromium (no browser download) through
 // playwright-core: opens BASE_URL/, waits for the live MJPEG image to show a
 // frame, reads the frame counter and screenshots the image twice at least
@@ -118,7 +124,9 @@ async function main() {
           ? await lookForTokenRequired(page, base, query, outDir)
           : options.expect === "401-in-page"
             ? await lookFor401InPage(page, base, query, outDir)
-            : await look(page, base, query, outDir);
+            : options.expect === "controls"
+              ? await moveControls(page, base, query, outDir)
+              : await look(page, base, query, outDir);
       console.log(JSON.stringify(result));
     } catch (error) {
       if (pageErrors.length) error.message += `\npage errors:\n  ${summarize(pageErrors).join("\n  ")}`;
@@ -173,6 +181,55 @@ async function lookFor401InPage(page, base, query, outDir) {
     camera: (await page.textContent("#camera")).trim(),
     screenshots: [path.join(outDir, "401-in-page.png")],
   };
+}
+
+// Moves two sliders of the controls panel with the keyboard and waits for
+// the read-back values the page shows after the server answered.
+async function moveControls(page, base, query, outDir) {
+  const answered = [];
+  page.on("response", (response) => {
+    if (new URL(response.url()).pathname.endsWith("/controls") && response.request().method() === "POST") {
+      answered.push(response.status());
+    }
+  });
+  await page.goto(`${base}/${query}`, { waitUntil: "domcontentloaded" });
+  await step("the controls panel shows", () => page.waitForSelector("#controls", { state: "visible" }));
+  const names = await page.$$eval("#control-list input[type=range]", (sliders) =>
+    sliders.map((slider) => slider.id.replace(/^control-/, "")),
+  );
+  const move = async (name, key, expected) => {
+    await page.focus(`#control-${name}`);
+    await page.keyboard.press(key);
+    await step(`the page shows ${name}=${expected}`, () =>
+      page.waitForFunction(
+        ([name, expected]) => document.querySelector(`#control-${name}-value`).textContent.trim() === expected,
+        [name, expected],
+      ),
+    );
+  };
+  await move("brightness", "End", "100");
+  await move("contrast", "Home", "0");
+  // The read-back lands after the POST's answer; wait for both answers.
+  await step("both POSTs were answered", () => waitUntil(() => answered.length >= 2));
+  await page.screenshot({ path: path.join(outDir, "controls.png") });
+  return {
+    names: names.join(" "),
+    brightness: (await page.textContent("#control-brightness-value")).trim(),
+    contrast: (await page.textContent("#control-contrast-value")).trim(),
+    postStatuses: answered.join(" "),
+    controlResult: (await page.textContent("#control-result")).trim(),
+    tokenRequiredShown: await page.isVisible("#token-required"),
+    screenshots: [path.join(outDir, "controls.png")],
+  };
+}
+
+// Polls a condition of this script (not of the page) every 50 ms.
+async function waitUntil(condition) {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 async function look(page, base, query, outDir) {

@@ -64,6 +64,8 @@ pub struct Server {
     child: Child,
     /// The HTTP address the server printed.
     pub http: SocketAddr,
+    /// The (first) control-port address the server printed.
+    pub control: Option<SocketAddr>,
     /// Where snapshots go (inside `dir`).
     pub snapshot_dir: PathBuf,
     log_path: PathBuf,
@@ -111,6 +113,10 @@ impl Server {
             .split_whitespace()
             .find_map(|word| word.strip_prefix("http="))
             .and_then(|addr| addr.parse().ok());
+        let control = line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("control="))
+            .and_then(|addrs| addrs.split(',').next()?.parse().ok());
         let Some(http) = http else {
             let _ = child.kill();
             let _ = child.wait();
@@ -120,6 +126,7 @@ impl Server {
         Server {
             child,
             http,
+            control,
             snapshot_dir,
             log_path,
             dir,

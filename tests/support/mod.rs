@@ -28,7 +28,8 @@ pub const CAMLOOP: &str = env!("CARGO_BIN_EXE_camloop");
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `help` reply, as README.md's protocol table spells it.
-pub const HELP_REPLY: &str = "OK requests: c capture ping stats frame help auth exit quit shutdown";
+pub const HELP_REPLY: &str =
+    "OK requests: c capture ping stats frame controls get set help auth exit quit shutdown";
 
 /// The `stats` keys README.md promises (more may follow, none renamed).
 pub const STATS_KEYS: &[&str] = &[
@@ -91,6 +92,19 @@ impl Drop for TempDir {
 pub fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Whether `name` is an executable file in a `PATH` directory, so a test
+/// that needs a tool can fail with a useful message instead of "No such
+/// file or directory" from spawn.
+pub fn command_exists(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            fs::metadata(dir.join(name))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 /// Every entry of a directory, hidden ones (temp files) included, sorted.
