@@ -36,8 +36,8 @@ pub enum Behaviour {
     /// Answers with bytes that are not HTTP, again and again.
     Garbage,
     /// Trickles a response head that never ends, one byte every 50 ms, so
-    /// a client with a read timeout never times out: a client that waits
-    /// for it (a blocking one) waits until the camera is told to resume.
+    /// a client with only a read timeout never times out: only a deadline
+    /// for the whole head ends the wait.
     Trickle,
     /// Sends the head and one frame, then closes the connection.
     CloseAfterEachFrame,
