@@ -2,7 +2,9 @@
 # benches/camera_impact.sh: what the camera costs the event loop.
 #
 # For each camera (none, synthetic, a 640x480 MJPEG clip through OpenCV,
-# the same clip replayed by an ffmpeg child through `exec:` with `-c copy`)
+# the same clip replayed by an ffmpeg child through `exec:` with `-c copy`,
+# `http://` from another camloop, from a camera that accepts and never
+# answers and from one that streams for a second and then stalls)
 # runs camloop at 30 fps, with no consumer (a timed clip is then only
 # grabbed, at --idle-fps 30) or with one MJPEG viewer, and for `exec:` also
 # with the child SIGSTOPped for the whole measurement; and measures, in the
@@ -13,7 +15,8 @@
 #   - the server's CPU % of one core (the ffmpeg child's is not counted).
 # Goals: the ping p99 with a timed camera rises by no more than the grab
 # p99; with the exec child stopped, ping max <= the no-camera max + 20 ms
-# and req/s >= 0.9x the no-camera row; exec passthrough at 30 fps costs
+# and req/s >= 0.9x the no-camera row (the same for the silent and stalling
+# http:// cameras); exec passthrough at 30 fps costs
 # camloop <= 3 % of a core (the row with no viewer and no ping load).
 # Loopback only; everything started is stopped on exit. About 2 minutes.
 set -euo pipefail
@@ -24,16 +27,62 @@ PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-cargo build --release -q
-CAMLOOP=${CARGO_TARGET_DIR:-target}/release/camloop
+# CAMLOOP=path/to/camloop skips the build (a smoke run with a debug binary).
+if [[ -z ${CAMLOOP:-} ]]; then
+    cargo build --release -q
+    CAMLOOP=${CARGO_TARGET_DIR:-target}/release/camloop
+fi
 ffmpeg -loglevel error -y -f lavfi -i testsrc2=size=640x480:rate=30 -t 10 -c:v mjpeg -q:v 5 "$WORK/clip.avi"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ffmpeg -loglevel error -y -i "$WORK/clip.avi" -c copy -f mjpeg "$WORK/clip.mjpeg"
 EXEC="exec:ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i $WORK/clip.mjpeg -c copy -f mjpeg -"
 
+# Network cameras for the http:// rows: an upstream camloop (healthy), and
+# a small python3 server that accepts and never answers (silent) or streams
+# one second of MJPEG per connection and then stops (stalling).
+ffmpeg -loglevel error -y -i "$WORK/clip.avi" -frames:v 1 -f mjpeg "$WORK/frame.jpg"
+cat >"$WORK/fake_camera.py" <<'PY'
+import socket, sys, threading, time
+mode, jpeg = sys.argv[1], open(sys.argv[2], "rb").read()
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", 0))
+server.listen(64)
+print(server.getsockname()[1], flush=True)
+held = []
+def serve(conn):
+    held.append(conn)
+    if mode == "silent":
+        return
+    try:
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=f\r\n\r\n")
+        for _ in range(30):
+            conn.sendall(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+            time.sleep(1 / 30)
+    except OSError:
+        pass  # camloop gave up on this connection
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+PY
+fake_camera() { # mode: starts it (not in a subshell, so cleanup knows it); the port goes to $WORK/fake-MODE.port
+    python3 "$WORK/fake_camera.py" "$1" "$WORK/frame.jpg" >"$WORK/fake-$1.port" &
+    PIDS+=("$!")
+    for _ in $(seq 50); do [[ -s $WORK/fake-$1.port ]] && break; sleep 0.1; done
+}
+"$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --snapshot-dir "$WORK" --camera synthetic \
+    --fps 30 >"$WORK/upstream.out" 2>"$WORK/upstream.err" &
+PIDS+=("$!")
+for _ in $(seq 50); do [[ -s $WORK/upstream.out ]] && break; sleep 0.1; done
+UPSTREAM=$(head -1 "$WORK/upstream.out"); UPSTREAM=${UPSTREAM#*http=}
+fake_camera silent; SILENT_PORT=$(cat "$WORK/fake-silent.port")
+fake_camera stalling; STALLING_PORT=$(cat "$WORK/fake-stalling.port")
+
 # The camera child of server $1 (ffmpeg), for the stopped-child row.
-camera_child() { for p in /proc/[0-9]*; do [[ $(awk '{print $4}' "$p/stat" 2>/dev/null) == "$1" ]] && basename "$p"; done | head -1; }
+# (`|| true`: with pipefail the loop's last non-matching test would fail the row.)
+camera_child() { for p in /proc/[0-9]*; do [[ $(awk '{print $4}' "$p/stat" 2>/dev/null) == "$1" ]] && basename "$p"; done | head -1 || true; }
 
 idle_cpu() { # name camera-args...: server CPU with the camera running and no client at all
     local name=$1; shift
@@ -101,6 +150,9 @@ measure "clip 640x480 via OpenCV, 1 viewer (grab + retrieve + encode)" 1 --camer
 measure "exec: ffmpeg -c copy, no viewer" 0 --camera "$EXEC" --camera-timeout 60
 measure "exec: ffmpeg -c copy, 1 viewer" 1 --camera "$EXEC" --camera-timeout 60
 measure "exec: ffmpeg child SIGSTOPped" stopped --camera "$EXEC" --camera-timeout 60
+measure "http: upstream camloop's stream, 1 viewer" 1 --camera "http://$UPSTREAM/stream.mjpg"
+measure "http: camera accepts, never answers, 1 viewer" 1 --camera "http://127.0.0.1:$SILENT_PORT/" --camera-timeout 2
+measure "http: camera streams 1 s then stalls, 1 viewer" 1 --camera "http://127.0.0.1:$STALLING_PORT/" --camera-timeout 2
 echo
 echo "| camera, no client at all | server CPU (one core) | frames taken |"
 echo "|---|---|---|"

@@ -14,6 +14,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::camera::exec::ExecSource;
+use crate::camera::http_source::HttpSource;
 use crate::camera::pipeline::{Camera, CameraSettings};
 use crate::camera::push::PushSource;
 use crate::camera::synthetic::SyntheticSource;
@@ -88,11 +89,12 @@ pub struct ServeArgs {
     pub http: Vec<Option<SocketAddr>>,
     /// Camera: auto (device 0, else synthetic), synthetic, none, a device
     /// index, a video file, `exec:COMMAND ARGS…` (a child writing MJPEG to
-    /// stdout), `rtsp://…` (through an ffmpeg child), `opencv:URL` (OpenCV,
+    /// stdout), `rtsp://…` (through an ffmpeg child), `http://…` (an MJPEG
+    /// stream or snapshot URL, read natively), `opencv:URL` (OpenCV,
     /// blocking), another URL or a GStreamer pipeline.
     #[arg(long, default_value = "auto")]
     pub camera: String,
-    /// Seconds a push camera (`exec:`, `rtsp://`) may send nothing before it is
+    /// Seconds a push camera (`exec:`, `rtsp://`, `http://`) may send nothing before it is
     /// restarted; a capture waiting for its frame gives up after as long.
     #[arg(long, default_value_t = 5.0)]
     pub camera_timeout: f64,
@@ -468,6 +470,16 @@ pub fn rtsp_command(url: &str) -> String {
 /// The cameras that can wait, as push sources in the loop's poll; None
 /// for the timed ones.
 fn push_source(args: &ServeArgs) -> Result<Option<Box<dyn PushSource>>, String> {
+    if args.camera.starts_with("http://") || args.camera.starts_with("https://") {
+        // Native and nonblocking; `opencv:http://…` still reaches OpenCV.
+        let source = HttpSource::parse(
+            &args.camera,
+            args.max_frame_bytes,
+            Duration::from_secs(1) / args.fps.max(1),
+            camera_timeout(args.camera_timeout)?,
+        )?;
+        return Ok(Some(Box::new(source)));
+    }
     let command = if let Some(command) = args.camera.strip_prefix("exec:") {
         command.to_string()
     } else if args.camera.starts_with("rtsp://") || args.camera.starts_with("rtsps://") {
@@ -510,8 +522,21 @@ fn build_source(args: &ServeArgs) -> Result<Option<Box<dyn FrameSource>>, String
         #[cfg(feature = "opencv")]
         spec => {
             use crate::camera::opencv_source::OpenCvTarget;
-            // `opencv:URL` reaches OpenCV's own (blocking) URL support.
-            let spec = spec.strip_prefix("opencv:").unwrap_or(spec);
+            // `opencv:URL` reaches OpenCV's own (blocking) URL support, and
+            // only by that name: a bare URL of another scheme would block
+            // the loop without the user having asked for it.
+            let spec = match spec.strip_prefix("opencv:") {
+                Some(spec) => spec,
+                None if spec.contains("://") && !spec.contains('!') => {
+                    let shown = without_credentials(spec);
+                    return Err(format!(
+                        "--camera {shown}: camloop reads http:// and rtsp:// cameras itself; \
+                         for OpenCV's own (blocking) client write opencv:{shown}, or run \
+                         'exec:ffmpeg -nostdin -loglevel error -i {shown} -c copy -f mjpeg -'"
+                    ));
+                }
+                None => spec,
+            };
             Ok(Some(opencv_source(args, OpenCvTarget::parse(spec))))
         }
         #[cfg(not(feature = "opencv"))]

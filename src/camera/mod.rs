@@ -11,8 +11,10 @@
 //! shared bytes to connections.
 
 pub mod controls;
+pub mod device_fd;
 pub mod exec;
 pub mod font;
+pub mod http_source;
 pub mod pipeline;
 pub mod push;
 pub mod synthetic;
@@ -23,6 +25,7 @@ pub mod v4l2;
 pub mod opencv_source;
 
 use std::fmt;
+use std::os::unix::io::RawFd;
 
 use controls::{Control, ControlError};
 
@@ -116,6 +119,14 @@ pub trait FrameSource {
     /// The frame size, once the source knows it (after `open`), so `stats`
     /// can report it before the first encode.
     fn frame_size(&self) -> Option<(u32, u32)> {
+        None
+    }
+
+    /// A descriptor that becomes readable when a frame is ready, so that
+    /// `grab()` will not wait (a V4L2 device). While it is Some, the
+    /// pipeline watches it in the loop's poll and grabs only when the
+    /// timer is due *and* it has signalled readable since the last grab.
+    fn descriptor(&self) -> Option<RawFd> {
         None
     }
 

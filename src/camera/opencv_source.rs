@@ -23,6 +23,7 @@
 //! decodes in `grab()` and only converts colours in `retrieve()`.
 
 use std::env;
+use std::os::unix::io::RawFd;
 use std::path::PathBuf;
 
 use opencv::core::{
@@ -33,7 +34,7 @@ use opencv::{imgcodecs, imgproc, videoio};
 
 use super::controls::{Control, ControlError};
 use super::v4l2::{self, DeviceRange};
-use super::{without_credentials, CameraError, Frame, FrameData, FrameSource};
+use super::{device_fd, without_credentials, CameraError, Frame, FrameData, FrameSource};
 use crate::mjpeg;
 
 /// How long FFmpeg may take to connect to a stream or open a file.
@@ -201,6 +202,10 @@ pub struct OpenCvSource {
     /// Reused by every `retrieve()` so that OpenCV does not allocate a new
     /// image per frame.
     retrieved: Mat,
+    /// The device's descriptor, found after OpenCV opened it (see
+    /// [`crate::camera::device_fd`]), so the loop grabs only when a frame
+    /// is ready instead of waiting in OpenCV's `select()`.
+    device_fd: Option<RawFd>,
     /// The controls an open device has, with the ranges its driver reported
     /// (see [`v4l2`]); empty for files, streams and pipelines.
     device_controls: Vec<DeviceRange>,
@@ -215,6 +220,7 @@ impl OpenCvSource {
             capture: None,
             passthrough: false,
             retrieved: Mat::default(),
+            device_fd: None,
             device_controls: Vec::new(),
         }
     }
@@ -381,6 +387,7 @@ impl FrameSource for OpenCvSource {
     fn open(&mut self) -> Result<(), CameraError> {
         self.close();
         let threads_before = threads_in_process();
+        let descriptors_before = device_fd::open_descriptors();
         let mut capture = self.open_capture()?;
         self.warn_if_threads_started(threads_before, &capture);
         let is_device = matches!(self.target, OpenCvTarget::Device(_));
@@ -408,6 +415,18 @@ impl FrameSource for OpenCvSource {
                 String::new()
             },
         );
+        // Looked up after the mode request, in case it made OpenCV reopen.
+        if let OpenCvTarget::Device(index) = self.target {
+            let path = PathBuf::from(format!("/dev/video{index}"));
+            self.device_fd = device_fd::descriptor_opened_for(&path, &descriptors_before);
+            if self.device_fd.is_none() {
+                log::warn!(
+                    "camera {}: cannot find the device's descriptor; grabs may wait up to \
+                     OpenCV's select() timeout",
+                    self.name()
+                );
+            }
+        }
         self.capture = Some(capture);
         if let OpenCvTarget::Device(index) = self.target {
             self.device_controls = v4l2::device_ranges(index);
@@ -458,7 +477,12 @@ impl FrameSource for OpenCvSource {
         Some((width as u32, height as u32))
     }
 
+    fn descriptor(&self) -> Option<RawFd> {
+        self.capture.as_ref().and(self.device_fd)
+    }
+
     fn close(&mut self) {
+        self.device_fd = None;
         if let Some(mut capture) = self.capture.take() {
             if let Err(e) = capture.release() {
                 log::warn!("camera {}: release failed: {e}", self.name());

@@ -15,10 +15,12 @@
 //! [`Camera::on_timer`] when it has passed.
 
 use std::collections::VecDeque;
+use std::os::unix::io::RawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use mio::{Registry, Token};
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
 
 use super::controls::{self, Control, ControlError};
 use super::push::{PushSource, PushedFrame, SourceTokens};
@@ -34,6 +36,12 @@ const REOPEN_BACKOFF_INITIAL: Duration = Duration::from_millis(250);
 const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// How many recent grabs the measured frame rate is computed over.
 const FPS_WINDOW_GRABS: usize = 32;
+/// A device descriptor that has not signalled for this long although the
+/// timer is due is given up on: grabs go back to the timer alone (with one
+/// warning). A driver whose poll never fires while OpenCV holds its only
+/// buffer would otherwise never be grabbed again; a grab on the timer is
+/// what camloop did before watching the descriptor.
+const DEVICE_SILENCE_FALLBACK: Duration = Duration::from_secs(2);
 /// A measured rate older than this reads as 0: nobody is grabbing.
 const FPS_STALE_AFTER: Duration = Duration::from_secs(2);
 
@@ -133,6 +141,23 @@ struct PushDriver {
     backoff: Duration,
 }
 
+/// A timed source's descriptor (a V4L2 device) in the loop's poll: mio is
+/// edge-triggered, so `readable` remembers that an event came since the
+/// last grab.
+#[derive(Default)]
+struct DeviceGate {
+    /// The token for it (the camera's `aux`), once attached.
+    token: Option<Token>,
+    /// The descriptor registered, if any.
+    registered: Option<RawFd>,
+    /// Whether it signalled readable since the last grab.
+    readable: bool,
+    /// The last grab, or the registration: when the wait for an event began.
+    quiet_since: Option<Instant>,
+    /// It stayed silent for [`DEVICE_SILENCE_FALLBACK`]: grab on the timer.
+    gave_up: bool,
+}
+
 /// The camera pipeline.
 pub struct Camera {
     source: Option<Box<dyn FrameSource>>,
@@ -156,6 +181,9 @@ pub struct Camera {
     pub frames_passthrough: u64,
     /// Push sources started again after they ended, broke or went silent.
     pub camera_restarts: u64,
+    /// The longest a source's `open()` took, in µs (it runs on the loop).
+    pub open_us_max: u64,
+    device: DeviceGate,
     /// Time the loop spent blocked in `grab()`.
     pub grab_time: TimingHistogram,
     /// Time the loop spent in `retrieve()` plus encoding.
@@ -188,6 +216,8 @@ impl Camera {
             frames_encoded: 0,
             frames_passthrough: 0,
             camera_restarts: 0,
+            open_us_max: 0,
+            device: DeviceGate::default(),
             grab_time: TimingHistogram::default(),
             encode_time: TimingHistogram::default(),
             applied_controls: Vec::new(),
@@ -222,20 +252,61 @@ impl Camera {
     }
 
     /// Gives a push source its tokens in the loop's poll and starts it. A
-    /// timed source needs no descriptor; this does nothing for it.
+    /// timed source with a descriptor (a V4L2 device) has it watched with
+    /// the `aux` token.
     pub fn attach(&mut self, registry: &Registry, tokens: SourceTokens, now: Instant) {
         if let Some(push) = self.push.as_mut() {
             push.tokens = Some(tokens);
             self.restart_push(registry, now);
+        } else {
+            self.device.token = Some(tokens.aux);
+            self.watch_descriptor(registry, now);
         }
+    }
+
+    /// Brings the poll's registration in line with the source's current
+    /// descriptor (after an open, a close or a reopen).
+    fn watch_descriptor(&mut self, registry: &Registry, now: Instant) {
+        let Some(token) = self.device.token else {
+            return;
+        };
+        let current = match &self.state {
+            SourceState::Open => self.source.as_ref().and_then(|s| s.descriptor()),
+            SourceState::Failed { .. } => None,
+        };
+        if current == self.device.registered {
+            return;
+        }
+        if let Some(old) = self.device.registered.take() {
+            // Fails harmlessly when the close already took it out of epoll.
+            let _ = registry.deregister(&mut SourceFd(&old));
+        }
+        self.device.readable = false;
+        self.device.quiet_since = Some(now);
+        self.device.gave_up = false;
+        if let Some(fd) = current {
+            match registry.register(&mut SourceFd(&fd), token, Interest::READABLE) {
+                Ok(()) => self.device.registered = Some(fd),
+                Err(e) => log::warn!(
+                    "camera {}: cannot watch its descriptor ({e}); grabbing on the timer alone",
+                    self.name()
+                ),
+            }
+        }
+    }
+
+    /// Whether a grab now could wait for the device: it has a descriptor
+    /// in the poll that has not signalled readable since the last grab.
+    fn device_not_ready(&self) -> bool {
+        self.device.registered.is_some() && !self.device.readable && !self.device.gave_up
     }
 
     /// Whether `token` belongs to this camera's descriptors.
     pub fn owns_token(&self, token: Token) -> bool {
-        self.push
-            .as_ref()
-            .and_then(|push| push.tokens)
-            .is_some_and(|tokens| tokens.contains(token))
+        match &self.push {
+            Some(push) => push.tokens.is_some_and(|tokens| tokens.contains(token)),
+            None => self.device.registered.is_some() && self.device.token == Some(token),
+        }
     }
 
     /// Whether there is a camera at all (not `--camera none`).
@@ -282,6 +353,12 @@ impl Camera {
         let source = self.source.as_ref()?;
         match &self.state {
             SourceState::Failed { retry_at, .. } => Some(*retry_at),
+            // Nothing to do until the device's readiness event (the loop
+            // sleeps instead of spinning on a due timer), or the fallback.
+            SourceState::Open if self.device_not_ready() => self
+                .device
+                .quiet_since
+                .map(|since| since + DEVICE_SILENCE_FALLBACK),
             SourceState::Open if streaming || source.wants_idle_grabs() => {
                 Some(self.last_scheduled_grab + self.grab_interval(streaming))
             }
@@ -307,10 +384,23 @@ impl Camera {
         }
         if let SourceState::Failed { backoff, .. } = self.state {
             self.try_open(now, (backoff * 2).min(REOPEN_BACKOFF_MAX));
+            self.watch_descriptor(registry, now);
             if !matches!(self.state, SourceState::Open) {
                 return streaming.then(|| self.no_signal_frame());
             }
             self.last_scheduled_grab = now;
+            if self.device_not_ready() {
+                return None; // the first grab waits for the device's event
+            }
+        } else if self.device_not_ready() {
+            // Due only because the device stayed silent too long.
+            log::warn!(
+                "camera {}: its descriptor has not signalled for {} s; grabbing on the timer alone \
+                 (a grab may wait up to OpenCV's select() timeout)",
+                self.name(),
+                DEVICE_SILENCE_FALLBACK.as_secs()
+            );
+            self.device.gave_up = true;
         }
         let interval = self.grab_interval(streaming);
         self.last_scheduled_grab = if now.duration_since(deadline) > interval {
@@ -320,7 +410,7 @@ impl Camera {
         } else {
             deadline
         };
-        if streaming {
+        let result = if streaming {
             match self.grab_and_encode(now) {
                 Ok(frame) => Some(frame),
                 Err(_) => Some(self.no_signal_frame()),
@@ -328,7 +418,10 @@ impl Camera {
         } else {
             let _ = self.grab(now);
             None
-        }
+        };
+        // A failed grab closed the device: stop watching its descriptor.
+        self.watch_descriptor(registry, now);
+        result
     }
 
     /// A push source's descriptor is readable: take what it sent. Returns
@@ -341,7 +434,14 @@ impl Camera {
         now: Instant,
         streaming: bool,
     ) -> Option<SharedFrame> {
-        let push = self.push.as_mut()?;
+        let Some(push) = self.push.as_mut() else {
+            // A timed source's device has a frame ready: the next due
+            // timer (or a waiting request) may grab.
+            if self.device.token == Some(token) {
+                self.device.readable = true;
+            }
+            return None;
+        };
         if !matches!(self.state, SourceState::Open) {
             return None; // a stale event for a source already stopped
         }
@@ -393,7 +493,7 @@ impl Camera {
                         self.settings.camera_timeout.as_secs_f64()
                     )))
                 } else {
-                    push.source.on_deadline(now).err()
+                    push.source.on_deadline(registry, now).err()
                 };
                 if let Some(error) = error {
                     self.fail_push(registry, now, error);
@@ -478,6 +578,15 @@ impl Camera {
     /// whose first byte arrived after the request will do.
     pub fn fresh_for(&mut self, now: Instant, newer_than: u64, requested_at: Instant) -> Fresh {
         let Some(push) = &self.push else {
+            let reusable = self
+                .last_encoded
+                .as_ref()
+                .is_some_and(|f| f.seq > newer_than);
+            if !reusable && matches!(self.state, SourceState::Open) && self.device_not_ready() {
+                // The device has no frame yet; grabbing now would wait in
+                // OpenCV's select(). The readiness event comes first.
+                return Fresh::Pending;
+            }
             return match self.fresh_frame(now, newer_than) {
                 Ok(frame) => Fresh::Ready(frame),
                 Err(error) => Fresh::Failed(error),
@@ -532,6 +641,9 @@ impl Camera {
         let started = Instant::now();
         let result = source.grab();
         self.grab_time.record(started.elapsed());
+        // Edge-triggered: the next grab waits for the next readiness event.
+        self.device.readable = false;
+        self.device.quiet_since = Some(now);
         match result {
             Ok(()) => {
                 self.frames_grabbed += 1;
@@ -587,6 +699,9 @@ impl Camera {
         if let Some(source) = self.source.as_mut() {
             source.close();
         }
+        // Closing the descriptor took it out of the poll.
+        self.device.registered = None;
+        self.device.readable = false;
         self.state = SourceState::Failed {
             error: error.clone(),
             retry_at: now + REOPEN_BACKOFF_INITIAL,
@@ -600,7 +715,11 @@ impl Camera {
         let Some(source) = self.source.as_mut() else {
             return;
         };
-        match source.open() {
+        let started = Instant::now();
+        let opened = source.open();
+        let took_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.open_us_max = self.open_us_max.max(took_us);
+        match opened {
             Ok(()) => {
                 if let Some(size) = source.frame_size() {
                     self.known_size = Some(size);
@@ -663,10 +782,15 @@ impl Camera {
 
     /// The current status for `stats` and `/state`.
     pub fn status(&self, now: Instant) -> CameraStatus {
-        let (ok, error) = match (self.is_present(), &self.state) {
-            (false, _) => (false, Some("no camera".to_string())),
-            (true, SourceState::Open) => (true, None),
-            (true, SourceState::Failed { error, .. }) => (false, Some(error.to_string())),
+        let (ok, error) = match &self.state {
+            _ if !self.is_present() => (false, Some("no camera".to_string())),
+            // A push source counts as ok once it delivers, not when it
+            // merely started (a camera that accepts and never answers).
+            SourceState::Open if self.push.as_ref().is_some_and(|p| p.latest.is_none()) => {
+                (false, Some("waiting for the first frame".to_string()))
+            }
+            SourceState::Open => (true, None),
+            SourceState::Failed { error, .. } => (false, Some(error.to_string())),
         };
         let (width, height) = self.known_size.unwrap_or((0, 0));
         CameraStatus {
@@ -941,6 +1065,119 @@ mod tests {
         let status = camera.status(later);
         assert!(!status.ok);
         assert_eq!((status.width, status.height), (32, 32));
+    }
+
+    /// A timed source standing in for a V4L2 device: its descriptor is one
+    /// end of a socket pair whose readability the test controls.
+    struct Gated {
+        descriptor: RawFd,
+        grabs: Rc<std::cell::Cell<u32>>,
+    }
+
+    impl FrameSource for Gated {
+        fn name(&self) -> String {
+            "gated".into()
+        }
+        fn open(&mut self) -> Result<(), CameraError> {
+            Ok(())
+        }
+        fn grab(&mut self) -> Result<(), CameraError> {
+            self.grabs.set(self.grabs.get() + 1);
+            Ok(())
+        }
+        fn retrieve(&mut self) -> Result<Frame, CameraError> {
+            SyntheticSource::new(32, 32).retrieve()
+        }
+        fn descriptor(&self) -> Option<RawFd> {
+            Some(self.descriptor)
+        }
+    }
+
+    /// Waits (bounded) for the poll's events and hands the camera's to it.
+    fn deliver_events(poll: &mut mio::Poll, camera: &mut Camera, now: Instant) -> usize {
+        let mut events = mio::Events::with_capacity(8);
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .expect("poll");
+        let mut delivered = 0;
+        for event in events.iter() {
+            if camera.owns_token(event.token()) {
+                camera.on_ready(poll.registry(), event.token(), now, false);
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    #[test]
+    fn a_device_is_grabbed_only_after_its_descriptor_became_readable() {
+        use std::io::Write;
+        use std::os::unix::io::AsRawFd;
+
+        let (device_end, mut test_end) = std::os::unix::net::UnixStream::pair().unwrap();
+        device_end.set_nonblocking(true).unwrap();
+        let grabs = Rc::new(std::cell::Cell::new(0));
+        let source = Gated {
+            descriptor: device_end.as_raw_fd(),
+            grabs: grabs.clone(),
+        };
+        let mut poll = poll();
+        let start = Instant::now();
+        let mut camera = Camera::new(Some(Box::new(source)), settings(), start);
+        let tokens = SourceTokens {
+            frames: Token(1),
+            aux: Token(2),
+        };
+        camera.attach(poll.registry(), tokens, start);
+        assert!(camera.owns_token(Token(2)));
+
+        // Not readable yet: the only timer is the fallback, a due grab
+        // tick grabs nothing, and a capture waits instead of grabbing.
+        assert_eq!(
+            camera.next_deadline(true),
+            Some(start + DEVICE_SILENCE_FALLBACK)
+        );
+        let late = start + Duration::from_secs(1);
+        assert!(camera.on_timer(poll.registry(), late, true).is_none());
+        assert!(matches!(camera.fresh_for(late, 0, late), Fresh::Pending));
+        assert_eq!(grabs.get(), 0);
+
+        // Readable: the timer is due again and the grab happens.
+        test_end.write_all(b"f").unwrap();
+        assert_eq!(deliver_events(&mut poll, &mut camera, late), 1);
+        assert!(camera.next_deadline(true).is_some_and(|d| d <= late));
+        assert!(camera.on_timer(poll.registry(), late, true).is_some());
+        assert_eq!(grabs.get(), 1);
+
+        // It has not signalled again since: the next due timer waits.
+        let later = late + Duration::from_secs(1);
+        assert_eq!(
+            camera.next_deadline(true),
+            Some(late + DEVICE_SILENCE_FALLBACK)
+        );
+        assert!(camera.on_timer(poll.registry(), later, true).is_none());
+        assert!(matches!(
+            camera.fresh_for(later, u64::MAX, later),
+            Fresh::Pending
+        ));
+        assert_eq!(grabs.get(), 1);
+
+        // The next readiness edge lets a waiting capture grab.
+        test_end.write_all(b"f").unwrap();
+        assert_eq!(deliver_events(&mut poll, &mut camera, later), 1);
+        assert!(matches!(
+            camera.fresh_for(later, u64::MAX, later),
+            Fresh::Ready(_)
+        ));
+        assert_eq!(grabs.get(), 2);
+
+        // Silent past the fallback: back to grabbing on the timer alone.
+        let silent = later + DEVICE_SILENCE_FALLBACK;
+        assert!(camera.on_timer(poll.registry(), silent, true).is_some());
+        assert_eq!(grabs.get(), 3);
+        assert_eq!(
+            camera.next_deadline(true),
+            Some(silent + Duration::from_millis(100))
+        );
     }
 }
 

@@ -73,13 +73,16 @@ pub trait PushSource {
         newest: &mut Option<PushedFrame>,
     ) -> Result<(), CameraError>;
 
-    /// A deadline of the source's own (a connect or response timeout).
+    /// A deadline of the source's own: a connect or response timeout, or
+    /// when a source that asks for each frame (a snapshot URL) asks next.
     fn deadline(&self) -> Option<Instant> {
         None
     }
 
-    /// Called once [`PushSource::deadline`] has passed.
-    fn on_deadline(&mut self, _now: Instant) -> Result<(), CameraError> {
+    /// Called once [`PushSource::deadline`] has passed (possibly also a
+    /// little early, when the pipeline's own deadline was due: check it).
+    /// An error stops the source; the pipeline restarts it with backoff.
+    fn on_deadline(&mut self, _registry: &Registry, _now: Instant) -> Result<(), CameraError> {
         Ok(())
     }
 

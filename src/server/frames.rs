@@ -48,7 +48,8 @@ pub fn serve_waiters(
                 continue;
             }
             Fresh::Pending => Err(CameraError::new(format!(
-                "no frame for {} s",
+                "{}: no frame for {} s",
+                core.camera.name(),
                 core.camera.timeout().as_secs_f64()
             ))),
         };

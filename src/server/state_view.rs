@@ -63,6 +63,7 @@ pub fn numbers(core: &Core, now: Instant) -> Numbers {
         ("http_head_timeout_s", config.http_head_timeout.as_secs()),
         ("http_idle_timeout_s", config.http_idle_timeout.as_secs()),
         ("camera_restarts", core.camera.camera_restarts),
+        ("camera_open_us_max", core.camera.open_us_max),
         (
             "camera_timeout_ms",
             core.camera.timeout().as_millis() as u64,
