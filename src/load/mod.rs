@@ -231,15 +231,25 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport, String> {
     check_ephemeral_ports(plan.conns, plan.targets.len())?;
     ensure_descriptors(plan.conns, "connections")?;
     let report = engine::drive(&plan)?;
-    if report.connected == 0 {
-        return Err(format!(
-            "no connection to {} succeeded: {}",
-            report.target,
-            report.first_error.as_deref().unwrap_or("no reason given")
-        ));
+    let failure = (report.connected == 0).then(|| {
+        let why = report.first_error.as_deref().unwrap_or("no reason given");
+        format!("no connection to {} succeeded: {why}", report.target)
+    });
+    print_report(failure, args.json, report.to_json(), report)
+}
+
+/// Prints the report (JSON with `--json`) unless no connection worked.
+fn print_report<R: std::fmt::Display>(
+    failure: Option<String>,
+    json: bool,
+    as_json: String,
+    report: R,
+) -> Result<R, String> {
+    if let Some(failure) = failure {
+        return Err(failure);
     }
-    if args.json {
-        println!("{}", report.to_json());
+    if json {
+        println!("{as_json}");
     } else {
         println!("{report}");
     }
@@ -267,19 +277,11 @@ pub fn run_viewers(args: &LoadArgs) -> Result<ViewerReport, String> {
     check_ephemeral_ports(plan.viewers, 1)?;
     ensure_descriptors(plan.viewers, "viewers")?;
     let report = viewers::drive(&plan)?;
-    if report.connected == 0 {
-        return Err(format!(
-            "no viewer could connect to {}: {}",
-            report.url,
-            report.first_error.as_deref().unwrap_or("no reason given")
-        ));
-    }
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        println!("{report}");
-    }
-    Ok(report)
+    let failure = (report.connected == 0).then(|| {
+        let why = report.first_error.as_deref().unwrap_or("no reason given");
+        format!("no viewer could connect to {}: {why}", report.url)
+    });
+    print_report(failure, args.json, report.to_json(), report)
 }
 
 /// Raises the descriptor limit and refuses a run that still could not open
@@ -371,5 +373,24 @@ mod tests {
     #[test]
     fn this_process_has_a_readable_cpu_time() {
         assert!(process_cpu_time(std::process::id()).is_ok());
+    }
+}
+
+/// Checks a nonblocking connect after a readiness event, as the
+/// `mio::net::TcpStream::connect` docs prescribe: `Ok(false)` means the
+/// event was spurious and the connect is still in progress.
+fn connect_finished(stream: &mio::net::TcpStream) -> std::io::Result<bool> {
+    if let Some(error) = stream.take_error()? {
+        return Err(error);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotConnected
+                || e.raw_os_error() == Some(libc::EINPROGRESS) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }

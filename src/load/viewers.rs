@@ -210,19 +210,7 @@ impl Viewer {
     /// As `mio::net::TcpStream::connect` prescribes: `Ok(false)` means the
     /// event was spurious and the connect is still in progress.
     fn finish_connect(&mut self) -> io::Result<bool> {
-        if let Some(error) = self.stream.take_error()? {
-            return Err(error);
-        }
-        match self.stream.peer_addr() {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.kind() == io::ErrorKind::NotConnected
-                    || e.raw_os_error() == Some(libc::EINPROGRESS) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
+        super::connect_finished(&self.stream)
     }
 
     /// Writable only until the request is out; readable always, so a close
