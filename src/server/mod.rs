@@ -111,11 +111,12 @@ impl Server {
     /// Runs the loop until a signal or `shutdown` ends it gracefully.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        let mut done_at = Instant::now();
         loop {
-            let timeout = self.poll_timeout(Instant::now());
+            let timeout = self.poll_timeout(done_at);
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
@@ -123,9 +124,7 @@ impl Server {
                 match event.token() {
                     SIGNAL_TOKEN => deadlines::on_signals(&mut self.signals, &mut self.core),
                     token if CAMERA_TOKENS.contains(token) => self.camera_ready(token, now),
-                    Token(t) if t >= FIRST_LISTENER_TOKEN => {
-                        self.accept_all(t - FIRST_LISTENER_TOKEN, now)
-                    }
+                    Token(t) if t >= FIRST_LISTENER_TOKEN => self.accept_all(t, now),
                     Token(key) => {
                         if let Some(entry) = self.connections.get_mut(key) {
                             entry.conn.readiness.record(event);
@@ -147,9 +146,10 @@ impl Server {
                 self.begin_shutdown(now);
             }
             self.remove_closed();
-            self.core.loop_stall.record(now.elapsed());
+            done_at = Instant::now(); // the stall's end, and the next timeout's start
+            self.core.loop_stall.record(done_at - now);
             if let Some(deadline) = self.shutdown_deadline {
-                if self.connections.is_empty() || Instant::now() >= deadline {
+                if self.connections.is_empty() || done_at >= deadline {
                     break;
                 }
             }
@@ -179,7 +179,7 @@ impl Server {
     fn run_timers(&mut self, now: Instant) {
         if self.acceptor.resume_if_due(now) {
             for index in 0..self.acceptor.len() {
-                self.accept_all(index, now);
+                self.accept_all(FIRST_LISTENER_TOKEN + index, now);
             }
         }
         let (connections, core) = (&mut self.connections, &mut self.core);
@@ -196,8 +196,8 @@ impl Server {
         self.next_sweep_at = deadlines::next_sweep(self.next_sweep_at, &self.core, now);
     }
 
-    /// Accepts on one listener (none are left once shutdown began).
-    fn accept_all(&mut self, index: usize, now: Instant) {
+    /// Accepts on the listener with `token` (none are left once shutdown began).
+    fn accept_all(&mut self, token: usize, now: Instant) {
         let mut admission = Admission {
             connections: &mut self.connections,
             core: &mut self.core,
@@ -205,7 +205,8 @@ impl Server {
             last_conn_id: &mut self.last_conn_id,
             to_drive: &mut self.to_drive,
         };
-        self.acceptor.accept_all(index, now, &mut admission);
+        self.acceptor
+            .accept_all(token - FIRST_LISTENER_TOKEN, now, &mut admission);
     }
 
     /// Drives, once each, the connections listed so far. A connection that
@@ -286,15 +287,8 @@ impl Server {
 
     /// A push camera's descriptor is readable.
     fn camera_ready(&mut self, token: Token, now: Instant) {
-        let (connections, core, to_drive) =
-            (&mut self.connections, &mut self.core, &mut self.to_drive);
-        frames::camera_ready(
-            connections,
-            core,
-            self.poll.registry(),
-            token,
-            now,
-            to_drive,
-        );
+        let registry = self.poll.registry();
+        let (conns, core) = (&mut self.connections, &mut self.core);
+        frames::camera_ready(conns, core, registry, token, now, &mut self.to_drive);
     }
 }
