@@ -100,19 +100,25 @@ impl TimingHistogram {
         self.sum_micros
     }
 
-    /// Cumulative counts at the given upper bounds (µs), for a Prometheus
-    /// histogram: how many samples were `<= bound`.
+    /// Cumulative counts at the given upper bounds (µs, ascending), for a
+    /// Prometheus histogram: how many samples were `<= bound`. One pass over
+    /// the recorded values, whatever the number of bounds.
     pub fn cumulative_counts(&self, bounds_micros: &[u64]) -> Vec<(u64, u64)> {
+        let mut counts = vec![0u64; bounds_micros.len()];
+        for value in self.histogram.iter_recorded() {
+            let at = value.value_iterated_to();
+            // The first bound this value falls under, and every later one.
+            if let Some(first) = bounds_micros.iter().position(|&bound| at <= bound) {
+                counts[first] += value.count_at_value();
+            }
+        }
+        let mut running = 0;
         bounds_micros
             .iter()
-            .map(|&bound| {
-                let count = self
-                    .histogram
-                    .iter_recorded()
-                    .filter(|v| v.value_iterated_to() <= bound)
-                    .map(|v| v.count_at_value())
-                    .sum();
-                (bound, count)
+            .zip(counts)
+            .map(|(&bound, count)| {
+                running += count;
+                (bound, running)
             })
             .collect()
     }

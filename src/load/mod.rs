@@ -356,6 +356,25 @@ fn cpu_ticks_from_stat(stat: &str) -> Option<u64> {
     Some(times.next()?.ok()? + times.next()?.ok()?)
 }
 
+/// Checks a nonblocking connect after a readiness event, as the
+/// `mio::net::TcpStream::connect` docs prescribe: `Ok(false)` means the
+/// event was spurious and the connect is still in progress.
+fn connect_finished(stream: &mio::net::TcpStream) -> std::io::Result<bool> {
+    if let Some(error) = stream.take_error()? {
+        return Err(error);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotConnected
+                || e.raw_os_error() == Some(libc::EINPROGRESS) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,24 +392,5 @@ mod tests {
     #[test]
     fn this_process_has_a_readable_cpu_time() {
         assert!(process_cpu_time(std::process::id()).is_ok());
-    }
-}
-
-/// Checks a nonblocking connect after a readiness event, as the
-/// `mio::net::TcpStream::connect` docs prescribe: `Ok(false)` means the
-/// event was spurious and the connect is still in progress.
-fn connect_finished(stream: &mio::net::TcpStream) -> std::io::Result<bool> {
-    if let Some(error) = stream.take_error()? {
-        return Err(error);
-    }
-    match stream.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotConnected
-                || e.raw_os_error() == Some(libc::EINPROGRESS) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e),
     }
 }

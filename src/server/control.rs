@@ -145,7 +145,11 @@ impl ControlSession {
             Command::Ping => reply(cx, PONG),
             Command::Help => reply(cx, HELP_REPLY),
             Command::Stats => {
-                let line = state_view::stats_line(&state_view::numbers(core, now));
+                let line = state_view::stats_line(&state_view::numbers(
+                    core,
+                    now,
+                    state_view::Detail::Line,
+                ));
                 reply(cx, &line);
             }
             Command::Capture | Command::Frame if !core.camera.is_present() => {

@@ -216,11 +216,15 @@ impl HttpSession {
         match route {
             Route::Page => respond(cx, 200, CONTENT_TYPE_HTML, PAGE_HTML.as_bytes()),
             Route::State => {
-                let json = response::state_json(&state_view::numbers(core, now).state);
+                let json = response::state_json(
+                    &state_view::numbers(core, now, state_view::Detail::Full).state,
+                );
                 respond(cx, 200, CONTENT_TYPE_JSON, json.as_bytes());
             }
             Route::Metrics => {
-                let text = response::metrics_text(&state_view::numbers(core, now).state);
+                let text = response::metrics_text(
+                    &state_view::numbers(core, now, state_view::Detail::Full).state,
+                );
                 respond(cx, 200, CONTENT_TYPE_METRICS, text.as_bytes());
             }
             Route::Controls | Route::SetControl => {

@@ -15,7 +15,7 @@ use slab::Slab;
 
 use super::connection::{
     CloseReason, ConnRef, Connection, Context, ReadOutcome, OUTPUT_HARD_CAP_BYTES,
-    READ_BUDGET_BYTES,
+    OUTPUT_SOFT_CAP_BYTES, READ_BUDGET_BYTES,
 };
 use super::control::ControlSession;
 use super::core::{Core, FrameOutcome};
@@ -212,8 +212,18 @@ impl Entry {
         let mut budget = READ_BUDGET_BYTES;
         loop {
             core.counters.bytes_out += conn.flush(now)? as u64;
+            let queued_before = conn.output.queued_total();
             session.run_queued(&mut conn.context(key), core, now);
+            let ran_queued = conn.output.queued_total() > queued_before;
             core.counters.bytes_out += conn.flush(now)? as u64;
+            let room = conn.output.pending_bytes() < OUTPUT_SOFT_CAP_BYTES;
+            if ran_queued && room && !conn.is_draining() {
+                // Queued requests stopped at the output soft cap and the
+                // kernel then took it all: run the rest now. No event would
+                // come for them (nothing pending to write, nothing new to
+                // read), so stopping here would leave them queued forever.
+                continue;
+            }
             let wants_read = conn.may_read() && session.accepts_input();
             if !conn.readiness.readable || !wants_read || budget == 0 {
                 return Ok(());

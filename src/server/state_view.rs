@@ -29,8 +29,18 @@ pub struct Numbers {
     pub encode_us_p99: u64,
 }
 
+/// How much to copy: the `stats` line shows no histogram buckets, and a
+/// pipelining client may ask for it thousands of times a second.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything but the histograms' buckets (the `stats` line).
+    Line,
+    /// Everything (`/state`, `/metrics`).
+    Full,
+}
+
 /// Copies the numbers out of `core`.
-pub fn numbers(core: &Core, now: Instant) -> Numbers {
+pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
     let camera = core.camera.status(now);
     let counters = &core.counters;
     let config = &core.config;
@@ -78,6 +88,10 @@ pub fn numbers(core: &Core, now: Instant) -> Numbers {
     ];
     let grab = &core.camera.grab_time;
     let encode = &core.camera.encode_time;
+    let view = |timing| match detail {
+        Detail::Full => HistogramView::from_timing(timing, LATENCY_BUCKETS_US),
+        Detail::Line => HistogramView::default(),
+    };
     let state = StateView {
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_s: now.duration_since(core.started_at).as_secs(),
@@ -102,11 +116,11 @@ pub fn numbers(core: &Core, now: Instant) -> Numbers {
         errors: counters.errors,
         bytes_in: counters.bytes_in,
         bytes_out: counters.bytes_out,
-        grab_us: HistogramView::from_timing(grab, LATENCY_BUCKETS_US),
+        grab_us: view(grab),
         more,
-        encode_us: HistogramView::from_timing(encode, LATENCY_BUCKETS_US),
-        frame_send_age_us: HistogramView::from_timing(&core.frame_send_age, LATENCY_BUCKETS_US),
-        loop_stall_us: HistogramView::from_timing(&core.loop_stall, LATENCY_BUCKETS_US),
+        encode_us: view(encode),
+        frame_send_age_us: view(&core.frame_send_age),
+        loop_stall_us: view(&core.loop_stall),
     };
     Numbers {
         state,
