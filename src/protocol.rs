@@ -291,51 +291,48 @@ pub fn parse_command(message: &[u8]) -> Command {
         Some(space_at) => (&message[..space_at], message[space_at..].trim_ascii()),
         None => (message, &b""[..]),
     };
-    if word.eq_ignore_ascii_case(b"auth") {
-        return Command::Auth(argument.to_vec());
-    }
-    // Control names and values are ASCII; anything else cannot name a
-    // control and stays a plain message, as before these requests existed.
-    let text = || {
-        std::str::from_utf8(argument)
-            .ok()
-            .map(str::to_ascii_lowercase)
+    // Every keyword has at most this many letters; a longer word is a
+    // plain message. Matching a lowercased copy on the stack keeps the
+    // common case (`ping`) to one comparison chain and no allocation.
+    const LONGEST_KEYWORD: usize = 8;
+    let mut lowered = [0u8; LONGEST_KEYWORD];
+    let Some(lowered) = lowered.get_mut(..word.len()) else {
+        return Command::Message;
     };
-    if word.eq_ignore_ascii_case(b"get") {
-        if let Some(name) = text() {
-            return Command::Get(name);
-        }
-    }
-    if word.eq_ignore_ascii_case(b"set") {
-        if let Some(argument) = text() {
-            let mut words = argument.split_ascii_whitespace();
+    lowered.copy_from_slice(word);
+    lowered.make_ascii_lowercase();
+    match (&*lowered, argument.is_empty()) {
+        (b"auth", _) => Command::Auth(argument.to_vec()),
+        (b"get", _) => control_text(argument).map_or(Command::Message, Command::Get),
+        (b"set", _) => control_text(argument).map_or(Command::Message, |text| {
+            let mut words = text.split_ascii_whitespace();
             let name = words.next().unwrap_or("").to_string();
             let value = words.next().unwrap_or("").to_string();
-            if words.next().is_none() {
-                return Command::Set { name, value };
+            match words.next() {
+                None => Command::Set { name, value },
+                Some(_) => Command::Message,
             }
-            return Command::Message;
-        }
+        }),
+        (_, false) => Command::Message,
+        (b"c" | b"capture", true) => Command::Capture,
+        (b"ping", true) => Command::Ping,
+        (b"stats", true) => Command::Stats,
+        (b"frame", true) => Command::Frame,
+        (b"controls", true) => Command::Controls,
+        (b"help", true) => Command::Help,
+        (b"exit" | b"quit", true) => Command::Exit,
+        (b"shutdown", true) => Command::Shutdown,
+        _ => Command::Message,
     }
-    if !argument.is_empty() {
-        return Command::Message;
-    }
-    const KEYWORDS: &[(&[u8], Command)] = &[
-        (b"c", Command::Capture),
-        (b"capture", Command::Capture),
-        (b"ping", Command::Ping),
-        (b"stats", Command::Stats),
-        (b"frame", Command::Frame),
-        (b"controls", Command::Controls),
-        (b"help", Command::Help),
-        (b"exit", Command::Exit),
-        (b"quit", Command::Exit),
-        (b"shutdown", Command::Shutdown),
-    ];
-    KEYWORDS
-        .iter()
-        .find(|(keyword, _)| word.eq_ignore_ascii_case(keyword))
-        .map_or(Command::Message, |(_, command)| command.clone())
+}
+
+/// A control name or value, lowercased. Control names and values are
+/// ASCII; anything else cannot name a control and stays a plain message,
+/// as before these requests existed.
+fn control_text(argument: &[u8]) -> Option<String> {
+    std::str::from_utf8(argument)
+        .ok()
+        .map(str::to_ascii_lowercase)
 }
 
 /// The header that precedes the JPEG bytes of a `frame` reply, in both modes.
