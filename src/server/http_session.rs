@@ -418,7 +418,9 @@ impl HttpSession {
 
     /// After a write: if the part in flight has been handed to the kernel
     /// whole, how long after its frame was ready that happened.
-    pub fn part_sent(&mut self, written_total: u64, now: Instant) -> Option<Duration> {
+    /// (The clock is read here, not taken from the iteration's start: the
+    /// frame may have been made later in the same iteration.)
+    pub fn part_sent(&mut self, written_total: u64) -> Option<Duration> {
         let HttpState::Streaming(viewer) = &mut self.state else {
             return None;
         };
@@ -427,7 +429,7 @@ impl HttpSession {
             return None;
         }
         viewer.in_flight = None;
-        Some(now.saturating_duration_since(ready_at))
+        Some(Instant::now().saturating_duration_since(ready_at))
     }
 }
 

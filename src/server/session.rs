@@ -179,7 +179,7 @@ impl Entry {
     ) -> Result<(), CloseReason> {
         let result = self.socket_work(core, key, read_buffer, now);
         if let Session::Http(http) = &mut self.session {
-            if let Some(age) = http.part_sent(self.conn.output.written_total(), now) {
+            if let Some(age) = http.part_sent(self.conn.output.written_total()) {
                 core.frame_send_age.record(age);
             }
         }
