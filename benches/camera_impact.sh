@@ -26,6 +26,7 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
+. benches/proc.sh  # cpu_ticks, rss_kib, open_fds, fd_limit, json_field, free_port
 
 # CAMLOOP=path/to/camloop skips the build (a smoke run with a debug binary).
 if [[ -z ${CAMLOOP:-} ]]; then
@@ -34,7 +35,6 @@ if [[ -z ${CAMLOOP:-} ]]; then
 fi
 ffmpeg -loglevel error -y -f lavfi -i testsrc2=size=640x480:rate=30 -t 10 -c:v mjpeg -q:v 5 "$WORK/clip.avi"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ffmpeg -loglevel error -y -i "$WORK/clip.avi" -c copy -f mjpeg "$WORK/clip.mjpeg"
 EXEC="exec:ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i $WORK/clip.mjpeg -c copy -f mjpeg -"
 

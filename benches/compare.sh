@@ -80,12 +80,9 @@ stop_all() {
 trap stop_all EXIT
 
 # ---- facts about a process, from /proc ------------------------------------
+. benches/proc.sh  # cpu_ticks, rss_kib, open_fds, fd_limit, json_field, free_port
 
-# user + system CPU in clock ticks; the fields after the `(comm)` one.
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 context_switches() { awk '/ctxt_switches:/ { n += $2 } END { print n }' "/proc/$1/status"; }
-open_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 # Words as a shell would need them: those with a backslash in single quotes.
 quoted() {
@@ -97,12 +94,8 @@ quoted() {
 }
 
 median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
-json_field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 wait_for_port() {
     local attempt

@@ -68,14 +68,8 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 log() { echo "connections: $*" >&2; }
-json_field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2"; }
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-open_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
-fd_limit() { awk '/^Max open files/ { print $4 }' "/proc/$1/limits"; }
+. benches/proc.sh  # cpu_ticks, rss_kib, open_fds, fd_limit, json_field, free_port
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 if [[ -z ${CAMLOOP:-} ]]; then
     log "building (cargo build --release --no-default-features --bin camloop)"

@@ -68,10 +68,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log() { echo "mjpeg_viewers: $*" >&2; }
-json_field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2"; }
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-open_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
-fd_limit() { awk '/^Max open files/ { print $4 }' "/proc/$1/limits"; }
+. benches/proc.sh  # cpu_ticks, rss_kib, open_fds, fd_limit, json_field, free_port
 
 if [[ -z ${CAMLOOP:-} ]]; then
     log "building (cargo build --release --no-default-features --bin camloop)"
