@@ -14,6 +14,10 @@ trap 'rm -f "$log"' EXIT
 echo "== tests with the default features (OpenCV)" >&2
 cargo build --examples
 cargo test --all-targets 2>&1 | tee -a "$log"
+# The same protocol and endpoint suites, unmodified, against servers that
+# also serve a second camera: clients of the default one must see no change.
+echo "== protocol and endpoint tests again, with a second camera" >&2
+CAMLOOP_TEST_EXTRA_CAMERA=synthetic cargo test --test control_protocol --test http_endpoints 2>&1 | tee -a "$log"
 echo "== tests without OpenCV (synthetic camera, pure-Rust JPEG)" >&2
 cargo build --examples --no-default-features
 cargo test --all-targets --no-default-features 2>&1 | tee -a "$log"

@@ -8,19 +8,15 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::camera::exec::ExecSource;
-use crate::camera::http_source::HttpSource;
-use crate::camera::pipeline::{Camera, CameraSettings};
-use crate::camera::push::PushSource;
-use crate::camera::synthetic::SyntheticSource;
-use crate::camera::{without_credentials, FrameSource};
+use crate::camera::setup::{self, CameraDefaults, CameraEntry, CameraPlan};
+use crate::camera::without_credentials;
 use crate::protocol::Framing;
-use crate::server::{Server, ServerConfig};
+use crate::server::{ServedCamera, Server, ServerConfig};
 use crate::snapshot::{SnapshotSettings, SnapshotWriter};
 
 /// `--framing`: the CLI's spelling of [`Framing`], which stays free of clap
@@ -87,13 +83,19 @@ pub struct ServeArgs {
     /// HTTP address (web page, MJPEG stream, snapshot, /state, /metrics); repeat for several, or `off`.
     #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_http_addr)]
     pub http: Vec<Option<SocketAddr>>,
-    /// Camera: auto (device 0, else synthetic), synthetic, none, a device
-    /// index, a video file, `exec:COMMAND ARGS…` (a child writing MJPEG to
-    /// stdout), `rtsp://…` (through an ffmpeg child), `http://…` (an MJPEG
-    /// stream or snapshot URL, read natively), `opencv:URL` (OpenCV,
-    /// blocking), another URL or a GStreamer pipeline.
-    #[arg(long, default_value = "auto")]
-    pub camera: String,
+    /// Camera, `[NAME=]SOURCE`; repeat for several (the first is the
+    /// default one; unnamed ones are cam0, cam1, … by position). SOURCE:
+    /// auto (device 0, else synthetic), synthetic, none, a device index, a
+    /// video file, `exec:COMMAND ARGS…` (a child writing MJPEG to stdout),
+    /// `rtsp://…` (through an ffmpeg child), `http://…` (an MJPEG stream or
+    /// snapshot URL, read natively), `opencv:URL` (OpenCV, blocking),
+    /// another URL or a GStreamer pipeline.
+    #[arg(long, value_name = "[NAME=]SOURCE", default_value = "auto")]
+    pub camera: Vec<String>,
+    /// The config file's cameras (`camera = …` or `[[camera]]` tables),
+    /// unless `--camera` was given on the command line.
+    #[arg(skip)]
+    pub camera_entries: Option<Vec<CameraEntry>>,
     /// Seconds a push camera (`exec:`, `rtsp://`, `http://`) may send nothing before it is
     /// restarted; a capture waiting for its frame gives up after as long.
     #[arg(long, default_value_t = 5.0)]
@@ -124,7 +126,9 @@ pub struct ServeArgs {
     /// Directory for snapshots, created if missing.
     #[arg(long, default_value = ".")]
     pub snapshot_dir: PathBuf,
-    /// Snapshot file name; `{seq}` and `{ts}` (UTC, milliseconds) are replaced.
+    /// Snapshot file name; `{seq}`, `{ts}` (UTC, milliseconds) and
+    /// `{camera}` are replaced. Without `{camera}`, cameras after the first
+    /// get `.NAME` before the extension (`pic2.cam1.jpg`).
     #[arg(long, default_value = "pic2.jpg")]
     pub snapshot_name: String,
     /// fsync each snapshot and its directory: on or off.
@@ -225,52 +229,69 @@ fn parse_on_off(value: &str) -> Result<bool, String> {
 
 /// Parses the process's command line, merging `serve --config FILE` in:
 /// the file's keys become flags placed before the real ones, except keys
-/// the command line already sets, so the command line always wins.
+/// the command line already sets, so the command line always wins. The
+/// file's cameras are kept as entries (a table has more than a flag can
+/// say); a `--camera` on the command line replaces the file's whole list.
 pub fn parse_command_line() -> Result<Cli, String> {
     let mut argv: Vec<OsString> = std::env::args_os().collect();
     let matches = Cli::command().get_matches_from(&argv);
+    let mut file_cameras = None;
     if let Some(("serve", serve)) = matches.subcommand() {
         if let Some(path) = serve.get_one::<PathBuf>("config") {
-            let from_file = config_file_args(path, serve)?;
+            let from_file = config_file(path, serve)?;
             let at = argv
                 .iter()
                 .position(|a| a == "serve")
                 .map_or(argv.len(), |i| i + 1);
-            argv.splice(at..at, from_file);
+            argv.splice(at..at, from_file.flags);
+            file_cameras = from_file.cameras;
         }
     }
     let matches = Cli::command().get_matches_from(&argv);
-    let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
-    if let (Command::Serve(args), Some(("serve", serve))) = (&cli.command, matches.subcommand()) {
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+    if let (Command::Serve(args), Some(("serve", serve))) = (&mut cli.command, matches.subcommand())
+    {
+        args.camera_entries = file_cameras;
         if args.print_config {
-            print!("{}", effective_config(serve));
+            print!("{}", effective_config(serve, args)?);
             std::process::exit(0);
         }
     }
     Ok(cli)
 }
 
-/// Turns a TOML file into `--key=value` flags for `serve`.
-fn config_file_args(path: &Path, given: &ArgMatches) -> Result<Vec<OsString>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read --config {}: {e}", path.display()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| format!("--config {}: {e}", path.display()))?;
+/// What a config file says: flags, and the cameras if it lists any.
+struct ConfigFile {
+    flags: Vec<OsString>,
+    cameras: Option<Vec<CameraEntry>>,
+}
+
+/// Reads a TOML file: each key becomes a `--key=value` flag for `serve`,
+/// except `camera`, which becomes camera entries.
+fn config_file(path: &Path, given: &ArgMatches) -> Result<ConfigFile, String> {
+    let shown = path.display();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read --config {shown}: {e}"))?;
+    let table: toml::Table = text.parse().map_err(|e| format!("--config {shown}: {e}"))?;
     let command = Cli::command();
     let serve = command
         .find_subcommand("serve")
         .ok_or("no serve subcommand")?;
     let mut flags = Vec::new();
+    let mut cameras = None;
     for (key, value) in &table {
         let id = key.replace('-', "_");
         let arg = serve
             .get_arguments()
             .find(|a| a.get_id() == id.as_str() && a.get_long().is_some())
             .filter(|_| !matches!(id.as_str(), "config" | "print_config"))
-            .ok_or_else(|| format!("--config {}: unknown key {key:?}", path.display()))?;
+            .ok_or_else(|| format!("--config {shown}: unknown key {key:?}"))?;
         if given.value_source(&id) == Some(ValueSource::CommandLine) {
             continue; // the command line wins
+        }
+        if id == "camera" {
+            cameras = Some(camera_entries(value).map_err(|e| format!("--config {shown}: {e}"))?);
+            continue;
         }
         let values = match value {
             toml::Value::Array(items) => items.iter().collect(),
@@ -278,9 +299,6 @@ fn config_file_args(path: &Path, given: &ArgMatches) -> Result<Vec<OsString>, St
         };
         for value in values {
             let text = match value {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(n) => n.to_string(),
-                toml::Value::Float(x) => x.to_string(),
                 toml::Value::Boolean(on) if !arg.get_action().takes_values() => {
                     if *on {
                         flags.push(OsString::from(format!("--{key}")));
@@ -288,31 +306,140 @@ fn config_file_args(path: &Path, given: &ArgMatches) -> Result<Vec<OsString>, St
                     continue;
                 }
                 toml::Value::Boolean(on) => if *on { "on" } else { "off" }.to_string(),
-                other => {
-                    return Err(format!(
-                        "--config {}: {key} = {other} is not a value a flag takes",
-                        path.display()
-                    ))
-                }
+                other => flag_text(other).ok_or_else(|| {
+                    format!("--config {shown}: {key} = {other} is not a value a flag takes")
+                })?,
             };
             flags.push(OsString::from(format!("--{key}={text}")));
         }
     }
-    Ok(flags)
+    Ok(ConfigFile { flags, cameras })
+}
+
+/// A TOML string or number as flag text.
+fn flag_text(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Float(x) => Some(x.to_string()),
+        _ => None,
+    }
+}
+
+/// The keys a `[[camera]]` table may have.
+const CAMERA_TABLE_KEYS: &[&str] = &[
+    "name",
+    "source",
+    "fps",
+    "idle-fps",
+    "width",
+    "height",
+    "jpeg-quality",
+    "fourcc",
+    "snapshot-name",
+    "control",
+    "camera-timeout",
+];
+
+/// `camera = "[NAME=]SOURCE"`, `camera = ["…", …]` or `[[camera]]` tables
+/// (an array may mix strings and tables).
+fn camera_entries(value: &toml::Value) -> Result<Vec<CameraEntry>, String> {
+    let items = match value {
+        toml::Value::Array(items) => items.iter().collect(),
+        single => vec![single],
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            toml::Value::String(text) => Ok(CameraEntry::from_flag(text)),
+            toml::Value::Table(table) => camera_table(table),
+            other => Err(format!(
+                "camera = {other}: give a string, an array of strings or [[camera]] tables"
+            )),
+        })
+        .collect()
+}
+
+fn camera_table(table: &toml::Table) -> Result<CameraEntry, String> {
+    if let Some(key) = table
+        .keys()
+        .find(|key| !CAMERA_TABLE_KEYS.contains(&key.as_str()))
+    {
+        return Err(format!(
+            "[[camera]]: unknown key {key:?} (known: {})",
+            CAMERA_TABLE_KEYS.join(", ")
+        ));
+    }
+    let text = |key: &str| -> Result<Option<String>, String> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(format!("[[camera]] {key} = {other}: must be a string")),
+        }
+    };
+    let number = |key: &str, range: std::ops::RangeInclusive<i64>| -> Result<Option<i64>, String> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if range.contains(n) => Ok(Some(*n)),
+            Some(other) => Err(format!(
+                "[[camera]] {key} = {other}: must be an integer in {}..={}",
+                range.start(),
+                range.end()
+            )),
+        }
+    };
+    let source = text("source")?.ok_or("[[camera]]: every table needs a source")?;
+    let control = match table.get("control") {
+        None => None,
+        Some(toml::Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    other => Err(format!("[[camera]] control: {other} is not \"NAME=VALUE\"")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(toml::Value::String(s)) => Some(vec![s.clone()]),
+        Some(other) => Err(format!(
+            "[[camera]] control = {other}: give [\"NAME=VALUE\", …]"
+        ))?,
+    };
+    let camera_timeout = match table.get("camera-timeout") {
+        None => None,
+        Some(toml::Value::Integer(n)) => Some(*n as f64),
+        Some(toml::Value::Float(x)) => Some(*x),
+        Some(other) => Err(format!("[[camera]] camera-timeout = {other}: give seconds"))?,
+    };
+    Ok(CameraEntry {
+        name: text("name")?,
+        source,
+        fps: number("fps", 1..=240)?.map(|n| n as u32),
+        idle_fps: number("idle-fps", 1..=240)?.map(|n| n as u32),
+        width: number("width", 16..=8192)?.map(|n| n as u32),
+        height: number("height", 16..=8192)?.map(|n| n as u32),
+        jpeg_quality: number("jpeg-quality", 1..=100)?.map(|n| n as u8),
+        fourcc: text("fourcc")?,
+        snapshot_name: text("snapshot-name")?,
+        control,
+        camera_timeout,
+    })
 }
 
 /// The effective `serve` settings as TOML, read back from clap so that
-/// every flag (with its default) is listed and none can be forgotten.
-fn effective_config(serve: &ArgMatches) -> String {
+/// every flag (with its default) is listed and none can be forgotten; the
+/// cameras last, as `[[camera]]` tables (each with its name, source and
+/// the settings it gives itself). Loading the output back gives the same.
+fn effective_config(serve: &ArgMatches, args: &ServeArgs) -> Result<String, String> {
     let command = Cli::command();
     let mut out = String::from("# camloop serve: effective configuration\n");
     let Some(serve_command) = command.find_subcommand("serve") else {
-        return out;
+        return Ok(out);
     };
     for arg in serve_command.get_arguments() {
         let id = arg.get_id().as_str();
         let Some(long) = arg.get_long() else { continue };
-        if matches!(id, "config" | "print_config" | "help") {
+        if matches!(id, "config" | "print_config" | "help" | "camera") {
             continue;
         }
         let values: Vec<String> = serve
@@ -328,7 +455,83 @@ fn effective_config(serve: &ArgMatches) -> String {
         out.push_str(&line);
         out.push('\n');
     }
-    out
+    let entries = camera_entries_of(args);
+    let plans = setup::plan_cameras(&entries, &camera_defaults(args))?;
+    for (entry, plan) in entries.iter().zip(&plans) {
+        out.push_str(&camera_table_text(entry, plan));
+    }
+    Ok(out)
+}
+
+/// One `[[camera]]` table: the resolved name, the source, and what the
+/// entry set itself.
+fn camera_table_text(entry: &CameraEntry, plan: &CameraPlan) -> String {
+    let quoted = |text: &str| toml::Value::String(text.to_string()).to_string();
+    let mut table = format!(
+        "\n[[camera]]\nname = {}\nsource = {}\n",
+        quoted(&plan.name),
+        quoted(&entry.source)
+    );
+    let numbers = [
+        ("fps", entry.fps.map(i64::from)),
+        ("idle-fps", entry.idle_fps.map(i64::from)),
+        ("width", entry.width.map(i64::from)),
+        ("height", entry.height.map(i64::from)),
+        ("jpeg-quality", entry.jpeg_quality.map(i64::from)),
+    ];
+    for (key, value) in numbers {
+        if let Some(value) = value {
+            table.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    for (key, value) in [
+        ("fourcc", &entry.fourcc),
+        ("snapshot-name", &entry.snapshot_name),
+    ] {
+        if let Some(value) = value {
+            table.push_str(&format!("{key} = {}\n", quoted(value)));
+        }
+    }
+    if let Some(seconds) = entry.camera_timeout {
+        table.push_str(&format!(
+            "camera-timeout = {}\n",
+            toml::Value::Float(seconds)
+        ));
+    }
+    if let Some(control) = &entry.control {
+        let items: Vec<String> = control.iter().map(|c| quoted(c)).collect();
+        table.push_str(&format!("control = [{}]\n", items.join(", ")));
+    }
+    table
+}
+
+/// The cameras to run: the config file's, unless the command line gave
+/// `--camera` (clap then left `camera_entries` unset).
+fn camera_entries_of(args: &ServeArgs) -> Vec<CameraEntry> {
+    match &args.camera_entries {
+        Some(entries) => entries.clone(),
+        None => args
+            .camera
+            .iter()
+            .map(|t| CameraEntry::from_flag(t))
+            .collect(),
+    }
+}
+
+/// The global flags as every camera's defaults.
+fn camera_defaults(args: &ServeArgs) -> CameraDefaults {
+    CameraDefaults {
+        fps: args.fps,
+        idle_fps: args.idle_fps,
+        width: args.width,
+        height: args.height,
+        jpeg_quality: args.jpeg_quality,
+        fourcc: args.fourcc.clone(),
+        snapshot_name: args.snapshot_name.clone(),
+        control: args.control.clone(),
+        camera_timeout: args.camera_timeout,
+        max_frame_bytes: args.max_frame_bytes,
+    }
 }
 
 /// A flag value as a TOML scalar: integers and booleans bare, text quoted.
@@ -370,30 +573,29 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         (None, None) => None,
     };
     let http_addrs: Vec<SocketAddr> = args.http.iter().flatten().copied().collect();
-    let snapshots = SnapshotWriter::new(SnapshotSettings {
-        dir: args.snapshot_dir.clone(),
-        name_pattern: args.snapshot_name.clone(),
-        fsync: args.snapshot_fsync,
-        keep: args.snapshot_keep,
-    })?;
-    let settings = CameraSettings {
-        fps: args.fps,
-        idle_fps: args.idle_fps,
-        jpeg_quality: args.jpeg_quality,
-        width: args.width,
-        height: args.height,
-        camera_timeout: camera_timeout(args.camera_timeout)?,
-    };
     #[cfg(feature = "opencv")]
     {
         crate::camera::opencv_source::quiet_opencv_logging();
         crate::camera::opencv_source::single_threaded_opencv();
     }
-    let mut camera = match push_source(args)? {
-        Some(push) => Camera::new_push(push, settings, Instant::now()),
-        None => Camera::new(build_source(args)?, settings, Instant::now()),
-    };
-    apply_start_controls(&mut camera, &args.control)?;
+    let plans = setup::plan_cameras(&camera_entries_of(args), &camera_defaults(args))?;
+    let mut cameras = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        let snapshots = SnapshotWriter::new(SnapshotSettings {
+            dir: args.snapshot_dir.clone(),
+            name_pattern: plan.snapshot_name.clone(),
+            fsync: args.snapshot_fsync,
+            keep: args.snapshot_keep,
+        })?;
+        let camera = setup::build_camera(plan)?;
+        log::info!(
+            "camera {}: {} (snapshots {})",
+            plan.name,
+            without_credentials(&plan.source),
+            plan.snapshot_name
+        );
+        cameras.push(ServedCamera::new(camera, snapshots));
+    }
     let config = ServerConfig {
         control_addrs: args.listen.clone(),
         unix_path: args.unix.clone(),
@@ -409,7 +611,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         cors_origin: args.cors_origin.clone(),
         max_clients: args.max_clients,
     };
-    let mut server = Server::bind(config, camera, snapshots).map_err(|e| e.to_string())?;
+    let mut server = Server::bind(config, cameras).map_err(|e| e.to_string())?;
     let listening = server.listening();
     println!("listening {listening}");
     // Tests and scripts wait for this line; make sure it is out now.
@@ -417,28 +619,6 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
     crate::sys::notify_systemd("READY=1");
     log::info!("camloop {} serving {listening}", env!("CARGO_PKG_VERSION"));
     server.run().map_err(|e| format!("event loop failed: {e}"))
-}
-
-/// `--control NAME=VALUE`, in order: an unknown name or a value out of
-/// range stops the start with a message naming it. A device that is not
-/// open yet gets the (integer) values when it opens.
-pub fn apply_start_controls(camera: &mut Camera, assignments: &[String]) -> Result<(), String> {
-    use crate::camera::controls::{self, ControlError};
-    for assignment in assignments {
-        let (name, value) = controls::parse_assignment(assignment)?;
-        match camera.set_control(name, &value) {
-            Ok(control) => log::info!("camera control {}={}", control.name, control.value),
-            Err(ControlError::Camera(reason)) => {
-                let value: i64 = value
-                    .parse()
-                    .map_err(|_| format!("--control {assignment}: {value:?} is not an integer"))?;
-                log::warn!("--control {assignment}: camera not open ({reason}); set when it opens");
-                camera.remember_control(name, value);
-            }
-            Err(error) => return Err(format!("--control {assignment}: {error}")),
-        }
-    }
-    Ok(())
 }
 
 fn read_token_file(path: &PathBuf) -> Result<String, String> {
@@ -449,124 +629,4 @@ fn read_token_file(path: &PathBuf) -> Result<String, String> {
         return Err(format!("--token-file {} is empty", path.display()));
     }
     Ok(token)
-}
-
-/// Builds the frame source `--camera` asks for.
-/// `--camera-timeout`: a positive number of seconds.
-fn camera_timeout(seconds: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(seconds)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("--camera-timeout {seconds}: needs a positive number of seconds"))
-}
-
-/// The ffmpeg command an `rtsp://` camera means: TCP transport (UDP loses
-/// packets on Wi-Fi), MJPEG out on stdout, decoding in the child.
-pub fn rtsp_command(url: &str) -> String {
-    let quoted = shell_words::quote(url);
-    format!("ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i {quoted} -f mjpeg -q:v 5 -")
-}
-
-/// The cameras that can wait, as push sources in the loop's poll; None
-/// for the timed ones.
-fn push_source(args: &ServeArgs) -> Result<Option<Box<dyn PushSource>>, String> {
-    if args.camera.starts_with("http://") || args.camera.starts_with("https://") {
-        // Native and nonblocking; `opencv:http://…` still reaches OpenCV.
-        let source = HttpSource::parse(
-            &args.camera,
-            args.max_frame_bytes,
-            Duration::from_secs(1) / args.fps.max(1),
-            camera_timeout(args.camera_timeout)?,
-        )?;
-        return Ok(Some(Box::new(source)));
-    }
-    let command = if let Some(command) = args.camera.strip_prefix("exec:") {
-        command.to_string()
-    } else if args.camera.starts_with("rtsp://") || args.camera.starts_with("rtsps://") {
-        let command = rtsp_command(&args.camera);
-        log::info!(
-            "--camera {}: running `{}`",
-            without_credentials(&args.camera),
-            rtsp_command(&without_credentials(&args.camera))
-        );
-        command
-    } else {
-        return Ok(None);
-    };
-    let source = ExecSource::parse(&command, args.max_frame_bytes)?;
-    Ok(Some(Box::new(source)))
-}
-
-fn build_source(args: &ServeArgs) -> Result<Option<Box<dyn FrameSource>>, String> {
-    let synthetic =
-        || -> Box<dyn FrameSource> { Box::new(SyntheticSource::new(args.width, args.height)) };
-    match args.camera.as_str() {
-        "none" => Ok(None),
-        "synthetic" => Ok(Some(synthetic())),
-        #[cfg(feature = "opencv")]
-        "auto" => {
-            use crate::camera::opencv_source::OpenCvTarget;
-            let mut device = opencv_source(args, OpenCvTarget::Device(0));
-            match device.open() {
-                Ok(()) => Ok(Some(device)),
-                Err(error) => {
-                    log::warn!(
-                        "--camera auto: no usable camera 0 ({error}); using the synthetic camera"
-                    );
-                    Ok(Some(synthetic()))
-                }
-            }
-        }
-        #[cfg(not(feature = "opencv"))]
-        "auto" => Ok(Some(synthetic())),
-        #[cfg(feature = "opencv")]
-        spec => {
-            use crate::camera::opencv_source::OpenCvTarget;
-            // `opencv:URL` reaches OpenCV's own (blocking) URL support, and
-            // only by that name: a bare URL of another scheme would block
-            // the loop without the user having asked for it.
-            let spec = match spec.strip_prefix("opencv:") {
-                Some(spec) => spec,
-                None if spec.contains("://") && !spec.contains('!') => {
-                    let shown = without_credentials(spec);
-                    return Err(format!(
-                        "--camera {shown}: camloop reads http:// and rtsp:// cameras itself; \
-                         for OpenCV's own (blocking) client write opencv:{shown}, or run \
-                         'exec:ffmpeg -nostdin -loglevel error -i {shown} -c copy -f mjpeg -'"
-                    ));
-                }
-                None => spec,
-            };
-            Ok(Some(opencv_source(args, OpenCvTarget::parse(spec))))
-        }
-        #[cfg(not(feature = "opencv"))]
-        spec => Err(format!(
-            "--camera {spec}: this build has no OpenCV backend (rebuild with the `opencv` feature)"
-        )),
-    }
-}
-
-#[cfg(feature = "opencv")]
-fn opencv_source(
-    args: &ServeArgs,
-    target: crate::camera::opencv_source::OpenCvTarget,
-) -> Box<dyn FrameSource> {
-    use crate::camera::opencv_source::{OpenCvOptions, OpenCvSource, OpenCvTarget};
-    // USB cameras that offer MJPEG deliver it at full rate and it passes
-    // through without a decode; ask for it unless told otherwise.
-    let fourcc = match (&args.fourcc, &target) {
-        (Some(fourcc), _) if fourcc == "default" => None,
-        (Some(fourcc), _) => Some(fourcc.clone()),
-        (None, OpenCvTarget::Device(_)) => Some("MJPG".to_string()),
-        (None, _) => None,
-    };
-    Box::new(OpenCvSource::new(
-        target,
-        OpenCvOptions {
-            width: args.width,
-            height: args.height,
-            fps: args.fps,
-            fourcc,
-        },
-    ))
 }

@@ -51,7 +51,7 @@ pub const MAX_LINE_BYTES: usize = 4096;
 
 /// The reply to `help`.
 pub const HELP_REPLY: &str =
-    "OK requests: c capture ping stats frame controls get set help auth exit quit shutdown";
+    "OK requests: c capture ping stats frame controls get set cameras help auth exit quit shutdown";
 
 /// How a connection delimits requests (`--framing`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -114,31 +114,59 @@ impl Terminator {
 }
 
 /// The request vocabulary of the control port.
+///
+/// A request about a camera may name one as its first argument, decided by
+/// the argument count (`c cam1`, `get cam1 brightness`, `set cam1
+/// brightness 60`); `camera` is that name (lowercased) or None for the
+/// default camera. Whether the name exists is the server's business: the
+/// parser knows no cameras.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Any other text, or an empty line: answered with `Received`.
     Message,
-    /// `c` or `capture`: save a snapshot of a frame grabbed after the request.
-    Capture,
+    /// `c [CAM]` or `capture [CAM]`: save a snapshot of a frame grabbed
+    /// after the request.
+    Capture {
+        /// The camera named, if any.
+        camera: Option<String>,
+    },
     /// `ping`.
     Ping,
-    /// `stats`.
-    Stats,
-    /// `frame`: send the newest JPEG over the socket.
-    Frame,
-    /// `controls`: every camera control with its value and range.
-    Controls,
-    /// `get <name>`: one control's value (the name lowercased; empty if
-    /// none was given).
-    Get(String),
-    /// `set <name> <value>`: change a control (name lowercased, value as
-    /// sent; either may be empty, which is a usage error).
+    /// `stats [CAM]`.
+    Stats {
+        /// The camera named, if any (its own counters and `camera_name=`).
+        camera: Option<String>,
+    },
+    /// `frame [CAM]`: send the newest JPEG over the socket.
+    Frame {
+        /// The camera named, if any.
+        camera: Option<String>,
+    },
+    /// `controls [CAM]`: every camera control with its value and range.
+    Controls {
+        /// The camera named, if any.
+        camera: Option<String>,
+    },
+    /// `get [CAM] <name>`: one control's value (the name lowercased; empty
+    /// if none was given).
+    Get {
+        /// The camera named, if any.
+        camera: Option<String>,
+        /// The control.
+        name: String,
+    },
+    /// `set [CAM] <name> <value>`: change a control (name lowercased, value
+    /// as sent; either may be empty, which is a usage error).
     Set {
+        /// The camera named, if any.
+        camera: Option<String>,
         /// The control.
         name: String,
         /// The new value, not yet parsed: its range depends on the camera.
         value: String,
     },
+    /// `cameras`: every camera's name and source.
+    Cameras,
     /// `help`.
     Help,
     /// `auth <token>`; the token is kept as sent (it may be any bytes).
@@ -147,6 +175,21 @@ pub enum Command {
     Exit,
     /// `shutdown`: stop the whole server gracefully.
     Shutdown,
+}
+
+impl Command {
+    /// The camera a request names, if it names one.
+    pub fn camera(&self) -> Option<&str> {
+        match self {
+            Command::Capture { camera }
+            | Command::Stats { camera }
+            | Command::Frame { camera }
+            | Command::Controls { camera }
+            | Command::Get { camera, .. }
+            | Command::Set { camera, .. } => camera.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// One decoded request.
@@ -231,7 +274,7 @@ impl Decoder {
             // each 1024-byte piece is one message.
             for message in read.chunks(MAX_RAW_MESSAGE_BYTES) {
                 out.push(Request {
-                    command: parse_command(message),
+                    command: raw_command(message),
                     terminator: Terminator::Bare,
                 });
             }
@@ -301,28 +344,68 @@ pub fn parse_command(message: &[u8]) -> Command {
     };
     lowered.copy_from_slice(word);
     lowered.make_ascii_lowercase();
+    let arguments = || control_text(argument);
     match (&*lowered, argument.is_empty()) {
         (b"auth", _) => Command::Auth(argument.to_vec()),
-        (b"get", _) => control_text(argument).map_or(Command::Message, Command::Get),
-        (b"set", _) => control_text(argument).map_or(Command::Message, |text| {
-            let mut words = text.split_ascii_whitespace();
-            let name = words.next().unwrap_or("").to_string();
-            let value = words.next().unwrap_or("").to_string();
-            match words.next() {
-                None => Command::Set { name, value },
-                Some(_) => Command::Message,
+        (b"get", _) => arguments().map_or(Command::Message, |text| {
+            let (camera, name) = match *text.split_ascii_whitespace().collect::<Vec<_>>() {
+                [] => (None, ""),
+                [name] => (None, name),
+                [camera, name] => (Some(camera.to_string()), name),
+                _ => return Command::Message,
+            };
+            Command::Get {
+                camera,
+                name: name.to_string(),
             }
         }),
-        (_, false) => Command::Message,
-        (b"c" | b"capture", true) => Command::Capture,
+        (b"set", _) => arguments().map_or(Command::Message, |text| {
+            let (camera, name, value) = match *text.split_ascii_whitespace().collect::<Vec<_>>() {
+                [] => (None, "", ""),
+                [name] => (None, name, ""),
+                [name, value] => (None, name, value),
+                [camera, name, value] => (Some(camera.to_string()), name, value),
+                _ => return Command::Message,
+            };
+            Command::Set {
+                camera,
+                name: name.to_string(),
+                value: value.to_string(),
+            }
+        }),
+        (b"cameras", true) => Command::Cameras,
         (b"ping", true) => Command::Ping,
-        (b"stats", true) => Command::Stats,
-        (b"frame", true) => Command::Frame,
-        (b"controls", true) => Command::Controls,
         (b"help", true) => Command::Help,
         (b"exit" | b"quit", true) => Command::Exit,
         (b"shutdown", true) => Command::Shutdown,
+        (b"c" | b"capture" | b"stats" | b"frame" | b"controls", _) => {
+            // No argument, or exactly one: the camera's name.
+            let camera = match arguments() {
+                None => return Command::Message,
+                Some(text) if text.contains(|c: char| c.is_ascii_whitespace()) => {
+                    return Command::Message
+                }
+                Some(text) => (!text.is_empty()).then_some(text),
+            };
+            match &*lowered {
+                b"stats" => Command::Stats { camera },
+                b"frame" => Command::Frame { camera },
+                b"controls" => Command::Controls { camera },
+                _ => Command::Capture { camera },
+            }
+        }
         _ => Command::Message,
+    }
+}
+
+/// A raw-mode message: like [`parse_command`], but a request that names a
+/// camera stays a plain message. A raw read may split `c` from ` cam1`, so
+/// in raw mode only the bare keywords mean something, as before cameras
+/// had names.
+fn raw_command(message: &[u8]) -> Command {
+    match parse_command(message) {
+        command if command.camera().is_some() => Command::Message,
+        command => command,
     }
 }
 
@@ -356,7 +439,7 @@ mod tests {
     #[test]
     fn keywords_are_case_insensitive_and_trimmed() {
         assert_eq!(parse_command(b"  PiNg \r\n"), Command::Ping);
-        assert_eq!(parse_command(b"C"), Command::Capture);
+        assert_eq!(parse_command(b"C"), Command::Capture { camera: None });
         assert_eq!(parse_command(b"Quit"), Command::Exit);
         assert_eq!(parse_command(b"ping me"), Command::Message);
         assert_eq!(parse_command(b""), Command::Message);
@@ -366,31 +449,100 @@ mod tests {
         );
     }
 
+    fn get(camera: Option<&str>, name: &str) -> Command {
+        Command::Get {
+            camera: camera.map(str::to_string),
+            name: name.into(),
+        }
+    }
+
+    fn set(camera: Option<&str>, name: &str, value: &str) -> Command {
+        Command::Set {
+            camera: camera.map(str::to_string),
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
     #[test]
     fn control_requests_carry_their_arguments() {
-        assert_eq!(parse_command(b"CONTROLS"), Command::Controls);
-        assert_eq!(parse_command(b"controls x"), Command::Message);
         assert_eq!(
-            parse_command(b"get  Brightness "),
-            Command::Get("brightness".into())
+            parse_command(b"CONTROLS"),
+            Command::Controls { camera: None }
         );
-        assert_eq!(parse_command(b"get"), Command::Get(String::new()));
+        assert_eq!(parse_command(b"controls x y"), Command::Message);
+        assert_eq!(parse_command(b"get  Brightness "), get(None, "brightness"));
+        assert_eq!(parse_command(b"get"), get(None, ""));
         assert_eq!(
             parse_command(b"SET brightness 60"),
-            Command::Set {
-                name: "brightness".into(),
-                value: "60".into()
-            }
+            set(None, "brightness", "60")
         );
         assert_eq!(
             parse_command(b"set brightness"),
-            Command::Set {
-                name: "brightness".into(),
-                value: String::new()
+            set(None, "brightness", "")
+        );
+        assert_eq!(parse_command(b"set a b c d"), Command::Message);
+        assert_eq!(parse_command(b"get a b c"), Command::Message);
+        assert_eq!(parse_command(b"get \xff"), Command::Message);
+    }
+
+    #[test]
+    fn a_camera_is_the_first_argument_decided_by_the_count() {
+        let cam1 = Some("cam1".to_string());
+        assert_eq!(
+            parse_command(b"c cam1"),
+            Command::Capture {
+                camera: cam1.clone()
             }
         );
-        assert_eq!(parse_command(b"set a b c"), Command::Message);
-        assert_eq!(parse_command(b"get \xff"), Command::Message);
+        assert_eq!(
+            parse_command(b"CAPTURE Cam1"),
+            Command::Capture {
+                camera: cam1.clone()
+            }
+        );
+        assert_eq!(
+            parse_command(b"stats cam1"),
+            Command::Stats {
+                camera: cam1.clone()
+            }
+        );
+        assert_eq!(
+            parse_command(b"frame cam1"),
+            Command::Frame {
+                camera: cam1.clone()
+            }
+        );
+        assert_eq!(
+            parse_command(b"controls cam1"),
+            Command::Controls { camera: cam1 }
+        );
+        assert_eq!(
+            parse_command(b"get cam1 brightness"),
+            get(Some("cam1"), "brightness")
+        );
+        assert_eq!(
+            parse_command(b"set cam1 brightness 60"),
+            set(Some("cam1"), "brightness", "60")
+        );
+        assert_eq!(parse_command(b"c cam1 cam2"), Command::Message);
+        assert_eq!(parse_command(b"cameras"), Command::Cameras);
+        assert_eq!(parse_command(b"cameras x"), Command::Message);
+    }
+
+    #[test]
+    fn raw_mode_never_names_a_camera() {
+        // A raw read may split `c` from ` cam1`: with a name, it is a message.
+        let requests = decode_all(Framing::Raw, &[b"c cam1", b"get cam1 brightness", b"c"]);
+        let commands: Vec<_> = requests.iter().map(|r| r.command.clone()).collect();
+        assert_eq!(
+            commands,
+            [
+                Command::Message,
+                Command::Message,
+                Command::Capture { camera: None }
+            ]
+        );
     }
 
     #[test]
@@ -410,7 +562,11 @@ mod tests {
         let commands: Vec<_> = requests.iter().map(|r| r.command.clone()).collect();
         assert_eq!(
             commands,
-            [Command::Message, Command::Capture, Command::Exit]
+            [
+                Command::Message,
+                Command::Capture { camera: None },
+                Command::Exit
+            ]
         );
         assert!(requests.iter().all(|r| r.terminator == Terminator::Bare));
     }
@@ -434,7 +590,7 @@ mod tests {
                 Command::Message,
                 Command::Message,
                 Command::Message,
-                Command::Stats
+                Command::Stats { camera: None }
             ]
         );
     }

@@ -236,6 +236,106 @@ fn matches_pattern(pattern: &str, name: &str) -> bool {
     (1..=run).any(|len| matches_pattern(after, &rest[len..]))
 }
 
+/// One piece of a snapshot name pattern: a literal character, or a
+/// placeholder, which stands for a non-empty run of [`is_run_char`]s.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PatternPiece {
+    Literal(char),
+    Run,
+}
+
+/// What a `{seq}` or `{ts}` expands to is made of these (see
+/// [`matches_pattern`]).
+fn is_run_char(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, 'T' | 'Z' | '.')
+}
+
+fn pattern_pieces(pattern: &str) -> Vec<PatternPiece> {
+    let mut pieces = Vec::new();
+    let mut rest = pattern;
+    while let Some(c) = rest.chars().next() {
+        match [SEQ_PLACEHOLDER, TS_PLACEHOLDER]
+            .into_iter()
+            .find(|p| rest.starts_with(p))
+        {
+            Some(placeholder) => {
+                pieces.push(PatternPiece::Run);
+                rest = &rest[placeholder.len()..];
+            }
+            None => {
+                pieces.push(PatternPiece::Literal(c));
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    pieces
+}
+
+/// Whether some file name could be produced by both patterns (as
+/// [`matches_pattern`] reads them): then retention or `{seq}` continuation
+/// of one camera would reach the other's files. Walks both patterns side
+/// by side over every character either could produce next.
+pub fn patterns_overlap(a: &str, b: &str) -> bool {
+    let (a, b) = (pattern_pieces(a), pattern_pieces(b));
+    // A position is (piece index, whether that piece is a run that has
+    // already produced at least one character).
+    type Position = (usize, bool);
+    let step = |pieces: &[PatternPiece], (at, in_run): Position, c: char| -> Vec<Position> {
+        let mut next = Vec::new();
+        if in_run {
+            if is_run_char(c) {
+                next.push((at, true));
+            }
+            // The run may end here: go on with the next piece.
+            let after = (at + 1, false);
+            if let Some(PatternPiece::Literal(l)) = pieces.get(after.0) {
+                if *l == c {
+                    next.push((after.0 + 1, false));
+                }
+            } else if pieces.get(after.0) == Some(&PatternPiece::Run) && is_run_char(c) {
+                next.push((after.0, true));
+            }
+            return next;
+        }
+        match pieces.get(at) {
+            Some(PatternPiece::Literal(l)) if *l == c => next.push((at + 1, false)),
+            Some(PatternPiece::Run) if is_run_char(c) => next.push((at, true)),
+            _ => {}
+        }
+        next
+    };
+    let finished = |pieces: &[PatternPiece], (at, in_run): Position| {
+        at == pieces.len() || (in_run && at + 1 == pieces.len())
+    };
+    let alphabet: Vec<char> = a
+        .iter()
+        .chain(&b)
+        .filter_map(|piece| match piece {
+            PatternPiece::Literal(c) => Some(*c),
+            PatternPiece::Run => None,
+        })
+        .chain("0TZ.".chars())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut frontier = vec![((0, false), (0, false))];
+    while let Some((pa, pb)) = frontier.pop() {
+        if !seen.insert((pa, pb)) {
+            continue;
+        }
+        if finished(&a, pa) && finished(&b, pb) {
+            return true;
+        }
+        for &c in &alphabet {
+            for na in step(&a, pa, c) {
+                for nb in step(&b, pb, c) {
+                    frontier.push((na, nb));
+                }
+            }
+        }
+    }
+    false
+}
+
 /// With a fixed name, the snapshot an earlier run left in the directory,
 /// read once here at start (bounded) so that serving it later never touches
 /// the disk. None with `{seq}`/`{ts}` names: the newest of those is this
@@ -378,6 +478,23 @@ mod tests {
             assert!(validate_pattern(bad).is_err(), "{bad:?} accepted");
         }
         assert!(validate_pattern("snap-{ts}-{seq}.jpg").is_ok());
+    }
+
+    #[test]
+    fn patterns_overlap_when_one_file_name_fits_both() {
+        assert!(patterns_overlap("pic2.jpg", "pic2.jpg"));
+        assert!(!patterns_overlap("pic2.jpg", "pic2.cam1.jpg"));
+        assert!(patterns_overlap("snap{seq}.jpg", "snap1{seq}.jpg"));
+        assert!(patterns_overlap("snap{seq}.jpg", "snap7.jpg"));
+        assert!(!patterns_overlap("snap-{seq}.jpg", "snap-{seq}.cam1.jpg"));
+        assert!(!patterns_overlap("a-{seq}.jpg", "b-{seq}.jpg"));
+        assert!(patterns_overlap("{ts}.jpg", "{seq}.jpg"));
+        assert!(patterns_overlap("x{seq}{ts}.jpg", "x1.2.jpg"));
+        assert!(
+            !patterns_overlap("x{seq}.jpg", "x.jpg"),
+            "a run is never empty"
+        );
+        assert!(patterns_overlap("p{seq}.cam1.jpg", "p{ts}.cam1.jpg"));
     }
 
     #[test]

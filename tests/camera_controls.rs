@@ -261,12 +261,43 @@ fn a_bad_control_at_start_stops_the_start_and_names_it() {
         stderr.contains("--control brightness=500: request: brightness must be 0..100"),
         "{stderr}"
     );
-    let (code, stderr) = failed_start(&["--camera", "exec:sleep 30", "--control", "gain=1"]);
+    // A camera's own control list may not name controls its source cannot
+    // have (a child process owns its camera's settings).
+    let dir = TempDir::new("controls-own");
+    let config = dir.path().join("camloop.toml");
+    std::fs::write(
+        &config,
+        "[[camera]]\nsource = \"exec:sleep 30\"\ncontrol = [\"gain=1\"]\n",
+    )
+    .expect("write config");
+    let config = config.to_string_lossy().into_owned();
+    let (code, stderr) = failed_start(&["--config", &config]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains("controls not supported by this source"),
+        stderr.contains("camera cam0: control gain=1: exec:sleep 30 has no controls"),
         "{stderr}"
     );
+}
+
+#[test]
+fn global_controls_skip_a_camera_without_controls_with_one_line() {
+    let server = Server::start(&[
+        "--camera",
+        "synthetic",
+        "--camera",
+        "exec:sleep 30",
+        "--control",
+        "brightness=20",
+    ]);
+    let mut control = Control::connect(&server);
+    assert_eq!(control.request("get brightness"), "OK brightness=20");
+    assert_eq!(
+        control.request("get cam1 brightness"),
+        "ERR camera: controls not supported by this source"
+    );
+    let log = server.log();
+    let skipped = "camera cam1 (exec:sleep 30) has no controls: --control brightness=20 left out";
+    assert_eq!(log.matches(skipped).count(), 1, "{log}");
 }
 
 #[test]

@@ -227,7 +227,11 @@ fn a_config_file_sets_flags_and_the_command_line_wins() {
         text.contains("fps = 20\n"),
         "the flag wins over the file: {text}"
     );
-    assert!(text.contains("camera = \"none\"\n"), "{text}");
+    // The cameras come back as tables, last (TOML puts tables after keys).
+    assert!(
+        text.ends_with("\n[[camera]]\nname = \"cam0\"\nsource = \"none\"\n"),
+        "{text}"
+    );
     assert!(text.contains("snapshot-fsync = \"off\"\n"), "{text}");
     assert!(
         text.contains("jpeg-quality = 80\n"),

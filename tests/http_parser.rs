@@ -10,8 +10,8 @@ use camloop::http::request::{
 use camloop::http::response::{
     capture_json, challenge_for, cors_headers, error_json, error_response, error_response_to,
     jpeg_response_head, metrics_text, mjpeg_part_headers, mjpeg_stream_head, preflight_response,
-    response, snapshot_response_head, state_json, unauthorized_response, FrameStamp, HistogramView,
-    StateView, MJPEG_FIRST_DELIMITER, MJPEG_PART_END,
+    response, snapshot_response_head, state_json, unauthorized_response, CameraView, FrameStamp,
+    HistogramView, StateView, MJPEG_FIRST_DELIMITER, MJPEG_PART_END,
 };
 use camloop::http::{is_preflight, route, Route, PAGE_HTML};
 use proptest::prelude::*;
@@ -604,18 +604,15 @@ fn json_strings_are_escaped() {
     );
 }
 
-fn sample_state() -> StateView {
-    StateView {
-        version: "0.1.0".into(),
-        uptime_s: 42,
-        camera: "synthetic".into(),
-        camera_ok: false,
-        camera_error: Some("device \"gone\"".into()),
+fn sample_camera() -> CameraView {
+    CameraView {
+        name: "cam0".into(),
+        source: "synthetic".into(),
+        ok: false,
+        error: Some("device \"gone\"".into()),
         width: 640,
         height: 480,
         fps_x100: 2997,
-        control_clients: 1,
-        http_clients: 3,
         stream_viewers: 2,
         frames_grabbed: 100,
         frames_encoded: 99,
@@ -625,16 +622,27 @@ fn sample_state() -> StateView {
         snapshots: 4,
         snapshot_errors: 0,
         last_snapshot: Some("pic2.jpg".into()),
-        requests: 20,
-        errors: 2,
-        bytes_in: 1000,
-        bytes_out: 2_000_000,
+        more: vec![("camera_restarts", 3)],
         grab_us: HistogramView {
             buckets_le_us: vec![(1_000, 50), (10_000, 98)],
             sum_us: 250_000,
             count: 100,
         },
         encode_us: HistogramView::default(),
+    }
+}
+
+fn sample_state() -> StateView {
+    StateView {
+        version: "0.1.0".into(),
+        uptime_s: 42,
+        cameras: vec![sample_camera()],
+        control_clients: 1,
+        http_clients: 3,
+        requests: 20,
+        errors: 2,
+        bytes_in: 1000,
+        bytes_out: 2_000_000,
         frame_send_age_us: HistogramView::default(),
         loop_stall_us: HistogramView::default(),
         more: vec![("clients_max", 100)],
@@ -642,17 +650,25 @@ fn sample_state() -> StateView {
 }
 
 #[test]
-fn state_json_is_one_flat_object_with_every_field() {
+fn state_json_has_the_default_cameras_keys_on_top_and_every_camera_in_cameras() {
     let json = state_json(&sample_state());
+    let camera_keys = concat!(
+        r#""camera_ok":false,"camera_error":"device \"gone\"","width":640,"height":480,"#,
+        r#""fps":29.97,"fps_x100":2997,"stream_viewers":2,"frames_grabbed":100,"#,
+        r#""frames_encoded":99,"frames_sent":190,"frames_dropped":8,"viewers_dropped":1,"#,
+        r#""snapshots":4,"snapshot_errors":0,"camera_restarts":3,"last_snapshot":"pic2.jpg""#
+    );
     assert_eq!(
         json,
-        concat!(
-            r#"{"version":"0.1.0","uptime_s":42,"camera":"synthetic","camera_ok":false,"#,
-            r#""camera_error":"device \"gone\"","width":640,"height":480,"fps":29.97,"#,
-            r#""fps_x100":2997,"control_clients":1,"http_clients":3,"stream_viewers":2,"#,
-            r#""frames_grabbed":100,"frames_encoded":99,"frames_sent":190,"frames_dropped":8,"#,
-            r#""viewers_dropped":1,"snapshots":4,"snapshot_errors":0,"requests":20,"errors":2,"#,
-            r#""bytes_in":1000,"bytes_out":2000000,"clients_max":100,"last_snapshot":"pic2.jpg"}"#
+        format!(
+            "{}{camera_keys}{}{camera_keys}{}",
+            r#"{"version":"0.1.0","uptime_s":42,"camera":"synthetic","#,
+            concat!(
+                r#","control_clients":1,"http_clients":3,"requests":20,"errors":2,"#,
+                r#""bytes_in":1000,"bytes_out":2000000,"clients_max":100,"#,
+                r#""cameras":[{"name":"cam0","source":"synthetic","#
+            ),
+            "}]}"
         )
     );
 }
@@ -660,7 +676,10 @@ fn state_json_is_one_flat_object_with_every_field() {
 #[test]
 fn state_json_writes_null_for_absent_values() {
     let state = StateView {
-        camera_ok: true,
+        cameras: vec![CameraView {
+            ok: true,
+            ..CameraView::default()
+        }],
         ..StateView::default()
     };
     let json = state_json(&state);
@@ -668,7 +687,7 @@ fn state_json_writes_null_for_absent_values() {
         json.contains(r#""camera_ok":true,"camera_error":null"#),
         "{json}"
     );
-    assert!(json.ends_with(r#""last_snapshot":null}"#), "{json}");
+    assert!(json.ends_with(r#""last_snapshot":null}]}"#), "{json}");
 }
 
 #[test]
@@ -707,21 +726,24 @@ fn metrics_every_sample_follows_its_help_and_type() {
 #[test]
 fn metrics_histograms_are_cumulative_in_seconds() {
     let metrics = metrics_text(&sample_state());
-    let expected = "camloop_grab_seconds_bucket{le=\"0.001\"} 50\n\
-                    camloop_grab_seconds_bucket{le=\"0.01\"} 98\n\
-                    camloop_grab_seconds_bucket{le=\"+Inf\"} 100\n\
-                    camloop_grab_seconds_sum 0.25\n\
-                    camloop_grab_seconds_count 100\n";
+    let expected = "camloop_grab_seconds_bucket{camera=\"cam0\",le=\"0.001\"} 50\n\
+                    camloop_grab_seconds_bucket{camera=\"cam0\",le=\"0.01\"} 98\n\
+                    camloop_grab_seconds_bucket{camera=\"cam0\",le=\"+Inf\"} 100\n\
+                    camloop_grab_seconds_sum{camera=\"cam0\"} 0.25\n\
+                    camloop_grab_seconds_count{camera=\"cam0\"} 100\n";
     assert!(metrics.contains(expected), "{metrics}");
-    assert!(metrics.contains("camloop_encode_seconds_count 0\n"));
+    assert!(metrics.contains("camloop_encode_seconds_count{camera=\"cam0\"} 0\n"));
+    assert!(metrics.contains("camloop_loop_stall_seconds_count 0\n"));
 }
 
 #[test]
 fn metrics_show_encodes_next_to_frames_sent() {
     let metrics = metrics_text(&sample_state());
-    assert!(metrics.contains("\ncamloop_frames_encoded_total 99\n"));
-    assert!(metrics.contains("\ncamloop_frames_sent_total 190\n"));
-    assert!(metrics.contains("\ncamloop_viewers_dropped_total 1\n"));
+    assert!(metrics.contains("\ncamloop_frames_encoded_total{camera=\"cam0\"} 99\n"));
+    assert!(metrics.contains("\ncamloop_frames_sent_total{camera=\"cam0\"} 190\n"));
+    assert!(metrics.contains("\ncamloop_viewers_dropped_total{camera=\"cam0\"} 1\n"));
+    assert!(metrics.contains("\ncamloop_camera_restarts{camera=\"cam0\"} 3\n"));
+    assert!(metrics.contains("\ncamloop_camera_info{camera=\"cam0\",source=\"synthetic\"} 1\n"));
     assert!(metrics.contains("camloop_clients{kind=\"stream\"} 2\n"));
     assert!(metrics.contains("camloop_info{version=\"0.1.0\",camera=\"synthetic\"} 1\n"));
 }

@@ -319,7 +319,7 @@ fn now_us() -> u64 {
         .as_micros() as u64
 }
 
-/// The JPEG's COM segment as text (`camloop frame=N ts=…`).
+/// The JPEG's COM segment as text (`camloop frame=N ts=… camera=NAME`).
 fn jpeg_comment(jpeg: &[u8]) -> String {
     let comment = camloop::jpeg::comment(jpeg).expect("a COM segment");
     String::from_utf8_lossy(comment).into_owned()
@@ -347,7 +347,7 @@ fn strict_reader_reads_100_frames_with_increasing_stamps_from_action_stream() {
         // The JPEG's own stamp says the same.
         assert_eq!(
             jpeg_comment(&part.body),
-            format!("camloop frame={frame} ts={ts_text}")
+            format!("camloop frame={frame} ts={ts_text} camera=cam0")
         );
         assert_eq!(camloop::jpeg::stamped_frame_number(&part.body), Some(frame));
         if let Some((last_ts, last_frame)) = last {

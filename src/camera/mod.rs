@@ -17,6 +17,7 @@ pub mod font;
 pub mod http_source;
 pub mod pipeline;
 pub mod push;
+pub mod setup;
 pub mod synthetic;
 #[cfg(target_os = "linux")]
 pub mod v4l2;

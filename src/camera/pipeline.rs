@@ -48,6 +48,9 @@ const FPS_STALE_AFTER: Duration = Duration::from_secs(2);
 /// How the camera should run (from the CLI).
 #[derive(Debug, Clone)]
 pub struct CameraSettings {
+    /// The camera's name (`cam0`): stamped into every frame's comment, so
+    /// frames of different cameras can be told apart.
+    pub name: String,
     /// Grab rate while somebody streams.
     pub fps: u32,
     /// Grab rate otherwise, for sources that want idle grabs.
@@ -289,7 +292,7 @@ impl Camera {
                 Ok(()) => self.device.registered = Some(fd),
                 Err(e) => log::warn!(
                     "camera {}: cannot watch its descriptor ({e}); grabbing on the timer alone",
-                    self.name()
+                    self.source_name()
                 ),
             }
         }
@@ -314,8 +317,13 @@ impl Camera {
         self.source.is_some() || self.push.is_some()
     }
 
+    /// The camera's name (`cam0`, or the name it was given).
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
     /// The source's name, `none` without one.
-    pub fn name(&self) -> String {
+    pub fn source_name(&self) -> String {
         match (&self.source, &self.push) {
             (Some(source), _) => source.name(),
             (None, Some(push)) => push.source.name(),
@@ -397,7 +405,7 @@ impl Camera {
             log::warn!(
                 "camera {}: its descriptor has not signalled for {} s; grabbing on the timer alone \
                  (a grab may wait up to OpenCV's select() timeout)",
-                self.name(),
+                self.source_name(),
                 DEVICE_SILENCE_FALLBACK.as_secs()
             );
             self.device.gave_up = true;
@@ -561,6 +569,7 @@ impl Camera {
         }
         let size = (latest.width, latest.height);
         let frame = stamp(
+            &self.settings.name,
             push.latest_seq,
             size,
             &latest.jpeg,
@@ -679,6 +688,7 @@ impl Camera {
         }
         let size = (width, height);
         let frame = stamp(
+            &self.settings.name,
             self.frames_grabbed,
             size,
             &bytes,
@@ -694,7 +704,7 @@ impl Camera {
     /// on the change from working to failed, not on every retry.
     fn fail(&mut self, now: Instant, error: CameraError) -> CameraError {
         if matches!(self.state, SourceState::Open) {
-            log::warn!("camera {} failed: {error}; reopening", self.name());
+            log::warn!("camera {} failed: {error}; reopening", self.source_name());
         }
         if let Some(source) = self.source.as_mut() {
             source.close();
@@ -772,7 +782,10 @@ impl Camera {
             seq: 0,
             width,
             height,
-            jpeg: jpeg::stamp_comment(&bytes, "camloop frame=0 no-signal"),
+            jpeg: jpeg::stamp_comment(
+                &bytes,
+                &format!("camloop frame=0 no-signal camera={}", self.settings.name),
+            ),
             grabbed_unix_us: 0,
             ready_at: Instant::now(),
         };
@@ -794,7 +807,7 @@ impl Camera {
         };
         let (width, height) = self.known_size.unwrap_or((0, 0));
         CameraStatus {
-            name: self.name(),
+            name: self.source_name(),
             ok,
             error,
             width,
@@ -828,9 +841,11 @@ impl Camera {
     }
 }
 
-/// A frame with camloop's stamp: a JPEG comment `camloop frame=N ts=T`
-/// (one allocation, one copy), so a snapshot says which grab it came from.
+/// A frame with camloop's stamp: a JPEG comment `camloop frame=N ts=T
+/// camera=NAME` (one allocation, one copy), so a snapshot says which grab
+/// of which camera it came from.
 fn stamp(
+    camera: &str,
     seq: u64,
     size: (u32, u32),
     jpeg: &[u8],
@@ -842,7 +857,10 @@ fn stamp(
         seq,
         width: size.0,
         height: size.1,
-        jpeg: jpeg::stamp_comment(jpeg, &format!("camloop frame={seq} ts={ts}")),
+        jpeg: jpeg::stamp_comment(
+            jpeg,
+            &format!("camloop frame={seq} ts={ts} camera={camera}"),
+        ),
         grabbed_unix_us,
         ready_at,
     }
@@ -925,6 +943,7 @@ mod tests {
 
     fn settings() -> CameraSettings {
         CameraSettings {
+            name: "cam0".to_string(),
             fps: 10,
             idle_fps: 2,
             jpeg_quality: 70,
@@ -1190,6 +1209,7 @@ mod control_tests {
 
     fn settings() -> CameraSettings {
         CameraSettings {
+            name: "cam0".to_string(),
             fps: 10,
             idle_fps: 2,
             jpeg_quality: 70,

@@ -23,6 +23,12 @@
 //! | GET, HEAD | `…/?action=stream`      | [`Route::Stream`]        |
 //! | GET, HEAD | `…/?action=snapshot`    | [`Route::Snapshot`]      |
 //!
+//! Every route above but the page, `/state` and `/metrics` is about one
+//! camera: the default one (the first) as written, camera `NAME` under
+//! `/cam/NAME/` (`/cam/NAME/stream.mjpg`, `/cam/NAME/?action=snapshot`),
+//! and the camera at position N (from 0) as mjpg-streamer's own
+//! `?action=stream_N` / `?action=snapshot_N`. [`target`] says which.
+//!
 //! `OPTIONS` on any of these paths is a CORS preflight ([`is_preflight`]),
 //! answered before and without authentication.
 //!
@@ -78,6 +84,28 @@ pub enum Route {
     },
 }
 
+/// Which camera a request is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraChoice {
+    /// The default camera: every path outside `/cam/`.
+    Default,
+    /// `/cam/NAME/…`: the camera of that name (maybe none).
+    Named(String),
+    /// `?action=stream_N` / `snapshot_N`: the camera at position N.
+    Position(usize),
+}
+
+impl CameraChoice {
+    /// How a request names its camera, for `unknown camera <name>`.
+    pub fn describe(&self) -> String {
+        match self {
+            CameraChoice::Default => "default".to_string(),
+            CameraChoice::Named(name) => name.clone(),
+            CameraChoice::Position(position) => position.to_string(),
+        }
+    }
+}
+
 /// `Allow` value for the read-only endpoints.
 const ALLOW_READ: &str = "GET, HEAD";
 /// `Allow` value for `/capture`.
@@ -118,8 +146,13 @@ pub fn is_preflight(head: &RequestHead) -> bool {
 /// method; known paths with the wrong method are 405 (`OPTIONS` too: see
 /// [`is_preflight`]).
 pub fn route(head: &RequestHead) -> Route {
-    let wanted = route_path(head);
-    match (wanted, head.method) {
+    target(head).1
+}
+
+/// The camera a request is about and its endpoint (see [`route`]).
+pub fn target(head: &RequestHead) -> (CameraChoice, Route) {
+    let (camera, wanted) = camera_and_path(head);
+    let route = match (wanted, head.method) {
         (Route::NotFound, _) => Route::NotFound,
         // Capturing changes state, so it is POST only: a GET would let a
         // link preview or a prefetching browser take pictures.
@@ -133,18 +166,58 @@ pub fn route(head: &RequestHead) -> Route {
         },
         (wanted, Method::Get | Method::Head) => wanted,
         _ => Route::MethodNotAllowed { allow: ALLOW_READ },
-    }
+    };
+    (camera, route)
 }
 
 /// The endpoint a path and query name, whatever the method.
 fn route_path(head: &RequestHead) -> Route {
-    let fps = || {
-        head.query("fps")
-            .and_then(|fps| fps.parse::<u32>().ok())
-            .filter(|&fps| fps > 0)
+    camera_and_path(head).1
+}
+
+/// The camera and the endpoint a path names: `/cam/NAME/REST` is `REST`
+/// of camera `NAME`, everything else is about the default camera.
+fn camera_and_path(head: &RequestHead) -> (CameraChoice, Route) {
+    let Some(under_cam) = head.path.strip_prefix("/cam/") else {
+        return default_camera_path(head);
     };
-    match head.path.as_str() {
-        "/stream.mjpg" => Route::Stream { fps: fps() },
+    let (name, rest) = under_cam
+        .split_once('/')
+        .map_or((under_cam, ""), |(name, rest)| (name, rest));
+    if name.is_empty() {
+        return (CameraChoice::Default, Route::NotFound);
+    }
+    let camera = CameraChoice::Named(name.to_string());
+    let route = match (rest, head.query("action")) {
+        ("stream.mjpg", _) => Route::Stream {
+            fps: viewer_fps(head),
+        },
+        ("snapshot.jpg", _) => Route::Snapshot,
+        ("snapshots/latest.jpg", _) => Route::LatestSnapshot,
+        ("capture", _) => Route::Capture,
+        ("controls", _) => Route::Controls,
+        ("" | "index.html", Some("stream")) => Route::Stream {
+            fps: viewer_fps(head),
+        },
+        ("" | "index.html", Some("snapshot")) => Route::Snapshot,
+        _ => Route::NotFound,
+    };
+    (camera, route)
+}
+
+/// `?fps=N`, N ≥ 1.
+fn viewer_fps(head: &RequestHead) -> Option<u32> {
+    head.query("fps")
+        .and_then(|fps| fps.parse::<u32>().ok())
+        .filter(|&fps| fps > 0)
+}
+
+/// The paths outside `/cam/`.
+fn default_camera_path(head: &RequestHead) -> (CameraChoice, Route) {
+    let route = match head.path.as_str() {
+        "/stream.mjpg" => Route::Stream {
+            fps: viewer_fps(head),
+        },
         "/snapshot.jpg" => Route::Snapshot,
         "/snapshots/latest.jpg" => Route::LatestSnapshot,
         "/state" => Route::State,
@@ -153,11 +226,35 @@ fn route_path(head: &RequestHead) -> Route {
         "/controls" => Route::Controls,
         path => match head.query("action") {
             // mjpg-streamer's URLs, under any prefix a proxy leaves.
-            Some("stream") => Route::Stream { fps: fps() },
+            Some("stream") => Route::Stream {
+                fps: viewer_fps(head),
+            },
             Some("snapshot") => Route::Snapshot,
-            Some(_) => Route::NotFound,
+            Some(action) => return mjpg_streamer_numbered(head, action),
             None if path == "/" || path == "/index.html" => Route::Page,
             None => Route::NotFound,
         },
+    };
+    (CameraChoice::Default, route)
+}
+
+/// mjpg-streamer's several-camera form, `?action=stream_N` and
+/// `?action=snapshot_N`: camera N, counted from 0.
+fn mjpg_streamer_numbered(head: &RequestHead, action: &str) -> (CameraChoice, Route) {
+    let numbered = |prefix: &str| {
+        action
+            .strip_prefix(prefix)
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<usize>().ok())
+    };
+    match (numbered("stream_"), numbered("snapshot_")) {
+        (Some(position), _) => (
+            CameraChoice::Position(position),
+            Route::Stream {
+                fps: viewer_fps(head),
+            },
+        ),
+        (_, Some(position)) => (CameraChoice::Position(position), Route::Snapshot),
+        _ => (CameraChoice::Default, Route::NotFound),
     }
 }

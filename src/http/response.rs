@@ -455,6 +455,50 @@ impl HistogramView {
     }
 }
 
+/// What `/state` and `/metrics` report about one camera.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CameraView {
+    /// The camera's name (`cam0`).
+    pub name: String,
+    /// Its source (`synthetic`, `/dev/video0`, ...), credentials hidden.
+    pub source: String,
+    /// Whether it delivers frames.
+    pub ok: bool,
+    /// Why it is not ok, while it is not.
+    pub error: Option<String>,
+    /// Frame width in pixels.
+    pub width: u32,
+    /// Frame height in pixels.
+    pub height: u32,
+    /// Measured grab rate in frames per second, times 100.
+    pub fps_x100: u64,
+    /// HTTP connections receiving its stream.
+    pub stream_viewers: u64,
+    /// Grabs since start.
+    pub frames_grabbed: u64,
+    /// JPEG encodes; at most one per grabbed frame, whatever the viewers.
+    pub frames_encoded: u64,
+    /// Frames written to its stream viewers (one per viewer per frame).
+    pub frames_sent: u64,
+    /// Frames a slow viewer skipped because its socket was not writable.
+    pub frames_dropped: u64,
+    /// Viewers dropped after --stream-stall-timeout without write progress.
+    pub viewers_dropped: u64,
+    /// Snapshots written.
+    pub snapshots: u64,
+    /// Snapshot writes that failed.
+    pub snapshot_errors: u64,
+    /// Base name of the last snapshot written.
+    pub last_snapshot: Option<String>,
+    /// More integer keys (the rarer counters), in `/state` as they are and
+    /// in `/metrics` as `camloop_<key>{camera="…"}` gauges.
+    pub more: Vec<(&'static str, u64)>,
+    /// Time blocked in grab(), µs.
+    pub grab_us: HistogramView,
+    /// Time in retrieve() plus encode, µs.
+    pub encode_us: HistogramView,
+}
+
 /// Everything `/state` and `/metrics` report, copied out of the server at the
 /// moment of the request. Plain values only, so formatting it is pure.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -463,40 +507,12 @@ pub struct StateView {
     pub version: String,
     /// Seconds since start.
     pub uptime_s: u64,
-    /// Camera source name (`synthetic`, `/dev/video0`, ...).
-    pub camera: String,
-    /// Whether the camera delivers frames.
-    pub camera_ok: bool,
-    /// Why the camera is not ok, while it is not.
-    pub camera_error: Option<String>,
-    /// Frame width in pixels.
-    pub width: u32,
-    /// Frame height in pixels.
-    pub height: u32,
-    /// Measured grab rate in frames per second, times 100.
-    pub fps_x100: u64,
+    /// Every camera, the default one first (never empty in a server).
+    pub cameras: Vec<CameraView>,
     /// Connections on the control port.
     pub control_clients: u64,
     /// HTTP connections, stream viewers included.
     pub http_clients: u64,
-    /// HTTP connections currently receiving `/stream.mjpg`.
-    pub stream_viewers: u64,
-    /// Grabs since start.
-    pub frames_grabbed: u64,
-    /// JPEG encodes; at most one per grabbed frame, whatever the viewers.
-    pub frames_encoded: u64,
-    /// Frames written to stream viewers (one per viewer per frame).
-    pub frames_sent: u64,
-    /// Frames a slow viewer skipped because its socket was not writable.
-    pub frames_dropped: u64,
-    /// Stream viewers dropped after --stream-stall-timeout without write progress.
-    pub viewers_dropped: u64,
-    /// Snapshots written.
-    pub snapshots: u64,
-    /// Snapshot writes that failed.
-    pub snapshot_errors: u64,
-    /// Base name of the last snapshot written.
-    pub last_snapshot: Option<String>,
     /// Requests served, both ports.
     pub requests: u64,
     /// Requests answered with an error, both ports.
@@ -505,57 +521,51 @@ pub struct StateView {
     pub bytes_in: u64,
     /// Bytes sent, both ports.
     pub bytes_out: u64,
-    /// Time blocked in grab(), µs.
-    pub grab_us: HistogramView,
     /// More integer keys (limits and rarer counters), in `/state` as they
     /// are and in `/metrics` as `camloop_<key>` gauges.
     pub more: Vec<(&'static str, u64)>,
-    /// Time in retrieve() plus encode, µs.
-    pub encode_us: HistogramView,
     /// Per viewer and frame: ready to send → last byte to the kernel, µs.
     pub frame_send_age_us: HistogramView,
     /// Each loop iteration: `poll()` returning → the next `poll()`, µs.
     pub loop_stall_us: HistogramView,
 }
 
-/// The `/state` body: one flat JSON object whose keys are the [`StateView`]
-/// field names (the same names the control port's `stats` uses), plus `fps`
-/// as a decimal number. Histograms are left to `/metrics`.
+impl StateView {
+    /// The default camera's view (an empty one in a view built without
+    /// cameras, as a unit test may).
+    pub fn default_camera(&self) -> CameraView {
+        self.cameras.first().cloned().unwrap_or_default()
+    }
+
+    /// Stream viewers of every camera.
+    pub fn stream_viewers(&self) -> u64 {
+        self.cameras.iter().map(|c| c.stream_viewers).sum()
+    }
+}
+
+/// The `/state` body: one JSON object whose top-level keys are the
+/// default camera's and the process's numbers (the same names the control
+/// port's `stats` uses), plus `fps` as a decimal number, and `cameras`: an
+/// array with the same camera keys for every camera, each with its `name`.
+/// Histograms are left to `/metrics`.
 pub fn state_json(state: &StateView) -> String {
-    let mut json = String::with_capacity(768);
+    let mut json = String::with_capacity(1024);
     // Writing to a String cannot fail.
     let _ = write_state_json(&mut json, state);
     json
 }
 
 fn write_state_json(out: &mut String, s: &StateView) -> fmt::Result {
+    let default = s.default_camera();
     out.push_str("{\"version\":");
     push_json_string(out, &s.version);
     write!(out, ",\"uptime_s\":{}", s.uptime_s)?;
     out.push_str(",\"camera\":");
-    push_json_string(out, &s.camera);
-    write!(out, ",\"camera_ok\":{}", s.camera_ok)?;
-    out.push_str(",\"camera_error\":");
-    push_json_optional_string(out, s.camera_error.as_deref());
-    write!(
-        out,
-        ",\"width\":{},\"height\":{},\"fps\":{},\"fps_x100\":{}",
-        s.width,
-        s.height,
-        hundredths(s.fps_x100),
-        s.fps_x100
-    )?;
+    push_json_string(out, &default.source);
+    write_camera_keys(out, &default)?;
     for (key, value) in [
         ("control_clients", s.control_clients),
         ("http_clients", s.http_clients),
-        ("stream_viewers", s.stream_viewers),
-        ("frames_grabbed", s.frames_grabbed),
-        ("frames_encoded", s.frames_encoded),
-        ("frames_sent", s.frames_sent),
-        ("frames_dropped", s.frames_dropped),
-        ("viewers_dropped", s.viewers_dropped),
-        ("snapshots", s.snapshots),
-        ("snapshot_errors", s.snapshot_errors),
         ("requests", s.requests),
         ("errors", s.errors),
         ("bytes_in", s.bytes_in),
@@ -566,9 +576,52 @@ fn write_state_json(out: &mut String, s: &StateView) -> fmt::Result {
     for (key, value) in &s.more {
         write!(out, ",\"{key}\":{value}")?;
     }
+    out.push_str(",\"cameras\":[");
+    for (index, camera) in s.cameras.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        push_json_string(out, &camera.name);
+        out.push_str(",\"source\":");
+        push_json_string(out, &camera.source);
+        write_camera_keys(out, camera)?;
+        out.push('}');
+    }
+    out.push_str("]}");
+    Ok(())
+}
+
+/// The keys every camera has, each after a comma.
+fn write_camera_keys(out: &mut String, c: &CameraView) -> fmt::Result {
+    write!(out, ",\"camera_ok\":{}", c.ok)?;
+    out.push_str(",\"camera_error\":");
+    push_json_optional_string(out, c.error.as_deref());
+    write!(
+        out,
+        ",\"width\":{},\"height\":{},\"fps\":{},\"fps_x100\":{}",
+        c.width,
+        c.height,
+        hundredths(c.fps_x100),
+        c.fps_x100
+    )?;
+    for (key, value) in [
+        ("stream_viewers", c.stream_viewers),
+        ("frames_grabbed", c.frames_grabbed),
+        ("frames_encoded", c.frames_encoded),
+        ("frames_sent", c.frames_sent),
+        ("frames_dropped", c.frames_dropped),
+        ("viewers_dropped", c.viewers_dropped),
+        ("snapshots", c.snapshots),
+        ("snapshot_errors", c.snapshot_errors),
+    ] {
+        write!(out, ",\"{key}\":{value}")?;
+    }
+    for (key, value) in &c.more {
+        write!(out, ",\"{key}\":{value}")?;
+    }
     out.push_str(",\"last_snapshot\":");
-    push_json_optional_string(out, s.last_snapshot.as_deref());
-    out.push('}');
+    push_json_optional_string(out, c.last_snapshot.as_deref());
     Ok(())
 }
 
@@ -606,44 +659,39 @@ pub fn metrics_text(state: &StateView) -> String {
 }
 
 fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
+    let default = s.default_camera();
     family(
         out,
         "camloop_info",
         "gauge",
-        "Version and camera source; always 1.",
+        "Version and the default camera's source; always 1.",
     )?;
     writeln!(
         out,
         "camloop_info{{version=\"{}\",camera=\"{}\"}} 1",
         label_value(&s.version),
-        label_value(&s.camera)
+        label_value(&default.source)
     )?;
+    family(
+        out,
+        "camloop_camera_info",
+        "gauge",
+        "Each camera's name and source; always 1.",
+    )?;
+    for camera in &s.cameras {
+        writeln!(
+            out,
+            "camloop_camera_info{{camera=\"{}\",source=\"{}\"}} 1",
+            label_value(&camera.name),
+            label_value(&camera.source)
+        )?;
+    }
     gauge(
         out,
         "camloop_uptime_seconds",
         "Seconds since start.",
         s.uptime_s,
     )?;
-    gauge(
-        out,
-        "camloop_camera_up",
-        "1 while the camera delivers frames, 0 while it is failing or absent.",
-        u64::from(s.camera_ok),
-    )?;
-    gauge(out, "camloop_frame_width_pixels", "Frame width.", s.width)?;
-    gauge(
-        out,
-        "camloop_frame_height_pixels",
-        "Frame height.",
-        s.height,
-    )?;
-    gauge(
-        out,
-        "camloop_fps",
-        "Measured grab rate in frames per second.",
-        hundredths(s.fps_x100),
-    )?;
-
     for (key, value) in &s.more {
         gauge(out, &format!("camloop_{key}"), "See /state.", *value)?;
     }
@@ -652,43 +700,11 @@ fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
     for (kind, clients) in [
         ("control", s.control_clients),
         ("http", s.http_clients),
-        ("stream", s.stream_viewers),
+        ("stream", s.stream_viewers()),
     ] {
         writeln!(out, "camloop_clients{{kind=\"{kind}\"}} {clients}")?;
     }
-
     for (name, help, value) in [
-        (
-            "camloop_frames_grabbed_total",
-            "Frames grabbed from the camera.",
-            s.frames_grabbed,
-        ),
-        (
-            "camloop_frames_encoded_total",
-            "JPEG encodes (at most one per grabbed frame).",
-            s.frames_encoded,
-        ),
-        (
-            "camloop_frames_sent_total",
-            "Frames written to stream viewers.",
-            s.frames_sent,
-        ),
-        (
-            "camloop_frames_dropped_total",
-            "Frames skipped for stream viewers that could not keep up.",
-            s.frames_dropped,
-        ),
-        (
-            "camloop_viewers_dropped_total",
-            "Stream viewers disconnected for being stuck.",
-            s.viewers_dropped,
-        ),
-        ("camloop_snapshots_total", "Snapshots written.", s.snapshots),
-        (
-            "camloop_snapshot_errors_total",
-            "Snapshots that failed.",
-            s.snapshot_errors,
-        ),
         (
             "camloop_requests_total",
             "Requests served on both ports.",
@@ -714,29 +730,145 @@ fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
         writeln!(out, "{name} {value}")?;
     }
 
-    histogram(
-        out,
-        "camloop_grab_seconds",
-        "Time the camera's grab call blocked the loop.",
-        &s.grab_us,
-    )?;
-    histogram(
-        out,
-        "camloop_encode_seconds",
-        "Time one JPEG encode took.",
-        &s.encode_us,
-    )?;
+    write_camera_metrics(out, &s.cameras)?;
+
     histogram(
         out,
         "camloop_frame_send_age_seconds",
         "Per viewer and frame: from ready to send to the last byte handed to the kernel.",
-        &s.frame_send_age_us,
+        &[("", &s.frame_send_age_us)],
     )?;
     histogram(
         out,
         "camloop_loop_stall_seconds",
         "Each loop iteration, from poll() returning to the next poll(): what clients waited.",
-        &s.loop_stall_us,
+        &[("", &s.loop_stall_us)],
+    )
+}
+
+/// Picks one number out of a camera's view.
+type CameraNumber = fn(&CameraView) -> u64;
+
+/// The per-camera series: one family each, one sample per camera, every
+/// sample labelled `camera="<name>"`.
+fn write_camera_metrics(out: &mut String, cameras: &[CameraView]) -> fmt::Result {
+    let labels: Vec<String> = cameras
+        .iter()
+        .map(|c| format!("camera=\"{}\"", label_value(&c.name)))
+        .collect();
+    let per_camera = |out: &mut String,
+                      name: &str,
+                      kind: &str,
+                      help: &str,
+                      value: &dyn Fn(&CameraView) -> String|
+     -> fmt::Result {
+        family(out, name, kind, help)?;
+        for (camera, label) in cameras.iter().zip(&labels) {
+            writeln!(out, "{name}{{{label}}} {}", value(camera))?;
+        }
+        Ok(())
+    };
+    per_camera(
+        out,
+        "camloop_camera_up",
+        "gauge",
+        "1 while the camera delivers frames, 0 while it is failing or absent.",
+        &|c| u64::from(c.ok).to_string(),
+    )?;
+    per_camera(
+        out,
+        "camloop_frame_width_pixels",
+        "gauge",
+        "Frame width.",
+        &|c| c.width.to_string(),
+    )?;
+    per_camera(
+        out,
+        "camloop_frame_height_pixels",
+        "gauge",
+        "Frame height.",
+        &|c| c.height.to_string(),
+    )?;
+    per_camera(
+        out,
+        "camloop_fps",
+        "gauge",
+        "Measured grab rate in frames per second.",
+        &|c| hundredths(c.fps_x100),
+    )?;
+    per_camera(
+        out,
+        "camloop_stream_viewers",
+        "gauge",
+        "Stream viewers of the camera.",
+        &|c| c.stream_viewers.to_string(),
+    )?;
+    let more_keys = cameras.first().map(|c| c.more.as_slice()).unwrap_or(&[]);
+    for (index, (key, _)) in more_keys.iter().enumerate() {
+        per_camera(
+            out,
+            &format!("camloop_{key}"),
+            "gauge",
+            "See /state.",
+            &|c| c.more.get(index).map_or(0, |(_, value)| *value).to_string(),
+        )?;
+    }
+    let counters: [(&str, &str, CameraNumber); 7] = [
+        (
+            "camloop_frames_grabbed_total",
+            "Frames grabbed from the camera.",
+            |c| c.frames_grabbed,
+        ),
+        (
+            "camloop_frames_encoded_total",
+            "JPEG encodes (at most one per grabbed frame).",
+            |c| c.frames_encoded,
+        ),
+        (
+            "camloop_frames_sent_total",
+            "Frames written to stream viewers.",
+            |c| c.frames_sent,
+        ),
+        (
+            "camloop_frames_dropped_total",
+            "Frames skipped for stream viewers that could not keep up.",
+            |c| c.frames_dropped,
+        ),
+        (
+            "camloop_viewers_dropped_total",
+            "Stream viewers disconnected for being stuck.",
+            |c| c.viewers_dropped,
+        ),
+        ("camloop_snapshots_total", "Snapshots written.", |c| {
+            c.snapshots
+        }),
+        (
+            "camloop_snapshot_errors_total",
+            "Snapshots that failed.",
+            |c| c.snapshot_errors,
+        ),
+    ];
+    for (name, help, value) in counters {
+        per_camera(out, name, "counter", help, &|c| value(c).to_string())?;
+    }
+    let labelled = |pick: fn(&CameraView) -> &HistogramView| -> Vec<(&str, &HistogramView)> {
+        cameras
+            .iter()
+            .zip(&labels)
+            .map(|(c, label)| (label.as_str(), pick(c)))
+            .collect()
+    };
+    histogram(
+        out,
+        "camloop_grab_seconds",
+        "Time the camera's grab call blocked the loop.",
+        &labelled(|c| &c.grab_us),
+    )?;
+    histogram(
+        out,
+        "camloop_encode_seconds",
+        "Time one JPEG encode took.",
+        &labelled(|c| &c.encode_us),
     )
 }
 
@@ -749,18 +881,41 @@ fn gauge(out: &mut String, name: &str, help: &str, value: impl fmt::Display) -> 
     writeln!(out, "{name} {value}")
 }
 
-fn histogram(out: &mut String, name: &str, help: &str, h: &HistogramView) -> fmt::Result {
+/// One histogram family: a series per `(labels, histogram)`, where
+/// `labels` is `name="value"` text (empty for none).
+fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    series: &[(&str, &HistogramView)],
+) -> fmt::Result {
     family(out, name, "histogram", help)?;
-    for &(le_us, count) in &h.buckets_le_us {
+    for (labels, h) in series {
+        let (open, comma, close) = if labels.is_empty() {
+            ("", "", "")
+        } else {
+            ("{", ",", "}")
+        };
+        for &(le_us, count) in &h.buckets_le_us {
+            writeln!(
+                out,
+                "{name}_bucket{{{labels}{comma}le=\"{}\"}} {count}",
+                micros_as_seconds(le_us)
+            )?;
+        }
         writeln!(
             out,
-            "{name}_bucket{{le=\"{}\"}} {count}",
-            micros_as_seconds(le_us)
+            "{name}_bucket{{{labels}{comma}le=\"+Inf\"}} {}",
+            h.count
         )?;
+        writeln!(
+            out,
+            "{name}_sum{open}{labels}{close} {}",
+            micros_as_seconds(h.sum_us)
+        )?;
+        writeln!(out, "{name}_count{open}{labels}{close} {}", h.count)?;
     }
-    writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count)?;
-    writeln!(out, "{name}_sum {}", micros_as_seconds(h.sum_us))?;
-    writeln!(out, "{name}_count {}", h.count)
+    Ok(())
 }
 
 /// Escapes a label value: backslash, double quote and line feed.

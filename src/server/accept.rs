@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 
+use super::cameras::CAMERA_TOKENS_END;
 use super::connection::{ConnRef, Connection};
 use super::control::{may_shut_down_without_auth, ControlSession};
 use super::core::{Core, ServerConfig};
@@ -26,13 +27,13 @@ use crate::http::response::MAX_CLIENTS_RESPONSE;
 /// How long accepting pauses after the process ran out of descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// The most listeners (flags, systemd and the Unix socket together), so
+/// their tokens stay below the cameras'.
+const MAX_LISTENERS: usize = 1000;
 /// Listener `i` is registered with token `FIRST_LISTENER_TOKEN + i`. Slab
 /// keys (connections) count up from 0 and never get this far; the tokens
-/// above the listeners' belong to the camera and the signal pipe.
-pub const FIRST_LISTENER_TOKEN: usize = usize::MAX - 1024;
-/// The most listeners (flags, systemd and the Unix socket together), so
-/// their tokens stay below the camera's.
-const MAX_LISTENERS: usize = 1000;
+/// above the listeners' belong to the cameras and the signal pipe.
+pub const FIRST_LISTENER_TOKEN: usize = CAMERA_TOKENS_END - MAX_LISTENERS;
 
 struct Listener {
     socket: ListenerSocket,

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::connection::Context;
 use super::core::{Core, FrameOutcome};
-use super::state_view;
+use super::state_view::{self, cameras_line};
 use crate::camera::controls::{self, ControlError};
 use crate::protocol::{
     frame_header, Command, DecodeError, Decoder, Framing, Request, Terminator, BYE, HELP_REPLY, OK,
@@ -140,20 +140,36 @@ impl ControlSession {
             reply_error(cx, core, "auth", "required", terminator);
             return;
         }
+        // A request about a camera names it first, or means the default one.
+        let camera = match request.command.camera() {
+            None => 0,
+            Some(name) => match core.camera_named(name) {
+                Some(camera) => camera,
+                None => {
+                    let reason = format!("unknown camera {name}");
+                    reply_error(cx, core, "request", &reason, terminator);
+                    return;
+                }
+            },
+        };
         match request.command {
             Command::Message => reply(cx, RECEIVED),
             Command::Ping => reply(cx, PONG),
             Command::Help => reply(cx, HELP_REPLY),
-            Command::Stats => {
-                let line = state_view::stats_line(&state_view::numbers(
-                    core,
-                    now,
-                    state_view::Detail::Line,
-                ));
+            Command::Cameras => reply(cx, &cameras_line(core)),
+            Command::Stats { .. } => {
+                let numbers = state_view::numbers(core, now, state_view::Detail::Line);
+                let line = match request.command.camera() {
+                    None => state_view::stats_line(&numbers),
+                    Some(_) => state_view::camera_stats_line(&numbers, camera),
+                };
                 reply(cx, &line);
             }
-            Command::Capture | Command::Frame if !core.camera.is_present() => {
-                if request.command == Command::Capture && terminator.is_raw() {
+            Command::Capture { .. } | Command::Frame { .. }
+                if !core.cameras[camera].camera.is_present() =>
+            {
+                let capture = matches!(request.command, Command::Capture { .. });
+                if capture && terminator.is_raw() {
                     // The classic client expects `Received` for `c` either way.
                     core.counters.errors += 1;
                     reply(cx, RECEIVED);
@@ -161,23 +177,29 @@ impl ControlSession {
                     reply_error(cx, core, "camera", "no camera", terminator);
                 }
             }
-            Command::Capture | Command::Frame => {
-                core.wait_for_frame(cx.conn, request.command == Command::Capture, now);
+            Command::Capture { .. } | Command::Frame { .. } => {
+                let capture = matches!(request.command, Command::Capture { .. });
+                core.wait_for_frame(camera, cx.conn, capture, now);
                 self.awaiting = Some(request);
             }
-            Command::Controls => match core.camera.controls() {
+            Command::Controls { .. } => match core.cameras[camera].camera.controls() {
                 Ok(listed) => reply(cx, &controls::controls_line(&listed)),
                 Err(error) => reply_control_error(cx, core, &error, terminator),
             },
-            Command::Get(name) => match core.camera.control(&name) {
+            Command::Get { ref name, .. } => match core.cameras[camera].camera.control(name) {
                 Ok(control) => reply(cx, &format!("OK {}={}", control.name, control.value)),
                 Err(error) => reply_control_error(cx, core, &error, terminator),
             },
-            Command::Set { name, value } => match core.camera.set_control(&name, &value) {
+            Command::Set {
+                ref name,
+                ref value,
+                ..
+            } => match core.cameras[camera].camera.set_control(name, value) {
                 Ok(control) => {
                     log::info!(
-                        "control client {} set {}={}",
+                        "control client {} set {} {}={}",
                         cx.peer,
+                        core.cameras[camera].camera.name(),
                         control.name,
                         control.value
                     );
@@ -230,7 +252,7 @@ impl ControlSession {
                 let reason = error.to_string();
                 reply_error(cx, core, "camera", &reason, terminator);
             }
-            (Command::Frame, Ok(frame)) => {
+            (Command::Frame { .. }, Ok(frame)) => {
                 cx.output
                     .push_bytes(frame_header(frame.jpeg.len()).as_bytes());
                 cx.output.push_shared(frame.jpeg.clone());

@@ -1,21 +1,23 @@
-//! What every connection's session shares: the configuration, the camera,
-//! the snapshot writer, the counters and the lists of deferred work.
+//! What every connection's session shares: the configuration, the cameras
+//! (each with its snapshot writer), the counters and the lists of deferred
+//! work.
 //!
 //! [`Core`] is borrowed next to the slab of connections, so a session can
-//! reach the camera while the loop holds its connection. It holds no
-//! socket and imports nothing from the loop or the sessions (only the
-//! `ConnRef` name from `connection`); the sessions and the loop's other
-//! child modules depend on it, never the other way round.
+//! reach a camera while the loop holds its connection. It holds no socket
+//! and imports nothing from the loop or the sessions (only the `ConnRef`
+//! name from `connection`); the sessions and the loop's other child
+//! modules depend on it, never the other way round.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::cameras::{FrameWaiter, ServedCamera};
 use super::connection::ConnRef;
-use crate::camera::pipeline::{Camera, SharedFrame};
+use crate::camera::pipeline::SharedFrame;
 use crate::camera::CameraError;
 use crate::protocol::{Framing, Request};
-use crate::snapshot::{SavedSnapshot, SnapshotWriter};
+use crate::snapshot::SavedSnapshot;
 use crate::stats::{Counters, TimingHistogram};
 
 /// Everything `serve` needs, resolved from the CLI.
@@ -51,20 +53,6 @@ pub struct ServerConfig {
     pub cors_origin: Option<String>,
 }
 
-/// A request waiting for a fresh frame.
-pub struct FrameWaiter {
-    /// Who asked.
-    pub conn: ConnRef,
-    /// The camera's grab count when the request arrived: the frame it gets
-    /// must be newer (timed cameras).
-    pub seen_seq: u64,
-    /// When the request arrived: a push camera's frame must have started
-    /// arriving after this, and the request gives up `--camera-timeout` later.
-    pub requested_at: Instant,
-    /// Whether a snapshot file must be written (a capture, not a `frame`).
-    pub wants_snapshot: bool,
-}
-
 /// The result of one grab, shared by every waiter.
 pub struct FrameOutcome {
     /// The frame, or why there is none.
@@ -77,17 +65,14 @@ pub struct FrameOutcome {
 pub struct Core {
     /// The configuration.
     pub config: ServerConfig,
-    /// The camera pipeline.
-    pub camera: Camera,
-    /// Where snapshots go.
-    pub snapshots: SnapshotWriter,
-    /// Counters for `stats`, `/state` and `/metrics`.
+    /// The cameras, never empty: the first is the default one (with
+    /// `--camera none` it has no source).
+    pub cameras: Vec<ServedCamera>,
+    /// The process-wide counters for `stats`, `/state` and `/metrics`
+    /// (each camera has its own, too).
     pub counters: Counters,
     /// When the server started (uptime).
     pub started_at: Instant,
-    /// Requests waiting for a fresh frame; served once per iteration with
-    /// one grab between them.
-    pub frame_waiters: Vec<FrameWaiter>,
     /// A waiter was added since the waiters were last served: the loop must
     /// not sleep before serving it.
     pub new_waiters: bool,
@@ -110,9 +95,6 @@ pub struct Core {
     pub control_clients: usize,
     /// HTTP connections, viewers included.
     pub http_clients: usize,
-    /// Stream viewers: a frame is offered to these only, not to every
-    /// connection.
-    pub viewers: Vec<ConnRef>,
     /// `--max-clients`, resolved.
     pub max_clients: usize,
     /// Reused by the decoder so decoding allocates nothing per read.
@@ -120,21 +102,22 @@ pub struct Core {
 }
 
 impl Core {
-    /// A core with nothing connected yet.
+    /// A core with nothing connected yet; `cameras` must not be empty.
     pub fn new(
         config: ServerConfig,
-        camera: Camera,
-        snapshots: SnapshotWriter,
+        cameras: Vec<ServedCamera>,
         max_clients: usize,
         now: Instant,
     ) -> Self {
+        assert!(
+            !cameras.is_empty(),
+            "a server has at least its default camera"
+        );
         Core {
             config,
-            camera,
-            snapshots,
+            cameras,
             counters: Counters::default(),
             started_at: now,
-            frame_waiters: Vec::new(),
             new_waiters: false,
             loop_stall: TimingHistogram::default(),
             frame_send_age: TimingHistogram::default(),
@@ -143,36 +126,49 @@ impl Core {
             blocked_writers: 0,
             control_clients: 0,
             http_clients: 0,
-            viewers: Vec::new(),
             max_clients,
             scratch_requests: Vec::new(),
         }
     }
 
-    /// Queues `conn` for the next fresh frame (a capture when
-    /// `wants_snapshot`, else `frame` or `/snapshot.jpg`).
-    pub fn wait_for_frame(&mut self, conn: ConnRef, wants_snapshot: bool, now: Instant) {
-        self.frame_waiters.push(FrameWaiter {
+    /// Queues `conn` for camera `camera`'s next fresh frame (a capture
+    /// when `wants_snapshot`, else `frame` or `/snapshot.jpg`).
+    pub fn wait_for_frame(
+        &mut self,
+        camera: usize,
+        conn: ConnRef,
+        wants_snapshot: bool,
+        now: Instant,
+    ) {
+        let served = &mut self.cameras[camera];
+        served.frame_waiters.push(FrameWaiter {
             conn,
-            seen_seq: self.camera.frames_grabbed,
+            seen_seq: served.camera.frames_grabbed,
             requested_at: now,
             wants_snapshot,
         });
         self.new_waiters = true;
     }
 
-    /// The nearest deadline of the shared work: the camera's timer, and the
-    /// moment the oldest request waiting for a push camera gives up.
+    /// The nearest deadline of the shared work: every camera's timer, and
+    /// the moments requests waiting for a push camera give up.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let camera = self.camera.next_deadline(self.is_streaming());
-        let oldest_waiter = self.frame_waiters.iter().map(|w| w.requested_at).min();
-        let give_up = oldest_waiter.map(|at| at + self.camera.timeout());
-        camera.into_iter().chain(give_up).min()
+        self.cameras
+            .iter()
+            .filter_map(ServedCamera::next_deadline)
+            .min()
     }
 
-    /// Whether anybody wants frames continuously (stream viewers).
-    pub fn is_streaming(&self) -> bool {
-        !self.viewers.is_empty()
+    /// The camera called `name` (case-insensitive: names are lowercase).
+    pub fn camera_named(&self, name: &str) -> Option<usize> {
+        self.cameras
+            .iter()
+            .position(|served| served.camera.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Stream viewers of every camera.
+    pub fn viewer_count(&self) -> usize {
+        self.cameras.iter().map(|served| served.viewers.len()).sum()
     }
 }
 
@@ -180,9 +176,9 @@ impl Core {
 /// snapshots into a fresh directory under the system temp dir, `token`.
 #[cfg(test)]
 pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
-    use crate::camera::pipeline::CameraSettings;
+    use crate::camera::pipeline::{Camera, CameraSettings};
     use crate::camera::synthetic::SyntheticSource;
-    use crate::snapshot::SnapshotSettings;
+    use crate::snapshot::{SnapshotSettings, SnapshotWriter};
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
     let now = Instant::now();
@@ -192,6 +188,7 @@ pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
         NEXT_DIR.fetch_add(1, Ordering::Relaxed)
     ));
     let settings = CameraSettings {
+        name: "cam0".to_string(),
         fps: 30,
         idle_fps: 5,
         jpeg_quality: 70,
@@ -223,11 +220,6 @@ pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
         keep: None,
     })
     .expect("snapshot dir in the temp dir");
-    Core::new(
-        config,
-        Camera::new(source, settings, now),
-        snapshots,
-        100,
-        now,
-    )
+    let camera = ServedCamera::new(Camera::new(source, settings, now), snapshots);
+    Core::new(config, vec![camera], 100, now)
 }

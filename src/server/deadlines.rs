@@ -51,7 +51,7 @@ pub fn next_sweep(scheduled: Option<Instant>, core: &Core, now: Instant) -> Opti
 /// timeouts (viewers have none), stalled writers, the optional control
 /// idle timeout.
 fn needs_sweep(core: &Core) -> bool {
-    core.http_clients > core.viewers.len()
+    core.http_clients > core.viewer_count()
         || core.blocked_writers > 0
         || (core.config.control_idle_timeout.is_some() && core.control_clients > 0)
 }
@@ -89,8 +89,8 @@ pub fn sweep(
                 conn.readiness.writable = true;
                 match conn.flush(now) {
                     Ok(0) => {
-                        let why = if session.is_viewer() {
-                            core.counters.viewers_dropped += 1;
+                        let why = if let Some(camera) = session.viewed_camera() {
+                            core.cameras[camera].counters.viewers_dropped += 1;
                             "stream viewer stalled"
                         } else {
                             core.counters.clients_dropped += 1;
@@ -172,7 +172,11 @@ pub fn finish_shutdown(connections: &mut Slab<Entry>, core: &mut Core, registry:
         log::warn!("{unflushed} clients had unread output when the shutdown grace ended");
     }
     connections.clear();
-    core.camera.close(registry, SHUTDOWN_GRACE);
+    // Each camera's children get the grace in turn; they were asked to
+    // stop (SIGTERM) one after the other, and most exit at once.
+    for served in &mut core.cameras {
+        served.camera.close(registry, SHUTDOWN_GRACE);
+    }
     let (uptime, counters) = (core.started_at.elapsed(), &core.counters);
     let (accepted, requests) = (counters.connections_accepted, counters.requests);
     let uptime_s = uptime.as_secs();

@@ -1,9 +1,10 @@
 //! Frames to the connections that want them: requests waiting for a fresh
-//! grab, and stream viewers.
+//! grab, and stream viewers, camera by camera.
 //!
 //! Both follow the same rule: one grab and one encode (or, from a push
-//! camera, one stamp) serve everybody who wants that frame, and the JPEG bytes are shared (`Rc`), never copied
-//! per consumer. This module changes sessions and queues output; it never
+//! camera, one stamp) serve everybody who wants that camera's frame, and
+//! the JPEG bytes are shared (`Rc`), never copied per consumer. A camera's
+//! frames and failures reach its own viewers and waiters only. This module changes sessions and queues output; it never
 //! writes to a socket: every connection it touched is listed in `to_drive`
 //! for the loop, which does the I/O.
 
@@ -12,6 +13,7 @@ use std::time::Instant;
 use mio::{Registry, Token};
 use slab::Slab;
 
+use super::cameras::{camera_of_token, ServedCamera};
 use super::connection::ConnRef;
 use super::core::{Core, FrameOutcome};
 use super::http_session::Offer;
@@ -20,11 +22,12 @@ use crate::camera::pipeline::{Fresh, SharedFrame};
 use crate::camera::CameraError;
 use crate::snapshot::SavedSnapshot;
 
-/// Serves every request waiting for a fresh frame that can be served now.
-/// From a timed camera one grab (or a reused newer frame) serves them all;
-/// from a push camera each request takes the first frame that started
-/// arriving after it, or keeps waiting until `--camera-timeout`. At most one
-/// snapshot file is written per frame, whoever wanted it.
+/// Serves every request waiting for a fresh frame that can be served now,
+/// for every camera. From a timed camera one grab (or a reused newer
+/// frame) serves them all; from a push camera each request takes the first
+/// frame that started arriving after it, or keeps waiting until
+/// `--camera-timeout`. At most one snapshot file is written per frame,
+/// whoever wanted it.
 pub fn serve_waiters(
     connections: &mut Slab<Entry>,
     core: &mut Core,
@@ -32,31 +35,46 @@ pub fn serve_waiters(
     to_drive: &mut Vec<ConnRef>,
 ) {
     core.new_waiters = false;
-    if core.frame_waiters.is_empty() {
-        return;
+    for camera in 0..core.cameras.len() {
+        if !core.cameras[camera].frame_waiters.is_empty() {
+            serve_camera_waiters(connections, core, camera, now, to_drive);
+        }
     }
-    let waiters = std::mem::take(&mut core.frame_waiters);
+}
+
+fn serve_camera_waiters(
+    connections: &mut Slab<Entry>,
+    core: &mut Core,
+    camera: usize,
+    now: Instant,
+    to_drive: &mut Vec<ConnRef>,
+) {
+    let waiters = std::mem::take(&mut core.cameras[camera].frame_waiters);
     let newer_than = waiters.iter().map(|w| w.seen_seq).max().unwrap_or(0);
     // The snapshot written for a frame, by sequence number, shared by all.
     let mut snapshot: Option<(u64, Result<SavedSnapshot, String>)> = None;
     for waiter in waiters {
-        let frame = match core.camera.fresh_for(now, newer_than, waiter.requested_at) {
+        let served = &mut core.cameras[camera];
+        let frame = match served
+            .camera
+            .fresh_for(now, newer_than, waiter.requested_at)
+        {
             Fresh::Ready(frame) => Ok(frame),
             Fresh::Failed(error) => Err(error),
-            Fresh::Pending if now < waiter.requested_at + core.camera.timeout() => {
-                core.frame_waiters.push(waiter);
+            Fresh::Pending if now < waiter.requested_at + served.camera.timeout() => {
+                served.frame_waiters.push(waiter);
                 continue;
             }
             Fresh::Pending => Err(CameraError::new(format!(
                 "{}: no frame for {} s",
-                core.camera.name(),
-                core.camera.timeout().as_secs_f64()
+                served.camera.source_name(),
+                served.camera.timeout().as_secs_f64()
             ))),
         };
         let saved = match &frame {
             Ok(frame) if waiter.wants_snapshot => {
                 if snapshot.as_ref().is_none_or(|(seq, _)| *seq != frame.seq) {
-                    snapshot = Some((frame.seq, write_snapshot(core, frame)));
+                    snapshot = Some((frame.seq, write_snapshot(served, frame)));
                 }
                 snapshot.as_ref().map(|(_, saved)| saved.clone())
             }
@@ -74,14 +92,15 @@ pub fn serve_waiters(
     }
 }
 
-/// Writes one snapshot of `frame`, counts and logs it.
-fn write_snapshot(core: &mut Core, frame: &SharedFrame) -> Result<SavedSnapshot, String> {
-    let saved = core.snapshots.write(&frame.jpeg);
+/// Writes one snapshot of `frame` for `served`, counts and logs it.
+fn write_snapshot(served: &mut ServedCamera, frame: &SharedFrame) -> Result<SavedSnapshot, String> {
+    let saved = served.snapshots.write(&frame.jpeg);
+    let name = served.camera.name();
     match &saved {
         Ok(s) => {
-            core.counters.snapshots += 1;
+            served.counters.snapshots += 1;
             log::info!(
-                "snapshot {} ({}x{}, {} bytes, frame {})",
+                "camera {name}: snapshot {} ({}x{}, {} bytes, frame {})",
                 s.file_name,
                 frame.width,
                 frame.height,
@@ -90,40 +109,43 @@ fn write_snapshot(core: &mut Core, frame: &SharedFrame) -> Result<SavedSnapshot,
             );
         }
         Err(reason) => {
-            core.counters.snapshot_errors += 1;
-            log::warn!("snapshot failed: {reason}");
+            served.counters.snapshot_errors += 1;
+            log::warn!("camera {name}: snapshot failed: {reason}");
         }
     }
     saved
 }
 
-/// Offers a new frame to every stream viewer: one encode, shared bytes,
-/// and a viewer that is still busy with the previous frame skips this one.
+/// Offers a new frame of camera `camera` to each of its stream viewers:
+/// one encode, shared bytes, and a viewer that is still busy with the
+/// previous frame skips this one.
 pub fn broadcast(
     connections: &mut Slab<Entry>,
     core: &mut Core,
+    camera: usize,
     frame: &SharedFrame,
     now: Instant,
     to_drive: &mut Vec<ConnRef>,
 ) {
-    let camera_interval = core.camera.stream_interval();
-    for &viewer in &core.viewers {
+    let served = &mut core.cameras[camera];
+    let camera_interval = served.camera.stream_interval();
+    for &viewer in &served.viewers {
         let Some(Entry { conn, session }) = live_entry(connections, viewer) else {
             continue;
         };
         match session.offer_frame(&mut conn.context(viewer.key), frame, now, camera_interval) {
             Offer::NotViewing => {}
             Offer::Sent => {
-                core.counters.frames_sent += 1;
+                served.counters.frames_sent += 1;
                 to_drive.push(viewer);
             }
-            Offer::Skipped => core.counters.frames_dropped += 1,
+            Offer::Skipped => served.counters.frames_dropped += 1,
         }
     }
 }
 
-/// A push camera's descriptor is readable: the camera takes what arrived,
-/// and a new frame goes to the viewers (waiters are served after the events).
+/// A push camera's descriptor is readable: that camera takes what arrived,
+/// and a new frame goes to its viewers (waiters are served after the events).
 pub fn camera_ready(
     connections: &mut Slab<Entry>,
     core: &mut Core,
@@ -132,8 +154,12 @@ pub fn camera_ready(
     now: Instant,
     to_drive: &mut Vec<ConnRef>,
 ) {
-    let streaming = core.is_streaming();
-    if let Some(frame) = core.camera.on_ready(registry, token, now, streaming) {
-        broadcast(connections, core, &frame, now, to_drive);
+    let Some(camera) = camera_of_token(token).filter(|&c| c < core.cameras.len()) else {
+        return;
+    };
+    let served = &mut core.cameras[camera];
+    let streaming = served.is_streaming();
+    if let Some(frame) = served.camera.on_ready(registry, token, now, streaming) {
+        broadcast(connections, core, camera, &frame, now, to_drive);
     }
 }

@@ -23,7 +23,7 @@ use crate::http::response::{
     unauthorized_response, FrameStamp, CONTENT_TYPE_HTML, CONTENT_TYPE_JSON, CONTENT_TYPE_METRICS,
     MJPEG_FIRST_DELIMITER, MJPEG_PART_END, NO_STORE,
 };
-use crate::http::{is_preflight, route, Route, PAGE_HTML};
+use crate::http::{is_preflight, target, CameraChoice, Route, PAGE_HTML};
 
 /// How much of a stream the kernel may hold unsent for one viewer. Without
 /// a limit Linux autotunes the send buffer to megabytes, which a slow
@@ -52,6 +52,8 @@ enum HttpState {
 
 /// Per-viewer stream state.
 pub struct Viewer {
+    /// The camera it watches.
+    camera: usize,
     /// `?fps=N`: the viewer's own lower rate.
     min_interval: Option<Duration>,
     last_sent: Option<Instant>,
@@ -112,9 +114,17 @@ impl HttpSession {
         !matches!(self.state, HttpState::AwaitingFrame { .. })
     }
 
-    /// Whether this connection receives the MJPEG stream.
+    /// Whether this connection receives an MJPEG stream.
     pub fn is_viewer(&self) -> bool {
         matches!(self.state, HttpState::Streaming(_))
+    }
+
+    /// The camera whose stream this connection receives, if any.
+    pub fn viewed_camera(&self) -> Option<usize> {
+        match &self.state {
+            HttpState::Streaming(viewer) => Some(viewer.camera),
+            _ => None,
+        }
     }
 
     /// The deadline this connection is held to now: the header deadline
@@ -182,7 +192,7 @@ impl HttpSession {
             }
             return;
         }
-        let route = route(&head);
+        let (choice, route) = target(&head);
         let cors = route.allows_cors() && cors_origin.is_some();
         let cors_headers = if cors {
             cors_headers(cors_origin.as_deref())
@@ -213,6 +223,18 @@ impl HttpSession {
                 cx.close_after_flush();
             }
         };
+        let camera = match choice {
+            CameraChoice::Default => Some(0),
+            CameraChoice::Named(ref name) => core.camera_named(name),
+            CameraChoice::Position(position) => (position < core.cameras.len()).then_some(position),
+        };
+        let Some(camera) = camera else {
+            core.counters.errors += 1;
+            let message = format!("request: unknown camera {}", choice.describe());
+            respond(cx, 404, CONTENT_TYPE_JSON, error_json(&message).as_bytes());
+            return;
+        };
+        let served = &mut core.cameras[camera];
         match route {
             Route::Page => respond(cx, 200, CONTENT_TYPE_HTML, PAGE_HTML.as_bytes()),
             Route::State => {
@@ -231,7 +253,7 @@ impl HttpSession {
                 let answer = if route == Route::SetControl {
                     let name = head.query("name").unwrap_or("");
                     let value = head.query("value").unwrap_or("");
-                    match core.camera.set_control(name, value) {
+                    match served.camera.set_control(name, value) {
                         Ok(control) => {
                             log::info!(
                                 "http client {} set {}={}",
@@ -245,7 +267,7 @@ impl HttpSession {
                         Err(error) => Err(error),
                     }
                 } else {
-                    core.camera.controls()
+                    served.camera.controls()
                 };
                 match answer {
                     Ok(listed) => {
@@ -259,14 +281,14 @@ impl HttpSession {
                     }
                 }
             }
-            Route::LatestSnapshot => match core.snapshots.latest_jpeg() {
+            Route::LatestSnapshot => match served.snapshots.latest_jpeg() {
                 Some(jpeg) => respond(cx, 200, response::CONTENT_TYPE_JPEG, &jpeg),
                 _ => fail(cx, core, &error_response_to(method, 404, &[])),
             },
             // Without a camera there will never be a frame: say so rather
             // than leave a viewer waiting on an empty stream.
             Route::Snapshot | Route::Capture | Route::Stream { .. }
-                if !core.camera.is_present() =>
+                if !served.camera.is_present() =>
             {
                 core.counters.errors += 1;
                 let body = error_json("camera: no camera");
@@ -274,7 +296,7 @@ impl HttpSession {
             }
             route @ (Route::Snapshot | Route::Capture) => {
                 let capture = route == Route::Capture;
-                core.wait_for_frame(cx.conn, capture, now);
+                core.wait_for_frame(camera, cx.conn, capture, now);
                 self.state = HttpState::AwaitingFrame {
                     method,
                     keep_alive,
@@ -291,9 +313,14 @@ impl HttpSession {
                 // The first delimiter now; every part then ends with the
                 // next one (early boundary, see MJPEG_PART_END).
                 cx.output.push_bytes(MJPEG_FIRST_DELIMITER);
-                core.viewers.push(cx.conn);
-                log::debug!("http client {} started streaming", cx.peer);
+                served.viewers.push(cx.conn);
+                log::debug!(
+                    "http client {} started streaming camera {}",
+                    cx.peer,
+                    served.camera.name()
+                );
                 self.state = HttpState::Streaming(Viewer {
+                    camera,
                     min_interval: fps.map(|fps| Duration::from_secs(1) / fps),
                     last_sent: None,
                     last_seq: 0,

@@ -1,4 +1,4 @@
-//! The event loop: one `mio::Poll` that owns every socket and the camera.
+//! The event loop: one `mio::Poll` that owns every socket and every camera.
 //!
 //! Read this file next to `examples/minimal_loop.rs`: it is the same loop
 //! with camloop's work plugged in. Each iteration waits for readiness or
@@ -10,6 +10,7 @@
 //! map of the child modules, are in ARCHITECTURE.md.
 
 mod accept;
+mod cameras;
 mod connection;
 mod control;
 mod core;
@@ -29,13 +30,12 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use crate::camera::pipeline::Camera;
-use crate::camera::push::SourceTokens;
-use crate::snapshot::SnapshotWriter;
 use accept::{Acceptor, Admission, FIRST_LISTENER_TOKEN};
+use cameras::{camera_of_token, camera_tokens};
 use connection::{CloseReason, ConnRef};
 use session::{live_entry, Entry};
 
+pub use self::cameras::{ServedCamera, MAX_CAMERAS};
 use self::core::Core;
 pub use self::core::ServerConfig;
 
@@ -46,11 +46,6 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 const EVENTS_CAPACITY: usize = 1024;
 /// The signal pipe's token, above every other.
 const SIGNAL_TOKEN: Token = Token(usize::MAX);
-/// A push camera's descriptors (its frames, and a child's stderr).
-const CAMERA_TOKENS: SourceTokens = SourceTokens {
-    frames: Token(usize::MAX - 1),
-    aux: Token(usize::MAX - 2),
-};
 
 /// The server: the poller, the listeners, the connections and the core.
 pub struct Server {
@@ -73,11 +68,7 @@ pub struct Server {
 impl Server {
     /// Binds every listener and registers them; nothing is served until
     /// [`Server::run`].
-    pub fn bind(
-        config: ServerConfig,
-        camera: Camera,
-        snapshots: SnapshotWriter,
-    ) -> io::Result<Server> {
+    pub fn bind(config: ServerConfig, cameras: Vec<ServedCamera>) -> io::Result<Server> {
         let poll = Poll::new()?;
         crate::sys::ignore_file_size_signal();
         let max_clients = accept::client_limit(config.max_clients);
@@ -85,9 +76,12 @@ impl Server {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         poll.registry()
             .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
-        let mut core = Core::new(config, camera, snapshots, max_clients, Instant::now());
-        core.camera
-            .attach(poll.registry(), CAMERA_TOKENS, Instant::now());
+        let mut core = Core::new(config, cameras, max_clients, Instant::now());
+        for (index, served) in core.cameras.iter_mut().enumerate() {
+            served
+                .camera
+                .attach(poll.registry(), camera_tokens(index), Instant::now());
+        }
         Ok(Server {
             poll,
             signals,
@@ -123,7 +117,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     SIGNAL_TOKEN => deadlines::on_signals(&mut self.signals, &mut self.core),
-                    token if CAMERA_TOKENS.contains(token) => self.camera_ready(token, now),
+                    token if camera_of_token(token).is_some() => self.camera_ready(token, now),
                     Token(t) if t >= FIRST_LISTENER_TOKEN => self.accept_all(t, now),
                     Token(key) => {
                         if let Some(entry) = self.connections.get_mut(key) {
@@ -184,8 +178,12 @@ impl Server {
         }
         let (connections, core) = (&mut self.connections, &mut self.core);
         let registry = self.poll.registry();
-        if let Some(frame) = core.camera.on_timer(registry, now, core.is_streaming()) {
-            frames::broadcast(connections, core, &frame, now, &mut self.to_drive);
+        for camera in 0..core.cameras.len() {
+            let served = &mut core.cameras[camera];
+            let streaming = served.is_streaming();
+            if let Some(frame) = served.camera.on_timer(registry, now, streaming) {
+                frames::broadcast(connections, core, camera, &frame, now, &mut self.to_drive);
+            }
         }
         if self.next_sweep_at.is_some_and(|at| now >= at) {
             self.next_sweep_at = None;

@@ -48,9 +48,17 @@ impl Session {
         }
     }
 
-    /// Whether this connection receives the MJPEG stream.
+    /// Whether this connection receives an MJPEG stream.
     pub fn is_viewer(&self) -> bool {
-        matches!(self, Session::Http(http) if http.is_viewer())
+        self.viewed_camera().is_some()
+    }
+
+    /// The camera whose MJPEG stream this connection receives, if any.
+    pub fn viewed_camera(&self) -> Option<usize> {
+        match self {
+            Session::Http(http) => http.viewed_camera(),
+            Session::Control(_) => None,
+        }
     }
 
     /// How much the next `read()` may take.
@@ -159,7 +167,10 @@ impl Entry {
             Session::Control(_) => core.control_clients -= 1,
             Session::Http(_) => core.http_clients -= 1,
         }
-        core.viewers.retain(|viewer| viewer.id != self.conn.id);
+        if let Some(camera) = self.session.viewed_camera() {
+            let viewers = &mut core.cameras[camera].viewers;
+            viewers.retain(|viewer| viewer.id != self.conn.id);
+        }
     }
 
     /// The socket work for one readiness event: flush, run what is queued,

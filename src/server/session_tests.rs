@@ -48,12 +48,12 @@ impl Harness {
         let now = Instant::now();
         let mut cx = Context::new(conn, "test", &mut self.output, &mut self.lifecycle);
         self.session.input(&mut cx, &mut self.core, bytes, now);
-        while !self.core.frame_waiters.is_empty() {
-            let waiters = std::mem::take(&mut self.core.frame_waiters);
-            let frame = self.core.camera.fresh_frame(now, 0);
+        while !self.core.cameras[0].frame_waiters.is_empty() {
+            let waiters = std::mem::take(&mut self.core.cameras[0].frame_waiters);
+            let frame = self.core.cameras[0].camera.fresh_frame(now, 0);
             let wants_snapshot = waiters.iter().any(|w| w.wants_snapshot);
             let snapshot = wants_snapshot.then(|| match &frame {
-                Ok(f) => self.core.snapshots.write(&f.jpeg),
+                Ok(f) => self.core.cameras[0].snapshots.write(&f.jpeg),
                 Err(e) => Err(e.to_string()),
             });
             let outcome = FrameOutcome { frame, snapshot };
@@ -69,7 +69,7 @@ impl Harness {
 
     /// Offers `frame` as the loop's broadcast would.
     fn offer(&mut self, frame: &SharedFrame) -> Offer {
-        let interval = self.core.camera.stream_interval();
+        let interval = self.core.cameras[0].camera.stream_interval();
         let conn = ConnRef { key: 0, id: 1 };
         let mut cx = Context::new(conn, "test", &mut self.output, &mut self.lifecycle);
         self.session
@@ -112,7 +112,10 @@ fn capture_replies_after_the_snapshot_is_written() {
     let mut harness = Harness::line();
     let reply = harness.send(b"c\n");
     assert!(reply.starts_with("OK pic2.jpg 64x48 "), "{reply}");
-    let saved = harness.core.snapshots.last_saved().expect("a snapshot");
+    let saved = harness.core.cameras[0]
+        .snapshots
+        .last_saved()
+        .expect("a snapshot");
     assert_eq!(saved.file_name, "pic2.jpg");
 }
 
@@ -120,7 +123,10 @@ fn capture_replies_after_the_snapshot_is_written() {
 fn capture_in_raw_mode_is_received() {
     let mut harness = Harness::control(Framing::Raw, test_core(true, None));
     assert_eq!(harness.send(b"c"), "Received");
-    assert!(harness.core.snapshots.last_saved().is_some(), "still saved");
+    assert!(
+        harness.core.cameras[0].snapshots.last_saved().is_some(),
+        "still saved"
+    );
 }
 
 #[test]
@@ -230,7 +236,10 @@ fn http_page_state_and_metrics_answer_200() {
     let state = harness.send(http_get("/state").as_bytes());
     assert!(state.contains("\"camera\":\"synthetic\""), "{state}");
     let metrics = harness.send(http_get("/metrics").as_bytes());
-    assert!(metrics.contains("\ncamloop_camera_up 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\ncamloop_camera_up{camera=\"cam0\"} 1\n"),
+        "{metrics}"
+    );
     assert_eq!(harness.lifecycle, Lifecycle::Open, "keep-alive");
 }
 
@@ -246,7 +255,7 @@ fn http_snapshot_is_a_fresh_jpeg() {
     let head = String::from_utf8_lossy(&reply[..head_end]);
     assert!(head.contains("Content-Type: image/jpeg"), "{head}");
     assert!(reply[head_end..].starts_with(&[0xFF, 0xD8]));
-    assert_eq!(harness.core.camera.frames_grabbed, 1);
+    assert_eq!(harness.core.cameras[0].camera.frames_grabbed, 1);
 }
 
 #[test]
@@ -289,9 +298,15 @@ fn http_stream_makes_a_viewer_that_gets_offered_frames() {
     let head = harness.send(http_get("/stream.mjpg").as_bytes());
     assert!(head.contains("multipart/x-mixed-replace"), "{head}");
     assert!(harness.session.is_viewer());
-    assert_eq!(harness.core.viewers, vec![ConnRef { key: 0, id: 1 }]);
+    assert_eq!(
+        harness.core.cameras[0].viewers,
+        vec![ConnRef { key: 0, id: 1 }]
+    );
     let now = Instant::now();
-    let frame = harness.core.camera.fresh_frame(now, 0).expect("a frame");
+    let frame = harness.core.cameras[0]
+        .camera
+        .fresh_frame(now, 0)
+        .expect("a frame");
     assert_eq!(harness.offer(&frame), Offer::Sent);
     assert_eq!(
         harness.offer(&frame),
@@ -380,7 +395,10 @@ fn a_viewer_gets_the_first_delimiter_then_stamped_parts_each_ending_in_the_next(
     let head = harness.send(http_get("/?action=stream").as_bytes());
     assert!(head.ends_with("\r\n\r\n--camloopframe\r\n"), "{head:?}");
     let now = Instant::now();
-    let frame = harness.core.camera.fresh_frame(now, 0).expect("a frame");
+    let frame = harness.core.cameras[0]
+        .camera
+        .fresh_frame(now, 0)
+        .expect("a frame");
     assert_eq!(harness.offer(&frame), Offer::Sent);
     let part = drain(&mut harness.output);
     let text = String::from_utf8_lossy(&part);
@@ -401,8 +419,11 @@ fn a_viewer_never_gets_the_same_frame_twice_and_no_signal_parts_carry_no_stamp()
     let mut harness = Harness::http(test_core(true, None));
     harness.send(http_get("/stream.mjpg").as_bytes());
     let now = Instant::now();
-    let frame = harness.core.camera.fresh_frame(now, 0).expect("a frame");
-    let no_signal = harness.core.camera.no_signal_frame();
+    let frame = harness.core.cameras[0]
+        .camera
+        .fresh_frame(now, 0)
+        .expect("a frame");
+    let no_signal = harness.core.cameras[0].camera.no_signal_frame();
     assert_eq!(harness.offer(&frame), Offer::Sent);
     drain(&mut harness.output);
     assert_eq!(
@@ -554,7 +575,14 @@ fn http_controls_is_json_and_post_sets_one() {
     let set = harness.send(http_post("/controls?name=contrast&value=65").as_bytes());
     assert!(set.starts_with("HTTP/1.1 200 "), "{set}");
     assert_eq!(body(&set), r#"{"contrast":{"value":65,"min":0,"max":100}}"#);
-    assert_eq!(harness.core.camera.control("contrast").unwrap().value, 65);
+    assert_eq!(
+        harness.core.cameras[0]
+            .camera
+            .control("contrast")
+            .unwrap()
+            .value,
+        65
+    );
 }
 
 #[test]
@@ -596,7 +624,14 @@ fn http_controls_need_the_token_and_other_methods_are_405() {
     let mut harness = Harness::http(test_core(true, Some("s3cret")));
     let reply = harness.send(http_post("/controls?name=brightness&value=1").as_bytes());
     assert!(reply.starts_with("HTTP/1.1 401 "), "{reply}");
-    assert_eq!(harness.core.camera.control("brightness").unwrap().value, 50);
+    assert_eq!(
+        harness.core.cameras[0]
+            .camera
+            .control("brightness")
+            .unwrap()
+            .value,
+        50
+    );
     let mut harness = Harness::http(test_core(true, Some("s3cret")));
     let path = "/controls?name=brightness&value=1&token=s3cret";
     let reply = harness.send(http_post(path).as_bytes());

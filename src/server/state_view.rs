@@ -9,9 +9,11 @@
 
 use std::time::{Duration, Instant};
 
+use super::cameras::ServedCamera;
 use super::connection::{OUTPUT_HARD_CAP_BYTES, OUTPUT_SOFT_CAP_BYTES};
 use super::core::Core;
-use crate::http::response::{HistogramView, StateView, LATENCY_BUCKETS_US};
+use crate::http::response::{CameraView, HistogramView, StateView, LATENCY_BUCKETS_US};
+use crate::stats::TimingHistogram;
 
 /// Everything the three reports need, copied at one moment.
 pub struct Numbers {
@@ -19,13 +21,21 @@ pub struct Numbers {
     pub state: StateView,
     /// Connections of every kind.
     pub clients: u64,
-    /// Grab time percentiles and maximum, µs.
+    /// Per camera, in the same order as `state.cameras`: its grab and
+    /// encode percentiles for the `stats` line.
+    pub timings: Vec<CameraTimings>,
+}
+
+/// One camera's grab and encode percentiles, µs.
+#[derive(Default, Clone, Copy)]
+pub struct CameraTimings {
+    /// Grab time percentiles and maximum.
     pub grab_us_p50: u64,
     /// See `grab_us_p50`.
     pub grab_us_p99: u64,
     /// See `grab_us_p50`.
     pub grab_us_max: u64,
-    /// Encode time 99th percentile, µs.
+    /// Encode time 99th percentile.
     pub encode_us_p99: u64,
 }
 
@@ -39,9 +49,17 @@ pub enum Detail {
     Full,
 }
 
+impl Detail {
+    fn histogram(self, timing: &TimingHistogram) -> HistogramView {
+        match self {
+            Detail::Full => HistogramView::from_timing(timing, LATENCY_BUCKETS_US),
+            Detail::Line => HistogramView::default(),
+        }
+    }
+}
+
 /// Copies the numbers out of `core`.
 pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
-    let camera = core.camera.status(now);
     let counters = &core.counters;
     let config = &core.config;
     let seconds = |d: Option<Duration>| d.map_or(0, |d| d.as_secs());
@@ -50,7 +68,6 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
     let more = vec![
         ("clients_max", core.max_clients as u64),
         ("clients_peak", counters.clients_peak),
-        ("frames_passthrough", core.camera.frames_passthrough),
         ("clients_dropped", counters.clients_dropped),
         ("connections_refused", counters.connections_refused),
         ("auth_failures", counters.auth_failures),
@@ -72,12 +89,6 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
         ),
         ("http_head_timeout_s", config.http_head_timeout.as_secs()),
         ("http_idle_timeout_s", config.http_idle_timeout.as_secs()),
-        ("camera_restarts", core.camera.camera_restarts),
-        ("camera_open_us_max", core.camera.open_us_max),
-        (
-            "camera_timeout_ms",
-            core.camera.timeout().as_millis() as u64,
-        ),
         // What the loop cost everybody per iteration, camera calls included.
         ("loop_stall_us_p99", core.loop_stall.quantile_micros(0.99)),
         ("loop_stall_us_max", core.loop_stall.max_micros()),
@@ -86,104 +97,178 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
             core.frame_send_age.quantile_micros(0.99),
         ),
     ];
-    let grab = &core.camera.grab_time;
-    let encode = &core.camera.encode_time;
-    let view = |timing| match detail {
-        Detail::Full => HistogramView::from_timing(timing, LATENCY_BUCKETS_US),
-        Detail::Line => HistogramView::default(),
-    };
     let state = StateView {
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_s: now.duration_since(core.started_at).as_secs(),
-        camera: camera.name,
-        camera_ok: camera.ok,
-        camera_error: camera.error,
-        width: camera.width,
-        height: camera.height,
-        fps_x100: camera.fps_x100,
+        cameras: core
+            .cameras
+            .iter()
+            .map(|served| camera_view(served, now, detail))
+            .collect(),
         control_clients: core.control_clients as u64,
         http_clients: core.http_clients as u64,
-        stream_viewers: core.viewers.len() as u64,
-        frames_grabbed: core.camera.frames_grabbed,
-        frames_encoded: core.camera.frames_encoded,
+        requests: counters.requests,
+        errors: counters.errors,
+        bytes_in: counters.bytes_in,
+        bytes_out: counters.bytes_out,
+        more,
+        frame_send_age_us: detail.histogram(&core.frame_send_age),
+        loop_stall_us: detail.histogram(&core.loop_stall),
+    };
+    let timings = core
+        .cameras
+        .iter()
+        .map(|served| {
+            let (grab, encode) = (&served.camera.grab_time, &served.camera.encode_time);
+            CameraTimings {
+                grab_us_p50: grab.quantile_micros(0.5),
+                grab_us_p99: grab.quantile_micros(0.99),
+                grab_us_max: grab.max_micros(),
+                encode_us_p99: encode.quantile_micros(0.99),
+            }
+        })
+        .collect();
+    Numbers {
+        state,
+        clients: core.clients as u64,
+        timings,
+    }
+}
+
+/// One camera's numbers.
+fn camera_view(served: &ServedCamera, now: Instant, detail: Detail) -> CameraView {
+    let camera = &served.camera;
+    let status = camera.status(now);
+    let counters = &served.counters;
+    CameraView {
+        name: camera.name().to_string(),
+        source: status.name,
+        ok: status.ok,
+        error: status.error,
+        width: status.width,
+        height: status.height,
+        fps_x100: status.fps_x100,
+        stream_viewers: served.viewers.len() as u64,
+        frames_grabbed: camera.frames_grabbed,
+        frames_encoded: camera.frames_encoded,
         frames_sent: counters.frames_sent,
         frames_dropped: counters.frames_dropped,
         viewers_dropped: counters.viewers_dropped,
         snapshots: counters.snapshots,
         snapshot_errors: counters.snapshot_errors,
-        last_snapshot: core.snapshots.last_saved().map(|s| s.file_name.clone()),
-        requests: counters.requests,
-        errors: counters.errors,
-        bytes_in: counters.bytes_in,
-        bytes_out: counters.bytes_out,
-        grab_us: view(grab),
-        more,
-        encode_us: view(encode),
-        frame_send_age_us: view(&core.frame_send_age),
-        loop_stall_us: view(&core.loop_stall),
-    };
-    Numbers {
-        state,
-        clients: core.clients as u64,
-        grab_us_p50: grab.quantile_micros(0.5),
-        grab_us_p99: grab.quantile_micros(0.99),
-        grab_us_max: grab.max_micros(),
-        encode_us_p99: encode.quantile_micros(0.99),
+        last_snapshot: served.snapshots.last_saved().map(|s| s.file_name.clone()),
+        more: vec![
+            ("frames_passthrough", camera.frames_passthrough),
+            ("camera_restarts", camera.camera_restarts),
+            ("camera_open_us_max", camera.open_us_max),
+            ("camera_timeout_ms", camera.timeout().as_millis() as u64),
+        ],
+        grab_us: detail.histogram(&camera.grab_time),
+        encode_us: detail.histogram(&camera.encode_time),
     }
 }
 
-/// The one-line `stats` reply. Keys are stable; new ones are only added
-/// (at the end, so a reader splitting on spaces keeps its positions).
-pub fn stats_line(numbers: &Numbers) -> String {
-    let s = &numbers.state;
-    // A source name may contain spaces (a GStreamer pipeline); keep the
-    // reply one whitespace-separated key=value list.
-    let camera_name: String = s
-        .camera
-        .chars()
+/// Text as one word of a reply: a source may contain spaces (a GStreamer
+/// pipeline), and a reply is a whitespace-separated `key=value` list.
+fn one_word(text: &str) -> String {
+    text.chars()
         .map(|c| if c.is_whitespace() { '_' } else { c })
-        .collect();
+        .collect()
+}
+
+/// The one-line `stats` reply, about the default camera. Keys are stable;
+/// new ones are only added (at the end, so a reader splitting on spaces
+/// keeps its positions).
+pub fn stats_line(numbers: &Numbers) -> String {
+    camera_line(numbers, 0)
+}
+
+/// `stats CAM`: the same line about camera `camera`, ending in
+/// `camera_name=<name>`.
+pub fn camera_stats_line(numbers: &Numbers, camera: usize) -> String {
+    let name = numbers
+        .state
+        .cameras
+        .get(camera)
+        .map_or(String::new(), |c| one_word(&c.name));
+    format!("{} camera_name={name}", camera_line(numbers, camera))
+}
+
+fn camera_line(numbers: &Numbers, camera: usize) -> String {
+    let s = &numbers.state;
+    let c = s.cameras.get(camera).cloned().unwrap_or_default();
+    let t = numbers.timings.get(camera).copied().unwrap_or_default();
     let clients_max = s
         .more
         .iter()
         .find(|(key, _)| *key == "clients_max")
         .map_or(0, |(_, value)| *value);
+    // The camera's rarer keys go where they always were: frames_passthrough
+    // after clients_peak, the camera_* ones after http_idle_timeout_s.
+    let camera_more = |key: &str| {
+        c.more
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |(_, value)| *value)
+    };
+    let mut more: Vec<(&str, u64)> = Vec::with_capacity(s.more.len() + c.more.len());
+    for &(key, value) in s.more.iter().filter(|(key, _)| *key != "clients_max") {
+        more.push((key, value));
+        match key {
+            "clients_peak" => more.push(("frames_passthrough", camera_more("frames_passthrough"))),
+            "http_idle_timeout_s" => {
+                for key in ["camera_restarts", "camera_open_us_max", "camera_timeout_ms"] {
+                    more.push((key, camera_more(key)));
+                }
+            }
+            _ => {}
+        }
+    }
     let rest: String = [
-        ("frames_sent", s.frames_sent),
-        ("frames_dropped", s.frames_dropped),
-        ("viewers_dropped", s.viewers_dropped),
+        ("frames_sent", c.frames_sent),
+        ("frames_dropped", c.frames_dropped),
+        ("viewers_dropped", c.viewers_dropped),
     ]
     .into_iter()
-    .chain(
-        s.more
-            .iter()
-            .copied()
-            .filter(|(key, _)| *key != "clients_max"),
-    )
+    .chain(more)
     .map(|(key, value)| format!(" {key}={value}"))
     .collect();
     format!(
-        "OK clients={} clients_max={clients_max} uptime_s={} camera={camera_name} camera_ok={} \
+        "OK clients={} clients_max={clients_max} uptime_s={} camera={} camera_ok={} \
          width={} height={} fps_x100={} frames_grabbed={} frames_encoded={} snapshots={} \
          snapshot_errors={} bytes_in={} bytes_out={} requests={} errors={} grab_us_p50={} \
          grab_us_p99={} grab_us_max={} encode_us_p99={}{rest}",
         numbers.clients,
         s.uptime_s,
-        u8::from(s.camera_ok),
-        s.width,
-        s.height,
-        s.fps_x100,
-        s.frames_grabbed,
-        s.frames_encoded,
-        s.snapshots,
-        s.snapshot_errors,
+        one_word(&c.source),
+        u8::from(c.ok),
+        c.width,
+        c.height,
+        c.fps_x100,
+        c.frames_grabbed,
+        c.frames_encoded,
+        c.snapshots,
+        c.snapshot_errors,
         s.bytes_in,
         s.bytes_out,
         s.requests,
         s.errors,
-        numbers.grab_us_p50,
-        numbers.grab_us_p99,
-        numbers.grab_us_max,
-        numbers.encode_us_p99,
+        t.grab_us_p50,
+        t.grab_us_p99,
+        t.grab_us_max,
+        t.encode_us_p99,
     )
+}
+
+/// The `cameras` reply: `OK cam0=synthetic cam1=exec:ffmpeg_-f_v4l2…`, each
+/// camera's name and source (whitespace as `_`, credentials hidden).
+pub fn cameras_line(core: &Core) -> String {
+    let mut line = String::from("OK");
+    for served in &core.cameras {
+        line.push(' ');
+        line.push_str(served.camera.name());
+        line.push('=');
+        line.push_str(&one_word(&served.camera.source_name()));
+    }
+    line
 }

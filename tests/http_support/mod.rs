@@ -58,6 +58,28 @@ impl Drop for TempDir {
     }
 }
 
+/// With `CAMLOOP_TEST_EXTRA_CAMERA=SOURCE` in the environment, every
+/// server also gets `--camera extra=SOURCE` after its own (and `--camera
+/// auto` first if it named none, so its default camera stays the same):
+/// `scripts/test.sh` runs the endpoint suite that way once more, to show
+/// that a second camera changes nothing for clients of the default one. A
+/// server started from a config file is left alone (a `--camera` flag
+/// would replace the file's cameras).
+pub fn extra_camera_args(args: &[&str]) -> Vec<String> {
+    let from_config = args.contains(&"--config");
+    match std::env::var("CAMLOOP_TEST_EXTRA_CAMERA") {
+        Ok(source) if !from_config => {
+            let mut extra = Vec::new();
+            if !args.contains(&"--camera") {
+                extra.extend(["--camera".to_string(), "auto".to_string()]);
+            }
+            extra.extend(["--camera".to_string(), format!("extra={source}")]);
+            extra
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// A running `camloop serve` on loopback ports chosen by the kernel,
 /// killed when dropped.
 pub struct Server {
@@ -95,6 +117,7 @@ impl Server {
             .arg("--snapshot-dir")
             .arg(&snapshot_dir)
             .args(args)
+            .args(extra_camera_args(args))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -512,20 +535,27 @@ impl Json {
     }
 }
 
-/// `[...]` as written, for arrays of strings (a `]` inside a string is
-/// kept, not taken as the end).
+/// `[...]` as written (strings, or objects such as `/state`'s `cameras`):
+/// a `]` inside a string is kept, not taken as the end, and nested
+/// brackets are matched.
 fn json_raw_array(chars: &mut std::iter::Peekable<std::str::Chars>, text: &str) -> String {
     let mut raw = String::new();
     let mut in_string = false;
     let mut escaped = false;
+    let mut depth = 0usize;
     for c in chars.by_ref() {
         raw.push(c);
         match (in_string, escaped, c) {
             (true, true, _) => escaped = false,
             (true, false, '\\') => escaped = true,
             (_, false, '"') => in_string = !in_string,
-            (false, _, ']') => return raw,
-            (false, _, '[' | '{') if raw.len() > 1 => panic!("nested values in {text:?}"),
+            (false, _, '[' | '{') => depth += 1,
+            (false, _, ']' | '}') => {
+                depth -= 1;
+                if depth == 0 {
+                    return raw;
+                }
+            }
             _ => {}
         }
     }
@@ -551,14 +581,20 @@ fn json_string(chars: &mut std::iter::Peekable<std::str::Chars>, text: &str) -> 
     }
 }
 
-/// The value of an unlabelled sample in Prometheus text, e.g.
-/// `camloop_viewers_dropped_total 1`.
+/// The value of a sample in Prometheus text: the unlabelled one of a
+/// process-wide series (`camloop_requests_total 12`), or the default
+/// camera's (the first listed) of a per-camera one
+/// (`camloop_viewers_dropped_total{camera="cam0"} 1`).
 pub fn metric(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| {
-            let (series, value) = line.split_once(' ')?;
-            (series == name).then(|| value.trim().parse().ok())?
+            let (series, value) = line.rsplit_once(' ')?;
+            let bare = series
+                .strip_prefix(name)
+                .filter(|labels| labels.is_empty() || labels.starts_with("{camera=\""))?;
+            let only_camera_label = bare.is_empty() || !bare.contains(',');
+            only_camera_label.then(|| value.trim().parse().ok())?
         })
 }
 

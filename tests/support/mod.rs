@@ -29,7 +29,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `help` reply, as README.md's protocol table spells it.
 pub const HELP_REPLY: &str =
-    "OK requests: c capture ping stats frame controls get set help auth exit quit shutdown";
+    "OK requests: c capture ping stats frame controls get set cameras help auth exit quit shutdown";
 
 /// The `stats` keys README.md promises (more may follow, none renamed).
 pub const STATS_KEYS: &[&str] = &[
@@ -228,6 +228,7 @@ impl ServerBuilder {
             .args(&self.args)
             .arg("--camera")
             .arg(&self.camera)
+            .args(extra_camera_args(&self.args))
             .arg("--snapshot-dir")
             .arg(&snapshot_dir)
             .env("RUST_LOG", "debug")
@@ -259,6 +260,24 @@ impl ServerBuilder {
             ),
         }
         server
+    }
+}
+
+/// With `CAMLOOP_TEST_EXTRA_CAMERA=SOURCE` in the environment, every
+/// server also gets `--camera extra=SOURCE` after its own: `scripts/test.sh`
+/// runs the protocol and endpoint suites that way once more, to show that a
+/// second camera changes nothing for clients of the default one. A server
+/// started from a config file is left alone (a `--camera` flag would
+/// replace the file's cameras).
+pub fn extra_camera_args<S: AsRef<OsStr>>(args: &[S]) -> Vec<OsString> {
+    let from_config = args.iter().any(|a| a.as_ref() == "--config");
+    match std::env::var_os("CAMLOOP_TEST_EXTRA_CAMERA") {
+        Some(source) if !from_config => {
+            let mut camera = OsString::from("extra=");
+            camera.push(source);
+            vec![OsString::from("--camera"), camera]
+        }
+        _ => Vec::new(),
     }
 }
 

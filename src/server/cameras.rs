@@ -1,0 +1,131 @@
+//! The cameras one server serves: each with its own pipeline, snapshot
+//! files, viewers, waiting requests and counters, all in the same loop.
+//!
+//! A camera is one more source in the poll: a timed one adds a deadline, a
+//! push one adds its descriptors under tokens of its own
+//! ([`camera_tokens`]). Nothing is shared between cameras but the loop, so
+//! a camera that fails, stalls or restarts touches only its own viewers and
+//! requests. The first camera is the default one: every request and URL
+//! that names no camera means it, which keeps the one-camera protocol and
+//! URLs unchanged.
+
+use std::time::Instant;
+
+use mio::Token;
+
+use super::connection::ConnRef;
+use crate::camera::pipeline::Camera;
+use crate::camera::push::SourceTokens;
+use crate::snapshot::SnapshotWriter;
+
+/// The most cameras one server serves: each push camera takes two tokens
+/// just below the signal pipe's, above the listeners'. A small board runs
+/// two or three; the limit only keeps the token ranges apart.
+pub const MAX_CAMERAS: usize = 64;
+
+/// The first token below every camera's: the listeners' range ends below it.
+pub const CAMERA_TOKENS_END: usize = usize::MAX - 2 * MAX_CAMERAS - 1;
+
+/// The tokens of camera `index`'s descriptors (its frames, and a child's
+/// stderr or a V4L2 device).
+pub fn camera_tokens(index: usize) -> SourceTokens {
+    debug_assert!(index < MAX_CAMERAS);
+    SourceTokens {
+        frames: Token(usize::MAX - 1 - 2 * index),
+        aux: Token(usize::MAX - 2 - 2 * index),
+    }
+}
+
+/// Which camera a token belongs to, if it is a camera's.
+pub fn camera_of_token(token: Token) -> Option<usize> {
+    let in_range = token.0 > CAMERA_TOKENS_END && token.0 < usize::MAX;
+    in_range.then(|| (usize::MAX - 1 - token.0) / 2)
+}
+
+/// A request waiting for a fresh frame of one camera.
+pub struct FrameWaiter {
+    /// Who asked.
+    pub conn: ConnRef,
+    /// The camera's grab count when the request arrived: the frame it gets
+    /// must be newer (timed cameras).
+    pub seen_seq: u64,
+    /// When the request arrived: a push camera's frame must have started
+    /// arriving after this, and the request gives up `--camera-timeout` later.
+    pub requested_at: Instant,
+    /// Whether a snapshot file must be written (a capture, not a `frame`).
+    pub wants_snapshot: bool,
+}
+
+/// What one camera counts, next to what its pipeline counts itself.
+#[derive(Debug, Default, Clone)]
+pub struct CameraCounters {
+    /// Frames written to this camera's stream viewers.
+    pub frames_sent: u64,
+    /// Frames a viewer skipped because its socket was still busy.
+    pub frames_dropped: u64,
+    /// Viewers dropped after --stream-stall-timeout without write progress.
+    pub viewers_dropped: u64,
+    /// Snapshot files written.
+    pub snapshots: u64,
+    /// Snapshot writes that failed.
+    pub snapshot_errors: u64,
+}
+
+/// One camera as the server serves it.
+pub struct ServedCamera {
+    /// The pipeline (its name, source, timer or descriptors).
+    pub camera: Camera,
+    /// Where its snapshots go.
+    pub snapshots: SnapshotWriter,
+    /// Its stream viewers: a frame is offered to these only.
+    pub viewers: Vec<ConnRef>,
+    /// Requests waiting for its next fresh frame; served once per
+    /// iteration with one grab between them.
+    pub frame_waiters: Vec<FrameWaiter>,
+    /// Its counters.
+    pub counters: CameraCounters,
+}
+
+impl ServedCamera {
+    /// A camera with nobody watching yet.
+    pub fn new(camera: Camera, snapshots: SnapshotWriter) -> Self {
+        ServedCamera {
+            camera,
+            snapshots,
+            viewers: Vec::new(),
+            frame_waiters: Vec::new(),
+            counters: CameraCounters::default(),
+        }
+    }
+
+    /// Whether anybody wants its frames continuously (stream viewers).
+    pub fn is_streaming(&self) -> bool {
+        !self.viewers.is_empty()
+    }
+
+    /// The nearest deadline of this camera: its timer, and the moment the
+    /// oldest request waiting for it gives up.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let timer = self.camera.next_deadline(self.is_streaming());
+        let oldest_waiter = self.frame_waiters.iter().map(|w| w.requested_at).min();
+        let give_up = oldest_waiter.map(|at| at + self.camera.timeout());
+        timer.into_iter().chain(give_up).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cameras_tokens_map_back_to_it_and_nothing_else_does() {
+        for index in 0..MAX_CAMERAS {
+            let tokens = camera_tokens(index);
+            assert_eq!(camera_of_token(tokens.frames), Some(index));
+            assert_eq!(camera_of_token(tokens.aux), Some(index));
+        }
+        assert_eq!(camera_of_token(Token(usize::MAX)), None, "the signal pipe");
+        assert_eq!(camera_of_token(Token(CAMERA_TOKENS_END)), None);
+        assert_eq!(camera_of_token(Token(0)), None);
+    }
+}
