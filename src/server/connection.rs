@@ -180,8 +180,7 @@ impl<'a> Context<'a> {
 
     /// Queues `text` followed by `terminator` bytes.
     pub fn reply(&mut self, text: &str, terminator: &[u8]) {
-        self.output.push_bytes(text.as_bytes());
-        self.output.push_bytes(terminator);
+        self.output.push_pieces(&[text.as_bytes(), terminator]);
     }
 }
 

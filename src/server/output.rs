@@ -15,6 +15,16 @@ use std::rc::Rc;
 /// thousand pipelined `PONG`s go out in one `write()`, not a thousand.
 const COALESCE_LIMIT_BYTES: usize = 16 * 1024;
 
+/// A new chunk of small replies starts with room for this many bytes, so
+/// a burst of pipelined replies grows it a few times (or not at all), not
+/// once per reply. It lives only while output is pending.
+const FIRST_CHUNK_BYTES: usize = 1024;
+
+/// A ring of chunks at most this big is kept when the queue empties: a
+/// few hundred bytes per connection, where freeing and allocating it again
+/// on every write would cost a `malloc` and a `free` per reply at P1.
+const KEPT_RING_CHUNKS: usize = 4;
+
 /// How many chunks one `writev()` hands to the kernel.
 const MAX_IOVECS: usize = 16;
 
@@ -76,21 +86,33 @@ impl OutputQueue {
 
     /// Queues a copy of `bytes`.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
+        self.push_pieces(&[bytes]);
+    }
+
+    /// Queues copies of `pieces`, back to back (a reply and its terminator).
+    pub fn push_pieces(&mut self, pieces: &[&[u8]]) {
+        let len: usize = pieces.iter().map(|piece| piece.len()).sum();
+        if len == 0 {
             return;
         }
-        self.pending_bytes += bytes.len();
+        self.pending_bytes += len;
         // Never append to the front chunk once writing has started on it:
         // the cursor points into it. Appending after the cursor is safe,
         // but keeping the rule simple costs nothing measurable.
         let can_append = self.chunks.len() > 1 || self.cursor == 0;
         if let (true, Some(Chunk::Owned(last))) = (can_append, self.chunks.back_mut()) {
-            if last.len() + bytes.len() <= COALESCE_LIMIT_BYTES {
-                last.extend_from_slice(bytes);
+            if last.len() + len <= COALESCE_LIMIT_BYTES {
+                for piece in pieces {
+                    last.extend_from_slice(piece);
+                }
                 return;
             }
         }
-        self.chunks.push_back(Chunk::Owned(bytes.to_vec()));
+        let mut chunk = Vec::with_capacity(len.max(FIRST_CHUNK_BYTES));
+        for piece in pieces {
+            chunk.extend_from_slice(piece);
+        }
+        self.chunks.push_back(Chunk::Owned(chunk));
     }
 
     /// Queues a shared buffer (a frame) without copying it.
@@ -131,7 +153,7 @@ impl OutputQueue {
                 Err(e) => return Err(e),
             }
         }
-        if self.chunks.is_empty() {
+        if self.chunks.is_empty() && self.chunks.capacity() > KEPT_RING_CHUNKS {
             // Give back the ring's memory: an idle connection should cost
             // a few hundred bytes, not the high-water mark of a burst.
             self.chunks = VecDeque::new();
