@@ -68,7 +68,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log() { echo "mjpeg_viewers: $*" >&2; }
-. benches/proc.sh  # cpu_ticks, rss_kib, open_fds, fd_limit, json_field, free_port
+. benches/proc.sh  # cpu_ticks, rss_kib, open_fds, fd_limit, json_field, free_port, listening_ports
 
 if [[ -z ${CAMLOOP:-} ]]; then
     log "building (cargo build --release --no-default-features --bin camloop)"
@@ -104,20 +104,12 @@ VERDICTS=()  # one line per camera
 
 # measure CAMERA_NAME CAMERA_ARG: one server, every viewer count.
 measure() {
-    local name=$1 camera=$2 out="$WORK/server.out" ctl_port="" http_port="" attempt
+    local name=$1 camera=$2 out="$WORK/server.out" ctl_port="" http_port=""
     "$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --camera "$camera" \
         --fps "$FPS" --width "$WIDTH" --height "$HEIGHT" --snapshot-dir "$WORK/snapshots" \
         >"$out" 2>"$WORK/server-$name.log" &
     SERVER_PID=$!
-    for attempt in $(seq 50); do
-        # Both ports from one complete line: the file may hold half of it.
-        local line
-        line=$(grep -m 1 '^listening control=.* http=.*' "$out" || true)
-        ctl_port=$(sed -n 's/^listening control=127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$line")
-        http_port=$(sed -n 's/.* http=127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$line")
-        [[ -n $ctl_port && -n $http_port ]] && break
-        sleep 0.1
-    done
+    read -r ctl_port http_port < <(listening_ports "$out") || true
     if [[ -z $ctl_port || -z $http_port ]]; then
         log "the $name server did not start: $(head -c 300 "$WORK/server-$name.log")"
         exit 1

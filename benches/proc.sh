@@ -15,3 +15,21 @@ json_field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2"; }
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# listening_ports FILE: waits (up to 5 s) for a server's complete
+# `listening control=127.0.0.1:P http=127.0.0.1:Q` line in FILE and prints
+# "P Q"; prints nothing if it never came.
+listening_ports() {
+    local line ctl http attempt
+    for attempt in $(seq 50); do
+        # Both ports from one complete line: the file may hold half of it.
+        line=$(grep -m 1 '^listening control=.* http=.*' "$1" || true)
+        ctl=$(sed -n 's/^listening control=127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$line")
+        http=$(sed -n 's/.* http=127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$line")
+        if [[ -n $ctl && -n $http ]]; then
+            echo "$ctl $http"
+            return
+        fi
+        sleep 0.1
+    done
+}
