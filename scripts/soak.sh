@@ -269,6 +269,7 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
     : >"$work/pgids.txt"
     : >"$work/zombies.txt"
     : >"$work/windows.txt"
+    : >"$work/stall.txt"
 
     local cameras_ok_at_start=yes
     wait_cameras_ok 30 || cameras_ok_at_start=no
@@ -411,6 +412,7 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
             sleep 0.1
         done
         echo "$name $t0 $(now_ms) $what" >>"$work/windows.txt"
+        echo "$(now_ms) $(stat_value loop_stall_us_max "$(server_stats)")" >>"$work/stall.txt"
         expected_restarts[$name]=$((expected_restarts[$name] + 1))
         log "$label: $name: $what, ok again after $(($(now_ms) - t0)) ms"
     }
@@ -501,6 +503,9 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
             all_cameras_ok && take_sample run
             next_sample=$((elapsed + SAMPLE_EVERY))
         fi
+        # When the longest iteration so far grew: the report places the
+        # longest one in time, next to the faults.
+        echo "$(now_ms) $(stat_value loop_stall_us_max "$(server_stats)")" >>"$work/stall.txt"
         sleep 0.5
     done
     local faults_run=$next_fault
@@ -669,13 +674,32 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
             [ "${value:-0}" -gt "$longest_call" ] && longest_call=$value
         done
     done
+    # Between which two samples the longest iteration happened, and which
+    # fault window (from its start to 1 s after its end) that overlaps.
+    echo "$(now_ms) ${stall_max:-0}" >>"$work/stall.txt"
+    local stall_when
+    stall_when=$(awk -v max="${stall_max:-0}" -v t0="$((start * 1000))" -v windows="$work/windows.txt" '
+        BEGIN { while ((getline line < windows) > 0) { split(line, w, " "); n++; ws[n] = w[2]; we[n] = w[3] + 1000; what[n] = w[1] " " substr(line, index(line, w[4])) } }
+        $2 == max && !found { found = 1; from = prev; to = $1 }
+        { prev = $1 }
+        END {
+            if (!found) { print "not placed"; exit }
+            if (from == "") from = t0
+            text = sprintf("it happened between %.1f s and %.1f s", (from - t0) / 1000, (to - t0) / 1000)
+            hit = ""
+            for (i = 1; i <= n; i++) if (from <= we[i] && ws[i] <= to) hit = hit " [" what[i] "]"
+            print text (hit == "" ? ", outside every fault window" : ", overlapping the fault window" hit)
+        }' "$work/stall.txt")
     local waited_ms=$(((sched_end - sched_start) / 1000000))
     local preempted=$((ctxt_end - ctxt_start))
-    local stall_cause
+    local stall_cause cpu_note
+    cpu_note="the server waited ${waited_ms} ms in total runnable but without a CPU (schedstat), ${preempted} involuntary switches, on $(nproc) cores shared with every client of the soak, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     if [ "${stall_max:-0}" -le $((longest_call * 3 / 2)) ]; then
-        stall_cause="the longest iteration is about as long as the longest camera call on the loop (${longest_call} us): a timed camera's grab or open, which runs on the loop by design"
+        stall_cause="the longest iteration is about as long as the longest camera call on the loop (${longest_call} us): a timed camera's grab or open, which runs on the loop by design; ${cpu_note}"
+    elif [[ $stall_when == *overlapping* ]]; then
+        stall_cause="longer than any measured camera call (${longest_call} us) and during a fault: handling it on the loop (stopping a push camera, spawning its child or connecting again; not in camera_open_us_max) or being preempted then; ${cpu_note}"
     else
-        stall_cause="longer than any camera call on the loop (${longest_call} us), so not the server's own work: the loop was waiting for a CPU (it waited ${waited_ms} ms runnable in total, ${preempted} involuntary switches, on $(nproc) cores shared with the clients, load average $(cut -d' ' -f1-3 /proc/loadavg)) or in snapshot file I/O (fsync on)"
+        stall_cause="longer than any measured camera call (${longest_call} us) and outside the faults, so not the server's own camera work: preemption or snapshot file I/O (fsync on); ${cpu_note}"
     fi
 
     row() { # CHECK RESULT OK?
@@ -708,7 +732,7 @@ Server: \`camloop serve ${camera_args[*]} --camera-timeout ${CAMERA_TIMEOUT} --s
 | server stats at the end | requests=$(stat_value requests "$stats_end") errors=$(stat_value errors "$stats_end") clients_peak=$(stat_value clients_peak "$stats_end") snapshots=$(stat_value snapshots "$stats_end") frames_encoded=$(stat_value frames_encoded "$stats_end") |
 | memory | RSS ${rss_start} kB at start, ${rss_warm} kB after warm-up, ${rss_end} kB at the end, ${rss_after} kB after the clients left |
 | descriptors (all cameras ok) | ${fds_before} before the clients, ${fds_warm} during, ${fds_after} after |
-| loop_stall_us | p99 ${stall_p99}, max ${stall_max} (no threshold); ${stall_evidence}cause: ${stall_cause} |
+| loop_stall_us | p99 ${stall_p99}, max ${stall_max} (no threshold; ${stall_when}); ${stall_evidence}cause: ${stall_cause} |
 
 | check | result | |
 |---|---|---|
