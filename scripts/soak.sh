@@ -32,7 +32,8 @@
 #   - MJPEG viewers: three curl at full speed on /stream.mjpg and one on
 #     each of /cam/cam1/ and /cam/cam2/stream.mjpg; per camera a viewer
 #     reading steadily at 100 KB/s (a slow link: small reads, a small
-#     receive buffer) that records every byte, and a viewer that reads a
+#     receive buffer; not curl --limit-rate, see below) that records every
+#     byte, and a viewer that reads a
 #     little and then stops reading; `camloop load --mjpeg` viewers (10 on
 #     cam0, 5 on cam1, 5 on cam2);
 #   - connect/disconnect churn capped at 300 connections/s, of which one in
@@ -366,12 +367,14 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
             viewer_names+=("$name")
         done
     fi
-    # As before this round: curl --limit-rate, which reads in bursts (see
-    # the README on why the server may drop such a reader); its bytes are
-    # checked too, up to the part --max-time cut.
-    viewer slow "http://$http_addr/stream.mjpg" "$work/slow-curl.mjpg" --limit-rate 100k &
-    pids+=($!)
-    viewer_names+=(slow)
+    # No `curl --limit-rate 100k` any more (the soak had one before this
+    # round): curl reads all its socket holds, then sleeps until its average
+    # is back at the limit; once its receive buffer has grown to megabytes
+    # the sleeps outlast --stream-stall-timeout and the server drops it as
+    # stalled, which it cannot tell from a viewer that stopped (README,
+    # HTTP). In the dry runs at 60 s that happened in 5 runs of 6, and the
+    # viewers_dropped check failed with it. The 100 KB/s viewers above read
+    # steadily instead, like a slow link.
     for name in "${cameras[@]}"; do
         python3 "$clients_py" viewer "$(cam_url "$name" stream.mjpg)" "$work/slow-$name.mjpg" \
             "$((duration - 2))" "$SLOW_BYTES_PER_S" "$token" >"$work/slow-$name.txt" 2>&1 &
@@ -632,9 +635,6 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
         [ "$slow_end" = end ] || viewers_ok=no
         { [ "$problem" = - ] && [ "$trailing" = 0 ] && [ "$parts" -gt 0 ]; } || slow_ok=no
     done
-    read -r parts untimed total trailing problem <<<"$(python3 "$clients_py" check-stream "$work/slow-curl.mjpg" cut)"
-    slow_summary+="curl --limit-rate 100k on /stream.mjpg: $((total / 1024)) KiB, $parts parts ($untimed NO SIGNAL), ${trailing} bytes of the part --max-time cut, ${problem}; "
-    { [ "$problem" = - ] && [ "$parts" -gt 0 ]; } || slow_ok=no
     local mjpeg_summary="" mjpeg_ok=yes errors dropped malformed stalled frames
     for name in "${cameras[@]}"; do
         errors=$(json_value errors "$work/mjpeg-$name.json")
