@@ -9,11 +9,13 @@
 //! - `control_parser`: byte 0 picks the framing (`byte % 3`: 0 auto, 1 line,
 //!   2 raw), byte 1 seeds the read sizes, the rest is the byte stream.
 //! - `http_request`: byte 0 seeds the read sizes, the rest is the stream.
-//! - `mjpeg_splitter`: byte 0 picks the splitter (`byte % 3`: 0 detects the
-//!   framing, 1 and 2 are told the boundary `camloopframe` or `--ffmpeg`),
-//!   byte 1 seeds the read sizes, byte 2 picks the frame cap (even: the
-//!   default, odd: 32 times the byte, so `a` is 3104 bytes), the rest is
-//!   the stream.
+//! - `mjpeg_splitter`: byte 0 picks the splitter (`byte % 4`: 0 detects the
+//!   framing, 1 and 2 are told the boundary `camloopframe` or `--ffmpeg`,
+//!   3 takes the stream's first line as an HTTP `Content-Type` value and
+//!   makes the splitter as the `http://` camera and `camloop load --mjpeg`
+//!   do), byte 1 seeds the read sizes, byte 2 picks the frame cap (even:
+//!   the default, odd: 32 times the byte, so `a` is 3104 bytes), the rest
+//!   is the stream (in mode 3: after that first line).
 //!
 //! Each harness cuts the stream into reads the way a socket might, feeds
 //! them to the sans-IO parser the server uses, and panics when an invariant
@@ -21,17 +23,34 @@
 //! second implementation: in line framing, and for HTTP, the result must not
 //! depend on how the stream was cut, so a cut stream is compared with the
 //! same stream fed whole.
+//!
+//! The harnesses reach the request vocabulary only through the public
+//! functions the server calls ([`Decoder`] and its `parse_command`, and
+//! [`route`]), and compare results only with `==`, so a request or route
+//! added to those (`c NAME`, `/cam/NAME/stream.mjpg`, `?action=stream_1`)
+//! is fuzzed as soon as it exists, without a change here. What they check
+//! of the vocabulary is what the README promises of every request:
+//!
+//! - control: surrounding whitespace is ignored, and the keyword is
+//!   case-insensitive (its arguments, such as a token, are not touched);
+//! - HTTP: HEAD routes as GET does, unknown query parameters are ignored, a
+//!   CORS preflight is an `OPTIONS` the route table answers with 405, and
+//!   an `Authorization: Basic` header (any user name) carries exactly the
+//!   password that was encoded into it (checked against a base64 encoder
+//!   here, a second implementation).
 
 use camloop::http::request::{
-    HttpError, RequestHead, RequestReader, MAX_BODY_BYTES, MAX_HEAD_BYTES,
+    HttpError, Method, RequestHead, RequestReader, MAX_BODY_BYTES, MAX_HEAD_BYTES,
 };
-use camloop::http::{route, Route};
+use camloop::http::{is_preflight, route, Route};
 use camloop::mjpeg::multipart::{MAX_BOUNDARY_LINE_BYTES, MAX_PART_HEAD_BYTES};
 use camloop::mjpeg::{
-    jpeg_end, parse_header, Frame, Splitter, SplitterStats, DEFAULT_MAX_FRAME_BYTES,
+    boundary_from_content_type, jpeg_end, parse_header, Frame, Splitter, SplitterStats,
+    DEFAULT_MAX_FRAME_BYTES,
 };
 use camloop::protocol::{
-    DecodeError, Decoder, Framing, Request, Terminator, MAX_LINE_BYTES, MAX_RAW_MESSAGE_BYTES,
+    parse_command, DecodeError, Decoder, Framing, Request, Terminator, MAX_LINE_BYTES,
+    MAX_RAW_MESSAGE_BYTES,
 };
 
 /// Largest read the harnesses simulate; the server reads at most 64 KiB at
@@ -83,6 +102,32 @@ pub fn control_parser(data: &[u8]) {
     if framing == Framing::Line {
         let whole = decode_in_reads(framing, stream, &mut Whole);
         assert_eq!(cut, whole, "line framing must not depend on the read sizes");
+    }
+    for line in stream.split(|&b| b == b'\n').take(64) {
+        check_spellings(&line[..line.len().min(MAX_LINE_BYTES)]);
+    }
+}
+
+/// What the README promises of every request: surrounding whitespace is
+/// ignored, and the keyword (the first word) is case-insensitive. Only the
+/// keyword's case is changed: an argument (a token, a camera name) may be
+/// case-sensitive.
+fn check_spellings(message: &[u8]) {
+    let command = parse_command(message);
+    let mut padded = b" \t".to_vec();
+    padded.extend_from_slice(message);
+    padded.extend_from_slice(b"\r ");
+    assert_eq!(parse_command(&padded), command, "padded {message:?}");
+    let trimmed = message.trim_ascii_start();
+    let keyword_end = trimmed
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(trimmed.len());
+    let start = message.len() - trimmed.len();
+    for change in [<[u8]>::make_ascii_uppercase, <[u8]>::make_ascii_lowercase] {
+        let mut respelt = message.to_vec();
+        change(&mut respelt[start..start + keyword_end]);
+        assert_eq!(parse_command(&respelt), command, "respelt {message:?}");
     }
 }
 
@@ -158,6 +203,10 @@ pub fn http_request(data: &[u8]) {
     let cut = requests_in_reads(stream, &mut ReadSizes::new(*seed));
     let whole = requests_in_reads(stream, &mut Whole);
     assert_eq!(cut, whole, "HTTP parsing must not depend on the read sizes");
+    for (route, head) in cut.iter().flatten() {
+        check_route(*route, head);
+    }
+    check_basic_credentials(stream);
 }
 
 fn requests_in_reads(mut stream: &[u8], sizes: &mut dyn NextRead) -> Vec<HttpOutcome> {
@@ -191,6 +240,85 @@ fn check_head(head: &RequestHead) {
     assert!(head.content_length <= MAX_BODY_BYTES);
 }
 
+/// What the README promises of every route: HEAD works where GET does,
+/// unknown query parameters (and a `token`, which only authenticates) do
+/// not change the route, and a preflight is an `OPTIONS` on a path the
+/// table knows, which it answers with 405 for any other purpose.
+fn check_route(routed: Route, head: &RequestHead) {
+    let _ = routed.allows_cors();
+    let with_method = |method| RequestHead {
+        method,
+        ..head.clone()
+    };
+    if head.method == Method::Get || head.method == Method::Head {
+        assert_eq!(route(&with_method(Method::Get)), routed, "{head:?}");
+        assert_eq!(route(&with_method(Method::Head)), routed, "{head:?}");
+    }
+    let mut extra = head.clone();
+    extra
+        .query
+        .push(("camloop-fuzz-unknown".into(), "1".into()));
+    extra.query.push(("token".into(), "x".into()));
+    assert_eq!(route(&extra), routed, "unknown parameters: {head:?}");
+    if is_preflight(head) {
+        assert_eq!(head.method, Method::Options);
+        assert!(
+            matches!(routed, Route::MethodNotAllowed { .. }),
+            "{routed:?}"
+        );
+    }
+}
+
+/// Sends the stream's bytes as HTTP Basic credentials (up to the first
+/// `:` the user name, the rest the password, at most 1 KiB) and checks
+/// that the parsed head offers exactly that password.
+fn check_basic_credentials(stream: &[u8]) {
+    let credentials = &stream[..stream.len().min(1024)];
+    let colon = credentials.iter().position(|&b| b == b':');
+    let (user, password) = match colon {
+        Some(at) => (&credentials[..at], &credentials[at + 1..]),
+        None => (&b"camloop"[..], credentials),
+    };
+    let mut pair = user.to_vec();
+    pair.push(b':');
+    pair.extend_from_slice(password);
+    let mut request = b"GET /stream.mjpg HTTP/1.1\r\nHost: cam\r\nAuthorization: BASIC ".to_vec();
+    request.extend_from_slice(base64(&pair).as_bytes());
+    request.extend_from_slice(b"\r\n\r\n");
+    let mut reader = RequestReader::new();
+    reader.push(&request);
+    let head = match reader.next_request() {
+        Some(Ok(head)) => head,
+        other => panic!("a Basic request did not parse: {other:?}"),
+    };
+    let expected = String::from_utf8_lossy(password);
+    assert_eq!(head.basic_password.as_deref(), Some(&*expected));
+    assert_eq!(head.offered_tokens().collect::<Vec<_>>(), [&*expected]);
+}
+
+/// Standard base64 with padding (RFC 4648 §4), written out here so that
+/// the parser's decoder is checked against a second implementation.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------
 // MJPEG
 
@@ -207,10 +335,21 @@ pub fn mjpeg_splitter(data: &[u8]) {
     } else {
         32 * usize::from(*cap_byte)
     };
-    let new_splitter = || match mode % 3 {
+    // Mode 3: the first line is the `Content-Type` an HTTP camera answered.
+    let (content_type, stream) = match (mode % 4, stream.iter().position(|&b| b == b'\n')) {
+        (3, Some(end)) => (String::from_utf8_lossy(&stream[..end]), &stream[end + 1..]),
+        (3, None) => (String::from_utf8_lossy(stream), &b""[..]),
+        _ => (Default::default(), stream),
+    };
+    let new_splitter = || match mode % 4 {
         0 => Splitter::new(cap),
         1 => Splitter::with_boundary("camloopframe", cap),
-        _ => Splitter::with_boundary("--ffmpeg", cap),
+        2 => Splitter::with_boundary("--ffmpeg", cap),
+        // As `camera::http_source` and `load::viewers` make theirs.
+        _ => match boundary_from_content_type(&content_type) {
+            Some(boundary) => Splitter::with_boundary(boundary, cap),
+            None => Splitter::new(cap),
+        },
     };
     let cut = frames_in_reads(new_splitter(), stream, &mut ReadSizes::new(*seed), cap);
     let whole = frames_in_reads(new_splitter(), stream, &mut Whole, cap);

@@ -4,6 +4,7 @@
 #
 #   scripts/setup.sh          build dependencies (Rust, OpenCV, clang for its bindings)
 #   scripts/setup.sh test     also what the test suite uses (chromium, ffmpeg, node, redis)
+#   scripts/setup.sh soak     also what scripts/soak.sh uses (ffmpeg, python3, curl, procps)
 #
 # CAMLOOP_NO_OPENCV=1 skips OpenCV and clang (for `cargo build --no-default-features`).
 set -euo pipefail
@@ -24,6 +25,11 @@ if [ "$mode" = test ]; then
     packages+=(chromium ffmpeg util-linux procps netcat-openbsd redis-server redis-tools)
     packages+=(python3 python3-opencv)
     command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+fi
+if [ "$mode" = soak ]; then
+    # ffmpeg: the clip and the exec: camera; python3: the soak's own
+    # clients and checks; curl: viewers; procps: ps for the process checks.
+    packages+=(ffmpeg python3 curl procps)
 fi
 
 missing=()

@@ -331,6 +331,68 @@ fn hold_spreads_idle_connections_over_two_listening_ports_of_camloop() {
 }
 
 #[test]
+fn auth_sends_the_token_first_so_pings_get_pong_from_a_server_with_a_token() {
+    let server = support::ServerBuilder::new()
+        .args(["--token", "s3cret"])
+        .spawn();
+    let flags =
+        r"--conns 3 --pipeline 2 --request ping\n --greeting bytes:7 --warmup 0.1 --duration 0.3";
+
+    let report = run(&load_args(server.addr, &format!("{flags} --auth s3cret"))).expect("run");
+    assert_eq!(report.errors, 0, "{}", report.to_json());
+    assert!(report.requests > 0, "{}", report.to_json());
+    assert_eq!(report.replies_received, report.requests_sent);
+    // The `OK` to `auth` is not counted as a reply: the first one is a PONG.
+    assert!(
+        report.reply_sample.starts_with(b"PONG\nPONG\n"),
+        "{}",
+        report.to_json()
+    );
+    // Three auth lines besides the pings.
+    let auth_bytes = 3 * b"auth s3cret\n".len() as u64;
+    assert_eq!(
+        report.bytes_sent,
+        report.requests_sent * b"ping\n".len() as u64 + auth_bytes
+    );
+
+    // Without --auth every request is refused, which the reply shows.
+    let refused = run(&load_args(server.addr, flags)).expect("run");
+    assert!(
+        refused.reply_sample.starts_with(b"ERR auth: required\n"),
+        "{}",
+        refused.to_json()
+    );
+
+    // A wrong token is an auth failure per connection, and no request is
+    // sent after it: neither with requests nor holding connections.
+    let wrong = run(&load_args(server.addr, &format!("{flags} --auth nope"))).expect("run");
+    assert_eq!(wrong.auth_failures, 3, "{}", wrong.to_json());
+    assert_eq!(wrong.errors, 3);
+    assert_eq!(wrong.requests_sent, 0);
+    assert!(
+        wrong
+            .first_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("wrong token"),
+        "{}",
+        wrong.to_json()
+    );
+    let hold = "--hold 2 --greeting bytes:7 --warmup 0 --duration 0.3 --auth nope";
+    let held = run(&load_args(server.addr, hold)).expect("run");
+    assert_eq!(held.auth_failures, 2, "{}", held.to_json());
+
+    let mut control = server.client();
+    assert_eq!(control.request("auth s3cret"), "OK");
+    // Only the refused pings and the wrong tokens failed: each of the
+    // three runs without a good token counts, the right one never did.
+    assert_eq!(
+        control.stats().get("auth_failures"),
+        refused.replies_received + 3 + 2
+    );
+}
+
+#[test]
 fn too_many_connections_for_the_local_ports_are_refused_before_connecting() {
     // One destination gets only as many connections as there are local ports.
     let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")

@@ -1,7 +1,8 @@
 //! The event loop of the load generator: one `mio::Poll`, every connection
 //! in one `Vec`, no threads.
 //!
-//! A connection goes connect → greeting → requests. In request mode it keeps
+//! A connection goes connect → greeting → (with `--auth`: `auth TOKEN` and
+//! its `OK`) → requests. In request mode it keeps
 //! `pipeline` requests in flight: each reply that arrives is answered with a
 //! new request, so the server, not the tool, sets the pace (unless `--rate`
 //! caps it). In hold mode it only connects and then stays idle.
@@ -47,6 +48,9 @@ const MAX_LATENCY_US: u64 = 60_000_000;
 const LATENCY_SIGNIFICANT_DIGITS: u8 = 3;
 /// Leading reply bytes kept for the report.
 const REPLY_SAMPLE_BYTES: usize = 64;
+/// Longest reply to `auth` a connection holds while it waits for the line
+/// end; a longer one is a refusal (camloop's are a few bytes).
+const MAX_AUTH_REPLY_BYTES: usize = 256;
 
 /// Where the run is; each phase ends at a deadline or when its work is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +84,20 @@ enum Close {
     ConnectFailed,
     PeerClosed,
     IoError,
+    AuthRefused,
     RunOver,
+}
+
+/// Where a connection is in authenticating (`--auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// No `--auth`, or its `OK` has arrived: requests may flow.
+    Done,
+    /// The `auth` line (`Plan::auth`) still has this many bytes to write,
+    /// the last ones of the line: they go out once the greeting is in.
+    Unsent(usize),
+    /// Written; the reply line is arriving in `Conn::auth_reply`.
+    Awaiting,
 }
 
 /// A connection that must close: why, and the I/O error behind it if any.
@@ -93,6 +110,9 @@ struct Conn {
     connected: bool,
     /// The part of the server's greeting not yet received.
     greeting: Greeting,
+    auth: Auth,
+    /// The reply to `auth` received so far, until its line end.
+    auth_reply: Vec<u8>,
     replies: ReplyCounter,
     /// When each request in flight was sent (under `--rate`: when it was
     /// due), oldest first; never longer than the pipeline depth.
@@ -135,16 +155,74 @@ impl Conn {
         Ok(written)
     }
 
+    /// Writes what is left of the `auth` line (`line`, the whole of it)
+    /// until done or `WouldBlock`; returns the bytes written.
+    fn flush_auth(&mut self, line: &[u8]) -> io::Result<usize> {
+        let mut written = 0;
+        while let Auth::Unsent(left) = self.auth {
+            match self.stream.write(&line[line.len() - left..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    written += n;
+                    self.auth = if n == left {
+                        Auth::Awaiting
+                    } else {
+                        Auth::Unsent(left - n)
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Takes the reply to `auth` from the front of `bytes` (what follows
+    /// the greeting) while one is awaited; returns how many bytes it took.
+    /// The reply is one line: `OK` (camloop) or `+OK` (redis), with `\n` or
+    /// `\r\n`; anything else is a refusal.
+    fn take_auth_reply(&mut self, bytes: &[u8]) -> Result<usize, Closing> {
+        if self.auth != Auth::Awaiting {
+            return Ok(0);
+        }
+        let (line_part, taken) = match bytes.iter().position(|&byte| byte == b'\n') {
+            Some(end) => (&bytes[..end], end + 1),
+            None => (bytes, bytes.len()),
+        };
+        if self.auth_reply.len() + line_part.len() > MAX_AUTH_REPLY_BYTES {
+            return Err(auth_refused(&self.auth_reply));
+        }
+        self.auth_reply.extend_from_slice(line_part);
+        if taken == line_part.len() {
+            return Ok(taken); // no line end yet
+        }
+        let reply = mem::take(&mut self.auth_reply);
+        let line = reply.strip_suffix(b"\r").unwrap_or(&reply);
+        if line != b"OK" && line != b"+OK" {
+            return Err(auth_refused(line));
+        }
+        self.auth = Auth::Done;
+        Ok(taken)
+    }
+
     /// Readable always, so a close or reset is noticed even on an idle
     /// connection; writable only while connecting or while output is pending
     /// (otherwise every write would wake the loop for nothing).
     fn wanted_interest(&self) -> Interest {
-        if !self.connected || self.unsent_bytes > 0 {
+        let auth_pending = matches!(self.auth, Auth::Unsent(_)) && self.greeting.is_done();
+        if !self.connected || self.unsent_bytes > 0 || auth_pending {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
         }
     }
+}
+
+/// The closing of a connection whose `auth` was answered with `reply`.
+fn auth_refused(reply: &[u8]) -> Closing {
+    let message = format!("auth refused: \"{}\"", reply.escape_ascii());
+    (Close::AuthRefused, Some(io::Error::other(message)))
 }
 
 /// Spaces requests evenly at `--rate` per second over all connections.
@@ -191,6 +269,7 @@ struct Tally {
     closed_by_peer: u64,
     io_errors: u64,
     unexpected_replies: u64,
+    auth_failures: u64,
     first_error: Option<String>,
     bytes_sent: u64,
     bytes_received: u64,
@@ -216,6 +295,7 @@ impl Tally {
             closed_by_peer: 0,
             io_errors: 0,
             unexpected_replies: 0,
+            auth_failures: 0,
             first_error: None,
             bytes_sent: 0,
             bytes_received: 0,
@@ -223,9 +303,9 @@ impl Tally {
         })
     }
 
-    /// Accounts for bytes read from a connection in request mode.
+    /// Accounts for reply bytes read from a connection in request mode
+    /// (what follows the greeting and the reply to `auth`).
     fn on_bytes(&mut self, conn: &mut Conn, bytes: &[u8], now: Instant) {
-        let bytes = &bytes[conn.greeting.consume(bytes)..];
         let room = REPLY_SAMPLE_BYTES - self.reply_sample.len();
         self.reply_sample
             .extend_from_slice(&bytes[..room.min(bytes.len())]);
@@ -248,7 +328,11 @@ impl Tally {
 
     /// Every failure the report calls an error.
     fn errors(&self) -> u64 {
-        self.connect_failures + self.closed_by_peer + self.io_errors + self.unexpected_replies
+        self.connect_failures
+            + self.closed_by_peer
+            + self.io_errors
+            + self.unexpected_replies
+            + self.auth_failures
     }
 
     fn note_error(&mut self, error: &io::Error) {
@@ -371,6 +455,11 @@ impl<'a> Engine<'a> {
                     stream,
                     connected: false,
                     greeting: self.plan.greeting,
+                    auth: match &self.plan.auth {
+                        Some(line) => Auth::Unsent(line.len()),
+                        None => Auth::Done,
+                    },
+                    auth_reply: Vec::new(),
                     replies: ReplyCounter::new(self.plan.expect),
                     sent_at: VecDeque::with_capacity(self.plan.pipeline),
                     unsent_bytes: 0,
@@ -569,13 +658,14 @@ impl<'a> Engine<'a> {
                 Ok(n) => {
                     budget_bytes = budget_bytes.saturating_sub(n);
                     self.tally.bytes_received += n as u64;
+                    let bytes = &self.read_buffer[..n];
+                    let bytes = &bytes[conn.greeting.consume(bytes)..];
+                    let bytes = &bytes[conn.take_auth_reply(bytes)?..];
                     if self.plan.hold {
-                        // An idle connection has nothing to count; a
-                        // greeting is simply discarded.
+                        // An idle connection has nothing more to count.
                         continue;
                     }
-                    self.tally
-                        .on_bytes(conn, &self.read_buffer[..n], Instant::now());
+                    self.tally.on_bytes(conn, bytes, Instant::now());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -592,10 +682,17 @@ impl<'a> Engine<'a> {
         };
         // The phase advances only at the top of the loop; the clock check
         // keeps a long iteration from sending past the end of the window.
+        if let (Some(line), true) = (&self.plan.auth, conn.greeting.is_done()) {
+            let written = conn
+                .flush_auth(line)
+                .map_err(|e| (Close::IoError, Some(e)))?;
+            self.tally.bytes_sent += written as u64;
+        }
         let sending = matches!(self.phase, Phase::Warmup | Phase::Measuring)
             && now < self.tally.window_end
             && !self.plan.hold
-            && conn.greeting.is_done();
+            && conn.greeting.is_done()
+            && conn.auth == Auth::Done;
         while sending && conn.sent_at.len() < self.plan.pipeline {
             let stamp = match &mut self.pacer {
                 None => now,
@@ -687,6 +784,7 @@ impl<'a> Engine<'a> {
             }
             Close::PeerClosed => self.tally.closed_by_peer += 1,
             Close::IoError => self.tally.io_errors += 1,
+            Close::AuthRefused => self.tally.auth_failures += 1,
             Close::RunOver => {}
         }
     }
@@ -779,6 +877,7 @@ impl<'a> Engine<'a> {
             closed_by_peer: tally.closed_by_peer,
             io_errors: tally.io_errors,
             unexpected_replies: tally.unexpected_replies,
+            auth_failures: tally.auth_failures,
             first_error: tally.first_error,
             bytes_sent: tally.bytes_sent,
             bytes_received: tally.bytes_received,

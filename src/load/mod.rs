@@ -134,9 +134,13 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 2.0, requires = "mjpeg")]
     pub stall_after: f64,
 
-    /// With --mjpeg: the server's token, sent as HTTP Basic credentials
-    /// (user `camloop`), which camloop accepts like `?token=` [default: none].
-    #[arg(long, value_name = "TOKEN", requires = "mjpeg")]
+    /// The server's token (camloop's `--token`). Line and hold modes: each
+    /// connection sends `auth TOKEN\n` once its greeting has arrived and
+    /// waits for the reply line `OK` (or redis' `+OK`) before its first
+    /// request; any other reply is an auth failure, an error that closes
+    /// the connection. With --mjpeg: sent as HTTP Basic credentials (user
+    /// `camloop`), which camloop accepts like `?token=` [default: none].
+    #[arg(long, value_name = "TOKEN")]
     pub auth: Option<String>,
 }
 
@@ -155,6 +159,8 @@ struct Plan {
     rate: Option<f64>,
     hold: bool,
     server_pid: Option<u32>,
+    /// `--auth`: the whole `auth TOKEN\n` line each connection sends first.
+    auth: Option<Vec<u8>>,
 }
 
 impl Plan {
@@ -201,6 +207,7 @@ impl Plan {
         if let Some(pid) = args.server_pid {
             process_cpu_time(pid).map_err(|e| format!("--server-pid {pid}: {e}"))?;
         }
+        let auth = args.auth.as_deref().map(auth_line).transpose()?;
         Ok(Plan {
             targets,
             conns,
@@ -213,8 +220,18 @@ impl Plan {
             rate: args.rate,
             hold: args.hold.is_some(),
             server_pid: args.server_pid,
+            auth,
         })
     }
+}
+
+/// The line `--auth TOKEN` sends on the control port: `auth TOKEN\n`. A
+/// token that is empty or holds a line break could not be sent as one line.
+fn auth_line(token: &str) -> Result<Vec<u8>, String> {
+    if token.is_empty() || token.contains(['\r', '\n']) {
+        return Err("--auth: the token must be non-empty and on one line".to_string());
+    }
+    Ok(format!("auth {token}\n").into_bytes())
 }
 
 /// Runs one load test as `args` describe, prints a progress line each

@@ -63,7 +63,7 @@ pub struct LoadReport {
     pub connect_s: f64,
     /// `connected / connect_s`.
     pub connects_per_s: f64,
-    /// Sum of the four error counts below.
+    /// Sum of the five error counts below.
     pub errors: u64,
     /// Connects refused, reset or still pending at the end.
     pub connect_failures: u64,
@@ -74,6 +74,9 @@ pub struct LoadReport {
     /// Replies that arrived with no request in flight: `--expect` or
     /// `--greeting` does not match the server.
     pub unexpected_replies: u64,
+    /// With `--auth`: connections whose `auth` line was answered with
+    /// anything but `OK` (then closed; the reply is in `first_error`).
+    pub auth_failures: u64,
     /// The first error seen, for the message a person reads.
     pub first_error: Option<String>,
     /// Bytes written, whole run.
@@ -126,6 +129,7 @@ impl LoadReport {
         field("closed_by_peer", self.closed_by_peer.to_string());
         field("io_errors", self.io_errors.to_string());
         field("unexpected_replies", self.unexpected_replies.to_string());
+        field("auth_failures", self.auth_failures.to_string());
         field(
             "first_error",
             match &self.first_error {
@@ -449,12 +453,13 @@ impl fmt::Display for LoadReport {
         )?;
         writeln!(
             f,
-            "errors       {} (connect {}, closed by server {}, io {}, unexpected replies {})",
+            "errors       {} (connect {}, closed by server {}, io {}, unexpected replies {}, auth {})",
             self.errors,
             self.connect_failures,
             self.closed_by_peer,
             self.io_errors,
-            self.unexpected_replies
+            self.unexpected_replies,
+            self.auth_failures
         )?;
         if let Some(error) = &self.first_error {
             writeln!(f, "first error  {error}")?;

@@ -1,0 +1,451 @@
+#!/usr/bin/env python3
+"""The clients and checks of scripts/soak.sh that are easier in Python than
+in a shell: connection churn, a paced MJPEG viewer that records its bytes, a
+viewer that stops reading, and the parsers the checks run at the end.
+
+    soak.py churn CONTROL HTTP SECONDS RATE
+    soak.py viewer URL OUT SECONDS BYTES_PER_S [TOKEN]
+    soak.py stopped URL SECONDS [TOKEN]
+    soak.py check-stream FILE [cut]
+    soak.py check-captures KEEP SNAPSHOTS CAPTURED_DIR SNAPSHOT_DIR WINDOWS LOG...
+
+Only loopback addresses are accepted (the soak never talks to anything
+else); every client stops by itself after SECONDS. Results are one line on
+stdout, words separated by spaces, the last "word" free text.
+"""
+
+import base64
+import os
+import random
+import socket
+import sys
+import time
+
+
+def addr(text):
+    host, port = text.rsplit(":", 1)
+    host = host.strip("[]")
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        raise SystemExit(f"soak.py: {host} is not loopback")
+    return host, int(port)
+
+
+def split_url(url):
+    """http://HOST:PORT/PATH -> ((host, port), path)"""
+    if not url.startswith("http://"):
+        raise SystemExit(f"soak.py: not an http:// URL: {url}")
+    rest = url[len("http://"):]
+    authority, _, path = rest.partition("/")
+    return addr(authority), "/" + path
+
+
+def request_head(url, token):
+    (host, port), path = split_url(url)
+    head = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: camloop-soak\r\n"
+    if token:
+        # HTTP Basic, any user name, the token as the password.
+        credentials = base64.b64encode(f"soak:{token}".encode()).decode()
+        head += f"Authorization: Basic {credentials}\r\n"
+    return (host, port), (head + "\r\n").encode()
+
+
+# ---------------------------------------------------------------------------
+# JPEG and multipart parsing
+
+
+def jpeg_problem(data):
+    """None for a well-formed baseline JPEG: SOI, segments up to SOS,
+    entropy-coded data with only stuffed bytes and restart markers, EOI."""
+    if data[:2] != b"\xff\xd8":
+        return "no SOI"
+    if data[-2:] != b"\xff\xd9":
+        return "no EOI at the end"
+    i = 2
+    while True:
+        if i + 4 > len(data) or data[i] != 0xFF:
+            return f"bad segment at {i}"
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        i += 2 + length
+        if marker == 0xDA:
+            break
+    scan = data[i:-2]
+    j = scan.find(b"\xff")
+    while j != -1:
+        if j + 1 >= len(scan) or not (scan[j + 1] == 0 or 0xD0 <= scan[j + 1] <= 0xD7):
+            return f"marker inside the scan at {i + j}"
+        j = scan.find(b"\xff", j + 2)
+    return None
+
+
+class Stream:
+    """camloop's MJPEG response parsed as it arrives: the head and the first
+    `--BOUNDARY\r\n`, then parts, each headers, an empty line,
+    Content-Length bytes of JPEG and `\r\n--BOUNDARY\r\n` (the delimiter
+    that ends a part opens the next). Only bytes not yet part of a whole
+    part are kept: `data` is empty exactly at a part boundary. `problem` is
+    the first thing that was wrong."""
+
+    def __init__(self):
+        self.data = bytearray()
+        self.consumed = 0
+        self.boundary = None
+        self.parts = 0
+        self.untimed = 0
+        self.last_frame = None
+        self.problem = None
+        self.part_bytes = None  # the current part's size once its head is in
+
+    def feed(self, chunk):
+        self.data += chunk
+        while self.problem is None and self._step():
+            pass
+
+    def need(self):
+        """Bytes still missing from the current part, if known."""
+        if self.part_bytes is None:
+            return None
+        return self.part_bytes - len(self.data)
+
+    def _take(self, n):
+        del self.data[:n]
+        self.consumed += n
+
+    def _step(self):
+        data = self.data
+        if self.boundary is None and data.startswith(b"--"):
+            # A body without its HTTP head (curl -o): the first line is
+            # the delimiter.
+            end = data.find(b"\r\n")
+            if end == -1:
+                return False
+            self.boundary = bytes(data[2:end])
+            self.delimiter = b"--" + self.boundary + b"\r\n"
+            self.part_end = b"\r\n" + self.delimiter
+            self.opened = True
+            self._take(end + 2)
+            return True
+        if self.boundary is None:
+            end = data.find(b"\r\n\r\n")
+            if end == -1:
+                return False
+            head = data[:end].decode("latin-1").split("\r\n")
+            if not head[0].startswith("HTTP/1.1 200"):
+                self.problem = f"status {head[0]!r}"
+                return False
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-type":
+                    for parameter in value.split(";")[1:]:
+                        key, _, val = parameter.strip().partition("=")
+                        if key.lower() == "boundary":
+                            self.boundary = val.strip('"').lstrip("-").encode()
+            if self.boundary is None:
+                self.problem = "no boundary in the Content-Type"
+                return False
+            self.delimiter = b"--" + self.boundary + b"\r\n"
+            self.part_end = b"\r\n" + self.delimiter
+            self._take(end + 4)
+            return True
+        if self.parts == 0 and self.consumed and not getattr(self, "opened", False):
+            if len(data) < len(self.delimiter):
+                return False
+            if data[:len(self.delimiter)] != self.delimiter:
+                self.problem = f"the stream does not open with {self.delimiter!r}"
+                return False
+            self.opened = True
+            self._take(len(self.delimiter))
+            return True
+        head_end = data.find(b"\r\n\r\n")
+        if head_end == -1:
+            if len(data) > 4096:
+                self.problem = f"part {self.parts}: no end of its head in 4 KiB"
+            return False
+        headers = {}
+        for line in data[:head_end].decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        try:
+            length = int(headers["content-length"])
+        except (KeyError, ValueError):
+            self.problem = f"part {self.parts}: no Content-Length"
+            return False
+        body_start = head_end + 4
+        self.part_bytes = body_start + length + len(self.part_end)
+        if len(data) < self.part_bytes:
+            return False
+        body = bytes(data[body_start:body_start + length])
+        problem = jpeg_problem(body)
+        if problem:
+            self.problem = f"part {self.parts}: {problem}"
+            return False
+        if data[body_start + length:self.part_bytes] != self.part_end:
+            self.problem = f"part {self.parts}: no delimiter right after the JPEG"
+            return False
+        frame = headers.get("x-frame")
+        if frame is None:
+            self.untimed += 1  # NO SIGNAL frames carry no X-Frame
+        else:
+            if self.last_frame is not None and int(frame) <= self.last_frame:
+                self.problem = f"part {self.parts}: X-Frame {frame} after {self.last_frame}"
+                return False
+            self.last_frame = int(frame)
+        self.parts += 1
+        self._take(self.part_bytes)
+        self.part_bytes = None
+        return True
+
+    def at_boundary(self):
+        return self.parts > 0 and not self.data
+
+
+def check_stream(path, cut=""):
+    """A recorded stream: every part a whole JPEG, X-Frame increasing, and
+    nothing after the last part (the recorder stops on a part boundary).
+    With `cut`, the recording was cut off by the client (curl --max-time):
+    what follows the last whole part may be the start of one, as long as
+    nothing in it is wrong."""
+    stream = Stream()
+    total = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 16)
+            if not chunk:
+                break
+            total += len(chunk)
+            stream.feed(chunk)
+    trailing = total - stream.consumed
+    problem = stream.problem or (f"{trailing} bytes after the last whole part" if trailing and not cut else "-")
+    if stream.parts == 0 and problem == "-":
+        problem = "no part at all"
+    print(stream.parts, stream.untimed, total, trailing, problem)
+
+
+# ---------------------------------------------------------------------------
+# Clients
+
+
+def churn(control, http, duration, rate):
+    """Connect/disconnect churn at a capped rate; every tenth connection
+    sends garbage to the control port, every tenth another one to the HTTP
+    port."""
+    control, http = addr(control), addr(http)
+    duration, rate = float(duration), float(rate)
+    deadline = time.monotonic() + duration
+    made = failed = garbage = 0
+    next_at = time.monotonic()
+    first_error = ""
+    while time.monotonic() < deadline:
+        kind = made % 10
+        try:
+            if kind == 8:
+                with socket.create_connection(http, timeout=5) as s:
+                    s.sendall(random.choice([
+                        b"GET /" + os.urandom(random.randint(1, 2000)) + b" HTTP/1.1\r\n\r\n",
+                        os.urandom(random.randint(1, 9000)),
+                        b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 9000 + b"\r\n\r\n",
+                    ]))
+                garbage += 1
+            elif kind == 9:
+                with socket.create_connection(control, timeout=5) as s:
+                    s.sendall(random.choice([
+                        os.urandom(random.randint(1, 8192)),
+                        b"x" * 5000 + b"\n",
+                        b"\r\n\0\xff" * random.randint(1, 500),
+                    ]))
+                garbage += 1
+            else:
+                with socket.create_connection(control, timeout=5) as s:
+                    if s.recv(7) != b"Welcome":
+                        raise OSError("no Welcome")
+        except OSError as e:
+            failed += 1
+            first_error = first_error or repr(e)
+        made += 1
+        next_at += 1.0 / rate
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    print(made, failed, garbage, first_error or "-")
+
+
+def viewer(url, out, duration, rate, token=""):
+    """A viewer that reads steadily at `rate` bytes/s, in small reads with a
+    small receive buffer (a slow link, not a bursty reader), records every
+    byte to `out`, and after `duration` reads on to the end of the part it
+    is in, so the recording ends on a part boundary. Prints: bytes, parts,
+    how it ended (`end`, or `closed` / `error ...` if the server ended it)."""
+    target, head = request_head(url, token)
+    duration, rate = float(duration), float(rate)
+    sock = socket.socket(socket.AF_INET6 if ":" in target[0] else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.settimeout(30)
+    sock.connect(target)
+    sock.sendall(head)
+    stream = Stream()
+    start = time.monotonic()
+    received = 0
+    ended = "end"
+    with open(out, "wb") as f:
+        while True:
+            now = time.monotonic()
+            over = now - start >= duration
+            if over and stream.at_boundary():
+                break
+            if now - start >= duration + 30:
+                ended = "no-part-boundary-30s-after-the-end"
+                break
+            if stream.problem:
+                ended = "bad-stream"
+                break
+            allowance = int(rate * (now - start)) - received
+            if allowance <= 0:
+                time.sleep(min(0.05, -allowance / rate + 0.001))
+                continue
+            size = min(4096, allowance)
+            if over:
+                # Read no further than the end of the current part (a byte
+                # at a time through its short head).
+                size = min(size, stream.need() or 1)
+            try:
+                chunk = sock.recv(size)
+            except OSError as e:
+                ended = f"error {e!r}"
+                break
+            if not chunk:
+                ended = "closed"
+                break
+            received += len(chunk)
+            f.write(chunk)
+            stream.feed(chunk)
+    sock.close()
+    print(received, stream.parts, ended)
+
+
+def stopped(url, duration, token=""):
+    """A viewer that reads the response head and a little of the stream,
+    then stops reading but keeps the connection open. At the end it says
+    whether the server closed it (`dropped`) or not (`open`)."""
+    target, head = request_head(url, token)
+    sock = socket.socket(socket.AF_INET6 if ":" in target[0] else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.settimeout(30)
+    sock.connect(target)
+    sock.sendall(head)
+    got = 0
+    while got < 16 * 1024:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        got += len(chunk)
+    time.sleep(float(duration))
+    # Drain what the kernel holds: a closed connection ends in EOF or a
+    # reset, an open one in "would block".
+    sock.setblocking(False)
+    state = "open"
+    try:
+        while True:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                state = "dropped"
+                break
+    except BlockingIOError:
+        state = "open"
+    except ConnectionResetError:
+        state = "dropped"
+    sock.close()
+    print(state, got)
+
+
+# ---------------------------------------------------------------------------
+# Captures
+
+
+def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_file, *logs):
+    """Every OK capture's copy is a complete JPEG of the reported size; the
+    snapshot directory holds what retention promises, the newest capture
+    among them; a reply other than OK is allowed only as `ERR camera:` for
+    a camera, from a request whose time overlaps one of that camera's
+    logged fault windows.
+
+    Each LOG is LABEL=CAMERA=FILE: the loop's label (`default` for plain
+    `c`), the camera it asked, and its replies, each line `START_MS END_MS
+    REPLY...`. WINDOWS lines
+    are `CAMERA START_MS END_MS WHAT`."""
+    keep, total_snapshots = int(keep), int(total_snapshots)
+    windows = {}
+    for line in open(windows_file):
+        camera, start, end, _ = line.split(None, 3)
+        windows.setdefault(camera, []).append((int(start), int(end)))
+    ok, problems, errors = [], [], []
+    summary = []
+    for log in logs:
+        label, camera, path = log.split("=", 2)
+        counts = {"ok": 0, "in_window": 0, "other": 0}
+        for line in open(path, errors="replace"):
+            start, end, reply = line.rstrip("\n").split(" ", 2)
+            start, end = int(start), int(end)
+            if reply.startswith("OK ") and len(reply.split()) == 4:
+                _, name, _, length = reply.split()
+                ok.append((name, int(length)))
+                counts["ok"] += 1
+            elif reply.startswith("ERR camera:") and any(
+                    start <= w_end and w_start <= end
+                    for w_start, w_end in windows.get(camera, [])):
+                counts["in_window"] += 1
+            else:
+                counts["other"] += 1
+                errors.append(f"{label}: {reply}")
+        summary.append(f"{label}:{counts['ok']}/{counts['in_window']}/{counts['other']}")
+    checked = 0
+    for name, length in ok:
+        path = os.path.join(captured_dir, name)
+        if not os.path.exists(path):
+            problems.append(f"{name}: not copied")
+            continue
+        data = open(path, "rb").read()
+        checked += 1
+        problem = jpeg_problem(data)
+        if problem is None and len(data) != length:
+            problem = f"{len(data)} bytes, reply said {length}"
+        if problem:
+            problems.append(f"{name}: {problem}")
+    # Random garbage can spell a capture now and then (a line that is just
+    # "c"), so the directory may hold snapshots nobody here asked for:
+    # check that it holds what retention promises, each file complete, and
+    # the newest capture of ours among them.
+    kept = sorted(os.listdir(snapshot_dir))
+    if len(kept) != min(keep, total_snapshots):
+        problems.append(f"snapshot dir holds {len(kept)} files, not {min(keep, total_snapshots)}")
+    for name in kept:
+        problem = jpeg_problem(open(os.path.join(snapshot_dir, name), "rb").read())
+        if not name.startswith("soak-") or problem:
+            problems.append(f"kept {name}: {problem or 'stray file'}")
+
+    def seq(name):
+        digits = "".join(c for c in name if c.isdigit())
+        return int(digits or 0)
+
+    if ok:
+        newest = max((name for name, _ in ok), key=seq)
+        if newest not in kept:
+            problems.append(f"the newest capture {newest} is not kept")
+    # OK count, other replies, checked, problems, per loop ok/in-window/other, notes
+    print(len(ok), len(errors), checked, len(problems), ",".join(summary),
+          "; ".join(problems[:3] + errors[:3]) or "-")
+
+
+def main(argv):
+    commands = {
+        "churn": churn,
+        "viewer": viewer,
+        "stopped": stopped,
+        "check-stream": check_stream,
+        "check-captures": check_captures,
+    }
+    if len(argv) < 2 or argv[1] not in commands:
+        raise SystemExit(__doc__)
+    commands[argv[1]](*argv[2:])
+
+
+if __name__ == "__main__":
+    main(sys.argv)
