@@ -184,7 +184,8 @@ pub struct Camera {
     pub frames_passthrough: u64,
     /// Push sources started again after they ended, broke or went silent.
     pub camera_restarts: u64,
-    /// The longest a source's `open()` took, in µs (it runs on the loop).
+    /// The longest a source's `open()`, or a push source's start (a
+    /// child's spawn, a connect), took, in µs (both run on the loop).
     pub open_us_max: u64,
     device: DeviceGate,
     /// Time the loop spent blocked in `grab()`.
@@ -523,7 +524,13 @@ impl Camera {
             self.camera_restarts += 1;
         }
         push.started_once = true;
-        match push.source.start(registry, tokens, now) {
+        // Starting runs on the loop too (a fork and exec, or a connect):
+        // it counts as an open.
+        let started_at = Instant::now();
+        let started = push.source.start(registry, tokens, now);
+        let took_us = started_at.elapsed().as_micros() as u64;
+        self.open_us_max = self.open_us_max.max(took_us);
+        match started {
             Ok(()) => {
                 push.last_frame_at = now;
                 if let SourceState::Failed { error, .. } = &self.state {
