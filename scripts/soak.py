@@ -7,7 +7,7 @@ viewer that stops reading, and the parsers the checks run at the end.
     soak.py viewer URL OUT SECONDS BYTES_PER_S [TOKEN]
     soak.py stopped URL SECONDS [TOKEN]
     soak.py check-stream FILE [cut]
-    soak.py check-captures KEEP SNAPSHOTS CAPTURED_DIR SNAPSHOT_DIR WINDOWS LOG...
+    soak.py check-captures KEEP CAM=SNAPSHOTS[,CAM=SNAPSHOTS...] CAPTURED_DIR SNAPSHOT_DIR WINDOWS LOG...
 
 Only loopback addresses are accepted (the soak never talks to anything
 else); every client stops by itself after SECONDS. Results are one line on
@@ -371,7 +371,7 @@ def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_fi
     `c`), the camera it asked, and its replies, each line `START_MS END_MS
     REPLY...`. WINDOWS lines
     are `CAMERA START_MS END_MS WHAT`."""
-    keep, total_snapshots = int(keep), int(total_snapshots)
+    keep = int(keep)
     windows = {}
     for line in open(windows_file):
         camera, start, end, _ = line.split(None, 3)
@@ -411,24 +411,36 @@ def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_fi
             problems.append(f"{name}: {problem}")
     # Random garbage can spell a capture now and then (a line that is just
     # "c"), so the directory may hold snapshots nobody here asked for:
-    # check that it holds what retention promises, each file complete, and
-    # the newest capture of ours among them.
-    kept = sorted(os.listdir(snapshot_dir))
-    if len(kept) != min(keep, total_snapshots):
-        problems.append(f"snapshot dir holds {len(kept)} files, not {min(keep, total_snapshots)}")
-    for name in kept:
-        problem = jpeg_problem(open(os.path.join(snapshot_dir, name), "rb").read())
-        if not name.startswith("soak-") or problem:
-            problems.append(f"kept {name}: {problem or 'stray file'}")
+    # check that it holds what retention promises for each camera (its own
+    # newest KEEP: `soak-NNNNNN.jpg` for the first camera,
+    # `soak-NNNNNN.NAME.jpg` for the others), each file complete, and the
+    # newest capture of ours of each camera among them.
+    totals = dict(item.split("=") for item in total_snapshots.split(",") if item)
+    first_camera = next(iter(totals), "cam0")
+
+    def camera_of(name):
+        parts = name.split(".")
+        return parts[1] if len(parts) == 3 else first_camera
 
     def seq(name):
-        digits = "".join(c for c in name if c.isdigit())
+        digits = "".join(c for c in name.split(".")[0] if c.isdigit())
         return int(digits or 0)
 
-    if ok:
-        newest = max((name for name, _ in ok), key=seq)
-        if newest not in kept:
-            problems.append(f"the newest capture {newest} is not kept")
+    kept = sorted(os.listdir(snapshot_dir))
+    for camera, total in totals.items():
+        mine = [name for name in kept if camera_of(name) == camera]
+        if len(mine) != min(keep, int(total)):
+            problems.append(
+                f"snapshot dir holds {len(mine)} files of {camera}, not {min(keep, int(total))}")
+        ours = [name for name, _ in ok if camera_of(name) == camera]
+        if ours:
+            newest = max(ours, key=seq)
+            if newest not in mine:
+                problems.append(f"the newest capture {newest} is not kept")
+    for name in kept:
+        problem = jpeg_problem(open(os.path.join(snapshot_dir, name), "rb").read())
+        if not name.startswith("soak-") or camera_of(name) not in totals or problem:
+            problems.append(f"kept {name}: {problem or 'stray file'}")
     # OK count, other replies, checked, problems, per loop ok/in-window/other, notes
     print(len(ok), len(errors), checked, len(problems), ",".join(summary),
           "; ".join(problems[:3] + errors[:3]) or "-")

@@ -46,7 +46,8 @@
 #   - every `OK` capture reply names a complete, well-formed JPEG of the
 #     reported size (each is copied as soon as the reply comes, since
 #     `--snapshot-keep 50` removes older ones), and the snapshot directory
-#     holds 50 complete ones, the newest capture among them;
+#     holds 50 complete ones of each camera (retention is per camera), the
+#     newest capture of each among them;
 #   - no capture of the default camera (cam0) failed; `ERR camera:` from
 #     cam1 and cam2 only from a request whose time overlaps one of that
 #     camera's logged fault windows, any other reply a failure;
@@ -597,7 +598,12 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
 
     # --- checks
     local capture_check captures_ok capture_errors jpegs_checked jpegs_bad capture_loops capture_notes
-    capture_check=$(python3 "$clients_py" check-captures "$KEEP" "$(stat_value snapshots "$stats_after")" \
+    # Retention is per camera: each keeps its own newest $KEEP.
+    local snapshot_totals="" name
+    for name in "${cameras[@]}"; do
+        snapshot_totals+="${snapshot_totals:+,}$name=$(stat_value snapshots "${cam_after[$name]}")"
+    done
+    capture_check=$(python3 "$clients_py" check-captures "$KEEP" "$snapshot_totals" \
         "$work/captured" "$work/snapshots" "$work/windows.txt" "${capture_logs[@]}")
     read -r captures_ok capture_errors jpegs_checked jpegs_bad capture_loops capture_notes <<<"$capture_check"
     # The default loop's replies that are neither OK nor excused by a fault
@@ -748,7 +754,7 @@ Server: \`camloop serve ${camera_args[*]} --camera-timeout ${CAMERA_TIMEOUT} --s
 EOF
     row "server alive, no panic in its log" "alive=${server_alive}, ${panics} panics" \
         "$(yes_if "[ $server_alive = yes ] && [ $panics = 0 ]")"
-    row "every OK capture is a complete JPEG of its size; ${KEEP} complete ones kept" \
+    row "every OK capture is a complete JPEG of its size; ${KEEP} complete ones kept per camera" \
         "${jpegs_checked} of ${captures_ok} checked, ${jpegs_bad} problems (${capture_notes})" \
         "$(yes_if "[ $jpegs_checked = $captures_ok ] && [ $jpegs_bad = 0 ] && [ $captures_ok -gt 0 ]")"
     row "no capture failed (default camera ${cameras[0]})" "${default_failed} non-OK replies" "$(yes_if "[ '$default_failed' = 0 ]")"
