@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::camera::setup::{self, CameraDefaults, CameraEntry, CameraPlan};
+use crate::camera::setup::{self, CameraDefaults, CameraEntry, CameraPlan, FrameOptions};
 use crate::camera::without_credentials;
 use crate::protocol::Framing;
 use crate::server::{ServedCamera, Server, ServerConfig};
@@ -521,12 +521,14 @@ fn camera_entries_of(args: &ServeArgs) -> Vec<CameraEntry> {
 /// The global flags as every camera's defaults.
 fn camera_defaults(args: &ServeArgs) -> CameraDefaults {
     CameraDefaults {
-        fps: args.fps,
-        idle_fps: args.idle_fps,
-        width: args.width,
-        height: args.height,
-        jpeg_quality: args.jpeg_quality,
-        fourcc: args.fourcc.clone(),
+        frames: FrameOptions {
+            fps: args.fps,
+            idle_fps: args.idle_fps,
+            width: args.width,
+            height: args.height,
+            jpeg_quality: args.jpeg_quality,
+            fourcc: args.fourcc.clone(),
+        },
         snapshot_name: args.snapshot_name.clone(),
         control: args.control.clone(),
         camera_timeout: args.camera_timeout,

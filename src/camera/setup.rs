@@ -84,21 +84,28 @@ impl CameraEntry {
     }
 }
 
+/// How a camera's frames are taken: per camera, or the global flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameOptions {
+    /// Grab rate while somebody streams (`--fps`).
+    pub fps: u32,
+    /// Grab rate otherwise (`--idle-fps`).
+    pub idle_fps: u32,
+    /// Requested frame size (`--width`).
+    pub width: u32,
+    /// See `width` (`--height`).
+    pub height: u32,
+    /// JPEG quality (`--jpeg-quality`).
+    pub jpeg_quality: u8,
+    /// Pixel format to ask a device for (`--fourcc`).
+    pub fourcc: Option<String>,
+}
+
 /// The global flags: every camera's settings unless it gives its own.
 #[derive(Debug, Clone)]
 pub struct CameraDefaults {
-    /// `--fps`.
-    pub fps: u32,
-    /// `--idle-fps`.
-    pub idle_fps: u32,
-    /// `--width`.
-    pub width: u32,
-    /// `--height`.
-    pub height: u32,
-    /// `--jpeg-quality`.
-    pub jpeg_quality: u8,
-    /// `--fourcc`.
-    pub fourcc: Option<String>,
+    /// `--fps`, `--idle-fps`, `--width`, `--height`, `--jpeg-quality`, `--fourcc`.
+    pub frames: FrameOptions,
     /// `--snapshot-name`.
     pub snapshot_name: String,
     /// `--control`.
@@ -116,18 +123,8 @@ pub struct CameraPlan {
     pub name: String,
     /// Its source text.
     pub source: String,
-    /// Grab rate while somebody streams.
-    pub fps: u32,
-    /// Grab rate otherwise.
-    pub idle_fps: u32,
-    /// Requested frame size.
-    pub width: u32,
-    /// See `width`.
-    pub height: u32,
-    /// JPEG quality.
-    pub jpeg_quality: u8,
-    /// Pixel format to ask a device for.
-    pub fourcc: Option<String>,
+    /// How its frames are taken.
+    pub frames: FrameOptions,
     /// Its snapshot name pattern, `{camera}` replaced.
     pub snapshot_name: String,
     /// Controls to set at start.
@@ -161,6 +158,7 @@ pub fn plan_cameras(
             crate::server::MAX_CAMERAS
         ));
     }
+    let global = &defaults.frames;
     let mut plans: Vec<CameraPlan> = Vec::with_capacity(entries.len());
     for (position, entry) in entries.iter().enumerate() {
         let name = match &entry.name {
@@ -190,12 +188,14 @@ pub fn plan_cameras(
             snapshot_name,
             name,
             source: entry.source.clone(),
-            fps: entry.fps.unwrap_or(defaults.fps),
-            idle_fps: entry.idle_fps.unwrap_or(defaults.idle_fps),
-            width: entry.width.unwrap_or(defaults.width),
-            height: entry.height.unwrap_or(defaults.height),
-            jpeg_quality: entry.jpeg_quality.unwrap_or(defaults.jpeg_quality),
-            fourcc: entry.fourcc.clone().or_else(|| defaults.fourcc.clone()),
+            frames: FrameOptions {
+                fps: entry.fps.unwrap_or(global.fps),
+                idle_fps: entry.idle_fps.unwrap_or(global.idle_fps),
+                width: entry.width.unwrap_or(global.width),
+                height: entry.height.unwrap_or(global.height),
+                jpeg_quality: entry.jpeg_quality.unwrap_or(global.jpeg_quality),
+                fourcc: entry.fourcc.clone().or_else(|| global.fourcc.clone()),
+            },
             control: entry
                 .control
                 .clone()
@@ -264,11 +264,11 @@ pub fn rtsp_command(url: &str) -> String {
 pub fn build_camera(plan: &CameraPlan) -> Result<Camera, String> {
     let settings = CameraSettings {
         name: plan.name.clone(),
-        fps: plan.fps,
-        idle_fps: plan.idle_fps,
-        jpeg_quality: plan.jpeg_quality,
-        width: plan.width,
-        height: plan.height,
+        fps: plan.frames.fps,
+        idle_fps: plan.frames.idle_fps,
+        jpeg_quality: plan.frames.jpeg_quality,
+        width: plan.frames.width,
+        height: plan.frames.height,
         camera_timeout: plan.camera_timeout,
     };
     let mut camera = match push_source(plan)? {
@@ -329,7 +329,7 @@ fn push_source(plan: &CameraPlan) -> Result<Option<Box<dyn PushSource>>, String>
         let source = HttpSource::parse(
             source,
             plan.max_frame_bytes,
-            Duration::from_secs(1) / plan.fps.max(1),
+            Duration::from_secs(1) / plan.frames.fps.max(1),
             plan.camera_timeout,
         )?;
         return Ok(Some(Box::new(source)));
@@ -353,8 +353,9 @@ fn push_source(plan: &CameraPlan) -> Result<Option<Box<dyn PushSource>>, String>
 
 /// The timed sources: none, synthetic, and whatever OpenCV opens.
 fn timed_source(plan: &CameraPlan) -> Result<Option<Box<dyn FrameSource>>, String> {
-    let synthetic =
-        || -> Box<dyn FrameSource> { Box::new(SyntheticSource::new(plan.width, plan.height)) };
+    let synthetic = || -> Box<dyn FrameSource> {
+        Box::new(SyntheticSource::new(plan.frames.width, plan.frames.height))
+    };
     match plan.source.as_str() {
         "none" => Ok(None),
         "synthetic" => Ok(Some(synthetic())),
@@ -410,7 +411,7 @@ fn opencv_source(
     use super::opencv_source::{OpenCvOptions, OpenCvSource, OpenCvTarget};
     // USB cameras that offer MJPEG deliver it at full rate and it passes
     // through without a decode; ask for it unless told otherwise.
-    let fourcc = match (&plan.fourcc, &target) {
+    let fourcc = match (&plan.frames.fourcc, &target) {
         (Some(fourcc), _) if fourcc == "default" => None,
         (Some(fourcc), _) => Some(fourcc.clone()),
         (None, OpenCvTarget::Device(_)) => Some("MJPG".to_string()),
@@ -419,9 +420,9 @@ fn opencv_source(
     Box::new(OpenCvSource::new(
         target,
         OpenCvOptions {
-            width: plan.width,
-            height: plan.height,
-            fps: plan.fps,
+            width: plan.frames.width,
+            height: plan.frames.height,
+            fps: plan.frames.fps,
             fourcc,
         },
     ))
@@ -433,12 +434,14 @@ mod tests {
 
     fn defaults() -> CameraDefaults {
         CameraDefaults {
-            fps: 30,
-            idle_fps: 5,
-            width: 640,
-            height: 480,
-            jpeg_quality: 80,
-            fourcc: None,
+            frames: FrameOptions {
+                fps: 30,
+                idle_fps: 5,
+                width: 640,
+                height: 480,
+                jpeg_quality: 80,
+                fourcc: None,
+            },
             snapshot_name: "pic2.jpg".to_string(),
             control: Vec::new(),
             camera_timeout: 5.0,
@@ -551,8 +554,8 @@ mod tests {
         let mut global = defaults();
         global.control = vec!["contrast=5".into()];
         let plans = plan_cameras(&entries, &global).unwrap();
-        assert_eq!((plans[0].fps, plans[0].width), (30, 640));
-        assert_eq!((plans[1].fps, plans[1].width), (10, 320));
+        assert_eq!((plans[0].frames.fps, plans[0].frames.width), (30, 640));
+        assert_eq!((plans[1].frames.fps, plans[1].frames.width), (10, 320));
         assert_eq!(plans[0].control, ["contrast=5"]);
         assert!(!plans[0].own_control);
         assert_eq!(plans[1].control, ["brightness=10"]);
