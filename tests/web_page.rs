@@ -10,7 +10,9 @@
 //! test binary and each test below checks one thing it saw. Besides the
 //! plain run, a server with `--token` is opened as `/?token=T`, with a wrong
 //! token, and with HTTP Basic credentials (playwright's `httpCredentials`,
-//! the way a person answers the browser's login prompt).
+//! the way a person answers the browser's login prompt). A server with six
+//! cameras, opened as `/?token=T`, shows four live tiles and two snapshot
+//! tiles, and Capture on the sixth tile saves that camera's file.
 
 mod http_support;
 
@@ -37,6 +39,8 @@ struct BrowserRun {
     auth_failures: u64,
     /// The `/controls` body after the run.
     controls: String,
+    /// The names in the snapshot directory after the run, sorted.
+    snapshot_files: Vec<String>,
 }
 
 /// The token of the `--token` runs.
@@ -126,6 +130,23 @@ fn browser_moving_controls() -> &'static BrowserRun {
     })
 }
 
+/// A `--token` server with six synthetic cameras (cam0 … cam5), its page
+/// opened as `/?token=T`.
+fn browser_with_six_cameras() -> &'static BrowserRun {
+    static RUN: OnceLock<BrowserRun> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let mut args = vec!["--token", TOKEN];
+        // Server::synthetic gives the first camera.
+        for _ in 1..6 {
+            args.extend(["--camera", "synthetic"]);
+        }
+        run_browser(
+            &args,
+            &[&format!("--query=?token={TOKEN}"), "--expect=cameras"],
+        )
+    })
+}
+
 fn run_browser(server_args: &[&str], shot_args: &[&str]) -> BrowserRun {
     require_browser_tools();
     let server = Server::synthetic(server_args);
@@ -171,8 +192,17 @@ fn run_browser(server_args: &[&str], shot_args: &[&str]) -> BrowserRun {
     let state = server.get(&format!("/state?token={TOKEN}"));
     assert_eq!(state.status, 200, "/state after the run: {}", state.text());
     let controls = server.get(&format!("/controls?token={TOKEN}")).text();
+    let mut snapshot_files: Vec<String> = std::fs::read_dir(&server.snapshot_dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| Some(entry.ok()?.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    snapshot_files.sort();
     BrowserRun {
         controls,
+        snapshot_files,
         captured_file_exists: captured.is_some_and(|path| path.is_file()),
         captured_size,
         auth_failures: state.json().u64("auth_failures"),
@@ -296,4 +326,76 @@ fn browser_sliders_change_the_cameras_controls() {
     // The page's /controls requests carried its ?token= like the others.
     assert_eq!(run.auth_failures, 0);
     assert_eq!(report.str("tokenRequiredShown"), "false");
+}
+
+// ---------------------------------------------------------- six cameras
+
+/// The page learned the six cameras from /state: one tile each, in order,
+/// the first four live, the other two snapshots.
+#[test]
+fn browser_with_six_cameras_shows_four_live_tiles_and_two_snapshot_tiles() {
+    let report = &browser_with_six_cameras().report;
+    assert_eq!(
+        report.str("tiles"),
+        "cam0:live cam1:live cam2:live cam3:live cam4:snapshot cam5:snapshot"
+    );
+    // The page asked for a stream of each live camera (the default one's
+    // at the page's old URL, the others' under /cam/NAME/) and for
+    // snapshots of the other two.
+    assert_eq!(
+        report.str("streams"),
+        "/cam/cam1/stream.mjpg /cam/cam2/stream.mjpg /cam/cam3/stream.mjpg /stream.mjpg"
+    );
+    assert_eq!(
+        report.str("snapshots"),
+        "/cam/cam4/snapshot.jpg /cam/cam5/snapshot.jpg"
+    );
+    // The server saw one stream viewer on each live camera and none on the
+    // snapshot ones: four connections held, two left for the rest.
+    assert_eq!(
+        report.str("viewers"),
+        "cam0:1 cam1:1 cam2:1 cam3:1 cam4:0 cam5:0"
+    );
+}
+
+#[test]
+fn browser_with_six_cameras_live_tiles_move() {
+    assert_eq!(
+        browser_with_six_cameras().report.str("liveMoved"),
+        "cam0 cam1 cam2 cam3"
+    );
+}
+
+/// Each snapshot tile showed at least three snapshots, and its picture and
+/// frame number changed between them.
+#[test]
+fn browser_with_six_cameras_snapshot_tiles_refresh() {
+    let report = &browser_with_six_cameras().report;
+    assert_eq!(
+        report.str("snapshotsRefreshed"),
+        "cam4 cam5",
+        "loads: {}",
+        report.str("snapshotLoads")
+    );
+}
+
+/// Capture on the sixth tile: the server wrote that camera's file, a
+/// complete JPEG, and nothing else; the tile (and only it) shows the name.
+#[test]
+fn browser_with_six_cameras_capture_on_the_sixth_saves_its_file() {
+    let run = browser_with_six_cameras();
+    let report = &run.report;
+    assert_eq!(report.str("captureCamera"), "cam5");
+    assert_eq!(
+        report.str("captured"),
+        "pic2.cam5.jpg",
+        "{}",
+        report.str("captureText")
+    );
+    assert!(run.captured_file_exists);
+    assert_eq!(run.captured_size, Some((640, 480)));
+    assert_eq!(run.snapshot_files, ["pic2.cam5.jpg"]);
+    assert_eq!(report.str("otherResults"), "");
+    assert_eq!(report.str("tokenRequiredShown"), "false");
+    assert_eq!(run.auth_failures, 0);
 }

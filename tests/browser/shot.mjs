@@ -19,6 +19,25 @@
 // each slider's value shows the server's read-back answer; it prints
 // {"brightness":"100","contrast":"0",...}. The caller checks /controls.
 //
+// --expect=cameras is for a server with several cameras: it waits for the
+// page's camera tiles, then until every live tile's picture has changed
+// (drawn into a canvas and compared, so what the <img> shows counts, not
+// what arrived) and every snapshot tile has shown at least three snapshots
+// with a change of picture and of X-Frame between them, lists the paths
+// the page asked for, reads the server's per-camera
+// stream_viewers from /state (from node, not through the browser's
+// connections), clicks the last tile's Capture and waits for its answer:
+//
+//   {"tiles":"cam0:live cam1:live ... cam5:snapshot",
+//    "streams":"/cam/cam1/stream.mjpg ... /stream.mjpg",
+//    "snapshots":"/cam/cam4/snapshot.jpg /cam/cam5/snapshot.jpg",
+//    "liveMoved":"cam0 cam1 cam2 cam3","snapshotsRefreshed":"cam4 cam5",
+//    "viewers":"cam0:1 ... cam5:0","captureCamera":"cam5",
+//    "captured":"pic2.cam5.jpg",...}
+//
+// A tile that never moves or refreshes is left out of its list (after a
+// step timeout) instead of failing the run, so the caller's assertion names it.
+//
 // Drives Debian's system chromium (no browser download) through
 // playwright-core: opens BASE_URL/, waits for the live MJPEG image to show a
 // frame, reads the frame counter and screenshots the image twice at least
@@ -126,7 +145,9 @@ async function main() {
             ? await lookFor401InPage(page, base, query, outDir)
             : options.expect === "controls"
               ? await moveControls(page, base, query, outDir)
-              : await look(page, base, query, outDir);
+              : options.expect === "cameras"
+                ? await lookAtCameras(page, base, query, outDir)
+                : await look(page, base, query, outDir);
       console.log(JSON.stringify(result));
     } catch (error) {
       if (pageErrors.length) error.message += `\npage errors:\n  ${summarize(pageErrors).join("\n  ")}`;
@@ -220,6 +241,130 @@ async function moveControls(page, base, query, outDir) {
     controlResult: (await page.textContent("#control-result")).trim(),
     tokenRequiredShown: await page.isVisible("#token-required"),
     screenshots: [path.join(outDir, "controls.png")],
+  };
+}
+
+// The page's camera tiles: live ones must move, snapshot ones must refresh,
+// and the last tile's Capture must save that camera's file.
+async function lookAtCameras(page, base, query, outDir) {
+  const requested = new Set();
+  page.on("request", (request) => requested.add(new URL(request.url()).pathname));
+  await page.goto(`${base}/${query}`, { waitUntil: "domcontentloaded" });
+  // The page builds all tiles at once, from its first /state.
+  await step("the page shows several camera tiles", () =>
+    page.waitForFunction(() => document.querySelectorAll(".tile[data-camera]").length > 1),
+  );
+  const tiles = await page.$$eval(".tile[data-camera]", (elements) =>
+    elements.map((tile) => ({ name: tile.dataset.camera, view: tile.dataset.view })),
+  );
+  const live = tiles.filter((tile) => tile.view === "live").map((tile) => tile.name);
+  const snapshots = tiles.filter((tile) => tile.view === "snapshot").map((tile) => tile.name);
+
+  // A small digest of what the tile's <img> shows now, or null before its
+  // first picture. Runs in the page.
+  const digestSource = (name) => {
+    const img = document.querySelector(`.tile[data-camera="${name}"] img.view`);
+    if (!img || !img.naturalWidth) return null;
+    const canvas = document.createElement("canvas");
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.drawImage(img, 0, 0);
+    const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    let hash = 2166136261;
+    for (let i = 0; i < pixels.length; i += 4) {
+      hash = Math.imul(hash ^ pixels[i] ^ (pixels[i + 1] << 8) ^ (pixels[i + 2] << 16), 16777619);
+    }
+    return `${canvas.width}x${canvas.height}:${hash >>> 0}`;
+  };
+  const digest = (name) => page.evaluate(`(${digestSource})(${JSON.stringify(name)})`);
+  // Waits until `condition(name)` (a page function) holds; false on timeout.
+  const holds = (condition, arg) =>
+    page
+      .waitForFunction(condition, arg, { polling: 100 })
+      .then(() => true)
+      .catch(() => false);
+
+  // Every live tile shows a picture, then a different one.
+  const firstDigests = {};
+  for (const name of live) {
+    await step(`live tile ${name} shows a picture`, () =>
+      page.waitForFunction(`(${digestSource})(${JSON.stringify(name)}) !== null`, null, { polling: 100 }),
+    );
+    firstDigests[name] = await digest(name);
+  }
+  const liveMoved = [];
+  for (const name of live) {
+    const moved = await holds(
+      `(${digestSource})(${JSON.stringify(name)}) !== ${JSON.stringify(firstDigests[name])}`,
+    );
+    if (moved) liveMoved.push(name);
+  }
+
+  // Every snapshot tile shows a first snapshot, then at least two more
+  // (three in all, at least); the picture and its frame number change.
+  const snapshotsRefreshed = [];
+  const snapshotLoads = [];
+  const tileSource = (name) => `document.querySelector(${JSON.stringify(`.tile[data-camera="${name}"]`)})`;
+  for (const name of snapshots) {
+    const loads = `Number(${tileSource(name)}.dataset.loads ?? 0)`;
+    const frame = `Number(${tileSource(name)}.dataset.frame)`;
+    const digestNow = `(${digestSource})(${JSON.stringify(name)})`;
+    const shown = await holds(`${loads} >= 1`);
+    // The count, the frame and the picture read together, in one turn of the page.
+    const before = shown ? await page.evaluate(`[${loads}, ${frame}, ${digestNow}]`) : [0, 0, null];
+    const reloaded = shown && (await holds(`${loads} >= ${Math.max(3, before[0] + 2)}`));
+    const after = reloaded ? await page.evaluate(`[${loads}, ${frame}, ${digestNow}]`) : [0, 0, null];
+    if (before[2] !== null && after[2] !== null && after[2] !== before[2] && after[1] > before[1]) {
+      snapshotsRefreshed.push(name);
+    }
+    snapshotLoads.push(`${name}:${JSON.stringify(before)}->${JSON.stringify(after)}`);
+  }
+
+  // Which paths the page asked for: a stream each for the live tiles,
+  // snapshots for the others.
+  const asked = (suffix) => [...requested].filter((p) => p.endsWith(suffix)).sort().join(" ");
+
+  // What the server sees: which cameras have a stream viewer. Asked from
+  // node, so this request takes none of the browser's connections.
+  const state = await (await fetch(`${base}/state${query}`)).json();
+  const viewers = state.cameras.map((camera) => `${camera.name}:${camera.stream_viewers}`);
+
+  await page.screenshot({ path: path.join(outDir, "cameras.png"), fullPage: true });
+
+  const captureCamera = tiles[tiles.length - 1].name;
+  const tile = `.tile[data-camera="${captureCamera}"]`;
+  await page.click(`${tile} .capture`);
+  await step(`Capture on ${captureCamera} reports a file name`, () =>
+    page.waitForFunction((tile) => {
+      const result = document.querySelector(`${tile} .capture-result`);
+      return /\.jpe?g\b/i.test(result.textContent) || result.classList.contains("error");
+    }, tile),
+  );
+  const captureText = (await page.textContent(`${tile} .capture-result`)).trim();
+  const captured = captureText.match(/^(\S+\.jpe?g)\b/i)?.[1];
+  if (!captured) throw new Error(`Capture did not report a file: ${JSON.stringify(captureText)}`);
+  // The other tiles' results stay empty: the answer went to its own tile.
+  const otherResults = await page.$$eval(
+    ".tile[data-camera] .capture-result",
+    (results, tile) => results.filter((r) => !r.closest(tile)).map((r) => r.textContent.trim()).join(""),
+    tile,
+  );
+
+  return {
+    tiles: tiles.map((tile) => `${tile.name}:${tile.view}`).join(" "),
+    streams: asked("stream.mjpg"),
+    snapshots: asked("snapshot.jpg"),
+    liveMoved: liveMoved.join(" "),
+    snapshotsRefreshed: snapshotsRefreshed.join(" "),
+    snapshotLoads: snapshotLoads.join(" "),
+    viewers: viewers.join(" "),
+    captureCamera,
+    captured,
+    captureText,
+    otherResults,
+    tokenRequiredShown: await page.isVisible("#token-required"),
+    screenshots: [path.join(outDir, "cameras.png")],
   };
 }
 
