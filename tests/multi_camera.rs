@@ -713,53 +713,101 @@ fn signal(pid: i32, signal: i32) {
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({pid}, {signal})");
 }
 
-/// One viewer of the default camera on a thread of its own, reading every
-/// part as it comes and keeping the `X-Frame` numbers: reading never waits
-/// for the test's other requests, so the viewer's socket never fills.
+/// A stream viewer on a thread of its own, reading every part as it comes
+/// and keeping the `X-Frame` numbers (0 for the "no signal" frame, which
+/// has none): reading never waits for the test's other requests, so the
+/// viewer's socket never fills. Every part must come from `camera`.
 struct Viewer {
     seqs: Arc<Mutex<Vec<u64>>>,
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    socket: TcpStream,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Viewer {
-    fn start(server: &Server) -> Viewer {
-        let mut stream = PartReader::open(server, "/stream.mjpg");
+    /// Watches `path`, which must show only `camera`'s frames; with
+    /// `only_grabbed`, only grabbed ones (each with its `X-Frame`), never
+    /// a "no signal" frame.
+    fn start(server: &Server, path: &str, camera: &'static str, only_grabbed: bool) -> Viewer {
+        let mut stream = PartReader::open(server, path);
+        let socket = stream.reader.get_ref().try_clone().unwrap();
+        // Longer than any wait of the test: a viewer that gets nothing for
+        // a while is for the test to judge, not for its read to fail.
+        socket.set_read_timeout(Some(2 * PATIENCE)).unwrap();
         let seqs = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (thread_seqs, thread_stop) = (seqs.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            while !thread_stop.load(Ordering::SeqCst) {
-                let part = stream.next().expect("the next part of cam0's stream");
-                assert_eq!(stamped_camera(&part.jpeg), "cam0", "only cam0's frames");
-                assert_eq!(decoded_size(&part.jpeg), (160, 120));
-                thread_seqs.lock().unwrap().push(part.x_frame());
+        let path = path.to_string();
+        let thread = thread::spawn(move || loop {
+            let part = match stream.next() {
+                Ok(part) => part,
+                Err(_) if thread_stop.load(Ordering::SeqCst) => return,
+                Err(e) => panic!("the next part of {path}: {e}"),
+            };
+            assert_eq!(stamped_camera(&part.jpeg), camera, "{path}: only its frames");
+            let seq = if only_grabbed || part.header("x-frame").is_some() {
+                part.x_frame()
+            } else {
+                assert!(stamp(&part.jpeg).contains("no-signal"), "{path}");
+                0
+            };
+            if only_grabbed {
+                assert_eq!(decoded_size(&part.jpeg), (160, 120), "{path}");
             }
+            thread_seqs.lock().unwrap().push(seq);
         });
-        Viewer { seqs, stop, thread }
+        Viewer {
+            seqs,
+            stop,
+            socket,
+            thread: Some(thread),
+        }
     }
 
     fn last(&self) -> u64 {
         self.seqs.lock().unwrap().last().copied().unwrap_or(0)
     }
 
+    /// How many parts it received.
+    fn count(&self) -> usize {
+        self.seqs.lock().unwrap().len()
+    }
+
+    /// Whether the thread ended (it does so only by a panic, or once stopped).
+    fn finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
     /// Waits until the viewer has received a part numbered at least `n`.
     fn wait_for(&self, n: u64, server: &Server) {
-        let got = wait_until(PATIENCE, || self.last() >= n || self.thread.is_finished());
+        let got = wait_until(PATIENCE, || self.last() >= n || self.finished());
         assert!(
-            got && !self.thread.is_finished(),
+            got && !self.finished(),
             "the viewer got up to {} of {n}\n{}",
             self.last(),
             server.log()
         );
     }
 
-    /// Stops the thread and returns every number it received.
-    fn finish(self) -> Vec<u64> {
+    /// Stops the thread (closing the socket under it) and returns every
+    /// number it received; a panic on the thread fails the test here.
+    fn finish(mut self) -> Vec<u64> {
         self.stop.store(true, Ordering::SeqCst);
-        self.thread.join().expect("the viewer thread");
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        if let Err(panic) = self.thread.take().expect("not finished yet").join() {
+            std::panic::resume_unwind(panic);
+        }
         let seqs = self.seqs.lock().unwrap().clone();
         seqs
+    }
+}
+
+impl Drop for Viewer {
+    /// A test that failed leaves its viewers quietly: the server is about
+    /// to go, and their end of stream is not the failure to report.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -784,7 +832,9 @@ const ROUNDS: usize = 6;
 ///
 /// **The window** has exactly one viewer on cam0 and no request about
 /// cam0 but `stats`; meanwhile `bad` gets a capture (answered `ERR
-/// camera: …`) and fails and restarts at least once. Then, exactly:
+/// camera: …`), fails and restarts at least once, and shows its own
+/// viewer the "no signal" frame (which cam0's viewer must never get:
+/// every part it gets is stamped `camera=cam0`). Then, exactly:
 /// cam0's `frames_sent` delta equals its `frames_grabbed` delta, and the
 /// viewer received every number in between. Why it is exact: `stats` is
 /// computed within one loop iteration; a timed camera's grab and its offer
@@ -832,8 +882,11 @@ fn isolation(failure: Failure) {
     };
     failure.arm(&server, &mut ctl);
 
-    let viewer = Viewer::start(&server);
+    let viewer = Viewer::start(&server, "/stream.mjpg", "cam0", true);
     viewer.wait_for(1, &server);
+    // The failing camera has a viewer too: what it gets (the "no signal"
+    // frame, and frames of a restarted child) must stay its own.
+    let bad_viewer = Viewer::start(&server, "/cam/bad/stream.mjpg", "bad", false);
 
     // The window.
     let (grabbed_before, sent_before, dropped_before) = grabbed_and_sent(&mut ctl);
@@ -842,6 +895,12 @@ fn isolation(failure: Failure) {
     expect_bad_error(&bad.request("c bad"), "c bad in the window");
     let restarted = || stats_of(&mut ctl, "bad").get("camera_restarts") > restarts_before;
     assert!(wait_until(PATIENCE, restarted), "{}", server.log());
+    let no_signal = || bad_viewer.seqs.lock().unwrap().contains(&0);
+    assert!(
+        wait_until(PATIENCE, no_signal),
+        "bad's viewer was shown its \"no signal\" frame\n{}",
+        server.log()
+    );
     viewer.wait_for(grabbed_before + WINDOW_FRAMES, &server);
     let (grabbed_after, sent_after, dropped_after) = grabbed_and_sent(&mut ctl);
     // Every frame up to `grabbed_after` that was sent has arrived once a
@@ -900,6 +959,7 @@ fn isolation(failure: Failure) {
     let (grabbed_end, _, _) = grabbed_and_sent(&mut ctl);
     viewer.wait_for(grabbed_end + 1, &server);
     let seqs = viewer.finish();
+    let bad_seqs = bad_viewer.finish();
     for pair in seqs.windows(2) {
         assert!(pair[0] < pair[1], "X-Frame strictly increasing: {pair:?}");
         for missing in pair[0] + 1..pair[1] {
@@ -911,14 +971,14 @@ fn isolation(failure: Failure) {
         }
     }
 
-    // Counters: cam0 has every capture, bad none and no viewer.
+    // Counters: cam0 has every capture, bad none.
     let cam0 = stats_of(&mut ctl, "cam0");
     assert_eq!(cam0.get("snapshots"), captures);
     assert_eq!(cam0.get("snapshot_errors"), 0);
     assert_eq!(cam0.get("camera_ok"), 1);
     let bad_stats = stats_of(&mut ctl, "bad");
     assert_eq!(bad_stats.get("snapshots"), 0);
-    assert_eq!(bad_stats.get("frames_sent"), 0);
+    assert!(bad_stats.get("frames_sent") >= bad_seqs.len() as u64);
     assert!(bad_stats.get("camera_restarts") >= 1);
     assert_eq!(http_support_entries(&server), ["pic2.jpg"]);
 }
