@@ -268,7 +268,14 @@ struct Expected {
 #[test]
 fn three_kinds_of_camera_in_one_server_each_route_and_request_reaches_its_own() {
     let upstream = Server::start(&[
-        "--camera", "synthetic", "--width", "160", "--height", "120", "--fps", "10",
+        "--camera",
+        "synthetic",
+        "--width",
+        "160",
+        "--height",
+        "120",
+        "--fps",
+        "10",
     ]);
     let up_url = format!("http://{}/stream.mjpg", upstream.http);
     let exec = ffmpeg_camera("320x240");
@@ -344,7 +351,11 @@ fn three_kinds_of_camera_in_one_server_each_route_and_request_reaches_its_own() 
         let cam = &cams[index];
         let response = server.get(path);
         assert_eq!(response.status, 200, "GET {path}: {}", response.text());
-        assert_eq!(response.header("content-type"), Some("image/jpeg"), "{path}");
+        assert_eq!(
+            response.header("content-type"),
+            Some("image/jpeg"),
+            "{path}"
+        );
         assert_from(&response.body, cam.name, cam.size, path);
         let x_frame = response.header("x-frame").and_then(|v| v.parse().ok());
         assert_eq!(x_frame, Some(frame_number(&response.body)), "{path}");
@@ -475,10 +486,7 @@ fn three_kinds_of_camera_in_one_server_each_route_and_request_reaches_its_own() 
     unknown(server.get("/?action=stream_3"), "stream_3", "3");
 
     // Controls: the synthetic camera has them, the others do not.
-    assert_eq!(
-        ctl.request("set cam0 brightness 60"),
-        "OK brightness=60"
-    );
+    assert_eq!(ctl.request("set cam0 brightness 60"), "OK brightness=60");
     assert_eq!(ctl.request("get brightness"), "OK brightness=60");
     assert_eq!(ctl.request("get cam0 brightness"), "OK brightness=60");
     for name in ["cam1", "up"] {
@@ -499,7 +507,7 @@ fn three_kinds_of_camera_in_one_server_each_route_and_request_reaches_its_own() 
 
     // Nothing but the six captures wrote a file.
     assert_eq!(
-        http_support_entries(&server),
+        snapshot_files(&server),
         ["pic2.cam1.jpg", "pic2.jpg", "pic2.up.jpg"]
     );
 
@@ -557,7 +565,11 @@ fn three_kinds_of_camera_in_one_server_each_route_and_request_reaches_its_own() 
         let count = snapshots[i].to_string();
         assert_sample(&metrics, &format!("camloop_snapshots_total{label}"), &count);
         let sent = frames_sent[i].to_string();
-        assert_sample(&metrics, &format!("camloop_frames_sent_total{label}"), &sent);
+        assert_sample(
+            &metrics,
+            &format!("camloop_frames_sent_total{label}"),
+            &sent,
+        );
         let width = cam.size.0.to_string();
         assert_sample(
             &metrics,
@@ -591,7 +603,7 @@ fn three_kinds_of_camera_in_one_server_each_route_and_request_reaches_its_own() 
 }
 
 /// The snapshot directory's entries, hidden files (temporaries) included.
-fn http_support_entries(server: &Server) -> Vec<String> {
+fn snapshot_files(server: &Server) -> Vec<String> {
     support::dir_entries(&server.snapshot_dir)
 }
 
@@ -697,7 +709,11 @@ fn camera_child(server: &Server) -> i32 {
         if let [child] = live_children(server.pid())[..] {
             return child;
         }
-        assert!(Instant::now() < deadline, "no single child\n{}", server.log());
+        assert!(
+            Instant::now() < deadline,
+            "no single child\n{}",
+            server.log()
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -710,7 +726,11 @@ fn process_state(pid: i32) -> Option<char> {
 
 fn signal(pid: i32, signal: i32) {
     // SAFETY: kill has no memory effects; the pid is a child we watch.
-    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({pid}, {signal})");
+    assert_eq!(
+        unsafe { libc::kill(pid, signal) },
+        0,
+        "kill({pid}, {signal})"
+    );
 }
 
 /// A stream viewer on a thread of its own, reading every part as it comes
@@ -744,7 +764,11 @@ impl Viewer {
                 Err(_) if thread_stop.load(Ordering::SeqCst) => return,
                 Err(e) => panic!("the next part of {path}: {e}"),
             };
-            assert_eq!(stamped_camera(&part.jpeg), camera, "{path}: only its frames");
+            assert_eq!(
+                stamped_camera(&part.jpeg),
+                camera,
+                "{path}: only its frames"
+            );
             let seq = if only_grabbed || part.header("x-frame").is_some() {
                 part.x_frame()
             } else {
@@ -766,11 +790,6 @@ impl Viewer {
 
     fn last(&self) -> u64 {
         self.seqs.lock().unwrap().last().copied().unwrap_or(0)
-    }
-
-    /// How many parts it received.
-    fn count(&self) -> usize {
-        self.seqs.lock().unwrap().len()
     }
 
     /// Whether the thread ended (it does so only by a panic, or once stopped).
@@ -921,7 +940,10 @@ fn isolation(failure: Failure) {
         .filter(|&n| n > grabbed_before && n <= grabbed_after)
         .collect();
     let all: Vec<u64> = (grabbed_before + 1..=grabbed_after).collect();
-    assert_eq!(window, all, "the viewer got every frame of the window, in order");
+    assert_eq!(
+        window, all,
+        "the viewer got every frame of the window, in order"
+    );
 
     // The ordering rounds.
     let mut capturer = control(&server);
@@ -949,8 +971,7 @@ fn isolation(failure: Failure) {
     }
     if failure.can_pend() {
         assert_eq!(
-            answered_while_pending,
-            1,
+            answered_while_pending, 1,
             "in {rounds} rounds, cam0's capture was never answered while bad's was pending"
         );
     }
@@ -980,7 +1001,7 @@ fn isolation(failure: Failure) {
     assert_eq!(bad_stats.get("snapshots"), 0);
     assert!(bad_stats.get("frames_sent") >= bad_seqs.len() as u64);
     assert!(bad_stats.get("camera_restarts") >= 1);
-    assert_eq!(http_support_entries(&server), ["pic2.jpg"]);
+    assert_eq!(snapshot_files(&server), ["pic2.jpg"]);
 }
 
 #[test]
