@@ -456,8 +456,11 @@ impl Camera {
         }
         let mut newest = None;
         if let Err(error) = push.source.on_ready(registry, token, now, &mut newest) {
+            // The source ended or broke (EOF, a refused connect, a bad
+            // answer): its viewers see "no signal" now, as when the
+            // watchdog gives up, not a stream that just stops.
             self.fail_push(registry, now, error);
-            return None;
+            return streaming.then(|| self.no_signal_frame());
         }
         let frame = newest?;
         push.last_frame_at = now;
