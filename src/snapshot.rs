@@ -272,7 +272,7 @@ fn pattern_pieces(pattern: &str) -> Vec<PatternPiece> {
 }
 
 /// Whether some file name could be produced by both patterns (as
-/// [`matches_pattern`] reads them): then retention or `{seq}` continuation
+/// `matches_pattern` reads them): then retention or `{seq}` continuation
 /// of one camera would reach the other's files. Walks both patterns side
 /// by side over every character either could produce next.
 pub fn patterns_overlap(a: &str, b: &str) -> bool {
