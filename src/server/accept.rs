@@ -296,7 +296,7 @@ impl Admission<'_> {
                 let may_shut_down = may_shut_down_without_auth(listener_loopback, local_peer);
                 Session::Control(ControlSession::new(framing, may_shut_down))
             }
-            ListenerKind::Http => Session::Http(HttpSession::new()),
+            ListenerKind::Http => Session::Http(Box::<HttpSession>::default()),
         };
         if let Err(e) = self
             .registry

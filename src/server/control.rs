@@ -31,7 +31,9 @@ pub struct ControlSession {
     /// room). Allocated only when something actually has to wait.
     queued: VecDeque<Request>,
     /// The capture or `frame` request waiting for a fresh grab.
-    awaiting: Option<Request>,
+    /// (Boxed: a request can hold strings, and an idle connection's slot
+    /// should not pay for them.)
+    awaiting: Option<Box<Request>>,
     /// Input that broke the protocol, answered once everything before it is.
     refusal: Option<DecodeError>,
     authenticated: bool,
@@ -180,7 +182,7 @@ impl ControlSession {
             Command::Capture { .. } | Command::Frame { .. } => {
                 let capture = matches!(request.command, Command::Capture { .. });
                 core.wait_for_frame(camera, cx.conn, capture, now);
-                self.awaiting = Some(request);
+                self.awaiting = Some(Box::new(request));
             }
             Command::Controls { .. } => match core.cameras[camera].camera.controls() {
                 Ok(listed) => reply(cx, &controls::controls_line(&listed)),

@@ -15,15 +15,10 @@ use std::rc::Rc;
 /// thousand pipelined `PONG`s go out in one `write()`, not a thousand.
 const COALESCE_LIMIT_BYTES: usize = 16 * 1024;
 
-/// A new chunk of small replies starts with room for this many bytes, so
-/// a burst of pipelined replies grows it a few times (or not at all), not
+/// A new chunk of small replies starts with room for this many bytes (a
+/// read's worth of pipelined `PONG`s), so a burst grows it rarely, not
 /// once per reply. It lives only while output is pending.
-const FIRST_CHUNK_BYTES: usize = 1024;
-
-/// A ring of chunks at most this big is kept when the queue empties: a
-/// few hundred bytes per connection, where freeing and allocating it again
-/// on every write would cost a `malloc` and a `free` per reply at P1.
-const KEPT_RING_CHUNKS: usize = 4;
+const FIRST_CHUNK_BYTES: usize = 128;
 
 /// How many chunks one `writev()` hands to the kernel.
 const MAX_IOVECS: usize = 16;
@@ -153,7 +148,7 @@ impl OutputQueue {
                 Err(e) => return Err(e),
             }
         }
-        if self.chunks.is_empty() && self.chunks.capacity() > KEPT_RING_CHUNKS {
+        if self.chunks.is_empty() {
             // Give back the ring's memory: an idle connection should cost
             // a few hundred bytes, not the high-water mark of a burst.
             self.chunks = VecDeque::new();

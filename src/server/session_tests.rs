@@ -29,7 +29,7 @@ impl Harness {
     }
 
     fn http(core: Core) -> Self {
-        Self::with(Session::Http(HttpSession::new()), core)
+        Self::with(Session::Http(Box::<HttpSession>::default()), core)
     }
 
     fn with(session: Session, core: Core) -> Self {
@@ -640,4 +640,18 @@ fn http_controls_need_the_token_and_other_methods_are_405() {
     let reply = harness.send(b"DELETE /controls HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(reply.starts_with("HTTP/1.1 405 "), "{reply}");
     assert!(reply.contains("Allow: GET, HEAD, POST\r\n"), "{reply}");
+}
+
+/// What one slab entry (an idle connection's whole cost in camloop) may
+/// take: the 256 bytes per idle connection `benches/connections.sh` checks
+/// as RSS, minus a share for the allocator and the slab.
+const IDLE_SLOT_BUDGET_BYTES: usize = 240;
+
+#[test]
+fn an_idle_connections_slab_slot_fits_its_budget() {
+    let slot = std::mem::size_of::<Entry>();
+    assert!(
+        slot <= IDLE_SLOT_BUDGET_BYTES,
+        "a slab entry is {slot} bytes, over the {IDLE_SLOT_BUDGET_BYTES} of the budget"
+    );
 }
