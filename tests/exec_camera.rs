@@ -13,7 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use camloop::mjpeg::splitter::Splitter;
-use support::{Server, ServerBuilder, TempDir, TIMEOUT};
+use support::{
+    live_children, process_state, signal_process, Server, ServerBuilder, TempDir, TIMEOUT,
+};
 
 /// Encodes a 2 s, 320x240, 15 fps MJPEG clip (each frame a complete JPEG,
 /// concatenated) with ffmpeg's test pattern, and returns it with its frames.
@@ -54,34 +56,14 @@ fn unstamped(jpeg: &[u8]) -> Vec<u8> {
     plain
 }
 
-/// The server's child processes (from /proc: every process whose parent it is).
-fn children_of(pid: i32) -> Vec<i32> {
-    let mut children = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        // Fields after the `(comm)`: state, ppid, ...
-        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-        let ppid: i32 = after_comm.split(' ').nth(1).unwrap().parse().unwrap();
-        if ppid == pid {
-            children.push(child);
-        }
-    }
-    children
-}
-
 /// The one child of `server` (waits until there is exactly one, alive and
 /// not `skip`), for up to [`TIMEOUT`].
 fn camera_child(server: &Server, skip: Option<i32>) -> i32 {
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let children: Vec<i32> = children_of(server.pid())
+        let children: Vec<i32> = live_children(server.pid())
             .into_iter()
-            .filter(|&pid| Some(pid) != skip && process_state(pid) != Some('Z'))
+            .filter(|&pid| Some(pid) != skip)
             .collect();
         if let [child] = children[..] {
             return child;
@@ -93,21 +75,6 @@ fn camera_child(server: &Server, skip: Option<i32>) -> i32 {
         );
         thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The state letter of a process (R, S, T, Z, ...), None once it is gone.
-fn process_state(pid: i32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
-}
-
-fn signal(pid: i32, signal: i32) {
-    // SAFETY: kill has no memory effects; the pid is a child we watch.
-    assert_eq!(
-        unsafe { libc::kill(pid, signal) },
-        0,
-        "kill({pid}, {signal})"
-    );
 }
 
 fn exec_server(camera: &str, extra: &[&str]) -> Server {
@@ -150,7 +117,7 @@ fn a_killed_child_is_respawned_and_counted() {
     let mut client = server.client();
     client.capture();
     let first = camera_child(&server, None);
-    signal(first, libc::SIGKILL);
+    signal_process(first, libc::SIGKILL);
     let second = camera_child(&server, Some(first));
     assert_ne!(first, second);
     let deadline = Instant::now() + TIMEOUT;
@@ -170,7 +137,7 @@ fn a_stopped_child_gets_captures_an_error_keeps_pings_answered_and_is_replaced()
     let mut client = server.client();
     client.capture();
     let child = camera_child(&server, None);
-    signal(child, libc::SIGSTOP);
+    signal_process(child, libc::SIGSTOP);
     while process_state(child) != Some('T') {
         thread::sleep(Duration::from_millis(5));
     }

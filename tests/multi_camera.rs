@@ -29,7 +29,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use http_support::{decoded_size, frame_number, wait_until, Json, Server};
-use support::{Capture, Client, Stats};
+use support::{live_children, process_state, signal_process, Capture, Client, Stats};
 
 /// Longest wait for a state the server must reach (hang protection only).
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -664,7 +664,7 @@ impl Failure {
                 let delivering = || stats_of(ctl, "bad").get("camera_ok") == 1;
                 assert!(wait_until(PATIENCE, delivering), "{}", server.log());
                 let child = camera_child(server);
-                signal(child, libc::SIGSTOP);
+                signal_process(child, libc::SIGSTOP);
                 // ... now stopped.
                 let stopped = || process_state(child) == Some('T');
                 assert!(wait_until(PATIENCE, stopped), "child {child} stopped");
@@ -681,32 +681,11 @@ impl Failure {
     }
 }
 
-/// The server's child processes that are alive (from /proc).
-fn live_children(pid: u32) -> Vec<i32> {
-    let mut children = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        // Fields after the `(comm)`: state, ppid, ...
-        let mut fields = stat[stat.rfind(')').unwrap() + 2..].split(' ');
-        let state = fields.next();
-        let ppid: Option<u32> = fields.next().and_then(|p| p.parse().ok());
-        if ppid == Some(pid) && state != Some("Z") {
-            children.push(child);
-        }
-    }
-    children
-}
-
 /// The server's one live child (waits until there is exactly one).
 fn camera_child(server: &Server) -> i32 {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        if let [child] = live_children(server.pid())[..] {
+        if let [child] = live_children(server.pid() as i32)[..] {
             return child;
         }
         assert!(
@@ -716,21 +695,6 @@ fn camera_child(server: &Server) -> i32 {
         );
         thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The state letter of a process (R, S, T, Z, ...), None once it is gone.
-fn process_state(pid: i32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
-}
-
-fn signal(pid: i32, signal: i32) {
-    // SAFETY: kill has no memory effects; the pid is a child we watch.
-    assert_eq!(
-        unsafe { libc::kill(pid, signal) },
-        0,
-        "kill({pid}, {signal})"
-    );
 }
 
 /// A stream viewer on a thread of its own, reading every part as it comes

@@ -709,3 +709,41 @@ fn status_field(status: &str, field: &str) -> u64 {
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc status"))
 }
+
+/// The live (not zombie) children of process `pid`, from /proc: every
+/// process whose parent it is.
+pub fn live_children(pid: i32) -> Vec<i32> {
+    let mut children = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // Fields after the `(comm)`: state, ppid, ...
+        let mut fields = stat[stat.rfind(')').unwrap() + 2..].split(' ');
+        let state = fields.next();
+        let ppid: Option<i32> = fields.next().and_then(|p| p.parse().ok());
+        if ppid == Some(pid) && state != Some("Z") {
+            children.push(child);
+        }
+    }
+    children
+}
+
+/// The state letter of a process (R, S, T, Z, ...), None once it is gone.
+pub fn process_state(pid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+/// Sends `signal` to process `pid` (a child a test watches).
+pub fn signal_process(pid: i32, signal: i32) {
+    // SAFETY: kill has no memory effects.
+    assert_eq!(
+        unsafe { libc::kill(pid, signal) },
+        0,
+        "kill({pid}, {signal})"
+    );
+}
