@@ -149,22 +149,10 @@ pub enum Command {
     },
     /// `get [CAM] <name>`: one control's value (the name lowercased; empty
     /// if none was given).
-    Get {
-        /// The camera named, if any.
-        camera: Option<String>,
-        /// The control.
-        name: String,
-    },
+    Get(Box<GetControl>),
     /// `set [CAM] <name> <value>`: change a control (name lowercased, value
     /// as sent; either may be empty, which is a usage error).
-    Set {
-        /// The camera named, if any.
-        camera: Option<String>,
-        /// The control.
-        name: String,
-        /// The new value, not yet parsed: its range depends on the camera.
-        value: String,
-    },
+    Set(Box<SetControl>),
     /// `cameras`: every camera's name and source.
     Cameras,
     /// `help`.
@@ -184,12 +172,34 @@ impl Command {
             Command::Capture { camera }
             | Command::Stats { camera }
             | Command::Frame { camera }
-            | Command::Controls { camera }
-            | Command::Get { camera, .. }
-            | Command::Set { camera, .. } => camera.as_deref(),
+            | Command::Controls { camera } => camera.as_deref(),
+            Command::Get(get) => get.camera.as_deref(),
+            Command::Set(set) => set.camera.as_deref(),
             _ => None,
         }
     }
+}
+
+/// The arguments of `get`. (Boxed in [`Command`], as are `set`'s: every
+/// request is moved from the decoder to the session, and a `ping` should
+/// not carry the room of three strings.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GetControl {
+    /// The camera named, if any.
+    pub camera: Option<String>,
+    /// The control.
+    pub name: String,
+}
+
+/// The arguments of `set`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetControl {
+    /// The camera named, if any.
+    pub camera: Option<String>,
+    /// The control.
+    pub name: String,
+    /// The new value, not yet parsed: its range depends on the camera.
+    pub value: String,
 }
 
 /// One decoded request.
@@ -334,32 +344,25 @@ pub fn parse_command(message: &[u8]) -> Command {
         Some(space_at) => (&message[..space_at], message[space_at..].trim_ascii()),
         None => (message, &b""[..]),
     };
-    // Every keyword has at most this many letters; a longer word is a
-    // plain message. Matching a lowercased copy on the stack keeps the
-    // common case (`ping`) to one comparison chain and no allocation.
-    const LONGEST_KEYWORD: usize = 8;
-    let mut lowered = [0u8; LONGEST_KEYWORD];
-    let Some(lowered) = lowered.get_mut(..word.len()) else {
-        return Command::Message;
+    let Some(word) = Keyword::from_word(word) else {
+        return Command::Message; // longer than any keyword
     };
-    lowered.copy_from_slice(word);
-    lowered.make_ascii_lowercase();
     let arguments = || control_text(argument);
-    match (&*lowered, argument.is_empty()) {
-        (b"auth", _) => Command::Auth(argument.to_vec()),
-        (b"get", _) => arguments().map_or(Command::Message, |text| {
+    match (word, argument.is_empty()) {
+        (Keyword::AUTH, _) => Command::Auth(argument.to_vec()),
+        (Keyword::GET, _) => arguments().map_or(Command::Message, |text| {
             let (camera, name) = match *text.split_ascii_whitespace().collect::<Vec<_>>() {
                 [] => (None, ""),
                 [name] => (None, name),
                 [camera, name] => (Some(camera.to_string()), name),
                 _ => return Command::Message,
             };
-            Command::Get {
+            Command::Get(Box::new(GetControl {
                 camera,
                 name: name.to_string(),
-            }
+            }))
         }),
-        (b"set", _) => arguments().map_or(Command::Message, |text| {
+        (Keyword::SET, _) => arguments().map_or(Command::Message, |text| {
             let (camera, name, value) = match *text.split_ascii_whitespace().collect::<Vec<_>>() {
                 [] => (None, "", ""),
                 [name] => (None, name, ""),
@@ -367,18 +370,21 @@ pub fn parse_command(message: &[u8]) -> Command {
                 [camera, name, value] => (Some(camera.to_string()), name, value),
                 _ => return Command::Message,
             };
-            Command::Set {
+            Command::Set(Box::new(SetControl {
                 camera,
                 name: name.to_string(),
                 value: value.to_string(),
-            }
+            }))
         }),
-        (b"cameras", true) => Command::Cameras,
-        (b"ping", true) => Command::Ping,
-        (b"help", true) => Command::Help,
-        (b"exit" | b"quit", true) => Command::Exit,
-        (b"shutdown", true) => Command::Shutdown,
-        (b"c" | b"capture" | b"stats" | b"frame" | b"controls", _) => {
+        (Keyword::CAMERAS, true) => Command::Cameras,
+        (Keyword::PING, true) => Command::Ping,
+        (Keyword::HELP, true) => Command::Help,
+        (Keyword::EXIT | Keyword::QUIT, true) => Command::Exit,
+        (Keyword::SHUTDOWN, true) => Command::Shutdown,
+        (
+            Keyword::C | Keyword::CAPTURE | Keyword::STATS | Keyword::FRAME | Keyword::CONTROLS,
+            _,
+        ) => {
             // No argument, or exactly one: the camera's name.
             let camera = match arguments() {
                 None => return Command::Message,
@@ -387,14 +393,68 @@ pub fn parse_command(message: &[u8]) -> Command {
                 }
                 Some(text) => (!text.is_empty()).then_some(text),
             };
-            match &*lowered {
-                b"stats" => Command::Stats { camera },
-                b"frame" => Command::Frame { camera },
-                b"controls" => Command::Controls { camera },
+            match word {
+                Keyword::STATS => Command::Stats { camera },
+                Keyword::FRAME => Command::Frame { camera },
+                Keyword::CONTROLS => Command::Controls { camera },
                 _ => Command::Capture { camera },
             }
         }
         _ => Command::Message,
+    }
+}
+
+/// A word of at most eight bytes, lowercased, as one integer and its
+/// length: matching a request's first word against every keyword is then
+/// a chain of integer comparisons, not of byte slices. (Every request pays
+/// for this match, so it is the decoder's hottest code after the search
+/// for `\n`.) The length is kept apart so that `ping\0` is not `ping`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Keyword {
+    bytes: u64,
+    len: usize,
+}
+
+impl Keyword {
+    const AUTH: Keyword = Keyword::new(b"auth");
+    const C: Keyword = Keyword::new(b"c");
+    const CAMERAS: Keyword = Keyword::new(b"cameras");
+    const CAPTURE: Keyword = Keyword::new(b"capture");
+    const CONTROLS: Keyword = Keyword::new(b"controls");
+    const EXIT: Keyword = Keyword::new(b"exit");
+    const FRAME: Keyword = Keyword::new(b"frame");
+    const GET: Keyword = Keyword::new(b"get");
+    const HELP: Keyword = Keyword::new(b"help");
+    const PING: Keyword = Keyword::new(b"ping");
+    const QUIT: Keyword = Keyword::new(b"quit");
+    const SET: Keyword = Keyword::new(b"set");
+    const SHUTDOWN: Keyword = Keyword::new(b"shutdown");
+    const STATS: Keyword = Keyword::new(b"stats");
+
+    /// A lowercase keyword of at most 8 bytes (checked when compiling).
+    const fn new(keyword: &[u8]) -> Keyword {
+        assert!(keyword.len() <= 8);
+        let mut bytes = [0u8; 8];
+        let mut index = 0;
+        while index < keyword.len() {
+            bytes[index] = keyword[index];
+            index += 1;
+        }
+        Keyword {
+            bytes: u64::from_le_bytes(bytes),
+            len: keyword.len(),
+        }
+    }
+
+    /// `word` lowercased, or None if it is longer than any keyword.
+    fn from_word(word: &[u8]) -> Option<Keyword> {
+        let mut bytes = [0u8; 8];
+        bytes.get_mut(..word.len())?.copy_from_slice(word);
+        bytes.make_ascii_lowercase();
+        Some(Keyword {
+            bytes: u64::from_le_bytes(bytes),
+            len: word.len(),
+        })
     }
 }
 
@@ -449,19 +509,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_keyword_matches_only_a_word_of_its_length() {
+        // Words are matched as packed integers: padding must not count.
+        assert_eq!(parse_command(b"ping\0"), Command::Message);
+        assert_eq!(parse_command(b"\0ping"), Command::Message);
+        assert_eq!(parse_command(b"pin"), Command::Message);
+        assert_eq!(parse_command(b"SHUTDOWN"), Command::Shutdown);
+        assert_eq!(parse_command(b"shutdowns"), Command::Message);
+        assert_eq!(parse_command(b"cc"), Command::Message);
+        assert_eq!(
+            parse_command(b"Controls cam1"),
+            Command::Controls {
+                camera: Some("cam1".into())
+            }
+        );
+    }
+
     fn get(camera: Option<&str>, name: &str) -> Command {
-        Command::Get {
+        Command::Get(Box::new(GetControl {
             camera: camera.map(str::to_string),
             name: name.into(),
-        }
+        }))
     }
 
     fn set(camera: Option<&str>, name: &str, value: &str) -> Command {
-        Command::Set {
+        Command::Set(Box::new(SetControl {
             camera: camera.map(str::to_string),
             name: name.into(),
             value: value.into(),
-        }
+        }))
     }
 
     #[test]

@@ -20,7 +20,7 @@ use mio::event::Event;
 use mio::Interest;
 
 use super::listener::Stream;
-use super::output::OutputQueue;
+use super::output::{OutputQueue, SpareBuffers};
 use crate::stats::Counters;
 
 /// Above this much pending output a connection is not read from (nor are
@@ -180,7 +180,7 @@ impl<'a> Context<'a> {
 
     /// Queues `text` followed by `terminator` bytes.
     pub fn reply(&mut self, text: &str, terminator: &[u8]) {
-        self.output.push_pieces(&[text.as_bytes(), terminator]);
+        self.output.push_reply(text.as_bytes(), terminator);
     }
 }
 
@@ -290,13 +290,13 @@ impl Connection {
 
     /// Writes pending output if the socket may take it. Returns the bytes
     /// written.
-    pub fn flush(&mut self, now: Instant) -> Result<usize, CloseReason> {
+    pub fn flush(&mut self, now: Instant, spares: &mut SpareBuffers) -> Result<usize, CloseReason> {
         if !self.readiness.writable || self.output.is_empty() {
             return Ok(0);
         }
         let progress = self
             .output
-            .write_to(&mut self.socket)
+            .write_to(&mut self.socket, spares)
             .map_err(CloseReason::Io)?;
         if progress.blocked {
             self.readiness.writable = false;

@@ -108,6 +108,9 @@ impl ControlSession {
 
     /// Runs queued requests while nothing blocks them.
     pub fn run_queued(&mut self, cx: &mut Context, core: &mut Core, now: Instant) {
+        if self.queued.is_empty() && self.refusal.is_none() {
+            return; // the usual case, asked after every read and write
+        }
         while self.may_run_request(cx) {
             let Some(request) = self.queued.pop_front() else {
                 break;
@@ -188,15 +191,14 @@ impl ControlSession {
                 Ok(listed) => reply(cx, &controls::controls_line(&listed)),
                 Err(error) => reply_control_error(cx, core, &error, terminator),
             },
-            Command::Get { ref name, .. } => match core.cameras[camera].camera.control(name) {
+            Command::Get(ref get) => match core.cameras[camera].camera.control(&get.name) {
                 Ok(control) => reply(cx, &format!("OK {}={}", control.name, control.value)),
                 Err(error) => reply_control_error(cx, core, &error, terminator),
             },
-            Command::Set {
-                ref name,
-                ref value,
-                ..
-            } => match core.cameras[camera].camera.set_control(name, value) {
+            Command::Set(ref set) => match core.cameras[camera]
+                .camera
+                .set_control(&set.name, &set.value)
+            {
                 Ok(control) => {
                     log::info!(
                         "control client {} set {} {}={}",

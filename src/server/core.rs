@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::cameras::{FrameWaiter, ServedCamera};
 use super::connection::ConnRef;
+use super::output::SpareBuffers;
 use crate::camera::pipeline::SharedFrame;
 use crate::camera::CameraError;
 use crate::protocol::{Framing, Request};
@@ -99,6 +100,8 @@ pub struct Core {
     pub max_clients: usize,
     /// Reused by the decoder so decoding allocates nothing per read.
     pub scratch_requests: Vec<Request>,
+    /// Drained output buffers, lent to the next connection that answers.
+    pub spare_output: SpareBuffers,
 }
 
 impl Core {
@@ -128,6 +131,7 @@ impl Core {
             http_clients: 0,
             max_clients,
             scratch_requests: Vec::new(),
+            spare_output: SpareBuffers::default(),
         }
     }
 

@@ -87,7 +87,7 @@ pub fn sweep(
                 // within the timeout. Events are hints: try the write, and
                 // judge by whether it moved anything.
                 conn.readiness.writable = true;
-                match conn.flush(now) {
+                match conn.flush(now, &mut core.spare_output) {
                     Ok(0) => {
                         let why = if let Some(camera) = session.viewed_camera() {
                             core.cameras[camera].counters.viewers_dropped += 1;

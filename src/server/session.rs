@@ -195,6 +195,8 @@ impl Entry {
         now: Instant,
     ) -> Result<(), CloseReason> {
         let result = self.socket_work(core, key, read_buffer, now);
+        // Whatever this turn stocked and did not use goes back to the loop.
+        self.conn.output.release(&mut core.spare_output);
         if let Session::Http(http) = &mut self.session {
             if let Some(age) = http.part_sent(self.conn.output.written_total()) {
                 core.frame_send_age.record(age);
@@ -228,11 +230,11 @@ impl Entry {
         let Entry { conn, session } = self;
         let mut budget = READ_BUDGET_BYTES;
         loop {
-            core.counters.bytes_out += conn.flush(now)? as u64;
+            core.counters.bytes_out += conn.flush(now, &mut core.spare_output)? as u64;
             let queued_before = conn.output.queued_total();
             session.run_queued(&mut conn.context(key), core, now);
             let ran_queued = conn.output.queued_total() > queued_before;
-            core.counters.bytes_out += conn.flush(now)? as u64;
+            core.counters.bytes_out += conn.flush(now, &mut core.spare_output)? as u64;
             let room = conn.output.pending_bytes() < OUTPUT_SOFT_CAP_BYTES;
             if ran_queued && room && !conn.is_draining() {
                 // Queued requests stopped at the output soft cap and the
@@ -251,6 +253,7 @@ impl Entry {
                     budget -= read;
                     core.counters.bytes_in += read as u64;
                     let bytes = &read_buffer[..read];
+                    conn.output.stock(&mut core.spare_output);
                     session.input(&mut conn.context(key), core, bytes, now);
                 }
                 // Drained, or the peer is done: the checks above end the loop.

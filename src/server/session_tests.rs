@@ -9,7 +9,7 @@ use crate::camera::pipeline::SharedFrame;
 use crate::protocol::{Framing, HELP_REPLY, MAX_LINE_BYTES};
 use crate::server::connection::Lifecycle;
 use crate::server::core::test_core;
-use crate::server::output::OutputQueue;
+use crate::server::output::{OutputQueue, SpareBuffers};
 
 /// One connection's worth of state around a session.
 struct Harness {
@@ -60,11 +60,7 @@ impl Harness {
             self.session.frame_ready(&mut cx, &mut self.core, &outcome);
             self.session.run_queued(&mut cx, &mut self.core, now);
         }
-        let mut written = Vec::new();
-        self.output
-            .write_to(&mut written)
-            .expect("a Vec takes everything");
-        written
+        drain(&mut self.output)
     }
 
     /// Offers `frame` as the loop's broadcast would.
@@ -340,8 +336,7 @@ fn a_half_received_head_times_out_with_408() {
         &mut harness.lifecycle,
     );
     http.timed_out(&mut cx, &mut harness.core);
-    let mut written = Vec::new();
-    harness.output.write_to(&mut written).unwrap();
+    let written = drain(&mut harness.output);
     assert!(String::from_utf8_lossy(&written).starts_with("HTTP/1.1 408 "));
 }
 
@@ -384,7 +379,7 @@ fn a_connection_past_the_hard_output_cap_is_dropped() {
 fn drain(output: &mut OutputQueue) -> Vec<u8> {
     let mut written = Vec::new();
     output
-        .write_to(&mut written)
+        .write_to(&mut written, &mut SpareBuffers::default())
         .expect("a Vec takes everything");
     written
 }
