@@ -290,10 +290,21 @@ impl Connection {
 
     /// Writes pending output if the socket may take it. Returns the bytes
     /// written.
+    #[inline]
     pub fn flush(&mut self, now: Instant, spares: &mut SpareBuffers) -> Result<usize, CloseReason> {
+        // Asked several times per turn, usually with nothing to write: the
+        // check stays inline, the write does not.
         if !self.readiness.writable || self.output.is_empty() {
             return Ok(0);
         }
+        self.write_pending(now, spares)
+    }
+
+    fn write_pending(
+        &mut self,
+        now: Instant,
+        spares: &mut SpareBuffers,
+    ) -> Result<usize, CloseReason> {
         let progress = self
             .output
             .write_to(&mut self.socket, spares)

@@ -256,8 +256,11 @@ impl Entry {
                     conn.output.stock(&mut core.spare_output);
                     session.input(&mut conn.context(key), core, bytes, now);
                 }
-                // Drained, or the peer is done: the checks above end the loop.
-                ReadOutcome::WouldBlock | ReadOutcome::Eof => {}
+                // Drained, or the peer is done. Nothing the loop's first
+                // steps look at has changed since they last ran (the output
+                // was flushed and the queue run before this read), so
+                // another round would only find that out: stop here.
+                ReadOutcome::WouldBlock | ReadOutcome::Eof => return Ok(()),
             }
         }
     }
