@@ -269,54 +269,102 @@ impl Decoder {
         self.partial_line.len()
     }
 
-    /// Decodes what one `read()` returned, appending requests to `out`.
+    /// The requests in what one `read()` returned, one at a time, as an
+    /// iterator: the caller can run each before the next is decoded, and
+    /// nothing is collected in between. An `Err` ends the iteration (the
+    /// requests before it are answered first), and the decoder must not
+    /// be fed again. An unfinished last line is kept for the next read.
+    pub fn requests<'d, 'r>(&'d mut self, read: &'r [u8]) -> Requests<'d, 'r> {
+        // Decided once per read, before any of it is split: a raw read is
+        // one message however it is cut up.
+        if !self.line_mode && self.framing == Framing::Auto && read.contains(&b'\n') {
+            self.line_mode = true;
+        }
+        Requests {
+            decoder: self,
+            rest: read,
+            done: false,
+        }
+    }
+
+    /// Decodes what one `read()` returned, appending requests to `out`
+    /// (the collecting form of [`Decoder::requests`], for tests and tools).
     ///
     /// On an error, the requests before the offending line are still in
     /// `out` (they are answered first), and the decoder must not be fed again.
     pub fn feed(&mut self, read: &[u8], out: &mut Vec<Request>) -> Result<(), DecodeError> {
-        if !self.line_mode && self.framing == Framing::Auto && read.contains(&b'\n') {
-            self.line_mode = true;
+        for decoded in self.requests(read) {
+            out.push(decoded?);
         }
-        if self.line_mode {
-            self.feed_lines(read, out)
-        } else {
-            // A caller that ignored max_read_bytes still gets raw semantics:
-            // each 1024-byte piece is one message.
-            for message in read.chunks(MAX_RAW_MESSAGE_BYTES) {
-                out.push(Request {
-                    command: raw_command(message),
-                    terminator: Terminator::Bare,
-                });
-            }
-            Ok(())
-        }
+        Ok(())
     }
 
-    fn feed_lines(&mut self, mut read: &[u8], out: &mut Vec<Request>) -> Result<(), DecodeError> {
-        while let Some(newline_at) = read.iter().position(|&b| b == b'\n') {
-            let (line_part, rest) = (&read[..newline_at], &read[newline_at + 1..]);
-            read = rest;
-            // Only copy when a line was split across reads; the common case
-            // (whole lines in one read) parses straight from the read buffer.
-            let request = if self.partial_line.is_empty() {
-                line_request(line_part)?
-            } else {
-                if self.partial_line.len() + line_part.len() > MAX_LINE_BYTES + 1 {
-                    return Err(DecodeError::LineTooLong);
-                }
-                self.partial_line.extend_from_slice(line_part);
-                let request = line_request(&self.partial_line);
-                self.partial_line = Vec::new();
-                request?
-            };
-            out.push(request);
+    /// The next whole line of `rest` as a request, moving `rest` past it;
+    /// None once no `\n` is left (the remainder is kept as the start of
+    /// the next line).
+    fn next_line(&mut self, rest: &mut &[u8]) -> Option<Result<Request, DecodeError>> {
+        let Some(newline_at) = rest.iter().position(|&b| b == b'\n') else {
+            // +1: the line may still end in a `\r` that is not part of it.
+            if self.partial_line.len() + rest.len() > MAX_LINE_BYTES + 1 {
+                return Some(Err(DecodeError::LineTooLong));
+            }
+            if !rest.is_empty() {
+                self.partial_line.extend_from_slice(rest);
+                *rest = &[];
+            }
+            return None;
+        };
+        let (line_part, after) = (&rest[..newline_at], &rest[newline_at + 1..]);
+        *rest = after;
+        // Only copy when a line was split across reads; the common case
+        // (whole lines in one read) parses straight from the read buffer.
+        if self.partial_line.is_empty() {
+            return Some(line_request(line_part));
         }
-        // +1: the line may still end in a `\r` that is not part of it.
-        if self.partial_line.len() + read.len() > MAX_LINE_BYTES + 1 {
-            return Err(DecodeError::LineTooLong);
+        if self.partial_line.len() + line_part.len() > MAX_LINE_BYTES + 1 {
+            return Some(Err(DecodeError::LineTooLong));
         }
-        self.partial_line.extend_from_slice(read);
-        Ok(())
+        self.partial_line.extend_from_slice(line_part);
+        let request = line_request(&self.partial_line);
+        self.partial_line = Vec::new();
+        Some(request)
+    }
+}
+
+/// The requests of one read: see [`Decoder::requests`].
+pub struct Requests<'d, 'r> {
+    decoder: &'d mut Decoder,
+    rest: &'r [u8],
+    done: bool,
+}
+
+impl Iterator for Requests<'_, '_> {
+    type Item = Result<Request, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if !self.decoder.line_mode {
+            // A caller that ignored max_read_bytes still gets raw
+            // semantics: each 1024-byte piece is one message.
+            if self.rest.is_empty() {
+                self.done = true;
+                return None;
+            }
+            let (message, rest) = self
+                .rest
+                .split_at(self.rest.len().min(MAX_RAW_MESSAGE_BYTES));
+            self.rest = rest;
+            return Some(Ok(Request {
+                command: raw_command(message),
+                terminator: Terminator::Bare,
+            }));
+        }
+        let next = self.decoder.next_line(&mut self.rest);
+        // After the last line, or an error, nothing more comes.
+        self.done = !matches!(next, Some(Ok(_)));
+        next
     }
 }
 
@@ -507,6 +555,31 @@ mod tests {
             parse_command(b"auth  s3cret "),
             Command::Auth(b"s3cret".to_vec())
         );
+    }
+
+    #[test]
+    fn requests_come_one_at_a_time_and_stop_at_an_error() {
+        let mut decoder = Decoder::new(Framing::Line);
+        let mut read = b"ping\r\nstats\n".to_vec();
+        read.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 2));
+        read.extend_from_slice(b"\nping\n");
+        let mut requests = decoder.requests(&read);
+        let first = requests.next().unwrap().unwrap();
+        assert_eq!(
+            (first.command, first.terminator),
+            (Command::Ping, Terminator::CrLf)
+        );
+        let second = requests.next().unwrap().unwrap();
+        assert_eq!(second.command, Command::Stats { camera: None });
+        assert_eq!(requests.next(), Some(Err(DecodeError::LineTooLong)));
+        assert_eq!(requests.next(), None, "nothing after the refused line");
+        // An unfinished line waits for the next read.
+        let mut decoder = Decoder::new(Framing::Line);
+        assert_eq!(decoder.requests(b"pi").next(), None);
+        assert_eq!(decoder.buffered_bytes(), 2);
+        let request = decoder.requests(b"ng\n").next().unwrap().unwrap();
+        assert_eq!(request.command, Command::Ping);
+        assert_eq!(decoder.buffered_bytes(), 0);
     }
 
     #[test]

@@ -89,19 +89,26 @@ impl ControlSession {
 
     /// Decodes one read's bytes and runs the requests, queueing what has to wait.
     pub fn input(&mut self, cx: &mut Context, core: &mut Core, bytes: &[u8], now: Instant) {
-        let mut requests = std::mem::take(&mut core.scratch_requests);
-        let decoded = self.decoder.feed(bytes, &mut requests);
-        for request in requests.drain(..) {
-            if self.may_run_request(cx) && self.queued.is_empty() {
-                self.run_request(cx, core, request, now);
-            } else if !cx.is_draining() {
-                self.queued.push_back(request);
+        // The decoder steps out of the session while the read's requests
+        // run, one by one as they are decoded: running one needs the rest
+        // of the session, and nothing is collected in between.
+        let mut decoder = std::mem::replace(&mut self.decoder, Decoder::new(Framing::Line));
+        for decoded in decoder.requests(bytes) {
+            match decoded {
+                Ok(request) if self.may_run_request(cx) && self.queued.is_empty() => {
+                    self.run_request(cx, core, request, now);
+                }
+                Ok(request) => {
+                    if !cx.is_draining() {
+                        self.queued.push_back(request);
+                    }
+                }
+                // Everything before the bad line is answered first, in order.
+                Err(error) => self.refusal = Some(error),
             }
         }
-        core.scratch_requests = requests;
-        if let Err(error) = decoded {
-            // Everything before the bad line is answered first, in order.
-            self.refusal = Some(error);
+        self.decoder = decoder;
+        if self.refusal.is_some() {
             self.run_queued(cx, core, now);
         }
     }

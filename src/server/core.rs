@@ -17,7 +17,7 @@ use super::connection::ConnRef;
 use super::output::SpareBuffers;
 use crate::camera::pipeline::SharedFrame;
 use crate::camera::CameraError;
-use crate::protocol::{Framing, Request};
+use crate::protocol::Framing;
 use crate::snapshot::SavedSnapshot;
 use crate::stats::{Counters, TimingHistogram};
 
@@ -98,8 +98,6 @@ pub struct Core {
     pub http_clients: usize,
     /// `--max-clients`, resolved.
     pub max_clients: usize,
-    /// Reused by the decoder so decoding allocates nothing per read.
-    pub scratch_requests: Vec<Request>,
     /// Drained output buffers, lent to the next connection that answers.
     pub spare_output: SpareBuffers,
 }
@@ -130,7 +128,6 @@ impl Core {
             control_clients: 0,
             http_clients: 0,
             max_clients,
-            scratch_requests: Vec::new(),
             spare_output: SpareBuffers::default(),
         }
     }
