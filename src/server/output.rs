@@ -22,7 +22,8 @@ const COALESCE_LIMIT_BYTES: usize = 16 * 1024;
 
 /// A new chunk of small replies starts with room for this many bytes (a
 /// read's worth of pipelined `PONG`s), so a burst grows it rarely, not
-/// once per reply. It lives only while output is pending.
+/// once per reply. Between replies it waits among the loop's spares, not
+/// on the connection.
 const FIRST_CHUNK_BYTES: usize = 128;
 
 /// How many chunks one `writev()` hands to the kernel.
