@@ -16,7 +16,7 @@
 //! - [`cli`]: flags to settings; `main.rs` only sets up logging, parses
 //!   the command line ([`cli::parse_command_line`]) and calls [`cli::run`].
 //! - [`sys`]: the few OS calls that need `unsafe` (rlimits, signals, CPU
-//!   time, systemd).
+//!   time, systemd, the V4L2 control query).
 //! - [`text`]: byte-text helpers (hex digits) shared by [`http`] and [`load`].
 //! - [`timefmt`]: UTC timestamps for snapshot names, without a time crate.
 //!

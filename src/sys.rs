@@ -1,12 +1,57 @@
 //! The few process-level settings the server and `camloop load` need from
 //! the OS.
 //!
-//! Raising the descriptor limit, ignoring `SIGXFSZ` and reading CPU time
-//! are `libc` calls; they live here so the rest of the code stays free of
-//! `unsafe`.
+//! Raising the descriptor limit, ignoring `SIGXFSZ`, reading CPU time and
+//! asking a V4L2 device about a control are `libc` calls; they live here so
+//! the rest of the code stays free of `unsafe`.
 
 use std::io;
 use std::time::Duration;
+
+/// `struct v4l2_queryctrl` (`linux/videodev2.h`), 68 bytes: what
+/// [`v4l2_query_control`] fills in.
+#[repr(C)]
+#[derive(Default)]
+pub struct V4l2QueryCtrl {
+    /// The control id asked about.
+    pub id: u32,
+    /// `enum v4l2_ctrl_type`.
+    pub kind: u32,
+    /// The driver's name for it, NUL-padded.
+    pub name: [u8; 32],
+    /// Smallest value.
+    pub minimum: i32,
+    /// Largest value.
+    pub maximum: i32,
+    /// Step between values.
+    pub step: i32,
+    /// The driver's default.
+    pub default_value: i32,
+    /// `V4L2_CTRL_FLAG_*`.
+    pub flags: u32,
+    reserved: [u32; 2],
+}
+
+/// `VIDIOC_QUERYCTRL` = `_IOWR('V', 36, struct v4l2_queryctrl)`: direction
+/// read|write (3) in bits 30-31, the struct size in bits 16-29, `'V'` and 36.
+const VIDIOC_QUERYCTRL: u64 =
+    (3 << 30) | ((std::mem::size_of::<V4l2QueryCtrl>() as u64) << 16) | ((b'V' as u64) << 8) | 36;
+
+/// Asks the V4L2 device `device` about control `id` (`VIDIOC_QUERYCTRL`,
+/// which never blocks). None when the device has no such control, or is
+/// not a V4L2 device at all (ENOTTY).
+pub fn v4l2_query_control(device: &std::fs::File, id: u32) -> Option<V4l2QueryCtrl> {
+    use std::os::fd::AsRawFd;
+    let mut query = V4l2QueryCtrl {
+        id,
+        ..V4l2QueryCtrl::default()
+    };
+    // SAFETY: the request code matches the struct it points to, which
+    // lives for the whole call; the descriptor stays open while `device`
+    // is borrowed.
+    let result = unsafe { libc::ioctl(device.as_raw_fd(), VIDIOC_QUERYCTRL as _, &mut query) };
+    (result == 0).then_some(query)
+}
 
 /// Descriptors kept free beside the connections: by the server from
 /// `--max-clients` for listeners, the epoll instance, the signal pipe,
@@ -158,4 +203,21 @@ pub fn take_inherited_socket(fd: std::os::fd::RawFd) -> socket2::Socket {
     // SAFETY: the caller only passes descriptors systemd handed to this very
     // process (LISTEN_PID matched), which nothing else in it owns.
     unsafe { socket2::Socket::from_raw_fd(fd) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_v4l2_query_struct_and_request_match_the_kernel_headers() {
+        assert_eq!(std::mem::size_of::<V4l2QueryCtrl>(), 68);
+        assert_eq!(VIDIOC_QUERYCTRL, 0xc044_5624);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_v4l2_device_answers_no_control() {
+        let null = std::fs::File::open("/dev/null").unwrap();
+        assert!(v4l2_query_control(&null, 0x0098_0900).is_none());
+    }
 }

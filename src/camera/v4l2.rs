@@ -16,8 +16,9 @@
 //! mode, off by default, would scale them to 0..1), so the driver's ranges
 //! are the ranges of the values camloop sends.
 //!
-//! Pure `libc`, no OpenCV: the layout and the mappings are tested without
-//! a camera or the `opencv` feature.
+//! No OpenCV: the mappings are tested without a camera or the `opencv`
+//! feature. The ioctl itself, the one `unsafe` call, is
+//! [`crate::sys::v4l2_query_control`].
 
 /// The V4L2 control ids (`linux/v4l2-controls.h`) behind each name camloop
 /// offers for a device. The user class starts at `V4L2_CID_BASE`
@@ -46,26 +47,6 @@ pub const EXPOSURE_MENU_APERTURE_PRIORITY: i64 = 3;
 /// `V4L2_CTRL_FLAG_DISABLED`: the driver lists the control but it does nothing.
 const CTRL_FLAG_DISABLED: u32 = 0x0001;
 
-/// `struct v4l2_queryctrl` (`linux/videodev2.h`), 68 bytes.
-#[repr(C)]
-#[derive(Default)]
-struct QueryCtrl {
-    id: u32,
-    kind: u32,
-    name: [u8; 32],
-    minimum: i32,
-    maximum: i32,
-    step: i32,
-    default_value: i32,
-    flags: u32,
-    reserved: [u32; 2],
-}
-
-/// `VIDIOC_QUERYCTRL` = `_IOWR('V', 36, struct v4l2_queryctrl)`: direction
-/// read|write (3) in bits 30-31, the struct size in bits 16-29, `'V'` and 36.
-const VIDIOC_QUERYCTRL: u64 =
-    (3 << 30) | ((std::mem::size_of::<QueryCtrl>() as u64) << 16) | ((b'V' as u64) << 8) | 36;
-
 /// The range of one device control, as the driver reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeviceRange {
@@ -85,40 +66,27 @@ pub fn device_ranges(index: i32) -> Vec<DeviceRange> {
 
 /// [`device_ranges`] of the device node at `path`.
 fn ranges_at(path: &str) -> Vec<DeviceRange> {
-    let Ok(c_path) = std::ffi::CString::new(path) else {
-        return Vec::new();
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, like every descriptor near the loop; closed on drop.
+    let device = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(device) => device,
+        Err(error) => {
+            log::warn!("{path}: cannot open to read control ranges ({error}); no controls offered");
+            return Vec::new();
+        }
     };
-    // SAFETY: a NUL-terminated path; the descriptor is closed below.
-    let fd = unsafe {
-        libc::open(
-            c_path.as_ptr(),
-            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        log::warn!(
-            "{path}: cannot open to read control ranges ({}); no controls offered",
-            std::io::Error::last_os_error()
-        );
-        return Vec::new();
-    }
-    let ranges = DEVICE_CONTROL_IDS
+    DEVICE_CONTROL_IDS
         .iter()
         .filter_map(|&(name, id)| {
-            let mut query = QueryCtrl {
-                id,
-                ..QueryCtrl::default()
-            };
-            // SAFETY: the request code matches the struct it points to,
-            // which lives for the whole call.
-            let result = unsafe { libc::ioctl(fd, VIDIOC_QUERYCTRL as _, &mut query) };
-            (result == 0 && query.flags & CTRL_FLAG_DISABLED == 0)
+            let query = crate::sys::v4l2_query_control(&device, id)?;
+            (query.flags & CTRL_FLAG_DISABLED == 0)
                 .then(|| range_for(name, i64::from(query.minimum), i64::from(query.maximum)))
         })
-        .collect();
-    // SAFETY: fd was opened above and is not used after this.
-    unsafe { libc::close(fd) };
-    ranges
+        .collect()
 }
 
 /// A driver's range in camloop's terms: the exposure menu becomes a switch.
@@ -156,12 +124,6 @@ pub fn to_device(name: &str, value: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_query_struct_and_request_match_the_kernel_headers() {
-        assert_eq!(std::mem::size_of::<QueryCtrl>(), 68);
-        assert_eq!(VIDIOC_QUERYCTRL, 0xc044_5624);
-    }
 
     #[test]
     fn every_device_control_has_a_known_name() {
