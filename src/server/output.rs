@@ -37,8 +37,13 @@ const MAX_SPARE_QUEUES: usize = 32;
 
 /// A drained reply chunk bigger than this goes back to the allocator
 /// instead: the spares exist for the many small replies, and must not
-/// keep the high-water mark of a burst (at most 32 KiB of spares in all).
+/// keep the high-water mark of a burst.
 const MAX_SPARE_CHUNK_BYTES: usize = 1024;
+
+/// Nor is a ring kept that a burst grew past this many chunks. With the
+/// two limits the spares hold at most 32 x (1 KiB + 8 x 24 bytes), under
+/// 40 KiB, however the connections behaved.
+const MAX_SPARE_RING_CHUNKS: usize = 8;
 
 enum Chunk {
     Owned(Vec<u8>),
@@ -173,7 +178,9 @@ impl OutputQueue {
         }
         let reusable = match self.chunks.front() {
             Some(Chunk::Owned(bytes)) => {
-                self.chunks.len() == 1 && bytes.capacity() <= MAX_SPARE_CHUNK_BYTES
+                self.chunks.len() == 1
+                    && bytes.capacity() <= MAX_SPARE_CHUNK_BYTES
+                    && self.chunks.capacity() <= MAX_SPARE_RING_CHUNKS
             }
             _ => false,
         };
@@ -198,8 +205,9 @@ impl OutputQueue {
         };
         while !self.is_empty() {
             let result = if self.chunks.len() == 1 {
-                // The usual case (a reply, or a frame): one plain write();
-                // writev() would first copy in an iovec array for nothing.
+                // The usual case (one reply, or several coalesced): one
+                // plain write(); writev() would first copy in an iovec
+                // array for nothing.
                 writer.write(&self.chunks[0].bytes()[self.cursor..])
             } else {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -386,6 +394,24 @@ mod tests {
             assert_eq!(queue.chunks.capacity(), 0);
         }
         assert_eq!(spares.ready.len(), MAX_SPARE_QUEUES);
+    }
+
+    #[test]
+    fn a_ring_grown_by_a_burst_is_not_kept() {
+        let mut spares = SpareBuffers::default();
+        let mut queue = OutputQueue::default();
+        let frame: Rc<[u8]> = Rc::from(&b"JPEG"[..]);
+        for _ in 0..MAX_SPARE_RING_CHUNKS {
+            queue.push_shared(frame.clone());
+            queue.push_bytes(b"\r\n");
+        }
+        assert!(queue.chunks.capacity() > MAX_SPARE_RING_CHUNKS);
+        drain(&mut queue, &mut spares);
+        assert_eq!(queue.chunks.capacity(), 0);
+        assert!(
+            spares.ready.is_empty(),
+            "its ring went back to the allocator"
+        );
     }
 
     #[test]
