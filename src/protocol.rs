@@ -388,121 +388,109 @@ fn line_request(line: &[u8]) -> Result<Request, DecodeError> {
 /// recognised is a plain message, answered `Received` as the classic server did.
 pub fn parse_command(message: &[u8]) -> Command {
     let message = message.trim_ascii();
+    // Most requests are one keyword as the protocol spells it: they take
+    // one match, without splitting or lowercasing.
+    if let Some(command) = bare_command(message) {
+        return command;
+    }
     let (word, argument) = match message.iter().position(|b| b.is_ascii_whitespace()) {
         Some(space_at) => (&message[..space_at], message[space_at..].trim_ascii()),
         None => (message, &b""[..]),
     };
-    let Some(word) = Keyword::from_word(word) else {
-        return Command::Message; // longer than any keyword
+    // Keywords are case-insensitive: the first word, lowercased on the
+    // stack (a word longer than any keyword is none).
+    let mut lowered = [0u8; MAX_KEYWORD_BYTES];
+    let Some(keyword) = lowered.get_mut(..word.len()) else {
+        return Command::Message;
     };
-    let arguments = || control_text(argument);
-    match (word, argument.is_empty()) {
-        (Keyword::AUTH, _) => Command::Auth(argument.to_vec()),
-        (Keyword::GET, _) => arguments().map_or(Command::Message, |text| {
-            let (camera, name) = match *text.split_ascii_whitespace().collect::<Vec<_>>() {
-                [] => (None, ""),
-                [name] => (None, name),
-                [camera, name] => (Some(camera.to_string()), name),
-                _ => return Command::Message,
-            };
-            Command::Get(Box::new(GetControl {
-                camera,
-                name: name.to_string(),
-            }))
-        }),
-        (Keyword::SET, _) => arguments().map_or(Command::Message, |text| {
-            let (camera, name, value) = match *text.split_ascii_whitespace().collect::<Vec<_>>() {
-                [] => (None, "", ""),
-                [name] => (None, name, ""),
-                [name, value] => (None, name, value),
-                [camera, name, value] => (Some(camera.to_string()), name, value),
-                _ => return Command::Message,
-            };
-            Command::Set(Box::new(SetControl {
-                camera,
-                name: name.to_string(),
-                value: value.to_string(),
-            }))
-        }),
-        (Keyword::CAMERAS, true) => Command::Cameras,
-        (Keyword::PING, true) => Command::Ping,
-        (Keyword::HELP, true) => Command::Help,
-        (Keyword::EXIT | Keyword::QUIT, true) => Command::Exit,
-        (Keyword::SHUTDOWN, true) => Command::Shutdown,
-        (
-            Keyword::C | Keyword::CAPTURE | Keyword::STATS | Keyword::FRAME | Keyword::CONTROLS,
-            _,
-        ) => {
-            // No argument, or exactly one: the camera's name.
-            let camera = match arguments() {
-                None => return Command::Message,
-                Some(text) if text.contains(|c: char| c.is_ascii_whitespace()) => {
-                    return Command::Message
-                }
-                Some(text) => (!text.is_empty()).then_some(text),
-            };
-            match word {
-                Keyword::STATS => Command::Stats { camera },
-                Keyword::FRAME => Command::Frame { camera },
-                Keyword::CONTROLS => Command::Controls { camera },
-                _ => Command::Capture { camera },
-            }
-        }
+    keyword.copy_from_slice(word);
+    keyword.make_ascii_lowercase();
+    let keyword: &[u8] = keyword;
+    match keyword {
+        b"auth" => Command::Auth(argument.to_vec()),
+        b"get" => get_command(argument),
+        b"set" => set_command(argument),
+        _ if argument.is_empty() => bare_command(keyword).unwrap_or(Command::Message),
+        b"c" | b"capture" | b"stats" | b"frame" | b"controls" => camera_command(keyword, argument),
         _ => Command::Message,
     }
 }
 
-/// A word of at most eight bytes, lowercased, as one integer and its
-/// length: matching a request's first word against every keyword is then
-/// a chain of integer comparisons, not of byte slices. (Every request pays
-/// for this match, so it is the decoder's hottest code after the search
-/// for `\n`.) The length is kept apart so that `ping\0` is not `ping`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Keyword {
-    bytes: u64,
-    len: usize,
+/// The longest keywords (`controls`, `shutdown`).
+const MAX_KEYWORD_BYTES: usize = 8;
+
+/// A request that is only a keyword (lowercase), if it is one. `auth`,
+/// `get` and `set` are not: without their arguments they are still
+/// theirs, answered with a usage error.
+///
+/// (Inlined at both calls: returned through memory, the `Option` cost as
+/// much as the match.)
+#[inline(always)]
+fn bare_command(keyword: &[u8]) -> Option<Command> {
+    Some(match keyword {
+        b"ping" => Command::Ping,
+        b"c" | b"capture" => Command::Capture { camera: None },
+        b"stats" => Command::Stats { camera: None },
+        b"frame" => Command::Frame { camera: None },
+        b"controls" => Command::Controls { camera: None },
+        b"cameras" => Command::Cameras,
+        b"help" => Command::Help,
+        b"exit" | b"quit" => Command::Exit,
+        b"shutdown" => Command::Shutdown,
+        _ => return None,
+    })
 }
 
-impl Keyword {
-    const AUTH: Keyword = Keyword::new(b"auth");
-    const C: Keyword = Keyword::new(b"c");
-    const CAMERAS: Keyword = Keyword::new(b"cameras");
-    const CAPTURE: Keyword = Keyword::new(b"capture");
-    const CONTROLS: Keyword = Keyword::new(b"controls");
-    const EXIT: Keyword = Keyword::new(b"exit");
-    const FRAME: Keyword = Keyword::new(b"frame");
-    const GET: Keyword = Keyword::new(b"get");
-    const HELP: Keyword = Keyword::new(b"help");
-    const PING: Keyword = Keyword::new(b"ping");
-    const QUIT: Keyword = Keyword::new(b"quit");
-    const SET: Keyword = Keyword::new(b"set");
-    const SHUTDOWN: Keyword = Keyword::new(b"shutdown");
-    const STATS: Keyword = Keyword::new(b"stats");
+// The requests with arguments are parsed apart, so that the one function
+// every request goes through stays small.
 
-    /// A lowercase keyword of at most 8 bytes (checked when compiling).
-    const fn new(keyword: &[u8]) -> Keyword {
-        assert!(keyword.len() <= 8);
-        let mut bytes = [0u8; 8];
-        let mut index = 0;
-        while index < keyword.len() {
-            bytes[index] = keyword[index];
-            index += 1;
-        }
-        Keyword {
-            bytes: u64::from_le_bytes(bytes),
-            len: keyword.len(),
-        }
-    }
+/// `get [CAM] <name>`.
+fn get_command(argument: &[u8]) -> Command {
+    control_text(argument).map_or(Command::Message, |text| {
+        let (camera, name) = match *text.split_ascii_whitespace().collect::<Vec<_>>() {
+            [] => (None, ""),
+            [name] => (None, name),
+            [camera, name] => (Some(camera.to_string()), name),
+            _ => return Command::Message,
+        };
+        Command::Get(Box::new(GetControl {
+            camera,
+            name: name.to_string(),
+        }))
+    })
+}
 
-    /// `word` lowercased, or None if it is longer than any keyword.
-    fn from_word(word: &[u8]) -> Option<Keyword> {
-        let mut bytes = [0u8; 8];
-        bytes.get_mut(..word.len())?.copy_from_slice(word);
-        bytes.make_ascii_lowercase();
-        Some(Keyword {
-            bytes: u64::from_le_bytes(bytes),
-            len: word.len(),
-        })
+/// `set [CAM] <name> <value>`.
+fn set_command(argument: &[u8]) -> Command {
+    control_text(argument).map_or(Command::Message, |text| {
+        let (camera, name, value) = match *text.split_ascii_whitespace().collect::<Vec<_>>() {
+            [] => (None, "", ""),
+            [name] => (None, name, ""),
+            [name, value] => (None, name, value),
+            [camera, name, value] => (Some(camera.to_string()), name, value),
+            _ => return Command::Message,
+        };
+        Command::Set(Box::new(SetControl {
+            camera,
+            name: name.to_string(),
+            value: value.to_string(),
+        }))
+    })
+}
+
+/// The requests about one camera, named or the default: no argument, or
+/// exactly one (the camera's name).
+fn camera_command(keyword: &[u8], argument: &[u8]) -> Command {
+    let camera = match control_text(argument) {
+        None => return Command::Message,
+        Some(text) if text.contains(|c: char| c.is_ascii_whitespace()) => return Command::Message,
+        Some(text) => (!text.is_empty()).then_some(text),
+    };
+    match keyword {
+        b"stats" => Command::Stats { camera },
+        b"frame" => Command::Frame { camera },
+        b"controls" => Command::Controls { camera },
+        _ => Command::Capture { camera },
     }
 }
 
@@ -583,8 +571,32 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_keyword_means_the_same_in_any_spelling() {
+        // Lowercase keywords take the short way (`bare_command`), others
+        // the general one: both must agree, arguments or not.
+        for keyword in [
+            "ping", "c", "capture", "stats", "frame", "controls", "cameras", "help", "exit",
+            "quit", "shutdown", "auth", "get", "set", "hello",
+        ] {
+            let lower = parse_command(keyword.as_bytes());
+            let upper = keyword.to_ascii_uppercase();
+            assert_eq!(parse_command(upper.as_bytes()), lower, "{upper}");
+            assert_eq!(parse_command(format!(" {keyword}\t").as_bytes()), lower);
+            assert_eq!(
+                parse_command(format!("{upper} cam1").as_bytes()),
+                parse_command(format!("{keyword} cam1").as_bytes()),
+                "{upper} cam1"
+            );
+        }
+        assert_eq!(parse_command(b"PING"), Command::Ping);
+        assert_eq!(parse_command(b"c"), Command::Capture { camera: None });
+        assert_eq!(parse_command(b"auth"), Command::Auth(Vec::new()));
+    }
+
+    #[test]
     fn a_keyword_matches_only_a_word_of_its_length() {
-        // Words are matched as packed integers: padding must not count.
+        // The first word is lowercased into a fixed buffer: what is left
+        // of the buffer must not count.
         assert_eq!(parse_command(b"ping\0"), Command::Message);
         assert_eq!(parse_command(b"\0ping"), Command::Message);
         assert_eq!(parse_command(b"pin"), Command::Message);

@@ -179,6 +179,7 @@ impl<'a> Context<'a> {
     }
 
     /// Queues `text` followed by `terminator` bytes.
+    #[inline]
     pub fn reply(&mut self, text: &str, terminator: &[u8]) {
         self.output.push_reply(text.as_bytes(), terminator);
     }

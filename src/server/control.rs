@@ -152,7 +152,57 @@ impl ControlSession {
             reply_error(cx, core, "auth", "required", terminator);
             return;
         }
-        // A request about a camera names it first, or means the default one.
+        match request.command {
+            Command::Message => reply(cx, RECEIVED),
+            Command::Ping => reply(cx, PONG),
+            Command::Help => reply(cx, HELP_REPLY),
+            Command::Cameras => reply(cx, &cameras_line(core)),
+            Command::Auth(token) => match &core.config.token {
+                None => reply_error(cx, core, "auth", "no token configured", terminator),
+                Some(expected) if constant_time_eq(expected.as_bytes(), &token) => {
+                    self.authenticated = true;
+                    reply(cx, OK);
+                }
+                Some(_) => {
+                    core.counters.auth_failures += 1;
+                    log::warn!("control client {}: wrong auth token", cx.peer);
+                    reply_error(cx, core, "auth", "wrong token", terminator);
+                }
+            },
+            Command::Exit => {
+                if !terminator.is_raw() {
+                    reply(cx, BYE);
+                }
+                cx.close_after_flush();
+            }
+            Command::Shutdown => {
+                if !self.may_shut_down && !self.authenticated {
+                    let reason = "shutdown needs auth from a non-loopback client";
+                    reply_error(cx, core, "auth", reason, terminator);
+                    return;
+                }
+                log::info!("shutdown requested by control client {}", cx.peer);
+                if !terminator.is_raw() {
+                    reply(cx, SHUTTING_DOWN);
+                }
+                core.shutdown_requested = true;
+                cx.close_after_flush();
+            }
+            _ => self.run_camera_request(cx, core, request, now),
+        }
+    }
+
+    /// Runs a request about one camera: the one it names first, or the
+    /// default one.
+    fn run_camera_request(
+        &mut self,
+        cx: &mut Context,
+        core: &mut Core,
+        request: Request,
+        now: Instant,
+    ) {
+        let terminator = request.terminator;
+        let reply = |cx: &mut Context, text: &str| cx.reply(text, terminator.as_bytes());
         let camera = match request.command.camera() {
             None => 0,
             Some(name) => match core.camera_named(name) {
@@ -165,10 +215,6 @@ impl ControlSession {
             },
         };
         match request.command {
-            Command::Message => reply(cx, RECEIVED),
-            Command::Ping => reply(cx, PONG),
-            Command::Help => reply(cx, HELP_REPLY),
-            Command::Cameras => reply(cx, &cameras_line(core)),
             Command::Stats { .. } => {
                 let numbers = state_view::numbers(core, now, state_view::Detail::Line);
                 let line = match request.command.camera() {
@@ -218,37 +264,8 @@ impl ControlSession {
                 }
                 Err(error) => reply_control_error(cx, core, &error, terminator),
             },
-            Command::Auth(token) => match &core.config.token {
-                None => reply_error(cx, core, "auth", "no token configured", terminator),
-                Some(expected) if constant_time_eq(expected.as_bytes(), &token) => {
-                    self.authenticated = true;
-                    reply(cx, OK);
-                }
-                Some(_) => {
-                    core.counters.auth_failures += 1;
-                    log::warn!("control client {}: wrong auth token", cx.peer);
-                    reply_error(cx, core, "auth", "wrong token", terminator);
-                }
-            },
-            Command::Exit => {
-                if !terminator.is_raw() {
-                    reply(cx, BYE);
-                }
-                cx.close_after_flush();
-            }
-            Command::Shutdown => {
-                if !self.may_shut_down && !self.authenticated {
-                    let reason = "shutdown needs auth from a non-loopback client";
-                    reply_error(cx, core, "auth", reason, terminator);
-                    return;
-                }
-                log::info!("shutdown requested by control client {}", cx.peer);
-                if !terminator.is_raw() {
-                    reply(cx, SHUTTING_DOWN);
-                }
-                core.shutdown_requested = true;
-                cx.close_after_flush();
-            }
+            // The rest name no camera: see run_request.
+            _ => reply(cx, RECEIVED),
         }
     }
 
