@@ -386,6 +386,7 @@ fn line_request(line: &[u8]) -> Result<Request, DecodeError> {
 /// Maps one message (a line or a raw read) to a command. Surrounding ASCII
 /// whitespace is ignored and keywords are case-insensitive; anything not
 /// recognised is a plain message, answered `Received` as the classic server did.
+#[inline]
 pub fn parse_command(message: &[u8]) -> Command {
     let message = message.trim_ascii();
     // Most requests are one keyword as the protocol spells it: they take

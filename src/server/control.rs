@@ -114,10 +114,16 @@ impl ControlSession {
     }
 
     /// Runs queued requests while nothing blocks them.
+    #[inline]
     pub fn run_queued(&mut self, cx: &mut Context, core: &mut Core, now: Instant) {
-        if self.queued.is_empty() && self.refusal.is_none() {
-            return; // the usual case, asked after every read and write
+        // The usual case, asked twice per turn: nothing waits. (Checked
+        // inline; the work is not.)
+        if !self.queued.is_empty() || self.refusal.is_some() {
+            self.run_waiting(cx, core, now);
         }
+    }
+
+    fn run_waiting(&mut self, cx: &mut Context, core: &mut Core, now: Instant) {
         while self.may_run_request(cx) {
             let Some(request) = self.queued.pop_front() else {
                 break;
@@ -157,39 +163,53 @@ impl ControlSession {
             Command::Ping => reply(cx, PONG),
             Command::Help => reply(cx, HELP_REPLY),
             Command::Cameras => reply(cx, &cameras_line(core)),
-            Command::Auth(token) => match &core.config.token {
-                None => reply_error(cx, core, "auth", "no token configured", terminator),
-                Some(expected) if constant_time_eq(expected.as_bytes(), &token) => {
-                    self.authenticated = true;
-                    reply(cx, OK);
-                }
-                Some(_) => {
-                    core.counters.auth_failures += 1;
-                    log::warn!("control client {}: wrong auth token", cx.peer);
-                    reply_error(cx, core, "auth", "wrong token", terminator);
-                }
-            },
+            Command::Auth(ref token) => self.authenticate(cx, core, token, terminator),
             Command::Exit => {
                 if !terminator.is_raw() {
                     reply(cx, BYE);
                 }
                 cx.close_after_flush();
             }
-            Command::Shutdown => {
-                if !self.may_shut_down && !self.authenticated {
-                    let reason = "shutdown needs auth from a non-loopback client";
-                    reply_error(cx, core, "auth", reason, terminator);
-                    return;
-                }
-                log::info!("shutdown requested by control client {}", cx.peer);
-                if !terminator.is_raw() {
-                    reply(cx, SHUTTING_DOWN);
-                }
-                core.shutdown_requested = true;
-                cx.close_after_flush();
-            }
+            Command::Shutdown => self.shut_down(cx, core, terminator),
             _ => self.run_camera_request(cx, core, request, now),
         }
+    }
+
+    /// `auth <token>`.
+    fn authenticate(
+        &mut self,
+        cx: &mut Context,
+        core: &mut Core,
+        token: &[u8],
+        terminator: Terminator,
+    ) {
+        match &core.config.token {
+            None => reply_error(cx, core, "auth", "no token configured", terminator),
+            Some(expected) if constant_time_eq(expected.as_bytes(), token) => {
+                self.authenticated = true;
+                cx.reply(OK, terminator.as_bytes());
+            }
+            Some(_) => {
+                core.counters.auth_failures += 1;
+                log::warn!("control client {}: wrong auth token", cx.peer);
+                reply_error(cx, core, "auth", "wrong token", terminator);
+            }
+        }
+    }
+
+    /// `shutdown`: from a local peer, or after `auth`.
+    fn shut_down(&mut self, cx: &mut Context, core: &mut Core, terminator: Terminator) {
+        if !self.may_shut_down && !self.authenticated {
+            let reason = "shutdown needs auth from a non-loopback client";
+            reply_error(cx, core, "auth", reason, terminator);
+            return;
+        }
+        log::info!("shutdown requested by control client {}", cx.peer);
+        if !terminator.is_raw() {
+            cx.reply(SHUTTING_DOWN, terminator.as_bytes());
+        }
+        core.shutdown_requested = true;
+        cx.close_after_flush();
     }
 
     /// Runs a request about one camera: the one it names first, or the

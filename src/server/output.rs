@@ -173,6 +173,7 @@ impl OutputQueue {
     /// Once everything is written, gives the queue's buffers back: a small
     /// tail to `spares`, the rest to the allocator. Afterwards an empty
     /// queue holds no memory.
+    #[inline]
     pub fn release(&mut self, spares: &mut SpareBuffers) {
         if !self.is_empty() {
             return;

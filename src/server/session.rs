@@ -84,6 +84,7 @@ impl Session {
     }
 
     /// Runs requests that had to wait (for output room, or for a frame).
+    #[inline]
     pub fn run_queued(&mut self, cx: &mut Context, core: &mut Core, now: Instant) {
         match self {
             Session::Control(control) => control.run_queued(cx, core, now),
