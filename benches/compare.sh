@@ -397,6 +397,21 @@ for label in "${ROWS[@]}"; do
         "$(median ${RSS[$label]})" "$(median ${ERRS[$label]})"
 done
 
+# pair_ratios "A1 A2 ..." "B1 B2 ...": the runs were interleaved (A1 B1 A2
+# B2 ...), so each Ai / Bi is measured under the same conditions; prints the
+# median of those ratios and their range. On a shared 2-core machine the
+# machine's drift between runs is larger than the gaps judged, and a ratio
+# per pair cancels most of it.
+pair_ratios() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        n = split(a, x, " "); split(b, y, " "); m = 0
+        for (i = 1; i <= n; i++) if (x[i] + 0 > 0 && y[i] + 0 > 0) r[++m] = x[i] / y[i]
+        if (m == 0) { print "n/a"; exit }
+        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+        printf "%.3f (%.3f to %.3f, %d pairs)", r[int((m + 1) / 2)], r[1], r[m], m
+    }'
+}
+
 med_rps() {
     # shellcheck disable=SC2086
     if [[ -v "RPS[$1]" ]]; then median ${RPS[$1]}; else echo 0; fi
@@ -414,7 +429,9 @@ if ((CAMLOOP_OK)); then
     echo "| camloop / Python reference at $MANY_CONNS connections | $(ratio "$(med_rps "$MANY_CONNS conns: camloop")" "$(med_rps "$MANY_CONNS conns: Python reference")") |"
     if ((MINIMAL_OK)); then
         for pipeline in 1 16; do
-            echo "| camloop ping / minimal loop ping (the ceiling), P$pipeline | $(ratio "$(med_rps "camloop ping, P$pipeline: camloop load")" "$(med_rps "minimal loop ping, P$pipeline: camloop load")") |"
+            this="camloop ping, P$pipeline: camloop load" ceiling="minimal loop ping, P$pipeline: camloop load"
+            echo "| camloop ping / minimal loop ping (the ceiling), req/s, P$pipeline: per pair | $(pair_ratios "${RPS[$this]}" "${RPS[$ceiling]}") |"
+            echo "| camloop ping / the ceiling, server CPU per request, P$pipeline: per pair | $(pair_ratios "${CPU_US[$this]}" "${CPU_US[$ceiling]}") |"
         done
     fi
 else
