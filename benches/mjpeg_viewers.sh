@@ -160,10 +160,13 @@ measure() {
             dropped_at=$viewers
             verdict=$(awk -v s="${server_cpu:-0}" -v c="${client_cpu:-0}" -v busy="$BUSY_CPU_PERCENT" \
                 -v cores="$(nproc)" -v e="$first_error" -v g="$grabs" -v f="$FPS" -v r="$DROP_RATIO" 'BEGIN {
+                    # A camera the loop runs (the synthetic one renders on it)
+                    # slows down with a saturated loop: CPU is named first then.
+                    slow = (g != "n/a" && g < f * r) ? "; the camera, run by the loop, delivered " g " frames/s" : ""
                     if (e ~ /[Tt]oo many open files/) print "descriptors (" e ")"
-                    else if (g != "n/a" && g < f * r) print "the camera itself: it delivered " g " frames/s"
-                    else if (s >= busy && c >= busy) print "CPU of both server and client"
-                    else if (s >= busy) print "server CPU"
+                    else if (s >= busy && c >= busy) print "CPU of both server and client" slow
+                    else if (s >= busy) print "server CPU" slow
+                    else if (slow != "") print "the camera itself: it delivered " g " frames/s"
                     else if (c >= busy) print "client CPU"
                     else if (s + c >= busy * cores) print "the machine'"'"'s cores (server + client)"
                     else print "none of server CPU, client CPU or descriptors (look at stalls and errors)"
