@@ -171,7 +171,13 @@ impl ControlSession {
                 cx.close_after_flush();
             }
             Command::Shutdown => self.shut_down(cx, core, terminator),
-            _ => self.run_camera_request(cx, core, request, now),
+            // Listed, not `_`: a new command must be placed on one side.
+            Command::Capture { .. }
+            | Command::Stats { .. }
+            | Command::Frame { .. }
+            | Command::Controls { .. }
+            | Command::Get(_)
+            | Command::Set(_) => self.run_camera_request(cx, core, request, now),
         }
     }
 
@@ -284,7 +290,9 @@ impl ControlSession {
                 }
                 Err(error) => reply_control_error(cx, core, &error, terminator),
             },
-            // The rest name no camera: see run_request.
+            // run_request answers the commands that name no camera itself
+            // and never passes them here; were one to come, it would be
+            // answered as the plain message it is to this function.
             _ => reply(cx, RECEIVED),
         }
     }
