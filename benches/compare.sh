@@ -403,13 +403,14 @@ done
 # machine's drift between runs is larger than the gaps judged, and a ratio
 # per pair cancels most of it.
 pair_ratios() {
-    awk -v a="$1" -v b="$2" 'BEGIN {
-        n = split(a, x, " "); split(b, y, " "); m = 0
-        for (i = 1; i <= n; i++) if (x[i] + 0 > 0 && y[i] + 0 > 0) r[++m] = x[i] / y[i]
-        if (m == 0) { print "n/a"; exit }
-        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
-        printf "%.3f (%.3f to %.3f, %d pairs)", r[int((m + 1) / 2)], r[1], r[m], m
-    }'
+    local ratios
+    ratios=$(awk -v a="$1" -v b="$2" 'BEGIN {
+        n = split(a, x, " "); split(b, y, " ")
+        for (i = 1; i <= n; i++) if (x[i] + 0 > 0 && y[i] + 0 > 0) printf "%.3f\n", x[i] / y[i]
+    }' | sort -g)
+    if [[ -z $ratios ]]; then echo n/a; return; fi
+    # shellcheck disable=SC2086 # one ratio per word
+    echo "$(median $ratios) ($(head -1 <<<"$ratios") to $(tail -1 <<<"$ratios"), $(wc -l <<<"$ratios") pairs)"
 }
 
 med_rps() {
