@@ -3,7 +3,7 @@
 # is missing. Safe to run again: with everything present it changes nothing.
 #
 #   scripts/setup.sh          build dependencies (Rust, OpenCV, clang for its bindings)
-#   scripts/setup.sh test     also what the test suite uses (chromium, ffmpeg, node, redis)
+#   scripts/setup.sh test     also what the test suite uses (chromium, ffmpeg, node, redis, promtool)
 #   scripts/setup.sh soak     also what scripts/soak.sh uses (ffmpeg, python3, curl, procps)
 #
 # CAMLOOP_NO_OPENCV=1 skips OpenCV and clang (for `cargo build --no-default-features`).
@@ -24,6 +24,12 @@ if [ "$mode" = test ]; then
     # (Debian's /usr/bin/python3, not whatever python3 is first on PATH).
     packages+=(chromium ffmpeg util-linux procps netcat-openbsd redis-server redis-tools)
     packages+=(python3 python3-opencv)
+    # prometheus: its promtool checks /metrics (tests/metrics_conventions.rs).
+    # The package is 96 MB and, on a machine booted with systemd, enables a
+    # Prometheus server on :9090; installed without its recommends like all
+    # of these. `systemctl disable --now prometheus` stops that server if
+    # you only want the tool.
+    packages+=(prometheus)
     command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 if [ "$mode" = soak ]; then
@@ -41,7 +47,10 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "setup: installing ${missing[*]}" >&2
+    echo "setup: installing ${missing[*]} (without recommended packages)" >&2
+    if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+        echo "setup: prometheus is only for its promtool (the /metrics check); with systemd it also starts a Prometheus server on :9090" >&2
+    fi
     $sudo apt-get update -q
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi

@@ -3,14 +3,15 @@
 //! One behaviour per test, named after it; a property test at the end checks
 //! that no chunking of a pipelined byte stream changes what is parsed.
 
+use camloop::http::metrics::{metrics_text, Reading};
 use camloop::http::request::{
     parse_head, HttpError, Method, ParseOutcome, RequestHead, RequestReader, MAX_BODY_BYTES,
     MAX_HEADERS, MAX_HEAD_BYTES,
 };
 use camloop::http::response::{
     capture_json, challenge_for, cors_headers, error_json, error_response, error_response_to,
-    jpeg_response_head, metrics_text, mjpeg_part_headers, mjpeg_stream_head, preflight_response,
-    response, snapshot_response_head, state_json, unauthorized_response, CameraView, FrameStamp,
+    jpeg_response_head, mjpeg_part_headers, mjpeg_stream_head, preflight_response, response,
+    snapshot_response_head, state_json, unauthorized_response, CameraView, FrameStamp,
     HistogramView, StateView, MJPEG_FIRST_DELIMITER, MJPEG_PART_END,
 };
 use camloop::http::{is_preflight, route, Route, PAGE_HTML};
@@ -622,7 +623,12 @@ fn sample_camera() -> CameraView {
         snapshots: 4,
         snapshot_errors: 0,
         last_snapshot: Some("pic2.jpg".into()),
-        more: vec![("camera_restarts", 3)],
+        more: vec![Reading::counter(
+            "camera_restarts",
+            3,
+            "camloop_camera_restarts_total",
+            "Restarts.",
+        )],
         grab_us: HistogramView {
             buckets_le_us: vec![(1_000, 50), (10_000, 98)],
             sum_us: 250_000,
@@ -645,7 +651,10 @@ fn sample_state() -> StateView {
         bytes_out: 2_000_000,
         frame_send_age_us: HistogramView::default(),
         loop_stall_us: HistogramView::default(),
-        more: vec![("clients_max", 100)],
+        more: vec![
+            Reading::gauge("clients_max", 100, "camloop_clients_max", "The limit."),
+            Reading::in_histogram("loop_stall_us_p99", 7),
+        ],
     }
 }
 
@@ -666,6 +675,7 @@ fn state_json_has_the_default_cameras_keys_on_top_and_every_camera_in_cameras() 
             concat!(
                 r#","control_clients":1,"http_clients":3,"requests":20,"errors":2,"#,
                 r#""bytes_in":1000,"bytes_out":2000000,"clients_max":100,"#,
+                r#""loop_stall_us_p99":7,"#,
                 r#""cameras":[{"name":"cam0","source":"synthetic","#
             ),
             "}]}"
@@ -707,7 +717,7 @@ fn metrics_every_sample_follows_its_help_and_type() {
             assert!(helped.contains(family), "{family} has HELP");
             match kind.as_str() {
                 "counter" => assert!(name == family && name.ends_with("_total"), "{line}"),
-                "gauge" => assert_eq!(name, family),
+                "gauge" => assert!(name == family && !name.ends_with("_total"), "{line}"),
                 "histogram" => assert!(
                     ["_bucket", "_sum", "_count"]
                         .map(|s| format!("{family}{s}"))
@@ -742,7 +752,12 @@ fn metrics_show_encodes_next_to_frames_sent() {
     assert!(metrics.contains("\ncamloop_frames_encoded_total{camera=\"cam0\"} 99\n"));
     assert!(metrics.contains("\ncamloop_frames_sent_total{camera=\"cam0\"} 190\n"));
     assert!(metrics.contains("\ncamloop_viewers_dropped_total{camera=\"cam0\"} 1\n"));
-    assert!(metrics.contains("\ncamloop_camera_restarts{camera=\"cam0\"} 3\n"));
+    assert!(metrics.contains(
+        "# TYPE camloop_camera_restarts_total counter\n\
+         camloop_camera_restarts_total{camera=\"cam0\"} 3\n"
+    ));
+    // A p99 is the histogram's to answer: only `/state` and `stats` keep it.
+    assert!(!metrics.contains("p99"), "{metrics}");
     assert!(metrics.contains("\ncamloop_camera_info{camera=\"cam0\",source=\"synthetic\"} 1\n"));
     assert!(metrics.contains("camloop_clients{kind=\"stream\"} 2\n"));
     assert!(metrics.contains("camloop_info{version=\"0.1.0\",camera=\"synthetic\"} 1\n"));

@@ -2,8 +2,8 @@
 //!
 //! This module owns what HTTP *means* for camloop: the endpoint table
 //! ([`route`]), request parsing ([`request`]), and the exact bytes of every
-//! response, the MJPEG framing, the `/state` JSON and the `/metrics` text
-//! ([`response`]), plus the web page itself.
+//! response, the MJPEG framing and the `/state` JSON ([`response`]), the
+//! `/metrics` text ([`metrics`]), plus the web page itself.
 //!
 //! It never touches a socket, a file or the camera: bytes and plain values go
 //! in, decisions and bytes come out. The event loop does the I/O, which keeps
@@ -39,6 +39,7 @@
 //! proxy may leave its prefix in place. Unknown query parameters and bare
 //! cache-busters (`/snapshot.jpg?1701234567`) are ignored everywhere.
 
+pub mod metrics;
 pub mod request;
 pub mod response;
 

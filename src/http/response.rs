@@ -1,5 +1,5 @@
-//! Response bytes: status lines, headers, MJPEG framing, `/state` JSON and
-//! `/metrics` text.
+//! Response bytes: status lines, headers, MJPEG framing and the `/state`
+//! JSON (the `/metrics` text is [`super::metrics`]).
 //!
 //! This module owns the exact bytes camloop sends over HTTP. Every function
 //! returns a fresh `Vec<u8>` or `String` built from plain values; none of them
@@ -11,6 +11,7 @@
 
 use std::fmt::{self, Write as _};
 
+use super::metrics::Reading;
 use super::request::{Method, RequestHead};
 
 /// HTML pages.
@@ -490,9 +491,10 @@ pub struct CameraView {
     pub snapshot_errors: u64,
     /// Base name of the last snapshot written.
     pub last_snapshot: Option<String>,
-    /// More integer keys (the rarer counters), in `/state` as they are and
-    /// in `/metrics` as `camloop_<key>{camera="…"}` gauges.
-    pub more: Vec<(&'static str, u64)>,
+    /// More integer keys (the rarer counters and limits), in `/state` as
+    /// they are, in `/metrics` as each [`Reading`] says (with
+    /// `camera="…"`).
+    pub more: Vec<Reading>,
     /// Time blocked in grab(), µs.
     pub grab_us: HistogramView,
     /// Time in retrieve() plus encode, µs.
@@ -522,8 +524,8 @@ pub struct StateView {
     /// Bytes sent, both ports.
     pub bytes_out: u64,
     /// More integer keys (limits and rarer counters), in `/state` as they
-    /// are and in `/metrics` as `camloop_<key>` gauges.
-    pub more: Vec<(&'static str, u64)>,
+    /// are, in `/metrics` as each [`Reading`] says.
+    pub more: Vec<Reading>,
     /// Per viewer and frame: ready to send → last byte to the kernel, µs.
     pub frame_send_age_us: HistogramView,
     /// Each loop iteration: `poll()` returning → the next `poll()`, µs.
@@ -573,8 +575,8 @@ fn write_state_json(out: &mut String, s: &StateView) -> fmt::Result {
     ] {
         write!(out, ",\"{key}\":{value}")?;
     }
-    for (key, value) in &s.more {
-        write!(out, ",\"{key}\":{value}")?;
+    for reading in &s.more {
+        write!(out, ",\"{}\":{}", reading.key, reading.value)?;
     }
     out.push_str(",\"cameras\":[");
     for (index, camera) in s.cameras.iter().enumerate() {
@@ -617,8 +619,8 @@ fn write_camera_keys(out: &mut String, c: &CameraView) -> fmt::Result {
     ] {
         write!(out, ",\"{key}\":{value}")?;
     }
-    for (key, value) in &c.more {
-        write!(out, ",\"{key}\":{value}")?;
+    for reading in &c.more {
+        write!(out, ",\"{}\":{}", reading.key, reading.value)?;
     }
     out.push_str(",\"last_snapshot\":");
     push_json_optional_string(out, c.last_snapshot.as_deref());
@@ -633,310 +635,13 @@ fn push_json_optional_string(out: &mut String, text: Option<&str>) {
 }
 
 /// `2997` → `29.97`: exact, where going through `f64` could print `29.969999`.
-fn hundredths(value_x100: u64) -> String {
+pub(super) fn hundredths(value_x100: u64) -> String {
     format!("{}.{:02}", value_x100 / 100, value_x100 % 100)
-}
-
-/// Microseconds as decimal seconds, exactly and without trailing zeros:
-/// `2500` → `0.0025`, `1000000` → `1`.
-fn micros_as_seconds(us: u64) -> String {
-    let fraction = format!("{:06}", us % 1_000_000);
-    let fraction = fraction.trim_end_matches('0');
-    if fraction.is_empty() {
-        format!("{}", us / 1_000_000)
-    } else {
-        format!("{}.{fraction}", us / 1_000_000)
-    }
-}
-
-/// The `/metrics` body in the Prometheus text format: every series with its
-/// `# HELP` and `# TYPE`, counters ending in `_total`, durations in seconds.
-pub fn metrics_text(state: &StateView) -> String {
-    let mut text = String::with_capacity(4096);
-    // Writing to a String cannot fail.
-    let _ = write_metrics(&mut text, state);
-    text
-}
-
-fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
-    let default = s.default_camera();
-    family(
-        out,
-        "camloop_info",
-        "gauge",
-        "Version and the default camera's source; always 1.",
-    )?;
-    writeln!(
-        out,
-        "camloop_info{{version=\"{}\",camera=\"{}\"}} 1",
-        label_value(&s.version),
-        label_value(&default.source)
-    )?;
-    family(
-        out,
-        "camloop_camera_info",
-        "gauge",
-        "Each camera's name and source; always 1.",
-    )?;
-    for camera in &s.cameras {
-        writeln!(
-            out,
-            "camloop_camera_info{{camera=\"{}\",source=\"{}\"}} 1",
-            label_value(&camera.name),
-            label_value(&camera.source)
-        )?;
-    }
-    gauge(
-        out,
-        "camloop_uptime_seconds",
-        "Seconds since start.",
-        s.uptime_s,
-    )?;
-    for (key, value) in &s.more {
-        gauge(out, &format!("camloop_{key}"), "See /state.", *value)?;
-    }
-
-    family(out, "camloop_clients", "gauge", "Open connections by kind.")?;
-    for (kind, clients) in [
-        ("control", s.control_clients),
-        ("http", s.http_clients),
-        ("stream", s.stream_viewers()),
-    ] {
-        writeln!(out, "camloop_clients{{kind=\"{kind}\"}} {clients}")?;
-    }
-    for (name, help, value) in [
-        (
-            "camloop_requests_total",
-            "Requests served on both ports.",
-            s.requests,
-        ),
-        (
-            "camloop_errors_total",
-            "Requests answered with an error on both ports.",
-            s.errors,
-        ),
-        (
-            "camloop_received_bytes_total",
-            "Bytes read from clients.",
-            s.bytes_in,
-        ),
-        (
-            "camloop_sent_bytes_total",
-            "Bytes written to clients.",
-            s.bytes_out,
-        ),
-    ] {
-        family(out, name, "counter", help)?;
-        writeln!(out, "{name} {value}")?;
-    }
-
-    write_camera_metrics(out, &s.cameras)?;
-
-    histogram(
-        out,
-        "camloop_frame_send_age_seconds",
-        "Per viewer and frame: from ready to send to the last byte handed to the kernel.",
-        &[("", &s.frame_send_age_us)],
-    )?;
-    histogram(
-        out,
-        "camloop_loop_stall_seconds",
-        "Each loop iteration, from poll() returning to the next poll(): what clients waited.",
-        &[("", &s.loop_stall_us)],
-    )
-}
-
-/// Picks one number out of a camera's view.
-type CameraNumber = fn(&CameraView) -> u64;
-
-/// The per-camera series: one family each, one sample per camera, every
-/// sample labelled `camera="<name>"`.
-fn write_camera_metrics(out: &mut String, cameras: &[CameraView]) -> fmt::Result {
-    let labels: Vec<String> = cameras
-        .iter()
-        .map(|c| format!("camera=\"{}\"", label_value(&c.name)))
-        .collect();
-    let per_camera = |out: &mut String,
-                      name: &str,
-                      kind: &str,
-                      help: &str,
-                      value: &dyn Fn(&CameraView) -> String|
-     -> fmt::Result {
-        family(out, name, kind, help)?;
-        for (camera, label) in cameras.iter().zip(&labels) {
-            writeln!(out, "{name}{{{label}}} {}", value(camera))?;
-        }
-        Ok(())
-    };
-    per_camera(
-        out,
-        "camloop_camera_up",
-        "gauge",
-        "1 while the camera delivers frames, 0 while it is failing or absent.",
-        &|c| u64::from(c.ok).to_string(),
-    )?;
-    per_camera(
-        out,
-        "camloop_frame_width_pixels",
-        "gauge",
-        "Frame width.",
-        &|c| c.width.to_string(),
-    )?;
-    per_camera(
-        out,
-        "camloop_frame_height_pixels",
-        "gauge",
-        "Frame height.",
-        &|c| c.height.to_string(),
-    )?;
-    per_camera(
-        out,
-        "camloop_fps",
-        "gauge",
-        "Measured grab rate in frames per second.",
-        &|c| hundredths(c.fps_x100),
-    )?;
-    per_camera(
-        out,
-        "camloop_stream_viewers",
-        "gauge",
-        "Stream viewers of the camera.",
-        &|c| c.stream_viewers.to_string(),
-    )?;
-    let more_keys = cameras.first().map(|c| c.more.as_slice()).unwrap_or(&[]);
-    for (index, (key, _)) in more_keys.iter().enumerate() {
-        per_camera(
-            out,
-            &format!("camloop_{key}"),
-            "gauge",
-            "See /state.",
-            &|c| c.more.get(index).map_or(0, |(_, value)| *value).to_string(),
-        )?;
-    }
-    let counters: [(&str, &str, CameraNumber); 7] = [
-        (
-            "camloop_frames_grabbed_total",
-            "Frames grabbed from the camera.",
-            |c| c.frames_grabbed,
-        ),
-        (
-            "camloop_frames_encoded_total",
-            "JPEG encodes (at most one per grabbed frame).",
-            |c| c.frames_encoded,
-        ),
-        (
-            "camloop_frames_sent_total",
-            "Frames written to stream viewers.",
-            |c| c.frames_sent,
-        ),
-        (
-            "camloop_frames_dropped_total",
-            "Frames skipped for stream viewers that could not keep up.",
-            |c| c.frames_dropped,
-        ),
-        (
-            "camloop_viewers_dropped_total",
-            "Stream viewers disconnected for being stuck.",
-            |c| c.viewers_dropped,
-        ),
-        ("camloop_snapshots_total", "Snapshots written.", |c| {
-            c.snapshots
-        }),
-        (
-            "camloop_snapshot_errors_total",
-            "Snapshots that failed.",
-            |c| c.snapshot_errors,
-        ),
-    ];
-    for (name, help, value) in counters {
-        per_camera(out, name, "counter", help, &|c| value(c).to_string())?;
-    }
-    let labelled = |pick: fn(&CameraView) -> &HistogramView| -> Vec<(&str, &HistogramView)> {
-        cameras
-            .iter()
-            .zip(&labels)
-            .map(|(c, label)| (label.as_str(), pick(c)))
-            .collect()
-    };
-    histogram(
-        out,
-        "camloop_grab_seconds",
-        "Time the camera's grab call blocked the loop.",
-        &labelled(|c| &c.grab_us),
-    )?;
-    histogram(
-        out,
-        "camloop_encode_seconds",
-        "Time one JPEG encode took.",
-        &labelled(|c| &c.encode_us),
-    )
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) -> fmt::Result {
-    writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}")
-}
-
-fn gauge(out: &mut String, name: &str, help: &str, value: impl fmt::Display) -> fmt::Result {
-    family(out, name, "gauge", help)?;
-    writeln!(out, "{name} {value}")
-}
-
-/// One histogram family: a series per `(labels, histogram)`, where
-/// `labels` is `name="value"` text (empty for none).
-fn histogram(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    series: &[(&str, &HistogramView)],
-) -> fmt::Result {
-    family(out, name, "histogram", help)?;
-    for (labels, h) in series {
-        let (open, comma, close) = if labels.is_empty() {
-            ("", "", "")
-        } else {
-            ("{", ",", "}")
-        };
-        for &(le_us, count) in &h.buckets_le_us {
-            writeln!(
-                out,
-                "{name}_bucket{{{labels}{comma}le=\"{}\"}} {count}",
-                micros_as_seconds(le_us)
-            )?;
-        }
-        writeln!(
-            out,
-            "{name}_bucket{{{labels}{comma}le=\"+Inf\"}} {}",
-            h.count
-        )?;
-        writeln!(
-            out,
-            "{name}_sum{open}{labels}{close} {}",
-            micros_as_seconds(h.sum_us)
-        )?;
-        writeln!(out, "{name}_count{open}{labels}{close} {}", h.count)?;
-    }
-    Ok(())
-}
-
-/// Escapes a label value: backslash, double quote and line feed.
-fn label_value(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn micros_print_as_exact_seconds() {
-        assert_eq!(micros_as_seconds(0), "0");
-        assert_eq!(micros_as_seconds(100), "0.0001");
-        assert_eq!(micros_as_seconds(2_500), "0.0025");
-        assert_eq!(micros_as_seconds(1_000_000), "1");
-        assert_eq!(micros_as_seconds(12_345_678), "12.345678");
-    }
 
     #[test]
     fn hundredths_keep_two_digits() {

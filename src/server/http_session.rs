@@ -244,7 +244,7 @@ impl HttpSession {
                 respond(cx, 200, CONTENT_TYPE_JSON, json.as_bytes());
             }
             Route::Metrics => {
-                let text = response::metrics_text(
+                let text = crate::http::metrics::metrics_text(
                     &state_view::numbers(core, now, state_view::Detail::Full).state,
                 );
                 respond(cx, 200, CONTENT_TYPE_METRICS, text.as_bytes());

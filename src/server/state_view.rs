@@ -3,8 +3,8 @@
 //!
 //! [`numbers`] copies everything `stats`, `/state` and `/metrics` report out
 //! of the [`Core`] at one moment; the three formats are then pure functions
-//! of that copy ([`stats_line`] here, `state_json` and `metrics_text` in
-//! [`crate::http::response`]), so a number can never mean one thing in one
+//! of that copy ([`stats_line`] here, `state_json` in
+//! [`crate::http::response`] and `metrics_text` in [`crate::http::metrics`]), so a number can never mean one thing in one
 //! place and another elsewhere. Nothing here does I/O.
 
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::cameras::ServedCamera;
 use super::connection::{OUTPUT_HARD_CAP_BYTES, OUTPUT_SOFT_CAP_BYTES};
 use super::core::Core;
+use crate::http::metrics::{Reading, Unit};
 use crate::http::response::{CameraView, HistogramView, StateView, LATENCY_BUCKETS_US};
 use crate::stats::TimingHistogram;
 
@@ -63,36 +64,105 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
     let counters = &core.counters;
     let config = &core.config;
     let seconds = |d: Option<Duration>| d.map_or(0, |d| d.as_secs());
-    // Limits and the rarer counters: keys in `/state` and the `stats`
-    // line, `camloop_<key>` gauges in `/metrics` (0 means "off").
+    // Limits and the rarer counters: keys in `/state` and the `stats` line
+    // (0 means "off"), each beside the family `/metrics` shows it as.
     let more = vec![
-        ("clients_max", core.max_clients as u64),
-        ("clients_peak", counters.clients_peak),
-        ("clients_dropped", counters.clients_dropped),
-        ("connections_refused", counters.connections_refused),
-        ("auth_failures", counters.auth_failures),
-        ("max_line_bytes", crate::protocol::MAX_LINE_BYTES as u64),
-        (
+        Reading::gauge(
+            "clients_max",
+            core.max_clients as u64,
+            "camloop_clients_max",
+            "Connections served at most at once (--max-clients, kept below the descriptor limit).",
+        ),
+        Reading::gauge(
+            "clients_peak",
+            counters.clients_peak,
+            "camloop_clients_peak",
+            "The most connections open at once since start.",
+        ),
+        Reading::counter(
+            "clients_dropped",
+            counters.clients_dropped,
+            "camloop_clients_dropped_total",
+            "Connections closed by the server for breaking a limit (output hard cap, stall or idle timeout).",
+        ),
+        Reading::counter(
+            "connections_refused",
+            counters.connections_refused,
+            "camloop_connections_refused_total",
+            "Connections refused because --max-clients were open.",
+        ),
+        Reading::counter(
+            "auth_failures",
+            counters.auth_failures,
+            "camloop_auth_failures_total",
+            "Requests with a wrong or missing token, on both ports.",
+        ),
+        Reading::gauge(
+            "max_line_bytes",
+            crate::protocol::MAX_LINE_BYTES as u64,
+            "camloop_max_line_bytes",
+            "The longest request line the control port accepts.",
+        ),
+        Reading::gauge(
             "max_http_head_bytes",
             crate::http::request::MAX_HEAD_BYTES as u64,
+            "camloop_max_http_head_bytes",
+            "The largest HTTP request head accepted (431 past it).",
         ),
-        ("output_soft_cap_bytes", OUTPUT_SOFT_CAP_BYTES as u64),
-        ("output_hard_cap_bytes", OUTPUT_HARD_CAP_BYTES as u64),
-        ("idle_timeout_s", seconds(config.control_idle_timeout)),
-        (
+        Reading::gauge(
+            "output_soft_cap_bytes",
+            OUTPUT_SOFT_CAP_BYTES as u64,
+            "camloop_output_soft_cap_bytes",
+            "Unsent reply bytes past which a connection's requests wait (backpressure).",
+        ),
+        Reading::gauge(
+            "output_hard_cap_bytes",
+            OUTPUT_HARD_CAP_BYTES as u64,
+            "camloop_output_hard_cap_bytes",
+            "Unsent reply bytes past which a control client is dropped.",
+        ),
+        Reading::gauge(
+            "idle_timeout_s",
+            seconds(config.control_idle_timeout),
+            "camloop_idle_timeout_seconds",
+            "A control connection silent this long is closed (--idle-timeout; 0: never).",
+        ),
+        Reading::gauge(
             "output_stall_timeout_s",
             config.output_stall_timeout.as_secs(),
+            "camloop_output_stall_timeout_seconds",
+            "A client whose pending replies make no progress this long is dropped.",
         ),
-        (
+        Reading::gauge(
             "stream_stall_timeout_s",
             config.stream_stall_timeout.as_secs(),
+            "camloop_stream_stall_timeout_seconds",
+            "A stream viewer that takes no bytes this long is dropped (--stream-stall-timeout).",
         ),
-        ("http_head_timeout_s", config.http_head_timeout.as_secs()),
-        ("http_idle_timeout_s", config.http_idle_timeout.as_secs()),
-        // What the loop cost everybody per iteration, camera calls included.
-        ("loop_stall_us_p99", core.loop_stall.quantile_micros(0.99)),
-        ("loop_stall_us_max", core.loop_stall.max_micros()),
-        (
+        Reading::gauge(
+            "http_head_timeout_s",
+            config.http_head_timeout.as_secs(),
+            "camloop_http_head_timeout_seconds",
+            "Time allowed for an HTTP request head to arrive (408 after it).",
+        ),
+        Reading::gauge(
+            "http_idle_timeout_s",
+            config.http_idle_timeout.as_secs(),
+            "camloop_http_idle_timeout_seconds",
+            "A kept-alive HTTP connection idle this long is closed.",
+        ),
+        // What the loop cost everybody per iteration, camera calls included:
+        // the histogram camloop_loop_stall_seconds gives any quantile.
+        Reading::in_histogram("loop_stall_us_p99", core.loop_stall.quantile_micros(0.99)),
+        Reading::gauge_in(
+            "loop_stall_us_max",
+            core.loop_stall.max_micros(),
+            Unit::Micros,
+            "camloop_loop_stall_max_seconds",
+            "The longest loop iteration since start; a gauge because \
+             camloop_loop_stall_seconds' buckets cannot say how long the longest was.",
+        ),
+        Reading::in_histogram(
             "frame_send_age_us_p99",
             core.frame_send_age.quantile_micros(0.99),
         ),
@@ -158,10 +228,33 @@ fn camera_view(served: &ServedCamera, now: Instant, detail: Detail) -> CameraVie
         snapshot_errors: counters.snapshot_errors,
         last_snapshot: served.snapshots.last_saved().map(|s| s.file_name.clone()),
         more: vec![
-            ("frames_passthrough", camera.frames_passthrough),
-            ("camera_restarts", camera.camera_restarts),
-            ("camera_open_us_max", camera.open_us_max),
-            ("camera_timeout_ms", camera.timeout().as_millis() as u64),
+            Reading::counter(
+                "frames_passthrough",
+                camera.frames_passthrough,
+                "camloop_frames_passthrough_total",
+                "Frames served as the camera encoded them, without a JPEG encode of camloop's.",
+            ),
+            Reading::counter(
+                "camera_restarts",
+                camera.camera_restarts,
+                "camloop_camera_restarts_total",
+                "Times the camera was closed after a failure and opened again.",
+            ),
+            Reading::gauge_in(
+                "camera_open_us_max",
+                camera.open_us_max,
+                Unit::Micros,
+                "camloop_camera_open_max_seconds",
+                "The longest camera open since start: it blocks the loop, and there are too \
+                 few opens for a histogram.",
+            ),
+            Reading::gauge_in(
+                "camera_timeout_ms",
+                camera.timeout().as_millis() as u64,
+                Unit::Millis,
+                "camloop_camera_timeout_seconds",
+                "A camera that delivers no frame this long is restarted (--camera-timeout).",
+            ),
         ],
         grab_us: detail.histogram(&camera.grab_time),
         encode_us: detail.histogram(&camera.encode_time),
@@ -201,18 +294,18 @@ fn camera_line(numbers: &Numbers, camera: usize) -> String {
     let clients_max = s
         .more
         .iter()
-        .find(|(key, _)| *key == "clients_max")
-        .map_or(0, |(_, value)| *value);
+        .find(|reading| reading.key == "clients_max")
+        .map_or(0, |reading| reading.value);
     // The camera's rarer keys go where they always were: frames_passthrough
     // after clients_peak, the camera_* ones after http_idle_timeout_s.
     let camera_more = |key: &str| {
         c.more
             .iter()
-            .find(|(k, _)| *k == key)
-            .map_or(0, |(_, value)| *value)
+            .find(|reading| reading.key == key)
+            .map_or(0, |reading| reading.value)
     };
     let mut more: Vec<(&str, u64)> = Vec::with_capacity(s.more.len() + c.more.len());
-    for &(key, value) in s.more.iter().filter(|(key, _)| *key != "clients_max") {
+    for &Reading { key, value, .. } in s.more.iter().filter(|r| r.key != "clients_max") {
         more.push((key, value));
         match key {
             "clients_peak" => more.push(("frames_passthrough", camera_more("frames_passthrough"))),
