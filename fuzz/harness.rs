@@ -29,7 +29,8 @@
 //! [`route`]), and compare results only with `==`, so a request or route
 //! added to those (`c NAME`, `/cam/NAME/stream.mjpg`, `?action=stream_1`)
 //! is fuzzed as soon as it exists, without a change here. What they check
-//! of the vocabulary is what the README promises of every request:
+//! of the vocabulary is what the manual promises of every request
+//! (docs/control-protocol.md and docs/http.md):
 //!
 //! - control: surrounding whitespace is ignored, and the keyword is
 //!   case-insensitive (its arguments, such as a token, are not touched);
@@ -108,10 +109,10 @@ pub fn control_parser(data: &[u8]) {
     }
 }
 
-/// What the README promises of every request: surrounding whitespace is
-/// ignored, and the keyword (the first word) is case-insensitive. Only the
-/// keyword's case is changed: an argument (a token, a camera name) may be
-/// case-sensitive.
+/// What docs/control-protocol.md promises of every request: surrounding
+/// whitespace is ignored, and the keyword (the first word) is
+/// case-insensitive. Only the keyword's case is changed: an argument (a
+/// token, a camera name) may be case-sensitive.
 fn check_spellings(message: &[u8]) {
     let command = parse_command(message);
     let mut padded = b" \t".to_vec();
@@ -240,7 +241,7 @@ fn check_head(head: &RequestHead) {
     assert!(head.content_length <= MAX_BODY_BYTES);
 }
 
-/// What the README promises of every route: HEAD works where GET does,
+/// What docs/http.md promises of every route: HEAD works where GET does,
 /// unknown query parameters (and a `token`, which only authenticates) do
 /// not change the route, and a preflight is an `OPTIONS` on a path the
 /// table knows, which it answers with 405 for any other purpose.

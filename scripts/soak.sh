@@ -372,10 +372,10 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
     # round): curl reads all its socket holds, then sleeps until its average
     # is back at the limit; once its receive buffer has grown to megabytes
     # the sleeps outlast --stream-stall-timeout and the server drops it as
-    # stalled, which it cannot tell from a viewer that stopped (README,
-    # HTTP). In the dry runs at 60 s that happened in 5 runs of 6, and the
-    # viewers_dropped check failed with it. The 100 KB/s viewers above read
-    # steadily instead, like a slow link.
+    # stalled, which it cannot tell from a viewer that stopped
+    # (docs/http.md). In the dry runs at 60 s that happened in 5 runs of 6,
+    # and the viewers_dropped check failed with it. The 100 KB/s viewers
+    # above read steadily instead, like a slow link.
     for name in "${cameras[@]}"; do
         python3 "$clients_py" viewer "$(cam_url "$name" stream.mjpg)" "$work/slow-$name.mjpg" \
             "$((duration - 2))" "$SLOW_BYTES_PER_S" "$token" >"$work/slow-$name.txt" 2>&1 &

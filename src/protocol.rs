@@ -1,7 +1,7 @@
 //! The control protocol, sans-IO: bytes in, requests out; replies out as bytes.
 //!
 //! This module owns the framing rules of the control port (raw, line and
-//! auto, as README.md's protocol section describes them), the request
+//! auto, as docs/control-protocol.md describes them), the request
 //! vocabulary and the exact reply strings. It never touches a socket, a
 //! clock or the camera, and depends on nothing but `std`: the event loop
 //! feeds it whatever one `read()` returned and executes the [`Request`]s it

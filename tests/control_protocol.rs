@@ -1,6 +1,7 @@
 //! The control protocol end to end (issue 3): each test starts its own
 //! `camloop serve` on port 0 and talks to it over real loopback sockets.
-//! Tests follow the protocol table in README.md, one behaviour each.
+//! Tests follow the request table in docs/control-protocol.md, one
+//! behaviour each.
 
 mod support;
 

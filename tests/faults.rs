@@ -933,8 +933,9 @@ fn with_a_token_http_needs_the_bearer_header_or_the_token_query() {
 // ---------------------------------------------------------------------------
 // Flags the hardening work relies on
 
-/// `--snapshot-fsync` takes a value, `on` or `off`, as README documents
-/// (a clap `bool` field would be a switch that rejects the `off`).
+/// `--snapshot-fsync` takes a value, `on` or `off`, as
+/// docs/configuration.md documents (a clap `bool` field would be a switch
+/// that rejects the `off`).
 #[test]
 fn snapshot_fsync_takes_off_as_its_value() {
     let server = synthetic()

@@ -827,8 +827,9 @@ const ROUNDS: usize = 6;
 /// which with 160x120 parts and a viewer reading on its own thread would
 /// take the kernel's socket buffers filling up (`frames_dropped` is in
 /// the message if it ever happens). A capture of cam0 would break both:
-/// it grabs a frame of its own that no viewer is offered (README: `X-Frame`
-/// is strictly increasing, not contiguous), so there is none in the window.
+/// it grabs a frame of its own that no viewer is offered (docs/http.md:
+/// `X-Frame` is strictly increasing, not contiguous), so there is none in
+/// the window.
 ///
 /// **The ordering rounds** come after, the viewer still watching: `c bad`
 /// on one connection, then `c` on another; the cam0 reply must be `OK`,

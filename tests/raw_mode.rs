@@ -1,7 +1,7 @@
-//! The raw-mode rule, one test per row of README's protocol table: a
-//! classic client (`send(msg)` without a newline, then `recv(1024)`) gets
-//! the replies it knows and never a line starting with `ERR`; where line
-//! mode answers `ERR …`, raw mode answers `Received`.
+//! The raw-mode rule, one test per row of docs/control-protocol.md's
+//! request table: a classic client (`send(msg)` without a newline, then
+//! `recv(1024)`) gets the replies it knows and never a line starting with
+//! `ERR`; where line mode answers `ERR …`, raw mode answers `Received`.
 
 mod support;
 

@@ -334,9 +334,10 @@ impl ControlSession {
 
 /// Sends an error: `ERR <area>: <reason>` in line mode, `Received` to raw
 /// clients, which only know that word. Every error reply to a request goes
-/// through here, so the raw-mode rule (README: a raw request never gets
-/// `ERR`) holds for every request, including those added later. (The one
-/// other `ERR`, an over-long line, exists only in line mode.)
+/// through here, so the raw-mode rule (docs/control-protocol.md: a raw
+/// request never gets `ERR`) holds for every request, including those added
+/// later. (The one other `ERR`, an over-long line, exists only in line
+/// mode.)
 fn reply_error(
     cx: &mut Context,
     core: &mut Core,

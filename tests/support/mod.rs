@@ -27,11 +27,12 @@ pub const CAMLOOP: &str = env!("CARGO_BIN_EXE_camloop");
 /// Hang protection only.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The `help` reply, as README.md's protocol table spells it.
+/// The `help` reply, as docs/control-protocol.md's request table spells it.
 pub const HELP_REPLY: &str =
     "OK requests: c capture ping stats frame controls get set cameras help auth exit quit shutdown";
 
-/// The `stats` keys README.md promises (more may follow, none renamed).
+/// The `stats` keys docs/control-protocol.md promises (more may follow, none
+/// renamed).
 pub const STATS_KEYS: &[&str] = &[
     "clients",
     "clients_max",
