@@ -100,9 +100,19 @@ pub struct ServeArgs {
     /// restarted; a capture waiting for its frame gives up after as long.
     #[arg(long, default_value_t = 5.0)]
     pub camera_timeout: f64,
-    /// Frames from a push camera larger than this many bytes are dropped.
+    /// Frames (JPEGs, H.264 access units) from a push camera larger than
+    /// this many bytes are dropped.
     #[arg(long, default_value_t = crate::mjpeg::splitter::DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
+    /// What a push camera (`exec:`, `rtsp://`) sends: `auto` tells H.264
+    /// Annex-B from MJPEG by the first bytes; `mjpeg` makes `rtsp://`
+    /// transcode to MJPEG instead of passing H.264 through.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "mjpeg", "h264"])]
+    pub camera_codec: String,
+    /// An H.264 camera's GOP cache (what a new viewer gets at once) holds at
+    /// most this many bytes; a longer GOP is not cached until the next IDR.
+    #[arg(long, default_value_t = crate::camera::h264_stream::DEFAULT_GOP_CACHE_BYTES)]
+    pub gop_cache_bytes: usize,
     /// Grab rate while somebody streams, frames per second.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
@@ -339,6 +349,7 @@ const CAMERA_TABLE_KEYS: &[&str] = &[
     "snapshot-name",
     "control",
     "camera-timeout",
+    "camera-codec",
 ];
 
 /// `camera = "[NAME=]SOURCE"`, `camera = ["…", …]` or `[[camera]]` tables
@@ -423,6 +434,7 @@ fn camera_table(table: &toml::Table) -> Result<CameraEntry, String> {
         snapshot_name: text("snapshot-name")?,
         control,
         camera_timeout,
+        codec: text("camera-codec")?,
     })
 }
 
@@ -487,6 +499,7 @@ fn camera_table_text(entry: &CameraEntry, plan: &CameraPlan) -> String {
     for (key, value) in [
         ("fourcc", &entry.fourcc),
         ("snapshot-name", &entry.snapshot_name),
+        ("camera-codec", &entry.codec),
     ] {
         if let Some(value) = value {
             table.push_str(&format!("{key} = {}\n", quoted(value)));
@@ -533,6 +546,8 @@ fn camera_defaults(args: &ServeArgs) -> CameraDefaults {
         control: args.control.clone(),
         camera_timeout: args.camera_timeout,
         max_frame_bytes: args.max_frame_bytes,
+        codec: args.camera_codec.clone(),
+        gop_cache_bytes: args.gop_cache_bytes,
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`jpeg`]: encoding, once per frame.
 //! - [`mjpeg`]: MJPEG bytes, sans-IO: JPEG headers, camera buffers, a
 //!   stream split into frames.
+//! - [`h264`]: H.264 bytes, sans-IO: an Annex-B stream split into AUs.
 //! - [`snapshot`]: atomic snapshot files.
 //! - [`http`]: HTTP requests and responses, sans-IO.
 //! - [`stats`]: counters and timing histograms.
@@ -27,6 +28,7 @@
 pub mod camera;
 pub mod cli;
 pub mod client;
+pub mod h264;
 pub mod http;
 pub mod jpeg;
 pub mod load;

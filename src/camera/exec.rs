@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 use mio::unix::pipe::Receiver;
 use mio::{Interest, Registry, Token};
 
-use super::push::{FrameClock, PushSource, PushedFrame, SourceTokens};
+use super::push::{CameraCodec, PushSink, PushSource, SourceTokens, StreamClock};
 use super::{without_credentials, CameraError};
-use crate::mjpeg::splitter::Splitter;
 
 /// Bytes read from the child per `read()`. The pipe holds 64 KiB, so one
 /// readiness event rarely needs more than a couple of these.
@@ -41,6 +40,7 @@ const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(10);
 pub struct ExecSource {
     argv: Vec<String>,
     max_frame_bytes: usize,
+    codec: CameraCodec,
     running: Option<Running>,
     /// Children killed but not reaped yet; `reap` collects them.
     killed: Vec<Child>,
@@ -52,7 +52,7 @@ struct Running {
     tokens: SourceTokens,
     stdout: Receiver,
     stderr: Option<Receiver>,
-    clock: FrameClock,
+    stream: StreamClock,
     stderr_line: Vec<u8>,
     stderr_log: RateLimit,
 }
@@ -61,7 +61,13 @@ impl ExecSource {
     /// Parses `COMMAND ARGS…` (the text after `exec:`) like a shell splits
     /// words: quotes and backslashes work, nothing else (no `$VAR`, no
     /// pipes unless the command is `sh -c '…'`).
-    pub fn parse(command: &str, max_frame_bytes: usize) -> Result<Self, String> {
+    /// The child's stdout is MJPEG or H.264 Annex-B as `codec` says
+    /// (`auto`: told from its first bytes).
+    pub fn parse(
+        command: &str,
+        max_frame_bytes: usize,
+        codec: CameraCodec,
+    ) -> Result<Self, String> {
         let argv =
             shell_words::split(command).map_err(|e| format!("--camera exec:{command}: {e}"))?;
         if argv.is_empty() {
@@ -70,6 +76,7 @@ impl ExecSource {
         Ok(ExecSource {
             argv,
             max_frame_bytes,
+            codec,
             running: None,
             killed: Vec::new(),
             read_buffer: vec![0; READ_CHUNK_BYTES],
@@ -81,11 +88,7 @@ impl ExecSource {
         self.running.as_ref().map(|r| r.child.id())
     }
 
-    fn read_frames(
-        &mut self,
-        now: Instant,
-        newest: &mut Option<PushedFrame>,
-    ) -> Result<(), CameraError> {
+    fn read_frames(&mut self, now: Instant, sink: &mut PushSink) -> Result<(), CameraError> {
         let name = self.name();
         let Some(running) = self.running.as_mut() else {
             return Ok(());
@@ -100,7 +103,10 @@ impl ExecSource {
                     return Err(CameraError::new(format!("{name}: the command {how}")));
                 }
                 Ok(n) => {
-                    let dropped = running.clock.push(&self.read_buffer[..n], now, newest);
+                    let dropped = running
+                        .stream
+                        .push(&self.read_buffer[..n], now, sink)
+                        .map_err(|refused| CameraError::new(format!("{name}: {refused}")))?;
                     if dropped > 0 {
                         log::warn!(
                             "camera {name}: dropped {dropped} frame(s) over --max-frame-bytes {}",
@@ -203,7 +209,7 @@ impl PushSource for ExecSource {
             tokens,
             stdout,
             stderr: Some(stderr),
-            clock: FrameClock::new(Splitter::new(self.max_frame_bytes)),
+            stream: StreamClock::new(self.codec, self.max_frame_bytes),
             stderr_line: Vec::new(),
             stderr_log: RateLimit::default(),
         });
@@ -215,10 +221,10 @@ impl PushSource for ExecSource {
         registry: &Registry,
         token: Token,
         now: Instant,
-        newest: &mut Option<PushedFrame>,
+        sink: &mut PushSink,
     ) -> Result<(), CameraError> {
         if Some(token) != self.running.as_ref().map(|r| r.tokens.aux) {
-            return self.read_frames(now, newest);
+            return self.read_frames(now, sink);
         }
         if self.read_stderr(now) == Pipe::Closed {
             if let Some(mut stderr) = self.running.as_mut().and_then(|r| r.stderr.take()) {
@@ -226,6 +232,11 @@ impl PushSource for ExecSource {
             }
         }
         Ok(())
+    }
+
+    fn parameter_sets(&self) -> Option<crate::h264::ParameterSets> {
+        let clock = self.running.as_ref()?.stream.h264()?;
+        clock.splitter().parameter_sets().cloned()
     }
 
     fn stop(&mut self, registry: &Registry) {
@@ -308,13 +319,18 @@ mod tests {
 
     #[test]
     fn words_are_split_like_a_shell_would() {
-        let source = ExecSource::parse("ffmpeg -i 'my clip.mjpeg' -f mjpeg -", 1024).unwrap();
+        let source = ExecSource::parse(
+            "ffmpeg -i 'my clip.mjpeg' -f mjpeg -",
+            1024,
+            CameraCodec::Auto,
+        )
+        .unwrap();
         assert_eq!(
             source.argv,
             ["ffmpeg", "-i", "my clip.mjpeg", "-f", "mjpeg", "-"]
         );
-        assert!(ExecSource::parse("", 1024).is_err());
-        assert!(ExecSource::parse("ffmpeg 'unclosed", 1024).is_err());
+        assert!(ExecSource::parse("", 1024, CameraCodec::Auto).is_err());
+        assert!(ExecSource::parse("ffmpeg 'unclosed", 1024, CameraCodec::Auto).is_err());
     }
 
     #[test]

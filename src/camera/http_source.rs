@@ -24,7 +24,7 @@ use base64::Engine as _;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use super::push::{FrameClock, PushSource, PushedFrame, SourceTokens};
+use super::push::{FrameClock, PushSink, PushSource, PushedFrame, SourceTokens};
 use super::{without_credentials, CameraError};
 use crate::mjpeg::markers::parse_header;
 use crate::mjpeg::multipart::boundary_from_content_type;
@@ -499,9 +499,10 @@ impl PushSource for HttpSource {
         registry: &Registry,
         _token: Token,
         now: Instant,
-        newest: &mut Option<PushedFrame>,
+        sink: &mut PushSink,
     ) -> Result<(), CameraError> {
-        self.drive(registry, now, newest)
+        // An HTTP camera is MJPEG: the newest frame is all that matters.
+        self.drive(registry, now, &mut sink.newest)
     }
 
     fn deadline(&self) -> Option<Instant> {

@@ -14,6 +14,7 @@ pub mod controls;
 pub mod device_fd;
 pub mod exec;
 pub mod font;
+pub mod h264_stream;
 pub mod http_source;
 pub mod pipeline;
 pub mod push;

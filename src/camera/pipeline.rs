@@ -6,9 +6,11 @@
 //! streams, `--idle-fps` otherwise, none at all for a source that does not
 //! need idle grabs) and turned into shared JPEG bytes only when somebody
 //! needs pixels. A [`PushSource`] (a child process, a network camera) owns
-//! descriptors in the loop's poll and hands over complete JPEGs when they
-//! are readable ([`Camera::on_ready`]); the camera keeps only the newest,
-//! stamps it only when somebody wants it, and kills and restarts a source
+//! descriptors in the loop's poll and hands over what completed when they
+//! are readable ([`Camera::on_ready`]): of JPEGs the camera keeps only the
+//! newest and stamps it only when somebody wants it; of H.264 it keeps
+//! every access unit for the server ([`Camera::take_access_units`]) and
+//! the GOP cache ([`Camera::gop_cache`]). It kills and restarts a source
 //! that sends nothing for `--camera-timeout`. The camera never touches a
 //! client socket and never sleeps: the loop asks for
 //! [`Camera::next_deadline`], puts it into its poll timeout, and calls
@@ -23,7 +25,8 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use super::controls::{self, Control, ControlError};
-use super::push::{PushSource, PushedFrame, SourceTokens};
+use super::h264_stream::{GopCache, H264Feed, SharedAu};
+use super::push::{PushSink, PushSource, PushedFrame, SourceTokens, REFUSED_RETRY_INTERVAL};
 use super::synthetic::render_test_pattern;
 use super::{CameraError, FrameSource};
 use crate::jpeg;
@@ -64,6 +67,30 @@ pub struct CameraSettings {
     /// A push source that sends no frame for this long is restarted, and a
     /// request waiting for a frame from it gives up after this long.
     pub camera_timeout: Duration,
+    /// An H.264 camera's GOP cache holds at most this much.
+    pub gop_cache_bytes: usize,
+}
+
+/// What a camera's frames are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Not known yet (a push source that has sent nothing), or no camera.
+    Unknown,
+    /// JPEG pictures, each standing alone.
+    Jpeg,
+    /// H.264 access units, most of which need the ones before them.
+    H264,
+}
+
+impl Codec {
+    /// The name `stats` and `/state` show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Unknown => "none",
+            Codec::Jpeg => "mjpeg",
+            Codec::H264 => "h264",
+        }
+    }
 }
 
 /// What a request waiting for a fresh frame gets now.
@@ -142,6 +169,10 @@ struct PushDriver {
     started_once: bool,
     /// Wait before the next restart; back to the start on every frame.
     backoff: Duration,
+    /// An H.264 stream's access units, GOP cache and numbers.
+    h264: H264Feed,
+    /// What the source has sent so far.
+    codec: Codec,
 }
 
 /// A timed source's descriptor (a V4L2 device) in the loop's poll: mio is
@@ -235,6 +266,7 @@ impl Camera {
     /// A camera around a push source. It starts once the loop gives it
     /// tokens in its poll ([`Camera::attach`]).
     pub fn new_push(source: Box<dyn PushSource>, settings: CameraSettings, now: Instant) -> Self {
+        let settings_gop_cache_bytes = settings.gop_cache_bytes;
         let mut camera = Camera::new(None, settings, now);
         camera.push = Some(PushDriver {
             source,
@@ -246,6 +278,8 @@ impl Camera {
             last_frame_at: now,
             started_once: false,
             backoff: REOPEN_BACKOFF_INITIAL,
+            h264: H264Feed::new(settings_gop_cache_bytes),
+            codec: Codec::Unknown,
         });
         camera.state = SourceState::Failed {
             error: CameraError::new("starting"),
@@ -454,15 +488,26 @@ impl Camera {
         if !matches!(self.state, SourceState::Open) {
             return None; // a stale event for a source already stopped
         }
-        let mut newest = None;
-        if let Err(error) = push.source.on_ready(registry, token, now, &mut newest) {
+        let mut sink = PushSink::default();
+        let result = push.source.on_ready(registry, token, now, &mut sink);
+        // What completed before an error is still good: H.264 consumers
+        // get every access unit that arrived.
+        self.take_sink_access_units(&mut sink, now);
+        if let Err(error) = result {
             // The source ended or broke (EOF, a refused connect, a bad
             // answer): its viewers see "no signal" now, as when the
-            // watchdog gives up, not a stream that just stops.
-            self.fail_push(registry, now, error);
+            // watchdog gives up, not a stream that just stops. A stream
+            // refused for what it is (H.265, B-frames) is retried slowly.
+            if sink.refused {
+                self.refuse_push(registry, now, error);
+            } else {
+                self.fail_push(registry, now, error);
+            }
             return streaming.then(|| self.no_signal_frame());
         }
-        let frame = newest?;
+        let frame = sink.newest?;
+        let push = self.push.as_mut()?;
+        push.codec = Codec::Jpeg;
         push.last_frame_at = now;
         push.backoff = REOPEN_BACKOFF_INITIAL;
         self.frames_grabbed += 1;
@@ -471,11 +516,94 @@ impl Camera {
         push.latest_ready_at = now;
         self.known_size = Some((frame.width, frame.height));
         push.latest = Some(frame);
+        self.count_grab(now);
+        streaming.then(|| self.stamped_push_frame()).flatten()
+    }
+
+    /// Numbers the access units a read completed and keeps them for the
+    /// server and the GOP cache.
+    fn take_sink_access_units(&mut self, sink: &mut PushSink, now: Instant) {
+        if sink.access_units.is_empty() {
+            return;
+        }
+        let Some(push) = self.push.as_mut() else {
+            return;
+        };
+        push.codec = Codec::H264;
+        push.last_frame_at = now;
+        push.backoff = REOPEN_BACKOFF_INITIAL;
+        let unix_us = crate::timefmt::unix_micros(std::time::SystemTime::now());
+        let sets = push.source.parameter_sets();
+        if let Some(sets) = &sets {
+            self.known_size = Some((sets.info.width, sets.info.height));
+        }
+        let arrived = sink.access_units.len();
+        for timed in sink.access_units.drain(..) {
+            self.frames_grabbed += 1;
+            push.h264.accept(
+                timed,
+                self.frames_grabbed,
+                sets.as_ref(),
+                unix_us,
+                now,
+                &self.settings.name,
+            );
+        }
+        // An intra-refresh stream has no IDR at all: a new consumer could
+        // never start. Say so once per stretch.
+        let limit = 2 * self.settings.camera_timeout;
+        let feed = &mut push.h264;
+        if feed.without_idr_for(now).is_some_and(|d| d >= limit) && !feed.idr_missing_warned {
+            feed.idr_missing_warned = true;
+            log::warn!(
+                "camera {}: no IDR for {} s (intra refresh?): new H.264 viewers cannot start; \
+                 give the encoder a keyframe interval",
+                self.settings.name,
+                limit.as_secs_f64()
+            );
+        }
+        for _ in 0..arrived {
+            self.count_grab(now);
+        }
+    }
+
+    /// Counts a frame or access unit for the measured rate.
+    fn count_grab(&mut self, now: Instant) {
         if self.recent_grabs.len() == FPS_WINDOW_GRABS {
             self.recent_grabs.pop_front();
         }
         self.recent_grabs.push_back(now);
-        streaming.then(|| self.stamped_push_frame()).flatten()
+    }
+
+    /// The H.264 access units that arrived since the last call, in order
+    /// (none from a JPEG camera).
+    pub fn take_access_units(&mut self) -> Vec<SharedAu> {
+        self.push
+            .as_mut()
+            .map(|push| push.h264.take_pending())
+            .unwrap_or_default()
+    }
+
+    /// An H.264 camera's GOP cache: what a new consumer starts with.
+    pub fn gop_cache(&self) -> Option<&GopCache> {
+        self.push.as_ref().map(|push| &push.h264.gop)
+    }
+
+    /// What the camera's frames are.
+    pub fn codec(&self) -> Codec {
+        match &self.push {
+            Some(push) => push.codec,
+            None if self.is_present() => Codec::Jpeg,
+            None => Codec::Unknown,
+        }
+    }
+
+    /// An H.264 camera's numbers, `None` for the others.
+    pub fn h264_feed(&self) -> Option<&H264Feed> {
+        self.push
+            .as_ref()
+            .filter(|push| push.codec == Codec::H264)
+            .map(|push| &push.h264)
     }
 
     /// Restarts a push source when due, and gives up on one that has sent
@@ -553,6 +681,7 @@ impl Camera {
         };
         push.source.stop(registry);
         push.latest = None;
+        push.h264.reset();
         if matches!(self.state, SourceState::Open) {
             log::warn!("camera {} failed: {error}; restarting", push.source.name());
         }
@@ -562,6 +691,35 @@ impl Camera {
             error,
             retry_at: now + backoff,
             backoff,
+        };
+        self.last_encoded = None;
+    }
+
+    /// Stops a push source whose stream camloop cannot serve (H.265,
+    /// B-frames): one log line, and a retry only every
+    /// [`REFUSED_RETRY_INTERVAL`], since the stream will not change soon.
+    fn refuse_push(&mut self, registry: &Registry, now: Instant, error: CameraError) {
+        let Some(push) = self.push.as_mut() else {
+            return;
+        };
+        push.source.stop(registry);
+        push.latest = None;
+        push.h264.reset();
+        let already_refused = matches!(
+            &self.state,
+            SourceState::Failed { error: previous, .. } if previous.0 == error.0
+        );
+        if !already_refused {
+            log::warn!(
+                "camera {} refused: {error}; trying again every {} s",
+                self.settings.name,
+                REFUSED_RETRY_INTERVAL.as_secs()
+            );
+        }
+        self.state = SourceState::Failed {
+            error,
+            retry_at: now + REFUSED_RETRY_INTERVAL,
+            backoff: REFUSED_RETRY_INTERVAL,
         };
         self.last_encoded = None;
     }
@@ -613,6 +771,13 @@ impl Camera {
         };
         if let SourceState::Failed { error, .. } = &self.state {
             return Fresh::Failed(error.clone());
+        }
+        if push.codec == Codec::H264 {
+            return Fresh::Failed(CameraError::new(format!(
+                "{}: the camera sends H.264, and a JPEG from it needs the H.264 decoder \
+                 (--h264-decoder), which this version does not have yet",
+                push.source.name()
+            )));
         }
         let fresh = push
             .latest
@@ -809,9 +974,21 @@ impl Camera {
             _ if !self.is_present() => (false, Some("no camera".to_string())),
             // A push source counts as ok once it delivers, not when it
             // merely started (a camera that accepts and never answers).
-            SourceState::Open if self.push.as_ref().is_some_and(|p| p.latest.is_none()) => {
+            SourceState::Open
+                if self
+                    .push
+                    .as_ref()
+                    .is_some_and(|p| p.latest.is_none() && !p.h264.is_flowing()) =>
+            {
                 (false, Some("waiting for the first frame".to_string()))
             }
+            SourceState::Open if self.idr_overdue(now) => (
+                false,
+                Some(format!(
+                    "no IDR for {} s (intra refresh?): new H.264 viewers cannot start",
+                    (2 * self.settings.camera_timeout).as_secs_f64()
+                )),
+            ),
             SourceState::Open => (true, None),
             SourceState::Failed { error, .. } => (false, Some(error.to_string())),
         };
@@ -824,6 +1001,14 @@ impl Camera {
             height,
             fps_x100: self.measured_fps_x100(now),
         }
+    }
+
+    /// An H.264 stream that has gone twice `--camera-timeout` without an
+    /// IDR: frames flow, but no new consumer can start.
+    fn idr_overdue(&self, now: Instant) -> bool {
+        self.h264_feed()
+            .and_then(|feed| feed.without_idr_for(now))
+            .is_some_and(|d| d >= 2 * self.settings.camera_timeout)
     }
 
     fn measured_fps_x100(&self, now: Instant) -> u64 {
@@ -960,6 +1145,7 @@ mod tests {
             width: 64,
             height: 48,
             camera_timeout: Duration::from_secs(5),
+            gop_cache_bytes: 1 << 20,
         }
     }
 
@@ -1226,6 +1412,7 @@ mod control_tests {
             width: 64,
             height: 48,
             camera_timeout: Duration::from_secs(5),
+            gop_cache_bytes: 1 << 20,
         }
     }
 

@@ -3,21 +3,74 @@
 //! A [`PushSource`] owns descriptors (a child's stdout pipe, a socket to a
 //! network camera) registered with the event loop's poll. The loop calls
 //! [`PushSource::on_ready`] when one of them is readable; the source reads
-//! until `WouldBlock`, feeds the bytes to the MJPEG splitter and hands back
-//! the newest complete frame. Nothing here ever blocks on the outside
+//! until `WouldBlock`, feeds the bytes to a splitter and puts what came out
+//! into the [`PushSink`]: the newest complete JPEG (a JPEG viewer behind
+//! may skip to the newest), or every complete H.264 access unit in order
+//! (an H.264 consumer may not). Nothing here ever blocks on the outside
 //! world: a camera that stops sending simply produces no events, and the
 //! pipeline's deadlines (`--camera-timeout`) decide when to give up on it.
 //!
 //! This module also owns [`FrameClock`], the splitter plus the one fact
 //! the splitter cannot know: *when* a frame's first byte arrived, which is
-//! what decides whether a frame is fresh enough for a capture.
+//! what decides whether a frame is fresh enough for a capture; and
+//! [`StreamClock`], which tells a byte stream's codec from its first bytes
+//! (or is told it, `--camera-codec`) and feeds the right splitter.
 
 use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
 
+use super::h264_stream::{AuClock, TimedAu};
 use super::CameraError;
+use crate::h264::{detect_stream, ParameterSets, StreamKind};
 use crate::mjpeg::splitter::Splitter;
+
+/// Bytes looked at to tell a stream's codec; a stream that is neither
+/// Annex-B nor JPEG by then is read as MJPEG, whose splitter skips garbage
+/// to the next picture (what camloop did before it knew H.264).
+const CODEC_DETECTION_BYTES: usize = 4096;
+/// How long a camera refused for its stream (H.265, B-frames) waits before
+/// trying again: the stream will not change by itself soon, and a restart
+/// every second would flood the log.
+pub const REFUSED_RETRY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The codec a push camera's bytes are in (`--camera-codec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CameraCodec {
+    /// Told from the first bytes: Annex-B start codes or a JPEG.
+    #[default]
+    Auto,
+    /// Concatenated JPEGs or multipart MJPEG.
+    Mjpeg,
+    /// H.264 Annex-B.
+    H264,
+}
+
+impl CameraCodec {
+    /// `auto`, `mjpeg` or `h264`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(CameraCodec::Auto),
+            "mjpeg" => Ok(CameraCodec::Mjpeg),
+            "h264" => Ok(CameraCodec::H264),
+            other => Err(format!("camera codec {other:?}: give auto, mjpeg or h264")),
+        }
+    }
+}
+
+/// What one readiness event delivered.
+#[derive(Debug, Default)]
+pub struct PushSink {
+    /// A JPEG source's newest complete frame (older ones in the same read
+    /// are skipped: a picture stands alone).
+    pub newest: Option<PushedFrame>,
+    /// An H.264 source's complete access units, every one, in order.
+    pub access_units: Vec<TimedAu>,
+    /// Set with the error when the stream itself was refused (H.265,
+    /// frame reordering): retry after [`REFUSED_RETRY_INTERVAL`], not at
+    /// once.
+    pub refused: bool,
+}
 
 /// The tokens a push source may register its descriptors with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,14 +116,14 @@ pub trait PushSource {
     ) -> Result<(), CameraError>;
 
     /// One of the descriptors is readable: read until `WouldBlock` and put
-    /// the newest complete frame (if any) into `newest`. An error means the
-    /// source ended or broke; the pipeline stops it and starts it again.
+    /// what completed into `sink`. An error means the source ended or
+    /// broke; the pipeline stops it and starts it again.
     fn on_ready(
         &mut self,
         registry: &Registry,
         token: Token,
         now: Instant,
-        newest: &mut Option<PushedFrame>,
+        sink: &mut PushSink,
     ) -> Result<(), CameraError>;
 
     /// A deadline of the source's own: a connect or response timeout, or
@@ -91,6 +144,11 @@ pub trait PushSource {
 
     /// Non-blocking housekeeping on every timer run (reaping exited children).
     fn reap(&mut self) {}
+
+    /// An H.264 source's SPS and PPS in force (none for the others).
+    fn parameter_sets(&self) -> Option<ParameterSets> {
+        None
+    }
 
     /// The last stop, after the event loop has ended: may wait up to
     /// `grace` for a child to exit by itself before killing it.
@@ -147,6 +205,90 @@ impl FrameClock {
         let dropped = oversize - self.oversize_seen;
         self.oversize_seen = oversize;
         dropped
+    }
+}
+
+/// A push source's byte stream in either codec: told apart by its first
+/// bytes unless the codec was given, then fed to the MJPEG splitter or the
+/// Annex-B splitter.
+#[derive(Debug)]
+pub enum StreamClock {
+    /// Not known yet: the first bytes are held until they tell.
+    Detecting {
+        /// The bytes so far (at most [`CODEC_DETECTION_BYTES`]).
+        held: Vec<u8>,
+        /// The frame or access-unit cap for the splitter to come.
+        max_frame_bytes: usize,
+    },
+    /// MJPEG: the newest frame only.
+    Jpeg(FrameClock),
+    /// H.264: every access unit.
+    H264(AuClock),
+}
+
+impl StreamClock {
+    /// A stream in `codec` (detected when [`CameraCodec::Auto`]).
+    pub fn new(codec: CameraCodec, max_frame_bytes: usize) -> Self {
+        match codec {
+            CameraCodec::Auto => StreamClock::Detecting {
+                held: Vec::new(),
+                max_frame_bytes,
+            },
+            CameraCodec::Mjpeg => {
+                StreamClock::Jpeg(FrameClock::new(Splitter::new(max_frame_bytes)))
+            }
+            CameraCodec::H264 => StreamClock::H264(AuClock::new(max_frame_bytes)),
+        }
+    }
+
+    /// Feeds one read that happened at `now` into `sink`. Returns how many
+    /// frames over the cap were dropped (the caller logs them), or the
+    /// reason the stream is refused (`sink.refused` is set then).
+    pub fn push(&mut self, bytes: &[u8], now: Instant, sink: &mut PushSink) -> Result<u64, String> {
+        if let StreamClock::Detecting {
+            held,
+            max_frame_bytes,
+        } = self
+        {
+            held.extend_from_slice(bytes);
+            let max = *max_frame_bytes;
+            let next = match detect_stream(held) {
+                StreamKind::H264 => StreamClock::H264(AuClock::new(max)),
+                StreamKind::Jpeg => StreamClock::Jpeg(FrameClock::new(Splitter::new(max))),
+                StreamKind::H265 => {
+                    sink.refused = true;
+                    return Err(crate::h264::Refusal::H265.to_string());
+                }
+                StreamKind::Unknown if held.len() >= CODEC_DETECTION_BYTES => {
+                    StreamClock::Jpeg(FrameClock::new(Splitter::new(max)))
+                }
+                StreamKind::Unknown => return Ok(0),
+            };
+            let first_bytes = std::mem::take(held);
+            *self = next;
+            return self.push(&first_bytes, now, sink);
+        }
+        match self {
+            StreamClock::Jpeg(clock) => Ok(clock.push(bytes, now, &mut sink.newest)),
+            StreamClock::H264(clock) => {
+                let dropped_before = clock.splitter().stats().oversize_dropped;
+                clock.push(bytes, now, &mut sink.access_units);
+                if let Some(refusal) = clock.refusal() {
+                    sink.refused = true;
+                    return Err(refusal.to_string());
+                }
+                Ok(clock.splitter().stats().oversize_dropped - dropped_before)
+            }
+            StreamClock::Detecting { .. } => Ok(0),
+        }
+    }
+
+    /// The H.264 side, once the stream is known to be H.264.
+    pub fn h264(&self) -> Option<&AuClock> {
+        match self {
+            StreamClock::H264(clock) => Some(clock),
+            _ => None,
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use super::controls::{self, ControlError};
 use super::exec::ExecSource;
 use super::http_source::HttpSource;
 use super::pipeline::{Camera, CameraSettings};
+use super::push::CameraCodec;
 use super::push::PushSource;
 use super::synthetic::SyntheticSource;
 use super::{without_credentials, FrameSource};
@@ -70,6 +71,8 @@ pub struct CameraEntry {
     pub control: Option<Vec<String>>,
     /// `camera-timeout`, seconds.
     pub camera_timeout: Option<f64>,
+    /// `camera-codec`: `auto`, `mjpeg` or `h264`.
+    pub codec: Option<String>,
 }
 
 impl CameraEntry {
@@ -114,6 +117,10 @@ pub struct CameraDefaults {
     pub camera_timeout: f64,
     /// `--max-frame-bytes` (push sources).
     pub max_frame_bytes: usize,
+    /// `--camera-codec`.
+    pub codec: String,
+    /// `--gop-cache-bytes`.
+    pub gop_cache_bytes: usize,
 }
 
 /// Everything needed to start one camera, resolved.
@@ -135,6 +142,10 @@ pub struct CameraPlan {
     pub camera_timeout: Duration,
     /// Largest frame a push camera may send.
     pub max_frame_bytes: usize,
+    /// What a push camera sends.
+    pub codec: CameraCodec,
+    /// An H.264 camera's GOP cache size.
+    pub gop_cache_bytes: usize,
 }
 
 /// Resolves every camera: names (`cam<position>` for unnamed ones, no
@@ -184,6 +195,8 @@ pub fn plan_cameras(
             None => camera_snapshot_name(&defaults.snapshot_name, &name, position),
         };
         let camera_timeout = entry.camera_timeout.unwrap_or(defaults.camera_timeout);
+        let codec = CameraCodec::parse(entry.codec.as_deref().unwrap_or(&defaults.codec))
+            .map_err(|e| format!("camera {name}: {e}"))?;
         plans.push(CameraPlan {
             snapshot_name,
             name,
@@ -203,6 +216,8 @@ pub fn plan_cameras(
             own_control: entry.control.is_some(),
             camera_timeout: camera_timeout_duration(camera_timeout)?,
             max_frame_bytes: defaults.max_frame_bytes,
+            codec,
+            gop_cache_bytes: defaults.gop_cache_bytes,
         });
     }
     for (later, plan) in plans.iter().enumerate() {
@@ -253,10 +268,23 @@ pub fn camera_timeout_duration(seconds: f64) -> Result<Duration, String> {
 }
 
 /// The ffmpeg command an `rtsp://` camera means: TCP transport (UDP loses
-/// packets on Wi-Fi), MJPEG out on stdout, decoding in the child.
-pub fn rtsp_command(url: &str) -> String {
+/// packets on Wi-Fi) and the camera's H.264 passed through untouched
+/// (`-c:v copy`; `dump_extra` repeats SPS and PPS before every IDR, so a
+/// consumer can start at any keyframe). No probing: with ffmpeg's default
+/// analysis the child sends nothing for 2 s and then a burst. With
+/// `--camera-codec mjpeg` the child decodes and sends MJPEG instead, as
+/// camloop did before it spoke H.264 (a core or more at 1080p).
+pub fn rtsp_command(url: &str, codec: CameraCodec) -> String {
     let quoted = shell_words::quote(url);
-    format!("ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i {quoted} -f mjpeg -q:v 5 -")
+    match codec {
+        CameraCodec::Mjpeg => format!(
+            "ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i {quoted} -f mjpeg -q:v 5 -"
+        ),
+        CameraCodec::Auto | CameraCodec::H264 => format!(
+            "ffmpeg -nostdin -loglevel error -analyzeduration 0 -probesize 32 \
+             -rtsp_transport tcp -i {quoted} -map 0:v:0 -c:v copy -bsf:v dump_extra -f h264 -"
+        ),
+    }
 }
 
 /// Starts the camera `plan` describes (a source that fails to open is
@@ -270,6 +298,7 @@ pub fn build_camera(plan: &CameraPlan) -> Result<Camera, String> {
         width: plan.frames.width,
         height: plan.frames.height,
         camera_timeout: plan.camera_timeout,
+        gop_cache_bytes: plan.gop_cache_bytes,
     };
     let mut camera = match push_source(plan)? {
         Some(push) => Camera::new_push(push, settings, Instant::now()),
@@ -341,13 +370,18 @@ fn push_source(plan: &CameraPlan) -> Result<Option<Box<dyn PushSource>>, String>
             "camera {}: {} runs `{}`",
             plan.name,
             without_credentials(source),
-            rtsp_command(&without_credentials(source))
+            rtsp_command(&without_credentials(source), plan.codec)
         );
-        rtsp_command(source)
+        rtsp_command(source, plan.codec)
     } else {
         return Ok(None);
     };
-    let source = ExecSource::parse(&command, plan.max_frame_bytes)?;
+    // An rtsp:// child is told what it sends; an exec: one may be either.
+    let codec = match plan.codec {
+        CameraCodec::Auto if !source.starts_with("exec:") => CameraCodec::H264,
+        codec => codec,
+    };
+    let source = ExecSource::parse(&command, plan.max_frame_bytes, codec)?;
     Ok(Some(Box::new(source)))
 }
 
@@ -445,6 +479,8 @@ mod tests {
             snapshot_name: "pic2.jpg".to_string(),
             control: Vec::new(),
             camera_timeout: 5.0,
+            codec: "auto".to_string(),
+            gop_cache_bytes: 1 << 20,
             max_frame_bytes: 1 << 20,
         }
     }

@@ -13,6 +13,7 @@
 //! |-----------|-------------------------|--------------------------|
 //! | GET, HEAD | `/`, `/index.html`      | [`Route::Page`]          |
 //! | GET, HEAD | `/stream.mjpg[?fps=N]`  | [`Route::Stream`]        |
+//! | GET, HEAD | `/stream.h264`          | [`Route::StreamH264`]    |
 //! | GET, HEAD | `/snapshot.jpg`         | [`Route::Snapshot`]      |
 //! | GET, HEAD | `/snapshots/latest.jpg` | [`Route::LatestSnapshot`]|
 //! | POST      | `/capture`              | [`Route::Capture`]       |
@@ -61,6 +62,9 @@ pub enum Route {
         /// `?fps=N`, N ≥ 1.
         fps: Option<u32>,
     },
+    /// The H.264 stream as raw Annex-B (`video/h264`): what ffplay,
+    /// `ffmpeg -i`, VLC and go2rtc's HTTP source read.
+    StreamH264,
     /// A JPEG of a frame grabbed after the request arrived.
     Snapshot,
     /// The last snapshot written to disk.
@@ -122,6 +126,7 @@ impl Route {
         matches!(
             self,
             Route::Stream { .. }
+                | Route::StreamH264
                 | Route::Snapshot
                 | Route::State
                 | Route::Capture
@@ -193,6 +198,7 @@ fn camera_and_path(head: &RequestHead) -> (CameraChoice, Route) {
         ("stream.mjpg", _) => Route::Stream {
             fps: viewer_fps(head),
         },
+        ("stream.h264", _) => Route::StreamH264,
         ("snapshot.jpg", _) => Route::Snapshot,
         ("snapshots/latest.jpg", _) => Route::LatestSnapshot,
         ("capture", _) => Route::Capture,
@@ -219,6 +225,7 @@ fn default_camera_path(head: &RequestHead) -> (CameraChoice, Route) {
         "/stream.mjpg" => Route::Stream {
             fps: viewer_fps(head),
         },
+        "/stream.h264" => Route::StreamH264,
         "/snapshot.jpg" => Route::Snapshot,
         "/snapshots/latest.jpg" => Route::LatestSnapshot,
         "/state" => Route::State,

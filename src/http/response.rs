@@ -168,9 +168,17 @@ pub fn mjpeg_stream_head() -> Vec<u8> {
 
 /// [`mjpeg_stream_head`] with `extra_headers` (CORS).
 pub fn mjpeg_stream_head_with(extra_headers: &[(&str, &str)]) -> Vec<u8> {
+    stream_head(
+        &format!("multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}"),
+        extra_headers,
+    )
+}
+
+/// A stream's head: 200, never cached, the body runs until the close.
+fn stream_head(content_type: &str, extra_headers: &[(&str, &str)]) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 200 OK\r\n\
-         Content-Type: multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}\r\n\
+         Content-Type: {content_type}\r\n\
          Cache-Control: no-store\r\n\
          Connection: close\r\n"
     );
@@ -180,6 +188,16 @@ pub fn mjpeg_stream_head_with(extra_headers: &[(&str, &str)]) -> Vec<u8> {
     head.push_str("\r\n");
     head.into_bytes()
 }
+
+/// The head of `/stream.h264`: raw Annex-B until the connection closes,
+/// no length and no framing (which is what players of an H.264 "file"
+/// over HTTP read).
+pub fn h264_stream_head_with(extra_headers: &[(&str, &str)]) -> Vec<u8> {
+    stream_head(CONTENT_TYPE_H264, extra_headers)
+}
+
+/// The H.264 elementary stream, Annex-B byte stream format.
+pub const CONTENT_TYPE_H264: &str = "video/h264";
 
 /// The first delimiter of a stream, sent right after [`mjpeg_stream_head`]
 /// (for GET, not HEAD). From then on every part is

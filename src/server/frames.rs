@@ -18,6 +18,7 @@ use super::connection::ConnRef;
 use super::core::{Core, FrameOutcome};
 use super::http_session::Offer;
 use super::session::{live_entry, Entry};
+use crate::camera::h264_stream::SharedAu;
 use crate::camera::pipeline::{Fresh, SharedFrame};
 use crate::camera::CameraError;
 use crate::snapshot::SavedSnapshot;
@@ -161,5 +162,47 @@ pub fn camera_ready(
     let streaming = served.is_streaming();
     if let Some(frame) = served.camera.on_ready(registry, token, now, streaming) {
         broadcast(connections, core, camera, &frame, now, to_drive);
+    }
+    let access_units = core.cameras[camera].camera.take_access_units();
+    if !access_units.is_empty() {
+        broadcast_access_units(connections, core, camera, &access_units, now, to_drive);
+    }
+}
+
+/// Offers a camera's new H.264 access units, in order, to each of its
+/// H.264 viewers: every one, or none until the next IDR for a viewer that
+/// fell behind (the skip-to-IDR rule). The bytes are shared, never copied.
+pub fn broadcast_access_units(
+    connections: &mut Slab<Entry>,
+    core: &mut Core,
+    camera: usize,
+    access_units: &[SharedAu],
+    now: Instant,
+    to_drive: &mut Vec<ConnRef>,
+) {
+    let served = &mut core.cameras[camera];
+    let last_idr_bytes = served
+        .camera
+        .gop_cache()
+        .map_or(0, |gop| gop.last_idr_bytes);
+    for &viewer in &served.viewers {
+        let Some(Entry { conn, session }) = live_entry(connections, viewer) else {
+            continue;
+        };
+        let mut cx = conn.context(viewer.key);
+        let mut sent_any = false;
+        for au in access_units {
+            match session.offer_au(&mut cx, au, last_idr_bytes, now) {
+                Offer::NotViewing => break,
+                Offer::Sent => {
+                    served.counters.frames_sent += 1;
+                    sent_any = true;
+                }
+                Offer::Skipped => served.counters.frames_dropped += 1,
+            }
+        }
+        if sent_any {
+            to_drive.push(viewer);
+        }
     }
 }

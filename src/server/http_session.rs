@@ -15,13 +15,15 @@ use super::control::constant_time_eq;
 use super::core::{Core, FrameOutcome, ServerConfig};
 use super::state_view;
 use crate::camera::controls::ControlError;
-use crate::camera::pipeline::SharedFrame;
+use crate::camera::h264_stream::SharedAu;
+use crate::camera::pipeline::{Codec, SharedFrame};
+use crate::h264::follow::{Admit, AuFollower, Offered};
 use crate::http::request::{Method, RequestHead, RequestReader};
 use crate::http::response::{
     self, capture_json, cors_headers, error_json, error_response, error_response_to,
-    mjpeg_part_headers, mjpeg_stream_head_with, preflight_response, snapshot_response_head,
-    unauthorized_response, FrameStamp, CONTENT_TYPE_HTML, CONTENT_TYPE_JSON, CONTENT_TYPE_METRICS,
-    MJPEG_FIRST_DELIMITER, MJPEG_PART_END, NO_STORE,
+    h264_stream_head_with, mjpeg_part_headers, mjpeg_stream_head_with, preflight_response,
+    snapshot_response_head, unauthorized_response, FrameStamp, CONTENT_TYPE_HTML,
+    CONTENT_TYPE_JSON, CONTENT_TYPE_METRICS, MJPEG_FIRST_DELIMITER, MJPEG_PART_END, NO_STORE,
 };
 use crate::http::{is_preflight, target, CameraChoice, Route, PAGE_HTML};
 
@@ -48,6 +50,17 @@ enum HttpState {
     },
     /// Receiving `/stream.mjpg` until it disconnects.
     Streaming(Viewer),
+    /// Receiving `/stream.h264` until it disconnects: every access unit in
+    /// order, or none until the next IDR (the skip-to-IDR rule).
+    StreamingH264 {
+        /// The camera it watches.
+        camera: usize,
+        /// Its place in the stream.
+        follower: AuFollower,
+        /// Whether anything was sent yet: the first access unit carries the
+        /// SPS and PPS a decoder needs to start.
+        started: bool,
+    },
 }
 
 /// Per-viewer stream state.
@@ -114,15 +127,16 @@ impl HttpSession {
         !matches!(self.state, HttpState::AwaitingFrame { .. })
     }
 
-    /// Whether this connection receives an MJPEG stream.
+    /// Whether this connection receives a stream (MJPEG or H.264).
     pub fn is_viewer(&self) -> bool {
-        matches!(self.state, HttpState::Streaming(_))
+        self.viewed_camera().is_some()
     }
 
     /// The camera whose stream this connection receives, if any.
     pub fn viewed_camera(&self) -> Option<usize> {
         match &self.state {
             HttpState::Streaming(viewer) => Some(viewer.camera),
+            HttpState::StreamingH264 { camera, .. } => Some(*camera),
             _ => None,
         }
     }
@@ -287,7 +301,7 @@ impl HttpSession {
             },
             // Without a camera there will never be a frame: say so rather
             // than leave a viewer waiting on an empty stream.
-            Route::Snapshot | Route::Capture | Route::Stream { .. }
+            Route::Snapshot | Route::Capture | Route::Stream { .. } | Route::StreamH264
                 if !served.camera.is_present() =>
             {
                 core.counters.errors += 1;
@@ -326,6 +340,48 @@ impl HttpSession {
                     last_seq: 0,
                     in_flight: None,
                 });
+            }
+            Route::StreamH264 if served.camera.codec() == Codec::Jpeg => {
+                core.counters.errors += 1;
+                let body = error_json(&format!(
+                    "camera: {} sends MJPEG; H.264 from it needs the H.264 encoder \
+                     (--h264-encoder), which this version does not have yet",
+                    served.camera.name()
+                ));
+                respond(cx, 415, CONTENT_TYPE_JSON, body.as_bytes());
+            }
+            Route::StreamH264 => {
+                cx.output.push_bytes(&h264_stream_head_with(&cors_headers));
+                if method == Method::Head {
+                    cx.close_after_flush();
+                    return;
+                }
+                served.viewers.push(cx.conn);
+                log::debug!(
+                    "http client {} started an H.264 stream of camera {}",
+                    cx.peer,
+                    served.camera.name()
+                );
+                self.state = HttpState::StreamingH264 {
+                    camera,
+                    follower: AuFollower::new(),
+                    started: false,
+                };
+                // The GOP cache at once: the viewer's first picture is the
+                // cached IDR, not the next one. Its units were ready long
+                // ago, but for this viewer only now.
+                let cached: Vec<SharedAu> = served
+                    .camera
+                    .gop_cache()
+                    .map(|gop| gop.units().to_vec())
+                    .unwrap_or_default();
+                for au in &cached {
+                    let fresh = SharedAu {
+                        ready_at: now,
+                        ..au.clone()
+                    };
+                    self.offer_au(cx, &fresh, 0, now);
+                }
             }
             Route::NotFound => fail(cx, core, &error_response_to(method, 404, &[])),
             Route::MethodNotAllowed { allow } => {
@@ -443,20 +499,65 @@ impl HttpSession {
         Offer::Sent
     }
 
-    /// After a write: if the part in flight has been handed to the kernel
-    /// whole, how long after its frame was ready that happened.
+    /// Offers an H.264 access unit to an H.264 viewer, under the
+    /// skip-to-IDR rule ([`AuFollower`]). `unsent_bytes` is what the viewer
+    /// has queued beyond `cx`'s output (0: the output says it all).
+    pub fn offer_au(
+        &mut self,
+        cx: &mut Context,
+        au: &SharedAu,
+        last_idr_bytes: usize,
+        now: Instant,
+    ) -> Offer {
+        let HttpState::StreamingH264 {
+            follower, started, ..
+        } = &mut self.state
+        else {
+            return Offer::NotViewing;
+        };
+        let offered = Offered {
+            keyframe: au.keyframe,
+            follows_gap: au.follows_gap,
+        };
+        let unsent = cx.output.pending_bytes();
+        if follower.offer(offered, unsent, last_idr_bytes, now) == Admit::Skip {
+            return Offer::Skipped;
+        }
+        if !*started {
+            *started = true;
+            let prefix = au.parameter_sets_prefix();
+            if !prefix.is_empty() {
+                cx.output.push_bytes(&prefix);
+            }
+        }
+        cx.output.push_shared(au.data.clone());
+        follower.queued(cx.output.queued_total(), au.ready_at);
+        Offer::Sent
+    }
+
+    /// After a write: for each frame or access unit now handed to the
+    /// kernel whole, how long after it was ready that happened.
     /// (The clock is read here, not taken from the iteration's start: the
     /// frame may have been made later in the same iteration.)
-    pub fn part_sent(&mut self, written_total: u64) -> Option<Duration> {
-        let HttpState::Streaming(viewer) = &mut self.state else {
-            return None;
-        };
-        let (end, ready_at) = viewer.in_flight?;
-        if written_total < end {
-            return None;
+    pub fn parts_sent(&mut self, written_total: u64, mut sent: impl FnMut(Duration)) {
+        match &mut self.state {
+            HttpState::Streaming(viewer) => {
+                let Some((end, ready_at)) = viewer.in_flight else {
+                    return;
+                };
+                if written_total >= end {
+                    viewer.in_flight = None;
+                    sent(Instant::now().saturating_duration_since(ready_at));
+                }
+            }
+            HttpState::StreamingH264 { follower, .. } => {
+                let now = Instant::now();
+                follower.written(written_total, |ready_at| {
+                    sent(now.saturating_duration_since(ready_at));
+                });
+            }
+            _ => {}
         }
-        viewer.in_flight = None;
-        Some(Instant::now().saturating_duration_since(ready_at))
     }
 }
 

@@ -20,6 +20,7 @@ use super::connection::{
 use super::control::ControlSession;
 use super::core::{Core, FrameOutcome};
 use super::http_session::{HttpSession, Offer, VIEWER_UNSENT_LIMIT_BYTES};
+use crate::camera::h264_stream::SharedAu;
 use crate::camera::pipeline::SharedFrame;
 
 /// The protocol spoken on a connection.
@@ -97,6 +98,20 @@ impl Session {
         match self {
             Session::Control(control) => control.frame_ready(cx, core, outcome),
             Session::Http(http) => http.frame_ready(cx, core, outcome),
+        }
+    }
+
+    /// Offers an H.264 access unit; only HTTP H.264 viewers take it.
+    pub fn offer_au(
+        &mut self,
+        cx: &mut Context,
+        au: &SharedAu,
+        last_idr_bytes: usize,
+        now: Instant,
+    ) -> Offer {
+        match self {
+            Session::Http(http) => http.offer_au(cx, au, last_idr_bytes, now),
+            Session::Control(_) => Offer::NotViewing,
         }
     }
 
@@ -199,9 +214,10 @@ impl Entry {
         // Whatever this turn stocked and did not use goes back to the loop.
         self.conn.output.release(&mut core.spare_output);
         if let Session::Http(http) = &mut self.session {
-            if let Some(age) = http.part_sent(self.conn.output.written_total()) {
-                core.frame_send_age.record(age);
-            }
+            let frame_send_age = &mut core.frame_send_age;
+            http.parts_sent(self.conn.output.written_total(), |age| {
+                frame_send_age.record(age)
+            });
         }
         if self.session.is_viewer() && !self.conn.unsent_limited {
             self.conn
