@@ -557,7 +557,7 @@ fn three_kinds_of_camera_in_one_server_each_route_and_request_reaches_its_own() 
         assert_sample(
             &metrics,
             &format!(
-                "camloop_camera_info{{camera=\"{}\",source=\"{}\"}}",
+                "camloop_camera_info{{camera=\"{}\",source=\"{}\",codec=\"mjpeg\"}}",
                 cam.name, cam.source
             ),
             "1",

@@ -162,14 +162,15 @@ fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
         out,
         "camloop_camera_info",
         "gauge",
-        "Always 1, one series per camera; its labels carry the camera's name and source.",
+        "Always 1, one series per camera; its labels carry the camera's name, source and codec.",
     )?;
     for camera in &s.cameras {
         writeln!(
             out,
-            "camloop_camera_info{{camera=\"{}\",source=\"{}\"}} 1",
+            "camloop_camera_info{{camera=\"{}\",source=\"{}\",codec=\"{}\"}} 1",
             label_value(&camera.name),
-            label_value(&camera.source)
+            label_value(&camera.source),
+            camera.codec
         )?;
     }
     gauge(
@@ -366,6 +367,14 @@ fn write_camera_metrics(out: &mut String, cameras: &[CameraView]) -> fmt::Result
         "camloop_encode_seconds",
         "Time one JPEG encode took.",
         &labelled(|c| &c.encode_us),
+    )?;
+    histogram(
+        out,
+        "camloop_au_complete_delay_seconds",
+        "An H.264 camera's access units: from the read that brought the last byte to the \
+         one that showed it complete (Annex-B has no lengths: the next access unit's start \
+         ends it).",
+        &labelled(|c| &c.au_complete_delay_us),
     )
 }
 

@@ -517,6 +517,12 @@ pub struct CameraView {
     pub grab_us: HistogramView,
     /// Time in retrieve() plus encode, µs.
     pub encode_us: HistogramView,
+    /// What its frames are: `mjpeg`, `h264`, or `none` before a push
+    /// camera has sent anything.
+    pub codec: &'static str,
+    /// An H.264 camera's access units: from the read that brought the last
+    /// byte to the one that showed it complete, µs.
+    pub au_complete_delay_us: HistogramView,
 }
 
 /// Everything `/state` and `/metrics` report, copied out of the server at the
@@ -617,6 +623,8 @@ fn write_camera_keys(out: &mut String, c: &CameraView) -> fmt::Result {
     write!(out, ",\"camera_ok\":{}", c.ok)?;
     out.push_str(",\"camera_error\":");
     push_json_optional_string(out, c.error.as_deref());
+    out.push_str(",\"codec\":");
+    push_json_string(out, c.codec);
     write!(
         out,
         ",\"width\":{},\"height\":{},\"fps\":{},\"fps_x100\":{}",

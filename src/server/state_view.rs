@@ -208,6 +208,7 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
 /// One camera's numbers.
 fn camera_view(served: &ServedCamera, now: Instant, detail: Detail) -> CameraView {
     let camera = &served.camera;
+    let h264 = camera.h264_feed();
     let status = camera.status(now);
     let counters = &served.counters;
     CameraView {
@@ -255,9 +256,35 @@ fn camera_view(served: &ServedCamera, now: Instant, detail: Detail) -> CameraVie
                 "camloop_camera_timeout_seconds",
                 "A camera that delivers no frame this long is restarted (--camera-timeout).",
             ),
+            Reading::counter(
+                "keyframes",
+                h264.map_or(0, |feed| feed.keyframes),
+                "camloop_keyframes_total",
+                "IDR access units an H.264 camera sent (0 for JPEG cameras).",
+            ),
+            Reading::gauge(
+                "gop_frames",
+                h264.map_or(0, |feed| feed.gop.last_gop_frames),
+                "camloop_gop_frames",
+                "Access units in an H.264 camera's last complete GOP, its IDR included.",
+            ),
+            Reading::gauge(
+                "bitrate_bps",
+                h264.map_or(0, |feed| feed.bitrate_bps(now)),
+                "camloop_bitrate_bits_per_second",
+                "An H.264 camera's bitrate over the last 2 s.",
+            ),
+            Reading::in_histogram(
+                "au_complete_delay_us_p99",
+                h264.map_or(0, |feed| feed.complete_delay.quantile_micros(0.99)),
+            ),
         ],
         grab_us: detail.histogram(&camera.grab_time),
         encode_us: detail.histogram(&camera.encode_time),
+        codec: camera.codec().name(),
+        au_complete_delay_us: h264.map_or_else(HistogramView::default, |feed| {
+            detail.histogram(&feed.complete_delay)
+        }),
     }
 }
 
@@ -317,15 +344,25 @@ fn camera_line(numbers: &Numbers, camera: usize) -> String {
             _ => {}
         }
     }
-    let rest: String = [
+    // Keys added later go at the end, in the order the camera lists them.
+    let placed = |key: &str| more.iter().any(|(k, _)| *k == key);
+    let later: Vec<(&str, u64)> = c
+        .more
+        .iter()
+        .filter(|reading| !placed(reading.key))
+        .map(|reading| (reading.key, reading.value))
+        .collect();
+    let mut rest: String = [
         ("frames_sent", c.frames_sent),
         ("frames_dropped", c.frames_dropped),
         ("viewers_dropped", c.viewers_dropped),
     ]
     .into_iter()
-    .chain(more)
+    .chain(more.iter().copied())
+    .chain(later)
     .map(|(key, value)| format!(" {key}={value}"))
     .collect();
+    rest.push_str(&format!(" codec={}", c.codec));
     format!(
         "OK clients={} clients_max={clients_max} uptime_s={} camera={} camera_ok={} \
          width={} height={} fps_x100={} frames_grabbed={} frames_encoded={} snapshots={} \
