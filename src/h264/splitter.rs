@@ -161,7 +161,8 @@ pub struct SplitterStats {
     /// Times an SPS or PPS differed from the one before it (the first ones
     /// count).
     pub parameter_set_changes: u64,
-    /// Bytes pushed after a [`Refusal`], not looked at.
+    /// Bytes pushed after a [`Refusal`], not looked at. (Those left in the
+    /// read that showed the reason are not counted.)
     pub refused_bytes: u64,
 }
 
@@ -399,7 +400,6 @@ impl AnnexBSplitter {
             }
         }
         if self.refusal.is_some() {
-            self.stats.refused_bytes += (input.len() - at) as u64;
             at = input.len();
         }
         self.input = input;
