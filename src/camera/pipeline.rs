@@ -1525,3 +1525,157 @@ mod control_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod h264_tests {
+    use super::*;
+    use crate::camera::h264_stream::TimedAu;
+    use crate::h264::AccessUnit;
+    use std::cell::RefCell;
+
+    /// What a scripted source hands out on its next readiness event.
+    enum Script {
+        Units(Vec<(bool, bool)>),
+        Refuse,
+    }
+
+    /// A push source that hands out scripted H.264 access units
+    /// (`(keyframe, follows_gap)`), one batch per `on_ready`.
+    struct Scripted {
+        batches: Rc<RefCell<VecDeque<Script>>>,
+    }
+
+    impl PushSource for Scripted {
+        fn name(&self) -> String {
+            "scripted".to_string()
+        }
+        fn start(&mut self, _: &Registry, _: SourceTokens, _: Instant) -> Result<(), CameraError> {
+            Ok(())
+        }
+        fn on_ready(
+            &mut self,
+            _: &Registry,
+            _: Token,
+            now: Instant,
+            sink: &mut PushSink,
+        ) -> Result<(), CameraError> {
+            match self.batches.borrow_mut().pop_front() {
+                Some(Script::Units(units)) => {
+                    for (keyframe, follows_gap) in units {
+                        let nal_type = if keyframe { 0x65 } else { 0x41 };
+                        sink.access_units.push(TimedAu {
+                            au: AccessUnit {
+                                data: vec![0, 0, 0, 1, nal_type, 0x88],
+                                keyframe,
+                                follows_gap,
+                                parameter_sets_changed: false,
+                            },
+                            started_at: now,
+                            complete_delay: Duration::from_millis(33),
+                        });
+                    }
+                    Ok(())
+                }
+                Some(Script::Refuse) => {
+                    sink.refused = true;
+                    Err(CameraError::new("H.265 is not supported"))
+                }
+                None => Ok(()),
+            }
+        }
+        fn stop(&mut self, _: &Registry) {}
+    }
+
+    fn settings() -> CameraSettings {
+        CameraSettings {
+            name: "cam0".to_string(),
+            fps: 30,
+            idle_fps: 5,
+            jpeg_quality: 70,
+            width: 64,
+            height: 48,
+            camera_timeout: Duration::from_secs(1),
+            gop_cache_bytes: 1 << 20,
+        }
+    }
+
+    fn scripted_camera(script: Vec<Script>, poll: &mio::Poll, start: Instant) -> Camera {
+        let batches = Rc::new(RefCell::new(script.into_iter().collect()));
+        let mut camera = Camera::new_push(Box::new(Scripted { batches }), settings(), start);
+        let tokens = SourceTokens {
+            frames: Token(1),
+            aux: Token(2),
+        };
+        camera.attach(poll.registry(), tokens, start);
+        camera
+    }
+
+    #[test]
+    fn every_access_unit_reaches_the_server_in_order_and_the_gop_cache_starts_at_an_idr() {
+        let poll = mio::Poll::new().unwrap();
+        let start = Instant::now();
+        let script = vec![
+            Script::Units(vec![(false, false), (true, false), (false, false)]),
+            Script::Units(vec![(false, false)]),
+        ];
+        let mut camera = scripted_camera(script, &poll, start);
+        assert_eq!(camera.codec(), Codec::Unknown);
+        assert!(camera
+            .on_ready(poll.registry(), Token(1), start, true)
+            .is_none());
+        let first: Vec<u64> = camera.take_access_units().iter().map(|au| au.seq).collect();
+        assert_eq!(first, vec![1, 2, 3], "every one, not only the newest");
+        camera.on_ready(poll.registry(), Token(1), start, true);
+        assert_eq!(camera.take_access_units().len(), 1);
+        assert!(camera.take_access_units().is_empty(), "handed out once");
+        assert_eq!(camera.codec(), Codec::H264);
+        let cached: Vec<u64> = camera
+            .gop_cache()
+            .unwrap()
+            .units()
+            .iter()
+            .map(|au| au.seq)
+            .collect();
+        assert_eq!(cached, vec![2, 3, 4], "from the IDR on");
+        assert!(camera.status(start).ok);
+        assert_eq!(camera.h264_feed().unwrap().keyframes, 1);
+        // No JPEG comes from an H.264 camera yet: a clear error at once.
+        match camera.fresh_for(start, 0, start) {
+            Fresh::Failed(error) => assert!(error.0.contains("H.264"), "{error}"),
+            _ => panic!("an H.264 camera cannot answer a snapshot"),
+        }
+    }
+
+    #[test]
+    fn no_idr_for_twice_the_camera_timeout_is_not_ok() {
+        let poll = mio::Poll::new().unwrap();
+        let start = Instant::now();
+        let script = vec![
+            Script::Units(vec![(true, false)]),
+            Script::Units(vec![(false, false)]),
+        ];
+        let mut camera = scripted_camera(script, &poll, start);
+        camera.on_ready(poll.registry(), Token(1), start, false);
+        let late = start + 2 * settings().camera_timeout;
+        camera.on_ready(poll.registry(), Token(1), late, false);
+        let status = camera.status(late);
+        assert!(!status.ok);
+        assert!(status.error.unwrap().contains("no IDR"));
+        assert!(camera.status(late - Duration::from_millis(1)).ok);
+    }
+
+    #[test]
+    fn a_refused_stream_is_retried_after_the_refusal_interval_not_the_backoff() {
+        let poll = mio::Poll::new().unwrap();
+        let start = Instant::now();
+        let mut camera = scripted_camera(vec![Script::Refuse], &poll, start);
+        camera.on_ready(poll.registry(), Token(1), start, false);
+        let status = camera.status(start);
+        assert!(!status.ok);
+        assert!(status.error.unwrap().contains("H.265"));
+        assert_eq!(
+            camera.next_deadline(false),
+            Some(start + REFUSED_RETRY_INTERVAL)
+        );
+    }
+}
