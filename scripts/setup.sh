@@ -3,7 +3,8 @@
 # is missing. Safe to run again: with everything present it changes nothing.
 #
 #   scripts/setup.sh          build dependencies (Rust, OpenCV, clang for its bindings)
-#   scripts/setup.sh test     also what the test suite uses (chromium, ffmpeg, node, redis, promtool)
+#   scripts/setup.sh test     also what the test suite uses (chromium, ffmpeg, node, redis,
+#                             promtool, GStreamer's RTSP server)
 #   scripts/setup.sh soak     also what scripts/soak.sh uses (ffmpeg, python3, curl, procps)
 #
 # CAMLOOP_NO_OPENCV=1 skips OpenCV and clang (for `cargo build --no-default-features`).
@@ -30,6 +31,11 @@ if [ "$mode" = test ]; then
     # of these. `systemctl disable --now prometheus` stops that server if
     # you only want the tool.
     packages+=(prometheus)
+    # GStreamer's RTSP server through Debian's python3 (python3-gi): the rtsp://
+    # camera of tests/h264_stream.rs (tests/rtsp_server.py); base and good for
+    # multifilesrc and rtph264pay, bad for h264parse.
+    packages+=(python3-gi gir1.2-gst-rtsp-server-1.0)
+    packages+=(gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
     command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 if [ "$mode" = soak ]; then
