@@ -16,13 +16,17 @@
 //!   do), byte 1 seeds the read sizes, byte 2 picks the frame cap (even:
 //!   the default, odd: 32 times the byte, so `a` is 3104 bytes), the rest
 //!   is the stream (in mode 3: after that first line).
+//! - `annexb_splitter`: byte 0 seeds the read sizes, byte 1 picks the AU cap
+//!   (even: the default, odd: 32 times the byte), the rest is the H.264
+//!   Annex-B stream.
 //!
 //! Each harness cuts the stream into reads the way a socket might, feeds
 //! them to the sans-IO parser the server uses, and panics when an invariant
 //! the event loop relies on breaks. Besides "no panic", two oracles need no
 //! second implementation: in line framing, and for HTTP, the result must not
 //! depend on how the stream was cut, so a cut stream is compared with the
-//! same stream fed whole.
+//! same stream fed whole. The MJPEG and H.264 splitters get the same
+//! oracle.
 //!
 //! The harnesses reach the request vocabulary only through the public
 //! functions the server calls ([`Decoder`] and its `parse_command`, and
@@ -40,6 +44,13 @@
 //!   password that was encoded into it (checked against a base64 encoder
 //!   here, a second implementation).
 
+use camloop::h264::nal::{
+    is_corrupt_header, is_vcl, nal_unit_type, IDR_SLICE, PPS, SPS, START_CODE,
+};
+use camloop::h264::{
+    detect_stream, parse_sps, AccessUnit, AnnexBSplitter, ParameterSets, Refusal, StreamKind,
+    DEFAULT_MAX_AU_BYTES,
+};
 use camloop::http::request::{
     HttpError, Method, RequestHead, RequestReader, MAX_BODY_BYTES, MAX_HEAD_BYTES,
 };
@@ -405,4 +416,127 @@ fn check_frame(frame: &Frame, cap: usize) {
     if !by_length {
         assert_eq!(jpeg_end(&frame.jpeg), Some(frame.jpeg.len()));
     }
+}
+
+// ---------------------------------------------------------------------------
+// H.264
+
+/// What splitting an Annex-B stream gives: the AUs, the parameter sets
+/// after each, and the splitter's state at the end.
+#[derive(Debug, PartialEq)]
+struct AnnexBSplit {
+    aus: Vec<AccessUnit>,
+    sets: Vec<Option<ParameterSets>>,
+    stats: camloop::h264::SplitterStats,
+    refusal: Option<Refusal>,
+}
+
+/// Fuzzes [`AnnexBSplitter`] as a push camera drives it: push one read,
+/// take AUs out until `None`, finish at the end of the stream.
+pub fn annexb_splitter(data: &[u8]) {
+    let [seed, cap_byte, stream @ ..] = data else {
+        return;
+    };
+    let cap = if cap_byte % 2 == 0 {
+        DEFAULT_MAX_AU_BYTES
+    } else {
+        32 * usize::from(*cap_byte)
+    };
+    let cut = aus_in_reads(stream, &mut ReadSizes::new(*seed), cap);
+    let whole = aus_in_reads(stream, &mut Whole, cap);
+    assert!(cut == whole, "splitting must not depend on the read sizes");
+    let split = cut;
+    let stats = split.stats;
+    assert_eq!(stats.access_units, split.aus.len() as u64);
+    assert_eq!(
+        stats.au_bytes,
+        split.aus.iter().map(|au| au.data.len() as u64).sum::<u64>()
+    );
+    assert_eq!(
+        stats.keyframes,
+        split.aus.iter().filter(|au| au.keyframe).count() as u64
+    );
+    for au in &split.aus {
+        check_au(au, cap);
+    }
+    for sets in split.sets.iter().flatten() {
+        assert_eq!(nal_unit_type(sets.sps[0]), SPS);
+        assert_eq!(nal_unit_type(sets.pps[0]), PPS);
+        assert_eq!(parse_sps(&sets.sps), Ok(sets.info));
+        assert_eq!(sets.info.max_num_reorder_frames.unwrap_or(0), 0);
+    }
+    // Nothing lost, no gap.
+    let lost = stats.garbage_bytes
+        + stats.oversize_dropped
+        + stats.corrupt_dropped
+        + stats.truncated_dropped;
+    if lost == 0 {
+        assert!(split.aus.iter().all(|au| !au.follows_gap));
+    }
+    // What detection calls H.265 the splitter refuses.
+    if detect_stream(stream) == StreamKind::H265 {
+        assert_eq!(split.refusal, Some(Refusal::H265));
+        assert!(split.aus.is_empty());
+    }
+}
+
+fn aus_in_reads(mut stream: &[u8], sizes: &mut dyn NextRead, cap: usize) -> AnnexBSplit {
+    let mut splitter = AnnexBSplitter::new(cap);
+    let mut split = AnnexBSplit {
+        aus: Vec::new(),
+        sets: Vec::new(),
+        stats: Default::default(),
+        refusal: None,
+    };
+    while !stream.is_empty() {
+        let (read, rest) = stream.split_at(sizes.next().min(stream.len()));
+        stream = rest;
+        splitter.push(read);
+        while let Some(au) = splitter.next_au() {
+            assert!(splitter.refusal().is_none(), "no AU after a refusal");
+            split.sets.push(splitter.parameter_sets().cloned());
+            split.aus.push(au);
+        }
+        // One unfinished AU under the cap, and the first two bytes of the
+        // NAL unit that will tell whether it starts the next.
+        assert!(splitter.buffered_bytes() <= cap + 2);
+    }
+    splitter.finish();
+    assert_eq!(splitter.buffered_bytes(), 0);
+    assert!(splitter.next_au().is_none());
+    split.stats = *splitter.stats();
+    split.refusal = splitter.refusal();
+    split
+}
+
+/// What a consumer of the splitter may assume about an AU.
+fn check_au(au: &AccessUnit, cap: usize) {
+    assert!(au.data.starts_with(&START_CODE));
+    assert!(au.data.len() <= cap);
+    let nals: Vec<&[u8]> = au.nal_units().collect();
+    // Rebuilt from its NAL units with four-byte start codes, it is itself:
+    // no empty NAL unit, no stray zero bytes.
+    let rebuilt: Vec<u8> = nals
+        .iter()
+        .flat_map(|nal| START_CODE.iter().chain(nal.iter()))
+        .copied()
+        .collect();
+    assert_eq!(rebuilt, au.data);
+    assert!(nals.iter().all(|nal| !is_corrupt_header(nal[0])));
+    let types: Vec<u8> = nals.iter().map(|nal| nal_unit_type(nal[0])).collect();
+    assert_eq!(au.keyframe, types.contains(&IDR_SLICE), "{types:?}");
+    // One picture: exactly one slice that starts at macroblock 0
+    // (`first_mb_in_slice` 0 is the single bit 1), and no slice before it.
+    let slices: Vec<&[u8]> = nals
+        .iter()
+        .copied()
+        .filter(|nal| is_vcl(nal_unit_type(nal[0])))
+        .collect();
+    assert!(slices.iter().all(|slice| slice.len() >= 2));
+    assert!(slices[0][1] & 0x80 != 0, "{types:?}");
+    assert_eq!(
+        slices.iter().filter(|slice| slice[1] & 0x80 != 0).count(),
+        1,
+        "{types:?}"
+    );
 }

@@ -56,6 +56,11 @@ fn mjpeg_splitter_corpus_replays_cleanly() {
 }
 
 #[test]
+fn annexb_splitter_corpus_replays_cleanly() {
+    replay("annexb_splitter", harness::annexb_splitter);
+}
+
+#[test]
 fn every_corpus_directory_has_a_replay_test() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let mut targets: Vec<String> = fs::read_dir(corpus)
@@ -71,6 +76,11 @@ fn every_corpus_directory_has_a_replay_test() {
     targets.sort();
     assert_eq!(
         targets,
-        ["control_parser", "http_request", "mjpeg_splitter"]
+        [
+            "annexb_splitter",
+            "control_parser",
+            "http_request",
+            "mjpeg_splitter"
+        ]
     );
 }

@@ -161,8 +161,7 @@ pub struct SplitterStats {
     /// Times an SPS or PPS differed from the one before it (the first ones
     /// count).
     pub parameter_set_changes: u64,
-    /// Bytes pushed after a [`Refusal`], not looked at. (Those left in the
-    /// read that showed the reason are not counted.)
+    /// Bytes after the one that showed a [`Refusal`], not looked at.
     pub refused_bytes: u64,
 }
 
@@ -400,6 +399,7 @@ impl AnnexBSplitter {
             }
         }
         if self.refusal.is_some() {
+            self.stats.refused_bytes += (input.len() - at) as u64;
             at = input.len();
         }
         self.input = input;
@@ -460,7 +460,11 @@ impl AnnexBSplitter {
                 self.begin_nal(&head[..len]);
             }
         }
-        if bytes.is_empty() || self.refusal.is_some() {
+        if self.refusal.is_some() {
+            self.stats.refused_bytes += bytes.len() as u64;
+            return;
+        }
+        if bytes.is_empty() {
             return;
         }
         match self.nal {
