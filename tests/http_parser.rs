@@ -655,7 +655,7 @@ fn sample_state() -> StateView {
         loop_stall_us: HistogramView::default(),
         more: vec![
             Reading::gauge("clients_max", 100, "camloop_clients_max", "The limit."),
-            Reading::in_histogram("loop_stall_us_p99", 7),
+            Reading::answered_elsewhere("loop_stall_us_p99", 7),
         ],
     }
 }
@@ -761,7 +761,9 @@ fn metrics_show_encodes_next_to_frames_sent() {
     ));
     // A p99 is the histogram's to answer: only `/state` and `stats` keep it.
     assert!(!metrics.contains("p99"), "{metrics}");
-    assert!(metrics.contains("\ncamloop_camera_info{camera=\"cam0\",source=\"synthetic\",codec=\"mjpeg\"} 1\n"));
+    assert!(metrics.contains(
+        "\ncamloop_camera_info{camera=\"cam0\",source=\"synthetic\",codec=\"mjpeg\"} 1\n"
+    ));
     assert!(metrics.contains("camloop_clients{kind=\"stream\"} 2\n"));
     assert!(metrics.contains("camloop_info{version=\"0.1.0\",camera=\"synthetic\"} 1\n"));
 }

@@ -249,7 +249,8 @@ impl GopCache {
         self.bytes = 0;
     }
 
-    /// Forgets everything, counts included (a new stream).
+    /// Forgets what is cached and where the GOP stands (a new stream); the
+    /// last complete GOP's figures stay until the new stream replaces them.
     pub fn reset(&mut self) {
         self.clear();
         self.suspended = false;
@@ -268,6 +269,8 @@ pub struct H264Feed {
     parameter_sets: Option<Rc<ParameterSets>>,
     /// IDRs received since start.
     pub keyframes: u64,
+    /// Bytes of access units received since start.
+    pub bytes_total: u64,
     /// When the last IDR came, or the stream started.
     last_idr_at: Option<Instant>,
     /// The missing-IDR warning was logged for this stretch.
@@ -278,6 +281,10 @@ pub struct H264Feed {
     pub complete_delay: TimingHistogram,
     /// The GOP overflow warning was logged for this GOP.
     gop_overflow_warned: bool,
+    /// The stream stopped and started again: its first access unit follows
+    /// a gap for consumers that were watching before, whatever the new
+    /// splitter says (a restarted child may begin on a P-frame).
+    after_restart: bool,
 }
 
 impl H264Feed {
@@ -288,11 +295,13 @@ impl H264Feed {
             pending: Vec::new(),
             parameter_sets: None,
             keyframes: 0,
+            bytes_total: 0,
             last_idr_at: None,
             idr_missing_warned: false,
             recent: VecDeque::new(),
             complete_delay: TimingHistogram::default(),
             gop_overflow_warned: false,
+            after_restart: false,
         }
     }
 
@@ -319,7 +328,7 @@ impl H264Feed {
         let au = SharedAu {
             seq,
             keyframe: timed.au.keyframe,
-            follows_gap: timed.au.follows_gap,
+            follows_gap: timed.au.follows_gap || std::mem::take(&mut self.after_restart),
             data: timed.au.data.into(),
             started_at: timed.started_at,
             started_unix_us: unix_us,
@@ -351,6 +360,7 @@ impl H264Feed {
             self.recent.pop_front();
         }
         self.recent.push_back((now, au.data.len()));
+        self.bytes_total += au.data.len() as u64;
         self.pending.push(au.clone());
         au
     }
@@ -376,8 +386,10 @@ impl H264Feed {
         self.last_idr_at.map(|at| now.saturating_duration_since(at))
     }
 
-    /// The stream stopped: what was cached no longer leads anywhere.
+    /// The stream stopped: what was cached no longer leads anywhere, and
+    /// what comes next does not follow what came before.
     pub fn reset(&mut self) {
+        self.after_restart = true;
         self.gop.reset();
         self.pending.clear();
         self.parameter_sets = None;

@@ -173,6 +173,11 @@ struct PushDriver {
     h264: H264Feed,
     /// What the source has sent so far.
     codec: Codec,
+    /// Why the stream was last refused, until it delivers again: a retry
+    /// that is refused for the same reason is not logged again.
+    refused: Option<String>,
+    /// Corrupt access units were logged at warn since the source started.
+    corrupt_warned: bool,
 }
 
 /// A timed source's descriptor (a V4L2 device) in the loop's poll: mio is
@@ -280,6 +285,8 @@ impl Camera {
             backoff: REOPEN_BACKOFF_INITIAL,
             h264: H264Feed::new(settings_gop_cache_bytes),
             codec: Codec::Unknown,
+            refused: None,
+            corrupt_warned: false,
         });
         camera.state = SourceState::Failed {
             error: CameraError::new("starting"),
@@ -508,6 +515,7 @@ impl Camera {
         let frame = sink.newest?;
         let push = self.push.as_mut()?;
         push.codec = Codec::Jpeg;
+        push.refused = None;
         push.last_frame_at = now;
         push.backoff = REOPEN_BACKOFF_INITIAL;
         self.frames_grabbed += 1;
@@ -523,6 +531,24 @@ impl Camera {
     /// Numbers the access units a read completed and keeps them for the
     /// server and the GOP cache.
     fn take_sink_access_units(&mut self, sink: &mut PushSink, now: Instant) {
+        if sink.corrupt_dropped > 0 {
+            // Once per stretch at warn: a broken stream must not flood the log.
+            let first = self
+                .push
+                .as_mut()
+                .is_some_and(|p| !std::mem::replace(&mut p.corrupt_warned, true));
+            let level = if first {
+                log::Level::Warn
+            } else {
+                log::Level::Debug
+            };
+            log::log!(
+                level,
+                "camera {}: dropped {} corrupt H.264 access unit(s); viewers wait for the next IDR",
+                self.settings.name,
+                sink.corrupt_dropped
+            );
+        }
         if sink.access_units.is_empty() {
             return;
         }
@@ -530,6 +556,7 @@ impl Camera {
             return;
         };
         push.codec = Codec::H264;
+        push.refused = None;
         push.last_frame_at = now;
         push.backoff = REOPEN_BACKOFF_INITIAL;
         let unix_us = crate::timefmt::unix_micros(std::time::SystemTime::now());
@@ -664,8 +691,14 @@ impl Camera {
         match started {
             Ok(()) => {
                 push.last_frame_at = now;
-                if let SourceState::Failed { error, .. } = &self.state {
-                    log::info!("camera {} started (after: {error})", push.source.name());
+                match &self.state {
+                    // A retry of a refused stream is not news until it
+                    // delivers (or is refused for another reason).
+                    SourceState::Failed { .. } if push.refused.is_some() => {}
+                    SourceState::Failed { error, .. } => {
+                        log::info!("camera {} started (after: {error})", push.source.name());
+                    }
+                    SourceState::Open => {}
                 }
                 self.state = SourceState::Open;
             }
@@ -682,6 +715,7 @@ impl Camera {
         push.source.stop(registry);
         push.latest = None;
         push.h264.reset();
+        push.corrupt_warned = false;
         if matches!(self.state, SourceState::Open) {
             log::warn!("camera {} failed: {error}; restarting", push.source.name());
         }
@@ -705,10 +739,8 @@ impl Camera {
         push.source.stop(registry);
         push.latest = None;
         push.h264.reset();
-        let already_refused = matches!(
-            &self.state,
-            SourceState::Failed { error: previous, .. } if previous.0 == error.0
-        );
+        let already_refused = push.refused.as_deref() == Some(error.0.as_str());
+        push.refused = Some(error.0.clone());
         if !already_refused {
             log::warn!(
                 "camera {} refused: {error}; trying again every {} s",

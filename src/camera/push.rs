@@ -70,6 +70,9 @@ pub struct PushSink {
     /// frame reordering): retry after [`REFUSED_RETRY_INTERVAL`], not at
     /// once.
     pub refused: bool,
+    /// H.264 access units the splitter dropped as corrupt (a forbidden
+    /// bit, a reserved NAL type, a picture without its first slice).
+    pub corrupt_dropped: u64,
 }
 
 /// The tokens a push source may register its descriptors with.
@@ -271,8 +274,11 @@ impl StreamClock {
         match self {
             StreamClock::Jpeg(clock) => Ok(clock.push(bytes, now, &mut sink.newest)),
             StreamClock::H264(clock) => {
-                let dropped_before = clock.splitter().stats().oversize_dropped;
+                let stats = clock.splitter().stats();
+                let (dropped_before, corrupt_before) =
+                    (stats.oversize_dropped, stats.corrupt_dropped);
                 clock.push(bytes, now, &mut sink.access_units);
+                sink.corrupt_dropped += clock.splitter().stats().corrupt_dropped - corrupt_before;
                 if let Some(refusal) = clock.refusal() {
                     sink.refused = true;
                     return Err(refusal.to_string());

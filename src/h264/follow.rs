@@ -55,6 +55,10 @@ pub struct AuFollower {
     /// Access units queued and not yet written whole: where each ends in
     /// the consumer's output (its running byte count) and when it was ready.
     unsent: VecDeque<(u64, Instant)>,
+    /// Where the GOP cache sent at the start ends in the output: those
+    /// bytes are a deliberate burst, not a sign of falling behind, so the
+    /// byte rule leaves them out (the age rule still applies to them).
+    cache_end: u64,
 }
 
 impl Default for AuFollower {
@@ -70,6 +74,7 @@ impl AuFollower {
         AuFollower {
             waiting_for_idr: true,
             unsent: VecDeque::new(),
+            cache_end: 0,
         }
     }
 
@@ -78,16 +83,29 @@ impl AuFollower {
         self.waiting_for_idr
     }
 
-    /// Decides whether `au` is queued, given the consumer's `unsent_bytes`
-    /// now and the size of the camera's last IDR.
+    /// The GOP cache, an IDR first, was queued for a new consumer and ends
+    /// at `end` in its output: it follows from there, and those bytes do
+    /// not count against it.
+    pub fn started_with_cache(&mut self, end: u64, now: Instant) {
+        self.waiting_for_idr = false;
+        self.cache_end = end;
+        self.unsent.push_back((end, now));
+    }
+
+    /// Decides whether `au` is queued, given the consumer's output now
+    /// (`unsent_bytes` still queued, `written_total` written since it
+    /// started) and the size of the camera's last IDR.
     pub fn offer(
         &mut self,
         au: Offered,
         unsent_bytes: usize,
+        written_total: u64,
         last_idr_bytes: usize,
         now: Instant,
     ) -> Admit {
-        let too_many_bytes = unsent_bytes > BEHIND_MIN_BYTES.max(2 * last_idr_bytes);
+        let cache_unsent = self.cache_end.saturating_sub(written_total) as usize;
+        let live_unsent = unsent_bytes.saturating_sub(cache_unsent);
+        let too_many_bytes = live_unsent > BEHIND_MIN_BYTES.max(2 * last_idr_bytes);
         let too_old = self
             .unsent
             .front()
@@ -141,61 +159,77 @@ mod tests {
     fn a_new_consumer_starts_at_an_idr() {
         let mut follower = AuFollower::new();
         let now = Instant::now();
-        assert_eq!(follower.offer(P, 0, 0, now), Admit::Skip);
-        assert_eq!(follower.offer(IDR, 0, 0, now), Admit::Queue);
-        assert_eq!(follower.offer(P, 0, 0, now), Admit::Queue);
+        assert_eq!(follower.offer(P, 0, 0, 0, now), Admit::Skip);
+        assert_eq!(follower.offer(IDR, 0, 0, 0, now), Admit::Queue);
+        assert_eq!(follower.offer(P, 0, 0, 0, now), Admit::Queue);
     }
 
     #[test]
     fn too_many_unsent_bytes_mean_waiting_for_the_next_idr() {
         let mut follower = AuFollower::new();
         let now = Instant::now();
-        assert_eq!(follower.offer(IDR, 0, 100_000, now), Admit::Queue);
+        assert_eq!(follower.offer(IDR, 0, 0, 100_000, now), Admit::Queue);
         // The threshold is max(2 × 300 KB, 512 KiB) = 600 KB.
-        assert_eq!(follower.offer(P, 599_999, 300_000, now), Admit::Queue);
-        assert_eq!(follower.offer(P, 600_001, 300_000, now), Admit::Skip);
+        assert_eq!(follower.offer(P, 599_999, 0, 300_000, now), Admit::Queue);
+        assert_eq!(follower.offer(P, 600_001, 0, 300_000, now), Admit::Skip);
         // Caught up, but a P-frame still cannot resume the picture.
-        assert_eq!(follower.offer(P, 0, 300_000, now), Admit::Skip);
+        assert_eq!(follower.offer(P, 0, 0, 300_000, now), Admit::Skip);
         // An IDR while still behind is skipped too.
-        assert_eq!(follower.offer(IDR, 700_000, 300_000, now), Admit::Skip);
-        assert_eq!(follower.offer(IDR, 0, 300_000, now), Admit::Queue);
+        assert_eq!(follower.offer(IDR, 700_000, 0, 300_000, now), Admit::Skip);
+        assert_eq!(follower.offer(IDR, 0, 0, 300_000, now), Admit::Queue);
         // Small IDRs: 512 KiB still applies.
-        assert_eq!(follower.offer(P, 500_000, 1_000, now), Admit::Queue);
-        assert_eq!(follower.offer(P, 530_000, 1_000, now), Admit::Skip);
+        assert_eq!(follower.offer(P, 500_000, 0, 1_000, now), Admit::Queue);
+        assert_eq!(follower.offer(P, 530_000, 0, 1_000, now), Admit::Skip);
     }
 
     #[test]
     fn an_old_unsent_access_unit_means_behind() {
         let mut follower = AuFollower::new();
         let t0 = Instant::now();
-        assert_eq!(follower.offer(IDR, 0, 0, t0), Admit::Queue);
+        assert_eq!(follower.offer(IDR, 0, 0, 0, t0), Admit::Queue);
         follower.queued(1_000, t0);
         let later = t0 + BEHIND_AGE / 2;
-        assert_eq!(follower.offer(P, 1_000, 0, later), Admit::Queue);
+        assert_eq!(follower.offer(P, 1_000, 0, 0, later), Admit::Queue);
         follower.queued(2_000, later);
         let mut ages = Vec::new();
         follower.written(1_000, |ready_at| ages.push(ready_at));
         assert_eq!(ages, vec![t0], "the first is written whole, the second not");
         let late = later + BEHIND_AGE + Duration::from_millis(1);
-        assert_eq!(follower.offer(P, 1_000, 0, late), Admit::Skip);
+        assert_eq!(follower.offer(P, 1_000, 0, 0, late), Admit::Skip);
         assert!(follower.is_waiting_for_idr());
+    }
+
+    #[test]
+    fn the_gop_cache_sent_at_the_start_is_not_falling_behind() {
+        let mut follower = AuFollower::new();
+        let t0 = Instant::now();
+        // 3 MB of cache queued, nothing written yet.
+        follower.started_with_cache(3_000_000, t0);
+        assert_eq!(follower.offer(P, 3_000_000, 0, 100_000, t0), Admit::Queue);
+        // Live bytes beyond the cache still count.
+        assert_eq!(follower.offer(P, 3_600_000, 0, 100_000, t0), Admit::Skip);
+        // So does age: the cache not written within BEHIND_AGE is behind.
+        let mut slow = AuFollower::new();
+        slow.started_with_cache(3_000_000, t0);
+        let late = t0 + BEHIND_AGE + Duration::from_millis(1);
+        assert_eq!(slow.offer(P, 3_000_000, 0, 0, late), Admit::Skip);
     }
 
     #[test]
     fn a_gap_in_the_camera_stream_waits_for_the_next_idr() {
         let mut follower = AuFollower::new();
         let now = Instant::now();
-        assert_eq!(follower.offer(IDR, 0, 0, now), Admit::Queue);
+        assert_eq!(follower.offer(IDR, 0, 0, 0, now), Admit::Queue);
         let gap = Offered {
             keyframe: false,
             follows_gap: true,
         };
-        assert_eq!(follower.offer(gap, 0, 0, now), Admit::Skip);
-        assert_eq!(follower.offer(P, 0, 0, now), Admit::Skip);
+        assert_eq!(follower.offer(gap, 0, 0, 0, now), Admit::Skip);
+        assert_eq!(follower.offer(P, 0, 0, 0, now), Admit::Skip);
         let idr_after_gap = Offered {
             keyframe: true,
             follows_gap: true,
         };
-        assert_eq!(follower.offer(idr_after_gap, 0, 0, now), Admit::Queue);
+        assert_eq!(follower.offer(idr_after_gap, 0, 0, 0, now), Admit::Queue);
     }
 }

@@ -11,6 +11,7 @@
 //!   `camloop_idle_timeout_seconds`);
 //! - a count that only grows is a `counter` whose name ends in `_total`, so
 //!   `rate()` over it is right;
+//! - rates are `rate()` over a counter, not gauges;
 //! - no quantile gauges beside histograms: a p99 is
 //!   `histogram_quantile(0.99, rate(…_bucket[5m]))` in PromQL, over whatever
 //!   window the reader picks. Only a maximum, which buckets cannot give,
@@ -60,9 +61,10 @@ pub enum Exposure {
         /// The `# HELP` text.
         help: &'static str,
     },
-    /// Not a family of its own: a histogram in `/metrics` answers the same
-    /// question (a p99 kept for the `stats` line).
-    InHistogram,
+    /// Not a family of its own: another family answers the same question
+    /// the Prometheus way (a histogram for a p99 kept for the `stats`
+    /// line, a byte counter's `rate()` for a bitrate).
+    Elsewhere,
 }
 
 /// The unit a reading's value is kept in; `/metrics` shows the base unit.
@@ -106,17 +108,17 @@ impl Reading {
         }
     }
 
-    /// A number `/metrics` answers with a histogram instead.
-    pub fn in_histogram(key: &'static str, value: u64) -> Self {
+    /// A number `/metrics` answers with another family instead.
+    pub fn answered_elsewhere(key: &'static str, value: u64) -> Self {
         Reading {
             key,
             value,
-            exposure: Exposure::InHistogram,
+            exposure: Exposure::Elsewhere,
         }
     }
 
     /// The family's name, type, `# HELP` and value as `/metrics` prints it,
-    /// or `None` where a histogram stands in for it.
+    /// or `None` where another family stands in for it.
     fn family(&self) -> Option<(&'static str, &'static str, &'static str, String)> {
         match self.exposure {
             Exposure::Gauge { name, help, unit } => {
@@ -130,7 +132,7 @@ impl Reading {
             Exposure::Counter { name, help } => {
                 Some((name, "counter", help, self.value.to_string()))
             }
-            Exposure::InHistogram => None,
+            Exposure::Elsewhere => None,
         }
     }
 }
@@ -476,6 +478,9 @@ mod tests {
         assert_eq!(longest.family().map(|f| f.3), Some("0.0015".to_string()));
         let restarts = Reading::counter("camera_restarts", 3, "camloop_camera_restarts_total", "h");
         assert_eq!(restarts.family().map(|f| f.1), Some("counter"));
-        assert_eq!(Reading::in_histogram("loop_stall_us_p99", 9).family(), None);
+        assert_eq!(
+            Reading::answered_elsewhere("loop_stall_us_p99", 9).family(),
+            None
+        );
     }
 }

@@ -318,6 +318,16 @@ impl HttpSession {
                     cors,
                 };
             }
+            Route::Stream { .. } if served.camera.codec() == Codec::H264 => {
+                core.counters.errors += 1;
+                let body = error_json(&format!(
+                    "camera: {} sends H.264; MJPEG from it needs the H.264 decoder \
+                     (--h264-decoder), which this version does not have yet: read \
+                     /stream.h264",
+                    served.camera.name()
+                ));
+                respond(cx, 415, CONTENT_TYPE_JSON, body.as_bytes());
+            }
             Route::Stream { fps } => {
                 cx.output.push_bytes(&mjpeg_stream_head_with(&cors_headers));
                 if method == Method::Head {
@@ -368,19 +378,23 @@ impl HttpSession {
                     started: false,
                 };
                 // The GOP cache at once: the viewer's first picture is the
-                // cached IDR, not the next one. Its units were ready long
-                // ago, but for this viewer only now.
-                let cached: Vec<SharedAu> = served
-                    .camera
-                    .gop_cache()
-                    .map(|gop| gop.units().to_vec())
-                    .unwrap_or_default();
-                for au in &cached {
-                    let fresh = SharedAu {
-                        ready_at: now,
-                        ..au.clone()
-                    };
-                    self.offer_au(cx, &fresh, 0, now);
+                // cached IDR, not the next one. It is a burst by design, so
+                // it does not count as falling behind.
+                if let Some(cached) = served.camera.gop_cache().map(|gop| gop.units()) {
+                    if let Some(first) = cached.first() {
+                        cx.output.push_bytes(&first.parameter_sets_prefix());
+                        for au in cached {
+                            cx.output.push_shared(au.data.clone());
+                        }
+                        served.counters.frames_sent += cached.len() as u64;
+                        if let HttpState::StreamingH264 {
+                            follower, started, ..
+                        } = &mut self.state
+                        {
+                            follower.started_with_cache(cx.output.queued_total(), now);
+                            *started = true;
+                        }
+                    }
                 }
             }
             Route::NotFound => fail(cx, core, &error_response_to(method, 404, &[])),
@@ -470,8 +484,19 @@ impl HttpSession {
         now: Instant,
         camera_interval: Duration,
     ) -> Offer {
-        let HttpState::Streaming(viewer) = &mut self.state else {
-            return Offer::NotViewing;
+        let viewer = match &mut self.state {
+            HttpState::Streaming(viewer) => viewer,
+            HttpState::StreamingH264 { .. } => {
+                // It asked for H.264 before the camera had said what it
+                // sends, and the camera sends JPEGs: this stream is over.
+                log::debug!(
+                    "http client {}: H.264 viewer of an MJPEG camera closed",
+                    cx.peer
+                );
+                cx.close_after_flush();
+                return Offer::NotViewing;
+            }
+            _ => return Offer::NotViewing,
         };
         if !cx.output.is_empty() {
             return Offer::Skipped;
@@ -519,8 +544,8 @@ impl HttpSession {
             keyframe: au.keyframe,
             follows_gap: au.follows_gap,
         };
-        let unsent = cx.output.pending_bytes();
-        if follower.offer(offered, unsent, last_idr_bytes, now) == Admit::Skip {
+        let (unsent, written) = (cx.output.pending_bytes(), cx.output.written_total());
+        if follower.offer(offered, unsent, written, last_idr_bytes, now) == Admit::Skip {
             return Offer::Skipped;
         }
         if !*started {
@@ -533,6 +558,17 @@ impl HttpSession {
         cx.output.push_shared(au.data.clone());
         follower.queued(cx.output.queued_total(), au.ready_at);
         Offer::Sent
+    }
+
+    /// Makes this connection an H.264 viewer of `camera` without a request
+    /// (what `/stream.h264` does before the camera has said what it sends).
+    #[cfg(test)]
+    pub fn watch_h264_for_test(&mut self, camera: usize) {
+        self.state = HttpState::StreamingH264 {
+            camera,
+            follower: AuFollower::new(),
+            started: false,
+        };
     }
 
     /// After a write: for each frame or access unit now handed to the

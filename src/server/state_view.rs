@@ -153,7 +153,7 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
         ),
         // What the loop cost everybody per iteration, camera calls included:
         // the histogram camloop_loop_stall_seconds gives any quantile.
-        Reading::in_histogram("loop_stall_us_p99", core.loop_stall.quantile_micros(0.99)),
+        Reading::answered_elsewhere("loop_stall_us_p99", core.loop_stall.quantile_micros(0.99)),
         Reading::gauge_in(
             "loop_stall_us_max",
             core.loop_stall.max_micros(),
@@ -162,7 +162,7 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
             "The longest loop iteration since start; a gauge because \
              camloop_loop_stall_seconds' buckets cannot say how long the longest was.",
         ),
-        Reading::in_histogram(
+        Reading::answered_elsewhere(
             "frame_send_age_us_p99",
             core.frame_send_age.quantile_micros(0.99),
         ),
@@ -268,13 +268,18 @@ fn camera_view(served: &ServedCamera, now: Instant, detail: Detail) -> CameraVie
                 "camloop_gop_frames",
                 "Access units in an H.264 camera's last complete GOP, its IDR included.",
             ),
-            Reading::gauge(
+            // The bitrate is `rate()` over the byte counter in /metrics.
+            Reading::answered_elsewhere(
                 "bitrate_bps",
                 h264.map_or(0, |feed| feed.bitrate_bps(now)),
-                "camloop_bitrate_bits_per_second",
-                "An H.264 camera's bitrate over the last 2 s.",
             ),
-            Reading::in_histogram(
+            Reading::counter(
+                "h264_bytes",
+                h264.map_or(0, |feed| feed.bytes_total),
+                "camloop_h264_received_bytes_total",
+                "Bytes of H.264 access units the camera sent (rate() is its bitrate).",
+            ),
+            Reading::answered_elsewhere(
                 "au_complete_delay_us_p99",
                 h264.map_or(0, |feed| feed.complete_delay.quantile_micros(0.99)),
             ),
