@@ -370,7 +370,7 @@ impl H264Feed {
         std::mem::take(&mut self.pending)
     }
 
-    /// Bits per second over the last [`BITRATE_WINDOW`].
+    /// Bits per second over the last 2 s.
     pub fn bitrate_bps(&self, now: Instant) -> u64 {
         let bytes: usize = self
             .recent

@@ -218,7 +218,7 @@ impl FrameClock {
 pub enum StreamClock {
     /// Not known yet: the first bytes are held until they tell.
     Detecting {
-        /// The bytes so far (at most [`CODEC_DETECTION_BYTES`]).
+        /// The bytes so far (at most 4 KiB: past that, MJPEG is assumed).
         held: Vec<u8>,
         /// The frame or access-unit cap for the splitter to come.
         max_frame_bytes: usize,
