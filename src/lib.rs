@@ -9,6 +9,8 @@
 //! - [`mjpeg`]: MJPEG bytes, sans-IO: JPEG headers, camera buffers, a
 //!   stream split into frames.
 //! - [`h264`]: H.264 bytes, sans-IO: an Annex-B stream split into AUs.
+//! - [`output`]: bytes waiting to be written, with a cursor: a
+//!   connection's replies and frames, a converter child's input.
 //! - [`snapshot`]: atomic snapshot files.
 //! - [`http`]: HTTP requests and responses, sans-IO.
 //! - [`stats`]: counters and timing histograms.
@@ -33,6 +35,7 @@ pub mod http;
 pub mod jpeg;
 pub mod load;
 pub mod mjpeg;
+pub mod output;
 pub mod protocol;
 pub mod server;
 pub mod snapshot;

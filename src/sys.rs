@@ -182,6 +182,24 @@ pub fn kill_child_with_parent(command: &mut std::process::Command) {
     }
 }
 
+/// Asks the kernel to let the pipe `fd` hold `bytes` (`F_SETPIPE_SZ`).
+/// Best effort: a kernel or limit that refuses leaves the default (64 KiB),
+/// which only means more wake-ups per frame; one debug line says so.
+pub fn set_pipe_size(fd: std::os::unix::io::RawFd, bytes: usize) {
+    let Ok(size) = libc::c_int::try_from(bytes) else {
+        return;
+    };
+    // SAFETY: fcntl on a descriptor we own; F_SETPIPE_SZ takes an int and
+    // touches no memory of ours.
+    let result = unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size) };
+    if result < 0 {
+        log::debug!(
+            "pipe {fd}: F_SETPIPE_SZ {bytes}: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
 /// Sends `signal` to the whole process group `group` (a child started with
 /// `process_group(0)`), so a `sh -c` pipeline leaves no grandchildren.
 pub fn signal_process_group(group: u32, signal: i32) {

@@ -10,6 +10,7 @@
 //! It never touches a socket: the event loop asks it for frames and hands the
 //! shared bytes to connections.
 
+pub mod child;
 pub mod controls;
 pub mod device_fd;
 pub mod exec;

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use super::child::ChildTokens;
 use super::controls::{self, Control, ControlError};
 use super::h264_stream::{GopCache, H264Feed, SharedAu};
 use super::push::{PushSink, PushSource, PushedFrame, SourceTokens, REFUSED_RETRY_INTERVAL};
@@ -69,6 +70,16 @@ pub struct CameraSettings {
     pub camera_timeout: Duration,
     /// An H.264 camera's GOP cache holds at most this much.
     pub gop_cache_bytes: usize,
+}
+
+/// The tokens a camera's descriptors are registered with in the loop's
+/// poll: its source's, and a converter child's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CameraTokens {
+    /// The source's (a push source's pipe or socket, a device).
+    pub source: SourceTokens,
+    /// A converter child's pipes.
+    pub converter: ChildTokens,
 }
 
 /// What a camera's frames are.
@@ -232,6 +243,8 @@ pub struct Camera {
     /// last value per name: re-applied after each reopen, because a device
     /// opened again may start from its defaults.
     applied_controls: Vec<(&'static str, i64)>,
+    /// Where a converter child's pipes go in the poll, once attached.
+    converter_tokens: Option<ChildTokens>,
 }
 
 impl Camera {
@@ -261,6 +274,7 @@ impl Camera {
             grab_time: TimingHistogram::default(),
             encode_time: TimingHistogram::default(),
             applied_controls: Vec::new(),
+            converter_tokens: None,
         };
         if camera.source.is_some() {
             camera.try_open(now, REOPEN_BACKOFF_INITIAL);
@@ -299,12 +313,13 @@ impl Camera {
     /// Gives a push source its tokens in the loop's poll and starts it. A
     /// timed source with a descriptor (a V4L2 device) has it watched with
     /// the `aux` token.
-    pub fn attach(&mut self, registry: &Registry, tokens: SourceTokens, now: Instant) {
+    pub fn attach(&mut self, registry: &Registry, tokens: CameraTokens, now: Instant) {
+        self.converter_tokens = Some(tokens.converter);
         if let Some(push) = self.push.as_mut() {
-            push.tokens = Some(tokens);
+            push.tokens = Some(tokens.source);
             self.restart_push(registry, now);
         } else {
-            self.device.token = Some(tokens.aux);
+            self.device.token = Some(tokens.source.aux);
             self.watch_descriptor(registry, now);
         }
     }
@@ -1157,6 +1172,22 @@ impl Camera {
     }
 }
 
+/// Tokens for a camera under test: the source's 1 and 2, a converter's 3 to 5.
+#[cfg(test)]
+fn test_tokens() -> CameraTokens {
+    CameraTokens {
+        source: SourceTokens {
+            frames: Token(1),
+            aux: Token(2),
+        },
+        converter: ChildTokens {
+            stdin: Some(Token(3)),
+            stdout: Token(4),
+            stderr: Token(5),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1370,11 +1401,7 @@ mod tests {
         let mut poll = poll();
         let start = Instant::now();
         let mut camera = Camera::new(Some(Box::new(source)), settings(), start);
-        let tokens = SourceTokens {
-            frames: Token(1),
-            aux: Token(2),
-        };
-        camera.attach(poll.registry(), tokens, start);
+        camera.attach(poll.registry(), test_tokens(), start);
         assert!(camera.owns_token(Token(2)));
 
         // Not readable yet: the only timer is the fallback, a due grab
@@ -1634,11 +1661,7 @@ mod h264_tests {
     fn scripted_camera(script: Vec<Script>, poll: &mio::Poll, start: Instant) -> Camera {
         let batches = Rc::new(RefCell::new(script.into_iter().collect()));
         let mut camera = Camera::new_push(Box::new(Scripted { batches }), settings(), start);
-        let tokens = SourceTokens {
-            frames: Token(1),
-            aux: Token(2),
-        };
-        camera.attach(poll.registry(), tokens, start);
+        camera.attach(poll.registry(), test_tokens(), start);
         camera
     }
 

@@ -2,8 +2,8 @@
 //! files, viewers, waiting requests and counters, all in the same loop.
 //!
 //! A camera is one more source in the poll: a timed one adds a deadline, a
-//! push one adds its descriptors under tokens of its own
-//! ([`camera_tokens`]). Nothing is shared between cameras but the loop, so
+//! push one (and a converter) adds its descriptors under tokens of its own,
+//! a fixed block per camera with a role per token ([`camera_tokens`]). Nothing is shared between cameras but the loop, so
 //! a camera that fails, stalls or restarts touches only its own viewers and
 //! requests. The first camera is the default one: every request and URL
 //! that names no camera means it, which keeps the one-camera protocol and
@@ -14,32 +14,78 @@ use std::time::Instant;
 use mio::Token;
 
 use super::connection::ConnRef;
+use crate::camera::child::ChildTokens;
 use crate::camera::pipeline::Camera;
+use crate::camera::pipeline::CameraTokens;
 use crate::camera::push::SourceTokens;
 use crate::snapshot::SnapshotWriter;
 
-/// The most cameras one server serves: each push camera takes two tokens
-/// just below the signal pipe's, above the listeners'. A small board runs
-/// two or three; the limit only keeps the token ranges apart.
+/// The most cameras one server serves. A small board runs two or three;
+/// the limit only keeps the token ranges apart.
 pub const MAX_CAMERAS: usize = 64;
 
-/// The first token below every camera's: the listeners' range ends below it.
-pub const CAMERA_TOKENS_END: usize = usize::MAX - 2 * MAX_CAMERAS - 1;
+/// Tokens each camera owns: a fixed block just below the signal pipe's,
+/// one token per [`TokenRole`], with room for roles still to come.
+pub const TOKENS_PER_CAMERA: usize = 8;
 
-/// The tokens of camera `index`'s descriptors (its frames, and a child's
-/// stderr or a V4L2 device).
-pub fn camera_tokens(index: usize) -> SourceTokens {
+/// The first token below every camera's: the listeners' range ends below it.
+pub const CAMERA_TOKENS_END: usize = usize::MAX - 1 - MAX_CAMERAS * TOKENS_PER_CAMERA;
+
+/// What a camera's token is registered for: its position in the camera's
+/// block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRole {
+    /// The source's frames: a child's stdout, a network camera's socket.
+    Frames = 0,
+    /// The source's second descriptor: a child's stderr, a V4L2 device.
+    Aux = 1,
+    /// A converter child's stdin (WRITABLE: camloop feeds it).
+    ConverterIn = 2,
+    /// A converter child's stdout.
+    ConverterOut = 3,
+    /// A converter child's stderr.
+    ConverterErr = 4,
+}
+
+impl TokenRole {
+    const ALL: [TokenRole; 5] = [
+        TokenRole::Frames,
+        TokenRole::Aux,
+        TokenRole::ConverterIn,
+        TokenRole::ConverterOut,
+        TokenRole::ConverterErr,
+    ];
+}
+
+/// The token of camera `index`'s descriptor in `role`.
+pub fn camera_token(index: usize, role: TokenRole) -> Token {
     debug_assert!(index < MAX_CAMERAS);
-    SourceTokens {
-        frames: Token(usize::MAX - 1 - 2 * index),
-        aux: Token(usize::MAX - 2 - 2 * index),
+    Token(usize::MAX - 1 - index * TOKENS_PER_CAMERA - role as usize)
+}
+
+/// Every token of camera `index`, by what it is for.
+pub fn camera_tokens(index: usize) -> CameraTokens {
+    CameraTokens {
+        source: SourceTokens {
+            frames: camera_token(index, TokenRole::Frames),
+            aux: camera_token(index, TokenRole::Aux),
+        },
+        converter: ChildTokens {
+            stdout: camera_token(index, TokenRole::ConverterOut),
+            stderr: camera_token(index, TokenRole::ConverterErr),
+            stdin: Some(camera_token(index, TokenRole::ConverterIn)),
+        },
     }
 }
 
-/// Which camera a token belongs to, if it is a camera's.
-pub fn camera_of_token(token: Token) -> Option<usize> {
-    let in_range = token.0 > CAMERA_TOKENS_END && token.0 < usize::MAX;
-    in_range.then(|| (usize::MAX - 1 - token.0) / 2)
+/// Which camera a token belongs to and in which role, if it is a camera's.
+pub fn camera_of_token(token: Token) -> Option<(usize, TokenRole)> {
+    if token.0 <= CAMERA_TOKENS_END || token.0 == usize::MAX {
+        return None;
+    }
+    let offset = usize::MAX - 1 - token.0;
+    let role = TokenRole::ALL.get(offset % TOKENS_PER_CAMERA)?;
+    Some((offset / TOKENS_PER_CAMERA, *role))
 }
 
 /// A request waiting for a fresh frame of one camera.
@@ -120,12 +166,21 @@ mod tests {
     #[test]
     fn every_cameras_tokens_map_back_to_it_and_nothing_else_does() {
         for index in 0..MAX_CAMERAS {
+            for role in TokenRole::ALL {
+                let token = camera_token(index, role);
+                assert!(token.0 > CAMERA_TOKENS_END);
+                assert_eq!(camera_of_token(token), Some((index, role)));
+            }
             let tokens = camera_tokens(index);
-            assert_eq!(camera_of_token(tokens.frames), Some(index));
-            assert_eq!(camera_of_token(tokens.aux), Some(index));
+            assert_eq!(
+                camera_of_token(tokens.source.aux),
+                Some((index, TokenRole::Aux))
+            );
         }
         assert_eq!(camera_of_token(Token(usize::MAX)), None, "the signal pipe");
         assert_eq!(camera_of_token(Token(CAMERA_TOKENS_END)), None);
         assert_eq!(camera_of_token(Token(0)), None);
+        // A reserved slot of a block is nobody's yet.
+        assert_eq!(camera_of_token(Token(usize::MAX - 1 - 5)), None);
     }
 }

@@ -20,7 +20,7 @@ use mio::event::Event;
 use mio::Interest;
 
 use super::listener::Stream;
-use super::output::{OutputQueue, SpareBuffers};
+use crate::output::{OutputQueue, SpareBuffers};
 use crate::stats::Counters;
 
 /// Above this much pending output a connection is not read from (nor are

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use super::cameras::{FrameWaiter, ServedCamera};
 use super::connection::ConnRef;
-use super::output::SpareBuffers;
 use crate::camera::pipeline::SharedFrame;
 use crate::camera::CameraError;
+use crate::output::SpareBuffers;
 use crate::protocol::Framing;
 use crate::snapshot::SavedSnapshot;
 use crate::stats::{Counters, TimingHistogram};

@@ -155,7 +155,7 @@ pub fn camera_ready(
     now: Instant,
     to_drive: &mut Vec<ConnRef>,
 ) {
-    let Some(camera) = camera_of_token(token).filter(|&c| c < core.cameras.len()) else {
+    let Some((camera, _)) = camera_of_token(token).filter(|&(c, _)| c < core.cameras.len()) else {
         return;
     };
     let served = &mut core.cameras[camera];

@@ -18,7 +18,6 @@ mod deadlines;
 mod frames;
 mod http_session;
 mod listener;
-mod output;
 mod session;
 mod state_view;
 

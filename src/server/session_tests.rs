@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use super::*;
 use crate::camera::pipeline::SharedFrame;
+use crate::output::{OutputQueue, SpareBuffers};
 use crate::protocol::{Framing, HELP_REPLY, MAX_LINE_BYTES};
 use crate::server::connection::Lifecycle;
 use crate::server::core::test_core;
-use crate::server::output::{OutputQueue, SpareBuffers};
 
 /// One connection's worth of state around a session.
 struct Harness {

@@ -1,5 +1,10 @@
-//! A connection's pending output: small replies and shared frames, with a
-//! cursor.
+//! Pending output: small replies and shared frames, with a cursor.
+//!
+//! Every byte camloop writes to a descriptor that may not take it all goes
+//! through an [`OutputQueue`]: a client connection's replies and frames,
+//! and the frames fed to a converter child's stdin pipe. It lives outside
+//! [`crate::server`] so the camera side can use it without reaching into
+//! the server.
 //!
 //! Replies are appended as they are produced and written at once; whatever
 //! the socket does not take stays here, and the cursor remembers how far the
