@@ -113,6 +113,19 @@ pub struct ServeArgs {
     /// most this many bytes; a longer GOP is not cached until the next IDR.
     #[arg(long, default_value_t = crate::camera::h264_stream::DEFAULT_GOP_CACHE_BYTES)]
     pub gop_cache_bytes: usize,
+    /// The child that turns an H.264 camera's access units into JPEGs for
+    /// snapshots and MJPEG viewers: `exec:COMMAND …` reading H.264 on
+    /// stdin and writing MJPEG to stdout.
+    #[arg(long, value_name = "exec:COMMAND", default_value_t = format!("exec:{}", crate::camera::converter::DEFAULT_H264_DECODER))]
+    pub h264_decoder: String,
+    /// The child that turns an MJPEG camera's JPEGs into H.264 for
+    /// `/stream.h264`: `exec:COMMAND …` reading MJPEG on stdin and writing
+    /// H.264 Annex-B to stdout; `{fps}` is replaced by the camera's rate.
+    #[arg(long, value_name = "exec:COMMAND", default_value_t = format!("exec:{}", crate::camera::converter::DEFAULT_H264_ENCODER))]
+    pub h264_encoder: String,
+    /// Seconds a converter keeps running after its last consumer left.
+    #[arg(long, default_value_t = 10.0)]
+    pub converter_linger: f64,
     /// Grab rate while somebody streams, frames per second.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
@@ -548,6 +561,19 @@ fn camera_defaults(args: &ServeArgs) -> CameraDefaults {
         max_frame_bytes: args.max_frame_bytes,
         codec: args.camera_codec.clone(),
         gop_cache_bytes: args.gop_cache_bytes,
+        converters: converter_settings(args),
+    }
+}
+
+/// `--h264-decoder`, `--h264-encoder` (the `exec:` prefix optional, as
+/// the words after it are what runs) and `--converter-linger`.
+fn converter_settings(args: &ServeArgs) -> crate::camera::converter::ConverterSettings {
+    let command = |flag: &str| flag.strip_prefix("exec:").unwrap_or(flag).to_string();
+    crate::camera::converter::ConverterSettings {
+        decoder: command(&args.h264_decoder),
+        encoder: command(&args.h264_encoder),
+        linger: std::time::Duration::try_from_secs_f64(args.converter_linger)
+            .unwrap_or(crate::camera::converter::DEFAULT_CONVERTER_LINGER),
     }
 }
 

@@ -111,6 +111,39 @@ pub fn clock_ticks_per_second() -> u64 {
     u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
 }
 
+/// User + system CPU time process `pid` has used so far, from
+/// `/proc/PID/stat`. All the process's threads count, as they should for a
+/// server with helper threads. (`camloop load` measures a server with it,
+/// and the server its converter children.)
+pub fn process_cpu_time(pid: u32) -> io::Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    let ticks = cpu_ticks_from_stat(&stat).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{path}: unexpected format"),
+        )
+    })?;
+    Ok(Duration::from_micros(
+        ticks.saturating_mul(1_000_000) / clock_ticks_per_second(),
+    ))
+}
+
+/// Fields 14 and 15 (`utime`, `stime`, in clock ticks) of a
+/// `/proc/PID/stat` line, added.
+pub fn cpu_ticks_from_stat(stat: &str) -> Option<u64> {
+    // Field 2 is the command name in parentheses, which may itself hold
+    // spaces and `)`: count the fields from after its last `)`.
+    let (_, after_name) = stat.rsplit_once(')')?;
+    // After the name come field 3 (state) .. field 13, then utime and stime.
+    let mut times = after_name
+        .split_ascii_whitespace()
+        .skip(11)
+        .map(str::parse::<u64>);
+    Some(times.next()?.ok()? + times.next()?.ok()?)
+}
+
 /// Makes a write past RLIMIT_FSIZE fail with `EFBIG` instead of killing
 /// the process with `SIGXFSZ`: a full disk quota is a snapshot error to
 /// report, not a reason to stop serving everybody.

@@ -636,6 +636,8 @@ fn sample_camera() -> CameraView {
         },
         encode_us: HistogramView::default(),
         codec: "mjpeg",
+        converter: "off",
+        converter_direction: "none",
         au_complete_delay_us: HistogramView::default(),
     }
 }
@@ -665,6 +667,7 @@ fn state_json_has_the_default_cameras_keys_on_top_and_every_camera_in_cameras() 
     let json = state_json(&sample_state());
     let camera_keys = concat!(
         r#""camera_ok":false,"camera_error":"device \"gone\"","codec":"mjpeg","#,
+        r#""converter":"off","converter_direction":"none","#,
         r#""width":640,"height":480,"#,
         r#""fps":29.97,"fps_x100":2997,"stream_viewers":2,"frames_grabbed":100,"#,
         r#""frames_encoded":99,"frames_sent":190,"frames_dropped":8,"viewers_dropped":1,"#,
@@ -762,7 +765,7 @@ fn metrics_show_encodes_next_to_frames_sent() {
     // A p99 is the histogram's to answer: only `/state` and `stats` keep it.
     assert!(!metrics.contains("p99"), "{metrics}");
     assert!(metrics.contains(
-        "\ncamloop_camera_info{camera=\"cam0\",source=\"synthetic\",codec=\"mjpeg\"} 1\n"
+        "\ncamloop_camera_info{camera=\"cam0\",source=\"synthetic\",codec=\"mjpeg\",converter=\"none\"} 1\n"
     ));
     assert!(metrics.contains("camloop_clients{kind=\"stream\"} 2\n"));
     assert!(metrics.contains("camloop_info{version=\"0.1.0\",camera=\"synthetic\"} 1\n"));

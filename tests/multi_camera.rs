@@ -557,7 +557,7 @@ fn three_kinds_of_camera_in_one_server_each_route_and_request_reaches_its_own() 
         assert_sample(
             &metrics,
             &format!(
-                "camloop_camera_info{{camera=\"{}\",source=\"{}\",codec=\"mjpeg\"}}",
+                "camloop_camera_info{{camera=\"{}\",source=\"{}\",codec=\"mjpeg\",converter=\"none\"}}",
                 cam.name, cam.source
             ),
             "1",

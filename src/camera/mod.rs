@@ -12,6 +12,7 @@
 
 pub mod child;
 pub mod controls;
+pub mod converter;
 pub mod device_fd;
 pub mod exec;
 pub mod font;

@@ -26,6 +26,7 @@ use mio::{Interest, Registry, Token};
 
 use super::child::ChildTokens;
 use super::controls::{self, Control, ControlError};
+use super::converter::{Converted, Converter, ConverterSettings, Direction};
 use super::h264_stream::{GopCache, H264Feed, SharedAu};
 use super::push::{PushSink, PushSource, PushedFrame, SourceTokens, REFUSED_RETRY_INTERVAL};
 use super::synthetic::render_test_pattern;
@@ -70,6 +71,19 @@ pub struct CameraSettings {
     pub camera_timeout: Duration,
     /// An H.264 camera's GOP cache holds at most this much.
     pub gop_cache_bytes: usize,
+    /// The converter commands and linger.
+    pub converters: ConverterSettings,
+}
+
+/// What a camera's consumers need, as the server sees them: the camera
+/// runs a converter when they need the codec it does not send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Demand {
+    /// JPEGs: a capture, `frame` or `/snapshot.jpg` waiting, or an MJPEG
+    /// viewer.
+    pub jpeg: bool,
+    /// H.264: a `/stream.h264` viewer.
+    pub h264: bool,
 }
 
 /// The tokens a camera's descriptors are registered with in the loop's
@@ -180,8 +194,6 @@ struct PushDriver {
     started_once: bool,
     /// Wait before the next restart; back to the start on every frame.
     backoff: Duration,
-    /// An H.264 stream's access units, GOP cache and numbers.
-    h264: H264Feed,
     /// What the source has sent so far.
     codec: Codec,
     /// Why the stream was last refused, until it delivers again: a retry
@@ -245,6 +257,14 @@ pub struct Camera {
     applied_controls: Vec<(&'static str, i64)>,
     /// Where a converter child's pipes go in the poll, once attached.
     converter_tokens: Option<ChildTokens>,
+    /// H.264 access units (the camera's own, or its encoder's), the GOP
+    /// cache and their numbers.
+    h264: H264Feed,
+    /// The converter to the other codec, once a consumer needed one.
+    converter: Option<Converter>,
+    /// The decoder's newest JPEG, and when the access unit it shows
+    /// started arriving (a capture needs one that started after it).
+    decoded: Option<(SharedFrame, Instant)>,
 }
 
 impl Camera {
@@ -255,6 +275,7 @@ impl Camera {
         settings: CameraSettings,
         now: Instant,
     ) -> Self {
+        let gop_cache_bytes = settings.gop_cache_bytes;
         let mut camera = Camera {
             source,
             push: None,
@@ -275,6 +296,9 @@ impl Camera {
             encode_time: TimingHistogram::default(),
             applied_controls: Vec::new(),
             converter_tokens: None,
+            h264: H264Feed::new(gop_cache_bytes),
+            converter: None,
+            decoded: None,
         };
         if camera.source.is_some() {
             camera.try_open(now, REOPEN_BACKOFF_INITIAL);
@@ -285,7 +309,6 @@ impl Camera {
     /// A camera around a push source. It starts once the loop gives it
     /// tokens in its poll ([`Camera::attach`]).
     pub fn new_push(source: Box<dyn PushSource>, settings: CameraSettings, now: Instant) -> Self {
-        let settings_gop_cache_bytes = settings.gop_cache_bytes;
         let mut camera = Camera::new(None, settings, now);
         camera.push = Some(PushDriver {
             source,
@@ -297,7 +320,6 @@ impl Camera {
             last_frame_at: now,
             started_once: false,
             backoff: REOPEN_BACKOFF_INITIAL,
-            h264: H264Feed::new(settings_gop_cache_bytes),
             codec: Codec::Unknown,
             refused: None,
             corrupt_warned: false,
@@ -405,6 +427,12 @@ impl Camera {
     /// When [`Camera::on_timer`] must run next, or None when the camera
     /// needs no timer at all (so the loop can sleep indefinitely).
     pub fn next_deadline(&self, streaming: bool) -> Option<Instant> {
+        let converter = self.converter.as_ref().and_then(Converter::deadline);
+        let source = self.source_deadline(streaming);
+        source.into_iter().chain(converter).min()
+    }
+
+    fn source_deadline(&self, streaming: bool) -> Option<Instant> {
         if let Some(push) = &self.push {
             push.tokens?;
             return match &self.state {
@@ -440,10 +468,24 @@ impl Camera {
         now: Instant,
         streaming: bool,
     ) -> Option<SharedFrame> {
+        if let Some(converter) = self.converter.as_mut() {
+            converter.on_timer(registry, now);
+        }
+        let frame = self.source_on_timer(registry, now, streaming);
+        self.feed_encoder(frame.as_ref(), registry, now);
+        frame
+    }
+
+    fn source_on_timer(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        streaming: bool,
+    ) -> Option<SharedFrame> {
         if self.push.is_some() {
             return self.push_on_timer(registry, now, streaming);
         }
-        let deadline = self.next_deadline(streaming)?;
+        let deadline = self.source_deadline(streaming)?;
         if now < deadline {
             return None;
         }
@@ -493,6 +535,22 @@ impl Camera {
     /// the newest frame, stamped, when somebody streams (else it is kept
     /// raw until a request wants it).
     pub fn on_ready(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        now: Instant,
+        streaming: bool,
+    ) -> Option<SharedFrame> {
+        if self.converter.as_ref().is_some_and(|c| c.owns_token(token)) {
+            return self.converter_ready(registry, token, now, streaming);
+        }
+        let frame = self.source_on_ready(registry, token, now, streaming);
+        self.feed_encoder(frame.as_ref(), registry, now);
+        self.flush_converter(registry, now);
+        frame
+    }
+
+    fn source_on_ready(
         &mut self,
         registry: &Registry,
         token: Token,
@@ -582,7 +640,7 @@ impl Camera {
         let arrived = sink.access_units.len();
         for timed in sink.access_units.drain(..) {
             self.frames_grabbed += 1;
-            push.h264.accept(
+            let au = self.h264.accept(
                 timed,
                 self.frames_grabbed,
                 sets.as_ref(),
@@ -590,11 +648,14 @@ impl Camera {
                 now,
                 &self.settings.name,
             );
+            if let Some(decoder) = self.converter.as_mut() {
+                decoder.feed_access_unit(&au, self.h264.gop.last_idr_bytes, now);
+            }
         }
         // An intra-refresh stream has no IDR at all: a new consumer could
         // never start. Say so once per stretch.
         let limit = 2 * self.settings.camera_timeout;
-        let feed = &mut push.h264;
+        let feed = &mut self.h264;
         if feed.without_idr_for(now).is_some_and(|d| d >= limit) && !feed.idr_missing_warned {
             feed.idr_missing_warned = true;
             log::warn!(
@@ -609,6 +670,13 @@ impl Camera {
         }
     }
 
+    /// Writes what the converter's input holds (after feeding it).
+    fn flush_converter(&mut self, registry: &Registry, now: Instant) {
+        if let Some(converter) = self.converter.as_mut() {
+            converter.flush(registry, now);
+        }
+    }
+
     /// Counts a frame or access unit for the measured rate.
     fn count_grab(&mut self, now: Instant) {
         if self.recent_grabs.len() == FPS_WINDOW_GRABS {
@@ -620,15 +688,13 @@ impl Camera {
     /// The H.264 access units that arrived since the last call, in order
     /// (none from a JPEG camera).
     pub fn take_access_units(&mut self) -> Vec<SharedAu> {
-        self.push
-            .as_mut()
-            .map(|push| push.h264.take_pending())
-            .unwrap_or_default()
+        self.h264.take_pending()
     }
 
-    /// An H.264 camera's GOP cache: what a new consumer starts with.
+    /// The GOP cache of the camera's H.264 (its own, or its encoder's):
+    /// what a new consumer starts with.
     pub fn gop_cache(&self) -> Option<&GopCache> {
-        self.push.as_ref().map(|push| &push.h264.gop)
+        Some(&self.h264.gop)
     }
 
     /// What the camera's frames are.
@@ -642,10 +708,123 @@ impl Camera {
 
     /// An H.264 camera's numbers, `None` for the others.
     pub fn h264_feed(&self) -> Option<&H264Feed> {
-        self.push
-            .as_ref()
-            .filter(|push| push.codec == Codec::H264)
-            .map(|push| &push.h264)
+        (self.codec() == Codec::H264 || self.h264.is_flowing()).then_some(&self.h264)
+    }
+
+    /// The converter, once a consumer needed one.
+    pub fn converter(&self) -> Option<&Converter> {
+        self.converter.as_ref()
+    }
+
+    /// The server says what the camera's consumers need; the camera runs
+    /// a converter for the codec it does not send, and lets one nobody
+    /// needs stop after its linger.
+    pub fn set_demand(&mut self, demand: Demand, registry: &Registry, now: Instant) {
+        let wanted = match self.codec() {
+            Codec::H264 if demand.jpeg => Some(Direction::H264ToJpeg),
+            Codec::Jpeg if demand.h264 => Some(Direction::JpegToH264),
+            _ => None,
+        };
+        if let (Some(direction), Some(converter)) = (wanted, &mut self.converter) {
+            if converter.direction() != direction {
+                // The camera changed codec: the old converter is of no use.
+                converter.shutdown(registry, Duration::ZERO);
+                self.converter = None;
+            }
+        }
+        if self.converter.is_none() {
+            let Some(direction) = wanted else {
+                return;
+            };
+            let settings = &self.settings;
+            match Converter::new(
+                direction,
+                &settings.converters,
+                &settings.name,
+                settings.fps,
+            ) {
+                Ok(converter) => self.converter = Some(converter),
+                Err(reason) => {
+                    log::warn!("camera {}: {reason}", self.settings.name);
+                    return;
+                }
+            }
+        }
+        let (Some(converter), Some(tokens)) = (self.converter.as_mut(), self.converter_tokens)
+        else {
+            return;
+        };
+        let gop = match converter.direction() {
+            Direction::H264ToJpeg => self.h264.gop.units(),
+            Direction::JpegToH264 => &[],
+        };
+        converter.set_needed(wanted.is_some(), registry, tokens, gop, now);
+    }
+
+    /// A converter's pipe is ready: feed it, or take what it made. A JPEG
+    /// from the decoder is returned for the MJPEG viewers when somebody
+    /// streams; access units from the encoder join the camera's H.264.
+    fn converter_ready(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        now: Instant,
+        streaming: bool,
+    ) -> Option<SharedFrame> {
+        let converter = self.converter.as_mut()?;
+        let mut out = Vec::new();
+        converter.on_ready(registry, token, now, &mut out);
+        let mut newest = None;
+        for converted in out {
+            match converted {
+                Converted::Jpeg { frame, source } => {
+                    let size = (frame.width, frame.height);
+                    let shared = stamp(
+                        &self.settings.name,
+                        source.seq,
+                        size,
+                        &frame.jpeg,
+                        source.unix_us,
+                        now,
+                    );
+                    self.frames_encoded += 1;
+                    self.decoded = Some((shared.clone(), source.started_at));
+                    newest = Some(shared);
+                }
+                Converted::AccessUnit {
+                    mut au,
+                    source,
+                    parameter_sets,
+                } => {
+                    // The access unit is as old as the picture it encodes.
+                    au.started_at = source.started_at;
+                    self.h264.accept(
+                        au,
+                        source.seq,
+                        parameter_sets.as_ref(),
+                        source.unix_us,
+                        now,
+                        &self.settings.name,
+                    );
+                }
+            }
+        }
+        if streaming {
+            newest
+        } else {
+            None
+        }
+    }
+
+    /// Hands a JPEG the camera made to its encoder, if one runs.
+    fn feed_encoder(&mut self, frame: Option<&SharedFrame>, registry: &Registry, now: Instant) {
+        let (Some(frame), Some(encoder)) = (frame, self.converter.as_mut()) else {
+            return;
+        };
+        if frame.seq > 0 && encoder.direction() == Direction::JpegToH264 {
+            encoder.feed_jpeg(frame, frame.ready_at);
+            encoder.flush(registry, now);
+        }
     }
 
     /// Restarts a push source when due, and gives up on one that has sent
@@ -656,7 +835,7 @@ impl Camera {
         now: Instant,
         streaming: bool,
     ) -> Option<SharedFrame> {
-        let deadline = self.next_deadline(streaming)?;
+        let deadline = self.source_deadline(streaming)?;
         if let Some(push) = self.push.as_mut() {
             push.source.reap();
         }
@@ -729,7 +908,8 @@ impl Camera {
         };
         push.source.stop(registry);
         push.latest = None;
-        push.h264.reset();
+        self.h264.reset();
+        self.decoded = None;
         push.corrupt_warned = false;
         if matches!(self.state, SourceState::Open) {
             log::warn!("camera {} failed: {error}; restarting", push.source.name());
@@ -753,7 +933,8 @@ impl Camera {
         };
         push.source.stop(registry);
         push.latest = None;
-        push.h264.reset();
+        self.h264.reset();
+        self.decoded = None;
         let already_refused = push.refused.as_deref() == Some(error.0.as_str());
         push.refused = Some(error.0.clone());
         if !already_refused {
@@ -820,11 +1001,18 @@ impl Camera {
             return Fresh::Failed(error.clone());
         }
         if push.codec == Codec::H264 {
-            return Fresh::Failed(CameraError::new(format!(
-                "{}: the camera sends H.264, and a JPEG from it needs the H.264 decoder \
-                 (--h264-decoder), which this version does not have yet",
-                push.source.name()
-            )));
+            // A JPEG from the decoder, of an access unit that started
+            // arriving after the request; the decoder runs while a request
+            // waits (the server's demand).
+            if let Some((frame, started_at)) = &self.decoded {
+                if *started_at > requested_at {
+                    return Fresh::Ready(frame.clone());
+                }
+            }
+            return match self.converter.as_ref().and_then(Converter::error) {
+                Some(error) => Fresh::Failed(error.clone()),
+                None => Fresh::Pending,
+            };
         }
         let fresh = push
             .latest
@@ -1025,7 +1213,7 @@ impl Camera {
                 if self
                     .push
                     .as_ref()
-                    .is_some_and(|p| p.latest.is_none() && !p.h264.is_flowing()) =>
+                    .is_some_and(|p| p.latest.is_none() && !self.h264.is_flowing()) =>
             {
                 (false, Some("waiting for the first frame".to_string()))
             }
@@ -1079,6 +1267,9 @@ impl Camera {
         }
         if let Some(push) = self.push.as_mut() {
             push.source.shutdown(registry, grace);
+        }
+        if let Some(converter) = self.converter.as_mut() {
+            converter.shutdown(registry, grace);
         }
     }
 }
@@ -1209,6 +1400,7 @@ mod tests {
             height: 48,
             camera_timeout: Duration::from_secs(5),
             gop_cache_bytes: 1 << 20,
+            converters: crate::camera::converter::ConverterSettings::default(),
         }
     }
 
@@ -1472,6 +1664,7 @@ mod control_tests {
             height: 48,
             camera_timeout: Duration::from_secs(5),
             gop_cache_bytes: 1 << 20,
+            converters: crate::camera::converter::ConverterSettings::default(),
         }
     }
 
@@ -1655,6 +1848,7 @@ mod h264_tests {
             height: 48,
             camera_timeout: Duration::from_secs(1),
             gop_cache_bytes: 1 << 20,
+            converters: crate::camera::converter::ConverterSettings::default(),
         }
     }
 
@@ -1694,11 +1888,9 @@ mod h264_tests {
         assert_eq!(cached, vec![2, 3, 4], "from the IDR on");
         assert!(camera.status(start).ok);
         assert_eq!(camera.h264_feed().unwrap().keyframes, 1);
-        // No JPEG comes from an H.264 camera yet: a clear error at once.
-        match camera.fresh_for(start, 0, start) {
-            Fresh::Failed(error) => assert!(error.0.contains("H.264"), "{error}"),
-            _ => panic!("an H.264 camera cannot answer a snapshot"),
-        }
+        // A JPEG of an H.264 camera comes from its decoder, which only
+        // the server's demand starts: until then a capture waits.
+        assert!(matches!(camera.fresh_for(start, 0, start), Fresh::Pending));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use super::controls::{self, ControlError};
+use super::converter::ConverterSettings;
 use super::exec::ExecSource;
 use super::http_source::HttpSource;
 use super::pipeline::{Camera, CameraSettings};
@@ -121,6 +122,8 @@ pub struct CameraDefaults {
     pub codec: String,
     /// `--gop-cache-bytes`.
     pub gop_cache_bytes: usize,
+    /// `--h264-decoder`, `--h264-encoder`, `--converter-linger`.
+    pub converters: ConverterSettings,
 }
 
 /// Everything needed to start one camera, resolved.
@@ -146,6 +149,8 @@ pub struct CameraPlan {
     pub codec: CameraCodec,
     /// An H.264 camera's GOP cache size.
     pub gop_cache_bytes: usize,
+    /// Its converters.
+    pub converters: ConverterSettings,
 }
 
 /// Resolves every camera: names (`cam<position>` for unnamed ones, no
@@ -218,6 +223,7 @@ pub fn plan_cameras(
             max_frame_bytes: defaults.max_frame_bytes,
             codec,
             gop_cache_bytes: defaults.gop_cache_bytes,
+            converters: defaults.converters.clone(),
         });
     }
     for (later, plan) in plans.iter().enumerate() {
@@ -299,6 +305,7 @@ pub fn build_camera(plan: &CameraPlan) -> Result<Camera, String> {
         height: plan.frames.height,
         camera_timeout: plan.camera_timeout,
         gop_cache_bytes: plan.gop_cache_bytes,
+        converters: plan.converters.clone(),
     };
     let mut camera = match push_source(plan)? {
         Some(push) => Camera::new_push(push, settings, Instant::now()),
@@ -481,6 +488,7 @@ mod tests {
             camera_timeout: 5.0,
             codec: "auto".to_string(),
             gop_cache_bytes: 1 << 20,
+            converters: ConverterSettings::default(),
             max_frame_bytes: 1 << 20,
         }
     }

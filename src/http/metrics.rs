@@ -54,12 +54,15 @@ pub enum Exposure {
         /// The unit the reading's value is in.
         unit: Unit,
     },
-    /// A count that only grows: a `counter`, its name ending in `_total`.
+    /// A count that only grows: a `counter`, its name ending in `_total`,
+    /// its value converted from `unit` to the base unit.
     Counter {
         /// The family name (`camloop_auth_failures_total`).
         name: &'static str,
         /// The `# HELP` text.
         help: &'static str,
+        /// The unit the reading's value is in.
+        unit: Unit,
     },
     /// Not a family of its own: another family answers the same question
     /// the Prometheus way (a histogram for a p99 kept for the `stats`
@@ -101,10 +104,22 @@ impl Reading {
 
     /// A count that only grows.
     pub fn counter(key: &'static str, value: u64, name: &'static str, help: &'static str) -> Self {
+        Self::counter_in(key, value, Unit::Base, name, help)
+    }
+
+    /// A count that only grows, kept in `unit` (CPU time in µs), shown in
+    /// the base unit.
+    pub fn counter_in(
+        key: &'static str,
+        value: u64,
+        unit: Unit,
+        name: &'static str,
+        help: &'static str,
+    ) -> Self {
         Reading {
             key,
             value,
-            exposure: Exposure::Counter { name, help },
+            exposure: Exposure::Counter { name, help, unit },
         }
     }
 
@@ -120,17 +135,15 @@ impl Reading {
     /// The family's name, type, `# HELP` and value as `/metrics` prints it,
     /// or `None` where another family stands in for it.
     fn family(&self) -> Option<(&'static str, &'static str, &'static str, String)> {
+        let in_base_unit = |unit| match unit {
+            Unit::Base => self.value.to_string(),
+            Unit::Millis => micros_as_seconds(self.value.saturating_mul(1000)),
+            Unit::Micros => micros_as_seconds(self.value),
+        };
         match self.exposure {
-            Exposure::Gauge { name, help, unit } => {
-                let value = match unit {
-                    Unit::Base => self.value.to_string(),
-                    Unit::Millis => micros_as_seconds(self.value.saturating_mul(1000)),
-                    Unit::Micros => micros_as_seconds(self.value),
-                };
-                Some((name, "gauge", help, value))
-            }
-            Exposure::Counter { name, help } => {
-                Some((name, "counter", help, self.value.to_string()))
+            Exposure::Gauge { name, help, unit } => Some((name, "gauge", help, in_base_unit(unit))),
+            Exposure::Counter { name, help, unit } => {
+                Some((name, "counter", help, in_base_unit(unit)))
             }
             Exposure::Elsewhere => None,
         }
@@ -164,15 +177,17 @@ fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
         out,
         "camloop_camera_info",
         "gauge",
-        "Always 1, one series per camera; its labels carry the camera's name, source and codec.",
+        "Always 1, one series per camera; its labels carry the camera's name, source, codec \
+         and which way its converter converts (none: it never needed one).",
     )?;
     for camera in &s.cameras {
         writeln!(
             out,
-            "camloop_camera_info{{camera=\"{}\",source=\"{}\",codec=\"{}\"}} 1",
+            "camloop_camera_info{{camera=\"{}\",source=\"{}\",codec=\"{}\",converter=\"{}\"}} 1",
             label_value(&camera.name),
             label_value(&camera.source),
-            camera.codec
+            camera.codec,
+            camera.converter_direction
         )?;
     }
     gauge(

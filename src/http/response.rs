@@ -521,6 +521,11 @@ pub struct CameraView {
     /// What its frames are: `mjpeg`, `h264`, or `none` before a push
     /// camera has sent anything.
     pub codec: &'static str,
+    /// Its converter: `off`, `starting` or `running`.
+    pub converter: &'static str,
+    /// Which way: `h264-to-jpeg`, `jpeg-to-h264`, or `none` before a
+    /// consumer needed one.
+    pub converter_direction: &'static str,
     /// An H.264 camera's access units: from the read that brought the last
     /// byte to the one that showed it complete, µs.
     pub au_complete_delay_us: HistogramView,
@@ -626,6 +631,10 @@ fn write_camera_keys(out: &mut String, c: &CameraView) -> fmt::Result {
     push_json_optional_string(out, c.error.as_deref());
     out.push_str(",\"codec\":");
     push_json_string(out, c.codec);
+    out.push_str(",\"converter\":");
+    push_json_string(out, c.converter);
+    out.push_str(",\"converter_direction\":");
+    push_json_string(out, c.converter_direction);
     write!(
         out,
         ",\"width\":{},\"height\":{},\"fps\":{},\"fps_x100\":{}",

@@ -29,14 +29,14 @@ pub mod report;
 mod viewers;
 pub mod wire;
 
-use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 pub use report::{FrameAge, Latency, LoadReport, ViewerReport};
 pub use wire::{parse_escapes, Expect, Greeting, ReplyCounter};
 
-use crate::sys::{clock_ticks_per_second, raise_descriptor_limit, RESERVED_DESCRIPTORS};
+pub(crate) use crate::sys::process_cpu_time;
+use crate::sys::{raise_descriptor_limit, RESERVED_DESCRIPTORS};
 
 /// Where Linux keeps the range of local ports `connect()` picks from.
 const EPHEMERAL_PORT_RANGE_PATH: &str = "/proc/sys/net/ipv4/ip_local_port_range";
@@ -341,38 +341,6 @@ fn check_ephemeral_ports(conns: usize, destinations: usize) -> Result<(), String
     Ok(())
 }
 
-/// User + system CPU time process `pid` has used so far, from
-/// `/proc/PID/stat`. All the process's threads count, as they should for a
-/// server with helper threads.
-fn process_cpu_time(pid: u32) -> io::Result<Duration> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
-    let ticks = cpu_ticks_from_stat(&stat).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{path}: unexpected format"),
-        )
-    })?;
-    Ok(Duration::from_micros(
-        ticks.saturating_mul(1_000_000) / clock_ticks_per_second(),
-    ))
-}
-
-/// Fields 14 and 15 (`utime`, `stime`, in clock ticks) of a
-/// `/proc/PID/stat` line, added.
-fn cpu_ticks_from_stat(stat: &str) -> Option<u64> {
-    // Field 2 is the command name in parentheses, which may itself hold
-    // spaces and `)`: count the fields from after its last `)`.
-    let (_, after_name) = stat.rsplit_once(')')?;
-    // After the name come field 3 (state) .. field 13, then utime and stime.
-    let mut times = after_name
-        .split_ascii_whitespace()
-        .skip(11)
-        .map(str::parse::<u64>);
-    Some(times.next()?.ok()? + times.next()?.ok()?)
-}
-
 /// Checks a nonblocking connect after a readiness event, as the
 /// `mio::net::TcpStream::connect` docs prescribe: `Ok(false)` means the
 /// event was spurious and the connect is still in progress.
@@ -401,9 +369,9 @@ mod tests {
         // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
         // majflt cmajflt utime stime cutime ...
         let stat = "42 (a) b (c)) S 1 42 42 0 -1 4194560 10 0 0 0 250 31 7 9 20 0";
-        assert_eq!(cpu_ticks_from_stat(stat), Some(281));
-        assert_eq!(cpu_ticks_from_stat("42 (short) S 1 2"), None);
-        assert_eq!(cpu_ticks_from_stat("no name at all"), None);
+        assert_eq!(crate::sys::cpu_ticks_from_stat(stat), Some(281));
+        assert_eq!(crate::sys::cpu_ticks_from_stat("42 (short) S 1 2"), None);
+        assert_eq!(crate::sys::cpu_ticks_from_stat("no name at all"), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use mio::Token;
 use super::connection::ConnRef;
 use crate::camera::child::ChildTokens;
 use crate::camera::pipeline::Camera;
-use crate::camera::pipeline::CameraTokens;
+use crate::camera::pipeline::{CameraTokens, Demand};
 use crate::camera::push::SourceTokens;
 use crate::snapshot::SnapshotWriter;
 
@@ -123,8 +123,11 @@ pub struct ServedCamera {
     pub camera: Camera,
     /// Where its snapshots go.
     pub snapshots: SnapshotWriter,
-    /// Its stream viewers: a frame is offered to these only.
+    /// Its stream viewers (MJPEG and H.264): a frame or access unit is
+    /// offered to these only.
     pub viewers: Vec<ConnRef>,
+    /// How many of `viewers` take H.264 (`/stream.h264`).
+    pub h264_viewers: usize,
     /// Requests waiting for its next fresh frame; served once per
     /// iteration with one grab between them.
     pub frame_waiters: Vec<FrameWaiter>,
@@ -139,6 +142,7 @@ impl ServedCamera {
             camera,
             snapshots,
             viewers: Vec::new(),
+            h264_viewers: 0,
             frame_waiters: Vec::new(),
             counters: CameraCounters::default(),
         }
@@ -147,6 +151,22 @@ impl ServedCamera {
     /// Whether anybody wants its frames continuously (stream viewers).
     pub fn is_streaming(&self) -> bool {
         !self.viewers.is_empty()
+    }
+
+    /// What its consumers need now: JPEGs (waiting requests, MJPEG
+    /// viewers) and H.264 (`/stream.h264` viewers). The camera runs a
+    /// converter for the one it does not send.
+    pub fn demand(&self) -> Demand {
+        Demand {
+            jpeg: !self.frame_waiters.is_empty() || self.viewers.len() > self.h264_viewers,
+            h264: self.h264_viewers > 0,
+        }
+    }
+
+    /// Tells the camera what its consumers need (see [`ServedCamera::demand`]).
+    pub fn update_demand(&mut self, registry: &mio::Registry, now: Instant) {
+        let demand = self.demand();
+        self.camera.set_demand(demand, registry, now);
     }
 
     /// The nearest deadline of this camera: its timer, and the moment the

@@ -197,6 +197,7 @@ pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
         height: 48,
         camera_timeout: Duration::from_secs(5),
         gop_cache_bytes: 1 << 20,
+        converters: crate::camera::converter::ConverterSettings::default(),
     };
     let source: Option<Box<dyn crate::camera::FrameSource>> =
         with_camera.then(|| Box::new(SyntheticSource::new(64, 48)) as _);

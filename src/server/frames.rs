@@ -32,12 +32,16 @@ use crate::snapshot::SavedSnapshot;
 pub fn serve_waiters(
     connections: &mut Slab<Entry>,
     core: &mut Core,
+    registry: &Registry,
     now: Instant,
     to_drive: &mut Vec<ConnRef>,
 ) {
     core.new_waiters = false;
     for camera in 0..core.cameras.len() {
         if !core.cameras[camera].frame_waiters.is_empty() {
+            // A waiting request may need the decoder: start it now rather
+            // than on the next timer pass.
+            core.cameras[camera].update_demand(registry, now);
             serve_camera_waiters(connections, core, camera, now, to_drive);
         }
     }

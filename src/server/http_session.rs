@@ -16,7 +16,7 @@ use super::core::{Core, FrameOutcome, ServerConfig};
 use super::state_view;
 use crate::camera::controls::ControlError;
 use crate::camera::h264_stream::SharedAu;
-use crate::camera::pipeline::{Codec, SharedFrame};
+use crate::camera::pipeline::SharedFrame;
 use crate::h264::follow::{Admit, AuFollower, Offered};
 use crate::http::request::{Method, RequestHead, RequestReader};
 use crate::http::response::{
@@ -130,6 +130,11 @@ impl HttpSession {
     /// Whether this connection receives a stream (MJPEG or H.264).
     pub fn is_viewer(&self) -> bool {
         self.viewed_camera().is_some()
+    }
+
+    /// Whether this connection receives `/stream.h264`.
+    pub fn is_h264_viewer(&self) -> bool {
+        matches!(self.state, HttpState::StreamingH264 { .. })
     }
 
     /// The camera whose stream this connection receives, if any.
@@ -318,16 +323,6 @@ impl HttpSession {
                     cors,
                 };
             }
-            Route::Stream { .. } if served.camera.codec() == Codec::H264 => {
-                core.counters.errors += 1;
-                let body = error_json(&format!(
-                    "camera: {} sends H.264; MJPEG from it needs the H.264 decoder \
-                     (--h264-decoder), which this version does not have yet: read \
-                     /stream.h264",
-                    served.camera.name()
-                ));
-                respond(cx, 415, CONTENT_TYPE_JSON, body.as_bytes());
-            }
             Route::Stream { fps } => {
                 cx.output.push_bytes(&mjpeg_stream_head_with(&cors_headers));
                 if method == Method::Head {
@@ -351,15 +346,6 @@ impl HttpSession {
                     in_flight: None,
                 });
             }
-            Route::StreamH264 if served.camera.codec() == Codec::Jpeg => {
-                core.counters.errors += 1;
-                let body = error_json(&format!(
-                    "camera: {} sends MJPEG; H.264 from it needs the H.264 encoder \
-                     (--h264-encoder), which this version does not have yet",
-                    served.camera.name()
-                ));
-                respond(cx, 415, CONTENT_TYPE_JSON, body.as_bytes());
-            }
             Route::StreamH264 => {
                 cx.output.push_bytes(&h264_stream_head_with(&cors_headers));
                 if method == Method::Head {
@@ -367,6 +353,7 @@ impl HttpSession {
                     return;
                 }
                 served.viewers.push(cx.conn);
+                served.h264_viewers += 1;
                 log::debug!(
                     "http client {} started an H.264 stream of camera {}",
                     cx.peer,
@@ -484,19 +471,10 @@ impl HttpSession {
         now: Instant,
         camera_interval: Duration,
     ) -> Offer {
-        let viewer = match &mut self.state {
-            HttpState::Streaming(viewer) => viewer,
-            HttpState::StreamingH264 { .. } => {
-                // It asked for H.264 before the camera had said what it
-                // sends, and the camera sends JPEGs: this stream is over.
-                log::debug!(
-                    "http client {}: H.264 viewer of an MJPEG camera closed",
-                    cx.peer
-                );
-                cx.close_after_flush();
-                return Offer::NotViewing;
-            }
-            _ => return Offer::NotViewing,
+        // An H.264 viewer of an MJPEG camera gets the encoder's access
+        // units (`offer_au`), not the JPEGs.
+        let HttpState::Streaming(viewer) = &mut self.state else {
+            return Offer::NotViewing;
         };
         if !cx.output.is_empty() {
             return Offer::Skipped;
@@ -558,17 +536,6 @@ impl HttpSession {
         cx.output.push_shared(au.data.clone());
         follower.queued(cx.output.queued_total(), au.ready_at);
         Offer::Sent
-    }
-
-    /// Makes this connection an H.264 viewer of `camera` without a request
-    /// (what `/stream.h264` does before the camera has said what it sends).
-    #[cfg(test)]
-    pub fn watch_h264_for_test(&mut self, camera: usize) {
-        self.state = HttpState::StreamingH264 {
-            camera,
-            follower: AuFollower::new(),
-            started: false,
-        };
     }
 
     /// After a write: for each frame or access unit now handed to the

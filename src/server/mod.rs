@@ -131,6 +131,7 @@ impl Server {
             frames::serve_waiters(
                 &mut self.connections,
                 &mut self.core,
+                self.poll.registry(),
                 now,
                 &mut self.to_drive,
             );
@@ -179,6 +180,7 @@ impl Server {
         let registry = self.poll.registry();
         for camera in 0..core.cameras.len() {
             let served = &mut core.cameras[camera];
+            served.update_demand(registry, now);
             let streaming = served.is_streaming();
             if let Some(frame) = served.camera.on_timer(registry, now, streaming) {
                 frames::broadcast(connections, core, camera, &frame, now, &mut self.to_drive);

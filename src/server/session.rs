@@ -101,6 +101,11 @@ impl Session {
         }
     }
 
+    /// Whether this connection receives `/stream.h264`.
+    pub fn is_h264_viewer(&self) -> bool {
+        matches!(self, Session::Http(http) if http.is_h264_viewer())
+    }
+
     /// Offers an H.264 access unit; only HTTP H.264 viewers take it.
     pub fn offer_au(
         &mut self,
@@ -190,8 +195,11 @@ impl Entry {
             Session::Http(_) => core.http_clients -= 1,
         }
         if let Some(camera) = self.session.viewed_camera() {
-            let viewers = &mut core.cameras[camera].viewers;
-            viewers.retain(|viewer| viewer.id != self.conn.id);
+            let served = &mut core.cameras[camera];
+            served.viewers.retain(|viewer| viewer.id != self.conn.id);
+            if self.session.is_h264_viewer() {
+                served.h264_viewers -= 1;
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::*;
-use crate::camera::pipeline::SharedFrame;
+use crate::camera::pipeline::{Demand, SharedFrame};
 use crate::output::{OutputQueue, SpareBuffers};
 use crate::protocol::{Framing, HELP_REPLY, MAX_LINE_BYTES};
 use crate::server::connection::Lifecycle;
@@ -312,34 +312,28 @@ fn http_stream_makes_a_viewer_that_gets_offered_frames() {
 }
 
 #[test]
-fn an_h264_stream_of_an_mjpeg_camera_is_415_and_a_jpeg_ends_an_early_h264_viewer() {
-    // The synthetic camera sends JPEGs: no H.264 without an encoder.
+fn an_h264_viewer_of_an_mjpeg_camera_is_counted_and_takes_no_jpegs() {
+    // The synthetic camera sends JPEGs: its H.264 comes from the encoder,
+    // which the viewer's demand starts.
     let mut harness = Harness::http(test_core(true, None));
     let reply = harness.send(http_get("/stream.h264").as_bytes());
-    assert!(
-        reply.starts_with("HTTP/1.1 415 Unsupported Media Type\r\n"),
-        "{reply}"
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.contains("Content-Type: video/h264\r\n"), "{reply}");
+    assert!(harness.session.is_h264_viewer());
+    let served = &harness.core.cameras[0];
+    assert_eq!((served.viewers.len(), served.h264_viewers), (1, 1));
+    assert_eq!(
+        served.demand(),
+        Demand {
+            jpeg: false,
+            h264: true
+        }
     );
-    assert!(reply.contains("--h264-encoder"), "{reply}");
-    assert!(!harness.session.is_viewer());
-
-    // A viewer that asked before the camera said what it sends (made one
-    // here by hand) is closed by the first JPEG it is offered.
-    let mut harness = Harness::http(test_core(true, None));
-    let Session::Http(http) = &mut harness.session else {
-        panic!("built as HTTP")
-    };
-    http.watch_h264_for_test(0);
     let frame = harness.core.cameras[0]
         .camera
         .fresh_frame(Instant::now(), 0)
         .expect("a frame");
     assert_eq!(harness.offer(&frame), Offer::NotViewing);
-    assert_eq!(
-        harness.lifecycle,
-        Lifecycle::Draining,
-        "closed after its output"
-    );
 }
 
 #[test]

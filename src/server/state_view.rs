@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::cameras::ServedCamera;
 use super::connection::{OUTPUT_HARD_CAP_BYTES, OUTPUT_SOFT_CAP_BYTES};
 use super::core::Core;
+use crate::camera::converter::Converter;
 use crate::http::metrics::{Reading, Unit};
 use crate::http::response::{CameraView, HistogramView, StateView, LATENCY_BUCKETS_US};
 use crate::stats::TimingHistogram;
@@ -209,6 +210,8 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
 fn camera_view(served: &ServedCamera, now: Instant, detail: Detail) -> CameraView {
     let camera = &served.camera;
     let h264 = camera.h264_feed();
+    let converter = camera.converter();
+    let converted = converter.map(|c| c.counters).unwrap_or_default();
     let status = camera.status(now);
     let counters = &served.counters;
     CameraView {
@@ -283,10 +286,44 @@ fn camera_view(served: &ServedCamera, now: Instant, detail: Detail) -> CameraVie
                 "au_complete_delay_us_p99",
                 h264.map_or(0, |feed| feed.complete_delay.quantile_micros(0.99)),
             ),
+            Reading::counter(
+                "converter_frames_in",
+                converted.frames_in,
+                "camloop_converter_frames_in_total",
+                "Frames or access units written to the camera's converter child.",
+            ),
+            Reading::counter(
+                "converter_frames_out",
+                converted.frames_out,
+                "camloop_converter_frames_out_total",
+                "JPEGs or access units that came out of the camera's converter child.",
+            ),
+            Reading::counter(
+                "converter_frames_dropped",
+                converted.frames_dropped,
+                "camloop_converter_frames_dropped_total",
+                "Frames or access units not fed to the converter: its input was busy, or it \
+                 waited for an IDR.",
+            ),
+            Reading::counter(
+                "converter_restarts",
+                converted.restarts,
+                "camloop_converter_restarts_total",
+                "Times the converter child was started again after it ended, failed or stopped.",
+            ),
+            Reading::counter_in(
+                "converter_cpu_us",
+                converter.map_or(0, Converter::cpu_us),
+                Unit::Micros,
+                "camloop_converter_cpu_seconds_total",
+                "CPU time (user and system) of the camera's converter children.",
+            ),
         ],
         grab_us: detail.histogram(&camera.grab_time),
         encode_us: detail.histogram(&camera.encode_time),
         codec: camera.codec().name(),
+        converter: converter.map_or("off", Converter::state_name),
+        converter_direction: converter.map_or("none", |c| c.direction().name()),
         au_complete_delay_us: h264.map_or_else(HistogramView::default, |feed| {
             detail.histogram(&feed.complete_delay)
         }),
@@ -367,7 +404,10 @@ fn camera_line(numbers: &Numbers, camera: usize) -> String {
     .chain(later)
     .map(|(key, value)| format!(" {key}={value}"))
     .collect();
-    rest.push_str(&format!(" codec={}", c.codec));
+    rest.push_str(&format!(
+        " codec={} converter={} converter_direction={}",
+        c.codec, c.converter, c.converter_direction
+    ));
     format!(
         "OK clients={} clients_max={clients_max} uptime_s={} camera={} camera_ok={} \
          width={} height={} fps_x100={} frames_grabbed={} frames_encoded={} snapshots={} \
