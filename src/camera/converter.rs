@@ -190,6 +190,9 @@ enum State {
     Failed {
         error: CameraError,
         retry_at: Instant,
+        /// It could not even start (no ffmpeg, say): a consumer waiting
+        /// for its output is told at once instead of waiting in vain.
+        at_start: bool,
     },
 }
 
@@ -261,10 +264,16 @@ impl Converter {
         matches!(self.state, State::Running(_))
     }
 
-    /// Why it is not running, after a failure.
-    pub fn error(&self) -> Option<&CameraError> {
+    /// Why it cannot run: set when its child could not even start. (One
+    /// that ended while running is started again, and whoever waits for
+    /// its output goes on waiting, up to `--camera-timeout`.)
+    pub fn start_error(&self) -> Option<&CameraError> {
         match &self.state {
-            State::Failed { error, .. } => Some(error),
+            State::Failed {
+                error,
+                at_start: true,
+                ..
+            } => Some(error),
             _ => None,
         }
     }
@@ -336,7 +345,7 @@ impl Converter {
         let child = match Child::spawn(&self.argv, registry, tokens, &self.label) {
             Ok(child) => child,
             Err(error) => {
-                let error = self.start_error(error);
+                let error = self.explain_start_failure(error);
                 self.fail_with(registry, now, error);
                 return;
             }
@@ -374,7 +383,7 @@ impl Converter {
 
     /// The error a consumer sees when the child cannot start: the one
     /// that matters on a fresh machine is a missing ffmpeg.
-    fn start_error(&self, error: CameraError) -> CameraError {
+    fn explain_start_failure(&self, error: CameraError) -> CameraError {
         let missing = error.0.contains("No such file") && self.argv[0] == "ffmpeg";
         match (missing, self.direction) {
             (true, Direction::H264ToJpeg) => CameraError::new(
@@ -588,6 +597,7 @@ impl Converter {
         self.state = State::Failed {
             error,
             retry_at: now + backoff,
+            at_start: !was_running,
         };
     }
 
@@ -649,7 +659,7 @@ mod tests {
             30,
         )
         .unwrap();
-        let error = converter.start_error(CameraError::new(
+        let error = converter.explain_start_failure(CameraError::new(
             "cannot start ffmpeg: No such file or directory (os error 2)",
         ));
         assert_eq!(

@@ -1009,7 +1009,7 @@ impl Camera {
                     return Fresh::Ready(frame.clone());
                 }
             }
-            return match self.converter.as_ref().and_then(Converter::error) {
+            return match self.converter.as_ref().and_then(Converter::start_error) {
                 Some(error) => Fresh::Failed(error.clone()),
                 None => Fresh::Pending,
             };
