@@ -458,9 +458,16 @@ impl Converter {
         if running.input.is_empty() {
             return;
         }
-        if let Err(e) = running.input.write_to(stdin, &mut running.spares) {
-            let error = CameraError::new(format!("{}: writing to it: {e}", self.label));
-            self.fail_with(registry, now, error);
+        match running.input.write_to(stdin, &mut running.spares) {
+            // What the child took whole no longer counts as unsent for the
+            // skip-to-IDR rule.
+            Ok(_) => running
+                .follower
+                .written(running.input.written_total(), |_| {}),
+            Err(e) => {
+                let error = CameraError::new(format!("{}: writing to it: {e}", self.label));
+                self.fail_with(registry, now, error);
+            }
         }
     }
 
@@ -666,6 +673,48 @@ mod tests {
             error.0,
             "converting H.264 to JPEG needs ffmpeg (install it or set --h264-decoder)"
         );
+    }
+
+    fn access_unit(seq: u64, keyframe: bool, at: Instant) -> SharedAu {
+        let nal_type = if keyframe { 0x65 } else { 0x41 };
+        SharedAu {
+            seq,
+            data: vec![0, 0, 0, 1, nal_type, 0x88, 0x84].into(),
+            keyframe,
+            follows_gap: false,
+            started_at: at,
+            started_unix_us: 0,
+            ready_at: at,
+            parameter_sets: None,
+        }
+    }
+
+    #[test]
+    fn a_decoder_that_keeps_up_is_fed_every_access_unit_for_as_long_as_it_runs() {
+        let poll = mio::Poll::new().unwrap();
+        let settings = ConverterSettings {
+            decoder: "sh -c 'cat > /dev/null'".to_string(),
+            ..ConverterSettings::default()
+        };
+        let mut decoder = Converter::new(Direction::H264ToJpeg, &settings, "cam0", 30).unwrap();
+        let tokens = ChildTokens {
+            stdout: Token(1),
+            stderr: Token(2),
+            stdin: Some(Token(3)),
+        };
+        let start = Instant::now();
+        decoder.set_needed(true, poll.registry(), tokens, &[], start);
+        // Three seconds of a 30 fps stream, each unit written at once: what
+        // the child took never counts as falling behind, however long ago
+        // it was fed.
+        for seq in 0..90 {
+            let at = start + Duration::from_millis(33 * seq);
+            decoder.feed_access_unit(&access_unit(seq, seq % 30 == 0, at), 7, at);
+            decoder.flush(poll.registry(), at);
+        }
+        assert_eq!(decoder.counters.frames_in, 90);
+        assert_eq!(decoder.counters.frames_dropped, 0);
+        decoder.shutdown(poll.registry(), Duration::ZERO);
     }
 
     #[test]
