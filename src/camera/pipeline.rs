@@ -900,17 +900,26 @@ impl Camera {
         }
     }
 
+    /// Stops the push source and forgets what it delivered: nothing that
+    /// was cached or decoded leads on to what a restart will send.
+    fn stop_push_source(&mut self, registry: &Registry) {
+        if let Some(push) = self.push.as_mut() {
+            push.source.stop(registry);
+            push.latest = None;
+            push.corrupt_warned = false;
+        }
+        self.h264.reset();
+        self.decoded = None;
+        self.last_encoded = None;
+    }
+
     /// Stops a push source that ended, broke or went silent, and schedules
     /// its restart with backoff.
     fn fail_push(&mut self, registry: &Registry, now: Instant, error: CameraError) {
+        self.stop_push_source(registry);
         let Some(push) = self.push.as_mut() else {
             return;
         };
-        push.source.stop(registry);
-        push.latest = None;
-        self.h264.reset();
-        self.decoded = None;
-        push.corrupt_warned = false;
         if matches!(self.state, SourceState::Open) {
             log::warn!("camera {} failed: {error}; restarting", push.source.name());
         }
@@ -921,20 +930,16 @@ impl Camera {
             retry_at: now + backoff,
             backoff,
         };
-        self.last_encoded = None;
     }
 
     /// Stops a push source whose stream camloop cannot serve (H.265,
     /// B-frames): one log line, and a retry only every
     /// [`REFUSED_RETRY_INTERVAL`], since the stream will not change soon.
     fn refuse_push(&mut self, registry: &Registry, now: Instant, error: CameraError) {
+        self.stop_push_source(registry);
         let Some(push) = self.push.as_mut() else {
             return;
         };
-        push.source.stop(registry);
-        push.latest = None;
-        self.h264.reset();
-        self.decoded = None;
         let already_refused = push.refused.as_deref() == Some(error.0.as_str());
         push.refused = Some(error.0.clone());
         if !already_refused {
@@ -949,7 +954,6 @@ impl Camera {
             retry_at: now + REFUSED_RETRY_INTERVAL,
             backoff: REFUSED_RETRY_INTERVAL,
         };
-        self.last_encoded = None;
     }
 
     /// The newest pushed frame with camloop's stamp, made once per frame.
