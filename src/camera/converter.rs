@@ -28,13 +28,13 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
 
 use super::child::{Child, ChildTokens, Graveyard};
 use super::h264_stream::{AuClock, SharedAu, TimedAu};
-use super::pipeline::SharedFrame;
 use super::CameraError;
 use crate::h264::follow::{Admit, AuFollower, Offered};
 use crate::h264::ParameterSets;
@@ -427,10 +427,11 @@ impl Converter {
         self.counters.frames_in += 1;
     }
 
-    /// An encoder's input: the camera's next JPEG, skipped (counted) while
-    /// the previous one is still being written: a converter never makes
-    /// the camera wait.
-    pub fn feed_jpeg(&mut self, frame: &SharedFrame, started_at: Instant) {
+    /// An encoder's input: the camera's next JPEG (the shared bytes, and
+    /// what its access unit will carry), skipped (counted) while the
+    /// previous one is still being written: a converter never makes the
+    /// camera wait.
+    pub fn feed_jpeg(&mut self, jpeg: &Rc<[u8]>, source: Fed) {
         let State::Running(running) = &mut self.state else {
             return;
         };
@@ -438,12 +439,8 @@ impl Converter {
             self.counters.frames_dropped += 1;
             return;
         }
-        running.input.push_shared(frame.jpeg.clone());
-        running.in_flight.push_back(Fed {
-            seq: frame.seq,
-            started_at,
-            unix_us: frame.grabbed_unix_us,
-        });
+        running.input.push_shared(jpeg.clone());
+        running.in_flight.push_back(source);
         self.counters.frames_in += 1;
     }
 

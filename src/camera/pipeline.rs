@@ -26,7 +26,7 @@ use mio::{Interest, Registry, Token};
 
 use super::child::ChildTokens;
 use super::controls::{self, Control, ControlError};
-use super::converter::{Converted, Converter, ConverterSettings, Direction};
+use super::converter::{Converted, Converter, ConverterSettings, Direction, Fed};
 use super::h264_stream::{GopCache, H264Feed, SharedAu};
 use super::push::{PushSink, PushSource, PushedFrame, SourceTokens, REFUSED_RETRY_INTERVAL};
 use super::synthetic::render_test_pattern;
@@ -822,7 +822,12 @@ impl Camera {
             return;
         };
         if frame.seq > 0 && encoder.direction() == Direction::JpegToH264 {
-            encoder.feed_jpeg(frame, frame.ready_at);
+            let source = Fed {
+                seq: frame.seq,
+                started_at: frame.ready_at,
+                unix_us: frame.grabbed_unix_us,
+            };
+            encoder.feed_jpeg(&frame.jpeg, source);
             encoder.flush(registry, now);
         }
     }

@@ -27,126 +27,21 @@
 
 use std::fmt::{self, Write as _};
 
-use super::response::{hundredths, CameraView, HistogramView, StateView};
+use super::report::{hundredths, CameraView, HistogramView, StateView};
+pub use super::report::{Exposure, Reading, Unit};
 
-/// One of the rarer numbers of `stats` and `/state` (the key and value
-/// there), and how `/metrics` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reading {
-    /// The key in the `stats` line and `/state`, units in the name
-    /// (`idle_timeout_s`): stable, never renamed.
-    pub key: &'static str,
-    /// The value, in the unit the key names.
-    pub value: u64,
-    /// How `/metrics` shows it.
-    pub exposure: Exposure,
-}
-
-/// How a [`Reading`] appears in `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exposure {
-    /// A gauge, its value converted from `unit` to the base unit.
-    Gauge {
-        /// The family name, base unit last (`camloop_idle_timeout_seconds`).
-        name: &'static str,
-        /// The `# HELP` text.
-        help: &'static str,
-        /// The unit the reading's value is in.
-        unit: Unit,
-    },
-    /// A count that only grows: a `counter`, its name ending in `_total`,
-    /// its value converted from `unit` to the base unit.
-    Counter {
-        /// The family name (`camloop_auth_failures_total`).
-        name: &'static str,
-        /// The `# HELP` text.
-        help: &'static str,
-        /// The unit the reading's value is in.
-        unit: Unit,
-    },
-    /// Not a family of its own: another family answers the same question
-    /// the Prometheus way (a histogram for a p99 kept for the `stats`
-    /// line, a byte counter's `rate()` for a bitrate).
-    Elsewhere,
-}
-
-/// The unit a reading's value is kept in; `/metrics` shows the base unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    /// A plain number, or already a base unit (bytes, seconds, clients).
-    Base,
-    /// Milliseconds, shown as seconds.
-    Millis,
-    /// Microseconds, shown as seconds.
-    Micros,
-}
-
-impl Reading {
-    /// A gauge of a plain number or a number already in base units.
-    pub fn gauge(key: &'static str, value: u64, name: &'static str, help: &'static str) -> Self {
-        Self::gauge_in(key, value, Unit::Base, name, help)
-    }
-
-    /// A gauge kept in `unit`, shown in the base unit.
-    pub fn gauge_in(
-        key: &'static str,
-        value: u64,
-        unit: Unit,
-        name: &'static str,
-        help: &'static str,
-    ) -> Self {
-        Reading {
-            key,
-            value,
-            exposure: Exposure::Gauge { name, help, unit },
-        }
-    }
-
-    /// A count that only grows.
-    pub fn counter(key: &'static str, value: u64, name: &'static str, help: &'static str) -> Self {
-        Self::counter_in(key, value, Unit::Base, name, help)
-    }
-
-    /// A count that only grows, kept in `unit` (CPU time in µs), shown in
-    /// the base unit.
-    pub fn counter_in(
-        key: &'static str,
-        value: u64,
-        unit: Unit,
-        name: &'static str,
-        help: &'static str,
-    ) -> Self {
-        Reading {
-            key,
-            value,
-            exposure: Exposure::Counter { name, help, unit },
-        }
-    }
-
-    /// A number `/metrics` answers with another family instead.
-    pub fn answered_elsewhere(key: &'static str, value: u64) -> Self {
-        Reading {
-            key,
-            value,
-            exposure: Exposure::Elsewhere,
-        }
-    }
-
-    /// The family's name, type, `# HELP` and value as `/metrics` prints it,
-    /// or `None` where another family stands in for it.
-    fn family(&self) -> Option<(&'static str, &'static str, &'static str, String)> {
-        let in_base_unit = |unit| match unit {
-            Unit::Base => self.value.to_string(),
-            Unit::Millis => micros_as_seconds(self.value.saturating_mul(1000)),
-            Unit::Micros => micros_as_seconds(self.value),
-        };
-        match self.exposure {
-            Exposure::Gauge { name, help, unit } => Some((name, "gauge", help, in_base_unit(unit))),
-            Exposure::Counter { name, help, unit } => {
-                Some((name, "counter", help, in_base_unit(unit)))
-            }
-            Exposure::Elsewhere => None,
-        }
+/// A reading's family: its name, type, `# HELP` and value as `/metrics` prints it,
+/// or `None` where another family stands in for it.
+fn family_of(reading: &Reading) -> Option<(&'static str, &'static str, &'static str, String)> {
+    let in_base_unit = |unit| match unit {
+        Unit::Base => reading.value.to_string(),
+        Unit::Millis => micros_as_seconds(reading.value.saturating_mul(1000)),
+        Unit::Micros => micros_as_seconds(reading.value),
+    };
+    match reading.exposure {
+        Exposure::Gauge { name, help, unit } => Some((name, "gauge", help, in_base_unit(unit))),
+        Exposure::Counter { name, help, unit } => Some((name, "counter", help, in_base_unit(unit))),
+        Exposure::Elsewhere => None,
     }
 }
 
@@ -197,7 +92,7 @@ fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
         s.uptime_s,
     )?;
     for reading in &s.more {
-        if let Some((name, kind, help, value)) = reading.family() {
+        if let Some((name, kind, help, value)) = family_of(reading) {
             family(out, name, kind, help)?;
             writeln!(out, "{name} {value}")?;
         }
@@ -319,11 +214,11 @@ fn write_camera_metrics(out: &mut String, cameras: &[CameraView]) -> fmt::Result
     // list names the families.
     let readings = cameras.first().map(|c| c.more.as_slice()).unwrap_or(&[]);
     for (index, reading) in readings.iter().enumerate() {
-        if let Some((name, kind, help, _)) = reading.family() {
+        if let Some((name, kind, help, _)) = family_of(reading) {
             per_camera(out, name, kind, help, &|c| {
                 c.more
                     .get(index)
-                    .and_then(Reading::family)
+                    .and_then(family_of)
                     .map_or_else(|| "0".to_string(), |(.., value)| value)
             })?;
         }
@@ -482,7 +377,7 @@ mod tests {
             "camloop_camera_timeout_seconds",
             "h",
         );
-        assert_eq!(timeout.family().map(|f| f.3), Some("5".to_string()));
+        assert_eq!(family_of(&timeout).map(|f| f.3), Some("5".to_string()));
         let longest = Reading::gauge_in(
             "x_us_max",
             1_500,
@@ -490,11 +385,11 @@ mod tests {
             "camloop_x_max_seconds",
             "h",
         );
-        assert_eq!(longest.family().map(|f| f.3), Some("0.0015".to_string()));
+        assert_eq!(family_of(&longest).map(|f| f.3), Some("0.0015".to_string()));
         let restarts = Reading::counter("camera_restarts", 3, "camloop_camera_restarts_total", "h");
-        assert_eq!(restarts.family().map(|f| f.1), Some("counter"));
+        assert_eq!(family_of(&restarts).map(|f| f.1), Some("counter"));
         assert_eq!(
-            Reading::answered_elsewhere("loop_stall_us_p99", 9).family(),
+            family_of(&Reading::answered_elsewhere("loop_stall_us_p99", 9)),
             None
         );
     }

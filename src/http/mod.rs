@@ -3,7 +3,8 @@
 //! This module owns what HTTP *means* for camloop: the endpoint table
 //! ([`route`]), request parsing ([`request`]), and the exact bytes of every
 //! response, the MJPEG framing and the `/state` JSON ([`response`]), the
-//! `/metrics` text ([`metrics`]), plus the web page itself.
+//! `/metrics` text ([`metrics`]), the numbers both report ([`report`]),
+//! plus the web page itself.
 //!
 //! It never touches a socket, a file or the camera: bytes and plain values go
 //! in, decisions and bytes come out. The event loop does the I/O, which keeps
@@ -41,6 +42,7 @@
 //! cache-busters (`/snapshot.jpg?1701234567`) are ignored everywhere.
 
 pub mod metrics;
+pub mod report;
 pub mod request;
 pub mod response;
 

@@ -11,7 +11,8 @@
 
 use std::fmt::{self, Write as _};
 
-use super::metrics::Reading;
+use super::report::hundredths;
+pub use super::report::{CameraView, HistogramView, StateView, LATENCY_BUCKETS_US};
 use super::request::{Method, RequestHead};
 
 /// HTML pages.
@@ -444,137 +445,6 @@ pub const MAX_CLIENTS_RESPONSE: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 20\r\n\
 Connection: close\r\n\r\nmax clients reached\n";
 
-/// Upper bounds for the grab and encode time histograms, in microseconds:
-/// from 100 µs (a passthrough MJPEG grab) to 1 s (a camera that hangs).
-pub const LATENCY_BUCKETS_US: &[u64] = &[
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000,
-];
-
-/// A histogram of durations as Prometheus wants it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HistogramView {
-    /// `(upper bound in µs, observations ≤ that bound)`, bounds ascending.
-    /// The counts are cumulative, so they never decrease; the `+Inf` bucket
-    /// is `count` and is not listed.
-    pub buckets_le_us: Vec<(u64, u64)>,
-    /// Sum of all observations, in µs.
-    pub sum_us: u64,
-    /// Number of observations.
-    pub count: u64,
-}
-
-impl HistogramView {
-    /// Reads the buckets out of a timing histogram, with its exact sum.
-    pub fn from_timing(timing: &crate::stats::TimingHistogram, bounds_us: &[u64]) -> Self {
-        HistogramView {
-            buckets_le_us: timing.cumulative_counts(bounds_us),
-            sum_us: timing.sum_micros(),
-            count: timing.count(),
-        }
-    }
-}
-
-/// What `/state` and `/metrics` report about one camera.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CameraView {
-    /// The camera's name (`cam0`).
-    pub name: String,
-    /// Its source (`synthetic`, `/dev/video0`, ...), credentials hidden.
-    pub source: String,
-    /// Whether it delivers frames.
-    pub ok: bool,
-    /// Why it is not ok, while it is not.
-    pub error: Option<String>,
-    /// Frame width in pixels.
-    pub width: u32,
-    /// Frame height in pixels.
-    pub height: u32,
-    /// Measured grab rate in frames per second, times 100.
-    pub fps_x100: u64,
-    /// HTTP connections receiving its stream.
-    pub stream_viewers: u64,
-    /// Grabs since start.
-    pub frames_grabbed: u64,
-    /// JPEG encodes; at most one per grabbed frame, whatever the viewers.
-    pub frames_encoded: u64,
-    /// Frames written to its stream viewers (one per viewer per frame).
-    pub frames_sent: u64,
-    /// Frames a slow viewer skipped because its socket was not writable.
-    pub frames_dropped: u64,
-    /// Viewers dropped after --stream-stall-timeout without write progress.
-    pub viewers_dropped: u64,
-    /// Snapshots written.
-    pub snapshots: u64,
-    /// Snapshot writes that failed.
-    pub snapshot_errors: u64,
-    /// Base name of the last snapshot written.
-    pub last_snapshot: Option<String>,
-    /// More integer keys (the rarer counters and limits), in `/state` as
-    /// they are, in `/metrics` as each [`Reading`] says (with
-    /// `camera="…"`).
-    pub more: Vec<Reading>,
-    /// Time blocked in grab(), µs.
-    pub grab_us: HistogramView,
-    /// Time in retrieve() plus encode, µs.
-    pub encode_us: HistogramView,
-    /// What its frames are: `mjpeg`, `h264`, or `none` before a push
-    /// camera has sent anything.
-    pub codec: &'static str,
-    /// Its converter: `off`, `starting` or `running`.
-    pub converter: &'static str,
-    /// Which way: `h264-to-jpeg`, `jpeg-to-h264`, or `none` before a
-    /// consumer needed one.
-    pub converter_direction: &'static str,
-    /// An H.264 camera's access units: from the read that brought the last
-    /// byte to the one that showed it complete, µs.
-    pub au_complete_delay_us: HistogramView,
-}
-
-/// Everything `/state` and `/metrics` report, copied out of the server at the
-/// moment of the request. Plain values only, so formatting it is pure.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StateView {
-    /// The crate version.
-    pub version: String,
-    /// Seconds since start.
-    pub uptime_s: u64,
-    /// Every camera, the default one first (never empty in a server).
-    pub cameras: Vec<CameraView>,
-    /// Connections on the control port.
-    pub control_clients: u64,
-    /// HTTP connections, stream viewers included.
-    pub http_clients: u64,
-    /// Requests served, both ports.
-    pub requests: u64,
-    /// Requests answered with an error, both ports.
-    pub errors: u64,
-    /// Bytes received, both ports.
-    pub bytes_in: u64,
-    /// Bytes sent, both ports.
-    pub bytes_out: u64,
-    /// More integer keys (limits and rarer counters), in `/state` as they
-    /// are, in `/metrics` as each [`Reading`] says.
-    pub more: Vec<Reading>,
-    /// Per viewer and frame: ready to send → last byte to the kernel, µs.
-    pub frame_send_age_us: HistogramView,
-    /// Each loop iteration: `poll()` returning → the next `poll()`, µs.
-    pub loop_stall_us: HistogramView,
-}
-
-impl StateView {
-    /// The default camera's view (an empty one in a view built without
-    /// cameras, as a unit test may).
-    pub fn default_camera(&self) -> CameraView {
-        self.cameras.first().cloned().unwrap_or_default()
-    }
-
-    /// Stream viewers of every camera.
-    pub fn stream_viewers(&self) -> u64 {
-        self.cameras.iter().map(|c| c.stream_viewers).sum()
-    }
-}
-
 /// The `/state` body: one JSON object whose top-level keys are the
 /// default camera's and the process's numbers (the same names the control
 /// port's `stats` uses), plus `fps` as a decimal number, and `cameras`: an
@@ -667,22 +537,5 @@ fn push_json_optional_string(out: &mut String, text: Option<&str>) {
     match text {
         Some(text) => push_json_string(out, text),
         None => out.push_str("null"),
-    }
-}
-
-/// `2997` → `29.97`: exact, where going through `f64` could print `29.969999`.
-pub(super) fn hundredths(value_x100: u64) -> String {
-    format!("{}.{:02}", value_x100 / 100, value_x100 % 100)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hundredths_keep_two_digits() {
-        assert_eq!(hundredths(2997), "29.97");
-        assert_eq!(hundredths(500), "5.00");
-        assert_eq!(hundredths(7), "0.07");
     }
 }
