@@ -481,7 +481,7 @@ fn effective_config(serve: &ArgMatches, args: &ServeArgs) -> Result<String, Stri
         out.push('\n');
     }
     let entries = camera_entries_of(args);
-    let plans = setup::plan_cameras(&entries, &camera_defaults(args))?;
+    let plans = setup::plan_cameras(&entries, &camera_defaults(args)?)?;
     for (entry, plan) in entries.iter().zip(&plans) {
         out.push_str(&camera_table_text(entry, plan));
     }
@@ -545,8 +545,8 @@ fn camera_entries_of(args: &ServeArgs) -> Vec<CameraEntry> {
 }
 
 /// The global flags as every camera's defaults.
-fn camera_defaults(args: &ServeArgs) -> CameraDefaults {
-    CameraDefaults {
+fn camera_defaults(args: &ServeArgs) -> Result<CameraDefaults, String> {
+    Ok(CameraDefaults {
         frames: FrameOptions {
             fps: args.fps,
             idle_fps: args.idle_fps,
@@ -561,20 +561,33 @@ fn camera_defaults(args: &ServeArgs) -> CameraDefaults {
         max_frame_bytes: args.max_frame_bytes,
         codec: args.camera_codec.clone(),
         gop_cache_bytes: args.gop_cache_bytes,
-        converters: converter_settings(args),
-    }
+        converters: converter_settings(args)?,
+    })
 }
 
 /// `--h264-decoder`, `--h264-encoder` (the `exec:` prefix optional, as
-/// the words after it are what runs) and `--converter-linger`.
-fn converter_settings(args: &ServeArgs) -> crate::camera::converter::ConverterSettings {
-    let command = |flag: &str| flag.strip_prefix("exec:").unwrap_or(flag).to_string();
-    crate::camera::converter::ConverterSettings {
-        decoder: command(&args.h264_decoder),
-        encoder: command(&args.h264_encoder),
-        linger: std::time::Duration::try_from_secs_f64(args.converter_linger)
-            .unwrap_or(crate::camera::converter::DEFAULT_CONVERTER_LINGER),
-    }
+/// the words after it are what runs) and `--converter-linger`, checked
+/// at start: a command that does not split into words is an error now,
+/// not a warning at every use.
+fn converter_settings(
+    args: &ServeArgs,
+) -> Result<crate::camera::converter::ConverterSettings, String> {
+    let command = |flag: &str, text: &str| -> Result<String, String> {
+        let command = text.strip_prefix("exec:").unwrap_or(text);
+        crate::camera::child::split_command(command).map_err(|e| format!("{flag}: {e}"))?;
+        Ok(command.to_string())
+    };
+    let linger = std::time::Duration::try_from_secs_f64(args.converter_linger).map_err(|_| {
+        format!(
+            "--converter-linger {}: needs a number of seconds, 0 or more",
+            args.converter_linger
+        )
+    })?;
+    Ok(crate::camera::converter::ConverterSettings {
+        decoder: command("--h264-decoder", &args.h264_decoder)?,
+        encoder: command("--h264-encoder", &args.h264_encoder)?,
+        linger,
+    })
 }
 
 /// A flag value as a TOML scalar: integers and booleans bare, text quoted.
@@ -621,7 +634,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         crate::camera::opencv_source::quiet_opencv_logging();
         crate::camera::opencv_source::single_threaded_opencv();
     }
-    let plans = setup::plan_cameras(&camera_entries_of(args), &camera_defaults(args))?;
+    let plans = setup::plan_cameras(&camera_entries_of(args), &camera_defaults(args)?)?;
     let mut cameras = Vec::with_capacity(plans.len());
     for plan in &plans {
         let snapshots = SnapshotWriter::new(SnapshotSettings {

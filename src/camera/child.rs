@@ -34,6 +34,10 @@ const STDERR_WINDOW: Duration = Duration::from_secs(10);
 const MAX_STDERR_LINE_BYTES: usize = 1024;
 /// How often the shutdown checks whether the child has exited.
 const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// How soon after a kill the loop looks again for the child's exit (a
+/// SIGKILLed child is gone within milliseconds; until it is reaped it
+/// stays a zombie in the process table).
+const REAP_RETRY: Duration = Duration::from_millis(50);
 
 /// The tokens a child's pipes are registered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +62,7 @@ pub struct Child {
     pub tokens: ChildTokens,
     stderr_line: Vec<u8>,
     stderr_log: RateLimit,
-    /// Who it is in the log (`camera cam0`, `camera cam0 decoder`).
+    /// Who it is in the log (`camera exec:…`, `camera cam0 h264-to-jpeg`).
     label: String,
 }
 
@@ -202,7 +206,10 @@ impl Child {
         crate::sys::signal_process_group(self.process.id(), libc::SIGKILL);
         match self.process.try_wait() {
             Ok(Some(_)) => {}
-            _ => graveyard.killed.push(self.process),
+            _ => {
+                graveyard.killed.push(self.process);
+                graveyard.checked_at = Some(Instant::now());
+            }
         }
     }
 
@@ -231,6 +238,8 @@ fn kill_now(process: &mut std::process::Child) {
 #[derive(Default)]
 pub struct Graveyard {
     killed: Vec<std::process::Child>,
+    /// When it was last looked at (or a child was added).
+    checked_at: Option<Instant>,
 }
 
 impl Graveyard {
@@ -238,6 +247,13 @@ impl Graveyard {
     pub fn reap(&mut self) {
         self.killed
             .retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_)) | Err(_)));
+        self.checked_at = (!self.killed.is_empty()).then(Instant::now);
+    }
+
+    /// When to [`Graveyard::reap`] next: soon after a kill, while a
+    /// child is left to collect.
+    pub fn next_check(&self) -> Option<Instant> {
+        self.checked_at.map(|at| at + REAP_RETRY)
     }
 
     /// At shutdown: waits for every one (SIGKILLed: at once).

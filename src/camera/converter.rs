@@ -208,6 +208,8 @@ pub struct Converter {
     unneeded_since: Option<Instant>,
     backoff: Duration,
     started_once: bool,
+    /// The last reason its child could not start (logged once).
+    last_start_error: Option<String>,
     graveyard: Graveyard,
     read_buffer: Vec<u8>,
     /// Its counters.
@@ -238,6 +240,7 @@ impl Converter {
             unneeded_since: None,
             backoff: RESTART_BACKOFF_INITIAL,
             started_once: false,
+            last_start_error: None,
             graveyard: Graveyard::default(),
             read_buffer: vec![0; READ_CHUNK_BYTES],
             counters: ConverterCounters::default(),
@@ -321,8 +324,13 @@ impl Converter {
         now: Instant,
     ) {
         if !needed {
-            if self.is_running() && self.unneeded_since.is_none() {
-                self.unneeded_since = Some(now);
+            match self.state {
+                State::Running(_) if self.unneeded_since.is_none() => {
+                    self.unneeded_since = Some(now);
+                }
+                // Nobody needs a retry of a failed one: no deadline for it.
+                State::Failed { .. } => self.state = State::Off,
+                _ => {}
             }
             return;
         }
@@ -365,6 +373,13 @@ impl Converter {
             follower: AuFollower::new(),
             produced: false,
         }));
+        // A GOP longer than the child may hold in flight is not fed: the
+        // decoder starts at the camera's next IDR instead.
+        let gop = if gop.len() <= MAX_UNITS_IN_FLIGHT {
+            gop
+        } else {
+            &[]
+        };
         if let Some(first) = gop.first() {
             if let State::Running(running) = &mut self.state {
                 running.input.push_bytes(&first.parameter_sets_prefix());
@@ -406,6 +421,11 @@ impl Converter {
             keyframe: au.keyframe,
             follows_gap: au.follows_gap,
         };
+        if running.in_flight.len() >= MAX_UNITS_IN_FLIGHT {
+            // The child takes input but gives nothing back: as behind as a
+            // consumer can be. Its next unit must be an IDR.
+            running.follower.fall_behind();
+        }
         let (unsent, written) = (running.input.pending_bytes(), running.input.written_total());
         let admitted = running.in_flight.len() < MAX_UNITS_IN_FLIGHT
             && running
@@ -520,15 +540,12 @@ impl Converter {
                 Output::Jpeg(splitter) => {
                     splitter.push(bytes);
                     while let Some(frame) = splitter.next_frame() {
-                        // An output without an input to match means the
-                        // child made up a frame: give it the newest input.
-                        let source = running.in_flight.pop_front();
-                        let source = source.unwrap_or(Fed {
-                            seq: 0,
-                            started_at: now,
-                            unix_us: 0,
-                        });
-                        out.push(Converted::Jpeg { frame, source });
+                        // An output without an input to pair it with (a
+                        // child that makes up frames) says nothing about
+                        // when its picture was taken: it is no answer.
+                        if let Some(source) = running.in_flight.pop_front() {
+                            out.push(Converted::Jpeg { frame, source });
+                        }
                     }
                 }
                 Output::H264(clock) => {
@@ -536,16 +553,13 @@ impl Converter {
                     clock.push(bytes, now, &mut units);
                     let sets = clock.splitter().parameter_sets().cloned();
                     for au in units {
-                        let source = running.in_flight.pop_front().unwrap_or(Fed {
-                            seq: 0,
-                            started_at: au.started_at,
-                            unix_us: 0,
-                        });
-                        out.push(Converted::AccessUnit {
-                            au,
-                            source,
-                            parameter_sets: sets.clone(),
-                        });
+                        if let Some(source) = running.in_flight.pop_front() {
+                            out.push(Converted::AccessUnit {
+                                au,
+                                source,
+                                parameter_sets: sets.clone(),
+                            });
+                        }
                     }
                 }
             }
@@ -579,22 +593,31 @@ impl Converter {
     pub fn deadline(&self) -> Option<Instant> {
         let linger = self.unneeded_since.map(|since| since + self.linger);
         let retry = match &self.state {
-            State::Failed { retry_at, .. } if self.unneeded_since.is_none() => Some(*retry_at),
+            State::Failed { retry_at, .. } => Some(*retry_at),
             _ => None,
         };
-        linger.into_iter().chain(retry).min()
+        linger
+            .into_iter()
+            .chain(retry)
+            .chain(self.graveyard.next_check())
+            .min()
     }
 
     /// The child ended or broke: stop it, and start it again after a
     /// backoff if it is still needed then.
     pub fn fail_with(&mut self, registry: &Registry, now: Instant, error: CameraError) {
         let was_running = self.is_running();
+        let repeated = self.last_start_error.as_deref() == Some(error.0.as_str());
         self.stop(registry);
         if was_running {
             log::warn!("{} failed: {error}; restarting", self.label);
-        } else if !matches!(&self.state, State::Failed { error: previous, .. } if previous.0 == error.0)
-        {
-            log::warn!("{error}");
+            self.last_start_error = None;
+        } else {
+            // A child that cannot start is said once, not at every retry.
+            if !repeated {
+                log::warn!("{}: {error}", self.label);
+            }
+            self.last_start_error = Some(error.0.clone());
         }
         let backoff = self.backoff;
         self.backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);

@@ -471,6 +471,7 @@ impl Camera {
         if let Some(converter) = self.converter.as_mut() {
             converter.on_timer(registry, now);
         }
+        self.forget_stopped_encoder_output();
         let frame = self.source_on_timer(registry, now, streaming);
         self.feed_encoder(frame.as_ref(), registry, now);
         frame
@@ -774,6 +775,7 @@ impl Camera {
         let converter = self.converter.as_mut()?;
         let mut out = Vec::new();
         converter.on_ready(registry, token, now, &mut out);
+        self.forget_stopped_encoder_output();
         let mut newest = None;
         for converted in out {
             match converted {
@@ -814,6 +816,26 @@ impl Camera {
         } else {
             None
         }
+    }
+
+    /// An encoder that stopped (its linger passed, or it failed) leaves
+    /// nothing a new H.264 viewer could start from: its GOP cache and
+    /// numbers go, and the next encoder's stream starts afresh.
+    fn forget_stopped_encoder_output(&mut self) {
+        let encoder_stopped = self
+            .converter
+            .as_ref()
+            .is_some_and(|c| c.direction() == Direction::JpegToH264 && !c.is_running());
+        if encoder_stopped && self.h264.is_flowing() {
+            self.h264.reset();
+        }
+    }
+
+    /// Why the converter this camera's consumers need cannot start (no
+    /// ffmpeg, say), and which way it converts.
+    pub fn converter_start_error(&self) -> Option<(Direction, &CameraError)> {
+        let converter = self.converter.as_ref()?;
+        Some((converter.direction(), converter.start_error()?))
     }
 
     /// Hands a JPEG the camera made to its encoder, if one runs.

@@ -123,6 +123,12 @@ impl AuFollower {
         Admit::Queue
     }
 
+    /// The consumer lost something the rule did not see (its own bound):
+    /// it waits for the next IDR.
+    pub fn fall_behind(&mut self) {
+        self.waiting_for_idr = true;
+    }
+
     /// Notes an access unit queued: it ends at `end` in the consumer's
     /// output (bytes queued in all), and was ready at `ready_at`.
     pub fn queued(&mut self, end: u64, ready_at: Instant) {

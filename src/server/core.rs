@@ -77,6 +77,10 @@ pub struct Core {
     /// A waiter was added since the waiters were last served: the loop must
     /// not sleep before serving it.
     pub new_waiters: bool,
+    /// A stream viewer left: the cameras' demand must be told again on the
+    /// next pass (a converter nobody needs starts its linger), even if no
+    /// other event wakes the loop.
+    pub demand_changed: bool,
     /// Wall time from `poll()` returning to the next `poll()` call: how long
     /// the loop kept every client waiting, whatever the cause.
     pub loop_stall: TimingHistogram,
@@ -120,6 +124,7 @@ impl Core {
             counters: Counters::default(),
             started_at: now,
             new_waiters: false,
+            demand_changed: false,
             loop_stall: TimingHistogram::default(),
             frame_send_age: TimingHistogram::default(),
             shutdown_requested: false,

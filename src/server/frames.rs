@@ -18,6 +18,7 @@ use super::connection::ConnRef;
 use super::core::{Core, FrameOutcome};
 use super::http_session::Offer;
 use super::session::{live_entry, Entry};
+use crate::camera::converter::Direction;
 use crate::camera::h264_stream::SharedAu;
 use crate::camera::pipeline::{Fresh, SharedFrame};
 use crate::camera::CameraError;
@@ -209,4 +210,26 @@ pub fn broadcast_access_units(
             to_drive.push(viewer);
         }
     }
+}
+
+/// The stream viewers of `served` whose stream needs a converter that
+/// cannot start: MJPEG viewers of an H.264 camera without its decoder,
+/// H.264 viewers of an MJPEG camera without its encoder.
+pub fn viewers_without_converter(
+    connections: &mut Slab<Entry>,
+    served: &ServedCamera,
+) -> Vec<ConnRef> {
+    let Some((direction, _)) = served.camera.converter_start_error() else {
+        return Vec::new();
+    };
+    let wants_h264 = direction == Direction::JpegToH264;
+    served
+        .viewers
+        .iter()
+        .copied()
+        .filter(|&viewer| {
+            live_entry(connections, viewer)
+                .is_some_and(|e| e.session.is_h264_viewer() == wants_h264)
+        })
+        .collect()
 }

@@ -15,6 +15,7 @@ use super::control::constant_time_eq;
 use super::core::{Core, FrameOutcome, ServerConfig};
 use super::state_view;
 use crate::camera::controls::ControlError;
+use crate::camera::converter::Direction;
 use crate::camera::h264_stream::SharedAu;
 use crate::camera::pipeline::SharedFrame;
 use crate::h264::follow::{Admit, AuFollower, Offered};
@@ -322,6 +323,22 @@ impl HttpSession {
                     capture,
                     cors,
                 };
+            }
+            Route::Stream { .. } | Route::StreamH264
+                if served
+                    .camera
+                    .converter_start_error()
+                    .is_some_and(|(direction, _)| {
+                        (direction == Direction::JpegToH264) == (route == Route::StreamH264)
+                    }) =>
+            {
+                core.counters.errors += 1;
+                let reason = served
+                    .camera
+                    .converter_start_error()
+                    .map_or(String::new(), |(_, error)| error.to_string());
+                let body = error_json(&format!("camera: {reason}"));
+                respond(cx, 503, CONTENT_TYPE_JSON, body.as_bytes());
             }
             Route::Stream { fps } => {
                 cx.output.push_bytes(&mjpeg_stream_head_with(&cors_headers));

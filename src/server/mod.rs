@@ -155,7 +155,7 @@ impl Server {
     /// The time until the nearest deadline; zero when work is already
     /// waiting; None (sleep until an event) when there is no deadline at all.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.to_drive.is_empty() || self.core.new_waiters {
+        if !self.to_drive.is_empty() || self.core.new_waiters || self.core.demand_changed {
             return Some(Duration::ZERO);
         }
         [
@@ -178,9 +178,12 @@ impl Server {
         }
         let (connections, core) = (&mut self.connections, &mut self.core);
         let registry = self.poll.registry();
+        core.demand_changed = false;
+        let mut unconvertible = Vec::new();
         for camera in 0..core.cameras.len() {
             let served = &mut core.cameras[camera];
             served.update_demand(registry, now);
+            unconvertible.extend(frames::viewers_without_converter(connections, served));
             let streaming = served.is_streaming();
             if let Some(frame) = served.camera.on_timer(registry, now, streaming) {
                 frames::broadcast(connections, core, camera, &frame, now, &mut self.to_drive);
@@ -193,6 +196,15 @@ impl Server {
             }
         }
         self.next_sweep_at = deadlines::next_sweep(self.next_sweep_at, &self.core, now);
+        // Their stream cannot come (its converter cannot start): they were
+        // answered 200 before that was known, so closing is all that is
+        // left to tell them; new requests get 503.
+        for viewer in unconvertible {
+            self.close(
+                viewer.key,
+                CloseReason::Dropped("its camera's converter cannot start"),
+            );
+        }
     }
 
     /// Accepts on the listener with `token` (none are left once shutdown began).

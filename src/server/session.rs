@@ -200,6 +200,7 @@ impl Entry {
             if self.session.is_h264_viewer() {
                 served.h264_viewers -= 1;
             }
+            core.demand_changed = true;
         }
     }
 
