@@ -20,7 +20,7 @@ use super::http_session::Offer;
 use super::session::{live_entry, Entry};
 use crate::camera::converter::Direction;
 use crate::camera::h264_stream::SharedAu;
-use crate::camera::pipeline::{Fresh, SharedFrame};
+use crate::camera::pipeline::{Codec, Fresh, SharedFrame};
 use crate::camera::CameraError;
 use crate::snapshot::SavedSnapshot;
 
@@ -70,6 +70,15 @@ fn serve_camera_waiters(
             Fresh::Pending if now < waiter.requested_at + served.camera.timeout() => {
                 served.frame_waiters.push(waiter);
                 continue;
+            }
+            // The camera may be fine and its decoder the one that is stuck:
+            // say which waited in vain.
+            Fresh::Pending if served.camera.codec() == Codec::H264 => {
+                Err(CameraError::new(format!(
+                    "{}: its H.264 decoder gave no JPEG for {} s",
+                    served.camera.name(),
+                    served.camera.timeout().as_secs_f64()
+                )))
             }
             Fresh::Pending => Err(CameraError::new(format!(
                 "{}: no frame for {} s",
