@@ -9,6 +9,7 @@
 //! - [`mjpeg`]: MJPEG bytes, sans-IO: JPEG headers, camera buffers, a
 //!   stream split into frames.
 //! - [`h264`]: H.264 bytes, sans-IO: an Annex-B stream split into AUs.
+//! - [`rtsp`]: RTSP and RTP bytes, sans-IO: not used by the server yet.
 //! - [`output`]: bytes waiting to be written, with a cursor: a
 //!   connection's replies and frames, a converter child's input.
 //! - [`snapshot`]: atomic snapshot files.
@@ -37,6 +38,7 @@ pub mod load;
 pub mod mjpeg;
 pub mod output;
 pub mod protocol;
+pub mod rtsp;
 pub mod server;
 pub mod snapshot;
 pub mod stats;

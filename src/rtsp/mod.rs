@@ -1,0 +1,17 @@
+//! RTSP, sans-IO: the pieces of the RTSP server of issue 28 that need no
+//! socket and no clock.
+//!
+//! This module owns the bytes of RTSP 1.0 (RFC 2326) as camloop speaks it
+//! and of the media it sends:
+//!
+//! - [`rtp`]: an H.264 access unit into RTP packets (RFC 6184: single NAL
+//!   unit packets and FU-A fragments), and the 90 kHz RTP clock.
+//!
+//! Like [`crate::h264`], it never touches a socket, a pipe or a clock, so
+//! every part of it can be tested, and fuzzed, with plain byte slices. The
+//! server wiring (listeners, sessions, auth, RTCP timing) comes with
+//! issue 28 and sits on top of these pieces; nothing uses them yet.
+
+pub mod rtp;
+
+pub use rtp::{rtp_timestamp, Packetizer, DEFAULT_RTP_MTU_BYTES};
