@@ -6,6 +6,8 @@
 //!
 //! - [`rtp`]: an H.264 access unit into RTP packets (RFC 6184: single NAL
 //!   unit packets and FU-A fragments), and the 90 kHz RTP clock.
+//! - [`sdp`]: the session description a `DESCRIBE` is answered with, from
+//!   the camera's SPS and PPS.
 //!
 //! Like [`crate::h264`], it never touches a socket, a pipe or a clock, so
 //! every part of it can be tested, and fuzzed, with plain byte slices. The
@@ -13,5 +15,7 @@
 //! issue 28 and sits on top of these pieces; nothing uses them yet.
 
 pub mod rtp;
+pub mod sdp;
 
 pub use rtp::{rtp_timestamp, Packetizer, DEFAULT_RTP_MTU_BYTES};
+pub use sdp::{session_description, SdpSession};
