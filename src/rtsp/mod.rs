@@ -8,14 +8,19 @@
 //!   unit packets and FU-A fragments), and the 90 kHz RTP clock.
 //! - [`sdp`]: the session description a `DESCRIBE` is answered with, from
 //!   the camera's SPS and PPS.
+//! - [`request`]: a client's input, requests and `$`-framed RTCP
+//!   interleaved, into events ([`RtspReader`]); what a `Transport` header
+//!   offers and which camera and track a URL names.
 //!
 //! Like [`crate::h264`], it never touches a socket, a pipe or a clock, so
 //! every part of it can be tested, and fuzzed, with plain byte slices. The
 //! server wiring (listeners, sessions, auth, RTCP timing) comes with
 //! issue 28 and sits on top of these pieces; nothing uses them yet.
 
+pub mod request;
 pub mod rtp;
 pub mod sdp;
 
+pub use request::{RtspError, RtspEvent, RtspReader, RtspRequest};
 pub use rtp::{rtp_timestamp, Packetizer, DEFAULT_RTP_MTU_BYTES};
 pub use sdp::{session_description, SdpSession};
