@@ -11,6 +11,7 @@
 //! - [`request`]: a client's input, requests and `$`-framed RTCP
 //!   interleaved, into events ([`RtspReader`]); what a `Transport` header
 //!   offers and which camera and track a URL names.
+//! - [`response`]: the bytes of a response, `CSeq`, `Session` and body.
 //!
 //! Like [`crate::h264`], it never touches a socket, a pipe or a clock, so
 //! every part of it can be tested, and fuzzed, with plain byte slices. The
@@ -18,6 +19,7 @@
 //! issue 28 and sits on top of these pieces; nothing uses them yet.
 
 pub mod request;
+pub mod response;
 pub mod rtp;
 pub mod sdp;
 
