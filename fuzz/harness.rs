@@ -19,14 +19,16 @@
 //! - `annexb_splitter`: byte 0 seeds the read sizes, byte 1 picks the AU cap
 //!   (even: the default, odd: 32 times the byte), the rest is the H.264
 //!   Annex-B stream.
+//! - `rtsp_request`: byte 0 seeds the read sizes, the rest is what an RTSP
+//!   client sends (requests with `$`-framed binary between them).
 //!
 //! Each harness cuts the stream into reads the way a socket might, feeds
 //! them to the sans-IO parser the server uses, and panics when an invariant
 //! the event loop relies on breaks. Besides "no panic", two oracles need no
 //! second implementation: in line framing, and for HTTP, the result must not
 //! depend on how the stream was cut, so a cut stream is compared with the
-//! same stream fed whole. The MJPEG and H.264 splitters get the same
-//! oracle.
+//! same stream fed whole. The MJPEG and H.264 splitters and the RTSP reader
+//! get the same oracle.
 //!
 //! The harnesses reach the request vocabulary only through the public
 //! functions the server calls ([`Decoder`] and its `parse_command`, and
@@ -63,6 +65,11 @@ use camloop::mjpeg::{
 use camloop::protocol::{
     parse_command, DecodeError, Decoder, Framing, Request, Terminator, MAX_LINE_BYTES,
     MAX_RAW_MESSAGE_BYTES,
+};
+use camloop::rtsp::request::{
+    parse_target, parse_transport, LowerTransport, RtspEvent, RtspReader, RtspTarget,
+    TransportSpec, MAX_BODY_BYTES as RTSP_MAX_BODY_BYTES, MAX_HEAD_BYTES as RTSP_MAX_HEAD_BYTES,
+    MAX_INTERLEAVED_FRAME_BYTES,
 };
 
 /// Largest read the harnesses simulate; the server reads at most 64 KiB at
@@ -539,4 +546,105 @@ fn check_au(au: &AccessUnit, cap: usize) {
         1,
         "{types:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// RTSP
+
+/// Fuzzes [`RtspReader`] as the RTSP server will drive it: push one read,
+/// take events out until `None`. The events must not depend on how the
+/// stream was cut, the buffer must stay bounded, a failed reader is spent,
+/// and the small parsers the server applies to a request (its URL, its
+/// `Transport`) must take whatever the request carries.
+pub fn rtsp_request(data: &[u8]) {
+    let [seed, stream @ ..] = data else {
+        return;
+    };
+    let cut = rtsp_events_in_reads(stream, &mut ReadSizes::new(*seed));
+    let whole = rtsp_events_in_reads(stream, &mut Whole);
+    assert_eq!(cut, whole, "RTSP reading must not depend on the read sizes");
+    for event in &cut {
+        match event {
+            RtspEvent::Request(request) => {
+                assert!(request.body.len() <= RTSP_MAX_BODY_BYTES);
+                if let Some(target) = parse_target(&request.url) {
+                    check_rtsp_target(&target);
+                }
+                for (_, value) in request
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case("transport"))
+                {
+                    for spec in parse_transport(value) {
+                        check_transport_spec(&spec);
+                    }
+                }
+            }
+            RtspEvent::Interleaved { payload, .. } => {
+                assert!(payload.len() <= MAX_INTERLEAVED_FRAME_BYTES);
+            }
+            RtspEvent::Error { .. } => {}
+        }
+    }
+}
+
+fn rtsp_events_in_reads(mut stream: &[u8], sizes: &mut dyn NextRead) -> Vec<RtspEvent> {
+    let mut reader = RtspReader::new();
+    let mut events = Vec::new();
+    while !stream.is_empty() {
+        let (read, rest) = stream.split_at(sizes.next().min(stream.len()));
+        stream = rest;
+        reader.push(read);
+        while let Some(event) = reader.next_event() {
+            let failed = matches!(event, RtspEvent::Error { .. });
+            events.push(event);
+            if failed {
+                assert!(reader.next_event().is_none(), "a failed reader is spent");
+                reader.push(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+                assert!(reader.next_event().is_none(), "a failed reader is spent");
+                return events;
+            }
+        }
+        // Between reads at most one unfinished message is held: a head
+        // under its bound with the part of its body that has arrived, or a
+        // part of one interleaved frame.
+        assert!(reader.buffered_bytes() < RTSP_MAX_HEAD_BYTES + RTSP_MAX_BODY_BYTES);
+    }
+    events
+}
+
+/// The track URL a client builds for a camera (`/cam/NAME/trackID=N`, or
+/// `/trackID=N` for the default camera) names that camera and track again.
+fn check_rtsp_target(target: &RtspTarget) {
+    let track = target.track.unwrap_or(0);
+    let url = match &target.camera {
+        Some(name) => format!("rtsp://127.0.0.1:8554/cam/{name}/trackID={track}"),
+        None => format!("rtsp://127.0.0.1:8554/trackID={track}"),
+    };
+    let expected = RtspTarget {
+        camera: target.camera.clone(),
+        track: Some(track),
+    };
+    assert_eq!(parse_target(&url), Some(expected), "{url}");
+}
+
+/// A `Transport` alternative written out again, as the SETUP reply will
+/// echo it, parses back to itself.
+fn check_transport_spec(spec: &TransportSpec) {
+    let mut text = String::from(match spec.lower {
+        LowerTransport::Tcp => "RTP/AVP/TCP",
+        LowerTransport::Udp => "RTP/AVP",
+    });
+    text.push_str(if spec.multicast {
+        ";multicast"
+    } else {
+        ";unicast"
+    });
+    if let Some((rtp, rtcp)) = spec.interleaved {
+        text.push_str(&format!(";interleaved={rtp}-{rtcp}"));
+    }
+    if let Some((rtp, rtcp)) = spec.client_port {
+        text.push_str(&format!(";client_port={rtp}-{rtcp}"));
+    }
+    assert_eq!(parse_transport(&text), std::slice::from_ref(spec), "{text}");
 }

@@ -7,7 +7,9 @@
 # Targets: control_parser (the control-port decoder and request parser),
 # http_request (HTTP request reader and route table, Basic auth included),
 # mjpeg_splitter (the MJPEG splitter of exec:/http:// cameras and viewers),
-# annexb_splitter (the H.264 Annex-B splitter of H.264 push cameras).
+# annexb_splitter (the H.264 Annex-B splitter of H.264 push cameras),
+# rtsp_request (the RTSP reader of requests and interleaved frames, and the
+# URL and Transport parsers).
 # What each harness checks is in fuzz/harness.rs.
 #
 # Installs what is missing first (build tools and Rust through
@@ -27,7 +29,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(control_parser http_request mjpeg_splitter annexb_splitter)
+all_targets=(control_parser http_request mjpeg_splitter annexb_splitter rtsp_request)
 command_line="scripts/fuzz.sh${*:+ $*}"
 seconds=${1:-60}
 if ! [[ $seconds =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then

@@ -61,6 +61,11 @@ fn annexb_splitter_corpus_replays_cleanly() {
 }
 
 #[test]
+fn rtsp_request_corpus_replays_cleanly() {
+    replay("rtsp_request", harness::rtsp_request);
+}
+
+#[test]
 fn every_corpus_directory_has_a_replay_test() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let mut targets: Vec<String> = fs::read_dir(corpus)
@@ -80,7 +85,8 @@ fn every_corpus_directory_has_a_replay_test() {
             "annexb_splitter",
             "control_parser",
             "http_request",
-            "mjpeg_splitter"
+            "mjpeg_splitter",
+            "rtsp_request"
         ]
     );
 }
