@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use converters::{
     absolute_tool, converter_child, converter_children, jpeg_pix_fmt, metric_f64, mjpeg_422_clip,
-    probe_h264, replay_mjpeg_camera, signal, MjpegViewer, ServerWithPath, Stopped,
-    MJPEG_422_HEIGHT, MJPEG_422_WIDTH,
+    probe_h264, replay_mjpeg_camera, signal, MjpegViewer, Stopped, MJPEG_422_HEIGHT,
+    MJPEG_422_WIDTH,
 };
 use h264_clip::{
     access_units, descendants, main_clip, replay_camera, require_tool, save, stream_opening,
@@ -525,8 +525,7 @@ fn without_ffmpeg_on_path_jpeg_consumers_of_an_h264_camera_are_told_and_the_rest
         "by absolute path: {camera}"
     );
     let no_ffmpeg = TempDir::new("path-without-ffmpeg");
-    let server = ServerWithPath::start(
-        no_ffmpeg.path(),
+    let server = Server::start_with_env(
         &[
             "--camera",
             &camera,
@@ -537,8 +536,9 @@ fn without_ffmpeg_on_path_jpeg_consumers_of_an_h264_camera_are_told_and_the_rest
             "--converter-linger",
             "1",
         ],
+        &[("PATH", no_ffmpeg.path().as_os_str())],
     );
-    let mut client = support::Client::connect(server.control);
+    let mut client = support::Client::connect(server.control.expect("a control port"));
     client.expect("Welcome");
     let flowing = wait_until(STATE_WAIT, || client.stats().text("codec") == "h264");
     assert!(flowing, "door sends no H.264:\n{}", server.log());
@@ -574,7 +574,7 @@ fn without_ffmpeg_on_path_jpeg_consumers_of_an_h264_camera_are_told_and_the_rest
     );
     next_frame_is_newer("the 503");
 
-    let mut classic = support::Client::connect(server.control);
+    let mut classic = support::Client::connect(server.control.expect("a control port"));
     classic.expect("Welcome");
     classic.send("c");
     classic.expect("Received");

@@ -108,6 +108,12 @@ impl Server {
     /// 127.0.0.1:0 --snapshot-dir DIR` and then `args`. Returns once the
     /// server has printed its `listening` line.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_with_env(args, &[])
+    }
+
+    /// [`Server::start`] with `env` set for the server (a test that takes a
+    /// tool away from it sets `PATH`).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Server {
         let dir = TempDir::new("http-test");
         let snapshot_dir = dir.path().join("snapshots");
         let log_path = dir.path().join("server.log");
@@ -118,6 +124,7 @@ impl Server {
             .arg(&snapshot_dir)
             .args(args)
             .args(extra_camera_args(args))
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -17,35 +17,18 @@
 
 #![allow(dead_code)] // the tests use what they need
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::h264_clip::{descendants, require_tool, CLIP_FPS};
-use crate::http_support::{read_response, Response, TempDir, BOUNDARY, READ_TIMEOUT};
+use crate::h264_clip::{descendants, require_tool, run, CLIP_FPS};
+use crate::http_support::{BOUNDARY, READ_TIMEOUT};
 
 // ---------------------------------------------------------------------------
 // Tools
-
-/// Runs a command to completion and returns its output; panics with its
-/// stderr if it cannot start or fails.
-fn run(command: &mut Command) -> std::process::Output {
-    let shown = format!("{command:?}");
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    assert!(
-        output.status.success(),
-        "{shown} failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 /// The absolute path of `tool` on the test's own `PATH`; panics, saying
 /// why it is needed, if there is none.
@@ -370,103 +353,4 @@ pub fn metric_f64(text: &str, name: &str) -> Option<f64> {
             let ours = labels.is_empty() || labels.starts_with("{camera=\"");
             ours.then(|| value.trim().parse().ok())?
         })
-}
-
-// ---------------------------------------------------------------------------
-// A server with its own environment
-
-/// A running `camloop serve` started with `PATH` set to `path` (so a test
-/// can take a tool away from it), killed when dropped. The shared
-/// `http_support::Server` inherits the test's environment; this is the
-/// same server otherwise: loopback ports chosen by the kernel, snapshots
-/// and log in a scratch directory.
-pub struct ServerWithPath {
-    child: Child,
-    /// The HTTP address the server printed.
-    pub http: SocketAddr,
-    /// The control address the server printed.
-    pub control: SocketAddr,
-    /// Where snapshots go.
-    pub snapshot_dir: PathBuf,
-    log_path: PathBuf,
-    // Last, so it is removed after the child is gone.
-    _dir: TempDir,
-}
-
-impl ServerWithPath {
-    /// `camloop serve --listen 127.0.0.1:0 --http 127.0.0.1:0
-    /// --snapshot-dir DIR` and then `args`, with `PATH=path`; returns once
-    /// it printed its `listening` line.
-    pub fn start(path: &Path, args: &[&str]) -> ServerWithPath {
-        let dir = TempDir::new("converter-path");
-        let snapshot_dir = dir.path().join("snapshots");
-        let log_path = dir.path().join("server.log");
-        let log = File::create(&log_path).expect("create the server log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_camloop"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .arg("--snapshot-dir")
-            .arg(&snapshot_dir)
-            .args(args)
-            .env("PATH", path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start camloop");
-        // A server that fails to start exits and closes stdout: no hang.
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let address = |key: &str| -> Option<SocketAddr> {
-            line.split_whitespace()
-                .find_map(|word| word.strip_prefix(key))
-                .and_then(|addrs| addrs.split(',').next()?.parse().ok())
-        };
-        let (Some(http), Some(control)) = (address("http="), address("control=")) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = fs::read_to_string(&log_path).unwrap_or_default();
-            panic!("camloop did not print its listening line (got {line:?}); its log:\n{log}");
-        };
-        ServerWithPath {
-            child,
-            http,
-            control,
-            snapshot_dir,
-            log_path,
-            _dir: dir,
-        }
-    }
-
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// What the server logged so far.
-    pub fn log(&self) -> String {
-        fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// `GET path` on a new connection that closes afterwards.
-    pub fn get(&self, path: &str) -> Response {
-        let stream = TcpStream::connect(self.http).expect("connect to the HTTP port");
-        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        (&stream)
-            .write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .expect("send the request");
-        read_response(&mut BufReader::new(stream), false)
-            .unwrap_or_else(|e| panic!("reading the response to GET {path}: {e}"))
-    }
-}
-
-impl Drop for ServerWithPath {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -69,7 +69,7 @@ pub fn require_tool(tool: &str, why: &str) {
 
 /// Runs a command to completion and returns its output; panics with its
 /// stderr if it cannot start or fails.
-fn run(command: &mut Command) -> std::process::Output {
+pub fn run(command: &mut Command) -> std::process::Output {
     let shown = format!("{command:?}");
     let output = command
         .stdin(Stdio::null())
