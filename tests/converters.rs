@@ -34,8 +34,8 @@ use converters::{
     MJPEG_422_WIDTH,
 };
 use h264_clip::{
-    access_units, descendants, main_clip, replay_camera, require_tool, save, stream_opening,
-    whole_access_units, H264Viewer, CLIP_GOP, CLIP_HEIGHT, CLIP_WIDTH,
+    access_units, assert_opens_with_sps_pps_idr, descendants, main_clip, replay_camera,
+    require_tool, save, whole_access_units, H264Viewer, CLIP_GOP, CLIP_HEIGHT, CLIP_WIDTH,
 };
 use http_support::{decoded_size, frame_number, metric, wait_until, Json, Server, TempDir};
 
@@ -223,16 +223,7 @@ fn an_h264_cameras_jpeg_consumers_get_fresh_720p_jpegs_through_the_decoder() {
 /// prints nothing, decodes one `width`x`height` frame per access unit, in
 /// 4:2:0 (`yuv420p`) and a profile that is not 4:2:2.
 fn assert_browser_ready_h264(bytes: &[u8], width: u32, height: u32, what: &str) {
-    let (before, first_slice) = stream_opening(bytes);
-    let parameter_sets: Vec<u8> = before
-        .iter()
-        .copied()
-        .filter(|&k| k != 9 && k != 6)
-        .collect();
-    assert!(
-        parameter_sets.starts_with(&[7, 8]) && first_slice == Some(5),
-        "{what} opens with SPS (7), PPS (8) and an IDR (5): {before:?} then {first_slice:?}"
-    );
+    assert_opens_with_sps_pps_idr(bytes, what);
     let units = access_units(bytes).len() as u64;
     let dir = TempDir::new("converter-h264");
     let probe = probe_h264(&save(dir.path(), "received.h264", bytes));

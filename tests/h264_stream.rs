@@ -22,9 +22,9 @@ mod support;
 use std::time::Duration;
 
 use h264_clip::{
-    access_units, bframes_clip, decode_complaints, descendants, hevc_clip, main_clip, probe,
-    replay_camera, require_tool, save, stream_opening, whole_access_units, H264Viewer, RtspServer,
-    CLIP_GOP, CLIP_HEIGHT, CLIP_WIDTH,
+    access_units, assert_opens_with_sps_pps_idr, bframes_clip, decode_complaints, descendants,
+    hevc_clip, main_clip, probe, replay_camera, require_tool, save, stream_opening,
+    whole_access_units, H264Viewer, RtspServer, CLIP_GOP, CLIP_HEIGHT, CLIP_WIDTH,
 };
 use http_support::{metric, wait_until, Json, Server, TempDir};
 
@@ -47,29 +47,6 @@ fn clip_server(extra: &[&str]) -> Server {
     let mut args = vec!["--camera", camera.as_str(), "--camera-timeout", "30"];
     args.extend_from_slice(extra);
     Server::start(&args)
-}
-
-/// Asserts the opening of a stream: nothing but AUDs, SEI and parameter
-/// sets before the first slice, the SPS first among them and the PPS after
-/// it, and the first slice an IDR's. That is what lets a decoder show the
-/// very first picture.
-fn assert_opens_with_sps_pps_idr(bytes: &[u8], what: &str) {
-    let (before, first_slice) = stream_opening(bytes);
-    let parameter_sets: Vec<u8> = before
-        .iter()
-        .copied()
-        .filter(|&k| k != 9 && k != 6)
-        .collect();
-    assert!(
-        before.iter().all(|k| matches!(k, 6..=9)) && parameter_sets.starts_with(&[7, 8]),
-        "{what} must open with SPS (7) then PPS (8), AUD (9) and SEI (6) aside; \
-         NAL types before the first slice: {before:?}"
-    );
-    assert_eq!(
-        first_slice,
-        Some(5),
-        "{what}: the first slice is an IDR's (NAL type 5); before it: {before:?}"
-    );
 }
 
 /// Pins items 7 and 9 of issue 26 for an `exec:` camera whose child writes

@@ -351,6 +351,29 @@ pub fn stream_opening(bytes: &[u8]) -> (Vec<u8>, Option<u8>) {
     (before, first_slice.map(|i| nals[i].kind()))
 }
 
+/// Asserts the opening of a stream: nothing but AUDs, SEI and parameter
+/// sets before the first slice, the SPS first among them and the PPS after
+/// it, and the first slice an IDR's. That is what lets a decoder show the
+/// very first picture.
+pub fn assert_opens_with_sps_pps_idr(bytes: &[u8], what: &str) {
+    let (before, first_slice) = stream_opening(bytes);
+    let parameter_sets: Vec<u8> = before
+        .iter()
+        .copied()
+        .filter(|&k| k != 9 && k != 6)
+        .collect();
+    assert!(
+        before.iter().all(|k| matches!(k, 6..=9)) && parameter_sets.starts_with(&[7, 8]),
+        "{what} must open with SPS (7) then PPS (8), AUD (9) and SEI (6) aside; \
+         NAL types before the first slice: {before:?}"
+    );
+    assert_eq!(
+        first_slice,
+        Some(5),
+        "{what}: the first slice is an IDR's (NAL type 5); before it: {before:?}"
+    );
+}
+
 /// The access units of a clip, found by their slices.
 pub struct ClipIndex {
     by_slices: HashMap<Vec<u8>, usize>,
