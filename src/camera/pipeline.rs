@@ -473,7 +473,8 @@ impl Camera {
         }
         self.forget_stopped_encoder_output();
         let frame = self.source_on_timer(registry, now, streaming);
-        self.feed_encoder(frame.as_ref(), registry, now);
+        self.feed_encoder(frame.as_ref());
+        self.flush_converter(registry, now);
         frame
     }
 
@@ -546,7 +547,7 @@ impl Camera {
             return self.converter_ready(registry, token, now, streaming);
         }
         let frame = self.source_on_ready(registry, token, now, streaming);
-        self.feed_encoder(frame.as_ref(), registry, now);
+        self.feed_encoder(frame.as_ref());
         self.flush_converter(registry, now);
         frame
     }
@@ -671,7 +672,8 @@ impl Camera {
         }
     }
 
-    /// Writes what the converter's input holds (after feeding it).
+    /// Writes what the converter's input holds, once per camera event,
+    /// whatever fed it (access units to a decoder, a JPEG to an encoder).
     fn flush_converter(&mut self, registry: &Registry, now: Instant) {
         if let Some(converter) = self.converter.as_mut() {
             converter.flush(registry, now);
@@ -838,8 +840,9 @@ impl Camera {
         Some((converter.direction(), converter.start_error()?))
     }
 
-    /// Hands a JPEG the camera made to its encoder, if one runs.
-    fn feed_encoder(&mut self, frame: Option<&SharedFrame>, registry: &Registry, now: Instant) {
+    /// Hands a JPEG the camera made to its encoder, if one runs (the
+    /// caller writes it with `flush_converter`).
+    fn feed_encoder(&mut self, frame: Option<&SharedFrame>) {
         let (Some(frame), Some(encoder)) = (frame, self.converter.as_mut()) else {
             return;
         };
@@ -850,7 +853,6 @@ impl Camera {
                 unix_us: frame.grabbed_unix_us,
             };
             encoder.feed_jpeg(&frame.jpeg, source);
-            encoder.flush(registry, now);
         }
     }
 
