@@ -36,6 +36,9 @@ if [ "$mode" = test ]; then
     # multifilesrc and rtph264pay, bad for h264parse.
     packages+=(python3-gi gir1.2-gst-rtsp-server-1.0)
     packages+=(gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+    # GStreamer as an RTSP client of camloop's own server (tests/rtsp_serve.rs):
+    # gst-launch-1.0 from tools, avdec_h264 from libav.
+    packages+=(gstreamer1.0-tools gstreamer1.0-libav)
     command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 if [ "$mode" = soak ]; then

@@ -1,4 +1,5 @@
-//! Small byte-text helpers shared by the HTTP parser and the load tool.
+//! Small byte-text helpers shared by the HTTP parser, the load tool and
+//! every check of a token (control, HTTP, RTSP).
 
 /// The value of one ASCII hex digit (`0-9`, `a-f`, `A-F`), or `None`.
 pub fn hex_digit_value(byte: u8) -> Option<u8> {
@@ -10,9 +11,21 @@ pub fn hex_digit_value(byte: u8) -> Option<u8> {
     }
 }
 
+/// Compares secrets in time independent of where they differ.
+pub fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
+    if expected.len() != given.len() {
+        return false;
+    }
+    expected
+        .iter()
+        .zip(given)
+        .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+        == 0
+}
+
 #[cfg(test)]
 mod tests {
-    use super::hex_digit_value;
+    use super::{constant_time_eq, hex_digit_value};
 
     #[test]
     fn hex_digits_of_both_cases_and_nothing_else() {
@@ -23,5 +36,12 @@ mod tests {
         for byte in [b'g', b'G', b' ', b'/', b':', b'@', b'`', 0xff] {
             assert_eq!(hex_digit_value(byte), None, "{byte:#x}");
         }
+    }
+
+    #[test]
+    fn secrets_compare_by_content() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
     }
 }

@@ -14,6 +14,7 @@ use super::connection::Context;
 use super::core::{Core, FrameOutcome};
 use super::state_view::{self, cameras_line};
 use crate::camera::controls::{self, ControlError};
+use crate::text::constant_time_eq;
 use crate::protocol::{
     frame_header, Command, DecodeError, Decoder, Framing, Request, Terminator, BYE, HELP_REPLY, OK,
     PONG, RECEIVED, SHUTTING_DOWN,
@@ -363,18 +364,6 @@ fn reply_control_error(
     reply_error(cx, core, error.area(), &error.reason(), terminator);
 }
 
-/// Compares secrets in time independent of where they differ.
-pub fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
-    if expected.len() != given.len() {
-        return false;
-    }
-    expected
-        .iter()
-        .zip(given)
-        .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-        == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,12 +384,5 @@ mod tests {
             !may_shut_down_without_auth(true, false),
             "forwarded to 127.0.0.1"
         );
-    }
-
-    #[test]
-    fn secrets_compare_by_content() {
-        assert!(constant_time_eq(b"s3cret", b"s3cret"));
-        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
-        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
     }
 }

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use super::connection::Context;
-use super::control::constant_time_eq;
+use crate::text::constant_time_eq;
 use super::core::{Core, FrameOutcome, ServerConfig};
 use super::state_view;
 use crate::camera::controls::ControlError;
