@@ -72,11 +72,11 @@ fake_camera() { # mode: starts it (not in a subshell, so cleanup knows it); the 
     PIDS+=("$!")
     for _ in $(seq 50); do [[ -s $WORK/fake-$1.port ]] && break; sleep 0.1; done
 }
-"$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --snapshot-dir "$WORK" --camera synthetic \
+"$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp off --snapshot-dir "$WORK" --camera synthetic \
     --fps 30 >"$WORK/upstream.out" 2>"$WORK/upstream.err" &
 PIDS+=("$!")
 for _ in $(seq 50); do [[ -s $WORK/upstream.out ]] && break; sleep 0.1; done
-UPSTREAM=$(head -1 "$WORK/upstream.out"); UPSTREAM=${UPSTREAM#*http=}
+UPSTREAM=$(head -1 "$WORK/upstream.out"); UPSTREAM=${UPSTREAM#*http=}; UPSTREAM=${UPSTREAM%% *}
 fake_camera silent; SILENT_PORT=$(cat "$WORK/fake-silent.port")
 fake_camera stalling; STALLING_PORT=$(cat "$WORK/fake-stalling.port")
 
@@ -86,7 +86,7 @@ camera_child() { for p in /proc/[0-9]*; do [[ $(awk '{print $4}' "$p/stat" 2>/de
 
 idle_cpu() { # name camera-args...: server CPU with the camera running and no client at all
     local name=$1; shift
-    "$CAMLOOP" serve --listen 127.0.0.1:0 --http off --snapshot-dir "$WORK" --fps 30 "$@" \
+    "$CAMLOOP" serve --listen 127.0.0.1:0 --http off --rtsp off --snapshot-dir "$WORK" --fps 30 "$@" \
         >"$WORK/idle.out" 2>"$WORK/idle.err" &
     local pid=$!; PIDS+=("$pid")
     sleep 2
@@ -101,13 +101,13 @@ idle_cpu() { # name camera-args...: server CPU with the camera running and no cl
 
 measure() { # name viewers(0|1|stopped) camera-args...
     local name=$1 viewers=$2; shift 2
-    "$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --snapshot-dir "$WORK" \
+    "$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp off --snapshot-dir "$WORK" \
         --fps 30 --idle-fps 30 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     local pid=$!; PIDS+=("$pid")
     local line=""
     for _ in $(seq 50); do line=$(head -1 "$WORK/$name.out" 2>/dev/null || true); [[ -n $line ]] && break; sleep 0.1; done
     local control=${line#*control=}; control=${control%% *}
-    local http=${line#*http=}
+    local http=${line#*http=}; http=${http%% *}
     local viewer="" stopped=""
     if [[ $viewers == 1 ]]; then
         curl -s -o /dev/null "http://$http/stream.mjpg" &

@@ -131,8 +131,11 @@ start_reporting() {
 
 # start_camloop [BINARY]: this build, or the one given (the baseline).
 start_camloop() {
-    start_reporting camloop "listening control=" "${1:-$CAMLOOP}" serve \
-        --listen 127.0.0.1:0 --http off --camera none --framing line
+    local binary=${1:-$CAMLOOP} rtsp_off=()
+    # The baseline may be a build from before the RTSP port.
+    if "$binary" serve --help | grep -q -- '--rtsp '; then rtsp_off=(--rtsp off); fi
+    start_reporting camloop "listening control=" "$binary" serve \
+        --listen 127.0.0.1:0 --http off "${rtsp_off[@]}" --camera none --framing line
 }
 start_baseline() { start_camloop "$CAMLOOP_BASELINE"; }
 start_minimal() { start_reporting minimal_loop "listening " "$MINIMAL_LOOP" 127.0.0.1:0; }
@@ -480,7 +483,7 @@ echo
 for label in "${ROWS[@]}"; do
     echo "- $label: \`${CMD[$label]}\`"
 done
-echo "- servers: \`camloop serve --listen 127.0.0.1:0 --http off --camera none --framing line\` (the baseline too);" \
+echo "- servers: \`camloop serve --listen 127.0.0.1:0 --http off --rtsp off --camera none --framing line\` (the baseline too);" \
     "\`minimal_loop 127.0.0.1:0\` (\`cargo build --release --example minimal_loop\`);" \
     "\`redis-server --port PORT --bind 127.0.0.1 --save '' --appendonly no --maxclients $((HOLD_CONNS + 1000))\`;" \
     "\`python3 benches/reference/classic_server.py PORT\`"

@@ -102,7 +102,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 listen_flags=()
 for _ in $(seq "$PORTS"); do listen_flags+=(--listen 127.0.0.1:0); done
-with_nofile "$NOFILE" "$CAMLOOP" serve "${listen_flags[@]}" --http off --camera none \
+with_nofile "$NOFILE" "$CAMLOOP" serve "${listen_flags[@]}" --http off --rtsp off --camera none \
     --framing line >"$WORK/camloop.out" 2>"$WORK/camloop.err" &
 CAMLOOP_PID=$!
 STARTED_PIDS+=("$CAMLOOP_PID")
@@ -258,7 +258,7 @@ One run; ping runs ${WARMUP_S} s warmup + ${DURATION_S} s, $PING_CONNS connectio
 | ping req/s held / none ≥ $PING_RATIO_TARGET | $PING_RATIO | $(yes_no "$(awk -v r="$PING_RATIO" -v t="$PING_RATIO_TARGET" 'BEGIN { print (r + 0 >= t) }')") |
 | connects/s camloop / redis | $(awk -v a="$CAMLOOP_CONNECTS" -v b="$CONNECTS_PER_S" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }') | |
 
-Commands: \`prlimit --nofile=$NOFILE:$NOFILE camloop serve $(printf -- '--listen 127.0.0.1:0 %.0s' $(seq "$PORTS"))--http off --camera none --framing line\`;
+Commands: \`prlimit --nofile=$NOFILE:$NOFILE camloop serve $(printf -- '--listen 127.0.0.1:0 %.0s' $(seq "$PORTS"))--http off --rtsp off --camera none --framing line\`;
 \`camloop load ADDR1 … ADDR$PORTS --hold N --duration S --json\` (N = clients_max - $OTHER_CLIENTS, split over processes of at most ${MAX_PER_HOLDER:-$((TOOL_FDS_MAX - TOOL_RESERVE_FDS))} connections);
 \`camloop load ADDR1 --conns $PING_CONNS --greeting line --request 'ping\\n' --warmup $WARMUP_S --duration $DURATION_S --json\`;
 \`prlimit --nofile=$NOFILE:$NOFILE redis-server --port PORT --bind $(echo "${REDIS_BIND[@]}") --save '' --appendonly no --maxclients N\`

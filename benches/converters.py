@@ -77,7 +77,7 @@ def camera(clip, out_format):
 def serve(camera_arg, linger="10"):
     snapshots = tempfile.mkdtemp(dir=WORK)
     process = subprocess.Popen(
-        [CAMLOOP, "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
+        [CAMLOOP, "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--rtsp", "off",
          "--snapshot-dir", snapshots, "--converter-linger", linger, "--camera", camera_arg],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )

@@ -130,7 +130,7 @@ measure() {
     local name=$1 path=$2 warmup=$3; shift 3
     local out="$WORK/server.out" err="$WORK/server-${#PIDS[@]}.log" ctl_port="" http_port=""
     : >"$out"
-    "$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --snapshot-dir "$WORK" \
+    "$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp off --snapshot-dir "$WORK" \
         --camera-timeout 30 "$@" >"$out" 2>"$err" &
     local server=$!; PIDS+=("$server")
     read -r ctl_port http_port < <(listening_ports "$out") || true

@@ -26,6 +26,10 @@ MINIMAL_LOOP=$TARGET_DIR/release/examples/minimal_loop
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
+# rtsp_off BINARY: `--rtsp off` for a build that has an RTSP port (the
+# baseline may be older), so that it does not bind 8554 during the run.
+rtsp_off() { if "$1" serve --help | grep -q -- '--rtsp '; then echo --rtsp off; fi; }
+
 # run SERVER PIPELINE SECONDS -> "instructions requests": SERVER is a
 # camloop binary or `ceiling`; requests are the replies the load tool counted.
 run() {
@@ -33,7 +37,7 @@ run() {
     if [[ $server == ceiling ]]; then
         command=("$MINIMAL_LOOP" 127.0.0.1:0) greeting=bytes:7
     else
-        command=("$server" serve --listen 127.0.0.1:0 --http off --camera none --framing line)
+        command=("$server" serve --listen 127.0.0.1:0 --http off $(rtsp_off "$server") --camera none --framing line)
         greeting=line
     fi
     valgrind --tool=callgrind --callgrind-out-file="$out.cg" "${command[@]}" >"$out.stdout" 2>"$out.stderr" &

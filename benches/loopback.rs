@@ -26,6 +26,8 @@ fn start_server() -> (Server, String) {
             "127.0.0.1:0",
             "--http",
             "off",
+            "--rtsp",
+            "off",
             "--camera",
             "none",
         ])

@@ -73,7 +73,7 @@ measure() {
     local count=$1 out="$WORK/server-$count.out" ctl_port="" http_port="" index
     local cameras=()
     for index in $(seq 0 $((count - 1))); do cameras+=(--camera "cam$index=synthetic"); done
-    "$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 "${cameras[@]}" \
+    "$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp off "${cameras[@]}" \
         --fps "$FPS" --width "$WIDTH" --height "$HEIGHT" --snapshot-dir "$WORK/snapshots" \
         >"$out" 2>"$WORK/server-$count.log" &
     SERVER_PID=$!
@@ -133,7 +133,7 @@ cat <<EOF
 # Several cameras in one loop: $(echo "$CAMERA_COUNTS" | sed 's/ /, /g') cameras x $VIEWERS viewers each
 
 - command: \`CAMERA_COUNTS="$CAMERA_COUNTS" VIEWERS=$VIEWERS DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S benches/mjpeg_cameras.sh\`
-- server: \`camloop serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --camera cam0=synthetic [--camera cam1=synthetic …] --fps $FPS --width $WIDTH --height $HEIGHT\`, release build without default features; a new server per camera count
+- server: \`camloop serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp off --camera cam0=synthetic [--camera cam1=synthetic …] --fps $FPS --width $WIDTH --height $HEIGHT\`, release build without default features; a new server per camera count
 - viewers: one \`camloop load --mjpeg http://127.0.0.1:PORT/cam/camN/stream.mjpg --viewers $VIEWERS --warmup $WARMUP_S --duration $DURATION_S --json\` per camera, all at once, on the same machine
 - machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)
 - date: $(date -u '+%Y-%m-%d %H:%M UTC'), camloop $(git rev-parse --short HEAD 2>/dev/null || echo '?')

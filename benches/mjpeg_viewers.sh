@@ -105,7 +105,7 @@ VERDICTS=()  # one line per camera
 # measure CAMERA_NAME CAMERA_ARG: one server, every viewer count.
 measure() {
     local name=$1 camera=$2 out="$WORK/server.out" ctl_port="" http_port=""
-    "$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --camera "$camera" \
+    "$CAMLOOP" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp off --camera "$camera" \
         --fps "$FPS" --width "$WIDTH" --height "$HEIGHT" --snapshot-dir "$WORK/snapshots" \
         >"$out" 2>"$WORK/server-$name.log" &
     SERVER_PID=$!
@@ -197,7 +197,7 @@ cat <<EOF
 # MJPEG fan-out: $(echo "$VIEWER_COUNTS" | sed 's/ /, /g') viewers at ${WIDTH}x${HEIGHT}, $FPS fps
 
 - command: \`VIEWER_COUNTS="$VIEWER_COUNTS" DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S benches/mjpeg_viewers.sh\`
-- server: \`camloop serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --camera CAMERA --fps $FPS --width $WIDTH --height $HEIGHT\`, release build without default features; one server run per camera, every viewer count in it
+- server: \`camloop serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp off --camera CAMERA --fps $FPS --width $WIDTH --height $HEIGHT\`, release build without default features; one server run per camera, every viewer count in it
 - cameras: \`synthetic\` (rendered and encoded on the loop); \`exec\`: \`$EXEC_CAMERA\` with CLIP from \`ffmpeg -f lavfi -i testsrc2=size=${WIDTH}x${HEIGHT}:rate=$FPS -t $CLIP_S -c:v mjpeg -q:v 5 -f mjpeg\` (passed through, not encoded)
 - viewers: \`camloop load --mjpeg http://127.0.0.1:PORT/stream.mjpg --viewers N --warmup $WARMUP_S --duration $DURATION_S --server-pid PID --json\`
 - machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)

@@ -158,7 +158,7 @@ json_value() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | tr -d '"'; }
 start_camloop() { # OUT LOG ARGS...
     local out=$1 err=$2 line
     shift 2
-    RUST_LOG=info "$bin" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 "$@" >"$out" 2>"$err" &
+    RUST_LOG=info "$bin" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp 127.0.0.1:0 "$@" >"$out" 2>"$err" &
     started_pid=$!
     for _ in $(seq 100); do
         grep -q '^listening' "$out" 2>/dev/null && break
@@ -166,7 +166,7 @@ start_camloop() { # OUT LOG ARGS...
     done
     line=$(head -n1 "$out")
     started_ctl=$(sed -n 's/^listening control=\([^ ]*\) http=.*/\1/p' <<<"$line")
-    started_http=$(sed -n 's/^listening control=[^ ]* http=\(.*\)$/\1/p' <<<"$line")
+    started_http=$(sed -n 's/^listening control=[^ ]* http=\([^ ]*\).*/\1/p' <<<"$line")
     if [ -z "$started_ctl" ] || [ -z "$started_http" ]; then
         log "camloop did not start: $line"
         cat "$err" >&2

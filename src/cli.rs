@@ -81,8 +81,20 @@ pub struct ServeArgs {
     #[arg(long)]
     pub unix: Option<PathBuf>,
     /// HTTP address (web page, MJPEG stream, snapshot, /state, /metrics); repeat for several, or `off`.
-    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_http_addr)]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_addr_or_off)]
     pub http: Vec<Option<SocketAddr>>,
+    /// RTSP address (`rtsp://HOST:8554/` the default camera, `/NAME` camera
+    /// NAME; TCP interleaved); repeat for several, or `off`.
+    #[arg(long, default_value = "127.0.0.1:8554", value_parser = parse_addr_or_off)]
+    pub rtsp: Vec<Option<SocketAddr>>,
+    /// Largest RTP payload in bytes: a longer NAL unit goes in FU-A
+    /// fragments of at most this.
+    #[arg(long, default_value_t = crate::rtsp::DEFAULT_RTP_MTU_BYTES as u32, value_parser = clap::value_parser!(u32).range(64..=65000))]
+    pub rtp_mtu: u32,
+    /// An RTSP session that sends no request and no RTCP for this many
+    /// seconds is closed (the `timeout=` of its `Session` header).
+    #[arg(long, default_value_t = crate::rtsp::response::DEFAULT_SESSION_TIMEOUT_SECS, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub rtsp_session_timeout: u32,
     /// Camera, `[NAME=]SOURCE`; repeat for several (the first is the
     /// default one; unnamed ones are cam0, cam1, … by position). SOURCE:
     /// auto (device 0, else synthetic), synthetic, none, a device index, a
@@ -221,7 +233,7 @@ fn parse_cors_origin(value: &str) -> Result<String, String> {
     }
 }
 
-fn parse_http_addr(value: &str) -> Result<Option<SocketAddr>, String> {
+fn parse_addr_or_off(value: &str) -> Result<Option<SocketAddr>, String> {
     if value == "off" {
         return Ok(None);
     }
@@ -629,6 +641,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         (None, None) => None,
     };
     let http_addrs: Vec<SocketAddr> = args.http.iter().flatten().copied().collect();
+    let rtsp_addrs: Vec<SocketAddr> = args.rtsp.iter().flatten().copied().collect();
     #[cfg(feature = "opencv")]
     {
         crate::camera::opencv_source::quiet_opencv_logging();
@@ -656,6 +669,9 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         control_addrs: args.listen.clone(),
         unix_path: args.unix.clone(),
         http_addrs,
+        rtsp_addrs,
+        rtsp_session_timeout: Duration::from_secs(u64::from(args.rtsp_session_timeout)),
+        rtp_mtu_bytes: args.rtp_mtu as usize,
         stream_stall_timeout: Duration::from_secs(args.stream_stall_timeout),
         output_stall_timeout: Duration::from_secs(args.output_stall_timeout),
         control_idle_timeout: args.idle_timeout.map(Duration::from_secs),

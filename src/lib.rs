@@ -9,7 +9,8 @@
 //! - [`mjpeg`]: MJPEG bytes, sans-IO: JPEG headers, camera buffers, a
 //!   stream split into frames.
 //! - [`h264`]: H.264 bytes, sans-IO: an Annex-B stream split into AUs.
-//! - [`rtsp`]: RTSP and RTP bytes, sans-IO: not used by the server yet.
+//! - [`rtsp`]: RTSP, RTP and RTCP bytes, sans-IO: the RTSP server
+//!   (`server::rtsp_session`) and its clients speak through it.
 //! - [`output`]: bytes waiting to be written, with a cursor: a
 //!   connection's replies and frames, a converter child's input.
 //! - [`snapshot`]: atomic snapshot files.

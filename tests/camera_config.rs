@@ -51,7 +51,15 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 fn refusal(args: &[&str]) -> String {
     let dir = TempDir::new("camera-config-refused");
     let dir_text = dir.path().to_string_lossy().into_owned();
-    let mut all = vec!["--listen", "127.0.0.1:0", "--http", "off", "--snapshot-dir"];
+    let mut all = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "off",
+        "--rtsp",
+        "off",
+        "--snapshot-dir",
+    ];
     all.push(&dir_text);
     all.extend_from_slice(args);
     let output = serve(&all);

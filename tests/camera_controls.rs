@@ -220,7 +220,15 @@ fn control_settings_in_a_config_file_show_in_controls() {
 fn failed_start(args: &[&str]) -> (Option<i32>, String) {
     let dir = TempDir::new("controls-start");
     let mut child = Command::new(env!("CARGO_BIN_EXE_camloop"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--rtsp",
+            "off",
+        ])
         .arg("--snapshot-dir")
         .arg(dir.path())
         .args(args)

@@ -49,7 +49,7 @@ fn a_socket_passed_as_fd_3_with_listen_fds_is_served() {
     // the LISTEN_PID systemd would set.
     command
         .arg("-c")
-        .arg("export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" serve --http off --camera none --snapshot-dir \"$1\"")
+        .arg("export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" serve --http off --rtsp off --camera none --snapshot-dir \"$1\"")
         .arg(CAMLOOP)
         .arg(snapshots.path())
         .stdout(Stdio::piped())
@@ -79,8 +79,8 @@ fn a_socket_passed_as_fd_3_with_listen_fds_is_served() {
     assert_eq!(client.request("ping"), "PONG");
 }
 
-/// Reads the `listening ...` line and returns the control and HTTP parts.
-fn listening_addrs(child: &mut Child) -> (String, String) {
+/// Reads the `listening ...` line and returns the control, HTTP and RTSP parts.
+fn listening_addrs(child: &mut Child) -> (String, String, String) {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut line = String::new();
     BufReader::new(stdout)
@@ -92,26 +92,29 @@ fn listening_addrs(child: &mut Child) -> (String, String) {
             .unwrap_or_else(|| panic!("no {key} in {line:?}"))
             .to_string()
     };
-    (part("control="), part("http="))
+    (part("control="), part("http="), part("rtsp="))
 }
 
 #[test]
-fn two_sockets_named_by_listen_fdnames_serve_control_and_http() {
-    // Passed in the order http, control: the names, not the positions,
-    // must decide (two unnamed sockets would be control, then HTTP).
+fn three_sockets_named_by_listen_fdnames_serve_control_http_and_rtsp() {
+    // Passed in the order http, rtsp, control: the names, not the
+    // positions, must decide (two unnamed sockets would be control, then
+    // HTTP).
     let http = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let rtsp = TcpListener::bind("127.0.0.1:0").expect("bind");
     let control = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (http_addr, control_addr) = (
+    let (http_addr, rtsp_addr, control_addr) = (
         http.local_addr().expect("addr"),
+        rtsp.local_addr().expect("addr"),
         control.local_addr().expect("addr"),
     );
-    let fds = [http.as_raw_fd(), control.as_raw_fd()];
+    let fds = [http.as_raw_fd(), rtsp.as_raw_fd(), control.as_raw_fd()];
     let snapshots = TempDir::new("activation-two");
     let mut command = Command::new("sh");
     command
         .arg("-c")
         .arg(
-            "export LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=http:control; \
+            "export LISTEN_PID=$$ LISTEN_FDS=3 LISTEN_FDNAMES=http:rtsp:control; \
              exec \"$0\" serve --camera none --snapshot-dir \"$1\"",
         )
         .arg(CAMLOOP)
@@ -123,7 +126,7 @@ fn two_sockets_named_by_listen_fdnames_serve_control_and_http() {
     // above any target number, so moving one cannot overwrite the other.
     unsafe {
         command.pre_exec(move || {
-            let mut high = [0; 2];
+            let mut high = [0; 3];
             for (copy, fd) in high.iter_mut().zip(fds) {
                 *copy = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
                 if *copy < 0 {
@@ -140,7 +143,7 @@ fn two_sockets_named_by_listen_fdnames_serve_control_and_http() {
         });
     }
     let mut child = Killed(command.spawn().expect("start camloop under sh"));
-    let (control_seen, http_seen) = listening_addrs(&mut child.0);
+    let (control_seen, http_seen, rtsp_seen) = listening_addrs(&mut child.0);
     assert_eq!(
         control_seen,
         control_addr.to_string(),
@@ -151,7 +154,12 @@ fn two_sockets_named_by_listen_fdnames_serve_control_and_http() {
         http_addr.to_string(),
         "http= is the socket named http"
     );
-    drop((http, control)); // the server has its own copies now
+    assert_eq!(
+        rtsp_seen,
+        rtsp_addr.to_string(),
+        "rtsp= is the socket named rtsp"
+    );
+    drop((http, rtsp, control)); // the server has its own copies now
 
     let mut client = Client::connect(control_addr);
     client.expect("Welcome");
@@ -167,6 +175,17 @@ fn two_sockets_named_by_listen_fdnames_serve_control_and_http() {
         .read_line(&mut status)
         .expect("status line");
     assert_eq!(status, "HTTP/1.1 200 OK\r\n");
+
+    let mut stream = std::net::TcpStream::connect(rtsp_addr).expect("connect to RTSP");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    stream
+        .write_all(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+        .expect("send");
+    let mut status = String::new();
+    BufReader::new(stream)
+        .read_line(&mut status)
+        .expect("status line");
+    assert_eq!(status, "RTSP/1.0 200 OK\r\n");
 }
 
 #[test]
@@ -182,6 +201,8 @@ fn readiness_is_sent_to_notify_socket_once_listening() {
                 "--listen",
                 "127.0.0.1:0",
                 "--http",
+                "off",
+                "--rtsp",
                 "off",
                 "--camera",
                 "none",

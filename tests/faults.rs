@@ -433,7 +433,14 @@ fn stopped_viewer(http: &str) -> TcpStream {
 #[test]
 fn a_slow_but_steady_viewer_stays_while_a_stopped_one_is_dropped() {
     let server = RawServer::spawn(|_| {
-        let mut args = strings(&["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+        let mut args = strings(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--rtsp",
+            "off",
+        ]);
         args.extend(strings(&["--camera", "synthetic", "--fps", "30"]));
         args.push("--stream-stall-timeout".to_string());
         args.push(STALL_TIMEOUT_S.to_string());
@@ -606,7 +613,7 @@ fn serve_expecting_refusal(args: &[&str]) -> (Option<i32>, String, String) {
 #[test]
 fn a_non_loopback_control_listener_without_a_token_refuses_to_start() {
     let (code, stdout, stderr) =
-        serve_expecting_refusal(&["--listen", "0.0.0.0:0", "--http", "off"]);
+        serve_expecting_refusal(&["--listen", "0.0.0.0:0", "--http", "off", "--rtsp", "off"]);
     assert_eq!(code, Some(2), "stderr: {stderr}");
     assert!(!stdout.contains("listening"), "{stdout}");
     assert!(
@@ -617,11 +624,35 @@ fn a_non_loopback_control_listener_without_a_token_refuses_to_start() {
 
 #[test]
 fn a_non_loopback_http_listener_without_a_token_refuses_to_start() {
-    let (code, stdout, stderr) =
-        serve_expecting_refusal(&["--listen", "127.0.0.1:0", "--http", "0.0.0.0:0"]);
+    let (code, stdout, stderr) = serve_expecting_refusal(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "0.0.0.0:0",
+        "--rtsp",
+        "off",
+    ]);
     assert_eq!(code, Some(2), "stderr: {stderr}");
     assert!(!stdout.contains("listening"), "{stdout}");
     assert!(stderr.contains("--token"), "{stderr}");
+}
+
+#[test]
+fn a_non_loopback_rtsp_listener_without_a_token_refuses_to_start() {
+    let (code, stdout, stderr) = serve_expecting_refusal(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "off",
+        "--rtsp",
+        "0.0.0.0:0",
+    ]);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0") && stderr.contains("--token"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -759,7 +790,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 fn unix_server() -> RawServer {
     RawServer::spawn(|dir| {
         let socket = dir.join("control.sock");
-        let mut args = strings(&["--listen", "127.0.0.1:0", "--http", "off"]);
+        let mut args = strings(&["--listen", "127.0.0.1:0", "--http", "off", "--rtsp", "off"]);
         args.extend(strings(&[
             "--camera",
             "none",
@@ -848,6 +879,8 @@ fn two_listen_addresses_both_greet_and_answer() {
             "127.0.0.1:0",
             "--http",
             "off",
+            "--rtsp",
+            "off",
             "--camera",
             "none",
         ])
@@ -877,7 +910,9 @@ fn two_listen_addresses_both_greet_and_answer() {
 #[test]
 fn an_ipv6_loopback_listener_serves_the_control_protocol() {
     let server = RawServer::spawn(|_| {
-        strings(&["--listen", "[::1]:0", "--http", "off", "--camera", "none"])
+        strings(&[
+            "--listen", "[::1]:0", "--http", "off", "--rtsp", "off", "--camera", "none",
+        ])
     });
     let addr: SocketAddr = server.control.parse().expect("one IPv6 address");
     assert!(addr.is_ipv6(), "{addr}");
@@ -906,7 +941,14 @@ fn http_status(addr: &str, path: &str, headers: &str) -> String {
 #[test]
 fn with_a_token_http_needs_the_bearer_header_or_the_token_query() {
     let server = RawServer::spawn(|_| {
-        let mut args = strings(&["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+        let mut args = strings(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--rtsp",
+            "off",
+        ]);
         args.extend(strings(&["--camera", "none", "--token", "s3cret"]));
         args
     });
@@ -956,8 +998,16 @@ fn snapshot_fsync_takes_off_as_its_value() {
 fn ip_camera(http: &str) -> RawServer {
     let http = http.to_string();
     RawServer::spawn(move |_| {
-        let mut args = strings(&["--listen", "127.0.0.1:0", "--camera", "synthetic"]);
-        args.extend(strings(&["--width", "320", "--height", "240", "--http"]));
+        let mut args = strings(&["--listen", "127.0.0.1:0", "--rtsp", "off"]);
+        args.extend(strings(&[
+            "--camera",
+            "synthetic",
+            "--width",
+            "320",
+            "--height",
+            "240",
+        ]));
+        args.push("--http".to_string());
         args.push(http);
         args
     })

@@ -213,7 +213,15 @@ impl HttpServer {
     fn start() -> HttpServer {
         let snapshots = TempDir::new("hostile-http");
         let mut child = Command::new(CAMLOOP)
-            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--rtsp",
+                "off",
+            ])
             .args(["--camera", "synthetic", "--snapshot-dir"])
             .arg(snapshots.path())
             .stdin(Stdio::null())

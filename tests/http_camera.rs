@@ -211,7 +211,15 @@ fn a_snapshot_url_is_polled_on_one_kept_alive_connection() {
 #[test]
 fn https_is_refused_at_start_with_the_ffmpeg_hint() {
     let output = Command::new(CAMLOOP)
-        .args(["serve", "--listen", "127.0.0.1:0", "--http", "off"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "off",
+            "--rtsp",
+            "off",
+        ])
         .args(["--camera", "https://user:pw@192.0.2.1/stream"])
         .output()
         .expect("run camloop");
@@ -234,7 +242,15 @@ struct Upstream {
 impl Upstream {
     fn start() -> Upstream {
         let mut child = Command::new(CAMLOOP)
-            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--rtsp",
+                "off",
+            ])
             .args(["--camera", "synthetic", "--fps", "30", "--framing", "line"])
             .args(["--width", "320", "--height", "240", "--snapshot-dir"])
             .arg(std::env::temp_dir())

@@ -649,6 +649,7 @@ fn sample_state() -> StateView {
         cameras: vec![sample_camera()],
         control_clients: 1,
         http_clients: 3,
+        rtsp_clients: 2,
         requests: 20,
         errors: 2,
         bytes_in: 1000,
@@ -679,7 +680,7 @@ fn state_json_has_the_default_cameras_keys_on_top_and_every_camera_in_cameras() 
             "{}{camera_keys}{}{camera_keys}{}",
             r#"{"version":"0.1.0","uptime_s":42,"camera":"synthetic","#,
             concat!(
-                r#","control_clients":1,"http_clients":3,"requests":20,"errors":2,"#,
+                r#","control_clients":1,"http_clients":3,"rtsp_clients":2,"requests":20,"errors":2,"#,
                 r#""bytes_in":1000,"bytes_out":2000000,"clients_max":100,"#,
                 r#""loop_stall_us_p99":7,"#,
                 r#""cameras":[{"name":"cam0","source":"synthetic","#

@@ -282,7 +282,7 @@ fn hold_spreads_idle_connections_over_two_listening_ports_of_camloop() {
                 "--listen",
                 "127.0.0.1:0",
             ])
-            .args(["--camera", "none", "--http", "off"])
+            .args(["--camera", "none", "--http", "off", "--rtsp", "off"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -620,7 +620,15 @@ fn mjpeg_viewers_of_camloop_each_get_frames_and_the_totals_add_up() {
     let snapshots = support::TempDir::new("mjpeg-load");
     let mut server = Reaped(
         Command::new(CAMLOOP)
-            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--rtsp",
+                "off",
+            ])
             .args(["--camera", "synthetic", "--width", "160", "--height", "120"])
             .args(["--token", "s3cret", "--snapshot-dir"])
             .arg(snapshots.path())

@@ -23,7 +23,7 @@ fn serve_with_socket(listener: &TcpListener, args: &[&str]) -> (std::process::Ch
     // the LISTEN_PID systemd would set.
     command
         .arg("-c")
-        .arg("dir=$1; shift; export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" serve --http off --camera none --snapshot-dir \"$dir\" \"$@\"")
+        .arg("dir=$1; shift; export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" serve --http off --rtsp off --camera none --snapshot-dir \"$dir\" \"$@\"")
         .arg(CAMLOOP)
         .arg(snapshots.path())
         .args(args)
@@ -103,6 +103,8 @@ fn a_flag_on_0_0_0_0_without_a_token_is_refused_before_binding() {
             "--listen",
             "0.0.0.0:0",
             "--http",
+            "off",
+            "--rtsp",
             "off",
             "--camera",
             "none",

@@ -365,6 +365,11 @@ impl H264Feed {
         au
     }
 
+    /// The SPS and PPS in force, once the stream sent them.
+    pub fn parameter_sets(&self) -> Option<Rc<ParameterSets>> {
+        self.parameter_sets.clone()
+    }
+
     /// The access units that arrived since the last call, in order.
     pub fn take_pending(&mut self) -> Vec<SharedAu> {
         std::mem::take(&mut self.pending)

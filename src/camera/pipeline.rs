@@ -31,6 +31,7 @@ use super::h264_stream::{GopCache, H264Feed, SharedAu};
 use super::push::{PushSink, PushSource, PushedFrame, SourceTokens, REFUSED_RETRY_INTERVAL};
 use super::synthetic::render_test_pattern;
 use super::{CameraError, FrameSource};
+use crate::h264::ParameterSets;
 use crate::jpeg;
 use crate::stats::TimingHistogram;
 
@@ -712,6 +713,23 @@ impl Camera {
     /// An H.264 camera's numbers, `None` for the others.
     pub fn h264_feed(&self) -> Option<&H264Feed> {
         (self.codec() == Codec::H264 || self.h264.is_flowing()).then_some(&self.h264)
+    }
+
+    /// The SPS and PPS of the camera's H.264 (its own, or its encoder's),
+    /// once they arrived: what an RTSP `DESCRIBE` is answered with.
+    pub fn parameter_sets(&self) -> Option<Rc<ParameterSets>> {
+        self.h264.parameter_sets()
+    }
+
+    /// The frame rate to announce to a stream's consumers (the SDP's
+    /// `a=framerate`): a timed camera's `--fps`, a push camera's measured
+    /// rate, rounded (none before it has one).
+    pub fn stream_fps(&self, now: Instant) -> Option<u32> {
+        if self.push.is_none() {
+            return Some(self.settings.fps);
+        }
+        let measured_x100 = self.measured_fps_x100(now);
+        (measured_x100 > 0).then(|| ((measured_x100 + 50) / 100).max(1) as u32)
     }
 
     /// The converter, once a consumer needed one.

@@ -102,11 +102,12 @@ fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
         out,
         "camloop_clients",
         "gauge",
-        "Open connections by kind: control port, HTTP (stream viewers included), stream viewers.",
+        "Open connections by kind: control port, HTTP (stream viewers included), RTSP, stream viewers (RTSP viewers included).",
     )?;
     for (kind, clients) in [
         ("control", s.control_clients),
         ("http", s.http_clients),
+        ("rtsp", s.rtsp_clients),
         ("stream", s.stream_viewers()),
     ] {
         writeln!(out, "camloop_clients{{kind=\"{kind}\"}} {clients}")?;

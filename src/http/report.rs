@@ -108,6 +108,8 @@ pub struct StateView {
     pub control_clients: u64,
     /// HTTP connections, stream viewers included.
     pub http_clients: u64,
+    /// RTSP connections, playing or not.
+    pub rtsp_clients: u64,
     /// Requests served, both ports.
     pub requests: u64,
     /// Requests answered with an error, both ports.

@@ -468,6 +468,7 @@ fn write_state_json(out: &mut String, s: &StateView) -> fmt::Result {
     for (key, value) in [
         ("control_clients", s.control_clients),
         ("http_clients", s.http_clients),
+        ("rtsp_clients", s.rtsp_clients),
         ("requests", s.requests),
         ("errors", s.errors),
         ("bytes_in", s.bytes_in),

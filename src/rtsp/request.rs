@@ -15,6 +15,8 @@
 
 use std::fmt;
 
+use super::response::{INTERLEAVED_HEADER_BYTES, INTERLEAVED_MAGIC};
+
 /// Largest request head (request line plus header fields) buffered: the
 /// HTTP reader's bound ([`crate::http::request::MAX_HEAD_BYTES`]). RTSP
 /// heads are smaller than a browser's HTTP ones; a client that sends more
@@ -37,11 +39,6 @@ pub const MAX_BODY_BYTES: usize = MAX_HEAD_BYTES;
 /// of them compounded at most. A frame over this is not a receiver report,
 /// and closes the connection.
 pub const MAX_INTERLEAVED_FRAME_BYTES: usize = 2048;
-
-/// The byte that starts an interleaved binary frame instead of a request.
-const INTERLEAVED_MAGIC: u8 = b'$';
-/// `$`, channel, two bytes of length.
-const INTERLEAVED_HEADER_BYTES: usize = 4;
 
 /// What is too large (see [`RtspError::TooLarge`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +130,24 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method as it is written on the request line (what a Digest
+    /// response hashes).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Options => "OPTIONS",
+            Method::Describe => "DESCRIBE",
+            Method::Setup => "SETUP",
+            Method::Play => "PLAY",
+            Method::Pause => "PAUSE",
+            Method::Teardown => "TEARDOWN",
+            Method::GetParameter => "GET_PARAMETER",
+            Method::SetParameter => "SET_PARAMETER",
+            Method::Announce => "ANNOUNCE",
+            Method::Record => "RECORD",
+            Method::Other(token) => token,
+        }
+    }
+
     fn from_token(token: &str) -> Method {
         match token {
             "OPTIONS" => Method::Options,

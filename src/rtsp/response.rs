@@ -12,9 +12,17 @@ use std::fmt::Write as _;
 /// The content type of a `DESCRIBE` answer's body.
 pub const CONTENT_TYPE_SDP: &str = "application/sdp";
 
-/// The `Session` timeout camloop announces, in seconds (RFC 2326 §12.37:
-/// a client sends a request, or RTCP, within it to keep its session).
-pub const SESSION_TIMEOUT_SECS: u32 = 60;
+/// The `Session` timeout camloop announces by default, in seconds
+/// (RFC 2326 §12.37: a client sends a request, or RTCP, within it to keep
+/// its session); `--rtsp-session-timeout` changes it.
+pub const DEFAULT_SESSION_TIMEOUT_SECS: u32 = 60;
+
+/// `$`, the channel and two bytes of length: what precedes every RTP or
+/// RTCP packet sent over the RTSP connection (RFC 2326 §10.12).
+pub const INTERLEAVED_HEADER_BYTES: usize = 4;
+
+/// The byte that starts an interleaved binary frame instead of a message.
+pub const INTERLEAVED_MAGIC: u8 = b'$';
 
 /// The methods camloop answers, for the `Public` header of `OPTIONS`.
 pub const PUBLIC_METHODS: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER";
@@ -54,8 +62,9 @@ pub fn reason_phrase(status: u16) -> &'static str {
 /// What goes into a response besides its status and `CSeq`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResponseFields<'a> {
-    /// The session id, written as `Session: ID;timeout=60`.
-    pub session: Option<&'a str>,
+    /// The session id and its timeout in seconds, written as
+    /// `Session: ID;timeout=60`.
+    pub session: Option<(&'a str, u32)>,
     /// `Content-Base` of a `DESCRIBE` answer; it must end in `/` for the
     /// client to append the SDP's `a=control` to it.
     pub content_base: Option<&'a str>,
@@ -80,11 +89,8 @@ pub fn response(status: u16, cseq: Option<u32>, fields: &ResponseFields<'_>) -> 
         let _ = write!(head, "{name}: {value}\r\n");
     };
     field("Server", &"camloop");
-    if let Some(session) = fields.session {
-        field(
-            "Session",
-            &format_args!("{session};timeout={SESSION_TIMEOUT_SECS}"),
-        );
+    if let Some((session, timeout_secs)) = fields.session {
+        field("Session", &format_args!("{session};timeout={timeout_secs}"));
     }
     if let Some(base) = fields.content_base {
         field("Content-Base", &base);
@@ -105,6 +111,21 @@ pub fn response(status: u16, cseq: Option<u32>, fields: &ResponseFields<'_>) -> 
         bytes.extend_from_slice(body);
     }
     bytes
+}
+
+/// Appends `payload` (an RTP or RTCP packet) framed for `channel` of an
+/// RTSP connection: `$`, the channel, the length, the packet.
+///
+/// # Panics
+///
+/// If `payload` is over 65535 bytes, which the 16-bit length cannot say:
+/// `--rtp-mtu` keeps every packet far under it.
+pub fn push_interleaved(out: &mut Vec<u8>, channel: u8, payload: &[u8]) {
+    let length = u16::try_from(payload.len()).expect("an RTP packet fits 16 bits of length");
+    out.push(INTERLEAVED_MAGIC);
+    out.push(channel);
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(payload);
 }
 
 /// An answer with no fields but `CSeq`: an error (`454`, `455`, `461`, ...)
@@ -185,7 +206,7 @@ mod tests {
             200,
             Some(3),
             &ResponseFields {
-                session: Some("5F3A9C01"),
+                session: Some(("5F3A9C01", 60)),
                 extra: &[("Transport", transport)],
                 ..Default::default()
             },

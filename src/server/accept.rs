@@ -21,8 +21,13 @@ use super::control::{may_shut_down_without_auth, ControlSession};
 use super::core::{Core, ServerConfig};
 use super::http_session::HttpSession;
 use super::listener::{self, Accepted, ListenerKind, ListenerSocket};
+use super::rtsp_session::RtspSession;
 use super::session::{Entry, Session};
 use crate::http::response::MAX_CLIENTS_RESPONSE;
+
+/// What an RTSP client past `--max-clients` reads before the close: it has
+/// sent no request yet, so there is no `CSeq` to echo.
+const MAX_CLIENTS_RTSP_RESPONSE: &[u8] = b"RTSP/1.0 503 Service Unavailable\r\n\r\n";
 
 /// How long accepting pauses after the process ran out of descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -58,15 +63,17 @@ impl Acceptor {
     /// mode on every one of them, and registers them.
     pub fn bind(config: &ServerConfig, registry: &Registry) -> io::Result<Acceptor> {
         let mut sockets = listener::systemd_listeners()?;
-        let activated = |kind| sockets.iter().any(|(k, _)| *k == kind);
-        let (control_activated, http_activated) = (
-            activated(ListenerKind::Control),
-            activated(ListenerKind::Http),
-        );
-        let control_addrs = config.control_addrs.iter().filter(|_| !control_activated);
-        let http_addrs = config.http_addrs.iter().filter(|_| !http_activated);
-        let wanted = (control_addrs.map(|a| (*a, ListenerKind::Control)))
-            .chain(http_addrs.map(|a| (*a, ListenerKind::Http)));
+        let configured = [
+            (ListenerKind::Control, &config.control_addrs),
+            (ListenerKind::Http, &config.http_addrs),
+            (ListenerKind::Rtsp, &config.rtsp_addrs),
+        ];
+        // A kind systemd passed sockets for is not bound again.
+        let wanted: Vec<(SocketAddr, ListenerKind)> = configured
+            .into_iter()
+            .filter(|(kind, _)| !sockets.iter().any(|(k, _)| k == kind))
+            .flat_map(|(kind, addrs)| addrs.iter().map(move |addr| (*addr, kind)))
+            .collect();
         for (addr, kind) in wanted {
             // Refuse before binding, so the error names the flag's address.
             check_protected_mode(addr, config)?;
@@ -116,7 +123,8 @@ impl Acceptor {
             .collect()
     }
 
-    /// `control=ADDR[,ADDR…] http=ADDR[,ADDR…]|off`, with real ports.
+    /// `control=ADDR[,ADDR…] http=ADDR[,ADDR…]|off rtsp=ADDR[,ADDR…]|off`,
+    /// with real ports.
     pub fn describe(&self) -> String {
         let list = |kind| {
             let addrs = self.addrs(kind);
@@ -127,7 +135,8 @@ impl Acceptor {
             }
         };
         let (control, http) = (list(ListenerKind::Control), list(ListenerKind::Http));
-        format!("control={control} http={http}")
+        let rtsp = list(ListenerKind::Rtsp);
+        format!("control={control} http={http} rtsp={rtsp}")
     }
 
     /// How many listeners there are (their tokens follow
@@ -277,6 +286,7 @@ impl Admission<'_> {
             let refusal = match kind {
                 ListenerKind::Control => core.config.framing.max_clients_refusal(),
                 ListenerKind::Http => MAX_CLIENTS_RESPONSE,
+                ListenerKind::Rtsp => MAX_CLIENTS_RTSP_RESPONSE,
             };
             let _ = io::Write::write(&mut stream, refusal);
             log::debug!("refused {peer}: max clients ({}) reached", core.max_clients);
@@ -297,6 +307,7 @@ impl Admission<'_> {
                 Session::Control(ControlSession::new(framing, may_shut_down))
             }
             ListenerKind::Http => Session::Http(Box::<HttpSession>::default()),
+            ListenerKind::Rtsp => Session::Rtsp(Box::new(RtspSession::new(now))),
         };
         if let Err(e) = self
             .registry
@@ -308,6 +319,7 @@ impl Admission<'_> {
         match session {
             Session::Control(_) => core.control_clients += 1,
             Session::Http(_) => core.http_clients += 1,
+            Session::Rtsp(_) => core.rtsp_clients += 1,
         }
         core.clients += 1;
         core.counters.clients_peak = core.counters.clients_peak.max(core.clients as u64);

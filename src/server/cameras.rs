@@ -14,6 +14,7 @@ use std::time::Instant;
 use mio::Token;
 
 use super::connection::ConnRef;
+use super::rtp_stream::CameraRtp;
 use crate::camera::child::ChildTokens;
 use crate::camera::pipeline::Camera;
 use crate::camera::pipeline::{CameraTokens, Demand};
@@ -115,6 +116,10 @@ pub struct CameraCounters {
     pub snapshots: u64,
     /// Snapshot writes that failed.
     pub snapshot_errors: u64,
+    /// RTP packets sent to its RTSP viewers (one per viewer per packet).
+    pub rtsp_packets_sent: u64,
+    /// Bytes of those packets, interleave headers included.
+    pub rtsp_bytes_sent: u64,
 }
 
 /// One camera as the server serves it.
@@ -126,11 +131,17 @@ pub struct ServedCamera {
     /// Its stream viewers (MJPEG and H.264): a frame or access unit is
     /// offered to these only.
     pub viewers: Vec<ConnRef>,
-    /// How many of `viewers` take H.264 (`/stream.h264`).
+    /// How many of `viewers` take H.264 (`/stream.h264`, RTSP).
     pub h264_viewers: usize,
+    /// How many of `viewers` play it over RTSP.
+    pub rtsp_viewers: usize,
     /// Requests waiting for its next fresh frame; served once per
     /// iteration with one grab between them.
     pub frame_waiters: Vec<FrameWaiter>,
+    /// RTSP `DESCRIBE`s waiting for its SPS and PPS, and since when.
+    pub describe_waiters: Vec<(ConnRef, Instant)>,
+    /// Its RTP stream, from the first RTSP request for it on.
+    pub rtp: Option<CameraRtp>,
     /// Its counters.
     pub counters: CameraCounters,
 }
@@ -143,24 +154,39 @@ impl ServedCamera {
             snapshots,
             viewers: Vec::new(),
             h264_viewers: 0,
+            rtsp_viewers: 0,
             frame_waiters: Vec::new(),
+            describe_waiters: Vec::new(),
+            rtp: None,
             counters: CameraCounters::default(),
         }
     }
 
-    /// Whether anybody wants its frames continuously (stream viewers).
+    /// Whether anybody wants its frames continuously: stream viewers, and
+    /// RTSP `DESCRIBE`s waiting for an encoder's SPS and PPS (which come
+    /// only once the encoder is fed frames at the streaming rate).
     pub fn is_streaming(&self) -> bool {
-        !self.viewers.is_empty()
+        !self.viewers.is_empty() || !self.describe_waiters.is_empty()
     }
 
     /// What its consumers need now: JPEGs (waiting requests, MJPEG
-    /// viewers) and H.264 (`/stream.h264` viewers). The camera runs a
+    /// viewers) and H.264 (`/stream.h264` and RTSP viewers, and a
+    /// `DESCRIBE` waiting for the SPS and PPS). The camera runs a
     /// converter for the one it does not send.
     pub fn demand(&self) -> Demand {
         Demand {
             jpeg: !self.frame_waiters.is_empty() || self.viewers.len() > self.h264_viewers,
-            h264: self.h264_viewers > 0,
+            h264: self.h264_viewers > 0 || !self.describe_waiters.is_empty(),
         }
+    }
+
+    /// Its RTP stream, started now if it was not (packets of at most
+    /// `max_payload_bytes`).
+    pub fn start_rtp(&mut self, max_payload_bytes: usize, now: Instant) -> &CameraRtp {
+        let cached = self.camera.gop_cache().map_or(&[][..], |gop| gop.units());
+        let name = self.camera.name();
+        self.rtp
+            .get_or_insert_with(|| CameraRtp::new(name, max_payload_bytes, cached, now))
     }
 
     /// Tells the camera what its consumers need (see [`ServedCamera::demand`]).
@@ -173,7 +199,9 @@ impl ServedCamera {
     /// oldest request waiting for it gives up.
     pub fn next_deadline(&self) -> Option<Instant> {
         let timer = self.camera.next_deadline(self.is_streaming());
-        let oldest_waiter = self.frame_waiters.iter().map(|w| w.requested_at).min();
+        let frame_waiters = self.frame_waiters.iter().map(|w| w.requested_at);
+        let describe_waiters = self.describe_waiters.iter().map(|&(_, at)| at);
+        let oldest_waiter = frame_waiters.chain(describe_waiters).min();
         let give_up = oldest_waiter.map(|at| at + self.camera.timeout());
         timer.into_iter().chain(give_up).min()
     }

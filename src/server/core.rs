@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::cameras::{FrameWaiter, ServedCamera};
 use super::connection::ConnRef;
+use super::rtp_stream::RtpAu;
+use crate::camera::h264_stream::SharedAu;
 use crate::camera::pipeline::SharedFrame;
 use crate::camera::CameraError;
 use crate::output::SpareBuffers;
@@ -29,6 +31,13 @@ pub struct ServerConfig {
     pub unix_path: Option<PathBuf>,
     /// HTTP addresses to listen on; empty for `--http off`.
     pub http_addrs: Vec<SocketAddr>,
+    /// RTSP addresses to listen on; empty for `--rtsp off`.
+    pub rtsp_addrs: Vec<SocketAddr>,
+    /// An RTSP session that hears no request and no RTCP for this long is
+    /// closed (`--rtsp-session-timeout`, announced in `Session:`).
+    pub rtsp_session_timeout: Duration,
+    /// The largest RTP payload sent (`--rtp-mtu`).
+    pub rtp_mtu_bytes: usize,
     /// A stream viewer whose socket stays busy this long is dropped.
     pub stream_stall_timeout: Duration,
     /// Any other client whose pending output makes no progress this long is
@@ -60,6 +69,32 @@ pub struct FrameOutcome {
     pub frame: Result<SharedFrame, CameraError>,
     /// The snapshot written for it, if any waiter wanted one.
     pub snapshot: Option<Result<SavedSnapshot, String>>,
+}
+
+/// What happened when a frame or an access unit was offered to a viewer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// Not a viewer (of this kind of stream).
+    NotViewing,
+    /// It was queued.
+    Sent,
+    /// Skipped: the socket is still busy, the viewer's own rate says wait,
+    /// or it waits for the next IDR.
+    Skipped,
+}
+
+/// One access unit as it is offered to a camera's viewers: the shared
+/// Annex-B bytes (`/stream.h264`), the same packetised for RTSP (when the
+/// camera has an RTP stream) and, for RTSP viewers due one, the sender
+/// report of this moment.
+pub struct AuOffer<'a> {
+    /// The access unit.
+    pub au: &'a SharedAu,
+    /// Its RTP packets; None for an AU already sent with the GOP cache, or
+    /// when nobody asked for RTSP yet.
+    pub rtp: Option<&'a RtpAu>,
+    /// A compound sender report (RTCP) for now.
+    pub sender_report: Option<&'a [u8]>,
 }
 
 /// State shared by all connections.
@@ -100,6 +135,8 @@ pub struct Core {
     pub control_clients: usize,
     /// HTTP connections, viewers included.
     pub http_clients: usize,
+    /// RTSP connections, playing or not.
+    pub rtsp_clients: usize,
     /// `--max-clients`, resolved.
     pub max_clients: usize,
     /// Drained output buffers, lent to the next connection that answers.
@@ -132,6 +169,7 @@ impl Core {
             blocked_writers: 0,
             control_clients: 0,
             http_clients: 0,
+            rtsp_clients: 0,
             max_clients,
             spare_output: SpareBuffers::default(),
         }
@@ -210,6 +248,9 @@ pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
         control_addrs: Vec::new(),
         unix_path: None,
         http_addrs: Vec::new(),
+        rtsp_addrs: Vec::new(),
+        rtsp_session_timeout: Duration::from_secs(60),
+        rtp_mtu_bytes: crate::rtsp::DEFAULT_RTP_MTU_BYTES,
         stream_stall_timeout: Duration::from_secs(10),
         output_stall_timeout: Duration::from_secs(30),
         control_idle_timeout: None,

@@ -48,10 +48,11 @@ pub fn next_sweep(scheduled: Option<Instant>, core: &Core, now: Instant) -> Opti
 }
 
 /// Whether any connection is held to a deadline: HTTP header and idle
-/// timeouts (viewers have none), stalled writers, the optional control
-/// idle timeout.
+/// timeouts (viewers have none), RTSP session timeouts (every RTSP
+/// connection has one), stalled writers, the optional control idle timeout.
 fn needs_sweep(core: &Core) -> bool {
-    core.http_clients > core.viewer_count()
+    core.rtsp_clients > 0
+        || core.http_clients > core.viewer_count()
         || core.blocked_writers > 0
         || (core.config.control_idle_timeout.is_some() && core.control_clients > 0)
 }

@@ -8,21 +8,23 @@
 //! writes to a socket: every connection it touched is listed in `to_drive`
 //! for the loop, which does the I/O.
 
-use std::time::Instant;
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
 
 use mio::{Registry, Token};
 use slab::Slab;
 
 use super::cameras::{camera_of_token, ServedCamera};
 use super::connection::ConnRef;
-use super::core::{Core, FrameOutcome};
-use super::http_session::Offer;
+use super::core::{AuOffer, Core, FrameOutcome, Offer};
+use super::rtp_stream::RtpAu;
 use super::session::{live_entry, Entry};
 use crate::camera::converter::Direction;
 use crate::camera::h264_stream::SharedAu;
 use crate::camera::pipeline::{Codec, Fresh, SharedFrame};
 use crate::camera::CameraError;
 use crate::snapshot::SavedSnapshot;
+use crate::timefmt::unix_micros;
 
 /// Serves every request waiting for a fresh frame that can be served now,
 /// for every camera. From a timed camera one grab (or a reused newer
@@ -180,12 +182,15 @@ pub fn camera_ready(
     let access_units = core.cameras[camera].camera.take_access_units();
     if !access_units.is_empty() {
         broadcast_access_units(connections, core, camera, &access_units, now, to_drive);
+        serve_describe_waiters(connections, core, camera, now, to_drive);
     }
 }
 
 /// Offers a camera's new H.264 access units, in order, to each of its
-/// H.264 viewers: every one, or none until the next IDR for a viewer that
-/// fell behind (the skip-to-IDR rule). The bytes are shared, never copied.
+/// H.264 viewers (`/stream.h264` and RTSP): every one, or none until the
+/// next IDR for a viewer that fell behind (the skip-to-IDR rule). The
+/// bytes are shared, never copied: each access unit is packetised once for
+/// all RTSP viewers, and one sender report serves those due one.
 pub fn broadcast_access_units(
     connections: &mut Slab<Entry>,
     core: &mut Core,
@@ -195,21 +200,43 @@ pub fn broadcast_access_units(
     to_drive: &mut Vec<ConnRef>,
 ) {
     let served = &mut core.cameras[camera];
-    let last_idr_bytes = served
-        .camera
-        .gop_cache()
-        .map_or(0, |gop| gop.last_idr_bytes);
+    let gop = served.camera.gop_cache();
+    let last_idr_bytes = gop.map_or(0, |gop| gop.last_idr_bytes);
+    let gop_first_seq = gop.and_then(|gop| gop.units().first()).map(|au| au.seq);
+    let packetised: Vec<Option<Rc<RtpAu>>> = match &mut served.rtp {
+        Some(rtp) => access_units
+            .iter()
+            .map(|au| rtp.push(au, gop_first_seq))
+            .collect(),
+        None => Vec::new(),
+    };
+    let sender_report = match &served.rtp {
+        Some(rtp) if served.rtsp_viewers > 0 => {
+            Some(rtp.sender_report(now, unix_micros(SystemTime::now())))
+        }
+        _ => None,
+    };
     for &viewer in &served.viewers {
         let Some(Entry { conn, session }) = live_entry(connections, viewer) else {
             continue;
         };
         let mut cx = conn.context(viewer.key);
         let mut sent_any = false;
-        for au in access_units {
-            match session.offer_au(&mut cx, au, last_idr_bytes, now) {
+        for (index, au) in access_units.iter().enumerate() {
+            let rtp = packetised.get(index).and_then(Option::as_deref);
+            let offer = AuOffer {
+                au,
+                rtp,
+                sender_report: sender_report.as_deref(),
+            };
+            match session.offer_au(&mut cx, &offer, last_idr_bytes, now) {
                 Offer::NotViewing => break,
                 Offer::Sent => {
                     served.counters.frames_sent += 1;
+                    if let (Some(rtp), true) = (rtp, session.is_rtsp()) {
+                        served.counters.rtsp_packets_sent += u64::from(rtp.packets);
+                        served.counters.rtsp_bytes_sent += rtp.framed_bytes() as u64;
+                    }
                     sent_any = true;
                 }
                 Offer::Skipped => served.counters.frames_dropped += 1,
@@ -217,6 +244,40 @@ pub fn broadcast_access_units(
         }
         if sent_any {
             to_drive.push(viewer);
+        }
+    }
+}
+
+/// Answers the RTSP `DESCRIBE`s waiting for camera `camera`'s SPS and PPS:
+/// all of them once it has them, and each one whose `--camera-timeout`
+/// passed (with 503).
+pub fn serve_describe_waiters(
+    connections: &mut Slab<Entry>,
+    core: &mut Core,
+    camera: usize,
+    now: Instant,
+    to_drive: &mut Vec<ConnRef>,
+) {
+    let served = &mut core.cameras[camera];
+    if served.describe_waiters.is_empty() {
+        return;
+    }
+    let has_sets = served.camera.parameter_sets().is_some();
+    let timeout = served.camera.timeout();
+    let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut served.describe_waiters)
+        .into_iter()
+        .partition(|&(_, since)| has_sets || now >= since + timeout);
+    served.describe_waiters = waiting;
+    if due.is_empty() {
+        return;
+    }
+    // Fewer waiters may mean no more need for the encoder.
+    core.demand_changed = true;
+    for (waiter, _) in due {
+        // The requester may have left meanwhile.
+        if let Some(Entry { conn, session }) = live_entry(connections, waiter) {
+            session.describe_ready(&mut conn.context(waiter.key), core);
+            to_drive.push(waiter);
         }
     }
 }

@@ -11,12 +11,10 @@
 use std::time::{Duration, Instant};
 
 use super::connection::Context;
-use crate::text::constant_time_eq;
-use super::core::{Core, FrameOutcome, ServerConfig};
+use super::core::{AuOffer, Core, FrameOutcome, Offer, ServerConfig};
 use super::state_view;
 use crate::camera::controls::ControlError;
 use crate::camera::converter::Direction;
-use crate::camera::h264_stream::SharedAu;
 use crate::camera::pipeline::SharedFrame;
 use crate::h264::follow::{Admit, AuFollower, Offered};
 use crate::http::request::{Method, RequestHead, RequestReader};
@@ -27,6 +25,7 @@ use crate::http::response::{
     CONTENT_TYPE_JSON, CONTENT_TYPE_METRICS, MJPEG_FIRST_DELIMITER, MJPEG_PART_END, NO_STORE,
 };
 use crate::http::{is_preflight, target, CameraChoice, Route, PAGE_HTML};
+use crate::text::constant_time_eq;
 
 /// How much of a stream the kernel may hold unsent for one viewer. Without
 /// a limit Linux autotunes the send buffer to megabytes, which a slow
@@ -94,17 +93,6 @@ pub struct HttpSession {
     state: HttpState,
     /// When the unfinished request head started arriving.
     head_started: Option<Instant>,
-}
-
-/// What happened when a frame was offered to a viewer.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Offer {
-    /// Not a viewer.
-    NotViewing,
-    /// The frame was queued.
-    Sent,
-    /// Skipped: the socket is still busy, or the viewer's own rate says wait.
-    Skipped,
 }
 
 impl HttpSession {
@@ -525,10 +513,11 @@ impl HttpSession {
     pub fn offer_au(
         &mut self,
         cx: &mut Context,
-        au: &SharedAu,
+        offer: &AuOffer,
         last_idr_bytes: usize,
         now: Instant,
     ) -> Offer {
+        let au = offer.au;
         let HttpState::StreamingH264 {
             follower, started, ..
         } = &mut self.state

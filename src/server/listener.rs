@@ -36,6 +36,8 @@ pub enum ListenerKind {
     Control,
     /// HTTP.
     Http,
+    /// RTSP.
+    Rtsp,
 }
 
 /// A client connection over TCP or a Unix socket.
@@ -168,6 +170,7 @@ impl Drop for ListenerSocket {
 /// any to this process. `LISTEN_FDNAMES` (`FileDescriptorName=` in the
 /// socket units) says which is which: `control` or `http`; a single unnamed
 /// socket is the control port, and of two unnamed ones the second is HTTP.
+/// `rtsp` names the RTSP port.
 pub fn systemd_listeners() -> io::Result<Vec<(ListenerKind, ListenerSocket)>> {
     let for_us = std::env::var("LISTEN_PID")
         .ok()
@@ -192,6 +195,7 @@ pub fn systemd_listeners() -> io::Result<Vec<(ListenerKind, ListenerSocket)>> {
         let fd = SYSTEMD_FIRST_FD + index;
         let kind = match names.get(index as usize).map(String::as_str) {
             Some("http") => ListenerKind::Http,
+            Some("rtsp") => ListenerKind::Rtsp,
             Some("control") => ListenerKind::Control,
             _ if index == 1 && count == 2 => ListenerKind::Http,
             _ => ListenerKind::Control,

@@ -18,6 +18,8 @@ mod deadlines;
 mod frames;
 mod http_session;
 mod listener;
+mod rtp_stream;
+mod rtsp_session;
 mod session;
 mod state_view;
 
@@ -96,7 +98,8 @@ impl Server {
         })
     }
 
-    /// What is served: `control=ADDR[,ADDR…] http=ADDR[,ADDR…]|off`, real ports.
+    /// What is served: `control=ADDR[,ADDR…] http=ADDR[,ADDR…]|off
+    /// rtsp=ADDR[,ADDR…]|off`, real ports.
     pub fn listening(&self) -> String {
         self.acceptor.describe()
     }
@@ -188,6 +191,7 @@ impl Server {
             if let Some(frame) = served.camera.on_timer(registry, now, streaming) {
                 frames::broadcast(connections, core, camera, &frame, now, &mut self.to_drive);
             }
+            frames::serve_describe_waiters(connections, core, camera, now, &mut self.to_drive);
         }
         if self.next_sweep_at.is_some_and(|at| now >= at) {
             self.next_sweep_at = None;

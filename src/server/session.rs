@@ -18,14 +18,14 @@ use super::connection::{
     OUTPUT_SOFT_CAP_BYTES, READ_BUDGET_BYTES,
 };
 use super::control::ControlSession;
-use super::core::{Core, FrameOutcome};
-use super::http_session::{HttpSession, Offer, VIEWER_UNSENT_LIMIT_BYTES};
-use crate::camera::h264_stream::SharedAu;
+use super::core::{AuOffer, Core, FrameOutcome, Offer};
+use super::http_session::{HttpSession, VIEWER_UNSENT_LIMIT_BYTES};
+use super::rtsp_session::RtspSession;
 use crate::camera::pipeline::SharedFrame;
 
 /// The protocol spoken on a connection.
 ///
-/// The HTTP session is boxed: it is the bigger one, and the slab slot of
+/// The HTTP and RTSP sessions are boxed: they are the bigger ones, and the slab slot of
 /// every connection is as big as its biggest variant. Boxed, an idle
 /// control connection's whole slot stays within the 256 bytes per idle
 /// connection that `benches/connections.sh` holds camloop to (a unit test
@@ -35,6 +35,8 @@ pub enum Session {
     Control(ControlSession),
     /// The HTTP port.
     Http(Box<HttpSession>),
+    /// The RTSP port.
+    Rtsp(Box<RtspSession>),
 }
 
 impl Session {
@@ -44,6 +46,7 @@ impl Session {
         match self {
             Session::Control(control) => control.accepts_input(),
             Session::Http(http) => http.accepts_input(),
+            Session::Rtsp(rtsp) => rtsp.accepts_input(),
         }
     }
 
@@ -52,27 +55,34 @@ impl Session {
         match self {
             Session::Control(control) => control.is_idle(),
             Session::Http(http) => http.is_idle(),
+            Session::Rtsp(rtsp) => rtsp.is_idle(),
         }
     }
 
-    /// Whether this connection receives an MJPEG stream.
+    /// Whether this connection receives a stream (MJPEG, H.264, RTSP).
     pub fn is_viewer(&self) -> bool {
         self.viewed_camera().is_some()
     }
 
-    /// The camera whose MJPEG stream this connection receives, if any.
+    /// The camera whose stream this connection receives, if any.
     pub fn viewed_camera(&self) -> Option<usize> {
         match self {
             Session::Http(http) => http.viewed_camera(),
+            Session::Rtsp(rtsp) => rtsp.viewed_camera(),
             Session::Control(_) => None,
         }
+    }
+
+    /// Whether this is an RTSP connection.
+    pub fn is_rtsp(&self) -> bool {
+        matches!(self, Session::Rtsp(_))
     }
 
     /// How much the next `read()` may take.
     pub fn max_read_bytes(&self) -> usize {
         match self {
             Session::Control(control) => control.max_read_bytes(),
-            Session::Http(_) => READ_BUDGET_BYTES,
+            Session::Http(_) | Session::Rtsp(_) => READ_BUDGET_BYTES,
         }
     }
 
@@ -81,6 +91,7 @@ impl Session {
         match self {
             Session::Control(control) => control.input(cx, core, bytes, now),
             Session::Http(http) => http.input(cx, core, bytes, now),
+            Session::Rtsp(rtsp) => rtsp.input(cx, core, bytes, now),
         }
     }
 
@@ -90,6 +101,7 @@ impl Session {
         match self {
             Session::Control(control) => control.run_queued(cx, core, now),
             Session::Http(http) => http.run_queued(cx, core, now),
+            Session::Rtsp(rtsp) => rtsp.run_queued(cx, core, now),
         }
     }
 
@@ -98,25 +110,55 @@ impl Session {
         match self {
             Session::Control(control) => control.frame_ready(cx, core, outcome),
             Session::Http(http) => http.frame_ready(cx, core, outcome),
+            Session::Rtsp(_) => {}
         }
     }
 
-    /// Whether this connection receives `/stream.h264`.
-    pub fn is_h264_viewer(&self) -> bool {
-        matches!(self, Session::Http(http) if http.is_h264_viewer())
+    /// Answers the RTSP `DESCRIBE` that waited for its camera's SPS and PPS.
+    pub fn describe_ready(&mut self, cx: &mut Context, core: &mut Core) {
+        if let Session::Rtsp(rtsp) = self {
+            rtsp.describe_ready(cx, core);
+        }
     }
 
-    /// Offers an H.264 access unit; only HTTP H.264 viewers take it.
+    /// Whether this connection receives H.264: `/stream.h264`, or RTSP.
+    pub fn is_h264_viewer(&self) -> bool {
+        match self {
+            Session::Http(http) => http.is_h264_viewer(),
+            Session::Rtsp(rtsp) => rtsp.is_playing(),
+            Session::Control(_) => false,
+        }
+    }
+
+    /// Offers an H.264 access unit; only H.264 viewers take it.
     pub fn offer_au(
         &mut self,
         cx: &mut Context,
-        au: &SharedAu,
+        offer: &AuOffer,
         last_idr_bytes: usize,
         now: Instant,
     ) -> Offer {
         match self {
-            Session::Http(http) => http.offer_au(cx, au, last_idr_bytes, now),
+            Session::Http(http) => http.offer_au(cx, offer, last_idr_bytes, now),
+            Session::Rtsp(rtsp) => rtsp.offer_au(cx, offer, last_idr_bytes, now),
             Session::Control(_) => Offer::NotViewing,
+        }
+    }
+
+    /// After a write: for each frame or access unit now handed to the
+    /// kernel whole, how long after it was ready that happened.
+    pub fn parts_sent(&mut self, written_total: u64, mut sent: impl FnMut(Duration)) {
+        match self {
+            Session::Http(http) => http.parts_sent(written_total, sent),
+            Session::Rtsp(rtsp) => {
+                // The clock is read here, after the write: the unit may
+                // have been made later in the same iteration.
+                let now = Instant::now();
+                rtsp.parts_sent(written_total, |ready_at| {
+                    sent(now.saturating_duration_since(ready_at))
+                });
+            }
+            Session::Control(_) => {}
         }
     }
 
@@ -130,7 +172,7 @@ impl Session {
     ) -> Offer {
         match self {
             Session::Http(http) => http.offer_frame(cx, frame, now, camera_interval),
-            Session::Control(_) => Offer::NotViewing,
+            Session::Control(_) | Session::Rtsp(_) => Offer::NotViewing,
         }
     }
 
@@ -142,13 +184,16 @@ impl Session {
                 .control_idle_timeout
                 .map(|idle| last_activity + idle),
             Session::Http(http) => http.deadline(last_activity, &core.config),
+            Session::Rtsp(rtsp) => rtsp.deadline(&core.config),
         }
     }
 
     /// The deadline passed: say so if the protocol has words for it, then close.
     pub fn timed_out(&mut self, cx: &mut Context, core: &mut Core) {
-        if let Session::Http(http) = self {
-            http.timed_out(cx, core);
+        match self {
+            Session::Http(http) => http.timed_out(cx, core),
+            Session::Rtsp(rtsp) => rtsp.timed_out(cx, core),
+            Session::Control(_) => {}
         }
         cx.close_after_flush();
     }
@@ -190,15 +235,26 @@ impl Entry {
         if self.conn.write_blocked_since.is_some() {
             core.blocked_writers -= 1;
         }
-        match self.session {
+        match &self.session {
             Session::Control(_) => core.control_clients -= 1,
             Session::Http(_) => core.http_clients -= 1,
+            Session::Rtsp(rtsp) => {
+                core.rtsp_clients -= 1;
+                if let Some(camera) = rtsp.awaited_camera() {
+                    let waiters = &mut core.cameras[camera].describe_waiters;
+                    waiters.retain(|(waiter, _)| waiter.id != self.conn.id);
+                    core.demand_changed = true;
+                }
+            }
         }
         if let Some(camera) = self.session.viewed_camera() {
             let served = &mut core.cameras[camera];
             served.viewers.retain(|viewer| viewer.id != self.conn.id);
             if self.session.is_h264_viewer() {
                 served.h264_viewers -= 1;
+            }
+            if self.session.is_rtsp() {
+                served.rtsp_viewers -= 1;
             }
             core.demand_changed = true;
         }
@@ -222,12 +278,11 @@ impl Entry {
         let result = self.socket_work(core, key, read_buffer, now);
         // Whatever this turn stocked and did not use goes back to the loop.
         self.conn.output.release(&mut core.spare_output);
-        if let Session::Http(http) = &mut self.session {
-            let frame_send_age = &mut core.frame_send_age;
-            http.parts_sent(self.conn.output.written_total(), |age| {
+        let frame_send_age = &mut core.frame_send_age;
+        self.session
+            .parts_sent(self.conn.output.written_total(), |age| {
                 frame_send_age.record(age)
             });
-        }
         if self.session.is_viewer() && !self.conn.unsent_limited {
             self.conn
                 .socket

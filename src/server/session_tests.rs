@@ -675,3 +675,323 @@ fn an_idle_connections_slab_slot_fits_its_budget() {
         "a slab entry is {slot} bytes, over the {IDLE_SLOT_BUDGET_BYTES} of the budget"
     );
 }
+
+// ---------------------------------------------------------------------------
+// RTSP: one request at a time, as a client sends them.
+
+impl Harness {
+    fn rtsp(core: Core) -> Self {
+        Self::with(
+            Session::Rtsp(Box::new(RtspSession::new(Instant::now()))),
+            core,
+        )
+    }
+
+    /// Sends one request (`CSeq` added after its first line; `head` may
+    /// end in a blank line and a body) and returns everything queued,
+    /// lossily as text (interleaved packets may follow the response).
+    fn rtsp_request(&mut self, cseq: u32, head: &str) -> String {
+        let (first, rest) = head.split_once("\r\n").unwrap_or((head, ""));
+        let end = match rest {
+            "" => "",
+            _ if rest.contains("\r\n\r\n") => "",
+            _ => "\r\n\r\n",
+        };
+        let blank = if rest.is_empty() { "\r\n" } else { "" };
+        let request = format!("{first}\r\nCSeq: {cseq}\r\n{rest}{end}{blank}");
+        String::from_utf8_lossy(&self.send_bytes(request.as_bytes())).into_owned()
+    }
+
+    fn is_draining(&self) -> bool {
+        matches!(self.lifecycle, Lifecycle::Draining | Lifecycle::Closed)
+    }
+}
+
+/// The value of header `name` in the first response of `reply`.
+fn rtsp_header<'a>(reply: &'a str, name: &str) -> Option<&'a str> {
+    let head = reply.split("\r\n\r\n").next()?;
+    head.lines()
+        .filter_map(|line| line.split_once(": "))
+        .find(|(field, _)| field.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value)
+}
+
+const URL: &str = "rtsp://127.0.0.1:8554/cam0";
+
+#[test]
+fn rtsp_setup_then_play_makes_a_viewer_and_teardown_ends_it() {
+    let mut harness = Harness::rtsp(test_core(true, None));
+    let reply = harness.rtsp_request(1, &format!("OPTIONS {URL} RTSP/1.0"));
+    assert!(
+        reply.starts_with("RTSP/1.0 200 OK\r\nCSeq: 1\r\n"),
+        "{reply}"
+    );
+    assert!(rtsp_header(&reply, "Public").is_some_and(|p| p.contains("DESCRIBE")));
+    let reply = harness.rtsp_request(2, &format!("PLAY {URL} RTSP/1.0"));
+    assert!(
+        reply.starts_with("RTSP/1.0 455 "),
+        "PLAY before SETUP: {reply}"
+    );
+    let reply = harness.rtsp_request(
+        3,
+        &format!(
+            "SETUP {URL}/trackID=0 RTSP/1.0\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1"
+        ),
+    );
+    assert!(reply.starts_with("RTSP/1.0 200 OK"), "{reply}");
+    let transport = rtsp_header(&reply, "Transport").expect("a Transport");
+    let ssrc = harness.core.cameras[0].rtp.as_ref().unwrap().ssrc();
+    assert_eq!(
+        transport,
+        format!("RTP/AVP/TCP;unicast;interleaved=0-1;ssrc={ssrc:08X};mode=\"PLAY\"")
+    );
+    let session = rtsp_header(&reply, "Session").expect("a Session");
+    let (id, timeout) = session.split_once(';').unwrap();
+    assert_eq!(timeout, "timeout=60");
+    assert!(
+        harness.core.cameras[0].viewers.is_empty(),
+        "not before PLAY"
+    );
+    let reply = harness.rtsp_request(4, &format!("PLAY {URL} RTSP/1.0\r\nSession: {id}"));
+    assert!(reply.starts_with("RTSP/1.0 200 OK"), "{reply}");
+    assert_eq!(rtsp_header(&reply, "Range"), Some("npt=0.000-"));
+    let rtp_info = rtsp_header(&reply, "RTP-Info").expect("RTP-Info");
+    assert!(
+        rtp_info.starts_with(&format!("url={URL}/trackID=0;seq=")),
+        "{rtp_info}"
+    );
+    // The sender report follows the response, on the RTCP channel.
+    let after = reply.split("\r\n\r\n").nth(1).unwrap();
+    assert!(after.starts_with("$\u{1}"), "an SR on channel 1: {after:?}");
+    let served = &harness.core.cameras[0];
+    assert_eq!(
+        (
+            served.viewers.len(),
+            served.rtsp_viewers,
+            served.h264_viewers
+        ),
+        (1, 1, 1)
+    );
+    assert!(served.demand().h264, "an RTSP viewer needs H.264");
+    let reply = harness.rtsp_request(5, &format!("TEARDOWN {URL} RTSP/1.0\r\nSession: {id}"));
+    assert!(reply.starts_with("RTSP/1.0 200 OK"), "{reply}");
+    let served = &harness.core.cameras[0];
+    assert_eq!(
+        (
+            served.viewers.len(),
+            served.rtsp_viewers,
+            served.h264_viewers
+        ),
+        (0, 0, 0)
+    );
+    assert!(!harness.is_draining(), "TEARDOWN keeps the connection");
+}
+
+#[test]
+fn rtsp_packets_go_out_on_the_channels_setup_agreed() {
+    let mut harness = Harness::rtsp(test_core(true, None));
+    let reply = harness.rtsp_request(
+        1,
+        &format!("SETUP {URL} RTSP/1.0\r\nTransport: RTP/AVP/TCP;unicast;interleaved=4-5"),
+    );
+    let session = rtsp_header(&reply, "Session")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let reply = harness.rtsp_request(2, &format!("PLAY {URL} RTSP/1.0\r\nSession: {session}"));
+    assert!(
+        reply
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap()
+            .starts_with("$\u{5}"),
+        "{reply:?}"
+    );
+    let now = Instant::now();
+    let mut data = vec![
+        0, 0, 0, 1, 0x67, 0x42, 0, 0x1e, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1, 0x65,
+    ];
+    data.resize(3000, 0x88);
+    let au = crate::camera::h264_stream::SharedAu {
+        seq: 1,
+        data: data.into(),
+        keyframe: true,
+        follows_gap: false,
+        started_at: now,
+        started_unix_us: 0,
+        ready_at: now,
+        parameter_sets: None,
+    };
+    let rtp = harness.core.cameras[0]
+        .rtp
+        .as_mut()
+        .unwrap()
+        .push(&au, Some(1))
+        .unwrap();
+    let offer = AuOffer {
+        au: &au,
+        rtp: Some(&rtp),
+        sender_report: None,
+    };
+    let conn = ConnRef { key: 0, id: 1 };
+    let mut cx = Context::new(conn, "test", &mut harness.output, &mut harness.lifecycle);
+    assert_eq!(
+        harness.session.offer_au(&mut cx, &offer, 3000, now),
+        Offer::Sent
+    );
+    let bytes = drain(&mut harness.output);
+    let mut at = 0;
+    let mut packets = 0;
+    while at < bytes.len() {
+        assert_eq!((bytes[at], bytes[at + 1]), (b'$', 4), "RTP on channel 4");
+        let length = u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize;
+        assert_eq!(bytes[at + 4] >> 6, 2, "RTP version 2");
+        at += 4 + length;
+        packets += 1;
+    }
+    assert_eq!(at, bytes.len(), "whole packets only");
+    assert_eq!(packets, rtp.packets);
+    assert!(packets > 2, "3000 bytes over FU-A fragments");
+}
+
+#[test]
+fn rtsp_errors_have_their_status_and_only_unreadable_requests_close() {
+    let mut harness = Harness::rtsp(test_core(true, None));
+    let cases = [
+        (
+            format!("SETUP {URL} RTSP/1.0\r\nTransport: RTP/AVP;unicast;client_port=5000-5001"),
+            "461",
+        ),
+        (
+            format!("SETUP {URL} RTSP/1.0\r\nTransport: RTP/AVP/TCP;multicast"),
+            "461",
+        ),
+        (format!("SETUP {URL} RTSP/1.0"), "461"),
+        (
+            "DESCRIBE rtsp://127.0.0.1:8554/nope RTSP/1.0".to_string(),
+            "404",
+        ),
+        (
+            format!("SETUP {URL}/trackID=1 RTSP/1.0\r\nTransport: RTP/AVP/TCP"),
+            "404",
+        ),
+        (format!("OPTIONS {URL} RTSP/1.0\r\nSession: 1234"), "454"),
+        (format!("PAUSE {URL} RTSP/1.0"), "455"),
+        (format!("ANNOUNCE {URL} RTSP/1.0"), "405"),
+        (format!("RECORD {URL} RTSP/1.0"), "405"),
+        (format!("FLY {URL} RTSP/1.0"), "501"),
+        (
+            format!("SET_PARAMETER {URL} RTSP/1.0\r\nContent-Length: 3\r\n\r\nx=1"),
+            "451",
+        ),
+    ];
+    for (cseq, (request, status)) in cases.iter().enumerate() {
+        let reply = harness.rtsp_request(cseq as u32 + 1, request);
+        assert!(
+            reply.starts_with(&format!("RTSP/1.0 {status} ")),
+            "{request}: {reply}"
+        );
+        assert!(
+            reply.contains(&format!("CSeq: {}\r\n", cseq + 1)),
+            "{reply}"
+        );
+        assert!(!harness.is_draining(), "{request} closed the connection");
+    }
+    let reply = harness.rtsp_request(
+        20,
+        &format!("OPTIONS {URL} RTSP/1.0\r\nRequire: play.basic"),
+    );
+    assert!(reply.starts_with("RTSP/1.0 551 "), "{reply}");
+    assert_eq!(rtsp_header(&reply, "Unsupported"), Some("play.basic"));
+    // What cannot be read on ends the connection after its answer.
+    let reply = harness.rtsp_request(21, &format!("OPTIONS {URL} RTSP/2.0"));
+    assert!(reply.starts_with("RTSP/1.0 505 "), "{reply}");
+    assert!(harness.is_draining());
+    let mut harness = Harness::rtsp(test_core(true, None));
+    let reply = String::from_utf8(harness.send_bytes(b"OPTIONS * RTSP/1.0\r\n\r\n")).unwrap();
+    assert!(reply.starts_with("RTSP/1.0 400 "), "no CSeq: {reply}");
+    assert!(harness.is_draining());
+}
+
+#[test]
+fn rtsp_with_a_token_challenges_with_digest_then_basic_and_takes_either() {
+    use crate::rtsp::auth::{basic_authorization, digest_authorization};
+    let mut harness = Harness::rtsp(test_core(true, Some("s3cret")));
+    let reply = harness.rtsp_request(1, &format!("OPTIONS {URL} RTSP/1.0"));
+    assert!(reply.starts_with("RTSP/1.0 401 "), "{reply}");
+    let challenges: Vec<&str> = reply
+        .lines()
+        .filter_map(|line| line.strip_prefix("WWW-Authenticate: "))
+        .collect();
+    assert_eq!(challenges.len(), 2, "{reply}");
+    assert!(challenges[0].starts_with("Digest ") && challenges[1].starts_with("Basic "));
+    let basic = basic_authorization("anyone", "s3cret");
+    let reply = harness.rtsp_request(
+        2,
+        &format!("OPTIONS {URL} RTSP/1.0\r\nAuthorization: {basic}"),
+    );
+    assert!(reply.starts_with("RTSP/1.0 200 "), "Basic: {reply}");
+    let digest = digest_authorization(challenges[0], "OPTIONS", URL, "u", "s3cret", "0a4f113b")
+        .expect("an answer to the challenge");
+    let reply = harness.rtsp_request(
+        3,
+        &format!("OPTIONS {URL} RTSP/1.0\r\nAuthorization: {digest}"),
+    );
+    assert!(reply.starts_with("RTSP/1.0 200 "), "Digest: {reply}");
+    let wrong =
+        digest_authorization(challenges[0], "OPTIONS", URL, "u", "guess", "0a4f113b").unwrap();
+    let reply = harness.rtsp_request(
+        4,
+        &format!("OPTIONS {URL} RTSP/1.0\r\nAuthorization: {wrong}"),
+    );
+    assert!(
+        reply.starts_with("RTSP/1.0 401 "),
+        "a wrong password: {reply}"
+    );
+    assert_eq!(harness.core.counters.auth_failures, 2);
+}
+
+#[test]
+fn rtsp_rtcp_from_the_client_keeps_its_session_alive() {
+    let mut harness = Harness::rtsp(test_core(true, None));
+    let reply = harness.rtsp_request(
+        1,
+        &format!("SETUP {URL} RTSP/1.0\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1"),
+    );
+    assert!(reply.starts_with("RTSP/1.0 200 "), "{reply}");
+    let Session::Rtsp(rtsp) = &harness.session else {
+        unreachable!()
+    };
+    let before = rtsp.deadline(&harness.core.config).unwrap();
+    let report = crate::rtsp::rtcp::receiver_report(0x1234, "client");
+    let mut framed = Vec::new();
+    crate::rtsp::response::push_interleaved(&mut framed, 1, &report);
+    let later = Instant::now() + std::time::Duration::from_secs(30);
+    let conn = ConnRef { key: 0, id: 1 };
+    let mut cx = Context::new(conn, "test", &mut harness.output, &mut harness.lifecycle);
+    harness
+        .session
+        .input(&mut cx, &mut harness.core, &framed, later);
+    let Session::Rtsp(rtsp) = &harness.session else {
+        unreachable!()
+    };
+    let after = rtsp.deadline(&harness.core.config).unwrap();
+    assert!(
+        after >= before + std::time::Duration::from_secs(30),
+        "RTCP moved the deadline"
+    );
+    // Anything else on the channel does not.
+    let mut framed = Vec::new();
+    crate::rtsp::response::push_interleaved(&mut framed, 1, b"not rtcp");
+    let much_later = later + std::time::Duration::from_secs(30);
+    let mut cx = Context::new(conn, "test", &mut harness.output, &mut harness.lifecycle);
+    harness
+        .session
+        .input(&mut cx, &mut harness.core, &framed, much_later);
+    let Session::Rtsp(rtsp) = &harness.session else {
+        unreachable!()
+    };
+    assert_eq!(rtsp.deadline(&harness.core.config).unwrap(), after);
+}

@@ -167,6 +167,18 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
             "frame_send_age_us_p99",
             core.frame_send_age.quantile_micros(0.99),
         ),
+        // The RTSP figures of all cameras together (the default camera's
+        // own are the keys without `all_`); /metrics has them per camera
+        // and sums them.
+        Reading::answered_elsewhere("all_rtsp_sessions", sum(core, |c| c.rtsp_viewers as u64)),
+        Reading::answered_elsewhere(
+            "all_rtsp_packets_sent",
+            sum(core, |c| c.counters.rtsp_packets_sent),
+        ),
+        Reading::answered_elsewhere(
+            "all_rtsp_bytes_sent",
+            sum(core, |c| c.counters.rtsp_bytes_sent),
+        ),
     ];
     let state = StateView {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -178,6 +190,7 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
             .collect(),
         control_clients: core.control_clients as u64,
         http_clients: core.http_clients as u64,
+        rtsp_clients: core.rtsp_clients as u64,
         requests: counters.requests,
         errors: counters.errors,
         bytes_in: counters.bytes_in,
@@ -204,6 +217,11 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
         clients: core.clients as u64,
         timings,
     }
+}
+
+/// One figure summed over every camera.
+fn sum(core: &Core, figure: impl Fn(&ServedCamera) -> u64) -> u64 {
+    core.cameras.iter().map(figure).sum()
 }
 
 /// One camera's numbers.
@@ -317,6 +335,24 @@ fn camera_view(served: &ServedCamera, now: Instant, detail: Detail) -> CameraVie
                 Unit::Micros,
                 "camloop_converter_cpu_seconds_total",
                 "CPU time (user and system) of the camera's converter children.",
+            ),
+            Reading::gauge(
+                "rtsp_sessions",
+                served.rtsp_viewers as u64,
+                "camloop_rtsp_sessions",
+                "RTSP sessions playing the camera.",
+            ),
+            Reading::counter(
+                "rtsp_packets_sent",
+                counters.rtsp_packets_sent,
+                "camloop_rtsp_packets_sent_total",
+                "RTP packets sent to the camera's RTSP viewers (one per viewer per packet).",
+            ),
+            Reading::counter(
+                "rtsp_bytes_sent",
+                counters.rtsp_bytes_sent,
+                "camloop_rtsp_sent_bytes_total",
+                "Bytes of RTP packets sent to the camera's RTSP viewers, interleave headers included.",
             ),
         ],
         grab_us: detail.histogram(&camera.grab_time),

@@ -88,6 +88,8 @@ pub struct Server {
     pub http: SocketAddr,
     /// The (first) control-port address the server printed.
     pub control: Option<SocketAddr>,
+    /// The (first) RTSP address the server printed (none with `--rtsp off`).
+    pub rtsp: Option<SocketAddr>,
     /// Where snapshots go (inside `dir`).
     pub snapshot_dir: PathBuf,
     log_path: PathBuf,
@@ -119,7 +121,15 @@ impl Server {
         let log_path = dir.path().join("server.log");
         let log = File::create(&log_path).expect("create the server log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_camloop"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--rtsp",
+                "127.0.0.1:0",
+            ])
             .arg("--snapshot-dir")
             .arg(&snapshot_dir)
             .args(args)
@@ -147,6 +157,10 @@ impl Server {
             .split_whitespace()
             .find_map(|word| word.strip_prefix("control="))
             .and_then(|addrs| addrs.split(',').next()?.parse().ok());
+        let rtsp = line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("rtsp="))
+            .and_then(|addrs| addrs.split(',').next()?.parse().ok());
         let Some(http) = http else {
             let _ = child.kill();
             let _ = child.wait();
@@ -157,6 +171,7 @@ impl Server {
             child,
             http,
             control,
+            rtsp,
             snapshot_dir,
             log_path,
             dir,

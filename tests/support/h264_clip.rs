@@ -763,3 +763,10 @@ impl Drop for RtspServer {
         let _ = self.child.wait();
     }
 }
+
+/// The lines of a tool's `stderr` that contain any of `words`
+/// (case-insensitive): what [`probe`] and [`decode_complaints`] call
+/// complaints, for a tool the test ran itself (an RTSP viewer).
+pub fn complaint_lines(stderr: &[u8], words: &[&str]) -> Vec<String> {
+    complaints(stderr, words)
+}

@@ -138,10 +138,18 @@ impl ServerBuilder {
     pub fn new() -> ServerBuilder {
         ServerBuilder {
             wrapper: Vec::new(),
-            args: ["serve", "--listen", "127.0.0.1:0", "--http", "off"]
-                .iter()
-                .map(OsString::from)
-                .collect(),
+            args: [
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "off",
+                "--rtsp",
+                "off",
+            ]
+            .iter()
+            .map(OsString::from)
+            .collect(),
             camera: "none".to_string(),
             line_framing: false,
             snapshot_dir: None,
@@ -282,7 +290,7 @@ pub fn extra_camera_args<S: AsRef<OsStr>>(args: &[S]) -> Vec<OsString> {
     }
 }
 
-/// Reads the server's `listening control=ADDR http=ADDR|off` line and
+/// Reads the server's `listening control=ADDR http=ADDR|off rtsp=…` line and
 /// returns the two addresses as printed. The line is read on a helper
 /// thread, so a server that never prints it cannot hang the test (None
 /// after [`TIMEOUT`]); the thread then drains the rest of stdout.
@@ -297,11 +305,14 @@ pub fn read_listening_line(child: &mut Child) -> Option<(String, String)> {
         let _ = io::copy(&mut reader, &mut io::sink());
     });
     let line = line_rx.recv_timeout(TIMEOUT).ok()?;
-    let (control, http) = line
-        .strip_prefix("listening control=")?
-        .trim_end()
-        .split_once(" http=")?;
-    Some((control.to_string(), http.to_string()))
+    let part = |key: &str| {
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix(key))
+            .map(str::to_string)
+    };
+    line.starts_with("listening ")
+        .then_some(())
+        .and_then(|()| Some((part("control=")?, part("http=")?)))
 }
 
 impl Default for ServerBuilder {
