@@ -91,6 +91,13 @@ pub struct ServeArgs {
     /// fragments of at most this.
     #[arg(long, default_value_t = crate::rtsp::DEFAULT_RTP_MTU_BYTES as u32, value_parser = clap::value_parser!(u32).range(64..=65000))]
     pub rtp_mtu: u32,
+    /// The two UDP ports (RTP, RTCP) of RTSP over UDP, shared by every
+    /// session, on the first --rtsp address: `A-B`, `0` for any two free
+    /// ports, or `off` (UDP `SETUP`s then get 461; so they do if the ports
+    /// cannot be bound). MediaMTX pairs 8000-8001 with its 8554; camloop
+    /// takes the two after its WebRTC port 8555.
+    #[arg(long, default_value = "8556-8557", value_name = "A-B|0|off", value_parser = parse_udp_ports)]
+    pub rtsp_udp_ports: UdpPortsFlag,
     /// An RTSP session that sends no request and no RTCP for this many
     /// seconds is closed (the `timeout=` of its `Session` header).
     #[arg(long, default_value_t = crate::rtsp::response::DEFAULT_SESSION_TIMEOUT_SECS, value_parser = clap::value_parser!(u32).range(1..=3600))]
@@ -230,6 +237,29 @@ fn parse_cors_origin(value: &str) -> Result<String, String> {
         Err(format!(
             "{value:?} is not an origin: give `*` or `scheme://host[:port]`, e.g. http://homeassistant.local:8123"
         ))
+    }
+}
+
+/// `--rtsp-udp-ports`: the RTP and RTCP ports, `(0, 0)` for any two,
+/// None for `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpPortsFlag(pub Option<(u16, u16)>);
+
+/// `A-B` (two different ports), `0` (any two), or `off`.
+fn parse_udp_ports(value: &str) -> Result<UdpPortsFlag, String> {
+    let usage = || format!("expected A-B (two ports), 0 or off, got {value:?}");
+    match value {
+        "off" => Ok(UdpPortsFlag(None)),
+        "0" => Ok(UdpPortsFlag(Some((0, 0)))),
+        _ => {
+            let (rtp, rtcp) = value.split_once('-').ok_or_else(usage)?;
+            let port = |text: &str| text.trim().parse::<u16>().map_err(|_| usage());
+            let (rtp, rtcp) = (port(rtp)?, port(rtcp)?);
+            if rtp == 0 || rtcp == 0 || rtp == rtcp {
+                return Err(usage());
+            }
+            Ok(UdpPortsFlag(Some((rtp, rtcp))))
+        }
     }
 }
 
@@ -672,6 +702,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         rtsp_addrs,
         rtsp_session_timeout: Duration::from_secs(u64::from(args.rtsp_session_timeout)),
         rtp_mtu_bytes: args.rtp_mtu as usize,
+        rtsp_udp_ports: args.rtsp_udp_ports.0,
         stream_stall_timeout: Duration::from_secs(args.stream_stall_timeout),
         output_stall_timeout: Duration::from_secs(args.output_stall_timeout),
         control_idle_timeout: args.idle_timeout.map(Duration::from_secs),

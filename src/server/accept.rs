@@ -139,6 +139,14 @@ impl Acceptor {
         format!("control={control} http={http} rtsp={rtsp}")
     }
 
+    /// The address of the first listener of `kind`, if there is one.
+    pub fn first_tcp_addr(&self, kind: ListenerKind) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter(|listener| listener.kind == kind)
+            .find_map(|listener| listener.socket.tcp_addr())
+    }
+
     /// How many listeners there are (their tokens follow
     /// [`FIRST_LISTENER_TOKEN`]).
     pub fn len(&self) -> usize {

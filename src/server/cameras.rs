@@ -9,6 +9,7 @@
 //! that names no camera means it, which keeps the one-camera protocol and
 //! URLs unchanged.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use mio::Token;
@@ -120,6 +121,26 @@ pub struct CameraCounters {
     pub rtsp_packets_sent: u64,
     /// Bytes of those packets, interleave headers included.
     pub rtsp_bytes_sent: u64,
+    /// RTP packets for UDP viewers that the kernel would not take, dropped.
+    pub rtsp_udp_packets_dropped: u64,
+}
+
+/// An RTSP viewer over UDP: where its packets go, and where it is in the
+/// stream. The session (its TCP connection) holds the rest.
+#[derive(Debug, Clone)]
+pub struct UdpViewer {
+    /// Its RTSP connection.
+    pub conn: ConnRef,
+    /// Its RTP port, at the RTSP peer's own address.
+    pub rtp_to: SocketAddr,
+    /// Its RTCP port: sender reports go there, receiver reports come from it.
+    pub rtcp_to: SocketAddr,
+    /// It starts at an IDR, and waits for the next one after a packet of
+    /// its was dropped (a burst from the GOP cache would overflow its
+    /// receive buffer, so it never gets one).
+    pub waiting_for_idr: bool,
+    /// When it is due its next sender report.
+    pub next_report_at: Instant,
 }
 
 /// One camera as the server serves it.
@@ -142,6 +163,12 @@ pub struct ServedCamera {
     pub describe_waiters: Vec<(ConnRef, Instant)>,
     /// Its RTP stream, from the first RTSP request for it on.
     pub rtp: Option<CameraRtp>,
+    /// Its RTSP viewers over UDP (also in `viewers`).
+    pub udp_viewers: Vec<UdpViewer>,
+    /// Which UDP viewer is sent to first next time: it moves on every
+    /// access unit, so no viewer is always the one that finds the socket
+    /// buffer full.
+    pub udp_first: usize,
     /// Its counters.
     pub counters: CameraCounters,
 }
@@ -158,6 +185,8 @@ impl ServedCamera {
             frame_waiters: Vec::new(),
             describe_waiters: Vec::new(),
             rtp: None,
+            udp_viewers: Vec::new(),
+            udp_first: 0,
             counters: CameraCounters::default(),
         }
     }

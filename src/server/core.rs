@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub rtsp_session_timeout: Duration,
     /// The largest RTP payload sent (`--rtp-mtu`).
     pub rtp_mtu_bytes: usize,
+    /// `--rtsp-udp-ports`: the RTP and RTCP ports of RTSP over UDP (0, 0:
+    /// any two); None for `off`.
+    pub rtsp_udp_ports: Option<(u16, u16)>,
     /// A stream viewer whose socket stays busy this long is dropped.
     pub stream_stall_timeout: Duration,
     /// Any other client whose pending output makes no progress this long is
@@ -97,6 +100,17 @@ pub struct AuOffer<'a> {
     pub sender_report: Option<&'a [u8]>,
 }
 
+/// Where RTSP over UDP is served from, once its sockets are bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpPorts {
+    /// The RTP port (`server_port`'s first).
+    pub rtp: u16,
+    /// The RTCP port.
+    pub rtcp: u16,
+    /// The sockets' family: a peer of the other one cannot have UDP.
+    pub ipv6: bool,
+}
+
 /// State shared by all connections.
 pub struct Core {
     /// The configuration.
@@ -137,6 +151,8 @@ pub struct Core {
     pub http_clients: usize,
     /// RTSP connections, playing or not.
     pub rtsp_clients: usize,
+    /// RTSP over UDP, if its sockets are bound (else UDP `SETUP`s get 461).
+    pub rtsp_udp: Option<UdpPorts>,
     /// `--max-clients`, resolved.
     pub max_clients: usize,
     /// Drained output buffers, lent to the next connection that answers.
@@ -170,6 +186,7 @@ impl Core {
             control_clients: 0,
             http_clients: 0,
             rtsp_clients: 0,
+            rtsp_udp: None,
             max_clients,
             spare_output: SpareBuffers::default(),
         }
@@ -251,6 +268,7 @@ pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
         rtsp_addrs: Vec::new(),
         rtsp_session_timeout: Duration::from_secs(60),
         rtp_mtu_bytes: crate::rtsp::DEFAULT_RTP_MTU_BYTES,
+        rtsp_udp_ports: None,
         stream_stall_timeout: Duration::from_secs(10),
         output_stall_timeout: Duration::from_secs(30),
         control_idle_timeout: None,

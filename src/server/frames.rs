@@ -17,7 +17,8 @@ use slab::Slab;
 use super::cameras::{camera_of_token, ServedCamera};
 use super::connection::ConnRef;
 use super::core::{AuOffer, Core, FrameOutcome, Offer};
-use super::rtp_stream::RtpAu;
+use super::rtp_stream::{RtpAu, SENDER_REPORT_INTERVAL};
+use super::rtp_udp::RtpUdp;
 use super::session::{live_entry, Entry};
 use crate::camera::converter::Direction;
 use crate::camera::h264_stream::SharedAu;
@@ -168,6 +169,7 @@ pub fn camera_ready(
     core: &mut Core,
     registry: &Registry,
     token: Token,
+    udp: Option<&RtpUdp>,
     now: Instant,
     to_drive: &mut Vec<ConnRef>,
 ) {
@@ -181,7 +183,7 @@ pub fn camera_ready(
     }
     let access_units = core.cameras[camera].camera.take_access_units();
     if !access_units.is_empty() {
-        broadcast_access_units(connections, core, camera, &access_units, now, to_drive);
+        broadcast_access_units(connections, core, camera, &access_units, udp, now, to_drive);
         serve_describe_waiters(connections, core, camera, now, to_drive);
     }
 }
@@ -196,6 +198,7 @@ pub fn broadcast_access_units(
     core: &mut Core,
     camera: usize,
     access_units: &[SharedAu],
+    udp: Option<&RtpUdp>,
     now: Instant,
     to_drive: &mut Vec<ConnRef>,
 ) {
@@ -244,6 +247,74 @@ pub fn broadcast_access_units(
         }
         if sent_any {
             to_drive.push(viewer);
+        }
+    }
+    if let Some(udp) = udp {
+        let units: Vec<&RtpAu> = packetised.iter().flatten().map(Rc::as_ref).collect();
+        send_to_udp_viewers(served, udp, &units, sender_report.as_deref(), now);
+    }
+}
+
+/// Sends a camera's new access units to its RTSP viewers over UDP: a
+/// datagram per packet, never queued. A viewer starts at an IDR; one whose
+/// packet the kernel would not take (counted) waits for the next IDR, as
+/// after a gap in the camera's stream. The first viewer served rotates.
+fn send_to_udp_viewers(
+    served: &mut ServedCamera,
+    udp: &RtpUdp,
+    units: &[&RtpAu],
+    sender_report: Option<&[u8]>,
+    now: Instant,
+) {
+    let count = served.udp_viewers.len();
+    if count == 0 || units.is_empty() {
+        return;
+    }
+    served.udp_first = (served.udp_first + 1) % count;
+    let counters = &mut served.counters;
+    for turn in 0..count {
+        let viewer = &mut served.udp_viewers[(served.udp_first + turn) % count];
+        for rtp in units {
+            if rtp.follows_gap && !rtp.keyframe {
+                viewer.waiting_for_idr = true;
+            }
+            if viewer.waiting_for_idr && !rtp.keyframe {
+                counters.frames_dropped += 1;
+                continue;
+            }
+            viewer.waiting_for_idr = false;
+            if let Some(report) = sender_report.filter(|_| now >= viewer.next_report_at) {
+                udp.send_rtcp(report, viewer.rtcp_to);
+                viewer.next_report_at = now + SENDER_REPORT_INTERVAL;
+            }
+            for packet in rtp.packets() {
+                if !udp.send_rtp(packet, viewer.rtp_to) {
+                    counters.rtsp_udp_packets_dropped += 1;
+                    viewer.waiting_for_idr = true;
+                    break;
+                }
+                counters.rtsp_packets_sent += 1;
+                counters.rtsp_bytes_sent += packet.len() as u64;
+            }
+            counters.frames_sent += 1;
+        }
+    }
+}
+
+/// Receiver reports arrived on the RTCP port from `sources`: each keeps
+/// alive the session of the UDP viewer whose RTCP port it came from.
+pub fn rtcp_heard(
+    connections: &mut Slab<Entry>,
+    core: &Core,
+    sources: &[std::net::SocketAddr],
+    now: Instant,
+) {
+    for from in sources {
+        let viewers = core.cameras.iter().flat_map(|served| &served.udp_viewers);
+        for viewer in viewers.filter(|viewer| viewer.rtcp_to == *from) {
+            if let Some(entry) = live_entry(connections, viewer.conn) {
+                entry.session.heard(now);
+            }
         }
     }
 }

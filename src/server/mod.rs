@@ -19,6 +19,7 @@ mod frames;
 mod http_session;
 mod listener;
 mod rtp_stream;
+mod rtp_udp;
 mod rtsp_session;
 mod session;
 mod state_view;
@@ -26,7 +27,7 @@ mod state_view;
 use std::io;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
@@ -34,11 +35,13 @@ use slab::Slab;
 use accept::{Acceptor, Admission, FIRST_LISTENER_TOKEN};
 use cameras::{camera_of_token, camera_tokens};
 use connection::{CloseReason, ConnRef};
+use listener::ListenerKind;
+use rtp_udp::RtpUdp;
 use session::{live_entry, Entry};
 
 pub use self::cameras::{ServedCamera, MAX_CAMERAS};
-use self::core::Core;
 pub use self::core::ServerConfig;
+use self::core::{Core, UdpPorts};
 
 /// The shared read buffer: every socket is read into this one buffer, so
 /// an idle connection owns no input buffer at all.
@@ -47,6 +50,11 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 const EVENTS_CAPACITY: usize = 1024;
 /// The signal pipe's token, above every other.
 const SIGNAL_TOKEN: Token = Token(usize::MAX);
+/// The RTSP-over-UDP sockets' tokens, just below the listeners' (slab
+/// keys never get that far).
+const RTP_UDP_TOKEN: Token = Token(FIRST_LISTENER_TOKEN - 1);
+/// See [`RTP_UDP_TOKEN`].
+const RTCP_UDP_TOKEN: Token = Token(FIRST_LISTENER_TOKEN - 2);
 
 /// The server: the poller, the listeners, the connections and the core.
 pub struct Server {
@@ -64,6 +72,11 @@ pub struct Server {
     closing: Vec<usize>,
     shutdown_deadline: Option<Instant>,
     next_sweep_at: Option<Instant>,
+    /// RTSP over UDP's two sockets, if bound.
+    rtp_udp: Option<RtpUdp>,
+    /// A UDP socket's read budget ran out: read it again before sleeping
+    /// (edge-triggered: no new event comes for what is already queued).
+    udp_unread: [bool; 2],
 }
 
 impl Server {
@@ -77,7 +90,13 @@ impl Server {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         poll.registry()
             .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
+        let rtp_udp = bind_rtp_udp(&config, &acceptor, poll.registry());
         let mut core = Core::new(config, cameras, max_clients, Instant::now());
+        core.rtsp_udp = rtp_udp.as_ref().map(|udp| UdpPorts {
+            rtp: udp.ports.0,
+            rtcp: udp.ports.1,
+            ipv6: udp.is_ipv6(),
+        });
         for (index, served) in core.cameras.iter_mut().enumerate() {
             served
                 .camera
@@ -95,6 +114,8 @@ impl Server {
             closing: Vec::new(),
             shutdown_deadline: None,
             next_sweep_at: None,
+            rtp_udp,
+            udp_unread: [false; 2],
         })
     }
 
@@ -119,6 +140,8 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     SIGNAL_TOKEN => deadlines::on_signals(&mut self.signals, &mut self.core),
+                    RTP_UDP_TOKEN => self.udp_unread[0] = true,
+                    RTCP_UDP_TOKEN => self.udp_unread[1] = true,
                     token if camera_of_token(token).is_some() => self.camera_ready(token, now),
                     Token(t) if t >= FIRST_LISTENER_TOKEN => self.accept_all(t, now),
                     Token(key) => {
@@ -129,6 +152,7 @@ impl Server {
                     }
                 }
             }
+            self.read_udp(now);
             self.drive_pending(now);
             self.run_timers(now);
             frames::serve_waiters(
@@ -158,7 +182,12 @@ impl Server {
     /// The time until the nearest deadline; zero when work is already
     /// waiting; None (sleep until an event) when there is no deadline at all.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.to_drive.is_empty() || self.core.new_waiters || self.core.demand_changed {
+        let udp_unread = self.udp_unread.contains(&true);
+        if !self.to_drive.is_empty()
+            || self.core.new_waiters
+            || self.core.demand_changed
+            || udp_unread
+        {
             return Some(Duration::ZERO);
         }
         [
@@ -304,6 +333,52 @@ impl Server {
     fn camera_ready(&mut self, token: Token, now: Instant) {
         let registry = self.poll.registry();
         let (conns, core) = (&mut self.connections, &mut self.core);
-        frames::camera_ready(conns, core, registry, token, now, &mut self.to_drive);
+        let udp = self.rtp_udp.as_ref();
+        frames::camera_ready(conns, core, registry, token, udp, now, &mut self.to_drive);
+    }
+
+    /// Reads the RTSP-over-UDP sockets within their budget: the RTP port's
+    /// datagrams (NAT openers) are dropped, the RTCP port's receiver
+    /// reports keep their sessions alive.
+    fn read_udp(&mut self, now: Instant) {
+        let Some(udp) = &self.rtp_udp else {
+            return;
+        };
+        if self.udp_unread[0] {
+            self.udp_unread[0] = udp.drain_rtp();
+        }
+        if self.udp_unread[1] {
+            let heard = udp.read_rtcp();
+            self.udp_unread[1] = heard.more;
+            frames::rtcp_heard(&mut self.connections, &self.core, &heard.rtcp_from, now);
+        }
+    }
+}
+
+/// Binds RTSP over UDP's two sockets on the first RTSP listener's address
+/// (`--rtsp-udp-ports`). A failure is a warning, not an error: UDP
+/// `SETUP`s then get 461, and TCP keeps working.
+fn bind_rtp_udp(config: &ServerConfig, acceptor: &Acceptor, registry: &Registry) -> Option<RtpUdp> {
+    let ports = config.rtsp_udp_ports?;
+    let rtsp = acceptor.first_tcp_addr(ListenerKind::Rtsp)?;
+    match RtpUdp::bind(rtsp.ip(), ports, registry, (RTP_UDP_TOKEN, RTCP_UDP_TOKEN)) {
+        Ok(udp) => {
+            log::info!(
+                "RTSP over UDP from {}, ports {}-{}",
+                rtsp.ip(),
+                udp.ports.0,
+                udp.ports.1
+            );
+            Some(udp)
+        }
+        Err(e) => {
+            log::warn!(
+                "cannot bind the RTSP UDP ports {}-{} on {}: {e}; UDP SETUPs get 461, TCP works",
+                ports.0,
+                ports.1,
+                rtsp.ip()
+            );
+            None
+        }
     }
 }

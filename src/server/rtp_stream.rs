@@ -132,6 +132,20 @@ impl RtpAu {
     pub fn framed_bytes(&self) -> usize {
         self.framed.len()
     }
+
+    /// The packets themselves, without their interleave headers: what a
+    /// viewer over UDP gets, one datagram each.
+    pub fn packets(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = &self.framed[..];
+        std::iter::from_fn(move || {
+            let header = rest.get(..INTERLEAVED_HEADER_BYTES)?;
+            let length = u16::from_be_bytes([header[2], header[3]]) as usize;
+            let end = INTERLEAVED_HEADER_BYTES + length;
+            let packet = rest.get(INTERLEAVED_HEADER_BYTES..end)?;
+            rest = &rest[end..];
+            Some(packet)
+        })
+    }
 }
 
 /// A camera's RTP stream.
@@ -426,5 +440,7 @@ mod tests {
         let packets = |f: &[(u8, Vec<u8>)]| f.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>();
         assert_eq!(packets(&on_zero), packets(&on_four));
         assert_eq!(rtp.framed_bytes(), rtp.framed_on(0).len());
+        let bare: Vec<Vec<u8>> = rtp.packets().map(<[u8]>::to_vec).collect();
+        assert_eq!(bare, packets(&on_zero), "the same packets, unframed");
     }
 }

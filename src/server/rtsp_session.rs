@@ -15,8 +15,10 @@
 //! the socket; the packets it queues are the camera's, shared by every
 //! viewer ([`super::rtp_stream`]).
 
+use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
+use super::cameras::UdpViewer;
 use super::connection::Context;
 use super::core::{AuOffer, Core, Offer, ServerConfig};
 use super::rtp_stream::SENDER_REPORT_INTERVAL;
@@ -32,17 +34,43 @@ use crate::rtsp::rtcp::is_rtcp;
 use crate::rtsp::sdp::TRACK_CONTROL;
 use crate::rtsp::{session_description, RtspEvent, RtspReader, RtspRequest, SdpSession};
 
+/// The lowest UDP port a client may ask packets to be sent to: below it
+/// are the system's services, which an RTSP client could otherwise aim
+/// camloop's packets at.
+const MIN_CLIENT_PORT: u16 = 1024;
+
 /// The interleaved channels a `SETUP` without `interleaved=` gets.
 const DEFAULT_CHANNELS: (u8, u8) = (0, 1);
 
-/// A session: the camera it is for, its id and its channels.
+/// How a session's packets travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// On the RTSP connection, `$`-framed on these channels (RTP, RTCP).
+    Interleaved(u8, u8),
+    /// As UDP datagrams to these ports of the RTSP peer's own address.
+    Udp {
+        rtp_to: SocketAddr,
+        rtcp_to: SocketAddr,
+    },
+}
+
+/// A session: the camera it is for, its id and how its packets travel.
 #[derive(Debug, Clone)]
 struct Binding {
     camera: usize,
     /// The `Session` id, random hex.
     id: String,
-    /// The interleaved channels of RTP and RTCP.
-    channels: (u8, u8),
+    delivery: Delivery,
+}
+
+impl Binding {
+    /// The interleaved channels, for a session over TCP.
+    fn channels(&self) -> Option<(u8, u8)> {
+        match self.delivery {
+            Delivery::Interleaved(rtp, rtcp) => Some((rtp, rtcp)),
+            Delivery::Udp { .. } => None,
+        }
+    }
 }
 
 /// Where the connection's one session is.
@@ -187,9 +215,8 @@ impl RtspSession {
     /// (receiver reports) keeps the session alive; anything else is
     /// dropped.
     fn interleaved(&mut self, channel: u8, payload: &[u8], now: Instant) {
-        let channels = match &self.state {
-            RtspState::Init => return,
-            RtspState::Ready(binding) | RtspState::Playing { binding, .. } => binding.channels,
+        let Some(channels) = self.binding().and_then(Binding::channels) else {
+            return;
         };
         if (channel == channels.0 || channel == channels.1) && is_rtcp(payload) {
             self.last_heard = now;
@@ -438,40 +465,74 @@ impl RtspSession {
             // connection.
             return self.refuse(cx, core, 459, cseq, &[]);
         }
-        let offered = request.header("Transport").map(parse_transport);
-        let tcp = offered
-            .iter()
-            .flatten()
-            .find(|spec| spec.lower == LowerTransport::Tcp && !spec.multicast);
-        let Some(tcp) = tcp else {
+        let Some((delivery, reply)) = self.choose_delivery(cx, core, request) else {
             log::debug!(
-                "rtsp client {}: no TCP interleaved transport in {:?}",
+                "rtsp client {}: no transport it offers is served: {:?}",
                 cx.peer,
                 request.header("Transport")
             );
             return self.refuse(cx, core, 461, cseq, &[]);
         };
-        let channels = tcp.interleaved.unwrap_or(DEFAULT_CHANNELS);
         let mtu = core.config.rtp_mtu_bytes;
-        let served = &mut core.cameras[camera];
-        let ssrc = served.start_rtp(mtu, now).ssrc();
+        let ssrc = core.cameras[camera].start_rtp(mtu, now).ssrc();
         match &mut self.state {
-            RtspState::Ready(binding) | RtspState::Playing { binding, .. } => {
-                binding.channels = channels;
-            }
+            RtspState::Ready(binding) => binding.delivery = delivery,
+            // Playing: a new transport would have to move the viewer between
+            // camera lists; clients set up before they play.
+            RtspState::Playing { .. } => return self.refuse(cx, core, 455, cseq, &[]),
             RtspState::Init => {
                 self.state = RtspState::Ready(Binding {
                     camera,
                     id: session_id(),
-                    channels,
+                    delivery,
                 });
             }
         }
-        let transport = format!(
-            "RTP/AVP/TCP;unicast;interleaved={}-{};ssrc={ssrc:08X};mode=\"PLAY\"",
-            channels.0, channels.1
-        );
+        let transport = format!("{reply};ssrc={ssrc:08X};mode=\"PLAY\"");
         self.ok(cx, cseq, &[("Transport", &transport)], core);
+    }
+
+    /// The first of the client's `Transport` alternatives camloop serves,
+    /// and the reply's transport without `ssrc` and `mode`: TCP
+    /// interleaved, or unicast UDP to the peer's own address (its
+    /// `destination=`, if any, is ignored) at ports from 1024 on, when the
+    /// UDP sockets are bound and of the peer's family.
+    fn choose_delivery(
+        &self,
+        cx: &Context,
+        core: &Core,
+        request: &RtspRequest,
+    ) -> Option<(Delivery, String)> {
+        let peer_ip = cx.peer.parse::<SocketAddr>().ok().map(|peer| peer.ip());
+        let offered = parse_transport(request.header("Transport")?);
+        offered
+            .iter()
+            .filter(|spec| !spec.multicast)
+            .find_map(|spec| match spec.lower {
+                LowerTransport::Tcp => {
+                    let (rtp, rtcp) = spec.interleaved.unwrap_or(DEFAULT_CHANNELS);
+                    let reply = format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp}");
+                    Some((Delivery::Interleaved(rtp, rtcp), reply))
+                }
+                LowerTransport::Udp => {
+                    let udp = core.rtsp_udp?;
+                    let ip = peer_ip.filter(|ip| ip.is_ipv6() == udp.ipv6)?;
+                    let (rtp, rtcp) = spec.client_port?;
+                    if rtp < MIN_CLIENT_PORT || rtcp < MIN_CLIENT_PORT {
+                        log::debug!("rtsp client {}: client ports {rtp}-{rtcp} refused", cx.peer);
+                        return None;
+                    }
+                    let reply = format!(
+                        "RTP/AVP;unicast;client_port={rtp}-{rtcp};server_port={}-{}",
+                        udp.rtp, udp.rtcp
+                    );
+                    let delivery = Delivery::Udp {
+                        rtp_to: SocketAddr::new(ip, rtp),
+                        rtcp_to: SocketAddr::new(ip, rtcp),
+                    };
+                    Some((delivery, reply))
+                }
+            })
     }
 
     fn play(&mut self, cx: &mut Context, core: &mut Core, request: &RtspRequest, now: Instant) {
@@ -507,24 +568,38 @@ impl RtspSession {
         let Some(rtp) = served.rtp.as_ref() else {
             return;
         };
-        // The clock mapping first, so a client can date the first frame.
-        let report = rtp.sender_report(now, crate::timefmt::unix_micros(SystemTime::now()));
-        let mut framed = Vec::with_capacity(report.len() + 4);
-        push_interleaved(&mut framed, binding.channels.1, &report);
-        cx.output.push_bytes(&framed);
-        // The GOP cache at once: the first picture is the cached IDR, not
-        // the next one. A burst by design, which the follower knows.
         let mut follower = AuFollower::new();
-        let cached = rtp.gop();
-        if !cached.is_empty() {
-            for au in cached {
-                let bytes = au.framed_on(binding.channels.0);
-                served.counters.rtsp_packets_sent += u64::from(au.packets);
-                served.counters.rtsp_bytes_sent += bytes.len() as u64;
-                cx.output.push_shared(bytes);
+        match binding.delivery {
+            Delivery::Interleaved(rtp_channel, rtcp_channel) => {
+                // The clock mapping first, so a client can date the first frame.
+                let report = rtp.sender_report(now, crate::timefmt::unix_micros(SystemTime::now()));
+                let mut framed = Vec::with_capacity(report.len() + 4);
+                push_interleaved(&mut framed, rtcp_channel, &report);
+                cx.output.push_bytes(&framed);
+                // The GOP cache at once: the first picture is the cached IDR,
+                // not the next one. A burst by design, which the follower knows.
+                let cached = rtp.gop();
+                if !cached.is_empty() {
+                    for au in cached {
+                        let bytes = au.framed_on(rtp_channel);
+                        served.counters.rtsp_packets_sent += u64::from(au.packets);
+                        served.counters.rtsp_bytes_sent += bytes.len() as u64;
+                        cx.output.push_shared(bytes);
+                    }
+                    served.counters.frames_sent += cached.len() as u64;
+                    follower.started_with_cache(cx.output.queued_total(), now);
+                }
             }
-            served.counters.frames_sent += cached.len() as u64;
-            follower.started_with_cache(cx.output.queued_total(), now);
+            // Over UDP it starts at the next IDR, with a sender report then
+            // (frames.rs sends both): a GOP burst of datagrams would overflow
+            // the client's receive buffer.
+            Delivery::Udp { rtp_to, rtcp_to } => served.udp_viewers.push(UdpViewer {
+                conn: cx.conn,
+                rtp_to,
+                rtcp_to,
+                waiting_for_idr: true,
+                next_report_at: now,
+            }),
         }
         served.viewers.push(cx.conn);
         served.h264_viewers += 1;
@@ -540,6 +615,12 @@ impl RtspSession {
             follower,
             next_report_at: now + SENDER_REPORT_INTERVAL,
         };
+    }
+
+    /// A receiver report of this session's arrived over UDP: it keeps the
+    /// session alive, like a request.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_heard = now;
     }
 
     /// Whether this connection plays a camera.
@@ -564,6 +645,9 @@ impl RtspSession {
         else {
             return Offer::NotViewing;
         };
+        let Some((rtp_channel, rtcp_channel)) = binding.channels() else {
+            return Offer::NotViewing; // over UDP: frames.rs sends the datagrams
+        };
         let Some(rtp) = offer.rtp else {
             return Offer::Skipped; // already sent with the GOP cache
         };
@@ -578,12 +662,12 @@ impl RtspSession {
         if now >= *next_report_at {
             if let Some(report) = offer.sender_report {
                 let mut framed = Vec::with_capacity(report.len() + 4);
-                push_interleaved(&mut framed, binding.channels.1, report);
+                push_interleaved(&mut framed, rtcp_channel, report);
                 cx.output.push_bytes(&framed);
             }
             *next_report_at = now + SENDER_REPORT_INTERVAL;
         }
-        cx.output.push_shared(rtp.framed_on(binding.channels.0));
+        cx.output.push_shared(rtp.framed_on(rtp_channel));
         follower.queued(cx.output.queued_total(), rtp.ready_at);
         Offer::Sent
     }
@@ -600,6 +684,9 @@ impl RtspSession {
 fn leave(core: &mut Core, cx: &Context, camera: usize) {
     let served = &mut core.cameras[camera];
     served.viewers.retain(|viewer| viewer.id != cx.conn.id);
+    served
+        .udp_viewers
+        .retain(|viewer| viewer.conn.id != cx.conn.id);
     served.h264_viewers -= 1;
     served.rtsp_viewers -= 1;
     core.demand_changed = true;

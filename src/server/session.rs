@@ -121,6 +121,13 @@ impl Session {
         }
     }
 
+    /// An RTSP session's receiver report arrived over UDP.
+    pub fn heard(&mut self, now: Instant) {
+        if let Session::Rtsp(rtsp) = self {
+            rtsp.heard(now);
+        }
+    }
+
     /// Whether this connection receives H.264: `/stream.h264`, or RTSP.
     pub fn is_h264_viewer(&self) -> bool {
         match self {
@@ -255,6 +262,9 @@ impl Entry {
             }
             if self.session.is_rtsp() {
                 served.rtsp_viewers -= 1;
+                served
+                    .udp_viewers
+                    .retain(|viewer| viewer.conn.id != self.conn.id);
             }
             core.demand_changed = true;
         }

@@ -354,6 +354,18 @@ fn camera_view(served: &ServedCamera, now: Instant, detail: Detail) -> CameraVie
                 "camloop_rtsp_sent_bytes_total",
                 "Bytes of RTP packets sent to the camera's RTSP viewers, interleave headers included.",
             ),
+            Reading::gauge(
+                "rtsp_udp_sessions",
+                served.udp_viewers.len() as u64,
+                "camloop_rtsp_udp_sessions",
+                "RTSP sessions playing the camera over UDP (the rest are TCP interleaved).",
+            ),
+            Reading::counter(
+                "rtsp_udp_packets_dropped",
+                counters.rtsp_udp_packets_dropped,
+                "camloop_rtsp_udp_packets_dropped_total",
+                "RTP packets for UDP viewers the kernel would not take, dropped (the viewer then waits for an IDR).",
+            ),
         ],
         grab_us: detail.histogram(&camera.grab_time),
         encode_us: detail.histogram(&camera.encode_time),
