@@ -158,7 +158,7 @@ json_value() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | tr -d '"'; }
 start_camloop() { # OUT LOG ARGS...
     local out=$1 err=$2 line
     shift 2
-    RUST_LOG=info "$bin" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp 127.0.0.1:0 "$@" >"$out" 2>"$err" &
+    RUST_LOG=info "$bin" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp 127.0.0.1:0 --rtsp-udp-ports 0 "$@" >"$out" 2>"$err" &
     started_pid=$!
     for _ in $(seq 100); do
         grep -q '^listening' "$out" 2>/dev/null && break

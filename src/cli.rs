@@ -99,7 +99,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "8556-8557", value_name = "A-B|0|off", value_parser = parse_udp_ports)]
     pub rtsp_udp_ports: UdpPortsFlag,
     /// An RTSP session that sends no request and no RTCP for this many
-    /// seconds is closed (the `timeout=` of its `Session` header).
+    /// seconds is closed (the `timeout=` of its `Session` header). Keep it
+    /// at 10 or more: GStreamer keeps a session alive by RTCP alone, about
+    /// every 5 s (randomised up to about 7).
     #[arg(long, default_value_t = crate::rtsp::response::DEFAULT_SESSION_TIMEOUT_SECS, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub rtsp_session_timeout: u32,
     /// Camera, `[NAME=]SOURCE`; repeat for several (the first is the

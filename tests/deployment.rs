@@ -115,7 +115,7 @@ fn three_sockets_named_by_listen_fdnames_serve_control_http_and_rtsp() {
         .arg("-c")
         .arg(
             "export LISTEN_PID=$$ LISTEN_FDS=3 LISTEN_FDNAMES=http:rtsp:control; \
-             exec \"$0\" serve --camera none --snapshot-dir \"$1\"",
+             exec \"$0\" serve --camera none --rtsp-udp-ports 0 --snapshot-dir \"$1\"",
         )
         .arg(CAMLOOP)
         .arg(snapshots.path())

@@ -722,14 +722,18 @@ impl Camera {
     }
 
     /// The frame rate to announce to a stream's consumers (the SDP's
-    /// `a=framerate`): a timed camera's `--fps`, a push camera's measured
-    /// rate, rounded (none before it has one).
-    pub fn stream_fps(&self, now: Instant) -> Option<u32> {
-        if self.push.is_none() {
-            return Some(self.settings.fps);
+    /// `a=framerate`): a timed camera's `--fps`; a push camera's measured
+    /// rate, rounded, or its `--fps` until there is a measure (a
+    /// `DESCRIBE` right after start).
+    pub fn stream_fps(&self, now: Instant) -> u32 {
+        let measured_x100 = match self.push {
+            Some(_) => self.measured_fps_x100(now),
+            None => 0,
+        };
+        match measured_x100 {
+            0 => self.settings.fps,
+            measured => ((measured + 50) / 100).max(1) as u32,
         }
-        let measured_x100 = self.measured_fps_x100(now);
-        (measured_x100 > 0).then(|| ((measured_x100 + 50) / 100).max(1) as u32)
     }
 
     /// The converter, once a consumer needed one.

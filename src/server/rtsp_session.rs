@@ -432,7 +432,7 @@ impl RtspSession {
         sets: &ParameterSets,
     ) {
         let served = &core.cameras[camera];
-        let fps = served.camera.stream_fps(Instant::now());
+        let fps = Some(served.camera.stream_fps(Instant::now()));
         let sdp = session_description(
             sets,
             &SdpSession {

@@ -129,6 +129,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--rtsp",
                 "127.0.0.1:0",
+                "--rtsp-udp-ports",
+                "0",
             ])
             .arg("--snapshot-dir")
             .arg(&snapshot_dir)
