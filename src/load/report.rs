@@ -506,4 +506,207 @@ mod tests {
         assert!(json.contains("\"first_error\":null"));
         assert!(json.contains("\"server_cpu_us_per_request\":null"));
     }
+    /// A request run with every field set, so each line of both forms shows.
+    fn request_report() -> LoadReport {
+        LoadReport {
+            target: "127.0.0.1:7000,127.0.0.1:7001".to_string(),
+            hold: false,
+            conns: 50,
+            pipeline: 4,
+            measured_s: 10.0004,
+            requests: 1_234_567,
+            requests_per_s: 123_451.66,
+            latency_us: Latency {
+                p50_us: 310,
+                p90_us: 520,
+                p99_us: 1_100,
+                p999_us: 4_300,
+                max_us: 12_000,
+                mean_us: 345.67,
+            },
+            requests_sent: 1_300_000,
+            replies_received: 1_299_990,
+            unanswered: 10,
+            connected: 49,
+            connect_s: 0.0123,
+            connects_per_s: 3983.7,
+            errors: 6,
+            connect_failures: 1,
+            closed_by_peer: 2,
+            io_errors: 1,
+            unexpected_replies: 1,
+            auth_failures: 1,
+            first_error: Some("Connection refused (os error 111)".to_string()),
+            bytes_sent: 7_800_000,
+            bytes_received: 6_500_000,
+            tool_cpu_percent: 87.25,
+            server_cpu_us_per_request: Some(4.5678),
+            reply_sample: b"PONG\r\n".to_vec(),
+        }
+    }
+
+    /// A hold run: no requests, no error message, no server CPU.
+    fn hold_report() -> LoadReport {
+        LoadReport {
+            target: "127.0.0.1:7000".to_string(),
+            hold: true,
+            conns: 20_000,
+            pipeline: 1,
+            measured_s: 5.0,
+            connected: 20_000,
+            connect_s: 1.5,
+            connects_per_s: 13_333.3,
+            bytes_received: 140_000,
+            tool_cpu_percent: 0.5,
+            ..LoadReport::default()
+        }
+    }
+
+    /// A viewer run with frame ages, an error message and server CPU.
+    fn viewer_report() -> ViewerReport {
+        ViewerReport {
+            url: "http://127.0.0.1:8080/stream.mjpg".to_string(),
+            viewers: 3,
+            measured_s: 2.0,
+            frames: 90,
+            frames_per_s: 45.0,
+            fps_per_viewer_mean: 15.0,
+            fps_per_viewer_min: 14.5,
+            fps_per_viewer_max: 15.5,
+            bytes_per_s: 2_500_000.0,
+            frame_age_us: Some(FrameAge {
+                p50_us: 900,
+                p99_us: 2_500,
+                max_us: 4_000,
+                count: 88,
+            }),
+            untimed_frames: 2,
+            future_timestamps: 1,
+            frames_skipped: 4,
+            frames_run: 120,
+            bytes_received: 6_000_000,
+            connected: 3,
+            connect_s: 0.002,
+            stalled_viewers: 1,
+            stalled_at_end: 1,
+            stalls: 2,
+            dropped_viewers: 1,
+            malformed_parts: 2,
+            skipped_bytes: 333,
+            frame_order_errors: 1,
+            connect_failures: 0,
+            http_errors: 0,
+            io_errors: 0,
+            errors: 4,
+            first_error: Some("HTTP 401 Unauthorized".to_string()),
+            tool_cpu_percent: 12.5,
+            server_cpu_percent: Some(33.3),
+            viewer_frames: vec![29, 30, 31],
+        }
+    }
+
+    #[test]
+    fn text_forms_are_as_people_read_them() {
+        assert_eq!(
+            request_report().to_string(),
+            "load 127.0.0.1:7000,127.0.0.1:7001: 50 connections x pipeline 4, measured 10.00 s\n\
+             requests     1234567 = 123451.7 req/s\n\
+             latency us   p50 310  p90 520  p99 1100  p99.9 4300  max 12000  mean 345.7\n\
+             connections  49 of 50 connected in 0.012 s (3984/s)\n\
+             errors       6 (connect 1, closed by server 2, io 1, unexpected replies 1, auth 1)\n\
+             first error  Connection refused (os error 111)\n\
+             whole run    1300000 sent, 1299990 answered, 10 unanswered\n\
+             first reply  \"PONG\\r\\n\"\n\
+             server cpu   4.57 us per request\n\
+             tool cpu     87.2 %"
+        );
+        assert_eq!(
+            hold_report().to_string(),
+            "hold 127.0.0.1:7000: 20000 idle connections for 5.0 s\n\
+             connections  20000 of 20000 connected in 1.500 s (13333/s)\n\
+             errors       0 (connect 0, closed by server 0, io 0, unexpected replies 0, auth 0)\n\
+             tool cpu     0.5 %"
+        );
+        assert_eq!(
+            viewer_report().to_string(),
+            "mjpeg http://127.0.0.1:8080/stream.mjpg: 3 viewers, measured 2.00 s\n\
+             frames       90 = 45.0/s; per viewer mean 15.00/s, min 14.50, max 15.50\n\
+             bytes        2.5 MB/s (20 Mbit/s)\n\
+             frame age us p50 900  p99 2500  max 4000  (88 parts; 2 without X-Timestamp)\n\
+             viewers      3 of 3 connected in 0.002 s; stalled 1 (1 at the end, 2 stalls); \
+             dropped by the server 1\n\
+             errors       4 (connect 0, http 0, dropped 1, io 0, malformed parts 2, frame order 1); \
+             skipped bytes 333\n\
+             first error  HTTP 401 Unauthorized\n\
+             whole run    120 parts, 6000000 bytes, 4 frames skipped by the server\n\
+             server cpu   33.3 %\n\
+             tool cpu     12.5 %"
+        );
+        assert_eq!(
+            ViewerReport::default().to_string(),
+            "mjpeg : 0 viewers, measured 0.00 s\n\
+             frames       0 = 0.0/s; per viewer mean 0.00/s, min 0.00, max 0.00\n\
+             bytes        0.0 MB/s (0 Mbit/s)\n\
+             frame age    n/a (no part with X-Timestamp; 0 without)\n\
+             viewers      0 of 0 connected in 0.000 s; stalled 0 (0 at the end, 0 stalls); \
+             dropped by the server 0\n\
+             errors       0 (connect 0, http 0, dropped 0, io 0, malformed parts 0, frame order 0); \
+             skipped bytes 0\n\
+             whole run    0 parts, 0 bytes, 0 frames skipped by the server\n\
+             tool cpu     0.0 %"
+        );
+    }
+
+    /// The `"key":value` fields of a flat JSON object, sorted: a JSON object
+    /// has no order, so two that hold the same fields are the same report.
+    fn sorted_fields(json: &str) -> Vec<&str> {
+        let body = json
+            .strip_prefix('{')
+            .and_then(|rest| rest.strip_suffix('}'))
+            .expect("one object");
+        let (mut fields, mut start, mut depth, mut in_string, mut escaped) =
+            (Vec::new(), 0, 0, false, false);
+        for (at, byte) in body.bytes().enumerate() {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' if in_string => escaped = true,
+                b'"' => in_string = !in_string,
+                b'[' if !in_string => depth += 1,
+                b']' if !in_string => depth -= 1,
+                b',' if !in_string && depth == 0 => {
+                    fields.push(&body[start..at]);
+                    start = at + 1;
+                }
+                _ => {}
+            }
+        }
+        fields.push(&body[start..]);
+        fields.sort_unstable();
+        fields
+    }
+
+    #[test]
+    fn json_forms_hold_every_key_with_its_value() {
+        let cases = [
+            (
+                request_report().to_json(),
+                r#"{"target":"127.0.0.1:7000,127.0.0.1:7001","hold":false,"conns":50,"pipeline":4,"measured_s":10.000,"requests":1234567,"requests_per_s":123451.7,"latency_p50_us":310,"latency_p90_us":520,"latency_p99_us":1100,"latency_p999_us":4300,"latency_max_us":12000,"latency_mean_us":345.7,"requests_sent":1300000,"replies_received":1299990,"unanswered":10,"connected":49,"connect_s":0.012,"connects_per_s":3983.7,"errors":6,"connect_failures":1,"closed_by_peer":2,"io_errors":1,"unexpected_replies":1,"auth_failures":1,"first_error":"Connection refused (os error 111)","bytes_sent":7800000,"bytes_received":6500000,"tool_cpu_percent":87.2,"server_cpu_us_per_request":4.568,"reply_sample":"PONG\r\n"}"#,
+            ),
+            (
+                hold_report().to_json(),
+                r#"{"target":"127.0.0.1:7000","hold":true,"conns":20000,"pipeline":1,"measured_s":5.000,"requests":0,"requests_per_s":0.0,"latency_p50_us":0,"latency_p90_us":0,"latency_p99_us":0,"latency_p999_us":0,"latency_max_us":0,"latency_mean_us":0.0,"requests_sent":0,"replies_received":0,"unanswered":0,"connected":20000,"connect_s":1.500,"connects_per_s":13333.3,"errors":0,"connect_failures":0,"closed_by_peer":0,"io_errors":0,"unexpected_replies":0,"auth_failures":0,"first_error":null,"bytes_sent":0,"bytes_received":140000,"tool_cpu_percent":0.5,"server_cpu_us_per_request":null,"reply_sample":""}"#,
+            ),
+            (
+                viewer_report().to_json(),
+                r#"{"mode":"mjpeg","url":"http://127.0.0.1:8080/stream.mjpg","viewers":3,"measured_s":2.000,"frames":90,"frames_per_s":45.0,"fps_per_viewer_mean":15.00,"fps_per_viewer_min":14.50,"fps_per_viewer_max":15.50,"bytes_per_s":2500000,"frame_age_p50_us":900,"frame_age_p99_us":2500,"frame_age_max_us":4000,"frame_ages":88,"untimed_frames":2,"future_timestamps":1,"frames_skipped":4,"frames_run":120,"bytes_received":6000000,"connected":3,"connect_s":0.002,"stalled_viewers":1,"stalled_at_end":1,"stalls":2,"dropped_viewers":1,"malformed_parts":2,"skipped_bytes":333,"frame_order_errors":1,"connect_failures":0,"http_errors":0,"io_errors":0,"errors":4,"first_error":"HTTP 401 Unauthorized","tool_cpu_percent":12.5,"server_cpu_percent":33.3,"viewer_frames":[29,30,31]}"#,
+            ),
+            (
+                ViewerReport::default().to_json(),
+                r#"{"mode":"mjpeg","url":"","viewers":0,"measured_s":0.000,"frames":0,"frames_per_s":0.0,"fps_per_viewer_mean":0.00,"fps_per_viewer_min":0.00,"fps_per_viewer_max":0.00,"bytes_per_s":0,"frame_age_p50_us":null,"frame_age_p99_us":null,"frame_age_max_us":null,"frame_ages":0,"untimed_frames":0,"future_timestamps":0,"frames_skipped":0,"frames_run":0,"bytes_received":0,"connected":0,"connect_s":0.000,"stalled_viewers":0,"stalled_at_end":0,"stalls":0,"dropped_viewers":0,"malformed_parts":0,"skipped_bytes":0,"frame_order_errors":0,"connect_failures":0,"http_errors":0,"io_errors":0,"errors":0,"first_error":null,"tool_cpu_percent":0.0,"server_cpu_percent":null,"viewer_frames":[]}"#,
+            ),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(sorted_fields(&json), sorted_fields(expected), "{json}");
+        }
+    }
 }
