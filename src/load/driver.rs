@@ -62,7 +62,9 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// is full; at last [`on_close`](Mode::on_close). A protocol that writes
 /// request after request as replies arrive (RTSP: DESCRIBE, SETUP, PLAY)
 /// moves its own stage in `on_bytes` and queues the next request there or
-/// in `queue_output`.
+/// in `queue_output`; a request on a timer (an RTSP keepalive every N
+/// seconds) is queued in `on_timers`, which wakes its connection for a
+/// write turn.
 pub(super) trait Mode {
     /// The state of one connection.
     type Conn;
@@ -115,8 +117,10 @@ pub(super) trait Mode {
         None
     }
 
-    /// Runs the mode's timers that are due (called once per loop turn);
-    /// each connection it pushes onto `wake` then gets a write turn.
+    /// Runs the mode's timers that are due (called once per loop turn, so a
+    /// mode checks its own clocks): line mode hands out the pacer's request
+    /// slots, viewer mode checks for stalls. Each connection pushed onto
+    /// `wake` then gets a write turn.
     fn on_timers(
         &mut self,
         _at: &Moment,
@@ -724,6 +728,11 @@ impl<'s, M: Mode> Driver<'s, M> {
         let Some(link) = self.conns.links[index].as_mut() else {
             return Ok(());
         };
+        if !link.connected {
+            // A timer woke it before its connect completed: its first write
+            // turn comes with the event that completes the connect.
+            return Ok(());
+        }
         self.mode.queue_output(index, &mut link.state, at);
         loop {
             let unsent = self.mode.unsent(&link.state);

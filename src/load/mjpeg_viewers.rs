@@ -4,8 +4,8 @@
 //! A viewer goes connect → request written → response head read → parts.
 //! Parts are cut out of the body by camloop's own [`Splitter`], so the tool
 //! accepts exactly what camloop's clients must accept, and counts as
-//! malformed what the splitter drops. The viewer only reads once its
-//! request is out: the server sets the pace, and a viewer that reads slowly
+//! malformed what the splitter drops. Once its request is out the viewer
+//! only reads: the server sets the pace, and a viewer that reads slowly
 //! (because this loop is busy) is what a slow client looks like to the
 //! server.
 //!
@@ -156,7 +156,7 @@ fn split_http_url(url: &str) -> Result<(String, String), String> {
     Ok((authority, path))
 }
 
-/// Where a viewer is once connected.
+/// Where a viewer is in reading the response.
 enum Stage {
     /// Reading the response head: what has arrived of it. The request may
     /// still be going out (`Viewer::request_written`); a server that
@@ -228,6 +228,7 @@ impl<'a> MjpegViewers<'a> {
             .clamp(MIN_STALL_CHECK_INTERVAL, MAX_STALL_CHECK_INTERVAL);
         Ok(MjpegViewers {
             plan,
+            // Set again when the run starts (`on_start`).
             next_stall_check: Instant::now() + stall_check_interval,
             stall_check_interval,
             window_frames: vec![0; plan.viewers],
@@ -319,6 +320,11 @@ impl Mode for MjpegViewers<'_> {
     type Conn = Viewer;
     type Reason = Reason;
     type Report = ViewerReport;
+
+    /// Stall checks run from the start of the run.
+    fn on_start(&mut self, start: Instant) {
+        self.next_stall_check = start + self.stall_check_interval;
+    }
 
     /// The request goes out as soon as the connect completes; until a part
     /// arrives, a stall counts from the connect.
