@@ -1,5 +1,6 @@
 //! The line and hold modes of `camloop load`: clients of a line-protocol
-//! server, as a [`Mode`] of the [driver](super::driver).
+//! server, as a [`Mode`] run by [`super::driver`], the loop every mode
+//! shares.
 //!
 //! A connection goes connect → greeting → (with `--auth`: `auth TOKEN` and
 //! its `OK`) → requests. In request mode it keeps `pipeline` requests in

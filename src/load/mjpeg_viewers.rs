@@ -1,5 +1,6 @@
 //! The MJPEG viewer mode of `camloop load --mjpeg`: N viewers of one MJPEG
-//! stream, as a [`Mode`] of the [driver](super::driver).
+//! stream, as a [`Mode`] run by [`super::driver`], the loop every mode
+//! shares.
 //!
 //! A viewer goes connect → request written → response head read → parts.
 //! Parts are cut out of the body by camloop's own [`Splitter`], so the tool

@@ -2,13 +2,13 @@
 //! viewers: [`ViewerReport`]) and their two forms: a short text report for
 //! people and one JSON object for scripts (`benches/compare.sh`).
 //!
-//! Each report is written once, by its `write_to`, into a [`Form`]: the text
+//! Each report is written once, by its `write_to`, into a `Form`: the text
 //! form keeps the lines and the JSON form keeps the fields, so the two
 //! cannot drift apart. The parts every mode reports alike have one writer
-//! each, used by every report: the window ([`write_window`]), the
-//! connections ([`write_connections`]), the errors ([`write_errors`]), the
-//! CPU ([`write_cpu`]) and percentiles ([`Percentiles`]). A new mode's
-//! report is its own lines and fields between calls to these.
+//! each, used by every report: the window (`write_window`), the connections
+//! (`write_connections`), the errors (`write_errors`), the CPU
+//! (`write_cpu`) and percentiles (`Percentiles`). A new mode's report is
+//! its own lines and fields between calls to these.
 //!
 //! The JSON is written by hand because every value is a number, a boolean or
 //! a short string; a serializer crate would be the larger part of this file.
@@ -122,19 +122,18 @@ impl LoadReport {
         out.field("hold", &self.hold)?;
         out.field("conns", &self.conns)?;
         out.field("pipeline", &self.pipeline)?;
-        if self.hold {
-            let heading = format_args!(
+        let heading = if self.hold {
+            format!(
                 "hold {}: {} idle connections for {:.1} s",
                 self.target, self.conns, self.measured_s
-            );
-            write_window(out, heading, self.measured_s)?;
+            )
         } else {
-            let heading = format_args!(
+            format!(
                 "load {}: {} connections x pipeline {}, measured {:.2} s",
                 self.target, self.conns, self.pipeline, self.measured_s
-            );
-            write_window(out, heading, self.measured_s)?;
-        }
+            )
+        };
+        write_window(out, format_args!("{heading}"), self.measured_s)?;
         // A hold sends no requests: JSON still has every key (all 0), the
         // text leaves out the lines about requests.
         let requests = !self.hold;
@@ -221,6 +220,7 @@ impl Latency {
         }
     }
 
+    /// The percentiles as both forms show them (the mean is apart).
     fn percentiles(&self) -> Percentiles {
         Percentiles {
             key_prefix: "latency",
