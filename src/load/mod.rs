@@ -13,20 +13,31 @@
 //! servers you own.
 //!
 //! With `--mjpeg URL --viewers N` it is instead N viewers of one MJPEG
-//! stream (`multipart/x-mixed-replace`, as camloop's `/stream.mjpg`), on a
-//! loop of the same kind, each part parsed by camloop's own
+//! stream (`multipart/x-mixed-replace`, as camloop's `/stream.mjpg`), on the
+//! same loop, each part parsed by camloop's own
 //! [`Splitter`](crate::mjpeg::Splitter): frames per viewer per second,
 //! stalled and dropped viewers, malformed parts and the age of each frame
 //! on arrival (from its `X-Timestamp`).
 //!
+//! Every mode runs on the same loop and reports in the same shape:
+//!
+//! - `driver`: the one event loop (the connections, reading, writing,
+//!   closing, the phases and the measurement window, CPU clocks, the
+//!   progress line) and the `Mode` trait a mode implements to run on it.
+//! - `line_clients`: the line and hold modes, as a `Mode`.
+//! - `mjpeg_viewers`: the MJPEG viewer mode (`--mjpeg`), as a `Mode`.
+//! - [`report`]: the results and their text and JSON forms, with one writer
+//!   per part that every mode reports (window, connections, errors, CPU,
+//!   percentiles).
 //! - [`wire`]: request escapes, greeting and reply framing (sans-IO).
-//! - `engine`: the event loop of the line and hold modes.
-//! - `viewers`: the event loop of the MJPEG viewer mode.
-//! - [`report`]: the results and their text and JSON forms.
+//!
+//! A new mode (RTSP viewers next) is a new `Mode` file, a report struct with
+//! its `write_to`, and a `run_*` entry here.
 
-mod engine;
+mod driver;
+mod line_clients;
+mod mjpeg_viewers;
 pub mod report;
-mod viewers;
 pub mod wire;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -144,7 +155,7 @@ pub struct LoadArgs {
     pub auth: Option<String>,
 }
 
-/// The checked, parsed form of [`LoadArgs`] that the engine runs.
+/// The checked, parsed form of [`LoadArgs`] that the line and hold modes run.
 #[derive(Debug, Clone)]
 struct Plan {
     /// Connection `i` goes to `targets[i % targets.len()]`.
@@ -179,15 +190,7 @@ impl Plan {
         if targets.is_empty() {
             return Err("need at least one target".to_string());
         }
-        let seconds = |name: &str, value: f64| {
-            Duration::try_from_secs_f64(value)
-                .map_err(|_| format!("--{name} must be a number of seconds >= 0, got {value}"))
-        };
-        let duration = seconds("duration", args.duration)?;
-        let warmup = seconds("warmup", args.warmup)?;
-        if duration.is_zero() {
-            return Err("--duration must be more than 0".to_string());
-        }
+        let (warmup, duration) = window_from_args(args)?;
         let request = parse_escapes(&args.request).map_err(|e| format!("--request: {e}"))?;
         if request.is_empty() {
             return Err("--request must not be empty".to_string());
@@ -204,9 +207,7 @@ impl Plan {
         if conns == 0 {
             return Err("need at least one connection".to_string());
         }
-        if let Some(pid) = args.server_pid {
-            process_cpu_time(pid).map_err(|e| format!("--server-pid {pid}: {e}"))?;
-        }
+        check_server_pid(args)?;
         let auth = args.auth.as_deref().map(auth_line).transpose()?;
         Ok(Plan {
             targets,
@@ -234,6 +235,32 @@ fn auth_line(token: &str) -> Result<Vec<u8>, String> {
     Ok(format!("auth {token}\n").into_bytes())
 }
 
+/// A flag in seconds (`--duration 2.5`) as a `Duration`.
+fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("--{flag} must be a number of seconds >= 0, got {value}"))
+}
+
+/// `--warmup` and `--duration`, which every mode has, as (warmup,
+/// duration); the window must not be empty.
+fn window_from_args(args: &LoadArgs) -> Result<(Duration, Duration), String> {
+    let duration = seconds("duration", args.duration)?;
+    let warmup = seconds("warmup", args.warmup)?;
+    if duration.is_zero() {
+        return Err("--duration must be more than 0".to_string());
+    }
+    Ok((warmup, duration))
+}
+
+/// Refuses a `--server-pid` whose CPU time cannot be read, before anything
+/// connects.
+fn check_server_pid(args: &LoadArgs) -> Result<(), String> {
+    if let Some(pid) = args.server_pid {
+        process_cpu_time(pid).map_err(|e| format!("--server-pid {pid}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Runs one load test as `args` describe, prints a progress line each
 /// second when stdout is a terminal, prints the final report (text, or JSON
 /// with `--json`) and returns it.
@@ -247,7 +274,7 @@ pub fn run(args: &LoadArgs) -> Result<LoadReport, String> {
     let plan = Plan::from_args(args)?;
     check_ephemeral_ports(plan.conns, plan.targets.len())?;
     ensure_descriptors(plan.conns, "connections")?;
-    let report = engine::drive(&plan)?;
+    let report = line_clients::drive(&plan)?;
     let failure = (report.connected == 0).then(|| {
         let why = report.first_error.as_deref().unwrap_or("no reason given");
         format!("no connection to {} succeeded: {why}", report.target)
@@ -290,10 +317,10 @@ pub fn run_command(args: &LoadArgs) -> Result<(), String> {
 /// Stalls, drops, malformed parts and failed connects are part of the
 /// report; `Err` means the run could not be set up or no viewer connected.
 pub fn run_viewers(args: &LoadArgs) -> Result<ViewerReport, String> {
-    let plan = viewers::ViewerPlan::from_args(args)?;
+    let plan = mjpeg_viewers::ViewerPlan::from_args(args)?;
     check_ephemeral_ports(plan.viewers, 1)?;
     ensure_descriptors(plan.viewers, "viewers")?;
-    let report = viewers::drive(&plan)?;
+    let report = mjpeg_viewers::drive(&plan)?;
     let failure = (report.connected == 0).then(|| {
         let why = report.first_error.as_deref().unwrap_or("no reason given");
         format!("no viewer could connect to {}: {why}", report.url)
@@ -339,25 +366,6 @@ fn check_ephemeral_ports(conns: usize, destinations: usize) -> Result<(), String
         ));
     }
     Ok(())
-}
-
-/// Checks a nonblocking connect after a readiness event, as the
-/// `mio::net::TcpStream::connect` docs prescribe: `Ok(false)` means the
-/// event was spurious and the connect is still in progress.
-fn connect_finished(stream: &mio::net::TcpStream) -> std::io::Result<bool> {
-    if let Some(error) = stream.take_error()? {
-        return Err(error);
-    }
-    match stream.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotConnected
-                || e.raw_os_error() == Some(libc::EINPROGRESS) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

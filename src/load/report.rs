@@ -1,13 +1,32 @@
 //! The results of a load run (line and hold modes: [`LoadReport`]; MJPEG
-//! viewers: [`ViewerReport`]) and their two renderings: a short text report for
+//! viewers: [`ViewerReport`]) and their two forms: a short text report for
 //! people and one JSON object for scripts (`benches/compare.sh`).
+//!
+//! Each report is written once, by its `write_to`, into a `Form`: the text
+//! form keeps the lines and the JSON form keeps the fields, so the two
+//! cannot drift apart. The parts every mode reports alike have one writer
+//! each, used by every report: the window (`write_window`), the connections
+//! (`write_connections`), the errors (`write_errors`), the CPU
+//! (`write_cpu`) and percentiles (`Percentiles`). A new mode's report is
+//! its own lines and fields between calls to these.
 //!
 //! The JSON is written by hand because every value is a number, a boolean or
 //! a short string; a serializer crate would be the larger part of this file.
 
 use std::fmt::{self, Write as _};
 
+use hdrhistogram::Histogram;
+
 use crate::http::response::push_json_string;
+
+/// Highest value the percentile histograms record (60 s); higher ones are
+/// clamped to it.
+const MAX_RECORDED_US: u64 = 60_000_000;
+/// Significant figures the percentile histograms keep.
+const HISTOGRAM_SIGNIFICANT_DIGITS: u8 = 3;
+/// Width of the text form's label column (`errors`, `first error`), before
+/// the space that ends it.
+const LABEL_COLUMN_CHARS: usize = 12;
 
 /// Latency percentiles of the requests answered inside the measurement
 /// window, in microseconds.
@@ -96,65 +115,123 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// The report as one line of JSON.
-    pub fn to_json(&self) -> String {
-        let mut json = String::from("{");
-        let mut field = |name: &str, value: String| {
-            if json.len() > 1 {
-                json.push(',');
-            }
-            let _ = write!(json, "\"{name}\":{value}");
+    /// Writes the report into either form. JSON keys keep the order they
+    /// have always had, so some fields come before the line that shows them.
+    fn write_to(&self, out: &mut dyn Form) -> fmt::Result {
+        out.field("target", &JsonString(&self.target))?;
+        out.field("hold", &self.hold)?;
+        out.field("conns", &self.conns)?;
+        out.field("pipeline", &self.pipeline)?;
+        let heading = if self.hold {
+            format!(
+                "hold {}: {} idle connections for {:.1} s",
+                self.target, self.conns, self.measured_s
+            )
+        } else {
+            format!(
+                "load {}: {} connections x pipeline {}, measured {:.2} s",
+                self.target, self.conns, self.pipeline, self.measured_s
+            )
         };
-        field("target", json_string(&self.target));
-        field("hold", self.hold.to_string());
-        field("conns", self.conns.to_string());
-        field("pipeline", self.pipeline.to_string());
-        field("measured_s", format!("{:.3}", self.measured_s));
-        field("requests", self.requests.to_string());
-        field("requests_per_s", format!("{:.1}", self.requests_per_s));
-        field("latency_p50_us", self.latency_us.p50_us.to_string());
-        field("latency_p90_us", self.latency_us.p90_us.to_string());
-        field("latency_p99_us", self.latency_us.p99_us.to_string());
-        field("latency_p999_us", self.latency_us.p999_us.to_string());
-        field("latency_max_us", self.latency_us.max_us.to_string());
-        field("latency_mean_us", format!("{:.1}", self.latency_us.mean_us));
-        field("requests_sent", self.requests_sent.to_string());
-        field("replies_received", self.replies_received.to_string());
-        field("unanswered", self.unanswered.to_string());
-        field("connected", self.connected.to_string());
-        field("connect_s", format!("{:.3}", self.connect_s));
-        field("connects_per_s", format!("{:.1}", self.connects_per_s));
-        field("errors", self.errors.to_string());
-        field("connect_failures", self.connect_failures.to_string());
-        field("closed_by_peer", self.closed_by_peer.to_string());
-        field("io_errors", self.io_errors.to_string());
-        field("unexpected_replies", self.unexpected_replies.to_string());
-        field("auth_failures", self.auth_failures.to_string());
-        field(
-            "first_error",
-            match &self.first_error {
-                Some(error) => json_string(error),
-                None => "null".to_string(),
-            },
-        );
-        field("bytes_sent", self.bytes_sent.to_string());
-        field("bytes_received", self.bytes_received.to_string());
-        field("tool_cpu_percent", format!("{:.1}", self.tool_cpu_percent));
-        field(
-            "server_cpu_us_per_request",
-            match self.server_cpu_us_per_request {
-                Some(us) => format!("{us:.3}"),
-                None => "null".to_string(),
-            },
-        );
+        write_window(out, format_args!("{heading}"), self.measured_s)?;
+        // A hold sends no requests: JSON still has every key (all 0), the
+        // text leaves out the lines about requests.
+        let requests = !self.hold;
+        let requests_per_s = Decimals(self.requests_per_s, 1);
+        if requests {
+            let line = format_args!("{} = {requests_per_s} req/s", self.requests);
+            out.line("requests", line)?;
+        }
+        out.field("requests", &self.requests)?;
+        out.field("requests_per_s", &requests_per_s)?;
+        let latency = self.latency_us.percentiles();
+        let mean_us = Decimals(self.latency_us.mean_us, 1);
+        if requests {
+            let line = format_args!("{}  mean {mean_us}", latency.text());
+            out.line("latency us", line)?;
+        }
+        latency.write_fields(out)?;
+        out.field("latency_mean_us", &mean_us)?;
+        out.field("requests_sent", &self.requests_sent)?;
+        out.field("replies_received", &self.replies_received)?;
+        out.field("unanswered", &self.unanswered)?;
+        let connects_per_s = format_args!(" ({:.0}/s)", self.connects_per_s);
+        write_connections(
+            out,
+            "connections",
+            self.connected,
+            self.conns,
+            self.connect_s,
+            connects_per_s,
+        )?;
+        out.field("connects_per_s", &Decimals(self.connects_per_s, 1))?;
+        let kinds = [
+            ErrorCount::new("connect", "connect_failures", self.connect_failures),
+            ErrorCount::new("closed by server", "closed_by_peer", self.closed_by_peer),
+            ErrorCount::new("io", "io_errors", self.io_errors),
+            ErrorCount::new(
+                "unexpected replies",
+                "unexpected_replies",
+                self.unexpected_replies,
+            ),
+            ErrorCount::new("auth", "auth_failures", self.auth_failures),
+        ];
+        write_errors(
+            out,
+            self.errors,
+            &kinds,
+            format_args!(""),
+            self.first_error.as_deref(),
+        )?;
+        out.field("bytes_sent", &self.bytes_sent)?;
+        out.field("bytes_received", &self.bytes_received)?;
+        if requests {
+            let line = format_args!(
+                "{} sent, {} answered, {} unanswered",
+                self.requests_sent, self.replies_received, self.unanswered
+            );
+            out.line("whole run", line)?;
+            let sample = self.reply_sample.escape_ascii();
+            out.line("first reply", format_args!("\"{sample}\""))?;
+        }
+        let server_cpu = ServerCpu::UsPerRequest(self.server_cpu_us_per_request);
+        write_cpu(out, self.tool_cpu_percent, server_cpu)?;
         // JSON strings are text: a reply that is not UTF-8 shows U+FFFD
         // where its odd bytes were (the text report escapes them instead).
-        field(
-            "reply_sample",
-            json_string(&String::from_utf8_lossy(&self.reply_sample)),
-        );
-        json.push('}');
-        json
+        let sample = String::from_utf8_lossy(&self.reply_sample);
+        out.field("reply_sample", &JsonString(&sample))
+    }
+}
+
+impl Latency {
+    /// The percentiles of a latency histogram in microseconds (all 0 when
+    /// it recorded nothing).
+    pub(super) fn from_histogram(histogram: &Histogram<u64>) -> Latency {
+        if histogram.is_empty() {
+            return Latency::default();
+        }
+        Latency {
+            p50_us: histogram.value_at_quantile(0.50),
+            p90_us: histogram.value_at_quantile(0.90),
+            p99_us: histogram.value_at_quantile(0.99),
+            p999_us: histogram.value_at_quantile(0.999),
+            max_us: histogram.max(),
+            mean_us: histogram.mean(),
+        }
+    }
+
+    /// The percentiles as both forms show them (the mean is apart).
+    fn percentiles(&self) -> Percentiles {
+        Percentiles {
+            key_prefix: "latency",
+            points: vec![
+                Percentile::new("p50", "p50", Some(self.p50_us)),
+                Percentile::new("p90", "p90", Some(self.p90_us)),
+                Percentile::new("p99", "p99", Some(self.p99_us)),
+                Percentile::new("p99.9", "p999", Some(self.p999_us)),
+                Percentile::new("max", "max", Some(self.max_us)),
+            ],
+        }
     }
 }
 
@@ -260,222 +337,430 @@ pub struct ViewerReport {
 }
 
 impl ViewerReport {
-    /// The report as one line of JSON.
-    pub fn to_json(&self) -> String {
-        let mut json = String::from("{");
-        let mut field = |name: &str, value: String| {
-            if json.len() > 1 {
-                json.push(',');
-            }
-            let _ = write!(json, "\"{name}\":{value}");
-        };
-        let optional = |value: Option<String>| value.unwrap_or_else(|| "null".to_string());
-        let age = self.frame_age_us;
-        field("mode", json_string("mjpeg"));
-        field("url", json_string(&self.url));
-        field("viewers", self.viewers.to_string());
-        field("measured_s", format!("{:.3}", self.measured_s));
-        field("frames", self.frames.to_string());
-        field("frames_per_s", format!("{:.1}", self.frames_per_s));
-        field(
-            "fps_per_viewer_mean",
-            format!("{:.2}", self.fps_per_viewer_mean),
-        );
-        field(
-            "fps_per_viewer_min",
-            format!("{:.2}", self.fps_per_viewer_min),
-        );
-        field(
-            "fps_per_viewer_max",
-            format!("{:.2}", self.fps_per_viewer_max),
-        );
-        field("bytes_per_s", format!("{:.0}", self.bytes_per_s));
-        field(
-            "frame_age_p50_us",
-            optional(age.map(|a| a.p50_us.to_string())),
-        );
-        field(
-            "frame_age_p99_us",
-            optional(age.map(|a| a.p99_us.to_string())),
-        );
-        field(
-            "frame_age_max_us",
-            optional(age.map(|a| a.max_us.to_string())),
-        );
-        field("frame_ages", age.map_or(0, |a| a.count).to_string());
-        field("untimed_frames", self.untimed_frames.to_string());
-        field("future_timestamps", self.future_timestamps.to_string());
-        field("frames_skipped", self.frames_skipped.to_string());
-        field("frames_run", self.frames_run.to_string());
-        field("bytes_received", self.bytes_received.to_string());
-        field("connected", self.connected.to_string());
-        field("connect_s", format!("{:.3}", self.connect_s));
-        field("stalled_viewers", self.stalled_viewers.to_string());
-        field("stalled_at_end", self.stalled_at_end.to_string());
-        field("stalls", self.stalls.to_string());
-        field("dropped_viewers", self.dropped_viewers.to_string());
-        field("malformed_parts", self.malformed_parts.to_string());
-        field("skipped_bytes", self.skipped_bytes.to_string());
-        field("frame_order_errors", self.frame_order_errors.to_string());
-        field("connect_failures", self.connect_failures.to_string());
-        field("http_errors", self.http_errors.to_string());
-        field("io_errors", self.io_errors.to_string());
-        field("errors", self.errors.to_string());
-        field(
-            "first_error",
-            optional(self.first_error.as_deref().map(json_string)),
-        );
-        field("tool_cpu_percent", format!("{:.1}", self.tool_cpu_percent));
-        field(
-            "server_cpu_percent",
-            optional(self.server_cpu_percent.map(|p| format!("{p:.1}"))),
-        );
-        let counts: Vec<String> = self.viewer_frames.iter().map(u64::to_string).collect();
-        field("viewer_frames", format!("[{}]", counts.join(",")));
-        json.push('}');
-        json
-    }
-}
-
-/// The text report of a viewer run.
-impl fmt::Display for ViewerReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
+    /// Writes the report into either form. JSON keys keep the order they
+    /// have always had (but for the error counts, which [`write_errors`]
+    /// lists), so some fields come before the line that shows them.
+    fn write_to(&self, out: &mut dyn Form) -> fmt::Result {
+        out.field("mode", &JsonString("mjpeg"))?;
+        out.field("url", &JsonString(&self.url))?;
+        out.field("viewers", &self.viewers)?;
+        let heading = format_args!(
             "mjpeg {}: {} viewers, measured {:.2} s",
             self.url, self.viewers, self.measured_s
-        )?;
-        writeln!(
-            f,
-            "frames       {} = {:.1}/s; per viewer mean {:.2}/s, min {:.2}, max {:.2}",
-            self.frames,
-            self.frames_per_s,
-            self.fps_per_viewer_mean,
-            self.fps_per_viewer_min,
-            self.fps_per_viewer_max
-        )?;
-        writeln!(
-            f,
-            "bytes        {:.1} MB/s ({:.0} Mbit/s)",
+        );
+        write_window(out, heading, self.measured_s)?;
+        let frames_per_s = Decimals(self.frames_per_s, 1);
+        let fps_mean = Decimals(self.fps_per_viewer_mean, 2);
+        let fps_min = Decimals(self.fps_per_viewer_min, 2);
+        let fps_max = Decimals(self.fps_per_viewer_max, 2);
+        let line = format_args!(
+            "{} = {frames_per_s}/s; per viewer mean {fps_mean}/s, min {fps_min}, max {fps_max}",
+            self.frames
+        );
+        out.line("frames", line)?;
+        out.field("frames", &self.frames)?;
+        out.field("frames_per_s", &frames_per_s)?;
+        out.field("fps_per_viewer_mean", &fps_mean)?;
+        out.field("fps_per_viewer_min", &fps_min)?;
+        out.field("fps_per_viewer_max", &fps_max)?;
+        let line = format_args!(
+            "{:.1} MB/s ({:.0} Mbit/s)",
             self.bytes_per_s / 1e6,
             self.bytes_per_s * 8.0 / 1e6
-        )?;
-        match self.frame_age_us {
-            Some(age) => writeln!(
-                f,
-                "frame age us p50 {}  p99 {}  max {}  ({} parts; {} without X-Timestamp)",
-                age.p50_us, age.p99_us, age.max_us, age.count, self.untimed_frames
-            )?,
-            None => writeln!(
-                f,
-                "frame age    n/a (no part with X-Timestamp; {} without)",
-                self.untimed_frames
-            )?,
-        }
-        writeln!(
-            f,
-            "viewers      {} of {} connected in {:.3} s; stalled {} ({} at the end, {} stalls); \
-             dropped by the server {}",
+        );
+        out.line("bytes", line)?;
+        out.field("bytes_per_s", &Decimals(self.bytes_per_s, 0))?;
+        self.write_frame_ages(out)?;
+        out.field("frames_skipped", &self.frames_skipped)?;
+        out.field("frames_run", &self.frames_run)?;
+        out.field("bytes_received", &self.bytes_received)?;
+        let stalls = format_args!(
+            "; stalled {} ({} at the end, {} stalls); dropped by the server {}",
+            self.stalled_viewers, self.stalled_at_end, self.stalls, self.dropped_viewers
+        );
+        write_connections(
+            out,
+            "viewers",
             self.connected,
             self.viewers,
             self.connect_s,
-            self.stalled_viewers,
-            self.stalled_at_end,
-            self.stalls,
-            self.dropped_viewers
+            stalls,
         )?;
-        writeln!(
-            f,
-            "errors       {} (connect {}, http {}, dropped {}, io {}, malformed parts {}, \
-             frame order {}); skipped bytes {}",
+        out.field("stalled_viewers", &self.stalled_viewers)?;
+        out.field("stalled_at_end", &self.stalled_at_end)?;
+        out.field("stalls", &self.stalls)?;
+        out.field("skipped_bytes", &self.skipped_bytes)?;
+        let kinds = [
+            ErrorCount::new("connect", "connect_failures", self.connect_failures),
+            ErrorCount::new("http", "http_errors", self.http_errors),
+            ErrorCount::new("dropped", "dropped_viewers", self.dropped_viewers),
+            ErrorCount::new("io", "io_errors", self.io_errors),
+            ErrorCount::new("malformed parts", "malformed_parts", self.malformed_parts),
+            ErrorCount::new("frame order", "frame_order_errors", self.frame_order_errors),
+        ];
+        let skipped = format_args!("; skipped bytes {}", self.skipped_bytes);
+        write_errors(
+            out,
             self.errors,
-            self.connect_failures,
-            self.http_errors,
-            self.dropped_viewers,
-            self.io_errors,
-            self.malformed_parts,
-            self.frame_order_errors,
-            self.skipped_bytes
+            &kinds,
+            skipped,
+            self.first_error.as_deref(),
         )?;
-        if let Some(error) = &self.first_error {
-            writeln!(f, "first error  {error}")?;
-        }
-        writeln!(
-            f,
-            "whole run    {} parts, {} bytes, {} frames skipped by the server",
+        let line = format_args!(
+            "{} parts, {} bytes, {} frames skipped by the server",
             self.frames_run, self.bytes_received, self.frames_skipped
+        );
+        out.line("whole run", line)?;
+        write_cpu(
+            out,
+            self.tool_cpu_percent,
+            ServerCpu::Percent(self.server_cpu_percent),
         )?;
-        if let Some(percent) = self.server_cpu_percent {
-            writeln!(f, "server cpu   {percent:.1} %")?;
+        let counts: Vec<String> = self.viewer_frames.iter().map(u64::to_string).collect();
+        out.field("viewer_frames", &format_args!("[{}]", counts.join(",")))
+    }
+
+    /// The frame age line, its percentiles (`null` without a timed part)
+    /// and the counts of parts that could not be timed.
+    fn write_frame_ages(&self, out: &mut dyn Form) -> fmt::Result {
+        let age = self.frame_age_us;
+        let percentiles = Percentiles {
+            key_prefix: "frame_age",
+            points: vec![
+                Percentile::new("p50", "p50", age.map(|age| age.p50_us)),
+                Percentile::new("p99", "p99", age.map(|age| age.p99_us)),
+                Percentile::new("max", "max", age.map(|age| age.max_us)),
+            ],
+        };
+        let untimed = self.untimed_frames;
+        match age {
+            Some(age) => {
+                let line = format_args!(
+                    "{}  ({} parts; {untimed} without X-Timestamp)",
+                    percentiles.text(),
+                    age.count
+                );
+                out.line("frame age us", line)?;
+            }
+            None => {
+                let line = format_args!("n/a (no part with X-Timestamp; {untimed} without)");
+                out.line("frame age", line)?;
+            }
         }
-        write!(f, "tool cpu     {:.1} %", self.tool_cpu_percent)
+        percentiles.write_fields(out)?;
+        out.field("frame_ages", &age.map_or(0, |age| age.count))?;
+        out.field("untimed_frames", &untimed)?;
+        out.field("future_timestamps", &self.future_timestamps)
     }
 }
 
-/// A JSON string literal, escaped by the HTTP side's escaper.
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    push_json_string(&mut out, text);
-    out
+impl FrameAge {
+    /// The percentiles of a frame age histogram in microseconds; `None`
+    /// when it recorded nothing.
+    pub(super) fn from_histogram(histogram: &Histogram<u64>) -> Option<FrameAge> {
+        (!histogram.is_empty()).then(|| FrameAge {
+            p50_us: histogram.value_at_quantile(0.50),
+            p99_us: histogram.value_at_quantile(0.99),
+            max_us: histogram.max(),
+            count: histogram.len(),
+        })
+    }
 }
 
-/// The text report.
-impl fmt::Display for LoadReport {
+/// Gives each report its two forms from its `write_to`: `to_json`, and the
+/// text form as `Display` (what `println!("{report}")` prints).
+macro_rules! text_and_json_forms {
+    ($($report:ty),*) => {$(
+        impl $report {
+            /// The report as one line of JSON.
+            pub fn to_json(&self) -> String {
+                json_of(|form| self.write_to(form))
+            }
+        }
+
+        /// The text report.
+        impl fmt::Display for $report {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.write_to(&mut TextForm::new(f))
+            }
+        }
+    )*};
+}
+
+text_and_json_forms!(LoadReport, ViewerReport);
+
+/// A histogram for percentiles of microseconds (latency, frame age), from
+/// 1 µs to 60 s; `what` names it in the error.
+pub(super) fn microseconds_histogram(what: &str) -> Result<Histogram<u64>, String> {
+    Histogram::new_with_bounds(1, MAX_RECORDED_US, HISTOGRAM_SIGNIFICANT_DIGITS)
+        .map_err(|e| format!("cannot create the {what} histogram: {e}"))
+}
+
+/// `count / seconds`, 0 for an empty interval.
+pub(super) fn per_second(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// One of the two forms a report is written in. A report's writer calls
+/// both kinds of method; the text form keeps the lines and ignores the
+/// fields, the JSON form keeps the fields and ignores the lines.
+trait Form {
+    /// The first line of the text form: what was loaded.
+    fn heading(&mut self, text: fmt::Arguments<'_>) -> fmt::Result;
+
+    /// A line of the text form: `label` in the label column, then `text`.
+    fn line(&mut self, label: &str, text: fmt::Arguments<'_>) -> fmt::Result;
+
+    /// A field of the JSON form; `value` is JSON already (a number, a
+    /// boolean, `null`, a [`JsonString`]).
+    fn field(&mut self, key: &str, value: &dyn fmt::Display) -> fmt::Result;
+}
+
+/// The text form: lines with a label column and no line break after the
+/// last one (`println!` adds it).
+struct TextForm<'f, 'a> {
+    out: &'f mut fmt::Formatter<'a>,
+    lines: usize,
+}
+
+impl<'f, 'a> TextForm<'f, 'a> {
+    fn new(out: &'f mut fmt::Formatter<'a>) -> Self {
+        TextForm { out, lines: 0 }
+    }
+
+    /// Ends the line before, if any.
+    fn start_line(&mut self) -> fmt::Result {
+        if self.lines > 0 {
+            self.out.write_char('\n')?;
+        }
+        self.lines += 1;
+        Ok(())
+    }
+}
+
+impl Form for TextForm<'_, '_> {
+    fn heading(&mut self, text: fmt::Arguments<'_>) -> fmt::Result {
+        self.start_line()?;
+        self.out.write_fmt(text)
+    }
+
+    fn line(&mut self, label: &str, text: fmt::Arguments<'_>) -> fmt::Result {
+        self.start_line()?;
+        write!(self.out, "{label:<LABEL_COLUMN_CHARS$} {text}")
+    }
+
+    fn field(&mut self, _key: &str, _value: &dyn fmt::Display) -> fmt::Result {
+        Ok(())
+    }
+}
+
+/// The JSON form: one object on one line.
+struct JsonForm {
+    json: String,
+}
+
+impl Form for JsonForm {
+    fn heading(&mut self, _text: fmt::Arguments<'_>) -> fmt::Result {
+        Ok(())
+    }
+
+    fn line(&mut self, _label: &str, _text: fmt::Arguments<'_>) -> fmt::Result {
+        Ok(())
+    }
+
+    fn field(&mut self, key: &str, value: &dyn fmt::Display) -> fmt::Result {
+        self.json.push(if self.json.is_empty() { '{' } else { ',' });
+        write!(self.json, "\"{key}\":{value}")
+    }
+}
+
+/// What `write` puts into the JSON form, as one object.
+fn json_of(write: impl FnOnce(&mut dyn Form) -> fmt::Result) -> String {
+    let mut form = JsonForm {
+        json: String::new(),
+    };
+    // Writing into a `String` cannot fail.
+    let _ = write(&mut form);
+    form.json.push('}');
+    form.json
+}
+
+/// A JSON string literal, escaped by the HTTP side's escaper.
+struct JsonString<'a>(&'a str);
+
+impl fmt::Display for JsonString<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.hold {
-            writeln!(
-                f,
-                "hold {}: {} idle connections for {:.1} s",
-                self.target, self.conns, self.measured_s
-            )?;
-        } else {
-            writeln!(
-                f,
-                "load {}: {} connections x pipeline {}, measured {:.2} s",
-                self.target, self.conns, self.pipeline, self.measured_s
-            )?;
-            writeln!(
-                f,
-                "requests     {} = {:.1} req/s",
-                self.requests, self.requests_per_s
-            )?;
-            let l = &self.latency_us;
-            writeln!(
-                f,
-                "latency us   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  mean {:.1}",
-                l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us, l.mean_us
-            )?;
+        let mut literal = String::with_capacity(self.0.len() + 2);
+        push_json_string(&mut literal, self.0);
+        f.write_str(&literal)
+    }
+}
+
+/// A number with this many decimals: the same digits in both forms.
+#[derive(Clone, Copy)]
+struct Decimals(f64, usize);
+
+impl fmt::Display for Decimals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.*}", self.1, self.0)
+    }
+}
+
+/// A JSON value, or `null` for `None`.
+struct OrNull<T>(Option<T>);
+
+impl<T: fmt::Display> fmt::Display for OrNull<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str("null"),
         }
-        writeln!(
-            f,
-            "connections  {} of {} connected in {:.3} s ({:.0}/s)",
-            self.connected, self.conns, self.connect_s, self.connects_per_s
-        )?;
-        writeln!(
-            f,
-            "errors       {} (connect {}, closed by server {}, io {}, unexpected replies {}, auth {})",
-            self.errors,
-            self.connect_failures,
-            self.closed_by_peer,
-            self.io_errors,
-            self.unexpected_replies,
-            self.auth_failures
-        )?;
-        if let Some(error) = &self.first_error {
-            writeln!(f, "first error  {error}")?;
+    }
+}
+
+/// The heading (what was loaded, as each mode says it) and the length of
+/// the measurement window actually run.
+fn write_window(out: &mut dyn Form, heading: fmt::Arguments<'_>, measured_s: f64) -> fmt::Result {
+    out.heading(heading)?;
+    out.field("measured_s", &Decimals(measured_s, 3))
+}
+
+/// The connections line (`label`: what a connection is to the mode):
+/// `connected` of `asked` connected within `connect_s` seconds of the
+/// start; `rest` ends the line.
+fn write_connections(
+    out: &mut dyn Form,
+    label: &str,
+    connected: u64,
+    asked: usize,
+    connect_s: f64,
+    rest: fmt::Arguments<'_>,
+) -> fmt::Result {
+    let connect_s = Decimals(connect_s, 3);
+    let line = format_args!("{connected} of {asked} connected in {connect_s} s{rest}");
+    out.line(label, line)?;
+    out.field("connected", &connected)?;
+    out.field("connect_s", &connect_s)
+}
+
+/// One kind of error: its name in the text form, its JSON key, its count.
+struct ErrorCount {
+    name: &'static str,
+    key: &'static str,
+    count: u64,
+}
+
+impl ErrorCount {
+    fn new(name: &'static str, key: &'static str, count: u64) -> Self {
+        ErrorCount { name, key, count }
+    }
+}
+
+/// The errors line: `errors`, the sum, then each kind in `kinds`, and
+/// `rest` to end the line; then the first error's message (a line only if
+/// there was one; `null` in JSON if not).
+fn write_errors(
+    out: &mut dyn Form,
+    errors: u64,
+    kinds: &[ErrorCount],
+    rest: fmt::Arguments<'_>,
+    first_error: Option<&str>,
+) -> fmt::Result {
+    let named: Vec<String> = kinds
+        .iter()
+        .map(|kind| format!("{} {}", kind.name, kind.count))
+        .collect();
+    out.line(
+        "errors",
+        format_args!("{errors} ({}){rest}", named.join(", ")),
+    )?;
+    out.field("errors", &errors)?;
+    for kind in kinds {
+        out.field(kind.key, &kind.count)?;
+    }
+    if let Some(error) = first_error {
+        out.line("first error", format_args!("{error}"))?;
+    }
+    out.field("first_error", &OrNull(first_error.map(JsonString)))
+}
+
+/// The server's CPU time in the window (`--server-pid`), in the unit its
+/// mode reports it in; `None` without the flag or a reading.
+#[derive(Clone, Copy)]
+enum ServerCpu {
+    /// Microseconds per request answered in the window (line mode).
+    UsPerRequest(Option<f64>),
+    /// Percent of one core (viewer mode).
+    Percent(Option<f64>),
+}
+
+/// The CPU lines: the server's (only with a reading) and this tool's.
+fn write_cpu(out: &mut dyn Form, tool_cpu_percent: f64, server_cpu: ServerCpu) -> fmt::Result {
+    // Microseconds show 2 decimals in the text and 3 in JSON.
+    let (key, server_cpu, text_places, json_places, unit) = match server_cpu {
+        ServerCpu::UsPerRequest(us) => ("server_cpu_us_per_request", us, 2, 3, "us per request"),
+        ServerCpu::Percent(percent) => ("server_cpu_percent", percent, 1, 1, "%"),
+    };
+    if let Some(value) = server_cpu {
+        let value = Decimals(value, text_places);
+        out.line("server cpu", format_args!("{value} {unit}"))?;
+    }
+    let tool_cpu_percent = Decimals(tool_cpu_percent, 1);
+    out.line("tool cpu", format_args!("{tool_cpu_percent} %"))?;
+    out.field("tool_cpu_percent", &tool_cpu_percent)?;
+    out.field(
+        key,
+        &OrNull(server_cpu.map(|value| Decimals(value, json_places))),
+    )
+}
+
+/// One percentile as the two forms name it: `p99.9` in the text, `p999`
+/// in a JSON key.
+struct Percentile {
+    name: &'static str,
+    key: &'static str,
+    value_us: Option<u64>,
+}
+
+impl Percentile {
+    fn new(name: &'static str, key: &'static str, value_us: Option<u64>) -> Self {
+        Percentile {
+            name,
+            key,
+            value_us,
         }
-        if !self.hold {
-            writeln!(
-                f,
-                "whole run    {} sent, {} answered, {} unanswered",
-                self.requests_sent, self.replies_received, self.unanswered
-            )?;
-            writeln!(f, "first reply  \"{}\"", self.reply_sample.escape_ascii())?;
+    }
+}
+
+/// The percentiles of one histogram, in microseconds.
+struct Percentiles {
+    /// JSON keys are `{key_prefix}_{key}_us`.
+    key_prefix: &'static str,
+    points: Vec<Percentile>,
+}
+
+impl Percentiles {
+    /// `p50 310  p99 1100  max 12000`, for the text form's line.
+    fn text(&self) -> String {
+        let shown: Vec<String> = self
+            .points
+            .iter()
+            .map(|point| format!("{} {}", point.name, OrNull(point.value_us)))
+            .collect();
+        shown.join("  ")
+    }
+
+    /// One JSON field each, `null` without a value.
+    fn write_fields(&self, out: &mut dyn Form) -> fmt::Result {
+        for point in &self.points {
+            let key = format!("{}_{}_us", self.key_prefix, point.key);
+            out.field(&key, &OrNull(point.value_us))?;
         }
-        if let Some(us) = self.server_cpu_us_per_request {
-            writeln!(f, "server cpu   {us:.2} us per request")?;
-        }
-        write!(f, "tool cpu     {:.1} %", self.tool_cpu_percent)
+        Ok(())
     }
 }
 
@@ -505,5 +790,211 @@ mod tests {
         assert!(json.contains("\"requests_per_s\":0.0"));
         assert!(json.contains("\"first_error\":null"));
         assert!(json.contains("\"server_cpu_us_per_request\":null"));
+    }
+    /// A request run with every field set, so each line of both forms shows.
+    fn request_report() -> LoadReport {
+        LoadReport {
+            target: "127.0.0.1:7000,127.0.0.1:7001".to_string(),
+            hold: false,
+            conns: 50,
+            pipeline: 4,
+            measured_s: 10.0004,
+            requests: 1_234_567,
+            requests_per_s: 123_451.66,
+            latency_us: Latency {
+                p50_us: 310,
+                p90_us: 520,
+                p99_us: 1_100,
+                p999_us: 4_300,
+                max_us: 12_000,
+                mean_us: 345.67,
+            },
+            requests_sent: 1_300_000,
+            replies_received: 1_299_990,
+            unanswered: 10,
+            connected: 49,
+            connect_s: 0.0123,
+            connects_per_s: 3983.7,
+            errors: 6,
+            connect_failures: 1,
+            closed_by_peer: 2,
+            io_errors: 1,
+            unexpected_replies: 1,
+            auth_failures: 1,
+            first_error: Some("Connection refused (os error 111)".to_string()),
+            bytes_sent: 7_800_000,
+            bytes_received: 6_500_000,
+            tool_cpu_percent: 87.25,
+            server_cpu_us_per_request: Some(4.5678),
+            reply_sample: b"PONG\r\n".to_vec(),
+        }
+    }
+
+    /// A hold run: no requests, no error message, no server CPU.
+    fn hold_report() -> LoadReport {
+        LoadReport {
+            target: "127.0.0.1:7000".to_string(),
+            hold: true,
+            conns: 20_000,
+            pipeline: 1,
+            measured_s: 5.0,
+            connected: 20_000,
+            connect_s: 1.5,
+            connects_per_s: 13_333.3,
+            bytes_received: 140_000,
+            tool_cpu_percent: 0.5,
+            ..LoadReport::default()
+        }
+    }
+
+    /// A viewer run with frame ages, an error message and server CPU.
+    fn viewer_report() -> ViewerReport {
+        ViewerReport {
+            url: "http://127.0.0.1:8080/stream.mjpg".to_string(),
+            viewers: 3,
+            measured_s: 2.0,
+            frames: 90,
+            frames_per_s: 45.0,
+            fps_per_viewer_mean: 15.0,
+            fps_per_viewer_min: 14.5,
+            fps_per_viewer_max: 15.5,
+            bytes_per_s: 2_500_000.0,
+            frame_age_us: Some(FrameAge {
+                p50_us: 900,
+                p99_us: 2_500,
+                max_us: 4_000,
+                count: 88,
+            }),
+            untimed_frames: 2,
+            future_timestamps: 1,
+            frames_skipped: 4,
+            frames_run: 120,
+            bytes_received: 6_000_000,
+            connected: 3,
+            connect_s: 0.002,
+            stalled_viewers: 1,
+            stalled_at_end: 1,
+            stalls: 2,
+            dropped_viewers: 1,
+            malformed_parts: 2,
+            skipped_bytes: 333,
+            frame_order_errors: 1,
+            connect_failures: 0,
+            http_errors: 0,
+            io_errors: 0,
+            errors: 4,
+            first_error: Some("HTTP 401 Unauthorized".to_string()),
+            tool_cpu_percent: 12.5,
+            server_cpu_percent: Some(33.3),
+            viewer_frames: vec![29, 30, 31],
+        }
+    }
+
+    #[test]
+    fn text_forms_are_as_people_read_them() {
+        assert_eq!(
+            request_report().to_string(),
+            "load 127.0.0.1:7000,127.0.0.1:7001: 50 connections x pipeline 4, measured 10.00 s\n\
+             requests     1234567 = 123451.7 req/s\n\
+             latency us   p50 310  p90 520  p99 1100  p99.9 4300  max 12000  mean 345.7\n\
+             connections  49 of 50 connected in 0.012 s (3984/s)\n\
+             errors       6 (connect 1, closed by server 2, io 1, unexpected replies 1, auth 1)\n\
+             first error  Connection refused (os error 111)\n\
+             whole run    1300000 sent, 1299990 answered, 10 unanswered\n\
+             first reply  \"PONG\\r\\n\"\n\
+             server cpu   4.57 us per request\n\
+             tool cpu     87.2 %"
+        );
+        assert_eq!(
+            hold_report().to_string(),
+            "hold 127.0.0.1:7000: 20000 idle connections for 5.0 s\n\
+             connections  20000 of 20000 connected in 1.500 s (13333/s)\n\
+             errors       0 (connect 0, closed by server 0, io 0, unexpected replies 0, auth 0)\n\
+             tool cpu     0.5 %"
+        );
+        assert_eq!(
+            viewer_report().to_string(),
+            "mjpeg http://127.0.0.1:8080/stream.mjpg: 3 viewers, measured 2.00 s\n\
+             frames       90 = 45.0/s; per viewer mean 15.00/s, min 14.50, max 15.50\n\
+             bytes        2.5 MB/s (20 Mbit/s)\n\
+             frame age us p50 900  p99 2500  max 4000  (88 parts; 2 without X-Timestamp)\n\
+             viewers      3 of 3 connected in 0.002 s; stalled 1 (1 at the end, 2 stalls); \
+             dropped by the server 1\n\
+             errors       4 (connect 0, http 0, dropped 1, io 0, malformed parts 2, frame order 1); \
+             skipped bytes 333\n\
+             first error  HTTP 401 Unauthorized\n\
+             whole run    120 parts, 6000000 bytes, 4 frames skipped by the server\n\
+             server cpu   33.3 %\n\
+             tool cpu     12.5 %"
+        );
+        assert_eq!(
+            ViewerReport::default().to_string(),
+            "mjpeg : 0 viewers, measured 0.00 s\n\
+             frames       0 = 0.0/s; per viewer mean 0.00/s, min 0.00, max 0.00\n\
+             bytes        0.0 MB/s (0 Mbit/s)\n\
+             frame age    n/a (no part with X-Timestamp; 0 without)\n\
+             viewers      0 of 0 connected in 0.000 s; stalled 0 (0 at the end, 0 stalls); \
+             dropped by the server 0\n\
+             errors       0 (connect 0, http 0, dropped 0, io 0, malformed parts 0, frame order 0); \
+             skipped bytes 0\n\
+             whole run    0 parts, 0 bytes, 0 frames skipped by the server\n\
+             tool cpu     0.0 %"
+        );
+    }
+
+    /// The `"key":value` fields of a flat JSON object, sorted: a JSON object
+    /// has no order, so two that hold the same fields are the same report.
+    fn sorted_fields(json: &str) -> Vec<&str> {
+        let body = json
+            .strip_prefix('{')
+            .and_then(|rest| rest.strip_suffix('}'))
+            .expect("one object");
+        let (mut fields, mut start, mut depth, mut in_string, mut escaped) =
+            (Vec::new(), 0, 0, false, false);
+        for (at, byte) in body.bytes().enumerate() {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' if in_string => escaped = true,
+                b'"' => in_string = !in_string,
+                b'[' if !in_string => depth += 1,
+                b']' if !in_string => depth -= 1,
+                b',' if !in_string && depth == 0 => {
+                    fields.push(&body[start..at]);
+                    start = at + 1;
+                }
+                _ => {}
+            }
+        }
+        fields.push(&body[start..]);
+        fields.sort_unstable();
+        fields
+    }
+
+    #[test]
+    fn json_forms_hold_every_key_with_its_value() {
+        let cases = [
+            (
+                request_report().to_json(),
+                r#"{"target":"127.0.0.1:7000,127.0.0.1:7001","hold":false,"conns":50,"pipeline":4,"measured_s":10.000,"requests":1234567,"requests_per_s":123451.7,"latency_p50_us":310,"latency_p90_us":520,"latency_p99_us":1100,"latency_p999_us":4300,"latency_max_us":12000,"latency_mean_us":345.7,"requests_sent":1300000,"replies_received":1299990,"unanswered":10,"connected":49,"connect_s":0.012,"connects_per_s":3983.7,"errors":6,"connect_failures":1,"closed_by_peer":2,"io_errors":1,"unexpected_replies":1,"auth_failures":1,"first_error":"Connection refused (os error 111)","bytes_sent":7800000,"bytes_received":6500000,"tool_cpu_percent":87.2,"server_cpu_us_per_request":4.568,"reply_sample":"PONG\r\n"}"#,
+            ),
+            (
+                hold_report().to_json(),
+                r#"{"target":"127.0.0.1:7000","hold":true,"conns":20000,"pipeline":1,"measured_s":5.000,"requests":0,"requests_per_s":0.0,"latency_p50_us":0,"latency_p90_us":0,"latency_p99_us":0,"latency_p999_us":0,"latency_max_us":0,"latency_mean_us":0.0,"requests_sent":0,"replies_received":0,"unanswered":0,"connected":20000,"connect_s":1.500,"connects_per_s":13333.3,"errors":0,"connect_failures":0,"closed_by_peer":0,"io_errors":0,"unexpected_replies":0,"auth_failures":0,"first_error":null,"bytes_sent":0,"bytes_received":140000,"tool_cpu_percent":0.5,"server_cpu_us_per_request":null,"reply_sample":""}"#,
+            ),
+            (
+                viewer_report().to_json(),
+                r#"{"mode":"mjpeg","url":"http://127.0.0.1:8080/stream.mjpg","viewers":3,"measured_s":2.000,"frames":90,"frames_per_s":45.0,"fps_per_viewer_mean":15.00,"fps_per_viewer_min":14.50,"fps_per_viewer_max":15.50,"bytes_per_s":2500000,"frame_age_p50_us":900,"frame_age_p99_us":2500,"frame_age_max_us":4000,"frame_ages":88,"untimed_frames":2,"future_timestamps":1,"frames_skipped":4,"frames_run":120,"bytes_received":6000000,"connected":3,"connect_s":0.002,"stalled_viewers":1,"stalled_at_end":1,"stalls":2,"dropped_viewers":1,"malformed_parts":2,"skipped_bytes":333,"frame_order_errors":1,"connect_failures":0,"http_errors":0,"io_errors":0,"errors":4,"first_error":"HTTP 401 Unauthorized","tool_cpu_percent":12.5,"server_cpu_percent":33.3,"viewer_frames":[29,30,31]}"#,
+            ),
+            (
+                ViewerReport::default().to_json(),
+                r#"{"mode":"mjpeg","url":"","viewers":0,"measured_s":0.000,"frames":0,"frames_per_s":0.0,"fps_per_viewer_mean":0.00,"fps_per_viewer_min":0.00,"fps_per_viewer_max":0.00,"bytes_per_s":0,"frame_age_p50_us":null,"frame_age_p99_us":null,"frame_age_max_us":null,"frame_ages":0,"untimed_frames":0,"future_timestamps":0,"frames_skipped":0,"frames_run":0,"bytes_received":0,"connected":0,"connect_s":0.000,"stalled_viewers":0,"stalled_at_end":0,"stalls":0,"dropped_viewers":0,"malformed_parts":0,"skipped_bytes":0,"frame_order_errors":0,"connect_failures":0,"http_errors":0,"io_errors":0,"errors":0,"first_error":null,"tool_cpu_percent":0.0,"server_cpu_percent":null,"viewer_frames":[]}"#,
+            ),
+        ];
+        // The line and hold reports also keep their key order to the byte.
+        assert_eq!(cases[0].0, cases[0].1);
+        assert_eq!(cases[1].0, cases[1].1);
+        for (json, expected) in cases {
+            assert_eq!(sorted_fields(&json), sorted_fields(expected), "{json}");
+        }
     }
 }
