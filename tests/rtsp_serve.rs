@@ -226,18 +226,22 @@ impl Finished {
 /// decoding them (`decode`), or only demuxing them (`-c copy`), with a
 /// `-progress` report on stdout.
 fn ffmpeg_viewer(url: &str, frames: u32, decode: bool) -> Command {
+    ffmpeg_viewer_over("tcp", url, frames, decode)
+}
+
+/// [`ffmpeg_viewer`] over `transport` (`tcp` or `udp`; over UDP with the
+/// 4 MiB receive buffer a video stream over UDP needs).
+fn ffmpeg_viewer_over(transport: &str, url: &str, frames: u32, decode: bool) -> Command {
     require_tool("ffmpeg", "it is the RTSP client under test");
     let mut command = Command::new("ffmpeg");
     command
-        .args([
-            "-nostdin",
-            "-v",
-            "warning",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            url,
-        ])
+        .args(["-nostdin", "-v", "warning", "-rtsp_transport", transport])
+        .args(if transport == "udp" {
+            &["-buffer_size", "4M"][..]
+        } else {
+            &[][..]
+        })
+        .args(["-i", url])
         .args(if decode { &[][..] } else { &["-c", "copy"][..] })
         .args(["-frames:v", &frames.to_string()])
         .args(["-progress", "pipe:1", "-f", "null", "-"]);
@@ -248,6 +252,17 @@ fn ffmpeg_viewer(url: &str, frames: u32, decode: bool) -> Command {
 /// H.264 depayloader and, with `decode`, the parser and libav's decoder,
 /// into a `fakesink` that stops after `buffers` buffers and reports each.
 fn gst_viewer(url: &str, properties: &[&str], decode: bool, buffers: usize) -> Command {
+    gst_viewer_over("tcp", url, properties, decode, buffers)
+}
+
+/// [`gst_viewer`] with `rtspsrc protocols=PROTOCOLS` (`tcp` or `udp`).
+fn gst_viewer_over(
+    protocols: &str,
+    url: &str,
+    properties: &[&str],
+    decode: bool,
+    buffers: usize,
+) -> Command {
     assert!(
         Path::new(GST_LAUNCH).exists(),
         "{GST_LAUNCH} is needed (GStreamer is an RTSP client under test); \
@@ -255,7 +270,8 @@ fn gst_viewer(url: &str, properties: &[&str], decode: bool, buffers: usize) -> C
     );
     let mut command = Command::new(GST_LAUNCH);
     command
-        .args(["-v", "rtspsrc", &format!("location={url}"), "protocols=tcp"])
+        .args(["-v", "rtspsrc", &format!("location={url}")])
+        .arg(format!("protocols={protocols}"))
         .args(properties)
         .args(["!", "rtph264depay"])
         .args(if decode {
@@ -1680,4 +1696,247 @@ fn clip_follow(annexb: &[u8]) -> Vec<h264_clip::Jump> {
         .follow(&access_units(annexb))
         .unwrap_or_else(|e| panic!("not the camera's stream: {e}"))
         .jumps
+}
+
+// ---------------------------------------------------------------------------
+// RTSP over UDP (issue 29, part 4)
+
+/// A viewer's two UDP ports on 127.0.0.1, as a raw client's.
+struct UdpPorts {
+    rtp: std::net::UdpSocket,
+    rtcp: std::net::UdpSocket,
+}
+
+impl UdpPorts {
+    fn bind() -> UdpPorts {
+        let bind = || {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+            socket.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+            socket
+        };
+        UdpPorts {
+            rtp: bind(),
+            rtcp: bind(),
+        }
+    }
+
+    fn ports(&self) -> (u16, u16) {
+        let port = |socket: &std::net::UdpSocket| socket.local_addr().unwrap().port();
+        (port(&self.rtp), port(&self.rtcp))
+    }
+
+    /// The next RTP datagram and where it came from; `None` once nothing
+    /// came for `READ_TIMEOUT`.
+    fn next_rtp(&self) -> Option<(Vec<u8>, SocketAddr)> {
+        let mut buf = vec![0u8; 2048];
+        let (length, from) = self.rtp.recv_from(&mut buf).ok()?;
+        buf.truncate(length);
+        Some((buf, from))
+    }
+}
+
+/// DESCRIBE, SETUP with the `transport` offer (its `client_port` filled
+/// in from `ports` where it says `{rtp}` and `{rtcp}`), and, if SETUP
+/// succeeded, PLAY. Returns SETUP's answer.
+fn play_udp(client: &mut RtspClient, url: &str, transport: &str, ports: &UdpPorts) -> RtspResponse {
+    let describe = client.request("DESCRIBE", url, &[]);
+    assert_eq!(describe.status, 200, "{}", describe.head);
+    let (rtp, rtcp) = ports.ports();
+    let offer = transport
+        .replace("{rtp}", &rtp.to_string())
+        .replace("{rtcp}", &rtcp.to_string());
+    let setup = client.request(
+        "SETUP",
+        &format!("{url}/trackID=0"),
+        &[("Transport", &offer)],
+    );
+    if setup.status == 200 {
+        let session = setup
+            .expect_header("Session")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let play = client.request("PLAY", url, &[("Session", &session)]);
+        assert_eq!(play.status, 200, "{}", play.head);
+    }
+    setup
+}
+
+/// The `server_port=a-b` of a UDP `Transport` answer.
+fn server_ports(setup: &RtspResponse) -> (u16, u16) {
+    let transport = setup.expect_header("Transport");
+    transport
+        .split(';')
+        .find_map(|parameter| parameter.strip_prefix("server_port="))
+        .and_then(|ports| ports.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .unwrap_or_else(|| panic!("server_port=A-B in {transport:?}"))
+}
+
+/// Pins issue 29's first test: ffmpeg (`-rtsp_transport udp -buffer_size
+/// 4M`, which allows nothing but UDP) and GStreamer (`protocols=udp`) both
+/// decode 90 pictures of the camera with exit 0 and no complaint, while
+/// the server counts them as UDP sessions.
+#[test]
+fn ffmpeg_and_gstreamer_decode_a_camera_over_udp() {
+    let server = clip_server(&["door"], &[]);
+    let url = rtsp_url(&server, "/door");
+    let mut ffmpeg = Tool::start(&mut ffmpeg_viewer_over("udp", &url, 90, true));
+    let mut gst = Tool::start(&mut gst_viewer_over("udp", &url, &[], true, 90));
+    let both_over_udp = wait_until(Duration::from_secs(60), || {
+        server.state_u64("rtsp_udp_sessions") == 2 || !ffmpeg.is_running() || !gst.is_running()
+    });
+    assert!(both_over_udp, "{:?}", server.state().0);
+    let ffmpeg = ffmpeg.finish(TOOL_LIMIT);
+    ffmpeg.assert_success(&server);
+    assert_eq!(ffmpeg.complaints(), Vec::<String>::new());
+    assert!(
+        ffmpeg.ffmpeg_frames() >= 90,
+        "ffmpeg decoded {}",
+        ffmpeg.ffmpeg_frames()
+    );
+    let gst = gst.finish(TOOL_LIMIT);
+    gst.assert_success(&server);
+    assert_eq!(gst.gst_buffers(), 90, "GStreamer decoded all its buffers");
+    let metrics = server.metrics();
+    assert!(camera_sample(&metrics, "camloop_rtsp_packets_sent_total", "door") > 0);
+}
+
+/// Pins "a UDP session stays alive on its receiver reports and is closed
+/// without them", with ffmpeg's spelling `RTP/AVP/UDP`: a raw client that
+/// sends no request after PLAY, only RTCP receiver reports to the server's
+/// RTCP port, keeps receiving for three session timeouts; once it stops
+/// sending them the server closes its connection, and no datagram comes
+/// any more. Its first access unit is an IDR (UDP viewers start there).
+#[test]
+fn a_udp_session_lives_on_its_receiver_reports_and_ends_without_them() {
+    const TIMEOUT_S: u64 = 2;
+    let server = clip_server(&["door"], &["--rtsp-session-timeout", "2"]);
+    let url = rtsp_url(&server, "/door");
+    let ports = UdpPorts::bind();
+    let mut client = RtspClient::connect(rtsp_addr(&server));
+    let setup = play_udp(
+        &mut client,
+        &url,
+        "RTP/AVP/UDP;unicast;client_port={rtp}-{rtcp}",
+        &ports,
+    );
+    assert_eq!(setup.status, 200, "{}", setup.head);
+    let (_, server_rtcp) = server_ports(&setup);
+    let requests_after_play = server.state_u64("requests");
+
+    let mut depacketizer = Depacketizer::new();
+    let mut first_keyframe = None;
+    let mut aus = 0;
+    let report = camloop::rtsp::rtcp::receiver_report(0x5EED, "udp-test");
+    let until = Instant::now() + Duration::from_secs(3 * TIMEOUT_S);
+    let mut next_report = Instant::now();
+    while Instant::now() < until {
+        if Instant::now() >= next_report {
+            ports
+                .rtcp
+                .send_to(&report, ("127.0.0.1", server_rtcp))
+                .expect("send a receiver report");
+            next_report += Duration::from_millis(500);
+        }
+        let (packet, from) = ports.next_rtp().expect("RTP keeps coming while RTCP goes");
+        assert_eq!(from.ip().to_string(), "127.0.0.1");
+        if let Some(au) = depacketizer.push(&packet) {
+            first_keyframe.get_or_insert(au.keyframe);
+            aus += 1;
+        }
+    }
+    assert_eq!(first_keyframe, Some(true), "a UDP viewer starts at an IDR");
+    assert!(aus > 0);
+    // `requests` counts HTTP requests too: the one `/state` read between.
+    assert_eq!(
+        server.state_u64("requests"),
+        requests_after_play + 1,
+        "only RTCP kept the session: no RTSP request was sent"
+    );
+    assert_eq!(server.state_u64("rtsp_udp_sessions"), 1);
+
+    // No more receiver reports: the server gives the session up.
+    let closed = client.read_until_closed(Duration::from_secs(60));
+    assert!(closed.len() < 1 << 20, "nothing much on the TCP connection");
+    let gone = wait_until(Duration::from_secs(30), || {
+        server.state_u64("rtsp_udp_sessions") == 0
+    });
+    assert!(gone, "{:?}", server.state().0);
+    // Drain what was in flight, then nothing comes any more.
+    let mut buf = [0u8; 2048];
+    ports
+        .rtp
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    while ports.rtp.recv_from(&mut buf).is_ok() {}
+    ports
+        .rtp
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert!(
+        ports.rtp.recv_from(&mut buf).is_err(),
+        "no datagram after the session ended"
+    );
+    assert!(server.log().contains("session closed"), "{}", server.log());
+}
+
+/// Pins "a client port below 1024 is refused" and that alternatives are
+/// tried in order: UDP to port 554 alone is 461; the same followed by a
+/// TCP alternative gets the TCP one.
+#[test]
+fn a_client_port_below_1024_is_refused_and_the_next_alternative_taken() {
+    let server = clip_server(&["door"], &[]);
+    let url = rtsp_url(&server, "/door");
+    let mut client = RtspClient::connect(rtsp_addr(&server));
+    let low = "RTP/AVP;unicast;client_port=554-555";
+    let setup = client.request("SETUP", &format!("{url}/trackID=0"), &[("Transport", low)]);
+    assert_eq!(setup.status, 461, "{}", setup.head);
+    let both = format!("{low},RTP/AVP/TCP;unicast;interleaved=0-1");
+    let setup = client.request(
+        "SETUP",
+        &format!("{url}/trackID=0"),
+        &[("Transport", &both)],
+    );
+    assert_eq!(setup.status, 200, "{}", setup.head);
+    let transport = setup.expect_header("Transport");
+    assert!(
+        transport.starts_with("RTP/AVP/TCP;unicast;interleaved=0-1;ssrc="),
+        "{transport}"
+    );
+}
+
+/// Pins "a `destination=` elsewhere is ignored (packets go to the peer)":
+/// a SETUP asking for packets at 10.9.8.7 gets 200 without a destination,
+/// and the packets arrive at the client's own ports on 127.0.0.1, from
+/// the server's RTP port.
+#[test]
+fn a_destination_elsewhere_is_ignored_and_packets_go_to_the_peer() {
+    let server = clip_server(&["door"], &[]);
+    let url = rtsp_url(&server, "/door");
+    let ports = UdpPorts::bind();
+    let mut client = RtspClient::connect(rtsp_addr(&server));
+    let setup = play_udp(
+        &mut client,
+        &url,
+        "RTP/AVP;unicast;destination=10.9.8.7;client_port={rtp}-{rtcp}",
+        &ports,
+    );
+    assert_eq!(setup.status, 200, "{}", setup.head);
+    let transport = setup.expect_header("Transport");
+    assert!(!transport.contains("destination"), "{transport}");
+    let (rtp, rtcp) = ports.ports();
+    assert!(
+        transport.starts_with(&format!(
+            "RTP/AVP;unicast;client_port={rtp}-{rtcp};server_port="
+        )),
+        "{transport}"
+    );
+    let (server_rtp, _) = server_ports(&setup);
+    let (packet, from) = ports
+        .next_rtp()
+        .expect("a packet at the peer's own address");
+    assert_eq!(from, SocketAddr::from(([127, 0, 0, 1], server_rtp)));
+    assert!(parse_rtp(&packet).is_some(), "an RTP packet");
 }
