@@ -14,11 +14,11 @@ use super::connection::Context;
 use super::core::{Core, FrameOutcome};
 use super::state_view::{self, cameras_line};
 use crate::camera::controls::{self, ControlError};
-use crate::text::constant_time_eq;
 use crate::protocol::{
     frame_header, Command, DecodeError, Decoder, Framing, Request, Terminator, BYE, HELP_REPLY, OK,
     PONG, RECEIVED, SHUTTING_DOWN,
 };
+use crate::text::constant_time_eq;
 
 /// The most bytes one `read()` takes on a line-mode control connection.
 /// Small on purpose: when a connection has to queue (behind a capture, or

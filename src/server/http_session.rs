@@ -11,7 +11,6 @@
 use std::time::{Duration, Instant};
 
 use super::connection::Context;
-use crate::text::constant_time_eq;
 use super::core::{Core, FrameOutcome, ServerConfig};
 use super::state_view;
 use crate::camera::controls::ControlError;
@@ -27,6 +26,7 @@ use crate::http::response::{
     CONTENT_TYPE_JSON, CONTENT_TYPE_METRICS, MJPEG_FIRST_DELIMITER, MJPEG_PART_END, NO_STORE,
 };
 use crate::http::{is_preflight, target, CameraChoice, Route, PAGE_HTML};
+use crate::text::constant_time_eq;
 
 /// How much of a stream the kernel may hold unsent for one viewer. Without
 /// a limit Linux autotunes the send buffer to megabytes, which a slow
