@@ -3,10 +3,12 @@
 //!
 //! Raising the descriptor limit, ignoring `SIGXFSZ`, reading CPU time and
 //! asking a V4L2 device about a control are `libc` calls; they live here so
-//! the rest of the code stays free of `unsafe`.
+//! the rest of the code stays free of `unsafe`. Random numbers (RTSP nonces,
+//! RTP SSRCs) come from the OS too, through `getrandom`.
 
 use std::io;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 /// `struct v4l2_queryctrl` (`linux/videodev2.h`), 68 bytes: what
 /// [`v4l2_query_control`] fills in.
@@ -256,6 +258,67 @@ pub fn take_inherited_socket(fd: std::os::fd::RawFd) -> socket2::Socket {
     unsafe { socket2::Socket::from_raw_fd(fd) }
 }
 
+/// `N` random bytes from the kernel's generator (`getrandom(2)`): for RTSP
+/// nonces and session ids, and RTP's SSRCs, first sequence numbers and
+/// timestamp bases, which RFC 3550 wants unpredictable.
+///
+/// Never fails and never panics. The kernel refuses only when something
+/// forbids asking (a seccomp filter, or a kernel older than 3.17 in a
+/// chroot without `/dev/urandom`); then the bytes are mixed from the wall
+/// clock, the pid and a call counter instead, and one warning is logged.
+/// Those are guessable by a patient attacker who knows when the server
+/// started, but a nonce or an SSRC is not a key: on a LAN camera, weaker
+/// ones are better than a server that cannot answer.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0; N];
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            log::warn!("no random bytes from the kernel ({e}): using the clock and pid instead");
+        }
+        bytes = fallback_bytes();
+    }
+    bytes
+}
+
+/// A random `u32` ([`random_bytes`]): an SSRC, a first sequence number
+/// (its low 16 bits), an RTP timestamp base.
+pub fn random_u32() -> u32 {
+    u32::from_ne_bytes(random_bytes())
+}
+
+/// What [`random_bytes`] falls back on: SplitMix64 outputs from a seed of
+/// the wall clock, the pid and a call counter. The counter makes two calls
+/// in the same nanosecond differ; SplitMix64 spreads every input bit over
+/// the whole output, so the bytes look random even though the inputs are
+/// not.
+fn fallback_bytes<const N: usize>() -> [u8; N] {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let since_epoch_ns = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    // Only the low 64 bits of the nanoseconds: the ones that change.
+    let mut state = (since_epoch_ns as u64)
+        ^ u64::from(std::process::id()).rotate_left(32)
+        ^ CALLS.fetch_add(1, Ordering::Relaxed).rotate_left(48);
+    let mut bytes = [0; N];
+    for chunk in bytes.chunks_mut(8) {
+        let word = splitmix64(&mut state).to_le_bytes();
+        chunk.copy_from_slice(&word[..chunk.len()]);
+    }
+    bytes
+}
+
+/// One step of SplitMix64 (Steele, Lea and Flood, 2014): a 64-bit mixer
+/// whose outputs pass statistical tests from any seed.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +333,27 @@ mod tests {
     fn a_file_that_is_not_a_v4l2_device_answers_no_control() {
         let null = std::fs::File::open("/dev/null").unwrap();
         assert!(v4l2_query_control(&null, 0x0098_0900).is_none());
+    }
+
+    #[test]
+    fn random_bytes_differ_from_call_to_call() {
+        // Two equal 16-byte draws happen once in 2^128: an equal pair means
+        // the bytes are not random (all zeros, say).
+        let (a, b) = (random_bytes::<16>(), random_bytes::<16>());
+        assert_ne!(a, b);
+        assert_ne!(random_u32(), random_u32(), "once in 2^32");
+        assert_eq!(random_bytes::<0>(), []);
+    }
+
+    #[test]
+    fn the_fallback_is_splitmix64_and_differs_from_call_to_call() {
+        let (a, b) = (fallback_bytes::<13>(), fallback_bytes::<13>());
+        assert_ne!(a, b, "the clock and the counter move on");
+        assert_ne!(a, [0; 13]);
+        // The reference outputs of SplitMix64 from seed 0 (Vigna's
+        // `splitmix64.c`).
+        let mut state = 0;
+        assert_eq!(splitmix64(&mut state), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(splitmix64(&mut state), 0x6E78_9E6A_A1B9_65F4);
     }
 }

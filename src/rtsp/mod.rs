@@ -12,12 +12,17 @@
 //!   interleaved, into events ([`RtspReader`]); what a `Transport` header
 //!   offers and which camera and track a URL names.
 //! - [`response`]: the bytes of a response, `CSeq`, `Session` and body.
+//! - [`auth`]: the `401` challenge (Digest and Basic against `--token`), the
+//!   check of a client's `Authorization`, and a client's answer.
 //!
 //! Like [`crate::h264`], it never touches a socket, a pipe or a clock, so
-//! every part of it can be tested, and fuzzed, with plain byte slices. The
-//! server wiring (listeners, sessions, auth, RTCP timing) comes with
-//! issue 28 and sits on top of these pieces; nothing uses them yet.
+//! every part of it can be tested, and fuzzed, with plain byte slices (the
+//! one exception, [`auth::new_nonce`], asks the OS for random bytes). The
+//! server wiring (listeners, sessions, when to challenge, RTCP timing)
+//! comes with issue 28 and sits on top of these pieces; nothing uses them
+//! yet.
 
+pub mod auth;
 pub mod request;
 pub mod response;
 pub mod rtp;
