@@ -12,6 +12,9 @@
 //!   interleaved, into events ([`RtspReader`]); what a `Transport` header
 //!   offers and which camera and track a URL names.
 //! - [`response`]: the bytes of a response, `CSeq`, `Session` and body.
+//! - [`rtcp`]: sender reports (and receiver reports, for test clients) in
+//!   compound packets with a CNAME, the walk through a compound packet,
+//!   and RTCP told from RTP on one channel.
 //! - [`auth`]: the `401` challenge (Digest and Basic against `--token`), the
 //!   check of a client's `Authorization`, and a client's answer.
 //!
@@ -25,6 +28,7 @@
 pub mod auth;
 pub mod request;
 pub mod response;
+pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 
