@@ -15,6 +15,8 @@
 //! - [`rtcp`]: sender reports (and receiver reports, for test clients) in
 //!   compound packets with a CNAME, the walk through a compound packet,
 //!   and RTCP told from RTP on one channel.
+//! - [`depacketize`]: the receiving side of [`rtp`], RTP packets back into
+//!   access units with what was lost, for the load tool and the tests.
 //! - [`auth`]: the `401` challenge (Digest and Basic against `--token`), the
 //!   check of a client's `Authorization`, and a client's answer.
 //!
@@ -26,6 +28,7 @@
 //! yet.
 
 pub mod auth;
+pub mod depacketize;
 pub mod request;
 pub mod response;
 pub mod rtcp;

@@ -40,21 +40,35 @@ pub const RTP_CLOCK_HZ: u64 = 90_000;
 /// (RFC 3551 §6), bound to `H264/90000` by the SDP's `a=rtpmap`.
 pub const DYNAMIC_PAYLOAD_TYPE: u8 = 96;
 
+// The bits of the fixed header and of FU-A, shared with the receiving side
+// ([`super::depacketize`]) so that both read one definition.
+
 /// RTP version 2, in the top two bits of the first header byte.
-const RTP_VERSION_BITS: u8 = 2 << 6;
+pub(crate) const RTP_VERSION_BITS: u8 = 2 << 6;
+/// The version field of the first header byte.
+pub(crate) const VERSION_MASK: u8 = 0xC0;
+/// First header byte: padding octets end the packet, the last one counting
+/// them.
+pub(crate) const PADDING_BIT: u8 = 0x20;
+/// First header byte: a header extension follows the CSRCs.
+pub(crate) const EXTENSION_BIT: u8 = 0x10;
+/// First header byte: how many CSRCs follow the fixed header.
+pub(crate) const CSRC_COUNT_MASK: u8 = 0x0F;
 /// The marker bit of the second header byte: the AU's last packet.
-const MARKER_BIT: u8 = 0x80;
+pub(crate) const MARKER_BIT: u8 = 0x80;
+/// The payload type, the rest of the second header byte.
+pub(crate) const PAYLOAD_TYPE_MASK: u8 = 0x7F;
 /// The NAL unit type RFC 6184 gives FU-A fragments (§5.8).
 pub const FU_A: u8 = 28;
 /// FU header bit: the first fragment of a NAL unit.
-const FU_START_BIT: u8 = 0x80;
+pub(crate) const FU_START_BIT: u8 = 0x80;
 /// FU header bit: the last fragment of a NAL unit.
-const FU_END_BIT: u8 = 0x40;
+pub(crate) const FU_END_BIT: u8 = 0x40;
 /// `forbidden_zero_bit` and `nal_ref_idc` of a NAL unit header, which the FU
 /// indicator keeps (§5.8).
-const F_NRI_MASK: u8 = 0xE0;
+pub(crate) const F_NRI_MASK: u8 = 0xE0;
 /// `nal_unit_type` of a NAL unit header, which the FU header keeps.
-const TYPE_MASK: u8 = 0x1F;
+pub(crate) const TYPE_MASK: u8 = 0x1F;
 
 /// The packetiser of one RTP stream (one camera): its SSRC, payload type,
 /// size limit, and the sequence number of the next packet.
@@ -183,72 +197,37 @@ pub fn rtp_timestamp(start: Instant, base: u32, at: Instant) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
     use proptest::prelude::*;
 
     use super::*;
     use crate::h264::nal::START_CODE;
+    use crate::rtsp::depacketize::{parse_rtp, Depacketizer, RtpHeader};
 
-    /// One packet's header fields, read back.
-    #[derive(Debug)]
-    struct Header {
-        marker: bool,
-        payload_type: u8,
-        seq: u16,
-        timestamp: u32,
-        ssrc: u32,
-    }
-
-    fn header(packet: &[u8]) -> Header {
-        assert!(packet.len() > RTP_HEADER_BYTES, "{packet:?}");
+    /// One packet's header, read back; camloop sends the fixed header only.
+    fn header(packet: &[u8]) -> RtpHeader {
         assert_eq!(packet[0], 0x80, "V=2, P=0, X=0, CC=0");
-        Header {
-            marker: packet[1] & 0x80 != 0,
-            payload_type: packet[1] & 0x7F,
-            seq: u16::from_be_bytes([packet[2], packet[3]]),
-            timestamp: u32::from_be_bytes(packet[4..8].try_into().unwrap()),
-            ssrc: u32::from_be_bytes(packet[8..12].try_into().unwrap()),
-        }
+        parse_rtp(packet).expect("an RTP packet").0
     }
 
-    /// A receiver's view (what `rtph264depay` does, in short): the NAL
-    /// units carried by single NAL unit and FU-A packets, checking that
-    /// fragments start, go on and end in order.
-    fn depacketize(packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
-        let mut nals = Vec::new();
-        let mut fragmented: Option<Vec<u8>> = None;
+    /// A receiver's view: the AU the packets carry, checking that they make
+    /// one whole AU and nothing else (fragments start, go on and end in
+    /// order, the marker is on the last).
+    fn depacketize(packets: &[Vec<u8>]) -> Vec<u8> {
+        let mut depacketizer = Depacketizer::new();
+        let mut aus = Vec::new();
         for packet in packets {
-            let payload = &packet[RTP_HEADER_BYTES..];
-            if payload[0] & TYPE_MASK != FU_A {
-                assert!(fragmented.is_none(), "a NAL unit between fragments");
-                nals.push(payload.to_vec());
-                continue;
-            }
-            let (indicator, fu_header) = (payload[0], payload[1]);
-            assert!(payload.len() > 2, "an empty fragment");
-            assert_eq!(fu_header & 0x20, 0, "the FU header's R bit");
-            let nal = match fragmented.as_mut() {
-                None => {
-                    assert_ne!(fu_header & FU_START_BIT, 0, "a fragment without a start");
-                    fragmented.insert(vec![(indicator & F_NRI_MASK) | (fu_header & TYPE_MASK)])
-                }
-                Some(nal) => {
-                    assert_eq!(fu_header & FU_START_BIT, 0, "a second start");
-                    nal
-                }
-            };
-            nal.extend_from_slice(&payload[2..]);
-            if fu_header & FU_END_BIT != 0 {
-                nals.extend(fragmented.take());
-            }
+            aus.extend(depacketizer.push(packet));
         }
-        assert!(fragmented.is_none(), "a NAL unit without its end");
-        nals
+        assert_eq!(depacketizer.malformed_packets(), 0);
+        assert_eq!(aus.len(), 1, "one AU, ended by the last packet");
+        aus.remove(0).data
     }
 
-    fn annex_b(nals: &[Vec<u8>]) -> Vec<u8> {
+    /// NAL units in Annex-B form, 4-byte start codes, as an AU's data is.
+    pub(in crate::rtsp) fn annex_b(nals: &[Vec<u8>]) -> Vec<u8> {
         nals.iter()
             .flat_map(|nal| START_CODE.iter().chain(nal.iter()).copied())
             .collect()
@@ -257,7 +236,7 @@ mod tests {
     /// A NAL unit as an encoder writes one: header, then `body` with
     /// emulation prevention bytes wherever `00 00` is followed by a byte of
     /// at most 3, ending in a non-zero byte (the RBSP stop bit).
-    fn nal_unit(header: u8, body: &[u8]) -> Vec<u8> {
+    pub(in crate::rtsp) fn nal_unit(header: u8, body: &[u8]) -> Vec<u8> {
         let mut nal = vec![header];
         let mut zeros = 0;
         for &byte in body {
@@ -298,13 +277,13 @@ mod tests {
 
         for (i, packet) in packets.iter().enumerate() {
             let header = header(packet);
-            assert_eq!(header.seq, 7 + i as u16);
+            assert_eq!(header.sequence_number, 7 + i as u16);
             assert_eq!(header.timestamp, 3000);
             assert_eq!(header.ssrc, 0x1234_5678);
             assert_eq!(header.payload_type, 96);
             assert_eq!(header.marker, i == 3, "marker only on the AU's last packet");
         }
-        assert_eq!(depacketize(&packets), [sps, idr]);
+        assert_eq!(depacketize(&packets), au);
         assert_eq!(packetizer.next_sequence_number(), 11);
         assert_eq!(packetizer.packet_count(), 4);
         let payload_bytes: usize = packets.iter().map(|p| p.len() - RTP_HEADER_BYTES).sum();
@@ -314,20 +293,18 @@ mod tests {
     #[test]
     fn fu_a_keeps_the_forbidden_bit_and_nal_ref_idc() {
         for header in [0x01, 0x21, 0x41, 0x65, 0xE5] {
-            let nal = nal_unit(header, &[0x11; 30]);
+            let au = annex_b(&[nal_unit(header, &[0x11; 30])]);
             let mut packets = Vec::new();
-            Packetizer::new(1, 96, 8, 0).packetize(
-                &annex_b(std::slice::from_ref(&nal)),
-                0,
-                &mut packets,
-            );
+            Packetizer::new(1, 96, 8, 0).packetize(&au, 0, &mut packets);
             assert!(packets.len() > 1);
             for packet in &packets {
                 assert_eq!(packet[RTP_HEADER_BYTES] & F_NRI_MASK, header & F_NRI_MASK);
                 assert_eq!(packet[RTP_HEADER_BYTES] & TYPE_MASK, FU_A);
-                assert_eq!(packet[RTP_HEADER_BYTES + 1] & TYPE_MASK, header & TYPE_MASK);
+                let fu_header = packet[RTP_HEADER_BYTES + 1];
+                assert_eq!(fu_header & TYPE_MASK, header & TYPE_MASK);
+                assert_eq!(fu_header & 0x20, 0, "the FU header's R bit");
             }
-            assert_eq!(depacketize(&packets), [nal]);
+            assert_eq!(depacketize(&packets), au);
         }
     }
 
@@ -338,7 +315,7 @@ mod tests {
         let mut packets = Vec::new();
         packetizer.packetize(&au, 0, &mut packets);
         packetizer.packetize(&au, 3000, &mut packets);
-        let seqs: Vec<u16> = packets.iter().map(|p| header(p).seq).collect();
+        let seqs: Vec<u16> = packets.iter().map(|p| header(p).sequence_number).collect();
         assert_eq!(seqs, [65534, 65535, 0, 1]);
         let markers: Vec<bool> = packets.iter().map(|p| header(p).marker).collect();
         assert_eq!(markers, [false, true, false, true]);
@@ -385,7 +362,7 @@ mod tests {
 
     /// A random NAL unit: a header of type 1 to 23 with any `nal_ref_idc`,
     /// then up to 5000 bytes with plenty of zeros.
-    fn any_nal_unit() -> impl Strategy<Value = Vec<u8>> {
+    pub(in crate::rtsp) fn any_nal_unit() -> impl Strategy<Value = Vec<u8>> {
         (
             0u8..4,
             1u8..24,
@@ -417,13 +394,13 @@ mod tests {
                 for (j, packet) in packets.iter().enumerate() {
                     prop_assert!(packet.len() - RTP_HEADER_BYTES <= max_payload_bytes);
                     let header = header(packet);
-                    prop_assert_eq!(header.seq, seq);
+                    prop_assert_eq!(header.sequence_number, seq);
                     prop_assert_eq!(header.timestamp, timestamp);
                     prop_assert_eq!(header.ssrc, ssrc);
                     prop_assert_eq!(header.marker, j == packets.len() - 1);
                     seq = seq.wrapping_add(1);
                 }
-                prop_assert_eq!(&depacketize(&packets), nals);
+                prop_assert_eq!(depacketize(&packets), au);
             }
             prop_assert_eq!(packetizer.next_sequence_number(), seq);
         }
