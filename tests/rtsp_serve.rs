@@ -1842,7 +1842,7 @@ fn a_udp_session_lives_on_its_receiver_reports_and_ends_without_them() {
         }
         let (packet, from) = ports.next_rtp().expect("RTP keeps coming while RTCP goes");
         assert_eq!(from.ip().to_string(), "127.0.0.1");
-        if let Some(au) = depacketizer.push(&packet) {
+        for au in depacketizer.push(&packet) {
             first_keyframe.get_or_insert(au.keyframe);
             aus += 1;
         }

@@ -31,8 +31,9 @@ use crate::h264::DEFAULT_MAX_AU_BYTES;
 /// several NAL units of one timestamp, each after its 16-bit size.
 pub const STAP_A: u8 = 24;
 
-/// The payload types that are a NAL unit of their own: H.264's types 1 to
-/// 23 (RFC 6184 §5.6). 0 is undefined, 24 to 31 are RTP's packet kinds.
+/// The types (in a payload's first byte) of a single NAL unit packet:
+/// H.264's NAL unit types 1 to 23 (RFC 6184 §5.6). 0 is undefined, 24 to
+/// 31 are RTP's own packet kinds.
 const SINGLE_NAL_TYPES: RangeInclusive<u8> = 1..=23;
 
 /// Sequence numbers ahead of the expected one by less than this are taken
@@ -217,21 +218,20 @@ impl Depacketizer {
             self.malformed_packets += 1;
             return;
         };
-        let gap = self
-            .expected_sequence_number
-            .is_some_and(|expected| expected != header.sequence_number);
-        if gap {
-            self.gaps += 1;
-            let ahead = header
-                .sequence_number
-                .wrapping_sub(self.expected_sequence_number.unwrap_or_default());
-            if ahead < SEQUENCE_AHEAD_LIMIT {
-                self.lost_packets += u64::from(ahead);
+        let gap = match self.expected_sequence_number {
+            Some(expected) if expected != header.sequence_number => {
+                self.gaps += 1;
+                let ahead = header.sequence_number.wrapping_sub(expected);
+                if ahead < SEQUENCE_AHEAD_LIMIT {
+                    self.lost_packets += u64::from(ahead);
+                }
+                if let Some(au) = &mut self.current {
+                    au.damaged = true;
+                }
+                true
             }
-            if let Some(au) = &mut self.current {
-                au.damaged = true;
-            }
-        }
+            _ => false,
+        };
         self.expected_sequence_number = Some(header.sequence_number.wrapping_add(1));
         if self
             .current
@@ -564,9 +564,10 @@ mod tests {
     fn a_lost_packet_discards_its_au_and_the_next_au_follows_a_gap() {
         let aus = three_aus();
         let all = packets(&aus, 100, 65533);
-        // The large P's second fragment (4 + 1 is its index) is lost.
-        let fragment = 4 + 1;
-        assert_eq!(all[fragment][RTP_HEADER_BYTES] & TYPE_MASK, FU_A);
+        // The large P's first fragment (after SPS, PPS and the IDR's two)
+        // is lost.
+        let fragment = 4;
+        assert_eq!(all[fragment][RTP_HEADER_BYTES..][..2], [0x5C, 0x81]);
         let mut lossy = all.clone();
         lossy.remove(fragment);
         let mut depacketizer = Depacketizer::new();
@@ -582,7 +583,7 @@ mod tests {
         assert_eq!(
             depacketizer.malformed_packets(),
             0,
-            "fragments after a loss"
+            "fragments whose start was lost"
         );
     }
 
@@ -634,6 +635,7 @@ mod tests {
     #[test]
     fn malformed_payloads_are_counted_and_discard_their_au() {
         let fu_a_middle = [0x7C, 0x05, 1, 2];
+        let fu_a_end = [0x7C, 0x45, 1, 2];
         let stap_past_end = [0x78, 0, 5, 0x67, 1];
         let stap_zero_size = [0x78, 0, 0];
         let stap_odd_byte = [0x78, 0, 1, 0x67, 0];
@@ -652,6 +654,7 @@ mod tests {
             &[0x7F, 1],
             &[0x78],
             &fu_a_middle,
+            &fu_a_end,
             &stap_past_end,
             &stap_zero_size,
             &stap_odd_byte,
@@ -663,13 +666,15 @@ mod tests {
             let mut depacketizer = Depacketizer::new();
             let good = rtp(0x80, false, 1, 0, &[0x41, 1]);
             assert_eq!(depacketizer.push(&good).count(), 0);
-            let bad = rtp(0x80, true, 2, 0, payload);
+            // Without the marker, which would end a fragmented NAL unit
+            // too early: the payload alone must be found malformed.
+            let bad = rtp(0x80, false, 2, 0, payload);
             assert_eq!(depacketizer.push(&bad).count(), 0, "{payload:?}");
             assert_eq!(depacketizer.malformed_packets(), 1, "{payload:?}");
-            assert_eq!(depacketizer.discarded_aus(), 1, "{payload:?}");
             let next: Vec<ReceivedAu> = depacketizer
                 .push(&rtp(0x80, true, 3, 3000, &[0x41, 2]))
                 .collect();
+            assert_eq!(depacketizer.discarded_aus(), 1, "{payload:?}");
             assert!(next[0].follows_gap, "{payload:?}");
         }
     }
@@ -677,12 +682,16 @@ mod tests {
     #[test]
     fn a_nal_unit_between_fragments_or_a_marker_inside_one_is_malformed() {
         let start = rtp(0x80, false, 1, 0, &[0x7C, 0x85, 1]);
-        for (next, marker) in [(&[0x41, 1][..], true), (&[0x7C, 0x05, 2], true)] {
+        let stap_a = [0x78, 0, 1, 0x41];
+        for (next, marker) in [
+            (&[0x41, 1][..], false),
+            (&stap_a, false),
+            (&[0x7C, 0x05, 2], true),
+        ] {
             let mut depacketizer = Depacketizer::new();
             assert_eq!(depacketizer.push(&start).count(), 0);
             assert_eq!(depacketizer.push(&rtp(0x80, marker, 2, 0, next)).count(), 0);
             assert_eq!(depacketizer.malformed_packets(), 1, "{next:?}");
-            assert_eq!(depacketizer.discarded_aus(), 1);
         }
         // A fragment without its end when the timestamp moves on.
         let mut depacketizer = Depacketizer::new();

@@ -1,5 +1,5 @@
-//! RTSP, sans-IO: the pieces of the RTSP server of issue 28 that need no
-//! socket and no clock.
+//! RTSP, sans-IO: the pieces of the RTSP server (and of its clients: the
+//! load tool, the tests) that need no socket and no clock.
 //!
 //! This module owns the bytes of RTSP 1.0 (RFC 2326) as camloop speaks it
 //! and of the media it sends:
@@ -11,7 +11,8 @@
 //! - [`request`]: a client's input, requests and `$`-framed RTCP
 //!   interleaved, into events ([`RtspReader`]); what a `Transport` header
 //!   offers and which camera and track a URL names.
-//! - [`response`]: the bytes of a response, `CSeq`, `Session` and body.
+//! - [`response`]: the bytes of a response, `CSeq`, `Session` and body,
+//!   and a packet framed for an interleaved channel.
 //! - [`rtcp`]: sender reports (and receiver reports, for test clients) in
 //!   compound packets with a CNAME, the walk through a compound packet,
 //!   and RTCP told from RTP on one channel.
@@ -23,9 +24,9 @@
 //! Like [`crate::h264`], it never touches a socket, a pipe or a clock, so
 //! every part of it can be tested, and fuzzed, with plain byte slices (the
 //! one exception, [`auth::new_nonce`], asks the OS for random bytes). The
-//! server wiring (listeners, sessions, when to challenge, RTCP timing)
-//! comes with issue 28 and sits on top of these pieces; nothing uses them
-//! yet.
+//! server wiring (listeners, sessions, when to challenge, RTCP timing,
+//! one camera's shared RTP stream) sits on top of these pieces, in
+//! `server::rtsp_session`, `server::rtp_stream` and `server::rtp_udp`.
 
 pub mod auth;
 pub mod depacketize;
