@@ -251,11 +251,28 @@ impl Drop for Reaped {
     }
 }
 
-/// Established IPv4 connections whose remote end is loopback port `port`,
-/// from the kernel's table (`/proc/net/tcp`: `sl local rem st ...`, ports
-/// in hex, state 01 = ESTABLISHED). On the client's side of each socket,
-/// so it shows which listening port every connection went to.
-fn established_to_port(port: u16) -> usize {
+/// Established IPv4 connections of process `pid` whose remote end is
+/// loopback port `port`, from the kernel's table (`/proc/net/tcp`: `sl
+/// local rem st … inode`, ports in hex, state 01 = ESTABLISHED), kept to
+/// the sockets among `pid`'s descriptors (`/proc/PID/fd`, `socket:[INODE]`).
+/// On the client's side of each socket, so it shows which listening port
+/// every connection went to. Without the process filter another test's
+/// connection could count: its server side has the remote port of its
+/// client, which the kernel may have picked equal to `port`.
+fn established_to_port(pid: u32, port: u16) -> usize {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read the load tool's descriptors")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
     let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
     let remote = format!("0100007F:{port:04X}");
     table
@@ -263,7 +280,9 @@ fn established_to_port(port: u16) -> usize {
         .skip(1)
         .filter(|line| {
             let fields: Vec<&str> = line.split_ascii_whitespace().collect();
-            fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"01")
+            fields.get(2) == Some(&remote.as_str())
+                && fields.get(3) == Some(&"01")
+                && fields.get(9).is_some_and(|inode| inodes.contains(*inode))
         })
         .count()
 }
@@ -324,9 +343,10 @@ fn hold_spreads_idle_connections_over_two_listening_ports_of_camloop() {
     // The control connection itself is one of the clients.
     let stats = control.wait_for_clients(HELD as u64 + 1);
     assert_eq!(stats.get("clients"), HELD as u64 + 1, "{stats:?}");
-    // Half on each port; the control connection is the one extra on the first.
-    assert_eq!(established_to_port(addrs[0].port()), HELD / 2 + 1);
-    assert_eq!(established_to_port(addrs[1].port()), HELD / 2);
+    // Half of the tool's connections on each port.
+    let pid = load.0.id();
+    assert_eq!(established_to_port(pid, addrs[0].port()), HELD / 2);
+    assert_eq!(established_to_port(pid, addrs[1].port()), HELD / 2);
     drop(load);
 }
 

@@ -1535,7 +1535,7 @@ fn a_failing_camera_answers_503_while_another_camera_plays() {
 /// viewer of the same server receiving access units after all of them: 400
 /// without `CSeq` (then closed), 505 for RTSP/2.0 (then closed), 404 for an
 /// unknown camera, 455 for `PLAY` before `SETUP`, 454 for a session that is
-/// not the connection's, 461 for a UDP transport, 551 for `Require` (with
+/// not the connection's, 461 for a multicast transport, 551 for `Require` (with
 /// `Unsupported`), 405 for `ANNOUNCE` and `RECORD`, 501 for an unknown
 /// method, 459 for `SETUP` and `PLAY` of another camera within a session;
 /// the connection that got them is still answered; and a client frame over
@@ -1604,13 +1604,13 @@ fn every_error_status_leaves_a_playing_viewer_unaffected() {
         &door,
         &[("Session", "0123456789ABCDEF")],
     );
-    let udp = "RTP/AVP;unicast;client_port=5000-5001";
+    let multicast = "RTP/AVP;multicast;client_port=5000-5001";
     expect(
         &mut client,
         461,
         "SETUP",
         &format!("{door}/trackID=0"),
-        &[("Transport", udp)],
+        &[("Transport", multicast)],
     );
     let answer = expect(
         &mut client,

@@ -1,0 +1,401 @@
+#!/usr/bin/env bash
+# benches/rtsp_viewers.sh: RTSP fan-out of an H.264 camera, camloop against
+# gst-rtsp-server serving the same stream, in the same run (issue 29).
+#
+#   benches/rtsp_viewers.sh > benches/results/rtsp_viewers.md
+#
+# The camera: a 10 s 1280x720 / 30 fps / 2 Mbit/s clip (x264 ultrafast,
+# zerolatency, an IDR every 30 frames, -maxrate 2M -bufsize 1M), replayed in
+# real time by an `exec:` ffmpeg child (`-re -stream_loop -1 -c copy -f
+# h264`) into `camloop serve --rtsp 127.0.0.1:0 --rtsp-udp-ports 0`. The
+# reference: benches/reference/rtsp_reference.py, gst-rtsp-server (the
+# system's, 1.22 on Debian 12) looping the same clip's Annex-B bytes (`-c
+# copy -f h264`, what the exec: child writes) through multifilesrc,
+# h264parse and rtph264pay in one shared media, over TCP or UDP.
+#
+# For each transport and viewer count (TCP_COUNTS, then UDP_COUNTS), the two
+# servers take turns, camloop first; each row gets a fresh server on
+# 127.0.0.1, a keeper (one ffmpeg RTSP/TCP reader started SETTLE_S before the
+# load, the same for both servers: it keeps gst-rtsp-server's shared media
+# playing, so the measured viewers join a running stream as they would join
+# a camera, and fills nothing camloop does not fill by itself), then
+# `camloop load --rtsp URL --viewers N --transport tcp|udp --warmup WARMUP_S
+# --duration DURATION_S --server-pid PID --json` (one single-threaded mio
+# loop, RTP depacketised into access units). Per row:
+#
+# - fps per viewer (mean, min): access units each viewer received in the
+#   window, from `camloop load --json`; stalled and dropped viewers, errors,
+#   RTP packets lost (sequence gaps, the tool's count) and MB/s received;
+# - server CPU % (user + system, /proc/PID/stat, over the measured window
+#   only: the tool reads it with --server-pid; 100 = one core), the busiest
+#   server thread's % (/proc/PID/task/*/stat across the same window, this
+#   script's own clock), camloop's camera child (its ffmpeg) apart: the
+#   reference reads and parses its clip inside its own process, so "camloop
+#   + child" is the like-for-like figure; the client's CPU (the tool's own);
+# - server threads (/proc/PID/status), RSS (VmRSS) and descriptors, sampled
+#   mid-window;
+# - frame age p99 at the client (arrival - the AU's capture time on the
+#   wall clock, from the RTP timestamp through the sender reports' NTP
+#   mapping), all AUs and IDRs and non-IDR AUs apart where the tool
+#   reports them;
+# - camloop's own `frame_send_age_us_p99` from the control port's `stats`
+#   (an AU ready to send -> written whole to a TCP viewer's socket, every
+#   AU: the server does not split IDRs out; over this row's server's whole
+#   life, warmup and joins included; UDP datagrams are not timed by it, so
+#   a UDP row shows n/a); the reference has no such figure;
+# - time to first picture: PLAY sent -> the first IDR complete, p50 and max
+#   over the viewers (camloop sends its GOP cache at once; gst-rtsp-server
+#   waits for the next IDR, up to one GOP, 1 s);
+# - camloop's camera rate (`frames_grabbed` per s over the window) and, over
+#   UDP, its `rtsp_udp_packets_dropped` in the window.
+#
+# After the table: each target of the issue with its measured value, and
+# for each server the first row (TCP counts in order) at which the slowest
+# viewer falls below DROP_RATIO x FPS, and what ran out there.
+#
+# Environment: TCP_COUNTS (default "1 100 200 500"), UDP_COUNTS ("100"),
+# DURATION_S (10), WARMUP_S (2), SETTLE_S (3), SERVERS ("camloop gst"),
+# CAMLOOP (a camloop binary to use instead of building one), CAMLOOP_LOAD
+# (the binary whose `load` is run; default CAMLOOP). A smoke run that only
+# checks the script:
+#
+#   TCP_COUNTS="1 5" UDP_COUNTS="2" DURATION_S=1 WARMUP_S=1 SETTLE_S=2 benches/rtsp_viewers.sh
+#
+# About 3 minutes with the defaults. Needs ffmpeg (libx264), Debian's
+# /usr/bin/python3 with python3-gi and gir1.2-gst-rtsp-server-1.0, and
+# GStreamer's good and bad plugins (scripts/setup.sh test). 500 viewers take
+# 500 descriptors in each process: the script raises its soft limit to the
+# hard one. Only 127.0.0.1 is contacted; everything started here is stopped
+# on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TCP_COUNTS=${TCP_COUNTS:-"1 100 200 500"}
+UDP_COUNTS=${UDP_COUNTS:-"100"}
+DURATION_S=${DURATION_S:-10}   # measured seconds per row
+WARMUP_S=${WARMUP_S:-2}        # seconds of streaming (and connecting) before each window
+SETTLE_S=${SETTLE_S:-3}        # seconds between a server's start (keeper playing) and its load
+SERVERS=${SERVERS:-"camloop gst"}
+FPS=30
+CLIP_S=10
+DROP_RATIO=0.9                 # the slowest viewer below this x FPS: the rate dropped
+BUSY_CPU_PERCENT=90            # a process (or thread) at this much of one core has run out
+REFERENCE=benches/reference/rtsp_reference.py
+PYTHON=/usr/bin/python3        # Debian's, with gi
+HZ=$(getconf CLK_TCK)
+
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+WORK=$(mktemp -d /tmp/camloop-rtsp-viewers.XXXXXX)
+PIDS=()      # every process started here
+REF_FD=      # the write end of the reference's stdin
+cleanup() {
+    local pid
+    [[ -n $REF_FD ]] && exec {REF_FD}>&- 2>/dev/null
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "rtsp_viewers: $*" >&2; }
+. benches/proc.sh  # cpu_ticks, rss_kib, open_fds, fd_limit, json_field
+
+for tool in ffmpeg "$PYTHON"; do
+    command -v "$tool" >/dev/null || { log "$tool is needed (scripts/setup.sh test)"; exit 1; }
+done
+if [[ -z ${CAMLOOP:-} ]]; then
+    log "building (cargo build --release --no-default-features --bin camloop)"
+    cargo build --release --no-default-features --quiet --bin camloop
+    CAMLOOP=$TARGET_DIR/release/camloop
+fi
+LOAD=${CAMLOOP_LOAD:-$CAMLOOP}
+if ! "$LOAD" load --help 2>/dev/null | grep -q -- '--rtsp'; then
+    log "$LOAD load has no --rtsp mode (CAMLOOP_LOAD=a binary that has it)"
+    exit 1
+fi
+
+log "encoding a ${CLIP_S} s 1280x720 H.264 clip at $FPS fps and its Annex-B copy"
+CLIP=$WORK/clip.mkv
+RAW=$WORK/clip.h264
+ffmpeg -nostdin -loglevel error -f lavfi -i "testsrc2=size=1280x720:rate=$FPS" -t "$CLIP_S" \
+    -c:v libx264 -preset ultrafast -tune zerolatency -g "$FPS" -b:v 2M -maxrate 2M -bufsize 1M \
+    -pix_fmt yuv420p "$CLIP"
+# The bytes the exec: child writes: -c copy -f h264 puts the SPS and PPS
+# (from the Matroska header) before every IDR.
+ffmpeg -nostdin -loglevel error -i "$CLIP" -c copy -f h264 "$RAW"
+EXEC_CAMERA="exec:ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i $CLIP -c copy -f h264 -"
+
+# stats_line PORT: the `OK key=value ...` line of camloop's `stats`.
+stats_line() { "$CAMLOOP" ctl "127.0.0.1:$1" stats 2>>"$WORK/ctl.err" | grep '^OK' || true; }
+# stat KEY LINE: the value of KEY in a stats line, or nothing.
+stat() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
+# jf FILE KEY...: the first of the KEYs with a value in a JSON report, or n/a.
+jf() {
+    local file=$1 key value; shift
+    for key; do
+        value=$(json_field "$key" "$file")
+        if [[ -n $value && $value != null ]]; then echo "$value"; return; fi
+    done
+    echo n/a
+}
+# ms MICROSECONDS: milliseconds with one decimal, n/a stays.
+ms() { [[ $1 == n/a ]] && echo n/a || awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
+# percent_of_core TICKS: ticks over the window as % of one core.
+percent_of_core() { awk -v t="$1" -v hz="$HZ" -v d="$DURATION_S" 'BEGIN { printf "%.1f", 100 * t / hz / d }'; }
+threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
+# task_ticks PID: "TID TICKS" per thread.
+task_ticks() {
+    local task
+    for task in /proc/"$1"/task/*; do
+        echo "${task##*/} $(sed 's/.*) //' "$task/stat" 2>/dev/null | awk '{ print $12 + $13 }')"
+    done
+}
+# busiest_thread BEFORE AFTER: the largest per-thread tick delta, % of one core.
+busiest_thread() {
+    local ticks
+    ticks=$(awk 'NR == FNR { before[$1] = $2; next } { d = $2 - before[$1]; if (d > m) m = d } END { print m + 0 }' "$1" "$2")
+    percent_of_core "$ticks"
+}
+# The first child of process $1 (camloop's camera ffmpeg), from /proc.
+child_of() {
+    local p
+    for p in /proc/[0-9]*; do
+        [[ $(sed 's/.*) //' "$p/stat" 2>/dev/null | awk '{ print $2 }') == "$1" ]] && { basename "$p"; return; }
+    done
+    return 0
+}
+# stop PID...: SIGTERM, then wait.
+stop() {
+    local pid
+    for pid; do kill "$pid" 2>/dev/null || true; done
+    for pid; do wait "$pid" 2>/dev/null || true; done
+}
+
+SERVER_PID=
+SERVER_URL=
+SERVER_CTL=
+# start_camloop: a fresh camloop, its RTSP URL in SERVER_URL.
+start_camloop() {
+    local out=$WORK/camloop.out attempt line
+    : >"$out"
+    "$CAMLOOP" serve --rtsp 127.0.0.1:0 --rtsp-udp-ports 0 --listen 127.0.0.1:0 --http 127.0.0.1:0 \
+        --camera "$EXEC_CAMERA" --fps "$FPS" --snapshot-dir "$WORK/snapshots" \
+        >"$out" 2>>"$WORK/camloop.log" &
+    SERVER_PID=$!; PIDS+=("$SERVER_PID")
+    for attempt in $(seq 50); do
+        line=$(grep -m 1 '^listening control=.* rtsp=127' "$out" || true)
+        [[ -n $line ]] && break
+        sleep 0.1
+    done
+    SERVER_CTL=$(sed -n 's/^listening control=127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$line")
+    local rtsp; rtsp=$(sed -n 's/.* rtsp=\(127\.0\.0\.1:[0-9]*\).*/\1/p' <<<"$line")
+    if [[ -z $SERVER_CTL || -z $rtsp ]]; then
+        log "camloop did not start: $(tail -c 300 "$WORK/camloop.log")"
+        exit 1
+    fi
+    SERVER_URL="rtsp://$rtsp/"
+}
+# start_gst: a fresh reference, its stdin a FIFO this script holds open.
+start_gst() {
+    local out=$WORK/gst.out attempt
+    : >"$out"
+    rm -f "$WORK/gst.in"; mkfifo "$WORK/gst.in"
+    "$PYTHON" "$REFERENCE" "$RAW" 0 "$FPS" <"$WORK/gst.in" >"$out" 2>>"$WORK/gst.log" &
+    SERVER_PID=$!; PIDS+=("$SERVER_PID")
+    exec {REF_FD}>"$WORK/gst.in"
+    SERVER_CTL=
+    for attempt in $(seq 100); do
+        SERVER_URL=$(sed -n 's/^ready \(rtsp:\/\/127\.0\.0\.1:[0-9]*\/.*\)$/\1/p' "$out")
+        [[ -n $SERVER_URL ]] && return
+        sleep 0.1
+    done
+    log "the reference did not start: $(tail -c 300 "$WORK/gst.log")"
+    exit 1
+}
+stop_server() {
+    local child=${1:-}
+    if [[ -n $REF_FD ]]; then exec {REF_FD}>&-; REF_FD=; fi
+    stop "$SERVER_PID"
+    [[ -n $child ]] && stop "$child"
+    SERVER_PID=
+}
+
+ROWS=()
+declare -A R  # R[server,transport,count,field]: the figures the targets and verdicts read
+DROPPED_AT=() # one line per server
+
+# measure SERVER TRANSPORT COUNT: one row.
+measure() {
+    local server=$1 transport=$2 viewers=$3 name
+    case $server in
+        camloop) start_camloop; name="camloop" ;;
+        gst) start_gst; name="gst-rtsp-server" ;;
+    esac
+    local keeper_log=$WORK/keeper-$server-$transport-$viewers.log
+    ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i "$SERVER_URL" -c copy -f null - \
+        >/dev/null 2>"$keeper_log" &
+    local keeper=$!; PIDS+=("$keeper")
+    sleep "$SETTLE_S"
+    local child=""; [[ $server == camloop ]] && child=$(child_of "$SERVER_PID")
+    log "$name: $viewers $transport viewer(s), ${WARMUP_S} s warmup + ${DURATION_S} s"
+    local run=$WORK/load-$server-$transport-$viewers.json
+    timeout "$(awk -v w="$WARMUP_S" -v d="$DURATION_S" 'BEGIN { print int(w + d + 60) }')" \
+        "$LOAD" load --rtsp "$SERVER_URL" --viewers "$viewers" --transport "$transport" \
+        --warmup "$WARMUP_S" --duration "$DURATION_S" --server-pid "$SERVER_PID" --json \
+        >"$run" 2>"$run.err" &
+    local client=$!; PIDS+=("$client")
+    sleep "$WARMUP_S"
+    local before="" after="" s0 s1 c0="" c1=""
+    [[ -n $SERVER_CTL ]] && before=$(stats_line "$SERVER_CTL")
+    s0=$(cpu_ticks "$SERVER_PID"); [[ -n $child ]] && c0=$(cpu_ticks "$child")
+    task_ticks "$SERVER_PID" >"$WORK/tasks0"
+    sleep "$(awk -v d="$DURATION_S" 'BEGIN { print d / 2 }')"
+    local rss threads fds
+    rss=$(awk -v k="$(rss_kib "$SERVER_PID")" 'BEGIN { printf "%.1f", k / 1024 }')
+    threads=$(threads_of "$SERVER_PID")
+    fds=$(open_fds "$SERVER_PID")
+    sleep "$(awk -v d="$DURATION_S" 'BEGIN { print d / 2 }')"
+    s1=$(cpu_ticks "$SERVER_PID"); [[ -n $child && -e /proc/$child ]] && c1=$(cpu_ticks "$child")
+    task_ticks "$SERVER_PID" >"$WORK/tasks1"
+    [[ -n $SERVER_CTL ]] && after=$(stats_line "$SERVER_CTL")
+    if ! wait "$client"; then
+        log "camloop load failed ($name, $viewers $transport): $(head -c 300 "$run.err")"
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        log "$name died with $viewers $transport viewers"
+        exit 1
+    fi
+    local keeper_alive=yes; kill -0 "$keeper" 2>/dev/null || keeper_alive=no
+    stop "$keeper"
+    stop_server "$child"
+
+    local f=$run mean min stalled dropped errors lost mbps server_cpu own_cpu busiest child_cpu client_cpu
+    mean=$(jf "$f" fps_per_viewer_mean)
+    min=$(jf "$f" fps_per_viewer_min)
+    stalled=$(jf "$f" stalled_viewers viewers_stalled)
+    dropped=$(jf "$f" dropped_viewers viewers_dropped)
+    errors=$(jf "$f" errors)
+    lost=$(jf "$f" rtp_packets_lost packets_lost rtp_lost)
+    mbps=$(jf "$f" bytes_per_s); [[ $mbps != n/a ]] && mbps=$(awk -v b="$mbps" 'BEGIN { printf "%.2f", b / 1e6 }')
+    own_cpu=$(percent_of_core "$((s1 - s0))")
+    server_cpu=$(jf "$f" server_cpu_percent); [[ $server_cpu == n/a ]] && server_cpu=$own_cpu
+    busiest=$(busiest_thread "$WORK/tasks0" "$WORK/tasks1")
+    child_cpu=n/a; [[ -n $c0 && -n $c1 ]] && child_cpu=$(percent_of_core "$((c1 - c0))")
+    local together=$server_cpu
+    [[ $child_cpu != n/a ]] && together=$(awk -v a="$server_cpu" -v b="$child_cpu" 'BEGIN { printf "%.1f", a + b }')
+    client_cpu=$(jf "$f" tool_cpu_percent)
+    local age age_idr age_non_idr first_p50 first_max first_error
+    age=$(jf "$f" frame_age_p99_us)
+    age_idr=$(jf "$f" frame_age_idr_p99_us idr_frame_age_p99_us)
+    age_non_idr=$(jf "$f" frame_age_non_idr_p99_us non_idr_frame_age_p99_us)
+    first_p50=$(ms "$(jf "$f" first_idr_us_p50 first_idr_p50_us first_picture_us_p50)")
+    first_max=$(ms "$(jf "$f" first_idr_us_max first_idr_max_us first_picture_us_max)")
+    first_error=$(json_field first_error "$f" | tr -d '"')
+    local send_age=n/a grabs=n/a udp_dropped=n/a
+    if [[ -n $after ]]; then
+        [[ $transport == tcp ]] && send_age=$(stat frame_send_age_us_p99 "$after")
+        grabs=$(awk -v a="$(stat frames_grabbed "$before")" -v b="$(stat frames_grabbed "$after")" \
+            -v d="$DURATION_S" 'BEGIN { printf "%.1f", (b - a) / d }')
+        if [[ $transport == udp ]]; then
+            udp_dropped=$(( $(stat rtsp_udp_packets_dropped "$after") - $(stat rtsp_udp_packets_dropped "$before") ))
+        fi
+    fi
+    [[ $keeper_alive == no ]] && log "$name: the keeper had stopped by the end ($(head -c 200 "$keeper_log"))"
+    ROWS+=("| $name | $transport | $viewers | $mean | $min | $stalled | $dropped | $errors | $lost | $udp_dropped | $mbps | $server_cpu | $busiest | $child_cpu | $together | $client_cpu | $threads | $rss | $fds / $(ulimit -n) | $age | $age_idr | $age_non_idr | ${send_age:-n/a} | $first_p50 | $first_max | $grabs |")
+    local key="$server,$transport,$viewers"
+    R[$key,mean]=$mean; R[$key,min]=$min; R[$key,cpu]=$server_cpu; R[$key,together]=$together
+    R[$key,first_p50]=$first_p50; R[$key,first_max]=$first_max; R[$key,send_age]=${send_age:-n/a}
+    R[$key,age_non_idr]=$age_non_idr; R[$key,stalled]=$stalled; R[$key,dropped]=$dropped
+    # The first row at which the slowest viewer drops, and what ran out.
+    if [[ -z ${R[$server,dropped_at]:-} ]] && awk -v m="$min" -v f="$FPS" -v r="$DROP_RATIO" \
+        'BEGIN { exit !(m == "n/a" || m < f * r) }'; then
+        R[$server,dropped_at]="$viewers $transport"
+        R[$server,verdict]=$(awk -v s="$server_cpu" -v t="$busiest" -v c="$client_cpu" -v busy="$BUSY_CPU_PERCENT" \
+            -v cores="$(nproc)" -v e="$first_error" -v g="$grabs" -v f="$FPS" -v r="$DROP_RATIO" 'BEGIN {
+                if (c == "n/a") c = 0
+                if (e ~ /[Tt]oo many open files/) print "descriptors (" e ")"
+                else if (g != "n/a" && g < f * r) print "the camera itself: it delivered " g " frames/s"
+                else if (t >= busy && c >= busy) print "a server thread (" t " % of a core) and the client (" c " %)"
+                else if (t >= busy) print "the server'"'"'s busiest thread (" t " % of a core; the process " s " %)"
+                else if (c >= busy) print "the client'"'"'s CPU (" c " % of a core)"
+                else if (s + c >= busy * cores) print "the machine'"'"'s cores (server " s " % + client " c " %)"
+                else print "none of a server thread (" t " %), the client (" c " %) or descriptors: look at stalls, drops and losses"
+            }')
+    fi
+    sleep 1
+}
+
+for viewers in $TCP_COUNTS; do
+    for server in $SERVERS; do measure "$server" tcp "$viewers"; done
+done
+for viewers in $UDP_COUNTS; do
+    for server in $SERVERS; do measure "$server" udp "$viewers"; done
+done
+
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+gst_version=$("$PYTHON" -c 'import gi; gi.require_version("Gst", "1.0"); from gi.repository import Gst; Gst.init(None); print(Gst.version_string())' 2>/dev/null || echo '?')
+load_rev=$(git -C "$(dirname "$(readlink -f "$LOAD")")" rev-parse --short HEAD 2>/dev/null || echo '?')
+cat <<EOF
+# RTSP fan-out: camloop against gst-rtsp-server, 1280x720 / $FPS fps / 2 Mbit/s H.264
+
+- command: \`TCP_COUNTS="$TCP_COUNTS" UDP_COUNTS="$UDP_COUNTS" DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S SETTLE_S=$SETTLE_S benches/rtsp_viewers.sh\`
+- camloop: \`camloop serve --rtsp 127.0.0.1:0 --rtsp-udp-ports 0 --listen 127.0.0.1:0 --http 127.0.0.1:0 --camera 'exec:ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i CLIP.mkv -c copy -f h264 -' --fps $FPS\`, release build without default features, camloop $(git rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ $LOAD != "$CAMLOOP" ]] && echo "; the load tool from \`$LOAD\` (built from $load_rev)" )
+- reference: \`/usr/bin/python3 benches/reference/rtsp_reference.py CLIP.h264\` ($gst_version, gst-rtsp-server's defaults, one shared media)
+- clip: \`ffmpeg -f lavfi -i testsrc2=size=1280x720:rate=$FPS -t $CLIP_S -c:v libx264 -preset ultrafast -tune zerolatency -g $FPS -b:v 2M -maxrate 2M -bufsize 1M -pix_fmt yuv420p CLIP.mkv\`; CLIP.h264 = \`ffmpeg -i CLIP.mkv -c copy -f h264\`
+- viewers: \`camloop load --rtsp URL --viewers N --transport T --warmup $WARMUP_S --duration $DURATION_S --server-pid PID --json\`, plus one ffmpeg RTSP/TCP keeper per server started ${SETTLE_S} s before; a fresh server for each row, the two servers alternating (camloop first)
+- machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r), shared with other work (expect noise); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)
+- date: $(date -u '+%Y-%m-%d %H:%M UTC')
+
+CPU % is over the measured window only (100 = one core): the server process, its busiest thread, camloop's camera child (the reference parses its clip in-process) and the two together, and the load tool's own. Threads, RSS and descriptors are sampled mid-window. Client frame age: arrival - capture time (RTP timestamp through the sender reports). \`frame_send_age_us_p99\` is camloop's own, every AU (the server does not split IDRs out), over the row's whole server life, TCP viewers only. First IDR: PLAY -> the first IDR, over the viewers. lost: RTP packets the tool saw missing; UDP drops: camloop's \`rtsp_udp_packets_dropped\` in the window.
+
+| server | transport | viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | RTP lost | UDP drops (server) | MB/s (all) | server CPU % | busiest thread % | camera child CPU % | server + child % | client CPU % | threads | RSS MiB | fds / limit | frame age p99 µs (client, all) | IDR | non-IDR | frame_send_age_us_p99 (server) | first IDR p50 ms | max ms | camera AUs/s |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+EOF
+printf '%s\n' "${ROWS[@]}"
+echo
+# The targets, each with its figures.
+v() { echo "${R[$1]:-n/a}"; }
+echo "## Targets"
+echo
+last_tcp=$(awk '{ print $NF }' <<<"$TCP_COUNTS")
+if [[ " $SERVERS " == *" camloop "* ]]; then
+    mins=""; ok=yes
+    for n in $TCP_COUNTS; do
+        m=$(v "camloop,tcp,$n,min"); mins+="$n: $m (stalled $(v "camloop,tcp,$n,stalled"), dropped $(v "camloop,tcp,$n,dropped")); "
+        awk -v m="$m" -v f="$FPS" -v r="$DROP_RATIO" 'BEGIN { exit !(m == "n/a" || m < f * r) }' && ok=no
+        [[ $(v "camloop,tcp,$n,stalled") != 0 || $(v "camloop,tcp,$n,dropped") != 0 ]] && ok=no
+    done
+    echo "- every viewer at full rate (slowest ≥ $DROP_RATIO × $FPS fps, none stalled or dropped) through $last_tcp TCP viewers: camloop's slowest viewer ${mins%; } → **$( [[ $ok == yes ]] && echo PASS || echo FAIL )**"
+    if [[ " $TCP_COUNTS " == *" 200 "* && " $SERVERS " == *" gst "* ]]; then
+        c=$(v camloop,tcp,200,cpu); g=$(v gst,tcp,200,cpu); ct=$(v camloop,tcp,200,together)
+        verdict=$(awk -v c="$c" -v g="$g" 'BEGIN { if (c == "n/a" || g == "n/a" || g == 0) print "n/a"; else printf "%.2f %s", c / g, (c <= g / 3 ? "PASS" : "FAIL") }')
+        echo "- camloop's CPU at 200 TCP viewers ≤ ⅓ of gst-rtsp-server's: camloop $c %, gst-rtsp-server $g % of a core, ratio ${verdict% *} → **${verdict##* }** (camloop + its camera child $ct %: ratio $(awk -v c="$ct" -v g="$g" 'BEGIN { if (g == "n/a" || g == 0) print "n/a"; else printf "%.2f", c / g }'))"
+    fi
+    p50s=""; ok=yes
+    for t in tcp udp; do
+        counts=$TCP_COUNTS; [[ $t == udp ]] && counts=$UDP_COUNTS
+        for n in $counts; do
+            p=$(v "camloop,$t,$n,first_p50"); p50s+="$n $t $p ms (gst-rtsp-server $(v "gst,$t,$n,first_p50") ms); "
+            awk -v p="$p" 'BEGIN { exit !(p == "n/a" || p >= 50) }' && ok=no
+        done
+    done
+    echo "- PLAY → first decodable picture (first IDR) p50 < 50 ms for camloop: ${p50s%; } → **$( [[ $ok == yes ]] && echo PASS || echo FAIL )**"
+    if [[ " $TCP_COUNTS " == *" 100 "* ]]; then
+        s=$(v camloop,tcp,100,send_age)
+        echo "- \`frame_send_age\` p99 < 2 ms at 100 viewers for non-IDR AUs: the server reports one p99 over every AU (IDRs included), \`frame_send_age_us_p99\` = $s µs at 100 TCP viewers → **$(awk -v s="$s" 'BEGIN { print (s == "n/a" ? "n/a" : (s < 2000 ? "PASS" : "FAIL")) }')** (all AUs; the client's non-IDR frame age p99 in the same row: $(v camloop,tcp,100,age_non_idr) µs)"
+    fi
+fi
+echo
+echo "## Where the rate first drops"
+echo
+for server in $SERVERS; do
+    name=$server; [[ $server == gst ]] && name=gst-rtsp-server
+    if [[ -n ${R[$server,dropped_at]:-} ]]; then
+        echo "- $name: the slowest viewer first falls below $DROP_RATIO × $FPS fps at **${R[$server,dropped_at]}** viewers; ran out: ${R[$server,verdict]}"
+    else
+        echo "- $name: every viewer at ≥ $DROP_RATIO × $FPS fps in every row measured (TCP $TCP_COUNTS; UDP $UDP_COUNTS)"
+    fi
+done
