@@ -1940,3 +1940,39 @@ fn a_destination_elsewhere_is_ignored_and_packets_go_to_the_peer() {
     assert_eq!(from, SocketAddr::from(([127, 0, 0, 1], server_rtp)));
     assert!(parse_rtp(&packet).is_some(), "an RTP packet");
 }
+
+/// Pins "counted in `--max-clients`": with two clients allowed, two RTSP
+/// connections are served and a third is answered `503` and closed; the
+/// refusal is counted, and a freed slot serves again.
+#[test]
+fn rtsp_connections_count_in_max_clients() {
+    let server = clip_server(&["door"], &["--max-clients", "2"]);
+    let url = rtsp_url(&server, "/door");
+    let mut first = RtspClient::connect(rtsp_addr(&server));
+    assert_eq!(first.request("OPTIONS", &url, &[]).status, 200);
+    let mut second = RtspClient::connect(rtsp_addr(&server));
+    assert_eq!(second.request("OPTIONS", &url, &[]).status, 200);
+    let mut third = RtspClient::connect(rtsp_addr(&server));
+    let refusal = third.read_until_closed(READ_TIMEOUT);
+    assert_eq!(
+        String::from_utf8_lossy(&refusal),
+        "RTSP/1.0 503 Service Unavailable\r\n\r\n"
+    );
+    drop(second);
+    // The server notices the close in its own time: ask until a slot is free.
+    let served_again = wait_until(Duration::from_secs(30), || {
+        let mut stream = TcpStream::connect(rtsp_addr(&server)).expect("connect");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        let options = format!("OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+        // A refused connection may be closed before the request is written.
+        let _ = stream.write_all(options.as_bytes());
+        let mut answer = [0u8; 12];
+        stream.read_exact(&mut answer).is_ok() && &answer == b"RTSP/1.0 200"
+    });
+    assert!(served_again, "a freed slot serves an RTSP client again");
+    drop(first);
+    let refused = wait_until(Duration::from_secs(30), || {
+        server.state_u64("connections_refused") >= 1
+    });
+    assert!(refused, "{:?}", server.state().0);
+}
