@@ -995,3 +995,30 @@ fn rtsp_rtcp_from_the_client_keeps_its_session_alive() {
     };
     assert_eq!(rtsp.deadline(&harness.core.config).unwrap(), after);
 }
+
+#[test]
+fn rtsp_a_slow_head_is_held_to_the_head_timeout_and_answered_408() {
+    let mut harness = Harness::rtsp(test_core(true, None));
+    let Session::Rtsp(rtsp) = &harness.session else {
+        unreachable!()
+    };
+    let idle = rtsp.deadline(&harness.core.config).unwrap();
+    assert!(harness.send_bytes(b"OPTIONS * RTSP/1.0\r\nCSe").is_empty());
+    let Session::Rtsp(rtsp) = &harness.session else {
+        unreachable!()
+    };
+    let config = &harness.core.config;
+    let head_deadline = rtsp.deadline(config).unwrap();
+    assert!(
+        head_deadline < idle,
+        "the head timeout ({:?}) is shorter than the session's ({:?})",
+        config.http_head_timeout,
+        config.rtsp_session_timeout
+    );
+    let conn = ConnRef { key: 0, id: 1 };
+    let mut cx = Context::new(conn, "test", &mut harness.output, &mut harness.lifecycle);
+    harness.session.timed_out(&mut cx, &mut harness.core);
+    let reply = String::from_utf8(drain(&mut harness.output)).unwrap();
+    assert!(reply.starts_with("RTSP/1.0 408 "), "{reply}");
+    assert!(harness.is_draining());
+}
