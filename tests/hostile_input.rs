@@ -213,15 +213,7 @@ impl HttpServer {
     fn start() -> HttpServer {
         let snapshots = TempDir::new("hostile-http");
         let mut child = Command::new(CAMLOOP)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--rtsp",
-                "off",
-            ])
+            .args(support::SERVE_ON_LOOPBACK)
             .args(["--camera", "synthetic", "--snapshot-dir"])
             .arg(snapshots.path())
             .stdin(Stdio::null())

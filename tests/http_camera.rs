@@ -242,15 +242,7 @@ struct Upstream {
 impl Upstream {
     fn start() -> Upstream {
         let mut child = Command::new(CAMLOOP)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--rtsp",
-                "off",
-            ])
+            .args(support::SERVE_ON_LOOPBACK)
             .args(["--camera", "synthetic", "--fps", "30", "--framing", "line"])
             .args(["--width", "320", "--height", "240", "--snapshot-dir"])
             .arg(std::env::temp_dir())

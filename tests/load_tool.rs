@@ -640,15 +640,7 @@ fn mjpeg_viewers_of_camloop_each_get_frames_and_the_totals_add_up() {
     let snapshots = support::TempDir::new("mjpeg-load");
     let mut server = Reaped(
         Command::new(CAMLOOP)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--rtsp",
-                "off",
-            ])
+            .args(support::SERVE_ON_LOOPBACK)
             .args(["--camera", "synthetic", "--width", "160", "--height", "120"])
             .args(["--token", "s3cret", "--snapshot-dir"])
             .arg(snapshots.path())

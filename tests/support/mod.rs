@@ -23,6 +23,18 @@ use std::time::{Duration, Instant};
 /// The binary under test.
 pub const CAMLOOP: &str = env!("CARGO_BIN_EXE_camloop");
 
+/// `camloop serve` with the control port and HTTP on free loopback ports
+/// and no RTSP: how a test that needs its own command line starts one.
+pub const SERVE_ON_LOOPBACK: [&str; 7] = [
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--http",
+    "127.0.0.1:0",
+    "--rtsp",
+    "off",
+];
+
 /// Longest wait for anything (a reply, the listening line, an exit).
 /// Hang protection only.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
