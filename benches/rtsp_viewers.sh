@@ -275,10 +275,10 @@ measure() {
     local f=$run mean min stalled dropped errors lost mbps server_cpu own_cpu busiest child_cpu client_cpu
     mean=$(jf "$f" fps_per_viewer_mean)
     min=$(jf "$f" fps_per_viewer_min)
-    stalled=$(jf "$f" stalled_viewers viewers_stalled)
-    dropped=$(jf "$f" dropped_viewers viewers_dropped)
+    stalled=$(jf "$f" stalled_viewers)
+    dropped=$(jf "$f" dropped_viewers)
     errors=$(jf "$f" errors)
-    lost=$(jf "$f" rtp_packets_lost packets_lost rtp_lost)
+    lost=$(jf "$f" rtp_packets_lost)
     mbps=$(jf "$f" bytes_per_s); [[ $mbps != n/a ]] && mbps=$(awk -v b="$mbps" 'BEGIN { printf "%.2f", b / 1e6 }')
     own_cpu=$(percent_of_core "$((s1 - s0))")
     server_cpu=$(jf "$f" server_cpu_percent); [[ $server_cpu == n/a ]] && server_cpu=$own_cpu
@@ -287,12 +287,13 @@ measure() {
     local together=$server_cpu
     [[ $child_cpu != n/a ]] && together=$(awk -v a="$server_cpu" -v b="$child_cpu" 'BEGIN { printf "%.1f", a + b }')
     client_cpu=$(jf "$f" tool_cpu_percent)
-    local age age_idr age_non_idr first_p50 first_max first_error
+    local age age_idr age_non_idr first_p50 first_max first_idrs first_error
     age=$(jf "$f" frame_age_p99_us)
-    age_idr=$(jf "$f" frame_age_idr_p99_us idr_frame_age_p99_us)
-    age_non_idr=$(jf "$f" frame_age_non_idr_p99_us non_idr_frame_age_p99_us)
-    first_p50=$(ms "$(jf "$f" first_idr_us_p50 first_idr_p50_us first_picture_us_p50)")
-    first_max=$(ms "$(jf "$f" first_idr_us_max first_idr_max_us first_picture_us_max)")
+    age_idr=$(jf "$f" frame_age_idr_p99_us)
+    age_non_idr=$(jf "$f" frame_age_non_idr_p99_us)
+    first_p50=$(ms "$(jf "$f" first_idr_p50_us first_idr_us_p50)")
+    first_max=$(ms "$(jf "$f" first_idr_max_us first_idr_us_max)")
+    first_idrs=$(jf "$f" first_idrs)
     first_error=$(json_field first_error "$f" | tr -d '"')
     local send_age=n/a grabs=n/a udp_dropped=n/a
     if [[ -n $after ]]; then
@@ -304,7 +305,7 @@ measure() {
         fi
     fi
     [[ $keeper_alive == no ]] && log "$name: the keeper had stopped by the end ($(head -c 200 "$keeper_log"))"
-    ROWS+=("| $name | $transport | $viewers | $mean | $min | $stalled | $dropped | $errors | $lost | $udp_dropped | $mbps | $server_cpu | $busiest | $child_cpu | $together | $client_cpu | $threads | $rss | $fds / $(ulimit -n) | $age | $age_idr | $age_non_idr | ${send_age:-n/a} | $first_p50 | $first_max | $grabs |")
+    ROWS+=("| $name | $transport | $viewers | $mean | $min | $stalled | $dropped | $errors | $lost | $udp_dropped | $mbps | $server_cpu | $busiest | $child_cpu | $together | $client_cpu | $threads | $rss | $fds / $(ulimit -n) | $age | $age_idr | $age_non_idr | ${send_age:-n/a} | $first_idrs | $first_p50 | $first_max | $grabs |")
     local key="$server,$transport,$viewers"
     R[$key,mean]=$mean; R[$key,min]=$min; R[$key,cpu]=$server_cpu; R[$key,together]=$together
     R[$key,first_p50]=$first_p50; R[$key,first_max]=$first_max; R[$key,send_age]=${send_age:-n/a}
@@ -351,8 +352,8 @@ cat <<EOF
 
 CPU % is over the measured window only (100 = one core): the server process, its busiest thread, camloop's camera child (the reference parses its clip in-process) and the two together, and the load tool's own. Threads, RSS and descriptors are sampled mid-window. Client frame age: arrival - capture time (RTP timestamp through the sender reports). \`frame_send_age_us_p99\` is camloop's own, every AU (the server does not split IDRs out), over the row's whole server life, TCP viewers only. First IDR: PLAY -> the first IDR, over the viewers. lost: RTP packets the tool saw missing; UDP drops: camloop's \`rtsp_udp_packets_dropped\` in the window.
 
-| server | transport | viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | RTP lost | UDP drops (server) | MB/s (all) | server CPU % | busiest thread % | camera child CPU % | server + child % | client CPU % | threads | RSS MiB | fds / limit | frame age p99 µs (client, all) | IDR | non-IDR | frame_send_age_us_p99 (server) | first IDR p50 ms | max ms | camera AUs/s |
-|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| server | transport | viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | RTP lost | UDP drops (server) | MB/s (all) | server CPU % | busiest thread % | camera child CPU % | server + child % | client CPU % | threads | RSS MiB | fds / limit | frame age p99 µs (client, all) | IDR | non-IDR | frame_send_age_us_p99 (server) | viewers with an IDR | first IDR p50 ms | max ms | camera AUs/s |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
 printf '%s\n' "${ROWS[@]}"
 echo

@@ -1735,32 +1735,43 @@ impl UdpPorts {
     }
 }
 
-/// DESCRIBE, SETUP with the `transport` offer (its `client_port` filled
-/// in from `ports` where it says `{rtp}` and `{rtcp}`), and, if SETUP
-/// succeeded, PLAY. Returns SETUP's answer.
-fn play_udp(client: &mut RtspClient, url: &str, transport: &str, ports: &UdpPorts) -> RtspResponse {
-    let describe = client.request("DESCRIBE", url, &[]);
+/// A raw viewer over UDP: its two ports, its RTSP connection and the
+/// answer to its `SETUP`.
+struct UdpViewer {
+    ports: UdpPorts,
+    client: RtspClient,
+    setup: RtspResponse,
+}
+
+/// DESCRIBE and SETUP of camera `door` of `server` with the `transport`
+/// offer (`{rtp}` and `{rtcp}` replaced by the viewer's own ports), which
+/// must be answered 200, then PLAY.
+fn play_door_over_udp(server: &Server, transport: &str) -> UdpViewer {
+    let url = rtsp_url(server, "/door");
+    let ports = UdpPorts::bind();
+    let mut client = RtspClient::connect(rtsp_addr(server));
+    let describe = client.request("DESCRIBE", &url, &[]);
     assert_eq!(describe.status, 200, "{}", describe.head);
     let (rtp, rtcp) = ports.ports();
     let offer = transport
         .replace("{rtp}", &rtp.to_string())
         .replace("{rtcp}", &rtcp.to_string());
-    let setup = client.request(
-        "SETUP",
-        &format!("{url}/trackID=0"),
-        &[("Transport", &offer)],
-    );
-    if setup.status == 200 {
-        let session = setup
-            .expect_header("Session")
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let play = client.request("PLAY", url, &[("Session", &session)]);
-        assert_eq!(play.status, 200, "{}", play.head);
+    let track = format!("{url}/trackID=0");
+    let setup = client.request("SETUP", &track, &[("Transport", &offer)]);
+    assert_eq!(setup.status, 200, "{}", setup.head);
+    let session = setup
+        .expect_header("Session")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let play = client.request("PLAY", &url, &[("Session", &session)]);
+    assert_eq!(play.status, 200, "{}", play.head);
+    UdpViewer {
+        ports,
+        client,
+        setup,
     }
-    setup
 }
 
 /// The `server_port=a-b` of a UDP `Transport` answer.
@@ -1813,16 +1824,11 @@ fn ffmpeg_and_gstreamer_decode_a_camera_over_udp() {
 fn a_udp_session_lives_on_its_receiver_reports_and_ends_without_them() {
     const TIMEOUT_S: u64 = 2;
     let server = clip_server(&["door"], &["--rtsp-session-timeout", "2"]);
-    let url = rtsp_url(&server, "/door");
-    let ports = UdpPorts::bind();
-    let mut client = RtspClient::connect(rtsp_addr(&server));
-    let setup = play_udp(
-        &mut client,
-        &url,
-        "RTP/AVP/UDP;unicast;client_port={rtp}-{rtcp}",
-        &ports,
-    );
-    assert_eq!(setup.status, 200, "{}", setup.head);
+    let UdpViewer {
+        ports,
+        mut client,
+        setup,
+    } = play_door_over_udp(&server, "RTP/AVP/UDP;unicast;client_port={rtp}-{rtcp}");
     let (_, server_rtcp) = server_ports(&setup);
     let requests_after_play = server.state_u64("requests");
 
@@ -1914,16 +1920,15 @@ fn a_client_port_below_1024_is_refused_and_the_next_alternative_taken() {
 #[test]
 fn a_destination_elsewhere_is_ignored_and_packets_go_to_the_peer() {
     let server = clip_server(&["door"], &[]);
-    let url = rtsp_url(&server, "/door");
-    let ports = UdpPorts::bind();
-    let mut client = RtspClient::connect(rtsp_addr(&server));
-    let setup = play_udp(
-        &mut client,
-        &url,
+    // The connection is kept: closing it would end the session.
+    let UdpViewer {
+        ports,
+        setup,
+        client: _session,
+    } = play_door_over_udp(
+        &server,
         "RTP/AVP;unicast;destination=10.9.8.7;client_port={rtp}-{rtcp}",
-        &ports,
     );
-    assert_eq!(setup.status, 200, "{}", setup.head);
     let transport = setup.expect_header("Transport");
     assert!(!transport.contains("destination"), "{transport}");
     let (rtp, rtcp) = ports.ports();
