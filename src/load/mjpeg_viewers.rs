@@ -23,7 +23,7 @@ use base64::Engine as _;
 
 use super::driver::{self, Close, Closing, Connections, Counts, Measured, Mode, Moment, Progress};
 use super::report::ViewerReport;
-use super::viewing::{FrameTally, StallClock, StallWatch, StreamUrl, ViewerFlags, AUTH_USER};
+use super::viewing::{StallClock, StreamUrl, ViewerFlags, ViewerRun, AUTH_USER};
 use super::LoadArgs;
 use crate::mjpeg::{boundary_from_content_type, Splitter, DEFAULT_MAX_FRAME_BYTES};
 use crate::timefmt::unix_micros;
@@ -110,19 +110,16 @@ struct Viewer {
 /// driver counts connects, I/O errors and bytes).
 struct MjpegViewers<'a> {
     plan: &'a ViewerPlan,
-    stall_watch: StallWatch,
     /// Parts per viewer, bytes and the ages of the parts (from their
-    /// `X-Timestamp`; camloop's NO SIGNAL part has none: untimed).
-    tally: FrameTally,
+    /// `X-Timestamp`; camloop's NO SIGNAL part has none: untimed), the
+    /// stall checks and the drops.
+    run: ViewerRun,
     /// Frames the `X-Frame` numbers skipped: frames the server did not send
     /// this viewer because its socket was full.
     frames_skipped: u64,
     /// Parts whose `X-Frame` was not above the one before.
     frame_order_errors: u64,
     http_errors: u64,
-    dropped: u64,
-    /// Viewers stalled when the run ended.
-    stalled_at_end: u64,
     /// Splitter drops of closed viewers (every viewer is closed at the end).
     malformed_parts: u64,
     skipped_bytes: u64,
@@ -132,13 +129,10 @@ impl<'a> MjpegViewers<'a> {
     fn new(plan: &'a ViewerPlan) -> Result<Self, String> {
         Ok(MjpegViewers {
             plan,
-            stall_watch: StallWatch::new(plan.flags.stall_after),
-            tally: FrameTally::new(plan.flags.viewers)?,
+            run: ViewerRun::new(&plan.flags)?,
             frames_skipped: 0,
             frame_order_errors: 0,
             http_errors: 0,
-            dropped: 0,
-            stalled_at_end: 0,
             malformed_parts: 0,
             skipped_bytes: 0,
         })
@@ -160,15 +154,15 @@ impl<'a> MjpegViewers<'a> {
                 }
                 viewer.last_frame_number = Some(number);
             }
-            if !self.tally.frame(index, at) {
+            if !self.run.tally.frame(index, at) {
                 continue;
             }
             match part.timestamp_micros {
                 Some(sent_us) => {
                     let now_us = unix_micros(SystemTime::now());
-                    self.tally.age(now_us as i64 - sent_us as i64);
+                    self.run.tally.age(now_us as i64 - sent_us as i64);
                 }
-                None => self.tally.untimed_frames += 1,
+                None => self.run.tally.untimed_frames += 1,
             }
         }
     }
@@ -179,7 +173,7 @@ impl<'a> MjpegViewers<'a> {
     fn errors(&self, counts: &Counts) -> u64 {
         counts.errors()
             + self.http_errors
-            + self.dropped
+            + self.run.dropped
             + self.malformed_parts
             + self.frame_order_errors
     }
@@ -192,7 +186,7 @@ impl Mode for MjpegViewers<'_> {
 
     /// Stall checks run from the start of the run.
     fn on_start(&mut self, start: Instant) {
-        self.stall_watch.start(start);
+        self.run.start(start);
     }
 
     /// The request goes out as soon as the connect completes; until a part
@@ -222,7 +216,7 @@ impl Mode for MjpegViewers<'_> {
         bytes: &[u8],
         at: &Moment,
     ) -> Result<(), Closing<Reason>> {
-        self.tally.bytes(bytes.len(), at);
+        self.run.tally.bytes(bytes.len(), at);
         match &mut viewer.stage {
             Stage::ReadingHead { head } => {
                 head.extend_from_slice(bytes);
@@ -272,16 +266,14 @@ impl Mode for MjpegViewers<'_> {
             self.malformed_parts += stats.malformed_frames + stats.oversize_frames;
             self.skipped_bytes += stats.skipped_bytes;
         }
-        match reason {
-            Close::Mode(Reason::HttpError) => self.http_errors += 1,
-            Close::Mode(Reason::Dropped) => self.dropped += 1,
-            Close::RunOver => self.stalled_at_end += u64::from(viewer.clock.is_stalled()),
-            Close::ConnectFailed | Close::IoError => {}
+        if reason == Close::Mode(Reason::HttpError) {
+            self.http_errors += 1;
         }
+        self.run.closed(&viewer.clock, reason, Reason::Dropped);
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        Some(self.stall_watch.next_check())
+        self.run.next_deadline()
     }
 
     fn on_timers(
@@ -290,24 +282,18 @@ impl Mode for MjpegViewers<'_> {
         viewers: &mut Connections<Viewer>,
         _wake: &mut Vec<usize>,
     ) {
-        if self.stall_watch.is_due(at.now) {
-            let clocks = viewers.iter_mut().map(|viewer| &mut viewer.clock);
-            self.stall_watch.check(at.now, clocks);
-        }
+        let clocks = viewers.iter_mut().map(|viewer| &mut viewer.clock);
+        self.run.check_stalls(at.now, clocks);
     }
 
     fn progress_line(&mut self, progress: &Progress) -> String {
-        self.tally
-            .progress_line(progress, &self.stall_watch, self.dropped)
+        self.run.progress_line(progress)
     }
 
     fn report(self, measured: Measured) -> ViewerReport {
         let errors = self.errors(&measured.counts);
-        let ends = (self.stalled_at_end, self.dropped);
         ViewerReport {
-            viewing: self
-                .tally
-                .into_viewing(&self.plan.url, &self.stall_watch, ends, 0, &measured),
+            viewing: self.run.into_viewing(&self.plan.url, 0, &measured),
             frames_skipped: self.frames_skipped,
             malformed_parts: self.malformed_parts,
             skipped_bytes: self.skipped_bytes,

@@ -163,7 +163,7 @@ pub struct LoadArgs {
     /// the time from PLAY to the first IDR, the frame age at arrival (now -
     /// the AU's time from the server's RTCP sender reports; wall clock, so
     /// the server's clock must be this machine's), stalled and dropped
-    /// viewers. The same flags apply as with --mjpeg. Point it only at
+    /// viewers. The same flags apply as with --mjpeg, and --transport. Point it only at
     /// servers you own [default: off].
     #[arg(
         long,

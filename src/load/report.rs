@@ -417,18 +417,22 @@ impl Viewing {
     }
 
     /// The frame age line, its percentiles (`null` without a dated frame)
-    /// and the counts of frames that could not be dated: `dated` ends the
-    /// line after the percentiles, `undated` is all it says without them.
-    fn write_frame_ages(
-        &self,
-        out: &mut dyn Form,
-        dated: fmt::Arguments<'_>,
-        undated: fmt::Arguments<'_>,
-    ) -> fmt::Result {
+    /// and the counts of frames that could not be dated. `unit` names the
+    /// frames in the text (`parts`), `undated` what those that could not
+    /// be dated lacked (`without X-Timestamp`).
+    fn write_frame_ages(&self, out: &mut dyn Form, unit: &str, undated: &str) -> fmt::Result {
         let age = self.frame_age_us;
-        write_spread(out, "frame age", "frame_age", age, dated, undated)?;
-        out.field("frame_ages", &age.map_or(0, |age| age.count))?;
-        out.field("untimed_frames", &self.untimed_frames)?;
+        let (dated, untimed) = (age.map_or(0, |age| age.count), self.untimed_frames);
+        write_spread(
+            out,
+            "frame age",
+            "frame_age",
+            age,
+            format_args!("{dated} {unit}; {untimed} {undated}"),
+            format_args!("no {unit} dated; {untimed} {undated}"),
+        )?;
+        out.field("frame_ages", &dated)?;
+        out.field("untimed_frames", &untimed)?;
         out.field("future_timestamps", &self.future_timestamps)
     }
 
@@ -451,14 +455,36 @@ impl Viewing {
         out.field("stalls", &self.stalls)
     }
 
-    /// The error kinds every viewer run counts with the mode's own, in the
-    /// order the errors line shows them: connects, the mode's `before`
-    /// kinds, drops, I/O errors, the mode's `after` kinds.
-    fn error_kinds(&self, before: &[ErrorCount], after: &[ErrorCount]) -> Vec<ErrorCount> {
+    /// The errors line and the first error: the kinds every viewer run
+    /// counts with the mode's own, in this order: connects, the mode's
+    /// `before` kinds, drops, I/O errors, the mode's `after` kinds; `rest`
+    /// ends the line.
+    fn write_errors(
+        &self,
+        out: &mut dyn Form,
+        errors: u64,
+        (before, after): (&[ErrorCount], &[ErrorCount]),
+        rest: fmt::Arguments<'_>,
+    ) -> fmt::Result {
         let connect = ErrorCount::new("connect", "connect_failures", self.connect_failures);
         let dropped = ErrorCount::new("dropped", "dropped_viewers", self.dropped_viewers);
         let io = ErrorCount::new("io", "io_errors", self.io_errors);
-        [&[connect], before, &[dropped, io], after].concat()
+        let kinds = [&[connect], before, &[dropped, io], after].concat();
+        write_errors(out, errors, &kinds, rest, self.first_error.as_deref())
+    }
+
+    /// The whole run's line: frames (`unit`) and bytes, then `rest`.
+    fn write_whole_run(
+        &self,
+        out: &mut dyn Form,
+        unit: &str,
+        rest: fmt::Arguments<'_>,
+    ) -> fmt::Result {
+        let (frames, bytes) = (self.frames_run, self.bytes_received);
+        out.line(
+            "whole run",
+            format_args!("{frames} {unit}, {bytes} bytes{rest}"),
+        )
     }
 
     /// The CPU lines, then (JSON only) each viewer's frames.
@@ -507,38 +533,19 @@ impl ViewerReport {
         let viewing = &self.viewing;
         viewing.write_heading(out, "mjpeg", format_args!(""))?;
         viewing.write_rates(out)?;
-        let (dated, untimed) = (
-            viewing.frame_age_us.map_or(0, |age| age.count),
-            viewing.untimed_frames,
-        );
-        viewing.write_frame_ages(
-            out,
-            format_args!("{dated} parts; {untimed} without X-Timestamp"),
-            format_args!("no part with X-Timestamp; {untimed} without"),
-        )?;
+        viewing.write_frame_ages(out, "parts", "without X-Timestamp")?;
         out.field("frames_skipped", &self.frames_skipped)?;
         viewing.write_viewers(out)?;
         out.field("skipped_bytes", &self.skipped_bytes)?;
-        let kinds = viewing.error_kinds(
-            &[ErrorCount::new("http", "http_errors", self.http_errors)],
-            &[
-                ErrorCount::new("malformed parts", "malformed_parts", self.malformed_parts),
-                ErrorCount::new("frame order", "frame_order_errors", self.frame_order_errors),
-            ],
-        );
+        let http = [ErrorCount::new("http", "http_errors", self.http_errors)];
+        let parts = [
+            ErrorCount::new("malformed parts", "malformed_parts", self.malformed_parts),
+            ErrorCount::new("frame order", "frame_order_errors", self.frame_order_errors),
+        ];
         let skipped = format_args!("; skipped bytes {}", self.skipped_bytes);
-        write_errors(
-            out,
-            self.errors,
-            &kinds,
-            skipped,
-            viewing.first_error.as_deref(),
-        )?;
-        let line = format_args!(
-            "{} parts, {} bytes, {} frames skipped by the server",
-            viewing.frames_run, viewing.bytes_received, self.frames_skipped
-        );
-        out.line("whole run", line)?;
+        viewing.write_errors(out, self.errors, (&http, &parts), skipped)?;
+        let skipped = format_args!(", {} frames skipped by the server", self.frames_skipped);
+        viewing.write_whole_run(out, "parts", skipped)?;
         viewing.write_cpu_and_viewer_frames(out)
     }
 }
@@ -549,7 +556,7 @@ pub enum RtspTransport {
     /// `$`-framed on the RTSP connection (`RTP/AVP/TCP;interleaved=0-1`).
     #[default]
     Tcp,
-    /// On a pair of UDP sockets of each viewer's own (`RTP/AVP;client_port`).
+    /// On two UDP sockets of the viewer's own (`RTP/AVP;client_port=A-B`).
     Udp,
 }
 
@@ -624,15 +631,7 @@ impl RtspReport {
         viewing.write_heading(out, "rtsp", format_args!(" over {transport}"))?;
         out.field("transport", &JsonString(transport))?;
         viewing.write_rates(out)?;
-        let (dated, untimed) = (
-            viewing.frame_age_us.map_or(0, |age| age.count),
-            viewing.untimed_frames,
-        );
-        viewing.write_frame_ages(
-            out,
-            format_args!("{dated} AUs; {untimed} before a sender report"),
-            format_args!("no AU after a sender report; {untimed} before one"),
-        )?;
+        viewing.write_frame_ages(out, "AUs", "before a sender report")?;
         // IDRs apart: over TCP the first is the GOP cache's, old by design.
         for (label, key, age) in [
             ("  IDR", "frame_age_idr", self.frame_age_idr_us),
@@ -674,23 +673,12 @@ impl RtspReport {
             ErrorCount::new("rtsp", "rtsp_errors", self.rtsp_errors),
             ErrorCount::new("auth", "auth_failures", self.auth_failures),
         ];
-        let kinds = viewing.error_kinds(&rtsp, &[]);
-        write_errors(
-            out,
-            self.errors,
-            &kinds,
-            format_args!(""),
-            viewing.first_error.as_deref(),
-        )?;
-        let line = format_args!(
-            "{} AUs, {} bytes; {} keepalives, {} receiver reports sent, {} sender reports received",
-            viewing.frames_run,
-            viewing.bytes_received,
-            self.keepalives,
-            self.receiver_reports,
-            self.sender_reports
+        viewing.write_errors(out, self.errors, (&rtsp, &[]), format_args!(""))?;
+        let rtcp = format_args!(
+            "; {} keepalives, {} receiver reports sent, {} sender reports received",
+            self.keepalives, self.receiver_reports, self.sender_reports
         );
-        out.line("whole run", line)?;
+        viewing.write_whole_run(out, "AUs", rtcp)?;
         out.field("keepalives", &self.keepalives)?;
         out.field("receiver_reports", &self.receiver_reports)?;
         out.field("sender_reports", &self.sender_reports)?;
@@ -1225,7 +1213,7 @@ mod tests {
             "rtsp  over tcp: 0 viewers, measured 0.00 s\n\
              frames       0 = 0.0/s; per viewer mean 0.00/s, min 0.00, max 0.00\n\
              bytes        0.0 MB/s (0 Mbit/s)\n\
-             frame age    n/a (no AU after a sender report; 0 before one)\n\
+             frame age    n/a (no AUs dated; 0 before a sender report)\n\
              \x20 IDR        n/a (0 AUs)\n\
              \x20 non-IDR    n/a (0 AUs)\n\
              first IDR    n/a (none of 0 viewers got one)\n\
@@ -1242,7 +1230,7 @@ mod tests {
             "mjpeg : 0 viewers, measured 0.00 s\n\
              frames       0 = 0.0/s; per viewer mean 0.00/s, min 0.00, max 0.00\n\
              bytes        0.0 MB/s (0 Mbit/s)\n\
-             frame age    n/a (no part with X-Timestamp; 0 without)\n\
+             frame age    n/a (no parts dated; 0 without X-Timestamp)\n\
              viewers      0 of 0 connected in 0.000 s; stalled 0 (0 at the end, 0 stalls); \
              dropped by the server 0\n\
              errors       0 (connect 0, http 0, dropped 0, io 0, malformed parts 0, frame order 0); \

@@ -45,7 +45,7 @@ use super::driver::{
     self, Close, Closing, Connections, Counts, Measured, Mode, Moment, Progress, SourceTurn,
 };
 use super::report::{microseconds_histogram, FrameAge, RtspReport, RtspTransport};
-use super::viewing::{FrameTally, StallClock, StallWatch, StreamUrl, ViewerFlags, AUTH_USER};
+use super::viewing::{StallClock, StreamUrl, ViewerFlags, ViewerRun, AUTH_USER};
 use super::LoadArgs;
 use crate::rtsp::auth::{basic_authorization, digest_authorization};
 use crate::rtsp::client::{
@@ -163,7 +163,7 @@ enum Reason {
 }
 
 /// One viewer: its RTSP conversation and what it receives.
-struct Viewer {
+struct RtspViewer {
     /// Requests queued; `out[written..]` is not yet sent.
     out: Vec<u8>,
     written: usize,
@@ -217,10 +217,10 @@ struct RtspViewers<'a> {
     first_source_token: usize,
     /// One datagram, read into.
     datagram: Vec<u8>,
-    stall_watch: StallWatch,
-    /// AUs per viewer, bytes and the ages of the AUs.
-    tally: FrameTally,
-    /// The AU ages of the tally, IDRs apart from the others.
+    /// AUs per viewer, bytes and the ages of the AUs, the stall checks
+    /// and the drops.
+    run: ViewerRun,
+    /// The AU ages of the run's tally, IDRs apart from the others.
     idr_age_us: Histogram<u64>,
     non_idr_age_us: Histogram<u64>,
     /// From `PLAY` to each viewer's first IDR.
@@ -239,9 +239,6 @@ struct RtspViewers<'a> {
     keepalives: u64,
     rtsp_errors: u64,
     auth_failures: u64,
-    dropped: u64,
-    /// Viewers stalled when the run ended.
-    stalled_at_end: u64,
 }
 
 impl<'a> RtspViewers<'a> {
@@ -251,8 +248,7 @@ impl<'a> RtspViewers<'a> {
             udp: Vec::new(),
             first_source_token: plan.flags.viewers,
             datagram: vec![0; MAX_DATAGRAM_BYTES],
-            stall_watch: StallWatch::new(plan.flags.stall_after),
-            tally: FrameTally::new(plan.flags.viewers)?,
+            run: ViewerRun::new(&plan.flags)?,
             idr_age_us: microseconds_histogram("IDR age")?,
             non_idr_age_us: microseconds_histogram("non-IDR age")?,
             first_idr_us: microseconds_histogram("first IDR")?,
@@ -267,8 +263,6 @@ impl<'a> RtspViewers<'a> {
             keepalives: 0,
             rtsp_errors: 0,
             auth_failures: 0,
-            dropped: 0,
-            stalled_at_end: 0,
         })
     }
 
@@ -278,7 +272,7 @@ impl<'a> RtspViewers<'a> {
     fn send(
         &self,
         index: usize,
-        viewer: &mut Viewer,
+        viewer: &mut RtspViewer,
         request: Request,
     ) -> Result<(), Closing<Reason>> {
         let method = request.method();
@@ -353,7 +347,7 @@ impl<'a> RtspViewers<'a> {
     fn on_response(
         &mut self,
         index: usize,
-        viewer: &mut Viewer,
+        viewer: &mut RtspViewer,
         response: &RtspResponse,
         at: &Moment,
     ) -> Result<(), Closing<Reason>> {
@@ -433,7 +427,7 @@ impl<'a> RtspViewers<'a> {
 
     /// The answer to `DESCRIBE`: the H.264 track and the URLs to set it up
     /// and play it at.
-    fn described(&self, viewer: &mut Viewer, response: &RtspResponse) -> Result<(), String> {
+    fn described(&self, viewer: &mut RtspViewer, response: &RtspResponse) -> Result<(), String> {
         let base = response
             .header("Content-Base")
             .or(response.header("Content-Location"))
@@ -455,7 +449,7 @@ impl<'a> RtspViewers<'a> {
     fn set_up(
         &mut self,
         index: usize,
-        viewer: &mut Viewer,
+        viewer: &mut RtspViewer,
         response: &RtspResponse,
     ) -> Result<(), String> {
         let session = response
@@ -485,7 +479,7 @@ impl<'a> RtspViewers<'a> {
     }
 
     /// An RTP packet of viewer `index`, from its connection or its socket.
-    fn on_rtp(&mut self, index: usize, viewer: &mut Viewer, packet: &[u8], at: &Moment) {
+    fn on_rtp(&mut self, index: usize, viewer: &mut RtspViewer, packet: &[u8], at: &Moment) {
         self.rtp_packets += 1;
         let aus: Vec<ReceivedAu> = viewer.depacketizer.push(packet).collect();
         for au in &aus {
@@ -495,7 +489,7 @@ impl<'a> RtspViewers<'a> {
 
     /// An access unit of viewer `index`: a frame, dated by the last sender
     /// report.
-    fn on_au(&mut self, index: usize, viewer: &mut Viewer, au: &ReceivedAu, at: &Moment) {
+    fn on_au(&mut self, index: usize, viewer: &mut RtspViewer, au: &ReceivedAu, at: &Moment) {
         viewer.clock.restart(at.now);
         if au.keyframe {
             if let Some(play_sent_at) = viewer.play_sent_at.take() {
@@ -504,15 +498,18 @@ impl<'a> RtspViewers<'a> {
                     .saturating_record(waited.as_micros() as u64);
             }
         }
-        if !self.tally.frame(index, at) {
+        if !self.run.tally.frame(index, at) {
             return;
         }
         let Some(report) = &viewer.sender_report else {
-            self.tally.untimed_frames += 1;
+            self.run.tally.untimed_frames += 1;
             return;
         };
         let now_us = unix_micros(SystemTime::now());
-        let age_us = self.tally.age(frame_age_us(report, au.timestamp, now_us));
+        let age_us = self
+            .run
+            .tally
+            .age(frame_age_us(report, au.timestamp, now_us));
         let split = if au.keyframe {
             &mut self.idr_age_us
         } else {
@@ -522,7 +519,7 @@ impl<'a> RtspViewers<'a> {
     }
 
     /// An RTCP packet of `viewer`: its sender reports date the AUs.
-    fn on_rtcp(&mut self, viewer: &mut Viewer, packet: &[u8]) {
+    fn on_rtcp(&mut self, viewer: &mut RtspViewer, packet: &[u8]) {
         // RTCP that does not parse is not the load tool's to judge.
         for rtcp in parse_compound(packet).unwrap_or_default() {
             if let RtcpPacket::SenderReport(info) = rtcp {
@@ -534,7 +531,7 @@ impl<'a> RtspViewers<'a> {
 
     /// Reads viewer `index`'s sockets: the RTCP one to the end, then the
     /// RTP one up to the turn's budget.
-    fn read_udp(&mut self, index: usize, viewer: &mut Viewer, at: &Moment) -> SourceTurn {
+    fn read_udp(&mut self, index: usize, viewer: &mut RtspViewer, at: &Moment) -> SourceTurn {
         let Some(mut pair) = self.udp.get_mut(index).and_then(Option::take) else {
             return SourceTurn::Drained;
         };
@@ -562,7 +559,7 @@ impl<'a> RtspViewers<'a> {
 
     fn count_udp_bytes(&mut self, length: usize, at: &Moment) {
         self.udp_bytes += length as u64;
-        self.tally.bytes(length, at);
+        self.run.tally.bytes(length, at);
     }
 
     /// Sends viewer `index` its receiver report if one is due.
@@ -588,7 +585,7 @@ impl<'a> RtspViewers<'a> {
     /// The driver's errors (connect failures, I/O errors) and the mode's.
     /// Stalls and lost packets are not errors.
     fn errors(&self, counts: &Counts) -> u64 {
-        counts.errors() + self.rtsp_errors + self.auth_failures + self.dropped
+        counts.errors() + self.rtsp_errors + self.auth_failures + self.run.dropped
     }
 }
 
@@ -648,7 +645,7 @@ fn random_u32() -> u32 {
 }
 
 impl Mode for RtspViewers<'_> {
-    type Conn = Viewer;
+    type Conn = RtspViewer;
     type Reason = Reason;
     type Report = RtspReport;
 
@@ -680,7 +677,7 @@ impl Mode for RtspViewers<'_> {
         &mut self,
         token: usize,
         at: &Moment,
-        viewers: &mut Connections<Viewer>,
+        viewers: &mut Connections<RtspViewer>,
     ) -> SourceTurn {
         let index = token.saturating_sub(self.first_source_token) / 2;
         match viewers.get_mut(index) {
@@ -700,13 +697,13 @@ impl Mode for RtspViewers<'_> {
     /// Stall checks, keepalives and receiver reports run from the start of
     /// the run, on the stall checks' clock.
     fn on_start(&mut self, start: Instant) {
-        self.stall_watch.start(start);
+        self.run.start(start);
     }
 
     /// `DESCRIBE` goes out as soon as the connect completes; until an AU
     /// arrives (or `PLAY` is answered), a stall counts from the connect.
-    fn open(&mut self, index: usize, now: Instant) -> Viewer {
-        let mut viewer = Viewer {
+    fn open(&mut self, index: usize, now: Instant) -> RtspViewer {
+        let mut viewer = RtspViewer {
             out: Vec::new(),
             written: 0,
             reader: ResponseReader::new(),
@@ -730,11 +727,11 @@ impl Mode for RtspViewers<'_> {
         viewer
     }
 
-    fn unsent<'v>(&'v self, viewer: &'v Viewer) -> &'v [u8] {
+    fn unsent<'v>(&'v self, viewer: &'v RtspViewer) -> &'v [u8] {
         &viewer.out[viewer.written..]
     }
 
-    fn on_written(&mut self, viewer: &mut Viewer, written: usize) {
+    fn on_written(&mut self, viewer: &mut RtspViewer, written: usize) {
         viewer.written += written;
         if viewer.written == viewer.out.len() {
             viewer.out.clear();
@@ -746,12 +743,12 @@ impl Mode for RtspViewers<'_> {
     fn on_bytes(
         &mut self,
         index: usize,
-        viewer: &mut Viewer,
+        viewer: &mut RtspViewer,
         bytes: &[u8],
         at: &Moment,
     ) -> Result<(), Closing<Reason>> {
-        self.tally.bytes(bytes.len(), at);
         viewer.reader.push(bytes);
+        self.run.tally.bytes(bytes.len(), at);
         while let Some(event) = viewer.reader.next_event() {
             match event {
                 ServerEvent::Response(response) => {
@@ -773,7 +770,7 @@ impl Mode for RtspViewers<'_> {
         Ok(())
     }
 
-    fn on_peer_closed(&self, viewer: &Viewer) -> Closing<Reason> {
+    fn on_peer_closed(&self, viewer: &RtspViewer) -> Closing<Reason> {
         if viewer.playing {
             return Closing::mode(Reason::Dropped, None);
         }
@@ -785,14 +782,14 @@ impl Mode for RtspViewers<'_> {
     }
 
     /// A reset of a playing viewer is the server dropping it.
-    fn on_read_error(&self, viewer: &Viewer, error: io::Error) -> Closing<Reason> {
+    fn on_read_error(&self, viewer: &RtspViewer, error: io::Error) -> Closing<Reason> {
         if viewer.playing && error.kind() == io::ErrorKind::ConnectionReset {
             return Closing::mode(Reason::Dropped, Some(error.to_string()));
         }
         Closing::io(error)
     }
 
-    fn on_close(&mut self, viewer: Viewer, reason: Close<Reason>) {
+    fn on_close(&mut self, viewer: RtspViewer, reason: Close<Reason>) {
         let depacketizer = &viewer.depacketizer;
         self.packets_lost += depacketizer.lost_packets();
         self.sequence_gaps += depacketizer.gaps();
@@ -801,24 +798,26 @@ impl Mode for RtspViewers<'_> {
         match reason {
             Close::Mode(Reason::Rtsp) => self.rtsp_errors += 1,
             Close::Mode(Reason::Auth) => self.auth_failures += 1,
-            Close::Mode(Reason::Dropped) => self.dropped += 1,
-            Close::RunOver => self.stalled_at_end += u64::from(viewer.clock.is_stalled()),
-            Close::ConnectFailed | Close::IoError => {}
+            _ => self.run.closed(&viewer.clock, reason, Reason::Dropped),
         }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        Some(self.stall_watch.next_check())
+        self.run.next_deadline()
     }
 
     /// Stall checks, then each playing viewer's keepalive (when no request
     /// is in flight) and receiver report, when due.
-    fn on_timers(&mut self, at: &Moment, viewers: &mut Connections<Viewer>, wake: &mut Vec<usize>) {
-        if !self.stall_watch.is_due(at.now) {
+    fn on_timers(
+        &mut self,
+        at: &Moment,
+        viewers: &mut Connections<RtspViewer>,
+        wake: &mut Vec<usize>,
+    ) {
+        let clocks = viewers.iter_mut().map(|viewer| &mut viewer.clock);
+        if !self.run.check_stalls(at.now, clocks) {
             return;
         }
-        let clocks = viewers.iter_mut().map(|viewer| &mut viewer.clock);
-        self.stall_watch.check(at.now, clocks);
         for (index, viewer) in viewers.iter_indexed_mut() {
             if !viewer.playing {
                 continue;
@@ -837,22 +836,15 @@ impl Mode for RtspViewers<'_> {
     }
 
     fn progress_line(&mut self, progress: &Progress) -> String {
-        self.tally
-            .progress_line(progress, &self.stall_watch, self.dropped)
+        self.run.progress_line(progress)
     }
 
     fn report(self, measured: Measured) -> RtspReport {
         let errors = self.errors(&measured.counts);
-        let ends = (self.stalled_at_end, self.dropped);
-        let viewing = self.tally.into_viewing(
-            &self.plan.url,
-            &self.stall_watch,
-            ends,
-            self.udp_bytes,
-            &measured,
-        );
         RtspReport {
-            viewing,
+            viewing: self
+                .run
+                .into_viewing(&self.plan.url, self.udp_bytes, &measured),
             transport: self.plan.transport,
             frame_age_idr_us: FrameAge::from_histogram(&self.idr_age_us),
             frame_age_non_idr_us: FrameAge::from_histogram(&self.non_idr_age_us),

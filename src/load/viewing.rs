@@ -3,16 +3,17 @@
 //! finds stalled viewers, and the tally of frames per viewer, bytes and
 //! frame ages that both reports start from.
 //!
-//! A viewer mode keeps a [`StallClock`] per viewer and one [`StallWatch`]
-//! and one [`FrameTally`] for the run; what a frame is (an MJPEG part, an
-//! H.264 access unit) and where its age comes from is the mode's.
+//! A viewer mode keeps a [`StallClock`] per viewer and one [`ViewerRun`]
+//! (its stall checks, its [`FrameTally`], how its viewers ended) for the
+//! run; what a frame is (an MJPEG part, an H.264 access unit) and where its
+//! age comes from is the mode's.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::driver::{Measured, Moment, Progress, Schedule, WindowStart};
+use super::driver::{Close, Measured, Moment, Progress, Schedule, WindowStart};
 use super::report::{microseconds_histogram, per_second, FrameAge, Viewing};
 use super::{check_server_pid, seconds, window_from_args, LoadArgs};
 
@@ -303,64 +304,119 @@ impl FrameTally {
     pub(super) fn frames(&self) -> u64 {
         self.window_frames.iter().sum()
     }
+}
+
+/// What a viewer run counts alike, beside the driver: its frames, its
+/// stall checks, and how its viewers ended.
+#[derive(Debug)]
+pub(super) struct ViewerRun {
+    pub(super) tally: FrameTally,
+    stall_watch: StallWatch,
+    /// Viewers the server closed or reset while they streamed.
+    pub(super) dropped: u64,
+    /// Viewers stalled when the run ended.
+    stalled_at_end: u64,
+}
+
+impl ViewerRun {
+    pub(super) fn new(flags: &ViewerFlags) -> Result<ViewerRun, String> {
+        Ok(ViewerRun {
+            tally: FrameTally::new(flags.viewers)?,
+            stall_watch: StallWatch::new(flags.stall_after),
+            dropped: 0,
+            stalled_at_end: 0,
+        })
+    }
+
+    /// The run starts: the stall checks count from `start`.
+    pub(super) fn start(&mut self, start: Instant) {
+        self.stall_watch.start(start);
+    }
+
+    /// When the next stall check is due: the clock of a mode's timers.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        Some(self.stall_watch.next_check())
+    }
+
+    /// Checks the viewers' `clocks` for stalls if a check is due `now`;
+    /// whether it was (a mode runs its other timers on the same clock).
+    pub(super) fn check_stalls<'c>(
+        &mut self,
+        now: Instant,
+        clocks: impl Iterator<Item = &'c mut StallClock>,
+    ) -> bool {
+        let due = self.stall_watch.is_due(now);
+        if due {
+            self.stall_watch.check(now, clocks);
+        }
+        due
+    }
+
+    /// A viewer whose clock is `clock` closed for `reason`: a drop when it
+    /// is the mode's `dropped` reason; at the end of the run, stalled or not.
+    pub(super) fn closed<R: PartialEq>(
+        &mut self,
+        clock: &StallClock,
+        reason: Close<R>,
+        dropped: R,
+    ) {
+        if reason == Close::Mode(dropped) {
+            self.dropped += 1;
+        } else if reason == Close::RunOver {
+            self.stalled_at_end += u64::from(clock.is_stalled());
+        }
+    }
 
     /// The once-a-second progress line of a viewer run.
-    pub(super) fn progress_line(
-        &self,
-        progress: &Progress,
-        stalls: &StallWatch,
-        dropped: u64,
-    ) -> String {
+    pub(super) fn progress_line(&self, progress: &Progress) -> String {
         format!(
             "{:6.1} s  viewers {} of {}  frames {} (run {})  stalled {}  dropped {}  ({})",
             progress.elapsed_s,
             progress.live,
-            self.window_frames.len(),
-            self.frames(),
-            self.frames_run,
-            stalls.stalled_viewers,
-            dropped,
+            self.tally.window_frames.len(),
+            self.tally.frames(),
+            self.tally.frames_run,
+            self.stall_watch.stalled_viewers,
+            self.dropped,
             progress.phase.name(),
         )
     }
 
-    /// What every viewer run reports, from this tally, the stall checks,
-    /// the viewers the mode counted stalled at the end and dropped, and
-    /// what the driver measured. `extra_bytes` are bytes the mode received
-    /// itself, beside the driver's connections (RTP over UDP).
-    pub(super) fn into_viewing(
-        self,
-        url: &str,
-        stalls: &StallWatch,
-        (stalled_at_end, dropped_viewers): (u64, u64),
-        extra_bytes: u64,
-        measured: &Measured,
-    ) -> Viewing {
+    /// What every viewer run reports, from these counts and what the
+    /// driver measured. `extra_bytes` are bytes the mode received itself,
+    /// beside the driver's connections (RTP over UDP).
+    pub(super) fn into_viewing(self, url: &str, extra_bytes: u64, measured: &Measured) -> Viewing {
+        let ViewerRun {
+            tally,
+            stall_watch,
+            dropped,
+            stalled_at_end,
+        } = self;
         let measured_s = measured.measured_s;
-        let frames = self.frames();
+        let frames = tally.frames();
         let per_viewer = |frames: u64| per_second(frames, measured_s);
         let counts = &measured.counts;
         Viewing {
             url: url.to_string(),
-            viewers: self.window_frames.len(),
+            viewers: tally.window_frames.len(),
             measured_s,
             frames,
             frames_per_s: per_second(frames, measured_s),
-            fps_per_viewer_mean: per_viewer(frames) / self.window_frames.len().max(1) as f64,
-            fps_per_viewer_min: per_viewer(self.window_frames.iter().copied().min().unwrap_or(0)),
-            fps_per_viewer_max: per_viewer(self.window_frames.iter().copied().max().unwrap_or(0)),
-            bytes_per_s: per_second(self.bytes_in_window, measured_s),
-            frame_age_us: FrameAge::from_histogram(&self.frame_age_us),
-            untimed_frames: self.untimed_frames,
-            future_timestamps: self.future_timestamps,
-            frames_run: self.frames_run,
+            fps_per_viewer_mean: per_viewer(frames) / tally.window_frames.len().max(1) as f64,
+            fps_per_viewer_min: per_viewer(tally.window_frames.iter().copied().min().unwrap_or(0)),
+            fps_per_viewer_max: per_viewer(tally.window_frames.iter().copied().max().unwrap_or(0)),
+            bytes_per_s: per_second(tally.bytes_in_window, measured_s),
+            frame_age_us: FrameAge::from_histogram(&tally.frame_age_us),
+            untimed_frames: tally.untimed_frames,
+            future_timestamps: tally.future_timestamps,
+            frames_run: tally.frames_run,
             bytes_received: counts.bytes_received + extra_bytes,
             connected: counts.connected,
             connect_s: measured.connect_s,
-            stalled_viewers: stalls.stalled_viewers,
+            stalled_viewers: stall_watch.stalled_viewers,
             stalled_at_end,
-            stalls: stalls.stalls,
-            dropped_viewers,
+            stalls: stall_watch.stalls,
+            dropped_viewers: dropped,
             connect_failures: counts.connect_failures,
             io_errors: counts.io_errors,
             first_error: counts.first_error.clone(),
@@ -370,7 +426,7 @@ impl FrameTally {
             server_cpu_percent: measured
                 .server_cpu
                 .map(|cpu| 100.0 * cpu.as_secs_f64() / measured_s),
-            viewer_frames: self.window_frames,
+            viewer_frames: tally.window_frames,
         }
     }
 }
@@ -416,7 +472,7 @@ mod tests {
         let start = Instant::now();
         let mut watch = StallWatch::new(Duration::from_secs(1));
         watch.start(start);
-        let mut clocks = vec![StallClock::new(start), StallClock::new(start)];
+        let mut clocks = [StallClock::new(start), StallClock::new(start)];
         watch.check(start + Duration::from_millis(500), clocks.iter_mut());
         assert_eq!(watch.stalls, 0);
         let later = start + Duration::from_secs(2);

@@ -783,6 +783,22 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
         .then(|| &text[prefix.len()..])
 }
 
+/// `stream` cut into chunks at `cuts` (positions anywhere, in any
+/// order): for the readers' tests that any chunking gives the same events.
+#[cfg(test)]
+pub(crate) fn cut_at<'s>(stream: &'s [u8], cuts: &[proptest::sample::Index]) -> Vec<&'s [u8]> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut.index(stream.len() + 1)).collect();
+    cuts.sort_unstable();
+    let mut chunks = Vec::new();
+    let mut from = 0;
+    for cut in cuts {
+        chunks.push(&stream[from..cut]);
+        from = cut;
+    }
+    chunks.push(&stream[from..]);
+    chunks
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -1073,16 +1089,7 @@ mod tests {
         #[test]
         fn any_chunking_gives_the_same_events(cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..40)) {
             let (stream, expected) = mixed_stream();
-            let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut.index(stream.len() + 1)).collect();
-            cuts.sort_unstable();
-            let mut chunks = Vec::new();
-            let mut from = 0;
-            for cut in cuts {
-                chunks.push(&stream[from..cut]);
-                from = cut;
-            }
-            chunks.push(&stream[from..]);
-            prop_assert_eq!(events_in_chunks(&chunks), expected);
+            prop_assert_eq!(events_in_chunks(&cut_at(&stream, &cuts)), expected);
         }
 
         #[test]
