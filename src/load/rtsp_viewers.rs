@@ -177,8 +177,10 @@ struct RtspViewer {
     /// and the keepalives go.
     track_url: String,
     presentation_url: String,
-    /// From the `SETUP` answer.
+    /// From the `SETUP` answer: the session, and over TCP the channels of
+    /// RTP and RTCP (those asked for unless the server says otherwise).
     session: Option<String>,
+    channels: (u8, u8),
     keepalive_every: Duration,
     /// Set once `PLAY` is answered.
     playing: bool,
@@ -467,7 +469,9 @@ impl<'a> RtspViewers<'a> {
             transport.lower,
             self.udp.get_mut(index).and_then(Option::as_mut),
         ) {
-            (LowerTransport::Tcp, None) => {}
+            (LowerTransport::Tcp, None) => {
+                viewer.channels = transport.interleaved.unwrap_or(CHANNELS);
+            }
             (LowerTransport::Udp, Some(pair)) => {
                 pair.server_rtcp = transport
                     .server_port
@@ -714,6 +718,7 @@ impl Mode for RtspViewers<'_> {
             track_url: String::new(),
             presentation_url: String::new(),
             session: None,
+            channels: CHANNELS,
             keepalive_every: MIN_KEEPALIVE_INTERVAL,
             playing: false,
             next_keepalive_at: None,
@@ -754,10 +759,10 @@ impl Mode for RtspViewers<'_> {
                 ServerEvent::Response(response) => {
                     self.on_response(index, viewer, &response, at)?;
                 }
-                ServerEvent::Interleaved { channel, payload } if channel == CHANNELS.0 => {
+                ServerEvent::Interleaved { channel, payload } if channel == viewer.channels.0 => {
                     self.on_rtp(index, viewer, &payload, at);
                 }
-                ServerEvent::Interleaved { channel, payload } if channel == CHANNELS.1 => {
+                ServerEvent::Interleaved { channel, payload } if channel == viewer.channels.1 => {
                     self.on_rtcp(viewer, &payload);
                 }
                 // A channel this viewer did not set up.
