@@ -15,10 +15,12 @@ mod http_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use camloop::load::{run_rtsp_viewers, LoadArgs, RtspReport, RtspTransport};
+use camloop::rtsp::auth::{challenge_headers, verify};
 use camloop::rtsp::request::Method;
 use camloop::rtsp::response::{push_interleaved, response, ResponseFields, CONTENT_TYPE_SDP};
 use camloop::rtsp::rtcp::{ntp_timestamp, sender_report, SenderInfo};
@@ -141,14 +143,27 @@ fn auth_answers_camloops_digest_challenge_and_a_wrong_token_is_an_error() {
 // ---------------------------------------------------------------------------
 // The test's own RTSP server
 
-/// What the fake server sends each viewer after `PLAY`.
-#[derive(Clone)]
+/// What the fake server asks of a viewer and sends it after `PLAY`.
+#[derive(Clone, Default)]
 struct Script {
     /// Access units to send, the first an IDR, each one RTP packet.
     aus: usize,
     /// The AUs whose packets are left out (their sequence numbers are
     /// used all the same, as a packet lost on the way).
     skipped: Vec<usize>,
+    /// A token every request must carry, checked as camloop checks it;
+    /// without it a request gets camloop's 401 (Digest and Basic offered).
+    token: Option<&'static str>,
+    /// The `Session` timeout announced, in seconds (a viewer keeps its
+    /// session alive every half of it).
+    timeout_secs: u32,
+}
+
+/// The fake server's address, and the methods and schemes of the
+/// `Authorization`s it accepted, in order.
+struct FakeServer {
+    url: String,
+    accepted: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 /// The interleaved packets of `script`: a sender report, then one packet
@@ -187,7 +202,7 @@ fn play_bytes(script: &Script) -> Vec<u8> {
 
 /// The answer the fake server gives a request; after `PLAY`'s it sends the
 /// script's packets.
-fn answer(request: &RtspRequest, url: &str) -> Vec<u8> {
+fn answer(request: &RtspRequest, url: &str, timeout_secs: u32) -> Vec<u8> {
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=fake\r\nt=0 0\r\na=control:*\r\n\
                m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=0\r\n";
     let base = format!("{url}/");
@@ -199,12 +214,12 @@ fn answer(request: &RtspRequest, url: &str) -> Vec<u8> {
             ..Default::default()
         },
         Method::Setup => ResponseFields {
-            session: Some(("FAKE", 60)),
+            session: Some(("FAKE", timeout_secs)),
             extra: &transport,
             ..Default::default()
         },
         _ => ResponseFields {
-            session: Some(("FAKE", 60)),
+            session: Some(("FAKE", timeout_secs)),
             ..Default::default()
         },
     };
@@ -215,21 +230,57 @@ fn answer(request: &RtspRequest, url: &str) -> Vec<u8> {
 /// and `PLAY` (and keepalives), sends the script after `PLAY` and then
 /// nothing more, keeping the connection until the viewer closes it.
 /// Returns its URL.
-fn fake_rtsp_server(script: Script) -> String {
+fn fake_rtsp_server(script: Script) -> FakeServer {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr: SocketAddr = listener.local_addr().expect("local addr");
-    let url = format!("rtsp://{addr}/fake");
-    let server_url = url.clone();
+    let server = FakeServer {
+        url: format!("rtsp://{addr}/fake"),
+        accepted: Arc::default(),
+    };
+    let (url, accepted) = (server.url.clone(), Arc::clone(&server.accepted));
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (script, url) = (script.clone(), server_url.clone());
-            thread::spawn(move || serve_viewer(stream, &script, &url));
+            let (script, url, accepted) = (script.clone(), url.clone(), Arc::clone(&accepted));
+            thread::spawn(move || serve_viewer(stream, &script, &url, &accepted));
         }
     });
-    url
+    server
 }
 
-fn serve_viewer(mut stream: TcpStream, script: &Script, url: &str) {
+/// With a token: `None` when `request` carries it (the scheme it came in is
+/// recorded), else camloop's 401.
+fn refusal(
+    request: &RtspRequest,
+    token: &str,
+    accepted: &Mutex<Vec<(String, String)>>,
+) -> Option<Vec<u8>> {
+    const NONCE: &str = "0123456789abcdef0123456789abcdef";
+    let authorization = request.header("Authorization");
+    let method = request.method.as_str();
+    if verify(authorization, method, &request.url, token, NONCE).is_ok() {
+        let scheme = authorization.unwrap_or("").split(' ').next().unwrap_or("");
+        let mut accepted = accepted.lock().expect("not poisoned");
+        accepted.push((method.to_string(), scheme.to_string()));
+        return None;
+    }
+    let [digest, basic] = challenge_headers(NONCE);
+    let challenges = [
+        ("WWW-Authenticate", digest.as_str()),
+        ("WWW-Authenticate", basic.as_str()),
+    ];
+    let fields = ResponseFields {
+        extra: &challenges,
+        ..Default::default()
+    };
+    Some(response(401, Some(request.cseq), &fields))
+}
+
+fn serve_viewer(
+    mut stream: TcpStream,
+    script: &Script,
+    url: &str,
+    accepted: &Mutex<Vec<(String, String)>>,
+) {
     let mut reader = RtspReader::new();
     let mut buffer = [0u8; 4096];
     // Hang protection only: a viewer closes at the end of its run.
@@ -240,7 +291,16 @@ fn serve_viewer(mut stream: TcpStream, script: &Script, url: &str) {
             let RtspEvent::Request(request) = event else {
                 continue;
             };
-            let mut out = answer(&request, url);
+            let refused = script
+                .token
+                .and_then(|token| refusal(&request, token, accepted));
+            if let Some(refusal) = refused {
+                if stream.write_all(&refusal).is_err() {
+                    return;
+                }
+                continue;
+            }
+            let mut out = answer(&request, url, script.timeout_secs);
             if request.method == Method::Play {
                 out.extend(play_bytes(script));
             }
@@ -257,8 +317,10 @@ fn a_viewer_the_server_stops_sending_to_is_stalled_and_every_au_is_counted() {
     const AUS: usize = 10;
     let url = fake_rtsp_server(Script {
         aus: AUS,
-        skipped: Vec::new(),
-    });
+        timeout_secs: 60,
+        ..Script::default()
+    })
+    .url;
     // The run lasts its whole duration, five times --stall-after.
     let flags = format!("--viewers {VIEWERS} --warmup 0 --duration 1 --stall-after 0.2");
     let (report, json) = run(&url, &flags);
@@ -299,7 +361,10 @@ fn packets_the_server_leaves_out_are_counted_as_gaps_and_their_aus_lost() {
     let url = fake_rtsp_server(Script {
         aus: AUS,
         skipped: vec![4],
-    });
+        timeout_secs: 60,
+        ..Script::default()
+    })
+    .url;
     let flags = format!("--viewers {VIEWERS} --warmup 0 --duration 1 --stall-after 0.2 --json");
     let (report, json) = run(&url, &flags);
 
@@ -317,6 +382,46 @@ fn packets_the_server_leaves_out_are_counted_as_gaps_and_their_aus_lost() {
     for key in ["\"rtp_packets_lost\":2", "\"sequence_gaps\":2"] {
         assert!(json.contains(key), "{key} in {json}");
     }
+}
+
+#[test]
+fn every_request_answers_the_challenge_with_digest_keepalives_too() {
+    let server = fake_rtsp_server(Script {
+        aus: 3,
+        token: Some("s3cret"),
+        // A keepalive every second.
+        timeout_secs: 2,
+        ..Script::default()
+    });
+    let flags = "--viewers 1 --warmup 0 --duration 1.5 --auth s3cret";
+    let (report, json) = run(&server.url, flags);
+    assert_eq!(report.errors, 0, "{json}");
+    assert_eq!(report.viewing.frames_run, 3, "{json}");
+    let accepted = server.accepted.lock().expect("not poisoned").clone();
+    let methods: Vec<&str> = accepted.iter().map(|(method, _)| method.as_str()).collect();
+    assert_eq!(methods[..3], ["DESCRIBE", "SETUP", "PLAY"], "{accepted:?}");
+    // Then keepalives only (how many is the run's length's business; the
+    // last one may still be on its way to the server).
+    assert!(
+        methods[3..].iter().all(|method| *method == "GET_PARAMETER"),
+        "{accepted:?}"
+    );
+    assert!(
+        methods.len() - 3 <= report.keepalives as usize,
+        "{accepted:?} {json}"
+    );
+    assert!(
+        accepted.iter().all(|(_, scheme)| scheme == "Digest"),
+        "Digest, offered first, for every request: {accepted:?}"
+    );
+
+    // A wrong token: refused once answered, and said so.
+    let (wrong, json) = run(
+        &server.url,
+        "--viewers 2 --warmup 0 --duration 0.5 --auth nope",
+    );
+    assert_eq!(wrong.auth_failures, 2, "{json}");
+    assert_eq!(wrong.errors, 2, "{json}");
 }
 
 #[test]
