@@ -58,8 +58,9 @@ pub enum Command {
     /// Talk to a server: interactive prompt, one-shot requests, or piped stdin.
     Ctl(CtlArgs),
     /// Generate load against a line-protocol server (camloop, redis, memcached...),
-    /// or be many viewers of an MJPEG stream (`--mjpeg URL --viewers N`).
-    Load(crate::load::LoadArgs),
+    /// or be many viewers of an MJPEG stream (`--mjpeg URL --viewers N`) or of
+    /// an RTSP stream (`--rtsp URL --viewers N`).
+    Load(Box<crate::load::LoadArgs>),
 }
 
 /// Flags of `camloop serve`.

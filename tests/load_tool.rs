@@ -565,11 +565,15 @@ fn every_viewer_counts_every_part_and_a_server_close_is_a_drop() {
     let flags = format!("--viewers {VIEWERS} --warmup 0 --duration 60");
     let report = run_viewers(&mjpeg_args(&url, &flags)).expect("run");
 
-    assert_eq!(report.connected, VIEWERS as u64);
-    assert_eq!(report.viewer_frames, vec![PARTS; VIEWERS], "{report:?}");
-    assert_eq!(report.frames, PARTS * VIEWERS as u64);
-    assert_eq!(report.frames_run, report.frames);
-    assert_eq!(report.dropped_viewers, VIEWERS as u64);
+    assert_eq!(report.viewing.connected, VIEWERS as u64);
+    assert_eq!(
+        report.viewing.viewer_frames,
+        vec![PARTS; VIEWERS],
+        "{report:?}"
+    );
+    assert_eq!(report.viewing.frames, PARTS * VIEWERS as u64);
+    assert_eq!(report.viewing.frames_run, report.viewing.frames);
+    assert_eq!(report.viewing.dropped_viewers, VIEWERS as u64);
     assert_eq!(report.errors, VIEWERS as u64, "the drops only: {report:?}");
     assert_eq!(
         (
@@ -580,8 +584,8 @@ fn every_viewer_counts_every_part_and_a_server_close_is_a_drop() {
         (0, 0, 0)
     );
     // Every part carried an X-Timestamp (of 1970, so very old).
-    let ages = report.frame_age_us.expect("ages");
-    assert_eq!(ages.count, report.frames);
+    let ages = report.viewing.frame_age_us.expect("ages");
+    assert_eq!(ages.count, report.viewing.frames);
 }
 
 #[test]
@@ -596,11 +600,14 @@ fn a_viewer_the_server_stops_writing_to_is_stalled_not_dropped() {
     let flags = format!("--viewers {VIEWERS} --warmup 0 --duration 1 --stall-after 0.2 --json");
     let report = run_viewers(&mjpeg_args(&url, &flags)).expect("run");
 
-    assert_eq!(report.viewer_frames, vec![3; VIEWERS], "{report:?}");
-    assert_eq!(report.stalled_viewers, VIEWERS as u64, "{report:?}");
-    assert_eq!(report.stalled_at_end, VIEWERS as u64);
-    assert_eq!(report.stalls, VIEWERS as u64, "one stall each, never over");
-    assert_eq!(report.dropped_viewers, 0);
+    assert_eq!(report.viewing.viewer_frames, vec![3; VIEWERS], "{report:?}");
+    assert_eq!(report.viewing.stalled_viewers, VIEWERS as u64, "{report:?}");
+    assert_eq!(report.viewing.stalled_at_end, VIEWERS as u64);
+    assert_eq!(
+        report.viewing.stalls, VIEWERS as u64,
+        "one stall each, never over"
+    );
+    assert_eq!(report.viewing.dropped_viewers, 0);
     assert_eq!(report.errors, 0, "a stall is not an error: {report:?}");
     assert!(report.to_json().contains("\"stalled_viewers\":3"));
 }
@@ -623,7 +630,7 @@ fn malformed_parts_are_counted_and_the_good_ones_still_arrive() {
         run_viewers(&mjpeg_args(&url, "--viewers 2 --warmup 0 --duration 60")).expect("run");
 
     assert_eq!(
-        report.viewer_frames,
+        report.viewing.viewer_frames,
         vec![2, 2],
         "parts 1 and 5: {report:?}"
     );
@@ -670,7 +677,7 @@ fn mjpeg_viewers_of_camloop_each_get_frames_and_the_totals_add_up() {
     assert!(json_u64(&json, "frames_run") >= json_u64(&json, "frames"));
     // camloop stamps every part: one age per part in the window.
     assert_eq!(json_u64(&json, "frame_ages"), json_u64(&json, "frames"));
-    assert_eq!(report.untimed_frames, 0);
+    assert_eq!(report.viewing.untimed_frames, 0);
 
     // Everything the viewers counted, the server sent.
     let mut state = TcpStream::connect(&http).expect("connect");
@@ -680,14 +687,22 @@ fn mjpeg_viewers_of_camloop_each_get_frames_and_the_totals_add_up() {
     let mut reply = String::new();
     state.read_to_string(&mut reply).expect("read /state");
     let (_, body) = reply.split_once("\r\n\r\n").expect("a body");
-    assert!(json_u64(body, "frames_sent") >= report.frames_run, "{body}");
+    assert!(
+        json_u64(body, "frames_sent") >= report.viewing.frames_run,
+        "{body}"
+    );
 
     // Without the token every viewer is refused, and the report says why.
     let refused = run_viewers(&mjpeg_args(&url, "--viewers 2 --warmup 0 --duration 1"))
         .expect("the viewers connected");
     assert_eq!(refused.http_errors, 2, "{refused:?}");
     assert!(
-        refused.first_error.as_deref().unwrap_or("").contains("401"),
+        refused
+            .viewing
+            .first_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("401"),
         "{refused:?}"
     );
 }

@@ -20,15 +20,16 @@
 //! [`WindowStart::AfterConnects`] the warmup is replaced by a connecting
 //! phase that ends when every connect has settled.
 //!
-//! Tokens are connection indexes, `0..connections`, and an event for any
-//! other token is ignored. A mode that needs sources of its own in the same
-//! poll (RTSP over UDP: an RTP and an RTCP socket per viewer) would get two
-//! more hooks: one that registers them with the [`mio::Registry`] under
-//! tokens from `connections` up (`fn register_sources(&mut self, registry,
-//! first_token)`), and one that the loop hands every event for such a token
-//! to instead of `on_ready` (`fn on_source_ready(&mut self, token, at)`),
-//! plus a deregistration in `Mode::on_close` for sockets that belong to one
-//! connection. Nothing else here assumes that a token is a connection.
+//! Tokens `0..connections` are the connections' indexes. A mode may have
+//! sources of its own in the same poll (RTSP over UDP: an RTP and an RTCP
+//! socket per viewer): it registers them in
+//! [`register_sources`](Mode::register_sources) under tokens from
+//! `connections` up, the loop hands every event for such a token to
+//! [`on_source_ready`](Mode::on_source_ready), and a connection's close
+//! lets the mode [deregister](Mode::deregister_sources) the sources that
+//! belong to it. The mode reads and writes its sources itself; the driver
+//! only routes their events and gives a source that spent its read budget
+//! another turn, as it does a connection.
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::mem;
@@ -36,7 +37,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::process_cpu_time;
 use crate::sys::cpu_time;
@@ -52,7 +53,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What one mode of `camloop load` does with its connections; the
 /// [`drive`]r does the rest. Hooks get the connection's state (never its
-/// socket) and return what should close it; all I/O is the driver's.
+/// socket) and return what should close it; all I/O on the connections is
+/// the driver's (that on a mode's own sources is the mode's).
 ///
 /// A connection's life: [`open`](Mode::open) when its connect is issued;
 /// then, each time it is ready, its bytes go to
@@ -129,6 +131,32 @@ pub(super) trait Mode {
     ) {
     }
 
+    /// Registers the mode's own sources with `registry`, under tokens from
+    /// `first_token` (the number of connections) up; called once, before
+    /// the first connect is issued. `Err` stops the run before it starts.
+    /// None by default.
+    fn register_sources(&mut self, _registry: &Registry, _first_token: usize) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Source `token` (one [`register_sources`](Mode::register_sources)
+    /// registered) is ready: the mode reads it, until `WouldBlock` or a
+    /// budget of its own; `conns` are the connections, for the state a
+    /// source feeds.
+    fn on_source_ready(
+        &mut self,
+        _token: usize,
+        _at: &Moment,
+        _conns: &mut Connections<Self::Conn>,
+    ) -> SourceTurn {
+        SourceTurn::Drained
+    }
+
+    /// Connection `index` is closing: deregisters the sources that belong
+    /// to it (before they are dropped, as mio asks). Called before
+    /// [`on_close`](Mode::on_close).
+    fn deregister_sources(&mut self, _index: usize, _registry: &Registry) {}
+
     /// Whether replies are still due: a drain lasts until this is false.
     fn awaiting_replies(&self) -> bool {
         false
@@ -139,6 +167,16 @@ pub(super) trait Mode {
 
     /// The report, from the mode's counts and what the driver measured.
     fn report(self, measured: Measured) -> Self::Report;
+}
+
+/// How a mode's read turn of one of its sources ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SourceTurn {
+    /// It read until `WouldBlock`: the next event says when there is more.
+    Drained,
+    /// It spent its budget first: the source gets another turn after the
+    /// next poll, since no new edge will say that data is waiting.
+    MoreLeft,
 }
 
 /// What the driver runs: which connections, and the timeline.
@@ -348,6 +386,12 @@ impl<C> Connections<C> {
     pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut C> {
         self.links.iter_mut().flatten().map(|link| &mut link.state)
     }
+
+    /// Every open connection's index and the mode's state of it.
+    pub(super) fn iter_indexed_mut(&mut self) -> impl Iterator<Item = (usize, &mut C)> {
+        let links = self.links.iter_mut().enumerate();
+        links.filter_map(|(index, link)| Some((index, &mut link.as_mut()?.state)))
+    }
 }
 
 /// One connection as the driver holds it.
@@ -376,9 +420,9 @@ struct Driver<'s, M: Mode> {
     /// Connections not yet closed.
     live: usize,
     read_buffer: Vec<u8>,
-    /// Connections that spent their read budget before `WouldBlock`: they
-    /// may still hold data and no new edge will say so, so they get another
-    /// turn after the events of the next poll.
+    /// Connections (and the mode's sources) that spent their read budget
+    /// before `WouldBlock`: they may still hold data and no new edge will
+    /// say so, so they get another turn after the events of the next poll.
     still_readable: Vec<usize>,
     /// Connections the mode's timers woke for a write turn (kept between
     /// turns for its allocation).
@@ -403,6 +447,10 @@ struct Driver<'s, M: Mode> {
 /// created or fails; what the network does is part of the report.
 pub(super) fn drive<M: Mode>(mode: M, schedule: &Schedule) -> Result<M::Report, String> {
     let mut driver = Driver::new(mode, schedule)?;
+    driver
+        .mode
+        .register_sources(driver.poll.registry(), schedule.connections)
+        .map_err(|e| format!("cannot set up the mode's sockets: {e}"))?;
     driver.mode.on_start(driver.start);
     driver.open_connections();
     if let WindowStart::AfterConnects { connect_timeout } = schedule.window_start {
@@ -530,10 +578,10 @@ impl<'s, M: Mode> Driver<'s, M> {
                 // Events are hints: the handler finds out what is really
                 // possible by trying until WouldBlock.
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-                self.on_ready(event.token().0, readable);
+                self.on_event(event.token().0, readable);
             }
-            for index in leftovers {
-                self.on_ready(index, true);
+            for token in leftovers {
+                self.on_event(token, true);
             }
         }
     }
@@ -649,6 +697,20 @@ impl<'s, M: Mode> Driver<'s, M> {
             }
         }
         self.woken = woken;
+    }
+
+    /// Routes readiness (or a leftover read turn): a connection's to
+    /// [`on_ready`](Self::on_ready), one of the mode's sources' to the mode.
+    fn on_event(&mut self, token: usize, readable: bool) {
+        if token < self.schedule.connections {
+            self.on_ready(token, readable);
+            return;
+        }
+        let at = self.moment(Instant::now());
+        let turn = self.mode.on_source_ready(token, &at, &mut self.conns);
+        if turn == SourceTurn::MoreLeft {
+            self.still_readable.push(token);
+        }
     }
 
     /// Handles readiness (or a leftover read turn) of one connection.
@@ -782,6 +844,7 @@ impl<'s, M: Mode> Driver<'s, M> {
         };
         // Deregister before the drop closes the descriptor (mio's contract).
         let _ = self.poll.registry().deregister(&mut link.stream);
+        self.mode.deregister_sources(index, self.poll.registry());
         self.live -= 1;
         if let Some(error) = &closing.error {
             self.counts.note_error(error);

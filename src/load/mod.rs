@@ -19,6 +19,17 @@
 //! stalled and dropped viewers, malformed parts and the age of each frame
 //! on arrival (from its `X-Timestamp`).
 //!
+//! With `--rtsp URL --viewers N` it is N viewers of one RTSP stream, on the
+//! same loop: each goes `DESCRIBE`, `SETUP`, `PLAY` (answering a 401 with
+//! `--auth`), then receives RTP, `$`-framed on its connection
+//! (`--transport tcp`) or on a pair of UDP sockets of its own registered in
+//! the same poll (`udp`), put back into H.264 access units by camloop's own
+//! [`Depacketizer`](crate::rtsp::depacketize::Depacketizer); it keeps its
+//! session with `GET_PARAMETER` (and, over UDP, RTCP receiver reports).
+//! Besides what the MJPEG viewers report (under the same JSON keys) it
+//! reports lost packets, the time from `PLAY` to the first IDR, and frame
+//! ages from the server's RTCP sender reports, IDRs apart.
+//!
 //! Every mode runs on the same loop and reports in the same shape:
 //!
 //! - `driver`: the one event loop (the connections, reading, writing,
@@ -26,24 +37,30 @@
 //!   progress line) and the `Mode` trait a mode implements to run on it.
 //! - `line_clients`: the line and hold modes, as a `Mode`.
 //! - `mjpeg_viewers`: the MJPEG viewer mode (`--mjpeg`), as a `Mode`.
+//! - `rtsp_viewers`: the RTSP viewer mode (`--rtsp`), as a `Mode` with
+//!   sources of its own (the UDP sockets).
+//! - `viewing`: what the two viewer modes share (their flags, the stream
+//!   URL, stall checks, frames per viewer and frame ages).
 //! - [`report`]: the results and their text and JSON forms, with one writer
 //!   per part that every mode reports (window, connections, errors, CPU,
-//!   percentiles).
+//!   percentiles) and one per part of what every viewer run reports.
 //! - [`wire`]: request escapes, greeting and reply framing (sans-IO).
 //!
-//! A new mode (RTSP viewers next) is a new `Mode` file, a report struct with
-//! its `write_to`, and a `run_*` entry here.
+//! A new mode is a new `Mode` file, a report struct with its `write_to`,
+//! and a `run_*` entry here.
 
 mod driver;
 mod line_clients;
 mod mjpeg_viewers;
 pub mod report;
+mod rtsp_viewers;
+mod viewing;
 pub mod wire;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-pub use report::{FrameAge, Latency, LoadReport, ViewerReport};
+pub use report::{FrameAge, Latency, LoadReport, RtspReport, RtspTransport, ViewerReport, Viewing};
 pub use wire::{parse_escapes, Expect, Greeting, ReplyCounter};
 
 pub(crate) use crate::sys::process_cpu_time;
@@ -57,14 +74,17 @@ const EPHEMERAL_PORT_RANGE_PATH: &str = "/proc/sys/net/ipv4/ip_local_port_range"
 /// Load a line-protocol server with many connections; report requests/s,
 /// latency percentiles and errors.
 #[derive(clap::Args, Debug, Clone)]
+// The viewer modes, one at most: their flags require one of them.
+#[command(group = clap::ArgGroup::new("viewer_mode").args(["mjpeg", "rtsp"]))]
 pub struct LoadArgs {
     /// Servers to load, as HOST:PORT; the only addresses ever connected to.
     /// With several, connections are dealt out over them in turn: one
     /// client gets only about 28,000 local ports per destination
     /// (ip_local_port_range), so holding more idle connections than that
     /// takes several listening ports, e.g. `camloop load 127.0.0.1:8233
-    /// 127.0.0.1:8234 --hold 40000`. Not with --mjpeg, which has its URL.
-    #[arg(required_unless_present = "mjpeg", value_name = "TARGET")]
+    /// 127.0.0.1:8234 --hold 40000`. Not with --mjpeg or --rtsp, which have
+    /// their URL.
+    #[arg(required_unless_present = "viewer_mode", value_name = "TARGET")]
     pub targets: Vec<String>,
 
     /// Connections, each keeping --pipeline requests in flight.
@@ -135,14 +155,37 @@ pub struct LoadArgs {
     )]
     pub mjpeg: Option<String>,
 
-    /// With --mjpeg: viewers (connections to the stream) at once.
-    #[arg(long, default_value_t = 1, requires = "mjpeg")]
+    /// RTSP viewer mode: --viewers sessions of this `rtsp://HOST[:PORT]/PATH`
+    /// (camloop: `rtsp://HOST:8554/` or `/NAME` for a camera), each
+    /// DESCRIBE, SETUP, PLAY, then receiving RTP (--transport), put back
+    /// into H.264 access units, and GET_PARAMETER every half session
+    /// timeout. Reports frames (AUs) per viewer per second, lost packets,
+    /// the time from PLAY to the first IDR, the frame age at arrival (now -
+    /// the AU's time from the server's RTCP sender reports; wall clock, so
+    /// the server's clock must be this machine's), stalled and dropped
+    /// viewers. The same flags apply as with --mjpeg, and --transport. Point it only at
+    /// servers you own [default: off].
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["hold", "conns", "pipeline", "request", "expect", "greeting", "rate"]
+    )]
+    pub rtsp: Option<String>,
+
+    /// With --rtsp: how RTP comes, `tcp` (interleaved on the RTSP
+    /// connection) or `udp` (each viewer its own RTP and RTCP socket,
+    /// sending an RTCP receiver report every few seconds).
+    #[arg(long, value_enum, default_value_t = RtspTransport::Tcp, requires = "rtsp")]
+    pub transport: RtspTransport,
+
+    /// With --mjpeg or --rtsp: viewers (connections to the stream) at once.
+    #[arg(long, default_value_t = 1, requires = "viewer_mode")]
     pub viewers: usize,
 
-    /// With --mjpeg: a viewer that receives no part for this many seconds
-    /// counts as stalled (once per viewer; it stays connected and may
-    /// recover).
-    #[arg(long, default_value_t = 2.0, requires = "mjpeg")]
+    /// With --mjpeg or --rtsp: a viewer that receives no frame for this
+    /// many seconds counts as stalled (once per viewer; it stays connected
+    /// and may recover).
+    #[arg(long, default_value_t = 2.0, requires = "viewer_mode")]
     pub stall_after: f64,
 
     /// The server's token (camloop's `--token`). Line and hold modes: each
@@ -150,7 +193,9 @@ pub struct LoadArgs {
     /// waits for the reply line `OK` (or redis' `+OK`) before its first
     /// request; any other reply is an auth failure, an error that closes
     /// the connection. With --mjpeg: sent as HTTP Basic credentials (user
-    /// `camloop`), which camloop accepts like `?token=` [default: none].
+    /// `camloop`), which camloop accepts like `?token=`. With --rtsp: the
+    /// answer to a 401, Digest when the server offers it, else Basic (user
+    /// `camloop`) [default: none].
     #[arg(long, value_name = "TOKEN")]
     pub auth: Option<String>,
 }
@@ -268,8 +313,12 @@ fn check_server_pid(args: &LoadArgs) -> Result<(), String> {
 /// Connection failures are part of the report, not an `Err`; `Err` means
 /// the run could not be set up or not a single connection succeeded.
 pub fn run(args: &LoadArgs) -> Result<LoadReport, String> {
-    if args.mjpeg.is_some() {
-        return Err("--mjpeg is the viewer mode: run it with run_viewers".to_string());
+    if args.mjpeg.is_some() || args.rtsp.is_some() {
+        return Err(
+            "--mjpeg and --rtsp are the viewer modes: run them with run_viewers and \
+             run_rtsp_viewers"
+                .to_string(),
+        );
     }
     let plan = Plan::from_args(args)?;
     check_ephemeral_ports(plan.conns, plan.targets.len())?;
@@ -300,11 +349,13 @@ fn print_report<R: std::fmt::Display>(
     Ok(report)
 }
 
-/// `camloop load` as the command line asks: the viewer mode with
-/// `--mjpeg`, else [`run`]. Prints the report; `Err` as for [`run`].
+/// `camloop load` as the command line asks: a viewer mode with `--mjpeg`
+/// or `--rtsp`, else [`run`]. Prints the report; `Err` as for [`run`].
 pub fn run_command(args: &LoadArgs) -> Result<(), String> {
     if args.mjpeg.is_some() {
         run_viewers(args).map(drop)
+    } else if args.rtsp.is_some() {
+        run_rtsp_viewers(args).map(drop)
     } else {
         run(args).map(drop)
     }
@@ -318,14 +369,40 @@ pub fn run_command(args: &LoadArgs) -> Result<(), String> {
 /// report; `Err` means the run could not be set up or no viewer connected.
 pub fn run_viewers(args: &LoadArgs) -> Result<ViewerReport, String> {
     let plan = mjpeg_viewers::ViewerPlan::from_args(args)?;
-    check_ephemeral_ports(plan.viewers, 1)?;
-    ensure_descriptors(plan.viewers, "viewers")?;
+    check_ephemeral_ports(plan.flags.viewers, 1)?;
+    ensure_descriptors(plan.flags.viewers, "viewers")?;
     let report = mjpeg_viewers::drive(&plan)?;
-    let failure = (report.connected == 0).then(|| {
-        let why = report.first_error.as_deref().unwrap_or("no reason given");
-        format!("no viewer could connect to {}: {why}", report.url)
-    });
+    let failure = no_viewer_connected(&report.viewing);
     print_report(failure, args.json, report.to_json(), report)
+}
+
+/// Runs the RTSP viewer mode (`--rtsp URL --viewers N`): prints a progress
+/// line each second when stdout is a terminal, prints the final report
+/// (text, or JSON with `--json`) and returns it.
+///
+/// Refused requests, stalls, drops and lost packets are part of the
+/// report; `Err` means the run could not be set up or no viewer connected.
+pub fn run_rtsp_viewers(args: &LoadArgs) -> Result<RtspReport, String> {
+    let plan = rtsp_viewers::RtspPlan::from_args(args)?;
+    let viewers = plan.flags.viewers;
+    check_ephemeral_ports(viewers, 1)?;
+    // Over UDP each viewer also has its RTP and RTCP sockets.
+    let per_viewer = match plan.transport {
+        RtspTransport::Tcp => 1,
+        RtspTransport::Udp => 3,
+    };
+    ensure_descriptors(per_viewer * viewers, "viewers' sockets")?;
+    let report = rtsp_viewers::drive(&plan)?;
+    let failure = no_viewer_connected(&report.viewing);
+    print_report(failure, args.json, report.to_json(), report)
+}
+
+/// Why a viewer run failed as a whole: not one viewer connected.
+fn no_viewer_connected(viewing: &Viewing) -> Option<String> {
+    (viewing.connected == 0).then(|| {
+        let why = viewing.first_error.as_deref().unwrap_or("no reason given");
+        format!("no viewer could connect to {}: {why}", viewing.url)
+    })
 }
 
 /// Raises the descriptor limit and refuses a run that still could not open

@@ -1,13 +1,17 @@
 //! The results of a load run (line and hold modes: [`LoadReport`]; MJPEG
-//! viewers: [`ViewerReport`]) and their two forms: a short text report for
-//! people and one JSON object for scripts (`benches/compare.sh`).
+//! viewers: [`ViewerReport`]; RTSP viewers: [`RtspReport`]) and their two
+//! forms: a short text report for people and one JSON object for scripts
+//! (`benches/compare.sh`).
 //!
 //! Each report is written once, by its `write_to`, into a `Form`: the text
 //! form keeps the lines and the JSON form keeps the fields, so the two
 //! cannot drift apart. The parts every mode reports alike have one writer
 //! each, used by every report: the window (`write_window`), the connections
 //! (`write_connections`), the errors (`write_errors`), the CPU
-//! (`write_cpu`) and percentiles (`Percentiles`). A new mode's report is
+//! (`write_cpu`) and percentiles (`Percentiles`). The two viewer modes
+//! also share what every viewer run reports, [`Viewing`], and its writers
+//! (frames and bytes per second, frame ages, stalled and dropped viewers),
+//! so the same figure has the same JSON key in both. A new mode's report is
 //! its own lines and fields between calls to these.
 //!
 //! The JSON is written by hand because every value is a number, a boolean or
@@ -235,28 +239,74 @@ impl Latency {
     }
 }
 
-/// Frame age at arrival (this machine's wall clock minus the part's
-/// `X-Timestamp`) of the parts received inside the window, in microseconds.
+/// Three percentiles of microseconds and how many values they are over:
+/// the age of frames at arrival (this machine's wall clock minus the time
+/// a frame is dated with), and for RTSP also the wait from `PLAY` to each
+/// viewer's first IDR.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FrameAge {
     /// Median.
     pub p50_us: u64,
     /// 99th percentile.
     pub p99_us: u64,
-    /// Oldest.
+    /// Oldest (longest).
     pub max_us: u64,
-    /// Parts the percentiles are over.
+    /// Values the percentiles are over.
     pub count: u64,
 }
 
-/// Everything one `camloop load --mjpeg` run measured.
+impl FrameAge {
+    /// The percentiles of a histogram in microseconds; `None` when it
+    /// recorded nothing.
+    pub(super) fn from_histogram(histogram: &Histogram<u64>) -> Option<FrameAge> {
+        (!histogram.is_empty()).then(|| FrameAge {
+            p50_us: histogram.value_at_quantile(0.50),
+            p99_us: histogram.value_at_quantile(0.99),
+            max_us: histogram.max(),
+            count: histogram.len(),
+        })
+    }
+}
+
+/// The line of three percentiles (`LABEL us p50 .. p99 .. max ..  (note)`,
+/// or `LABEL n/a (none_note)` without them) and their JSON fields
+/// `{key_prefix}_p50_us`, `_p99_us` and `_max_us` (`null` without them).
+fn write_spread(
+    out: &mut dyn Form,
+    label: &str,
+    key_prefix: &'static str,
+    spread: Option<FrameAge>,
+    note: fmt::Arguments<'_>,
+    none_note: fmt::Arguments<'_>,
+) -> fmt::Result {
+    let percentiles = Percentiles {
+        key_prefix,
+        points: vec![
+            Percentile::new("p50", "p50", spread.map(|spread| spread.p50_us)),
+            Percentile::new("p99", "p99", spread.map(|spread| spread.p99_us)),
+            Percentile::new("max", "max", spread.map(|spread| spread.max_us)),
+        ],
+    };
+    match spread {
+        Some(_) => {
+            let label = format!("{label} us");
+            out.line(&label, format_args!("{}  ({note})", percentiles.text()))?;
+        }
+        None => out.line(label, format_args!("n/a ({none_note})"))?,
+    }
+    percentiles.write_fields(out)
+}
+
+/// What every viewer run reports alike, whatever the stream (`--mjpeg`:
+/// its frames are the parts; `--rtsp`: the H.264 access units), with the
+/// same JSON keys in both.
 ///
 /// `frames`, the frame rates, `bytes_per_s`, `frame_age_us` and
-/// `viewer_frames` cover the measurement window; the other counts cover the
-/// whole run. Every figure is a count of what happened: a viewer that
+/// `viewer_frames` cover the measurement window; the other counts cover
+/// the whole run. Every figure is a count of what happened: a viewer that
 /// stalls or is dropped is reported, never retried.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ViewerReport {
+pub struct Viewing {
     /// The stream's URL.
     pub url: String,
     /// Viewers asked for (`--viewers`).
@@ -264,42 +314,39 @@ pub struct ViewerReport {
     /// Length of the measurement window actually run (shorter if every
     /// viewer was gone before its end).
     pub measured_s: f64,
-    /// Parts received inside the window, all viewers: the sum of
+    /// Frames received inside the window, all viewers: the sum of
     /// `viewer_frames`.
     pub frames: u64,
     /// `frames / measured_s`.
     pub frames_per_s: f64,
-    /// Mean over the viewers (failed ones included, as 0) of their parts
+    /// Mean over the viewers (failed ones included, as 0) of their frames
     /// per second inside the window.
     pub fps_per_viewer_mean: f64,
-    /// The slowest viewer's parts per second.
+    /// The slowest viewer's frames per second.
     pub fps_per_viewer_min: f64,
-    /// The fastest viewer's parts per second.
+    /// The fastest viewer's frames per second.
     pub fps_per_viewer_max: f64,
-    /// Bytes read inside the window (parts and their framing), per second.
+    /// Bytes received inside the window (frames and their framing), per
+    /// second.
     pub bytes_per_s: f64,
-    /// Ages of the parts in the window that carried an `X-Timestamp`;
-    /// `None` if none did.
+    /// Ages of the frames in the window that could be dated; `None` if
+    /// none could.
     pub frame_age_us: Option<FrameAge>,
-    /// Parts in the window without an `X-Timestamp` (camloop's NO SIGNAL
-    /// frame has none).
+    /// Frames in the window that could not be dated.
     pub untimed_frames: u64,
-    /// Parts whose `X-Timestamp` was ahead of this machine's clock (the
-    /// server's clock differs; their age counts as 0).
+    /// Frames dated after this machine's clock (the server's clock
+    /// differs; their age counts as 0).
     pub future_timestamps: u64,
-    /// Frame numbers (`X-Frame`) the viewers never saw between two they
-    /// did: frames the server skipped for a viewer that could not keep up
-    /// (or that its camera never delivered), whole run.
-    pub frames_skipped: u64,
-    /// Parts received, whole run.
+    /// Frames received, whole run.
     pub frames_run: u64,
-    /// Bytes read, whole run (response heads included).
+    /// Bytes received, whole run.
     pub bytes_received: u64,
     /// Viewers whose connect completed.
     pub connected: u64,
     /// Time from the start until the last connect completed or failed.
     pub connect_s: f64,
-    /// Viewers that went `--stall-after` seconds without a part at least once.
+    /// Viewers that went `--stall-after` seconds without a frame at least
+    /// once.
     pub stalled_viewers: u64,
     /// Viewers stalled when the run ended.
     pub stalled_at_end: u64,
@@ -307,23 +354,10 @@ pub struct ViewerReport {
     pub stalls: u64,
     /// Viewers whose connection the server closed or reset while streaming.
     pub dropped_viewers: u64,
-    /// Parts the splitter dropped: not a JPEG, cut short, a `Content-Length`
-    /// that is wrong, a part head that does not parse, or over 4 MiB.
-    pub malformed_parts: u64,
-    /// Bytes the splitter skipped (garbage between parts, dropped parts).
-    pub skipped_bytes: u64,
-    /// Parts whose `X-Frame` was not above the viewer's previous one.
-    pub frame_order_errors: u64,
     /// Connects refused, reset or still pending at the end.
     pub connect_failures: u64,
-    /// Responses that were not `200` with a body (status, bad head, closed
-    /// before the head).
-    pub http_errors: u64,
-    /// Reads or writes that failed before the stream started.
+    /// Reads or writes that failed (but for a reset of a stream: a drop).
     pub io_errors: u64,
-    /// `connect_failures + http_errors + dropped_viewers + io_errors +
-    /// malformed_parts + frame_order_errors`; stalls are not errors.
-    pub errors: u64,
     /// The first error seen, for the message a person reads.
     pub first_error: Option<String>,
     /// CPU time of this process during the window, in percent of one core:
@@ -332,23 +366,31 @@ pub struct ViewerReport {
     /// With `--server-pid`: the server's CPU (user + system, all its
     /// threads) during the window, in percent of one core.
     pub server_cpu_percent: Option<f64>,
-    /// Parts each viewer received inside the window, in viewer order.
+    /// Frames each viewer received inside the window, in viewer order.
     pub viewer_frames: Vec<u64>,
 }
 
-impl ViewerReport {
-    /// Writes the report into either form. JSON keys keep the order they
-    /// have always had (but for the error counts, which [`write_errors`]
-    /// lists), so some fields come before the line that shows them.
-    fn write_to(&self, out: &mut dyn Form) -> fmt::Result {
-        out.field("mode", &JsonString("mjpeg"))?;
+impl Viewing {
+    /// The mode, the URL and the viewers, and the heading `MODE URL DETAIL:
+    /// N viewers, measured S s`.
+    fn write_heading(
+        &self,
+        out: &mut dyn Form,
+        mode: &str,
+        detail: fmt::Arguments<'_>,
+    ) -> fmt::Result {
+        out.field("mode", &JsonString(mode))?;
         out.field("url", &JsonString(&self.url))?;
         out.field("viewers", &self.viewers)?;
         let heading = format_args!(
-            "mjpeg {}: {} viewers, measured {:.2} s",
+            "{mode} {}{detail}: {} viewers, measured {:.2} s",
             self.url, self.viewers, self.measured_s
         );
-        write_window(out, heading, self.measured_s)?;
+        write_window(out, heading, self.measured_s)
+    }
+
+    /// The frames line and the bytes line, with the whole run's totals.
+    fn write_rates(&self, out: &mut dyn Form) -> fmt::Result {
         let frames_per_s = Decimals(self.frames_per_s, 1);
         let fps_mean = Decimals(self.fps_per_viewer_mean, 2);
         let fps_min = Decimals(self.fps_per_viewer_min, 2);
@@ -370,10 +412,32 @@ impl ViewerReport {
         );
         out.line("bytes", line)?;
         out.field("bytes_per_s", &Decimals(self.bytes_per_s, 0))?;
-        self.write_frame_ages(out)?;
-        out.field("frames_skipped", &self.frames_skipped)?;
         out.field("frames_run", &self.frames_run)?;
-        out.field("bytes_received", &self.bytes_received)?;
+        out.field("bytes_received", &self.bytes_received)
+    }
+
+    /// The frame age line, its percentiles (`null` without a dated frame)
+    /// and the counts of frames that could not be dated. `unit` names the
+    /// frames in the text (`parts`), `undated` what those that could not
+    /// be dated lacked (`without X-Timestamp`).
+    fn write_frame_ages(&self, out: &mut dyn Form, unit: &str, undated: &str) -> fmt::Result {
+        let age = self.frame_age_us;
+        let (dated, untimed) = (age.map_or(0, |age| age.count), self.untimed_frames);
+        write_spread(
+            out,
+            "frame age",
+            "frame_age",
+            age,
+            format_args!("{dated} {unit}; {untimed} {undated}"),
+            format_args!("no {unit} dated; {untimed} {undated}"),
+        )?;
+        out.field("frame_ages", &dated)?;
+        out.field("untimed_frames", &untimed)?;
+        out.field("future_timestamps", &self.future_timestamps)
+    }
+
+    /// The viewers line: how many connected, stalled and were dropped.
+    fn write_viewers(&self, out: &mut dyn Form) -> fmt::Result {
         let stalls = format_args!(
             "; stalled {} ({} at the end, {} stalls); dropped by the server {}",
             self.stalled_viewers, self.stalled_at_end, self.stalls, self.dropped_viewers
@@ -388,29 +452,43 @@ impl ViewerReport {
         )?;
         out.field("stalled_viewers", &self.stalled_viewers)?;
         out.field("stalled_at_end", &self.stalled_at_end)?;
-        out.field("stalls", &self.stalls)?;
-        out.field("skipped_bytes", &self.skipped_bytes)?;
-        let kinds = [
-            ErrorCount::new("connect", "connect_failures", self.connect_failures),
-            ErrorCount::new("http", "http_errors", self.http_errors),
-            ErrorCount::new("dropped", "dropped_viewers", self.dropped_viewers),
-            ErrorCount::new("io", "io_errors", self.io_errors),
-            ErrorCount::new("malformed parts", "malformed_parts", self.malformed_parts),
-            ErrorCount::new("frame order", "frame_order_errors", self.frame_order_errors),
-        ];
-        let skipped = format_args!("; skipped bytes {}", self.skipped_bytes);
-        write_errors(
-            out,
-            self.errors,
-            &kinds,
-            skipped,
-            self.first_error.as_deref(),
-        )?;
-        let line = format_args!(
-            "{} parts, {} bytes, {} frames skipped by the server",
-            self.frames_run, self.bytes_received, self.frames_skipped
-        );
-        out.line("whole run", line)?;
+        out.field("stalls", &self.stalls)
+    }
+
+    /// The errors line and the first error: the kinds every viewer run
+    /// counts with the mode's own, in this order: connects, the mode's
+    /// `before` kinds, drops, I/O errors, the mode's `after` kinds; `rest`
+    /// ends the line.
+    fn write_errors(
+        &self,
+        out: &mut dyn Form,
+        errors: u64,
+        (before, after): (&[ErrorCount], &[ErrorCount]),
+        rest: fmt::Arguments<'_>,
+    ) -> fmt::Result {
+        let connect = ErrorCount::new("connect", "connect_failures", self.connect_failures);
+        let dropped = ErrorCount::new("dropped", "dropped_viewers", self.dropped_viewers);
+        let io = ErrorCount::new("io", "io_errors", self.io_errors);
+        let kinds = [&[connect], before, &[dropped, io], after].concat();
+        write_errors(out, errors, &kinds, rest, self.first_error.as_deref())
+    }
+
+    /// The whole run's line: frames (`unit`) and bytes, then `rest`.
+    fn write_whole_run(
+        &self,
+        out: &mut dyn Form,
+        unit: &str,
+        rest: fmt::Arguments<'_>,
+    ) -> fmt::Result {
+        let (frames, bytes) = (self.frames_run, self.bytes_received);
+        out.line(
+            "whole run",
+            format_args!("{frames} {unit}, {bytes} bytes{rest}"),
+        )
+    }
+
+    /// The CPU lines, then (JSON only) each viewer's frames.
+    fn write_cpu_and_viewer_frames(&self, out: &mut dyn Form) -> fmt::Result {
         write_cpu(
             out,
             self.tool_cpu_percent,
@@ -419,51 +497,192 @@ impl ViewerReport {
         let counts: Vec<String> = self.viewer_frames.iter().map(u64::to_string).collect();
         out.field("viewer_frames", &format_args!("[{}]", counts.join(",")))
     }
+}
 
-    /// The frame age line, its percentiles (`null` without a timed part)
-    /// and the counts of parts that could not be timed.
-    fn write_frame_ages(&self, out: &mut dyn Form) -> fmt::Result {
-        let age = self.frame_age_us;
-        let percentiles = Percentiles {
-            key_prefix: "frame_age",
-            points: vec![
-                Percentile::new("p50", "p50", age.map(|age| age.p50_us)),
-                Percentile::new("p99", "p99", age.map(|age| age.p99_us)),
-                Percentile::new("max", "max", age.map(|age| age.max_us)),
-            ],
-        };
-        let untimed = self.untimed_frames;
-        match age {
-            Some(age) => {
-                let line = format_args!(
-                    "{}  ({} parts; {untimed} without X-Timestamp)",
-                    percentiles.text(),
-                    age.count
-                );
-                out.line("frame age us", line)?;
-            }
-            None => {
-                let line = format_args!("n/a (no part with X-Timestamp; {untimed} without)");
-                out.line("frame age", line)?;
-            }
-        }
-        percentiles.write_fields(out)?;
-        out.field("frame_ages", &age.map_or(0, |age| age.count))?;
-        out.field("untimed_frames", &untimed)?;
-        out.field("future_timestamps", &self.future_timestamps)
+/// Everything one `camloop load --mjpeg` run measured: what every viewer
+/// run reports ([`Viewing`], whose frames are the parts) and what is
+/// MJPEG's own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ViewerReport {
+    /// Frames, rates, ages, stalls and drops, as every viewer run reports
+    /// them. A part's age is this machine's clock minus its `X-Timestamp`
+    /// (camloop's NO SIGNAL part has none: untimed).
+    pub viewing: Viewing,
+    /// Frame numbers (`X-Frame`) the viewers never saw between two they
+    /// did: frames the server skipped for a viewer that could not keep up
+    /// (or that its camera never delivered), whole run.
+    pub frames_skipped: u64,
+    /// Parts the splitter dropped: not a JPEG, cut short, a `Content-Length`
+    /// that is wrong, a part head that does not parse, or over 4 MiB.
+    pub malformed_parts: u64,
+    /// Bytes the splitter skipped (garbage between parts, dropped parts).
+    pub skipped_bytes: u64,
+    /// Parts whose `X-Frame` was not above the viewer's previous one.
+    pub frame_order_errors: u64,
+    /// Responses that were not `200` with a body (status, bad head, closed
+    /// before the head).
+    pub http_errors: u64,
+    /// `connect_failures + http_errors + dropped_viewers + io_errors +
+    /// malformed_parts + frame_order_errors`; stalls are not errors.
+    pub errors: u64,
+}
+
+impl ViewerReport {
+    /// Writes the report into either form.
+    fn write_to(&self, out: &mut dyn Form) -> fmt::Result {
+        let viewing = &self.viewing;
+        viewing.write_heading(out, "mjpeg", format_args!(""))?;
+        viewing.write_rates(out)?;
+        viewing.write_frame_ages(out, "parts", "without X-Timestamp")?;
+        out.field("frames_skipped", &self.frames_skipped)?;
+        viewing.write_viewers(out)?;
+        out.field("skipped_bytes", &self.skipped_bytes)?;
+        let http = [ErrorCount::new("http", "http_errors", self.http_errors)];
+        let parts = [
+            ErrorCount::new("malformed parts", "malformed_parts", self.malformed_parts),
+            ErrorCount::new("frame order", "frame_order_errors", self.frame_order_errors),
+        ];
+        let skipped = format_args!("; skipped bytes {}", self.skipped_bytes);
+        viewing.write_errors(out, self.errors, (&http, &parts), skipped)?;
+        let skipped = format_args!(", {} frames skipped by the server", self.frames_skipped);
+        viewing.write_whole_run(out, "parts", skipped)?;
+        viewing.write_cpu_and_viewer_frames(out)
     }
 }
 
-impl FrameAge {
-    /// The percentiles of a frame age histogram in microseconds; `None`
-    /// when it recorded nothing.
-    pub(super) fn from_histogram(histogram: &Histogram<u64>) -> Option<FrameAge> {
-        (!histogram.is_empty()).then(|| FrameAge {
-            p50_us: histogram.value_at_quantile(0.50),
-            p99_us: histogram.value_at_quantile(0.99),
-            max_us: histogram.max(),
-            count: histogram.len(),
-        })
+/// How the viewers of an RTSP run receive RTP (`--transport`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RtspTransport {
+    /// `$`-framed on the RTSP connection (`RTP/AVP/TCP;interleaved=0-1`).
+    #[default]
+    Tcp,
+    /// On two UDP sockets of the viewer's own (`RTP/AVP;client_port=A-B`).
+    Udp,
+}
+
+impl RtspTransport {
+    /// `tcp` or `udp`, as the flag and the report say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RtspTransport::Tcp => "tcp",
+            RtspTransport::Udp => "udp",
+        }
+    }
+}
+
+/// Everything one `camloop load --rtsp` run measured: what every viewer run
+/// reports ([`Viewing`], whose frames are H.264 access units put back
+/// together from RTP) and what is RTSP's own.
+///
+/// A frame's age is this machine's clock minus the AU's wall time, which
+/// the server's RTCP sender reports give (NTP time beside RTP time); AUs
+/// before a viewer's first sender report are untimed. Over TCP camloop
+/// starts a viewer with its GOP cache, so the first AUs are old by design.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RtspReport {
+    /// Frames, rates, ages, stalls and drops, as every viewer run reports
+    /// them.
+    pub viewing: Viewing,
+    /// How the RTP came.
+    pub transport: RtspTransport,
+    /// The ages of the IDR access units in the window.
+    pub frame_age_idr_us: Option<FrameAge>,
+    /// The ages of the other access units in the window.
+    pub frame_age_non_idr_us: Option<FrameAge>,
+    /// From each viewer's `PLAY` to its first IDR (`count`: the viewers
+    /// that got one), whole run.
+    pub first_idr_us: Option<FrameAge>,
+    /// RTP packets received, whole run.
+    pub rtp_packets: u64,
+    /// Packets missing from the sequence numbers: lost on the way (UDP),
+    /// or not sent to a viewer that could not keep up (the server's
+    /// skip-to-IDR).
+    pub rtp_packets_lost: u64,
+    /// Times a packet's sequence number was not the one expected.
+    pub sequence_gaps: u64,
+    /// Access units thrown away as incomplete (a gap went through them).
+    pub aus_discarded: u64,
+    /// Packets that are not RTP of H.264 (packetisation mode 1).
+    pub malformed_rtp: u64,
+    /// RTCP sender reports received.
+    pub sender_reports: u64,
+    /// RTCP receiver reports sent (over UDP: they keep the session alive).
+    pub receiver_reports: u64,
+    /// `GET_PARAMETER` keepalives sent.
+    pub keepalives: u64,
+    /// Viewers closed over RTSP: a status other than 200 (but for a 401
+    /// answered), a response that does not parse or does not match its
+    /// request, an SDP without H.264 video, a server that closed before
+    /// `PLAY`'s answer.
+    pub rtsp_errors: u64,
+    /// Viewers refused with 401 although they sent credentials (a wrong
+    /// `--auth`), or without `--auth`.
+    pub auth_failures: u64,
+    /// `connect_failures + rtsp_errors + auth_failures + dropped_viewers +
+    /// io_errors`; stalls and lost packets are not errors.
+    pub errors: u64,
+}
+
+impl RtspReport {
+    /// Writes the report into either form.
+    fn write_to(&self, out: &mut dyn Form) -> fmt::Result {
+        let viewing = &self.viewing;
+        let transport = self.transport.as_str();
+        viewing.write_heading(out, "rtsp", format_args!(" over {transport}"))?;
+        out.field("transport", &JsonString(transport))?;
+        viewing.write_rates(out)?;
+        viewing.write_frame_ages(out, "AUs", "before a sender report")?;
+        // IDRs apart: over TCP the first is the GOP cache's, old by design.
+        for (label, key, age) in [
+            ("  IDR", "frame_age_idr", self.frame_age_idr_us),
+            ("  non-IDR", "frame_age_non_idr", self.frame_age_non_idr_us),
+        ] {
+            let count = age.map_or(0, |age| age.count);
+            let note = format_args!("{count} AUs");
+            write_spread(out, label, key, age, note, note)?;
+        }
+        let (got_one, viewers) = (
+            self.first_idr_us.map_or(0, |wait| wait.count),
+            viewing.viewers,
+        );
+        write_spread(
+            out,
+            "first IDR",
+            "first_idr",
+            self.first_idr_us,
+            format_args!("{got_one} of {viewers} viewers"),
+            format_args!("none of {viewers} viewers got one"),
+        )?;
+        out.field("first_idrs", &got_one)?;
+        let line = format_args!(
+            "{} packets, {} lost in {} gaps; {} AUs discarded, {} malformed",
+            self.rtp_packets,
+            self.rtp_packets_lost,
+            self.sequence_gaps,
+            self.aus_discarded,
+            self.malformed_rtp
+        );
+        out.line("rtp", line)?;
+        out.field("rtp_packets", &self.rtp_packets)?;
+        out.field("rtp_packets_lost", &self.rtp_packets_lost)?;
+        out.field("sequence_gaps", &self.sequence_gaps)?;
+        out.field("aus_discarded", &self.aus_discarded)?;
+        out.field("malformed_rtp", &self.malformed_rtp)?;
+        viewing.write_viewers(out)?;
+        let rtsp = [
+            ErrorCount::new("rtsp", "rtsp_errors", self.rtsp_errors),
+            ErrorCount::new("auth", "auth_failures", self.auth_failures),
+        ];
+        viewing.write_errors(out, self.errors, (&rtsp, &[]), format_args!(""))?;
+        let rtcp = format_args!(
+            "; {} keepalives, {} receiver reports sent, {} sender reports received",
+            self.keepalives, self.receiver_reports, self.sender_reports
+        );
+        viewing.write_whole_run(out, "AUs", rtcp)?;
+        out.field("keepalives", &self.keepalives)?;
+        out.field("receiver_reports", &self.receiver_reports)?;
+        out.field("sender_reports", &self.sender_reports)?;
+        viewing.write_cpu_and_viewer_frames(out)
     }
 }
 
@@ -487,7 +706,7 @@ macro_rules! text_and_json_forms {
     )*};
 }
 
-text_and_json_forms!(LoadReport, ViewerReport);
+text_and_json_forms!(LoadReport, ViewerReport, RtspReport);
 
 /// A histogram for percentiles of microseconds (latency, frame age), from
 /// 1 µs to 60 s; `what` names it in the error.
@@ -648,6 +867,7 @@ fn write_connections(
 }
 
 /// One kind of error: its name in the text form, its JSON key, its count.
+#[derive(Clone, Copy)]
 struct ErrorCount {
     name: &'static str,
     key: &'static str,
@@ -847,9 +1067,10 @@ mod tests {
         }
     }
 
-    /// A viewer run with frame ages, an error message and server CPU.
-    fn viewer_report() -> ViewerReport {
-        ViewerReport {
+    /// What three viewers saw, with frame ages, an error message and
+    /// server CPU.
+    fn viewing() -> Viewing {
+        Viewing {
             url: "http://127.0.0.1:8080/stream.mjpg".to_string(),
             viewers: 3,
             measured_s: 2.0,
@@ -867,7 +1088,6 @@ mod tests {
             }),
             untimed_frames: 2,
             future_timestamps: 1,
-            frames_skipped: 4,
             frames_run: 120,
             bytes_received: 6_000_000,
             connected: 3,
@@ -876,17 +1096,59 @@ mod tests {
             stalled_at_end: 1,
             stalls: 2,
             dropped_viewers: 1,
-            malformed_parts: 2,
-            skipped_bytes: 333,
-            frame_order_errors: 1,
             connect_failures: 0,
-            http_errors: 0,
             io_errors: 0,
-            errors: 4,
             first_error: Some("HTTP 401 Unauthorized".to_string()),
             tool_cpu_percent: 12.5,
             server_cpu_percent: Some(33.3),
             viewer_frames: vec![29, 30, 31],
+        }
+    }
+
+    /// An MJPEG viewer run with every count set.
+    fn viewer_report() -> ViewerReport {
+        ViewerReport {
+            viewing: viewing(),
+            frames_skipped: 4,
+            malformed_parts: 2,
+            skipped_bytes: 333,
+            frame_order_errors: 1,
+            http_errors: 0,
+            errors: 4,
+        }
+    }
+
+    /// An RTSP viewer run with every count set.
+    fn rtsp_report() -> RtspReport {
+        let spread = |p50_us, p99_us, max_us, count| {
+            Some(FrameAge {
+                p50_us,
+                p99_us,
+                max_us,
+                count,
+            })
+        };
+        RtspReport {
+            viewing: Viewing {
+                url: "rtsp://127.0.0.1:8554/door".to_string(),
+                first_error: Some("RTSP 401 Unauthorized".to_string()),
+                ..viewing()
+            },
+            transport: RtspTransport::Udp,
+            frame_age_idr_us: spread(30_000, 31_000, 31_000, 3),
+            frame_age_non_idr_us: spread(800, 2_400, 4_000, 85),
+            first_idr_us: spread(500_000, 900_000, 900_000, 3),
+            rtp_packets: 1_000,
+            rtp_packets_lost: 5,
+            sequence_gaps: 2,
+            aus_discarded: 3,
+            malformed_rtp: 0,
+            sender_reports: 4,
+            receiver_reports: 6,
+            keepalives: 0,
+            rtsp_errors: 1,
+            auth_failures: 2,
+            errors: 4,
         }
     }
 
@@ -928,11 +1190,47 @@ mod tests {
              tool cpu     12.5 %"
         );
         assert_eq!(
+            rtsp_report().to_string(),
+            "rtsp rtsp://127.0.0.1:8554/door over udp: 3 viewers, measured 2.00 s\n\
+             frames       90 = 45.0/s; per viewer mean 15.00/s, min 14.50, max 15.50\n\
+             bytes        2.5 MB/s (20 Mbit/s)\n\
+             frame age us p50 900  p99 2500  max 4000  (88 AUs; 2 before a sender report)\n\
+             \x20 IDR us     p50 30000  p99 31000  max 31000  (3 AUs)\n\
+             \x20 non-IDR us p50 800  p99 2400  max 4000  (85 AUs)\n\
+             first IDR us p50 500000  p99 900000  max 900000  (3 of 3 viewers)\n\
+             rtp          1000 packets, 5 lost in 2 gaps; 3 AUs discarded, 0 malformed\n\
+             viewers      3 of 3 connected in 0.002 s; stalled 1 (1 at the end, 2 stalls); \
+             dropped by the server 1\n\
+             errors       4 (connect 0, rtsp 1, auth 2, dropped 1, io 0)\n\
+             first error  RTSP 401 Unauthorized\n\
+             whole run    120 AUs, 6000000 bytes; 0 keepalives, 6 receiver reports sent, \
+             4 sender reports received\n\
+             server cpu   33.3 %\n\
+             tool cpu     12.5 %"
+        );
+        assert_eq!(
+            RtspReport::default().to_string(),
+            "rtsp  over tcp: 0 viewers, measured 0.00 s\n\
+             frames       0 = 0.0/s; per viewer mean 0.00/s, min 0.00, max 0.00\n\
+             bytes        0.0 MB/s (0 Mbit/s)\n\
+             frame age    n/a (no AUs dated; 0 before a sender report)\n\
+             \x20 IDR        n/a (0 AUs)\n\
+             \x20 non-IDR    n/a (0 AUs)\n\
+             first IDR    n/a (none of 0 viewers got one)\n\
+             rtp          0 packets, 0 lost in 0 gaps; 0 AUs discarded, 0 malformed\n\
+             viewers      0 of 0 connected in 0.000 s; stalled 0 (0 at the end, 0 stalls); \
+             dropped by the server 0\n\
+             errors       0 (connect 0, rtsp 0, auth 0, dropped 0, io 0)\n\
+             whole run    0 AUs, 0 bytes; 0 keepalives, 0 receiver reports sent, \
+             0 sender reports received\n\
+             tool cpu     0.0 %"
+        );
+        assert_eq!(
             ViewerReport::default().to_string(),
             "mjpeg : 0 viewers, measured 0.00 s\n\
              frames       0 = 0.0/s; per viewer mean 0.00/s, min 0.00, max 0.00\n\
              bytes        0.0 MB/s (0 Mbit/s)\n\
-             frame age    n/a (no part with X-Timestamp; 0 without)\n\
+             frame age    n/a (no parts dated; 0 without X-Timestamp)\n\
              viewers      0 of 0 connected in 0.000 s; stalled 0 (0 at the end, 0 stalls); \
              dropped by the server 0\n\
              errors       0 (connect 0, http 0, dropped 0, io 0, malformed parts 0, frame order 0); \
@@ -986,10 +1284,39 @@ mod tests {
                 r#"{"mode":"mjpeg","url":"http://127.0.0.1:8080/stream.mjpg","viewers":3,"measured_s":2.000,"frames":90,"frames_per_s":45.0,"fps_per_viewer_mean":15.00,"fps_per_viewer_min":14.50,"fps_per_viewer_max":15.50,"bytes_per_s":2500000,"frame_age_p50_us":900,"frame_age_p99_us":2500,"frame_age_max_us":4000,"frame_ages":88,"untimed_frames":2,"future_timestamps":1,"frames_skipped":4,"frames_run":120,"bytes_received":6000000,"connected":3,"connect_s":0.002,"stalled_viewers":1,"stalled_at_end":1,"stalls":2,"dropped_viewers":1,"malformed_parts":2,"skipped_bytes":333,"frame_order_errors":1,"connect_failures":0,"http_errors":0,"io_errors":0,"errors":4,"first_error":"HTTP 401 Unauthorized","tool_cpu_percent":12.5,"server_cpu_percent":33.3,"viewer_frames":[29,30,31]}"#,
             ),
             (
+                rtsp_report().to_json(),
+                r#"{"mode":"rtsp","url":"rtsp://127.0.0.1:8554/door","viewers":3,"measured_s":2.000,"transport":"udp","frames":90,"frames_per_s":45.0,"fps_per_viewer_mean":15.00,"fps_per_viewer_min":14.50,"fps_per_viewer_max":15.50,"bytes_per_s":2500000,"frames_run":120,"bytes_received":6000000,"frame_age_p50_us":900,"frame_age_p99_us":2500,"frame_age_max_us":4000,"frame_ages":88,"untimed_frames":2,"future_timestamps":1,"frame_age_idr_p50_us":30000,"frame_age_idr_p99_us":31000,"frame_age_idr_max_us":31000,"frame_age_non_idr_p50_us":800,"frame_age_non_idr_p99_us":2400,"frame_age_non_idr_max_us":4000,"first_idr_p50_us":500000,"first_idr_p99_us":900000,"first_idr_max_us":900000,"first_idrs":3,"rtp_packets":1000,"rtp_packets_lost":5,"sequence_gaps":2,"aus_discarded":3,"malformed_rtp":0,"connected":3,"connect_s":0.002,"stalled_viewers":1,"stalled_at_end":1,"stalls":2,"errors":4,"connect_failures":0,"rtsp_errors":1,"auth_failures":2,"dropped_viewers":1,"io_errors":0,"first_error":"RTSP 401 Unauthorized","keepalives":0,"receiver_reports":6,"sender_reports":4,"tool_cpu_percent":12.5,"server_cpu_percent":33.3,"viewer_frames":[29,30,31]}"#,
+            ),
+            (
                 ViewerReport::default().to_json(),
                 r#"{"mode":"mjpeg","url":"","viewers":0,"measured_s":0.000,"frames":0,"frames_per_s":0.0,"fps_per_viewer_mean":0.00,"fps_per_viewer_min":0.00,"fps_per_viewer_max":0.00,"bytes_per_s":0,"frame_age_p50_us":null,"frame_age_p99_us":null,"frame_age_max_us":null,"frame_ages":0,"untimed_frames":0,"future_timestamps":0,"frames_skipped":0,"frames_run":0,"bytes_received":0,"connected":0,"connect_s":0.000,"stalled_viewers":0,"stalled_at_end":0,"stalls":0,"dropped_viewers":0,"malformed_parts":0,"skipped_bytes":0,"frame_order_errors":0,"connect_failures":0,"http_errors":0,"io_errors":0,"errors":0,"first_error":null,"tool_cpu_percent":0.0,"server_cpu_percent":null,"viewer_frames":[]}"#,
             ),
         ];
+        // Where the two viewer modes measure the same thing, the key is the
+        // same; the rest are RTSP's own.
+        let rtsp = rtsp_report().to_json();
+        let mjpeg = viewer_report().to_json();
+        let shared = |json: &str| -> Vec<String> {
+            sorted_fields(json)
+                .iter()
+                .map(|field| field.split(':').next().unwrap_or("").to_string())
+                .collect()
+        };
+        let (rtsp_keys, mjpeg_keys) = (shared(&rtsp), shared(&mjpeg));
+        for key in [
+            "\"frames\"",
+            "\"fps_per_viewer_min\"",
+            "\"frame_age_p99_us\"",
+            "\"frame_ages\"",
+            "\"stalled_viewers\"",
+            "\"dropped_viewers\"",
+            "\"bytes_per_s\"",
+            "\"viewer_frames\"",
+            "\"server_cpu_percent\"",
+        ] {
+            assert!(rtsp_keys.iter().any(|k| k == key), "{key} in {rtsp}");
+            assert!(mjpeg_keys.iter().any(|k| k == key), "{key} in {mjpeg}");
+        }
         // The line and hold reports also keep their key order to the byte.
         assert_eq!(cases[0].0, cases[0].1);
         assert_eq!(cases[1].0, cases[1].1);

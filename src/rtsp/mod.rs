@@ -18,6 +18,9 @@
 //!   and RTCP told from RTP on one channel.
 //! - [`depacketize`]: the receiving side of [`rtp`], RTP packets back into
 //!   access units with what was lost, for the load tool and the tests.
+//! - [`client`]: a server's input, responses and `$`-framed RTP and RTCP,
+//!   into events ([`client::ResponseReader`]), and what a client reads in a
+//!   `Session` header and an SDP, for the load tool and the tests.
 //! - [`auth`]: the `401` challenge (Digest and Basic against `--token`), the
 //!   check of a client's `Authorization`, and a client's answer.
 //!
@@ -29,6 +32,7 @@
 //! `server::rtsp_session`, `server::rtp_stream` and `server::rtp_udp`.
 
 pub mod auth;
+pub mod client;
 pub mod depacketize;
 pub mod request;
 pub mod response;

@@ -234,11 +234,7 @@ enum Parsed {
 /// After an error the reader reports it once and then nothing more.
 #[derive(Debug, Default)]
 pub struct RtspReader {
-    /// Received bytes; `buf[start..]` has not been consumed yet.
-    buf: Vec<u8>,
-    /// Cursor into `buf`; consumed bytes are dropped at the next `push`.
-    start: usize,
-    failed: bool,
+    input: Unread,
 }
 
 impl RtspReader {
@@ -254,7 +250,57 @@ impl RtspReader {
     /// `next_event` returned `None`: then the buffer holds at most one read
     /// plus one unfinished message, itself bounded by the limits above.
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.failed || bytes.is_empty() {
+        self.input.push(bytes);
+    }
+
+    /// The next event, or `None` when more bytes are needed (or after an
+    /// error).
+    pub fn next_event(&mut self) -> Option<RtspEvent> {
+        // An unfinished message is parsed again from its start after every
+        // push: quadratic for a client trickling one byte at a time, but
+        // bounded by the limits, like the HTTP reader.
+        match parse_message(self.input.next_message()?) {
+            Parsed::Incomplete => None,
+            Parsed::Complete(event, consumed) => {
+                self.input.consume(consumed);
+                Some(event)
+            }
+            Parsed::Error(error, cseq) => {
+                self.input.spend();
+                Some(RtspEvent::Error { error, cseq })
+            }
+        }
+    }
+
+    /// Whether part of a message has arrived but not all of it: the loop
+    /// runs its slow-head deadline only while this is true.
+    pub fn is_mid_message(&self) -> bool {
+        self.input.buffered_bytes() > 0
+    }
+
+    /// Bytes currently held, for accounting.
+    pub fn buffered_bytes(&self) -> usize {
+        self.input.buffered_bytes()
+    }
+}
+
+/// The bytes a reader has received and not yet consumed, taken one message
+/// at a time off the front: the buffering of [`RtspReader`] and of the
+/// client's [`super::client::ResponseReader`] alike. Once
+/// [`spend`](Unread::spend)t (after an error) it holds and takes nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Unread {
+    /// Received bytes; `buf[start..]` has not been consumed yet.
+    buf: Vec<u8>,
+    /// Cursor into `buf`; consumed bytes are dropped at the next `push`.
+    start: usize,
+    spent: bool,
+}
+
+impl Unread {
+    /// Appends one read's bytes.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.spent || bytes.is_empty() {
             return;
         }
         if self.start > 0 {
@@ -264,52 +310,41 @@ impl RtspReader {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// The next event, or `None` when more bytes are needed (or after an
-    /// error).
-    pub fn next_event(&mut self) -> Option<RtspEvent> {
-        if self.failed {
+    /// Where the next message starts: the unread bytes after any empty
+    /// lines, which are skipped (RFC 2326 §15.1 lets a peer end a body with
+    /// a stray CRLF) and, consumed at once, count towards no bound. `None`
+    /// once spent.
+    pub(crate) fn next_message(&mut self) -> Option<&[u8]> {
+        if self.spent {
             return None;
         }
-        // Empty lines between messages are skipped (RFC 2326 §15.1 lets a
-        // client end a body with a stray CRLF) and, consumed at once, count
-        // towards no bound.
         let blank = self.buf[self.start..]
             .iter()
             .take_while(|&&byte| byte == b'\r' || byte == b'\n')
             .count();
-        self.start += blank;
-        // An unfinished message is parsed again from its start after every
-        // push: quadratic for a client trickling one byte at a time, but
-        // bounded by the limits, like the HTTP reader.
-        let event = match parse_message(&self.buf[self.start..]) {
-            Parsed::Incomplete => None,
-            Parsed::Complete(event, consumed) => {
-                self.start += consumed;
-                Some(event)
-            }
-            Parsed::Error(error, cseq) => {
-                self.failed = true;
-                self.buf = Vec::new();
-                self.start = 0;
-                return Some(RtspEvent::Error { error, cseq });
-            }
-        };
+        self.consume(blank);
+        Some(&self.buf[self.start..])
+    }
+
+    /// The first `count` unread bytes are one message, now handled.
+    pub(crate) fn consume(&mut self, count: usize) {
+        self.start += count;
         if self.start == self.buf.len() {
             // An idle connection costs no heap.
             self.buf = Vec::new();
             self.start = 0;
         }
-        event
     }
 
-    /// Whether part of a message has arrived but not all of it: the loop
-    /// runs its slow-head deadline only while this is true.
-    pub fn is_mid_message(&self) -> bool {
-        self.start < self.buf.len()
+    /// The input cannot be read on: drop it, and take no more.
+    pub(crate) fn spend(&mut self) {
+        self.spent = true;
+        self.buf = Vec::new();
+        self.start = 0;
     }
 
-    /// Bytes currently held, for accounting.
-    pub fn buffered_bytes(&self) -> usize {
+    /// Bytes held and not yet consumed.
+    pub(crate) fn buffered_bytes(&self) -> usize {
         self.buf.len() - self.start
     }
 }
@@ -324,59 +359,86 @@ fn parse_message(buf: &[u8]) -> Parsed {
     }
 }
 
-/// `$`, channel, length (u16, big-endian), payload (§10.12).
+/// A client's interleaved frame, refused over
+/// [`MAX_INTERLEAVED_FRAME_BYTES`].
 fn parse_interleaved(buf: &[u8]) -> Parsed {
-    let Some(header) = buf.get(..INTERLEAVED_HEADER_BYTES) else {
-        return Parsed::Incomplete;
-    };
-    let channel = header[1];
-    let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
-    // Refused as soon as the length is known, without waiting for the bytes.
-    if length > MAX_INTERLEAVED_FRAME_BYTES {
-        return Parsed::Error(RtspError::TooLarge(Oversize::Interleaved), None);
-    }
-    let end = INTERLEAVED_HEADER_BYTES + length;
-    match buf.get(INTERLEAVED_HEADER_BYTES..end) {
-        Some(payload) => Parsed::Complete(
+    match interleaved_frame(buf, MAX_INTERLEAVED_FRAME_BYTES) {
+        Frame::Incomplete => Parsed::Incomplete,
+        Frame::TooLarge => Parsed::Error(RtspError::TooLarge(Oversize::Interleaved), None),
+        Frame::Complete {
+            channel,
+            payload,
+            consumed,
+        } => Parsed::Complete(
             RtspEvent::Interleaved {
                 channel,
                 payload: payload.to_vec(),
             },
-            end,
+            consumed,
         ),
-        None => Parsed::Incomplete,
+    }
+}
+
+/// What is at the start of a buffer that starts with `$`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Frame<'a> {
+    /// Not all of it has arrived.
+    Incomplete,
+    /// Its length is over the caller's bound.
+    TooLarge,
+    /// A whole frame, `consumed` bytes with its header.
+    Complete {
+        channel: u8,
+        payload: &'a [u8],
+        consumed: usize,
+    },
+}
+
+/// `$`, channel, length (u16, big-endian), payload (§10.12). A length over
+/// `max_payload` is refused as soon as it is known, without waiting for the
+/// bytes.
+pub(crate) fn interleaved_frame(buf: &[u8], max_payload: usize) -> Frame<'_> {
+    let Some(header) = buf.get(..INTERLEAVED_HEADER_BYTES) else {
+        return Frame::Incomplete;
+    };
+    let channel = header[1];
+    let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    if length > max_payload {
+        return Frame::TooLarge;
+    }
+    let end = INTERLEAVED_HEADER_BYTES + length;
+    match buf.get(INTERLEAVED_HEADER_BYTES..end) {
+        Some(payload) => Frame::Complete {
+            channel,
+            payload,
+            consumed: end,
+        },
+        None => Frame::Incomplete,
     }
 }
 
 /// A request: the request line, the header fields, the body.
 fn parse_request(buf: &[u8]) -> Parsed {
-    let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
-    let Some(line_end) = window.iter().position(|&byte| byte == b'\n') else {
-        return if buf.len() >= MAX_HEAD_BYTES {
-            Parsed::Error(RtspError::TooLarge(Oversize::Head), None)
-        } else {
-            Parsed::Incomplete
-        };
+    let (line, fields_start) = match first_line(buf) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Parsed::Incomplete,
+        Err(oversize) => return Parsed::Error(RtspError::TooLarge(oversize), None),
     };
-    let line = window[..line_end]
-        .strip_suffix(b"\r")
-        .unwrap_or(&window[..line_end]);
     let request_line = match parse_request_line(line) {
         Ok(request_line) => request_line,
         Err(error) => return Parsed::Error(error, None),
     };
 
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let head_end = match httparse::parse_headers(&window[line_end + 1..], &mut fields) {
-        Ok(httparse::Status::Complete((length, _))) => line_end + 1 + length,
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
+    let head_end = match header_fields(buf, fields_start, &mut fields) {
+        Ok(Some(head_end)) => head_end,
+        Ok(None) => return Parsed::Incomplete,
+        Err(HeadFault::TooLarge) => {
             return Parsed::Error(RtspError::TooLarge(Oversize::Head), None)
         }
-        Ok(httparse::Status::Partial) => return Parsed::Incomplete,
-        Err(httparse::Error::TooManyHeaders) => {
-            return Parsed::Error(RtspError::TooLarge(Oversize::Head), None)
+        Err(HeadFault::BadField) => {
+            return Parsed::Error(RtspError::BadRequest("invalid header field"), None)
         }
-        Err(_) => return Parsed::Error(RtspError::BadRequest("invalid header field"), None),
     };
     let fields: Vec<&httparse::Header<'_>> = fields
         .iter()
@@ -393,19 +455,10 @@ fn parse_request(buf: &[u8]) -> Parsed {
         return error(RtspError::VersionNotSupported);
     }
 
-    let mut content_length: Option<u32> = None;
-    for field in &fields {
-        if field.name.eq_ignore_ascii_case("content-length") {
-            let Some(length) = parse_number(field.value) else {
-                return error(RtspError::BadRequest("invalid Content-Length"));
-            };
-            if content_length.is_some_and(|seen| seen != length) {
-                return error(RtspError::BadRequest("conflicting Content-Length"));
-            }
-            content_length = Some(length);
-        }
-    }
-    let body_length = content_length.map_or(0, |length| length as usize);
+    let body_length = match content_length(&fields) {
+        Ok(length) => length,
+        Err(reason) => return error(RtspError::BadRequest(reason)),
+    };
     if body_length > MAX_BODY_BYTES {
         return error(RtspError::TooLarge(Oversize::Body));
     }
@@ -413,18 +466,87 @@ fn parse_request(buf: &[u8]) -> Parsed {
         return Parsed::Incomplete;
     };
 
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes.trim_ascii()).into_owned();
     let request = RtspRequest {
         method: Method::from_token(request_line.method),
         url: request_line.url.to_owned(),
         cseq,
-        headers: fields
-            .iter()
-            .map(|field| (field.name.to_owned(), text(field.value)))
-            .collect(),
+        headers: owned_fields(&fields),
         body: body.to_vec(),
     };
     Parsed::Complete(RtspEvent::Request(request), head_end + body_length)
+}
+
+/// A message's first line (a request line, or a response's status line) at
+/// the start of `buf`, without its line end, and where the header fields
+/// after it start; `None` until the line has ended. Looks no further than
+/// [`MAX_HEAD_BYTES`].
+pub(crate) fn first_line(buf: &[u8]) -> Result<Option<(&[u8], usize)>, Oversize> {
+    let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
+    let Some(line_end) = window.iter().position(|&byte| byte == b'\n') else {
+        return if buf.len() >= MAX_HEAD_BYTES {
+            Err(Oversize::Head)
+        } else {
+            Ok(None)
+        };
+    };
+    let line = &window[..line_end];
+    Ok(Some((
+        line.strip_suffix(b"\r").unwrap_or(line),
+        line_end + 1,
+    )))
+}
+
+/// Why a message's header fields cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeadFault {
+    /// A head over [`MAX_HEAD_BYTES`] or [`MAX_HEADERS`] fields.
+    TooLarge,
+    /// A field that does not parse.
+    BadField,
+}
+
+/// Reads the header fields from `fields_start` to the empty line that ends
+/// the head into `fields`, with [`httparse::parse_headers`]; returns where
+/// the head ends, `None` until it has.
+pub(crate) fn header_fields<'b>(
+    buf: &'b [u8],
+    fields_start: usize,
+    fields: &mut [httparse::Header<'b>],
+) -> Result<Option<usize>, HeadFault> {
+    let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
+    match httparse::parse_headers(&window[fields_start..], fields) {
+        Ok(httparse::Status::Complete((length, _))) => Ok(Some(fields_start + length)),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => Err(HeadFault::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadFault::TooLarge),
+        Err(_) => Err(HeadFault::BadField),
+    }
+}
+
+/// The body's length from `Content-Length` (0 without one); `Err` says why
+/// the field is wrong.
+pub(crate) fn content_length(fields: &[&httparse::Header<'_>]) -> Result<usize, &'static str> {
+    let mut content_length: Option<u32> = None;
+    for field in fields {
+        if field.name.eq_ignore_ascii_case("content-length") {
+            let length = parse_number(field.value).ok_or("invalid Content-Length")?;
+            if content_length.is_some_and(|seen| seen != length) {
+                return Err("conflicting Content-Length");
+            }
+            content_length = Some(length);
+        }
+    }
+    Ok(content_length.map_or(0, |length| length as usize))
+}
+
+/// The header fields in order, names as sent, values trimmed (not valid
+/// UTF-8 becomes U+FFFD).
+pub(crate) fn owned_fields(fields: &[&httparse::Header<'_>]) -> Vec<(String, String)> {
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes.trim_ascii()).into_owned();
+    fields
+        .iter()
+        .map(|field| (field.name.to_owned(), text(field.value)))
+        .collect()
 }
 
 /// The three parts of `METHOD URL RTSP/1.0`.
@@ -468,7 +590,7 @@ fn parse_request_line(line: &[u8]) -> Result<RequestLine<'_>, RtspError> {
     })
 }
 
-fn header_value<'a>(fields: &[&httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
+pub(crate) fn header_value<'a>(fields: &[&httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
     fields
         .iter()
         .find(|field| field.name.eq_ignore_ascii_case(name))
@@ -477,7 +599,7 @@ fn header_value<'a>(fields: &[&httparse::Header<'a>], name: &str) -> Option<&'a 
 
 /// `1*DIGIT` into a u32 (`CSeq`, `Content-Length`): no sign, no spaces
 /// inside, no overflow.
-fn parse_number(value: &[u8]) -> Option<u32> {
+pub(crate) fn parse_number(value: &[u8]) -> Option<u32> {
     let value = value.trim_ascii();
     if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return None;
@@ -510,12 +632,16 @@ pub struct TransportSpec {
     /// `client_port=a-b`: the client's UDP ports for RTP and RTCP.
     /// `client_port=a` alone means `a` and `a+1`.
     pub client_port: Option<(u16, u16)>,
+    /// `server_port=c-d`, in a reply to `SETUP` over UDP: the server's
+    /// ports for RTP and RTCP, where a client sends its receiver reports.
+    pub server_port: Option<(u16, u16)>,
 }
 
 /// The alternatives of a `Transport` header in the client's order of
-/// preference. Alternatives that are not RTP/AVP (SRTP's `RTP/SAVP`, raw
-/// UDP) or have a malformed `interleaved` or `client_port` are left out;
-/// other parameters (`unicast`, `mode`, `ssrc`, `ttl`, ...) are ignored.
+/// preference (or the one a server's reply holds). Alternatives that are
+/// not RTP/AVP (SRTP's `RTP/SAVP`, raw UDP) or have a malformed
+/// `interleaved`, `client_port` or `server_port` are left out; other
+/// parameters (`unicast`, `mode`, `ssrc`, `ttl`, ...) are ignored.
 ///
 /// ```
 /// use camloop::rtsp::request::{parse_transport, LowerTransport};
@@ -545,6 +671,7 @@ fn parse_transport_spec(spec: &str) -> Option<TransportSpec> {
         multicast: false,
         interleaved: None,
         client_port: None,
+        server_port: None,
     };
     for parameter in parameters {
         let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
@@ -557,6 +684,8 @@ fn parse_transport_spec(spec: &str) -> Option<TransportSpec> {
             transport.interleaved = Some(parse_pair(value, u8::checked_add)?);
         } else if name.eq_ignore_ascii_case("client_port") {
             transport.client_port = Some(parse_pair(value, u16::checked_add)?);
+        } else if name.eq_ignore_ascii_case("server_port") {
+            transport.server_port = Some(parse_pair(value, u16::checked_add)?);
         }
     }
     Some(transport)
@@ -652,6 +781,22 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
     let head = text.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &text[prefix.len()..])
+}
+
+/// `stream` cut into chunks at `cuts` (positions anywhere, in any
+/// order): for the readers' tests that any chunking gives the same events.
+#[cfg(test)]
+pub(crate) fn cut_at<'s>(stream: &'s [u8], cuts: &[proptest::sample::Index]) -> Vec<&'s [u8]> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut.index(stream.len() + 1)).collect();
+    cuts.sort_unstable();
+    let mut chunks = Vec::new();
+    let mut from = 0;
+    for cut in cuts {
+        chunks.push(&stream[from..cut]);
+        from = cut;
+    }
+    chunks.push(&stream[from..]);
+    chunks
 }
 
 #[cfg(test)]
@@ -944,16 +1089,7 @@ mod tests {
         #[test]
         fn any_chunking_gives_the_same_events(cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..40)) {
             let (stream, expected) = mixed_stream();
-            let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut.index(stream.len() + 1)).collect();
-            cuts.sort_unstable();
-            let mut chunks = Vec::new();
-            let mut from = 0;
-            for cut in cuts {
-                chunks.push(&stream[from..cut]);
-                from = cut;
-            }
-            chunks.push(&stream[from..]);
-            prop_assert_eq!(events_in_chunks(&chunks), expected);
+            prop_assert_eq!(events_in_chunks(&cut_at(&stream, &cuts)), expected);
         }
 
         #[test]
@@ -979,6 +1115,7 @@ mod tests {
                 multicast: false,
                 interleaved: Some((0, 1)),
                 client_port: None,
+                server_port: None,
             }]
         );
         let udp = parse_transport("RTP/AVP;unicast;client_port=5000-5001");
@@ -987,6 +1124,10 @@ mod tests {
         let udp = parse_transport("RTP/AVP/UDP;unicast;client_port=6970;mode=\"PLAY\"");
         assert_eq!(udp[0].lower, LowerTransport::Udp);
         assert_eq!(udp[0].client_port, Some((6970, 6971)));
+        // A server's reply, as camloop writes it.
+        let reply = parse_transport("RTP/AVP;unicast;client_port=5000-5001;server_port=8556-8557;ssrc=1A2B3C4D;mode=\"PLAY\"");
+        assert_eq!(reply[0].client_port, Some((5000, 5001)));
+        assert_eq!(reply[0].server_port, Some((8556, 8557)));
         // GStreamer offers several, in its order of preference.
         let offers = parse_transport(
             "RTP/AVP;multicast;ttl=16, rtp/avp/tcp;unicast;interleaved=2, RTP/SAVP;unicast;client_port=1-2",
