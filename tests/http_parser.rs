@@ -655,6 +655,7 @@ fn sample_state() -> StateView {
         bytes_in: 1000,
         bytes_out: 2_000_000,
         frame_send_age_us: HistogramView::default(),
+        idr_send_age_us: HistogramView::default(),
         loop_stall_us: HistogramView::default(),
         more: vec![
             Reading::gauge("clients_max", 100, "camloop_clients_max", "The limit."),

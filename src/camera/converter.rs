@@ -443,7 +443,7 @@ impl Converter {
         running.in_flight.push_back(fed_of(au));
         running
             .follower
-            .queued(running.input.queued_total(), au.ready_at);
+            .queued(running.input.queued_total(), au.ready_at, au.keyframe);
         self.counters.frames_in += 1;
     }
 

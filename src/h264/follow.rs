@@ -48,13 +48,25 @@ pub struct Offered {
     pub follows_gap: bool,
 }
 
+/// An access unit written whole: when it was ready, and whether it was an
+/// IDR (whose send time is reported apart: it is many times the size of
+/// the others, and the GOP cache a consumer starts with counts as one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// When it was ready to send.
+    pub ready_at: Instant,
+    /// It was an IDR, or the GOP cache sent at the start.
+    pub keyframe: bool,
+}
+
 /// One consumer's place in the stream: following, or waiting for an IDR.
 #[derive(Debug, Clone)]
 pub struct AuFollower {
     waiting_for_idr: bool,
     /// Access units queued and not yet written whole: where each ends in
-    /// the consumer's output (its running byte count) and when it was ready.
-    unsent: VecDeque<(u64, Instant)>,
+    /// the consumer's output (its running byte count), when it was ready
+    /// and whether it was an IDR.
+    unsent: VecDeque<(u64, Sent)>,
     /// Where the GOP cache sent at the start ends in the output: those
     /// bytes are a deliberate burst, not a sign of falling behind, so the
     /// byte rule leaves them out (the age rule still applies to them).
@@ -89,7 +101,11 @@ impl AuFollower {
     pub fn started_with_cache(&mut self, end: u64, now: Instant) {
         self.waiting_for_idr = false;
         self.cache_end = end;
-        self.unsent.push_back((end, now));
+        let sent = Sent {
+            ready_at: now,
+            keyframe: true,
+        };
+        self.unsent.push_back((end, sent));
     }
 
     /// Decides whether `au` is queued, given the consumer's output now
@@ -109,7 +125,7 @@ impl AuFollower {
         let too_old = self
             .unsent
             .front()
-            .is_some_and(|&(_, ready_at)| now.saturating_duration_since(ready_at) > BEHIND_AGE);
+            .is_some_and(|(_, sent)| now.saturating_duration_since(sent.ready_at) > BEHIND_AGE);
         let behind = too_many_bytes || too_old;
         if behind || (au.follows_gap && !au.keyframe) {
             self.waiting_for_idr = true;
@@ -130,20 +146,21 @@ impl AuFollower {
     }
 
     /// Notes an access unit queued: it ends at `end` in the consumer's
-    /// output (bytes queued in all), and was ready at `ready_at`.
-    pub fn queued(&mut self, end: u64, ready_at: Instant) {
-        self.unsent.push_back((end, ready_at));
+    /// output (bytes queued in all), was ready at `ready_at`, and is an IDR
+    /// or not.
+    pub fn queued(&mut self, end: u64, ready_at: Instant, keyframe: bool) {
+        self.unsent.push_back((end, Sent { ready_at, keyframe }));
     }
 
-    /// After a write reached `written_total` bytes: calls `sent` with the
-    /// ready time of each access unit now written whole.
-    pub fn written(&mut self, written_total: u64, mut sent: impl FnMut(Instant)) {
-        while let Some(&(end, ready_at)) = self.unsent.front() {
+    /// After a write reached `written_total` bytes: calls `sent` for each
+    /// access unit now written whole.
+    pub fn written(&mut self, written_total: u64, mut sent: impl FnMut(Sent)) {
+        while let Some(&(end, unit)) = self.unsent.front() {
             if written_total < end {
                 break;
             }
             self.unsent.pop_front();
-            sent(ready_at);
+            sent(unit);
         }
     }
 }
@@ -193,13 +210,23 @@ mod tests {
         let mut follower = AuFollower::new();
         let t0 = Instant::now();
         assert_eq!(follower.offer(IDR, 0, 0, 0, t0), Admit::Queue);
-        follower.queued(1_000, t0);
+        follower.queued(1_000, t0, true);
         let later = t0 + BEHIND_AGE / 2;
         assert_eq!(follower.offer(P, 1_000, 0, 0, later), Admit::Queue);
-        follower.queued(2_000, later);
-        let mut ages = Vec::new();
-        follower.written(1_000, |ready_at| ages.push(ready_at));
-        assert_eq!(ages, vec![t0], "the first is written whole, the second not");
+        follower.queued(2_000, later, false);
+        let mut sent = Vec::new();
+        follower.written(1_000, |unit| sent.push(unit));
+        let idr = Sent {
+            ready_at: t0,
+            keyframe: true,
+        };
+        assert_eq!(
+            sent,
+            vec![idr],
+            "the first is written whole, the second not"
+        );
+        follower.written(2_000, |unit| sent.push(unit));
+        assert!(!sent[1].keyframe, "the P-frame is told apart");
         let late = later + BEHIND_AGE + Duration::from_millis(1);
         assert_eq!(follower.offer(P, 1_000, 0, 0, late), Admit::Skip);
         assert!(follower.is_waiting_for_idr());

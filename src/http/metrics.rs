@@ -143,8 +143,14 @@ fn write_metrics(out: &mut String, s: &StateView) -> fmt::Result {
     histogram(
         out,
         "camloop_frame_send_age_seconds",
-        "Per viewer and frame: from the frame being ready to send to its last byte handed to the kernel.",
+        "Per viewer and frame (H.264: access unit other than an IDR): from the frame being ready to send to its last byte handed to the kernel.",
         &[("", &s.frame_send_age_us)],
+    )?;
+    histogram(
+        out,
+        "camloop_idr_send_age_seconds",
+        "The same for H.264 IDRs and the GOP cache a viewer starts with, apart: they are many times larger.",
+        &[("", &s.idr_send_age_us)],
     )?;
     histogram(
         out,

@@ -123,6 +123,8 @@ pub struct StateView {
     pub more: Vec<Reading>,
     /// Per viewer and frame: ready to send → last byte to the kernel, µs.
     pub frame_send_age_us: HistogramView,
+    /// The same for H.264 IDRs and the GOP cache a viewer starts with, µs.
+    pub idr_send_age_us: HistogramView,
     /// Each loop iteration: `poll()` returning → the next `poll()`, µs.
     pub loop_stall_us: HistogramView,
 }

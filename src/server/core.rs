@@ -135,8 +135,12 @@ pub struct Core {
     pub loop_stall: TimingHistogram,
     /// Per viewer and frame: from the frame being ready to send (encoded,
     /// or arrived from a push source) to its part's last byte handed to
-    /// the kernel.
+    /// the kernel. H.264 IDRs are apart (`idr_send_age`).
     pub frame_send_age: TimingHistogram,
+    /// The same for H.264 IDRs, and for the GOP cache a viewer starts
+    /// with: many times the size of the other access units, so they take
+    /// longer, and would hide the others' figure.
+    pub idr_send_age: TimingHistogram,
     /// Set by `shutdown` or a signal; the loop begins the shutdown at the
     /// end of the iteration.
     pub shutdown_requested: bool,
@@ -180,6 +184,7 @@ impl Core {
             demand_changed: false,
             loop_stall: TimingHistogram::default(),
             frame_send_age: TimingHistogram::default(),
+            idr_send_age: TimingHistogram::default(),
             shutdown_requested: false,
             clients: 0,
             blocked_writers: 0,

@@ -16,7 +16,7 @@ use super::state_view;
 use crate::camera::controls::ControlError;
 use crate::camera::converter::Direction;
 use crate::camera::pipeline::SharedFrame;
-use crate::h264::follow::{Admit, AuFollower, Offered};
+use crate::h264::follow::{Admit, AuFollower, Offered, Sent};
 use crate::http::request::{Method, RequestHead, RequestReader};
 use crate::http::response::{
     self, capture_json, cors_headers, error_json, error_response, error_response_to,
@@ -540,15 +540,13 @@ impl HttpSession {
             }
         }
         cx.output.push_shared(au.data.clone());
-        follower.queued(cx.output.queued_total(), au.ready_at);
+        follower.queued(cx.output.queued_total(), au.ready_at, au.keyframe);
         Offer::Sent
     }
 
-    /// After a write: for each frame or access unit now handed to the
-    /// kernel whole, how long after it was ready that happened.
-    /// (The clock is read here, not taken from the iteration's start: the
-    /// frame may have been made later in the same iteration.)
-    pub fn parts_sent(&mut self, written_total: u64, mut sent: impl FnMut(Duration)) {
+    /// After a write: each frame or access unit now handed to the kernel
+    /// whole (a JPEG is never a keyframe: only H.264 IDRs are told apart).
+    pub fn parts_sent(&mut self, written_total: u64, mut sent: impl FnMut(Sent)) {
         match &mut self.state {
             HttpState::Streaming(viewer) => {
                 let Some((end, ready_at)) = viewer.in_flight else {
@@ -556,15 +554,13 @@ impl HttpSession {
                 };
                 if written_total >= end {
                     viewer.in_flight = None;
-                    sent(Instant::now().saturating_duration_since(ready_at));
+                    sent(Sent {
+                        ready_at,
+                        keyframe: false,
+                    });
                 }
             }
-            HttpState::StreamingH264 { follower, .. } => {
-                let now = Instant::now();
-                follower.written(written_total, |ready_at| {
-                    sent(now.saturating_duration_since(ready_at));
-                });
-            }
+            HttpState::StreamingH264 { follower, .. } => follower.written(written_total, sent),
             _ => {}
         }
     }

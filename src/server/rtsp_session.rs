@@ -23,7 +23,7 @@ use super::connection::Context;
 use super::core::{AuOffer, Core, Offer, ServerConfig};
 use super::rtp_stream::SENDER_REPORT_INTERVAL;
 use crate::camera::converter::Direction;
-use crate::h264::follow::{Admit, AuFollower, Offered};
+use crate::h264::follow::{Admit, AuFollower, Offered, Sent};
 use crate::h264::ParameterSets;
 use crate::rtsp::auth::{self, AuthFailure};
 use crate::rtsp::request::{parse_target, parse_transport, LowerTransport, Method};
@@ -668,12 +668,12 @@ impl RtspSession {
             *next_report_at = now + SENDER_REPORT_INTERVAL;
         }
         cx.output.push_shared(rtp.framed_on(rtp_channel));
-        follower.queued(cx.output.queued_total(), rtp.ready_at);
+        follower.queued(cx.output.queued_total(), rtp.ready_at, rtp.keyframe);
         Offer::Sent
     }
 
-    /// After a write: the ready time of each access unit now written whole.
-    pub fn parts_sent(&mut self, written_total: u64, sent: impl FnMut(Instant)) {
+    /// After a write: each access unit now written whole.
+    pub fn parts_sent(&mut self, written_total: u64, sent: impl FnMut(Sent)) {
         if let RtspState::Playing { follower, .. } = &mut self.state {
             follower.written(written_total, sent);
         }

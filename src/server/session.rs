@@ -22,6 +22,7 @@ use super::core::{AuOffer, Core, FrameOutcome, Offer};
 use super::http_session::{HttpSession, VIEWER_UNSENT_LIMIT_BYTES};
 use super::rtsp_session::RtspSession;
 use crate::camera::pipeline::SharedFrame;
+use crate::h264::follow::Sent;
 
 /// The protocol spoken on a connection.
 ///
@@ -153,18 +154,19 @@ impl Session {
     }
 
     /// After a write: for each frame or access unit now handed to the
-    /// kernel whole, how long after it was ready that happened.
-    pub fn parts_sent(&mut self, written_total: u64, mut sent: impl FnMut(Duration)) {
+    /// kernel whole, how long after it was ready that happened, and
+    /// whether it was an IDR (or the GOP cache). The clock is read here,
+    /// after the write, and only if something was sent: the unit may have
+    /// been made later in the same iteration.
+    pub fn parts_sent(&mut self, written_total: u64, mut sent: impl FnMut(Duration, bool)) {
+        let mut now = None;
+        let mut record = |unit: Sent| {
+            let now = *now.get_or_insert_with(Instant::now);
+            sent(now.saturating_duration_since(unit.ready_at), unit.keyframe);
+        };
         match self {
-            Session::Http(http) => http.parts_sent(written_total, sent),
-            Session::Rtsp(rtsp) => {
-                // The clock is read here, after the write: the unit may
-                // have been made later in the same iteration.
-                let now = Instant::now();
-                rtsp.parts_sent(written_total, |ready_at| {
-                    sent(now.saturating_duration_since(ready_at))
-                });
-            }
+            Session::Http(http) => http.parts_sent(written_total, &mut record),
+            Session::Rtsp(rtsp) => rtsp.parts_sent(written_total, &mut record),
             Session::Control(_) => {}
         }
     }
@@ -288,10 +290,14 @@ impl Entry {
         let result = self.socket_work(core, key, read_buffer, now);
         // Whatever this turn stocked and did not use goes back to the loop.
         self.conn.output.release(&mut core.spare_output);
-        let frame_send_age = &mut core.frame_send_age;
+        let (frame_send_age, idr_send_age) = (&mut core.frame_send_age, &mut core.idr_send_age);
         self.session
-            .parts_sent(self.conn.output.written_total(), |age| {
-                frame_send_age.record(age)
+            .parts_sent(self.conn.output.written_total(), |age, keyframe| {
+                if keyframe {
+                    idr_send_age.record(age);
+                } else {
+                    frame_send_age.record(age);
+                }
             });
         if self.session.is_viewer() && !self.conn.unsent_limited {
             self.conn

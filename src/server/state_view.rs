@@ -167,6 +167,10 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
             "frame_send_age_us_p99",
             core.frame_send_age.quantile_micros(0.99),
         ),
+        Reading::answered_elsewhere(
+            "idr_send_age_us_p99",
+            core.idr_send_age.quantile_micros(0.99),
+        ),
         // The RTSP figures of all cameras together (the default camera's
         // own are the keys without `all_`); /metrics has them per camera
         // and sums them.
@@ -197,6 +201,7 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
         bytes_out: counters.bytes_out,
         more,
         frame_send_age_us: detail.histogram(&core.frame_send_age),
+        idr_send_age_us: detail.histogram(&core.idr_send_age),
         loop_stall_us: detail.histogram(&core.loop_stall),
     };
     let timings = core
