@@ -53,7 +53,7 @@
 # for each server the first row (TCP counts in order) at which the slowest
 # viewer falls below DROP_RATIO x FPS, and what ran out there.
 #
-# Environment: TCP_COUNTS (default "1 100 200 500"), UDP_COUNTS ("100"),
+# Environment: TCP_COUNTS (default "1 100 200 500"), UDP_COUNTS ("100"; empty for none),
 # DURATION_S (10), WARMUP_S (2), SETTLE_S (3), SERVERS ("camloop gst"),
 # CAMLOOP (a camloop binary to use instead of building one), CAMLOOP_LOAD
 # (the binary whose `load` is run; default CAMLOOP). A smoke run that only
@@ -71,7 +71,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TCP_COUNTS=${TCP_COUNTS:-"1 100 200 500"}
-UDP_COUNTS=${UDP_COUNTS:-"100"}
+UDP_COUNTS=${UDP_COUNTS-"100"}  # empty: no UDP row
 DURATION_S=${DURATION_S:-10}   # measured seconds per row
 WARMUP_S=${WARMUP_S:-2}        # seconds of streaming (and connecting) before each window
 SETTLE_S=${SETTLE_S:-3}        # seconds between a server's start (keeper playing) and its load

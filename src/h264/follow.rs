@@ -225,11 +225,11 @@ mod tests {
             vec![idr],
             "the first is written whole, the second not"
         );
-        follower.written(2_000, |unit| sent.push(unit));
-        assert!(!sent[1].keyframe, "the P-frame is told apart");
         let late = later + BEHIND_AGE + Duration::from_millis(1);
         assert_eq!(follower.offer(P, 1_000, 0, 0, late), Admit::Skip);
         assert!(follower.is_waiting_for_idr());
+        follower.written(2_000, |unit| sent.push(unit));
+        assert!(!sent[1].keyframe, "the P-frame is told apart");
     }
 
     #[test]
