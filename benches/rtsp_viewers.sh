@@ -145,6 +145,9 @@ jf() {
 ms() { [[ $1 == n/a ]] && echo n/a || awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
 # percent_of_core TICKS: ticks over the window as % of one core.
 percent_of_core() { awk -v t="$1" -v hz="$HZ" -v d="$DURATION_S" 'BEGIN { printf "%.1f", 100 * t / hz / d }'; }
+# machine_ticks: "BUSY STEAL" ticks of all CPUs together (/proc/stat; busy is
+# everything but idle and iowait, steal included).
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $9; exit }' /proc/stat; }
 threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
 # task_ticks PID: "TID TICKS" per thread.
 task_ticks() {
@@ -252,6 +255,7 @@ measure() {
     [[ -n $SERVER_CTL ]] && before=$(stats_line "$SERVER_CTL")
     s0=$(cpu_ticks "$SERVER_PID"); [[ -n $child ]] && c0=$(cpu_ticks "$child")
     task_ticks "$SERVER_PID" >"$WORK/tasks0"
+    local m0; m0=$(machine_ticks)
     sleep "$(awk -v d="$DURATION_S" 'BEGIN { print d / 2 }')"
     local rss threads fds
     rss=$(awk -v k="$(rss_kib "$SERVER_PID")" 'BEGIN { printf "%.1f", k / 1024 }')
@@ -260,6 +264,7 @@ measure() {
     sleep "$(awk -v d="$DURATION_S" 'BEGIN { print d / 2 }')"
     s1=$(cpu_ticks "$SERVER_PID"); [[ -n $child && -e /proc/$child ]] && c1=$(cpu_ticks "$child")
     task_ticks "$SERVER_PID" >"$WORK/tasks1"
+    local m1; m1=$(machine_ticks)
     [[ -n $SERVER_CTL ]] && after=$(stats_line "$SERVER_CTL")
     if ! wait "$client"; then
         log "camloop load failed ($name, $viewers $transport): $(head -c 300 "$run.err")"
@@ -287,6 +292,12 @@ measure() {
     local together=$server_cpu
     [[ $child_cpu != n/a ]] && together=$(awk -v a="$server_cpu" -v b="$child_cpu" 'BEGIN { printf "%.1f", a + b }')
     client_cpu=$(jf "$f" tool_cpu_percent)
+    # The whole machine in the window, and what neither server, camera child
+    # nor client used (other work, the keeper, the kernel's softirqs).
+    local busy steal others
+    busy=$(percent_of_core "$(( ${m1% *} - ${m0% *} ))")
+    steal=$(percent_of_core "$(( ${m1#* } - ${m0#* } ))")
+    others=$(awk -v b="$busy" -v s="$together" -v c="$client_cpu" 'BEGIN { if (c == "n/a") c = 0; o = b - s - c; printf "%.1f", o < 0 ? 0 : o }')
     local age age_idr age_non_idr first_p50 first_max first_idrs first_error
     age=$(jf "$f" frame_age_p99_us)
     age_idr=$(jf "$f" frame_age_idr_p99_us)
@@ -309,7 +320,7 @@ measure() {
     if [[ $server == gst ]]; then
         for a in age age_idr age_non_idr; do if [[ ${!a} != n/a ]]; then printf -v "$a" '[%s]' "${!a}"; fi; done
     fi
-    ROWS+=("| $name | $transport | $viewers | $mean | $min | $stalled | $dropped | $errors | $lost | $udp_dropped | $mbps | $server_cpu | $busiest | $child_cpu | $together | $client_cpu | $threads | $rss | $fds / $(ulimit -n) | $age | $age_idr | $age_non_idr | ${send_age:-n/a} | $first_idrs | $first_p50 | $first_max | $grabs |")
+    ROWS+=("| $name | $transport | $viewers | $mean | $min | $stalled | $dropped | $errors | $lost | $udp_dropped | $mbps | $server_cpu | $busiest | $child_cpu | $together | $client_cpu | $busy | $others | $steal | $threads | $rss | $fds / $(ulimit -n) | $age | $age_idr | $age_non_idr | ${send_age:-n/a} | $first_idrs | $first_p50 | $first_max | $grabs |")
     local key="$server,$transport,$viewers"
     R[$key,mean]=$mean; R[$key,min]=$min; R[$key,cpu]=$server_cpu; R[$key,together]=$together
     R[$key,first_p50]=$first_p50; R[$key,first_max]=$first_max; R[$key,send_age]=${send_age:-n/a}
@@ -319,14 +330,15 @@ measure() {
         'BEGIN { exit !(m == "n/a" || m < f * r) }'; then
         R[$server,dropped_at]="$viewers $transport"
         R[$server,verdict]=$(awk -v s="$server_cpu" -v t="$busiest" -v c="$client_cpu" -v busy="$BUSY_CPU_PERCENT" \
-            -v cores="$(nproc)" -v e="$first_error" -v g="$grabs" -v f="$FPS" -v r="$DROP_RATIO" 'BEGIN {
+            -v cores="$(nproc)" -v e="$first_error" -v g="$grabs" -v f="$FPS" -v r="$DROP_RATIO" \
+            -v m="$busy" -v o="$others" -v st="$steal" 'BEGIN {
                 if (c == "n/a") c = 0
                 if (e ~ /[Tt]oo many open files/) print "descriptors (" e ")"
                 else if (g != "n/a" && g < f * r) print "the camera itself: it delivered " g " frames/s"
                 else if (t >= busy && c >= busy) print "a server thread (" t " % of a core) and the client (" c " %)"
                 else if (t >= busy) print "the server'"'"'s busiest thread (" t " % of a core; the process " s " %)"
                 else if (c >= busy) print "the client'"'"'s CPU (" c " % of a core)"
-                else if (s + c >= busy * cores) print "the machine'"'"'s cores (server " s " % + client " c " %)"
+                else if (m >= busy * cores) print "the machine'"'"'s cores: " m " % of " cores * 100 " busy (server " s " %, client " c " %, other processes " o " %, steal " st " %)"
                 else print "none of a server thread (" t " %), the client (" c " %) or descriptors: look at stalls, drops and losses"
             }')
     fi
@@ -356,8 +368,8 @@ cat <<EOF
 
 gst-rtsp-server's client frame ages are in brackets: its sender reports tie RTP time to its pipeline's clock, not to the wall-clock time of capture (seconds apart here), so they are not ages; camloop's are (its capture time is when an AU started arriving, so they include about one frame interval, the AU-complete delay). CPU % is over the measured window only (100 = one core): the server process, its busiest thread, camloop's camera child (the reference parses its clip in-process) and the two together, and the load tool's own. Threads, RSS and descriptors are sampled mid-window. Client frame age: arrival - capture time (RTP timestamp through the sender reports). \`frame_send_age_us_p99\` is camloop's own, every AU (the server does not split IDRs out), over the row's whole server life, TCP viewers only. First IDR: PLAY -> the first IDR, over the viewers. lost: RTP packets the tool saw missing; UDP drops: camloop's \`rtsp_udp_packets_dropped\` in the window.
 
-| server | transport | viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | RTP lost | UDP drops (server) | MB/s (all) | server CPU % | busiest thread % | camera child CPU % | server + child % | client CPU % | threads | RSS MiB | fds / limit | frame age p99 µs (client, all) | IDR | non-IDR | frame_send_age_us_p99 (server) | viewers with an IDR | first IDR p50 ms | max ms | camera AUs/s |
-|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| server | transport | viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | RTP lost | UDP drops (server) | MB/s (all) | server CPU % | busiest thread % | camera child CPU % | server + child % | client CPU % | machine busy % (of $(( $(nproc) * 100 ))) | others % | steal % | threads | RSS MiB | fds / limit | frame age p99 µs (client, all) | IDR | non-IDR | frame_send_age_us_p99 (server) | viewers with an IDR | first IDR p50 ms | max ms | camera AUs/s |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
 printf '%s\n' "${ROWS[@]}"
 echo

@@ -1326,6 +1326,17 @@ fn play_sends_a_sender_report_then_the_gop_cache_from_the_rtp_info_point() {
     assert_eq!(camera_sample(&metrics, "camloop_rtsp_sessions", "door"), 2);
     assert!(camera_sample(&metrics, "camloop_rtsp_packets_sent_total", "door") >= packets);
     assert!(camera_sample(&metrics, "camloop_rtsp_sent_bytes_total", "door") >= bytes);
+    // The GOP caches went out whole and the following units too: their
+    // send ages are in the two histograms, IDRs (and caches) apart.
+    let count = |family: &str| sample(&metrics, &format!("{family}_count"));
+    assert!(
+        count("camloop_idr_send_age_seconds") >= Some(2),
+        "{metrics}"
+    );
+    assert!(
+        count("camloop_frame_send_age_seconds") >= Some(1),
+        "{metrics}"
+    );
 }
 
 /// Pins the skip-to-IDR rule over RTSP (item 5): a raw TCP viewer with a
