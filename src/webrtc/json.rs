@@ -204,7 +204,10 @@ pub struct WebrtcRoute {
 /// Which camera a `POST …/webrtc` is for, or `None` for a path that is
 /// not this endpoint: `/webrtc` (OctoPrint's) and `/cam/NAME/webrtc`,
 /// also behind a reverse proxy's prefix (`/webcam/webrtc`), by the rule
-/// of [`super::whep_route`].
+/// of [`super::whep_route`]. A path can be both this endpoint and a WHEP
+/// session (`/whep/webrtc`: session `webrtc`, or this endpoint behind a
+/// prefix `whep`); the method tells them apart, `POST` here, `PATCH` and
+/// `DELETE` there.
 ///
 /// ```
 /// use camloop::webrtc::webrtc_route;
