@@ -471,7 +471,11 @@ mod tests {
         let fragment = parse_trickle_fragment(FLUIDD_TRICKLE.as_bytes()).unwrap();
         assert_eq!(fragment.ice_ufrag.as_deref(), Some("0Ws4"));
         assert_eq!(fragment.candidates.len(), 1);
-        assert!(fragment.candidates[0].candidate.contains(".local 54321"));
+        assert_eq!(
+            fragment.candidates[0].candidate,
+            "candidate:2982134577 1 udp 2113937151 3f8e6c2a-5b1d-4c3e-9f2a-7d6b5e4c3b2a.local \
+             54321 typ host generation 0 ufrag 0Ws4 network-cost 999"
+        );
         assert_eq!(fragment.candidates[0].sdp_mid.as_deref(), Some("0"));
         assert!(!fragment.end_of_candidates);
     }
@@ -511,7 +515,7 @@ mod tests {
     fn fragments_that_are_refused() {
         let invalid = |body: &[u8]| match parse_trickle_fragment(body) {
             Err(SignallingError::Invalid(reason)) => reason,
-            other => panic!("{body:?}: {other:?}"),
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(body)),
         };
         assert_eq!(
             invalid(b"a=candidate:1 1 udp 1 \xff 1 typ host"),
