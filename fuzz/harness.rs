@@ -78,11 +78,10 @@ use camloop::rtsp::request::{
     MAX_INTERLEAVED_FRAME_BYTES,
 };
 use camloop::webrtc::offer::MAX_PAYLOAD_TYPE;
-use camloop::webrtc::whep::whep_location;
 use camloop::webrtc::{
     check_offer, etag_matches, is_peer_id, offer_json, parse_trickle_fragment,
-    parse_webrtc_message, webrtc_route, whep_route, Candidate, SignallingError, WebrtcMessage,
-    WhepRoute, MAX_BODY_BYTES as WEBRTC_MAX_BODY_BYTES, MAX_CANDIDATES_PER_MESSAGE,
+    parse_webrtc_message, webrtc_route, whep_location, whep_route, Candidate, SignallingError,
+    WebrtcMessage, WhepRoute, MAX_BODY_BYTES as WEBRTC_MAX_BODY_BYTES, MAX_CANDIDATES_PER_MESSAGE,
 };
 
 /// Largest read the harnesses simulate; the server reads at most 64 KiB at

@@ -38,7 +38,9 @@ pub use json::{
     WebrtcRoute,
 };
 pub use offer::{check_offer, Direction, H264Format, OfferSummary};
-pub use whep::{etag_matches, parse_trickle_fragment, whep_route, TrickleFragment, WhepRoute};
+pub use whep::{
+    etag_matches, parse_trickle_fragment, whep_location, whep_route, TrickleFragment, WhepRoute,
+};
 
 /// Largest signalling body read: an SDP offer, a JSON message carrying
 /// one, or a trickle-ICE fragment. A browser's offer is 3 to 6 KiB, and
