@@ -15,9 +15,9 @@
 //! - `fixtures.rs` (tests only): what the clients send, written out once.
 //!
 //! Here, in this file: the bounds every parser holds to, the
-//! [`SignallingError`] they all return (answered `400` with
-//! `{"error":"webrtc: …"}`), and [`Candidate`], the one shape of an ICE
-//! candidate whichever way it came.
+//! [`SignallingError`] they all return (answered `400`, or `413` for a
+//! body over the bound, with `{"error":"webrtc: …"}`), and [`Candidate`],
+//! the one shape of an ICE candidate whichever way it came.
 //!
 //! Like [`crate::rtsp`], it never touches a socket or a clock: bytes and
 //! paths go in, plain values come out, so all of it is tested, and fuzzed
