@@ -21,6 +21,12 @@
 //!   Annex-B stream.
 //! - `rtsp_request`: byte 0 seeds the read sizes, the rest is what an RTSP
 //!   client sends (requests with `$`-framed binary between them).
+//! - `webrtc_signalling`: the whole input is a body for every signalling
+//!   parser (camera-streamer's and OctoPrint's JSON, an SDP offer, a WHEP
+//!   trickle-ICE fragment); its first line is also a request path (WHEP's
+//!   and the JSON endpoint's routes) and an `If-Match` value, and its
+//!   second line the `ETag` that value is checked against. A seed is a
+//!   client's message as sent, or a path and two header values.
 //!
 //! Each harness cuts the stream into reads the way a socket might, feeds
 //! them to the sans-IO parser the server uses, and panics when an invariant
@@ -70,6 +76,12 @@ use camloop::rtsp::request::{
     parse_target, parse_transport, LowerTransport, RtspEvent, RtspReader, RtspTarget,
     TransportSpec, MAX_BODY_BYTES as RTSP_MAX_BODY_BYTES, MAX_HEAD_BYTES as RTSP_MAX_HEAD_BYTES,
     MAX_INTERLEAVED_FRAME_BYTES,
+};
+use camloop::webrtc::offer::MAX_PAYLOAD_TYPE;
+use camloop::webrtc::{
+    check_offer, etag_matches, is_peer_id, offer_json, parse_trickle_fragment,
+    parse_webrtc_message, webrtc_route, whep_location, whep_route, Candidate, SignallingError,
+    WebrtcMessage, WhepRoute, MAX_BODY_BYTES as WEBRTC_MAX_BODY_BYTES, MAX_CANDIDATES_PER_MESSAGE,
 };
 
 /// Largest read the harnesses simulate; the server reads at most 64 KiB at
@@ -647,4 +659,201 @@ fn check_transport_spec(spec: &TransportSpec) {
         text.push_str(&format!(";client_port={rtp}-{rtcp}"));
     }
     assert_eq!(parse_transport(&text), std::slice::from_ref(spec), "{text}");
+}
+
+// ---------------------------------------------------------------------------
+// WebRTC signalling
+
+/// Fuzzes every WebRTC signalling parser with the same bytes: as a body
+/// (a JSON message, an SDP offer, a trickle-ICE fragment), and its first
+/// two lines as a path and as `If-Match` and `ETag` values. Besides "no
+/// panic": what a parser returns holds to the checks and bounds the
+/// server will rely on, whitespace around JSON and CRLF for LF change
+/// nothing, and a route written out again names the same thing.
+pub fn webrtc_signalling(data: &[u8]) {
+    check_webrtc_message(data);
+    check_sdp_offer(data);
+    check_trickle_fragment(data);
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line));
+    let first = lines.next().unwrap_or("");
+    let second = lines.next().unwrap_or("");
+    check_whep_route(first);
+    check_webrtc_route(first);
+    check_etag(first, second);
+}
+
+/// Every error is a 400 or, for an oversize body only, a 413, with a JSON
+/// body saying `webrtc`.
+fn check_signalling_error(error: &SignallingError, body: &[u8]) {
+    let too_large = body.len() > WEBRTC_MAX_BODY_BYTES;
+    assert_eq!(*error == SignallingError::TooLarge, too_large, "{error:?}");
+    assert_eq!(error.status(), if too_large { 413 } else { 400 });
+    assert!(error.error_json().starts_with("{\"error\":\"webrtc: "));
+}
+
+/// What the server may assume of a candidate from either kind of message.
+fn check_candidate(candidate: &Candidate) {
+    let text = &candidate.candidate;
+    assert!(
+        text.is_empty() || text.starts_with("candidate:"),
+        "{text:?}"
+    );
+    assert_eq!(candidate.is_end_of_candidates(), text.is_empty());
+    assert!(!text.chars().any(char::is_control), "{text:?}");
+    if let Some(mid) = &candidate.sdp_mid {
+        assert!(!mid.is_empty() && mid.bytes().all(|b| b.is_ascii_graphic()));
+    }
+}
+
+fn check_webrtc_message(data: &[u8]) {
+    let message = match parse_webrtc_message(data) {
+        Ok(message) => message,
+        Err(error) => return check_signalling_error(&error, data),
+    };
+    assert!(data.len() <= WEBRTC_MAX_BODY_BYTES);
+    // Whitespace around a JSON text is insignificant (RFC 8259 §2).
+    let mut padded = b" \r\n".to_vec();
+    padded.extend_from_slice(data);
+    padded.extend_from_slice(b"\t\n");
+    if padded.len() <= WEBRTC_MAX_BODY_BYTES {
+        assert_eq!(parse_webrtc_message(&padded).as_ref(), Ok(&message));
+    }
+    match message {
+        WebrtcMessage::Request { .. } => {}
+        WebrtcMessage::Offer { sdp } => {
+            assert!(!sdp.is_empty());
+            let _ = check_offer(sdp.as_bytes());
+            // The server's own offer, read back as a client's, is the SDP.
+            let built = offer_json(&sdp, "0a1b2c3d");
+            if built.len() <= WEBRTC_MAX_BODY_BYTES {
+                let again = parse_webrtc_message(built.as_bytes());
+                assert_eq!(again, Ok(WebrtcMessage::Offer { sdp }));
+            }
+        }
+        WebrtcMessage::Answer { id, sdp } => {
+            assert!(is_peer_id(&id), "{id:?}");
+            assert!(!sdp.is_empty());
+        }
+        WebrtcMessage::RemoteCandidates { id, candidates } => {
+            assert!(is_peer_id(&id), "{id:?}");
+            assert!(candidates.len() <= MAX_CANDIDATES_PER_MESSAGE);
+            candidates.iter().for_each(check_candidate);
+        }
+    }
+}
+
+/// `data` with every LF made CRLF, if it has no CR of its own and stays
+/// within the body bound: the same text to a line-by-line SDP reader.
+fn with_crlf(data: &[u8]) -> Option<Vec<u8>> {
+    if data.contains(&b'\r') {
+        return None;
+    }
+    let mut crlf = Vec::with_capacity(data.len() * 2);
+    for &byte in data {
+        if byte == b'\n' {
+            crlf.push(b'\r');
+        }
+        crlf.push(byte);
+    }
+    (crlf.len() <= WEBRTC_MAX_BODY_BYTES).then_some(crlf)
+}
+
+fn check_sdp_offer(data: &[u8]) {
+    let result = check_offer(data);
+    if let Some(crlf) = with_crlf(data) {
+        assert_eq!(check_offer(&crlf), result, "CRLF and LF read the same");
+    }
+    let offer = match result {
+        Ok(offer) => offer,
+        Err(error) => return check_signalling_error(&error, data),
+    };
+    assert!(data.starts_with(b"v=0\n") || data.starts_with(b"v=0\r\n") || data == b"v=0");
+    let mut seen = Vec::new();
+    for format in &offer.h264 {
+        assert!(format.payload_type <= MAX_PAYLOAD_TYPE);
+        assert!(!seen.contains(&format.payload_type), "listed once");
+        seen.push(format.payload_type);
+    }
+}
+
+fn check_trickle_fragment(data: &[u8]) {
+    let result = parse_trickle_fragment(data);
+    if let Some(crlf) = with_crlf(data) {
+        assert_eq!(
+            parse_trickle_fragment(&crlf),
+            result,
+            "CRLF and LF read the same"
+        );
+    }
+    let fragment = match result {
+        Ok(fragment) => fragment,
+        Err(error) => return check_signalling_error(&error, data),
+    };
+    assert!(fragment.candidates.len() <= MAX_CANDIDATES_PER_MESSAGE);
+    for candidate in &fragment.candidates {
+        check_candidate(candidate);
+        assert!(!candidate.is_end_of_candidates());
+        assert_eq!(candidate.sdp_m_line_index, None);
+    }
+    for credential in [&fragment.ice_ufrag, &fragment.ice_pwd]
+        .into_iter()
+        .flatten()
+    {
+        let is_ice_char = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+        assert!(!credential.is_empty() && credential.bytes().all(is_ice_char));
+    }
+}
+
+/// A WHEP route written out the canonical way (`/cam/NAME/whep`, or
+/// `/whep`, then the session's `Location` resolved against it, as a
+/// browser does) names the same camera and session again.
+fn check_whep_route(path: &str) {
+    let Some(route) = whep_route(path) else {
+        return;
+    };
+    let endpoint = match &route.camera {
+        Some(name) => format!("/cam/{name}/whep"),
+        None => "/whep".to_owned(),
+    };
+    let expected = WhepRoute {
+        camera: route.camera.clone(),
+        resource: None,
+    };
+    assert_eq!(whep_route(&endpoint), Some(expected), "{endpoint}");
+    if let Some(id) = &route.resource {
+        assert!(is_peer_id(id) && id != "whep", "{id:?}");
+        // Relative to the endpoint: its last segment is replaced.
+        let session = format!(
+            "{}{}",
+            &endpoint[..endpoint.len() - "whep".len()],
+            whep_location(id)
+        );
+        assert_eq!(whep_route(&session), Some(route), "{session}");
+    }
+}
+
+/// The JSON endpoint's route, likewise.
+fn check_webrtc_route(path: &str) {
+    let Some(route) = webrtc_route(path) else {
+        return;
+    };
+    let canonical = match &route.camera {
+        Some(name) => format!("/cam/{name}/webrtc"),
+        None => "/webrtc".to_owned(),
+    };
+    assert_eq!(webrtc_route(&canonical), Some(route), "{canonical}");
+}
+
+/// `If-Match` against an `ETag`: a tag matches itself exactly when `*`
+/// matches it (it is well formed), and naming it first in a list keeps
+/// it matching whatever follows.
+fn check_etag(if_match: &str, etag: &str) {
+    let _ = etag_matches(if_match, etag);
+    let well_formed = etag_matches("*", etag);
+    assert_eq!(etag_matches(etag, etag), well_formed, "{etag:?}");
+    let listed = format!("{etag}, {if_match}");
+    assert_eq!(etag_matches(&listed, etag), well_formed, "{listed:?}");
 }

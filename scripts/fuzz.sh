@@ -9,7 +9,9 @@
 # mjpeg_splitter (the MJPEG splitter of exec:/http:// cameras and viewers),
 # annexb_splitter (the H.264 Annex-B splitter of H.264 push cameras),
 # rtsp_request (the RTSP reader of requests and interleaved frames, and the
-# URL and Transport parsers).
+# URL and Transport parsers), webrtc_signalling (WebRTC signalling: the
+# camera-streamer and OctoPrint JSON, SDP offers, WHEP trickle-ICE
+# fragments, paths and If-Match).
 # What each harness checks is in fuzz/harness.rs.
 #
 # Installs what is missing first (build tools and Rust through
@@ -29,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(control_parser http_request mjpeg_splitter annexb_splitter rtsp_request)
+all_targets=(control_parser http_request mjpeg_splitter annexb_splitter rtsp_request webrtc_signalling)
 command_line="scripts/fuzz.sh${*:+ $*}"
 seconds=${1:-60}
 if ! [[ $seconds =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then

@@ -11,6 +11,9 @@
 //! - [`h264`]: H.264 bytes, sans-IO: an Annex-B stream split into AUs.
 //! - [`rtsp`]: RTSP, RTP and RTCP bytes, sans-IO: the RTSP server
 //!   (`server::rtsp_session`) and its clients speak through it.
+//! - [`webrtc`]: WebRTC signalling, sans-IO: WHEP paths and trickle-ICE
+//!   fragments, camera-streamer's and OctoPrint's JSON, the facts of an
+//!   SDP offer (the server wiring and the WebRTC stack come later).
 //! - [`output`]: bytes waiting to be written, with a cursor: a
 //!   connection's replies and frames, a converter child's input.
 //! - [`snapshot`]: atomic snapshot files.
@@ -22,7 +25,8 @@
 //!   the command line ([`cli::parse_command_line`]) and calls [`cli::run`].
 //! - [`sys`]: the few OS calls that need `unsafe` (rlimits, signals, CPU
 //!   time, systemd, the V4L2 control query).
-//! - [`text`]: byte-text helpers (hex digits) shared by [`http`] and [`load`].
+//! - [`text`]: byte-text helpers (hex digits) shared by [`http`], [`load`]
+//!   and [`webrtc`].
 //! - [`timefmt`]: UTC timestamps for snapshot names, without a time crate.
 //!
 //! See `ARCHITECTURE.md` for the life of a request and of a frame.
@@ -46,3 +50,4 @@ pub mod stats;
 pub mod sys;
 pub mod text;
 pub mod timefmt;
+pub mod webrtc;

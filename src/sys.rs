@@ -342,7 +342,7 @@ mod tests {
         let (a, b) = (random_bytes::<16>(), random_bytes::<16>());
         assert_ne!(a, b);
         assert_ne!(random_u32(), random_u32(), "once in 2^32");
-        assert_eq!(random_bytes::<0>(), []);
+        assert_eq!(random_bytes::<0>(), [0u8; 0]);
     }
 
     #[test]

@@ -66,6 +66,11 @@ fn rtsp_request_corpus_replays_cleanly() {
 }
 
 #[test]
+fn webrtc_signalling_corpus_replays_cleanly() {
+    replay("webrtc_signalling", harness::webrtc_signalling);
+}
+
+#[test]
 fn every_corpus_directory_has_a_replay_test() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let mut targets: Vec<String> = fs::read_dir(corpus)
@@ -86,7 +91,8 @@ fn every_corpus_directory_has_a_replay_test() {
             "control_parser",
             "http_request",
             "mjpeg_splitter",
-            "rtsp_request"
+            "rtsp_request",
+            "webrtc_signalling"
         ]
     );
 }

@@ -445,7 +445,7 @@ mod tests {
             parse_rtp(&plain).map(|(h, p)| (h.marker, p)),
             Some((false, &[0x41][..]))
         );
-        assert_eq!(parse_rtp(&rtp(0x80, false, 8, 0, &[])).unwrap().1, []);
+        assert_eq!(parse_rtp(&rtp(0x80, false, 8, 0, &[])).unwrap().1, [0u8; 0]);
     }
 
     #[test]
@@ -470,7 +470,7 @@ mod tests {
             assert_eq!(parse_rtp(&bad), None, "{why}");
         }
         // Padding that takes the whole payload leaves an empty one.
-        assert_eq!(parse_rtp(&packet(0xA0, &[0, 2])).unwrap().1, []);
+        assert_eq!(parse_rtp(&packet(0xA0, &[0, 2])).unwrap().1, [0u8; 0]);
     }
 
     #[test]
