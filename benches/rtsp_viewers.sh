@@ -32,26 +32,38 @@
 #   script's own clock), camloop's camera child (its ffmpeg) apart: the
 #   reference reads and parses its clip inside its own process, so "camloop
 #   + child" is the like-for-like figure; the client's CPU (the tool's own);
+# - the machine in the same window (/proc/stat, all CPUs, 100 = one core):
+#   busy (user, system, irq, softirq, steal), "others" (busy minus server,
+#   camera child and client: other work, the keeper, the kernel), niced
+#   others (work at a lower priority, which yields to this benchmark) and
+#   steal (the hypervisor's);
 # - server threads (/proc/PID/status), RSS (VmRSS) and descriptors, sampled
 #   mid-window;
 # - frame age p99 at the client (arrival - the AU's capture time on the
 #   wall clock, from the RTP timestamp through the sender reports' NTP
 #   mapping), all AUs and IDRs and non-IDR AUs apart where the tool
 #   reports them;
-# - camloop's own `frame_send_age_us_p99` from the control port's `stats`
-#   (an AU ready to send -> written whole to a TCP viewer's socket, every
-#   AU: the server does not split IDRs out; over this row's server's whole
-#   life, warmup and joins included; UDP datagrams are not timed by it, so
-#   a UDP row shows n/a); the reference has no such figure;
+# - camloop's own send age p99 from the control port's `stats` (an AU
+#   ready to send -> written whole to a TCP viewer's socket):
+#   `frame_send_age_us_p99` for the AUs that are not IDRs and
+#   `idr_send_age_us_p99` for IDRs and the GOP cache a viewer starts with
+#   (a server without that key has only the first, over every AU); over
+#   this row's server's whole life, warmup and joins included; UDP
+#   datagrams are not timed by it, so a UDP row shows n/a; the reference
+#   has no such figure;
 # - time to first picture: PLAY sent -> the first IDR complete, p50 and max
-#   over the viewers (camloop sends its GOP cache at once; gst-rtsp-server
-#   waits for the next IDR, up to one GOP, 1 s);
+#   over the viewers (camloop sends a TCP viewer its GOP cache at once, and
+#   a UDP viewer nothing before the next IDR; gst-rtsp-server waits for the
+#   next IDR, up to one GOP, 1 s);
 # - camloop's camera rate (`frames_grabbed` per s over the window) and, over
 #   UDP, its `rtsp_udp_packets_dropped` in the window.
 #
 # After the table: each target of the issue with its measured value, and
-# for each server the first row (TCP counts in order) at which the slowest
-# viewer falls below DROP_RATIO x FPS, and what ran out there.
+# for each server the first row (TCP counts in order, then UDP) at which the
+# slowest viewer falls below DROP_RATIO x FPS, and what ran out there:
+# descriptors, the camera, a server thread or the client at BUSY_CPU_PERCENT
+# of a core, or the machine's cores (busy, niced work included, at
+# BUSY_CPU_PERCENT of all).
 #
 # Environment: TCP_COUNTS (default "1 100 200 500"), UDP_COUNTS ("100"; empty for none),
 # DURATION_S (10), WARMUP_S (2), SETTLE_S (3), SERVERS ("camloop gst"),
@@ -143,11 +155,13 @@ jf() {
 }
 # ms MICROSECONDS: milliseconds with one decimal, n/a stays.
 ms() { [[ $1 == n/a ]] && echo n/a || awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
-# percent_of_core TICKS: ticks over the window as % of one core.
-percent_of_core() { awk -v t="$1" -v hz="$HZ" -v d="$DURATION_S" 'BEGIN { printf "%.1f", 100 * t / hz / d }'; }
-# machine_ticks: "BUSY STEAL" ticks of all CPUs together (/proc/stat; busy is
-# everything but idle and iowait, steal included).
-machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $9; exit }' /proc/stat; }
+# machine_ticks: "BUSY NICED STEAL" ticks of all CPUs together (/proc/stat;
+# busy: user, system, irq, softirq and steal; niced apart: other work run at
+# a lower priority than this benchmark, which yields to it).
+machine_ticks() { awk '/^cpu / { print $2 + $4 + $7 + $8 + $9, $3, $9; exit }' /proc/stat; }
+now_s() { date +%s.%N; }
+# percent_over TICKS SECONDS: ticks as % of one core over SECONDS.
+percent_over() { awk -v t="$1" -v hz="$HZ" -v d="$2" 'BEGIN { printf "%.1f", 100 * t / hz / d }'; }
 threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
 # task_ticks PID: "TID TICKS" per thread.
 task_ticks() {
@@ -156,11 +170,11 @@ task_ticks() {
         echo "${task##*/} $(sed 's/.*) //' "$task/stat" 2>/dev/null | awk '{ print $12 + $13 }')"
     done
 }
-# busiest_thread BEFORE AFTER: the largest per-thread tick delta, % of one core.
+# busiest_thread BEFORE AFTER SECONDS: the largest per-thread tick delta, % of one core.
 busiest_thread() {
     local ticks
     ticks=$(awk 'NR == FNR { before[$1] = $2; next } { d = $2 - before[$1]; if (d > m) m = d } END { print m + 0 }' "$1" "$2")
-    percent_of_core "$ticks"
+    percent_over "$ticks" "$3"
 }
 # The first child of process $1 (camloop's camera ffmpeg), from /proc.
 child_of() {
@@ -255,7 +269,7 @@ measure() {
     [[ -n $SERVER_CTL ]] && before=$(stats_line "$SERVER_CTL")
     s0=$(cpu_ticks "$SERVER_PID"); [[ -n $child ]] && c0=$(cpu_ticks "$child")
     task_ticks "$SERVER_PID" >"$WORK/tasks0"
-    local m0; m0=$(machine_ticks)
+    local m0 t0; m0=$(machine_ticks); t0=$(now_s)
     sleep "$(awk -v d="$DURATION_S" 'BEGIN { print d / 2 }')"
     local rss threads fds
     rss=$(awk -v k="$(rss_kib "$SERVER_PID")" 'BEGIN { printf "%.1f", k / 1024 }')
@@ -264,7 +278,8 @@ measure() {
     sleep "$(awk -v d="$DURATION_S" 'BEGIN { print d / 2 }')"
     s1=$(cpu_ticks "$SERVER_PID"); [[ -n $child && -e /proc/$child ]] && c1=$(cpu_ticks "$child")
     task_ticks "$SERVER_PID" >"$WORK/tasks1"
-    local m1; m1=$(machine_ticks)
+    local m1 t1 window; m1=$(machine_ticks); t1=$(now_s)
+    window=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')  # this script's window, in s
     [[ -n $SERVER_CTL ]] && after=$(stats_line "$SERVER_CTL")
     if ! wait "$client"; then
         log "camloop load failed ($name, $viewers $transport): $(head -c 300 "$run.err")"
@@ -285,18 +300,20 @@ measure() {
     errors=$(jf "$f" errors)
     lost=$(jf "$f" rtp_packets_lost)
     mbps=$(jf "$f" bytes_per_s); [[ $mbps != n/a ]] && mbps=$(awk -v b="$mbps" 'BEGIN { printf "%.2f", b / 1e6 }')
-    own_cpu=$(percent_of_core "$((s1 - s0))")
+    own_cpu=$(percent_over "$((s1 - s0))" "$window")
     server_cpu=$(jf "$f" server_cpu_percent); [[ $server_cpu == n/a ]] && server_cpu=$own_cpu
-    busiest=$(busiest_thread "$WORK/tasks0" "$WORK/tasks1")
-    child_cpu=n/a; [[ -n $c0 && -n $c1 ]] && child_cpu=$(percent_of_core "$((c1 - c0))")
+    busiest=$(busiest_thread "$WORK/tasks0" "$WORK/tasks1" "$window")
+    child_cpu=n/a; [[ -n $c0 && -n $c1 ]] && child_cpu=$(percent_over "$((c1 - c0))" "$window")
     local together=$server_cpu
     [[ $child_cpu != n/a ]] && together=$(awk -v a="$server_cpu" -v b="$child_cpu" 'BEGIN { printf "%.1f", a + b }')
     client_cpu=$(jf "$f" tool_cpu_percent)
     # The whole machine in the window, and what neither server, camera child
     # nor client used (other work, the keeper, the kernel's softirqs).
-    local busy steal others
-    busy=$(percent_of_core "$(( ${m1% *} - ${m0% *} ))")
-    steal=$(percent_of_core "$(( ${m1#* } - ${m0#* } ))")
+    local busy niced steal others b0 n0 st0 b1 n1 st1
+    read -r b0 n0 st0 <<<"$m0"; read -r b1 n1 st1 <<<"$m1"
+    busy=$(percent_over "$((b1 - b0))" "$window")
+    niced=$(percent_over "$((n1 - n0))" "$window")
+    steal=$(percent_over "$((st1 - st0))" "$window")
     others=$(awk -v b="$busy" -v s="$together" -v c="$client_cpu" 'BEGIN { if (c == "n/a") c = 0; o = b - s - c; printf "%.1f", o < 0 ? 0 : o }')
     local age age_idr age_non_idr first_p50 first_max first_idrs first_error
     age=$(jf "$f" frame_age_p99_us)
@@ -306,9 +323,12 @@ measure() {
     first_max=$(ms "$(jf "$f" first_idr_max_us first_idr_us_max)")
     first_idrs=$(jf "$f" first_idrs)
     first_error=$(json_field first_error "$f" | tr -d '"')
-    local send_age=n/a grabs=n/a udp_dropped=n/a
+    local send_age=n/a idr_send_age=n/a grabs=n/a udp_dropped=n/a
     if [[ -n $after ]]; then
-        [[ $transport == tcp ]] && send_age=$(stat frame_send_age_us_p99 "$after")
+        if [[ $transport == tcp ]]; then
+            send_age=$(stat frame_send_age_us_p99 "$after")
+            idr_send_age=$(stat idr_send_age_us_p99 "$after")
+        fi
         grabs=$(awk -v a="$(stat frames_grabbed "$before")" -v b="$(stat frames_grabbed "$after")" \
             -v d="$DURATION_S" 'BEGIN { printf "%.1f", (b - a) / d }')
         if [[ $transport == udp ]]; then
@@ -320,10 +340,10 @@ measure() {
     if [[ $server == gst ]]; then
         for a in age age_idr age_non_idr; do if [[ ${!a} != n/a ]]; then printf -v "$a" '[%s]' "${!a}"; fi; done
     fi
-    ROWS+=("| $name | $transport | $viewers | $mean | $min | $stalled | $dropped | $errors | $lost | $udp_dropped | $mbps | $server_cpu | $busiest | $child_cpu | $together | $client_cpu | $busy | $others | $steal | $threads | $rss | $fds / $(ulimit -n) | $age | $age_idr | $age_non_idr | ${send_age:-n/a} | $first_idrs | $first_p50 | $first_max | $grabs |")
+    ROWS+=("| $name | $transport | $viewers | $mean | $min | $stalled | $dropped | $errors | $lost | $udp_dropped | $mbps | $server_cpu | $busiest | $child_cpu | $together | $client_cpu | $busy | $others | $niced | $steal | $threads | $rss | $fds / $(ulimit -n) | $age | $age_idr | $age_non_idr | ${send_age:-n/a} | ${idr_send_age:-n/a} | $first_idrs | $first_p50 | $first_max | $grabs |")
     local key="$server,$transport,$viewers"
     R[$key,mean]=$mean; R[$key,min]=$min; R[$key,cpu]=$server_cpu; R[$key,together]=$together
-    R[$key,first_p50]=$first_p50; R[$key,first_max]=$first_max; R[$key,send_age]=${send_age:-n/a}
+    R[$key,first_p50]=$first_p50; R[$key,first_max]=$first_max; R[$key,send_age]=${send_age:-n/a}; R[$key,idr_send_age]=${idr_send_age:-n/a}
     R[$key,age_non_idr]=$age_non_idr; R[$key,stalled]=$stalled; R[$key,dropped]=$dropped
     # The first row at which the slowest viewer drops, and what ran out.
     if [[ -z ${R[$server,dropped_at]:-} ]] && awk -v m="$min" -v f="$FPS" -v r="$DROP_RATIO" \
@@ -331,14 +351,14 @@ measure() {
         R[$server,dropped_at]="$viewers $transport"
         R[$server,verdict]=$(awk -v s="$server_cpu" -v t="$busiest" -v c="$client_cpu" -v busy="$BUSY_CPU_PERCENT" \
             -v cores="$(nproc)" -v e="$first_error" -v g="$grabs" -v f="$FPS" -v r="$DROP_RATIO" \
-            -v m="$busy" -v o="$others" -v st="$steal" 'BEGIN {
+            -v m="$busy" -v n="$niced" -v o="$others" -v st="$steal" 'BEGIN {
                 if (c == "n/a") c = 0
                 if (e ~ /[Tt]oo many open files/) print "descriptors (" e ")"
                 else if (g != "n/a" && g < f * r) print "the camera itself: it delivered " g " frames/s"
                 else if (t >= busy && c >= busy) print "a server thread (" t " % of a core) and the client (" c " %)"
                 else if (t >= busy) print "the server'"'"'s busiest thread (" t " % of a core; the process " s " %)"
                 else if (c >= busy) print "the client'"'"'s CPU (" c " % of a core)"
-                else if (m >= busy * cores) print "the machine'"'"'s cores: " m " % of " cores * 100 " busy (server " s " %, client " c " %, other processes " o " %, steal " st " %)"
+                else if (m + n >= busy * cores) print "the machine'"'"'s cores: " m + n " % of " cores * 100 " busy (server " s " %, client " c " %, other processes " o " %, niced other work " n " %, steal " st " %)"
                 else print "none of a server thread (" t " %), the client (" c " %) or descriptors: look at stalls, drops and losses"
             }')
     fi
@@ -366,10 +386,10 @@ cat <<EOF
 - machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r), shared with other work (expect noise); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 
-gst-rtsp-server's client frame ages are in brackets: its sender reports tie RTP time to its pipeline's clock, not to the wall-clock time of capture (seconds apart here), so they are not ages; camloop's are (its capture time is when an AU started arriving, so they include about one frame interval, the AU-complete delay). CPU % is over the measured window only (100 = one core): the server process, its busiest thread, camloop's camera child (the reference parses its clip in-process) and the two together, and the load tool's own. Threads, RSS and descriptors are sampled mid-window. Client frame age: arrival - capture time (RTP timestamp through the sender reports). \`frame_send_age_us_p99\` is camloop's own, every AU (the server does not split IDRs out), over the row's whole server life, TCP viewers only. First IDR: PLAY -> the first IDR, over the viewers. lost: RTP packets the tool saw missing; UDP drops: camloop's \`rtsp_udp_packets_dropped\` in the window.
+gst-rtsp-server's client frame ages are in brackets: its sender reports tie RTP time to its pipeline's clock, not to the wall-clock time of capture (seconds apart here), so they are not ages; camloop's are (its capture time is when an AU started arriving, so they include about one frame interval, the AU-complete delay). CPU % is over the measured window only (100 = one core): the server process, its busiest thread, camloop's camera child (the reference parses its clip in-process) and the two together, and the load tool's own. Threads, RSS and descriptors are sampled mid-window. Client frame age: arrival - capture time (RTP timestamp through the sender reports). \`frame_send_age_us_p99\` (AUs that are not IDRs) and \`idr_send_age_us_p99\` (IDRs and the GOP cache) are camloop's own, over the row's whole server life (warmup and joins included), TCP viewers only (the keeper's alone in a UDP row: n/a). First IDR: PLAY -> the first IDR, over the viewers. lost: RTP packets the tool saw missing; UDP drops: camloop's \`rtsp_udp_packets_dropped\` in the window.
 
-| server | transport | viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | RTP lost | UDP drops (server) | MB/s (all) | server CPU % | busiest thread % | camera child CPU % | server + child % | client CPU % | machine busy % (of $(( $(nproc) * 100 ))) | others % | steal % | threads | RSS MiB | fds / limit | frame age p99 µs (client, all) | IDR | non-IDR | frame_send_age_us_p99 (server) | viewers with an IDR | first IDR p50 ms | max ms | camera AUs/s |
-|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| server | transport | viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | RTP lost | UDP drops (server) | MB/s (all) | server CPU % | busiest thread % | camera child CPU % | server + child % | client CPU % | machine busy % (of $(( $(nproc) * 100 ))) | others % | niced others % | steal % | threads | RSS MiB | fds / limit | frame age p99 µs (client, all) | IDR | non-IDR | frame_send_age_us_p99 (server, non-IDR) | idr_send_age_us_p99 | viewers with an IDR | first IDR p50 ms | max ms | camera AUs/s |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
 printf '%s\n' "${ROWS[@]}"
 echo
@@ -405,8 +425,13 @@ if [[ " $SERVERS " == *" camloop "* ]]; then
     done
     echo "- PLAY → first decodable picture (the first IDR complete) p50 < 50 ms for camloop (GOP cache), TCP viewers: ${p50s%; } → **$( [[ $ok == yes ]] && echo PASS || echo FAIL )**${udp:+. Over UDP camloop sends no GOP cache and waits for the next IDR, as gst-rtsp-server does: ${udp%; }}"
     if [[ " $TCP_COUNTS " == *" 100 "* ]]; then
-        s=$(v camloop,tcp,100,send_age)
-        echo "- \`frame_send_age\` p99 < 2 ms at 100 viewers for non-IDR AUs: the server reports one p99 over every AU (IDRs included), \`frame_send_age_us_p99\` = $s µs at 100 TCP viewers → **$(awk -v s="$s" 'BEGIN { print (s == "n/a" ? "n/a" : (s < 2000 ? "PASS" : "FAIL")) }')** (all AUs; the client's non-IDR frame age p99 in the same row: $(v camloop,tcp,100,age_non_idr) µs)"
+        s=$(v camloop,tcp,100,send_age); i=$(v camloop,tcp,100,idr_send_age)
+        if [[ $i != n/a ]]; then
+            what="\`frame_send_age_us_p99\` (the server's, AUs that are not IDRs) = $s µs at 100 TCP viewers (IDRs and GOP caches apart: \`idr_send_age_us_p99\` = $i µs)"
+        else
+            what="the server reports one p99 over every AU (IDRs included): \`frame_send_age_us_p99\` = $s µs at 100 TCP viewers"
+        fi
+        echo "- \`frame_send_age\` p99 < 2 ms at 100 viewers for non-IDR AUs: $what → **$(awk -v s="$s" 'BEGIN { print (s == "n/a" ? "n/a" : (s < 2000 ? "PASS" : "FAIL")) }')** (the client's non-IDR frame age p99 in the same row, AU-complete delay included: $(v camloop,tcp,100,age_non_idr) µs)"
     fi
 fi
 echo
