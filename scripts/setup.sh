@@ -32,7 +32,8 @@ if [ "$mode" = test ]; then
     # you only want the tool.
     packages+=(prometheus)
     # GStreamer's RTSP server through Debian's python3 (python3-gi): the rtsp://
-    # camera of tests/h264_stream.rs (tests/rtsp_server.py); base and good for
+    # camera of tests/h264_stream.rs and the RTSP benchmark's yardstick
+    # (benches/reference/rtsp_reference.py); base and good for
     # multifilesrc and rtph264pay, bad for h264parse.
     packages+=(python3-gi gir1.2-gst-rtsp-server-1.0)
     packages+=(gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)

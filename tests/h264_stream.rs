@@ -260,7 +260,7 @@ fn stream_h264_on_an_mjpeg_camera_is_200_video_h264_through_the_encoder() {
 }
 
 /// Pins `rtsp://` passthrough (issue 26, item 3) against a real RTSP server
-/// (GStreamer's, `tests/rtsp_server.py`, serving the main clip in a loop):
+/// (GStreamer's, `benches/reference/rtsp_reference.py`, serving the main clip in a loop):
 /// camloop's ffmpeg child copies the video (`-c:v copy`, `-f h264`) instead
 /// of transcoding it, and `/cam/NAME/stream.h264` carries the upstream's
 /// own access units, opening with SPS, PPS and an IDR, which ffprobe reads

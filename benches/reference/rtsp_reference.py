@@ -9,7 +9,7 @@ as it runs, to any number of clients over RTSP/TCP (interleaved) or UDP.
 PORT 0 (the default) lets the kernel choose; once the server listens it
 prints `ready rtsp://127.0.0.1:PORT/clip`. FPS (default 30) paces the clip.
 
-The stream is the one tests/rtsp_server.py serves, made the same way:
+It is also the `rtsp://` camera of tests/h264_stream.rs. The stream:
 multifilesrc loop=true reads the file again and again, h264parse splits it
 into access units and stamps them at FPS (a raw H.264 file has no
 timestamps), rtph264pay packetises them with config-interval=0 (the clip

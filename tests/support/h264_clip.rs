@@ -699,7 +699,8 @@ pub fn descendants(pid: u32) -> Vec<(u32, Vec<String>)> {
     found
 }
 
-/// A running `tests/rtsp_server.py` serving the main clip, stopped on drop.
+/// A running `benches/reference/rtsp_reference.py` (gst-rtsp-server, the
+/// RTSP benchmark's yardstick) serving the main clip, stopped on drop.
 pub struct RtspServer {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -718,7 +719,8 @@ impl RtspServer {
             "/usr/bin/python3 is needed (it runs GStreamer's RTSP server); \
              `scripts/setup.sh test` installs it"
         );
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rtsp_server.py");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference/rtsp_reference.py");
         let stderr_path = clip_dir().join(format!("rtsp-server-{:?}.err", thread::current().id()));
         let stderr = fs::File::create(&stderr_path).expect("create the RTSP server's log");
         let mut child = Command::new(python)
@@ -729,7 +731,7 @@ impl RtspServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
             .spawn()
-            .expect("start tests/rtsp_server.py");
+            .expect("start benches/reference/rtsp_reference.py");
         // Its stdin stays open while we hold it: the script stops at its end.
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
@@ -746,7 +748,7 @@ impl RtspServer {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "tests/rtsp_server.py did not start (it needs python3-gi, \
+                "benches/reference/rtsp_reference.py did not start (it needs python3-gi, \
                  gir1.2-gst-rtsp-server-1.0 and GStreamer's good and bad plugins: \
                  `scripts/setup.sh test`); it printed {line:?}, and on stderr:\n{}",
                 fs::read_to_string(&stderr_path).unwrap_or_default()
