@@ -441,8 +441,12 @@ def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_fi
         problem = jpeg_problem(open(os.path.join(snapshot_dir, name), "rb").read())
         if not name.startswith("soak-") or camera_of(name) not in totals or problem:
             problems.append(f"kept {name}: {problem or 'stray file'}")
-    # OK count, other replies, checked, problems, per loop ok/in-window/other, notes
-    print(len(ok), len(errors), checked, len(problems), ",".join(summary),
+    # Captures that waited for the same frame share its one snapshot file,
+    # so the files our captures made are the distinct names, not the OKs.
+    ok_files = len({name for name, _ in ok})
+    # OK count, files they name, other replies, checked, problems,
+    # per loop ok/in-window/other, notes
+    print(len(ok), ok_files, len(errors), checked, len(problems), ",".join(summary),
           "; ".join(problems[:3] + errors[:3]) or "-")
 
 

@@ -597,7 +597,7 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
     fi
 
     # --- checks
-    local capture_check captures_ok capture_errors jpegs_checked jpegs_bad capture_loops capture_notes
+    local capture_check captures_ok capture_files capture_errors jpegs_checked jpegs_bad capture_loops capture_notes
     # Retention is per camera: each keeps its own newest $KEEP.
     local snapshot_totals="" name all_snapshots=0 camera_snapshots
     for name in "${cameras[@]}"; do
@@ -607,7 +607,7 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
     done
     capture_check=$(python3 "$clients_py" check-captures "$KEEP" "$snapshot_totals" \
         "$work/captured" "$work/snapshots" "$work/windows.txt" "${capture_logs[@]}")
-    read -r captures_ok capture_errors jpegs_checked jpegs_bad capture_loops capture_notes <<<"$capture_check"
+    read -r captures_ok capture_files capture_errors jpegs_checked jpegs_bad capture_loops capture_notes <<<"$capture_check"
     # The default loop's replies that are neither OK nor excused by a fault
     # window of its camera (cam0 has none: every non-OK reply).
     local default_failed
@@ -739,7 +739,7 @@ Server: \`camloop serve ${camera_args[*]} --camera-timeout ${CAMERA_TIMEOUT} --s
 |---|---|
 | control pings (\`camloop load\`, 16 conns x 4, capped at ${PING_RATE}/s${token:+, \`--auth T\`}) | ${ping_requests} replies, ${ping_rate} /s, p99 ${ping_p99} us, ${ping_errors} errors, first reply \`${ping_sample}\` |
 | idle connections held (\`--hold ${IDLE_CONNS}\`) | ${hold_connected} connected, ${hold_errors} errors |
-| captures (\`camloop ctl c\`, every 0.5 s per loop; OK/ERR camera in a fault window/other) | ${capture_loops}; $(( all_snapshots - captures_ok )) more snapshots written for garbage that spelled \`c\` |
+| captures (\`camloop ctl c\`, every 0.5 s per loop; OK/ERR camera in a fault window/other) | ${capture_loops}; ${captures_ok} OK captures named ${capture_files} snapshot files (captures waiting for one frame share its file); $(( all_snapshots - capture_files )) more snapshots written for garbage that spelled \`c\` |
 | camera controls on cam0 | ${controls_done} rounds, ${controls_bad} wrong replies |
 | MJPEG viewers (curl) | ${viewer_summary} |
 | 100 KB/s viewers | ${slow_summary} |
