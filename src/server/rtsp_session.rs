@@ -28,7 +28,8 @@ use crate::h264::ParameterSets;
 use crate::rtsp::auth::{self, AuthFailure};
 use crate::rtsp::request::{parse_target, parse_transport, LowerTransport, Method};
 use crate::rtsp::response::{
-    push_interleaved, response, status_response, ResponseFields, CONTENT_TYPE_SDP, PUBLIC_METHODS,
+    push_interleaved, response, status_response, ResponseFields, CONTENT_TYPE_SDP,
+    INTERLEAVED_HEADER_BYTES, PUBLIC_METHODS,
 };
 use crate::rtsp::rtcp::is_rtcp;
 use crate::rtsp::sdp::TRACK_CONTROL;
@@ -573,9 +574,7 @@ impl RtspSession {
             Delivery::Interleaved(rtp_channel, rtcp_channel) => {
                 // The clock mapping first, so a client can date the first frame.
                 let report = rtp.sender_report(now, crate::timefmt::unix_micros(SystemTime::now()));
-                let mut framed = Vec::with_capacity(report.len() + 4);
-                push_interleaved(&mut framed, rtcp_channel, &report);
-                cx.output.push_bytes(&framed);
+                queue_interleaved(cx, rtcp_channel, &report);
                 // The GOP cache at once: the first picture is the cached IDR,
                 // not the next one. A burst by design, which the follower knows.
                 let cached = rtp.gop();
@@ -661,9 +660,7 @@ impl RtspSession {
         }
         if now >= *next_report_at {
             if let Some(report) = offer.sender_report {
-                let mut framed = Vec::with_capacity(report.len() + 4);
-                push_interleaved(&mut framed, rtcp_channel, report);
-                cx.output.push_bytes(&framed);
+                queue_interleaved(cx, rtcp_channel, report);
             }
             *next_report_at = now + SENDER_REPORT_INTERVAL;
         }
@@ -678,6 +675,14 @@ impl RtspSession {
             follower.written(written_total, sent);
         }
     }
+}
+
+/// Queues `packet` (a sender report) framed for `channel` of the
+/// connection.
+fn queue_interleaved(cx: &mut Context, channel: u8, packet: &[u8]) {
+    let mut framed = Vec::with_capacity(INTERLEAVED_HEADER_BYTES + packet.len());
+    push_interleaved(&mut framed, channel, packet);
+    cx.output.push_bytes(&framed);
 }
 
 /// Takes a viewer off its camera (`TEARDOWN`, `PAUSE`).
