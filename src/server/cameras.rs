@@ -171,6 +171,9 @@ pub struct ServedCamera {
     pub udp_first: usize,
     /// Its counters.
     pub counters: CameraCounters,
+    /// Its WebRTC peers, connected or not (they live in `Core::webrtc`):
+    /// H.264 demand, like its H.264 viewers.
+    pub webrtc_peers: usize,
 }
 
 impl ServedCamera {
@@ -188,6 +191,7 @@ impl ServedCamera {
             udp_viewers: Vec::new(),
             udp_first: 0,
             counters: CameraCounters::default(),
+            webrtc_peers: 0,
         }
     }
 
@@ -195,7 +199,7 @@ impl ServedCamera {
     /// RTSP `DESCRIBE`s waiting for an encoder's SPS and PPS (which come
     /// only once the encoder is fed frames at the streaming rate).
     pub fn is_streaming(&self) -> bool {
-        !self.viewers.is_empty() || !self.describe_waiters.is_empty()
+        !self.viewers.is_empty() || !self.describe_waiters.is_empty() || self.webrtc_peers > 0
     }
 
     /// What its consumers need now: JPEGs (waiting requests, MJPEG
@@ -205,7 +209,9 @@ impl ServedCamera {
     pub fn demand(&self) -> Demand {
         Demand {
             jpeg: !self.frame_waiters.is_empty() || self.viewers.len() > self.h264_viewers,
-            h264: self.h264_viewers > 0 || !self.describe_waiters.is_empty(),
+            h264: self.h264_viewers > 0
+                || !self.describe_waiters.is_empty()
+                || self.webrtc_peers > 0,
         }
     }
 
