@@ -254,17 +254,17 @@ impl WebrtcPeers {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| PeerError::new(400, format!("offer: {e}")))?;
+        let sdp = with_rejected_formats(&answer.to_sdp_string(), &offer_text);
         let key = self.insert(rtc, camera, None, now);
-        self.drive(key, now); // MediaAdded names the video section
-        if !self.peers.contains(key) {
-            return Err(PeerError::new(400, "the offer could not be answered"));
-        }
+        // str0m names the sections in events only once media can flow;
+        // the answer names them now.
+        self.peers[key].video_mids = video_mids(&sdp);
         self.find_video(key, profile);
         if self.peers[key].video.is_none() {
             self.forget(key);
             return Err(PeerError::new(400, "no video section camloop can send to"));
         }
-        let sdp = answer.to_sdp_string();
+        self.drive(key, now);
         let peer = &self.peers[key];
         Ok(NewPeer {
             id: peer.id.clone(),
@@ -734,12 +734,6 @@ impl WebrtcPeers {
                     self.changed = true;
                 }
             }
-            Event::MediaAdded(added) => {
-                let sends = matches!(added.direction, Direction::SendOnly | Direction::SendRecv);
-                if added.kind == MediaKind::Video && sends {
-                    peer.video_mids.push(added.mid);
-                }
-            }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 log::info!("webrtc peer {}: ICE consent lost, freed", peer.id);
                 self.forget(key);
@@ -796,6 +790,49 @@ fn media_bytes(au: &SharedAu) -> Arc<[u8]> {
 /// H.264 is enabled.
 fn only_receiving(sdp: &str) -> String {
     sdp.replace("a=sendrecv", "a=recvonly")
+}
+
+/// str0m refuses a section it has no codec for (audio: camloop has none)
+/// with `m=audio 0 UDP/TLS/RTP/SAVPF` and no format, which browsers reject
+/// ("Invalid value"); RFC 3264 §6 wants a refused section to list a
+/// format all the same. Each such line gets the first format of the
+/// offer's section at the same position.
+fn with_rejected_formats(answer: &str, offer: &str) -> String {
+    let mut offered = offer.lines().filter(|line| line.starts_with("m="));
+    let mut fixed = String::with_capacity(answer.len() + 16);
+    for line in answer.split_inclusive('\n') {
+        let Some(media) = line.trim_end().strip_prefix("m=") else {
+            fixed.push_str(line);
+            continue;
+        };
+        let offered_line = offered.next().unwrap_or("");
+        let fields: Vec<&str> = media.split_whitespace().collect();
+        let first_offered = offered_line.split_whitespace().nth(3);
+        match (fields.as_slice(), first_offered) {
+            ([kind, "0", proto], Some(format)) => {
+                fixed.push_str(&format!("m={kind} 0 {proto} {format}\r\n"));
+            }
+            _ => fixed.push_str(line),
+        }
+    }
+    fixed
+}
+
+/// The `a=mid` of every video section an answer sends on (not refused
+/// with port 0, not `recvonly` or `inactive`).
+fn video_mids(answer: &str) -> Vec<Mid> {
+    let mut mids = Vec::new();
+    for section in answer.split("\nm=").skip(1) {
+        let sends = !section.contains("a=recvonly") && !section.contains("a=inactive");
+        if !section.starts_with("video ") || section.starts_with("video 0 ") || !sends {
+            continue;
+        }
+        let mid = section
+            .lines()
+            .find_map(|line| line.trim_end().strip_prefix("a=mid:"));
+        mids.extend(mid.map(Mid::from));
+    }
+    mids
 }
 
 /// A new session id: 16 random hex digits.
