@@ -426,22 +426,18 @@ impl Server {
             },
             now,
         );
-        if peers.take_changed() {
-            for (index, served) in cameras.iter_mut().enumerate() {
-                let (connecting, connected) = peers.count(index);
-                served.webrtc_peers = connecting + connected;
-            }
-            self.core.demand_changed = true;
-        }
-        let Some(peers) = &mut self.core.webrtc else {
-            return;
-        };
         if let Some(udp) = &self.webrtc_udp {
             for datagram in peers.take_outbox() {
                 if !udp.send(&datagram) {
                     peers.count_dropped(datagram.camera);
                 }
             }
+        }
+        for (served, counters) in cameras.iter_mut().zip(&peers.counters) {
+            served.webrtc.clone_from(counters);
+        }
+        if peers.take_changed() {
+            self.core.demand_changed = true;
         }
     }
 

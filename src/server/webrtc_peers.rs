@@ -124,6 +124,13 @@ pub struct WebrtcCounters {
     pub keyframe_requests: u64,
 }
 
+impl WebrtcCounters {
+    /// Peers, connected or not.
+    pub fn peers(&self) -> u64 {
+        self.connecting + self.connected
+    }
+}
+
 /// Where a peer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -219,11 +226,6 @@ impl WebrtcPeers {
             changed: false,
             counters: vec![WebrtcCounters::default(); cameras],
         })
-    }
-
-    /// The addresses peers are offered as candidates.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.local_addrs
     }
 
     /// Answers a browser's offer (WHEP, OctoPrint) with a new peer for
@@ -476,37 +478,10 @@ impl WebrtcPeers {
         std::mem::take(&mut self.outbox)
     }
 
-    /// Whether any datagram waits to be sent.
-    pub fn has_outbox(&self) -> bool {
-        !self.outbox.is_empty()
-    }
-
     /// Whether a peer came or went since the last call (the cameras'
     /// demand must be told again).
     pub fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)
-    }
-
-    /// How many peers `camera` has: (connecting, connected).
-    pub fn count(&self, camera: usize) -> (usize, usize) {
-        let mut counts = (0, 0);
-        for (_, peer) in self.peers.iter().filter(|(_, p)| p.camera == camera) {
-            match peer.phase {
-                Phase::Connecting => counts.0 += 1,
-                Phase::Connected => counts.1 += 1,
-            }
-        }
-        counts
-    }
-
-    /// Every peer.
-    pub fn len(&self) -> usize {
-        self.peers.len()
-    }
-
-    /// Whether there is no peer.
-    pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
     }
 
     fn check_room(&self) -> Result<(), PeerError> {

@@ -87,14 +87,10 @@ impl WebrtcUdp {
         self.sockets.iter().map(|(addr, _)| *addr).collect()
     }
 
-    /// How many sockets there are.
+    /// How many sockets there are (never none, once bound).
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.sockets.len()
-    }
-
-    /// Whether there is none (never, once bound).
-    pub fn is_empty(&self) -> bool {
-        self.sockets.is_empty()
     }
 
     /// Reads socket `index` within the turn's budget, handing each
