@@ -752,6 +752,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
                 .next()
                 .map(|http| SocketAddr::new(http.ip(), DEFAULT_WEBRTC_PORT)),
         },
+        webrtc_explicit: args.webrtc.is_some(),
         webrtc_hosts: args.webrtc_host.clone(),
         webrtc_max_peers: args.webrtc_max_peers as usize,
     };
