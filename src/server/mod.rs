@@ -47,8 +47,8 @@ use webrtc_udp::WebrtcUdp;
 
 pub use self::cameras::{ServedCamera, MAX_CAMERAS};
 pub use self::core::ServerConfig;
-pub use self::webrtc_peers::DEFAULT_MAX_PEERS as DEFAULT_WEBRTC_MAX_PEERS;
 use self::core::{Core, UdpPorts};
+pub use self::webrtc_peers::DEFAULT_MAX_PEERS as DEFAULT_WEBRTC_MAX_PEERS;
 
 /// The shared read buffer: every socket is read into this one buffer, so
 /// an idle connection owns no input buffer at all.
@@ -123,7 +123,12 @@ impl Server {
         if let Some(udp) = &webrtc_udp {
             let mut addrs = udp.local_addrs();
             let port = addrs.first().map_or(0, SocketAddr::port);
-            addrs.extend(core.config.webrtc_hosts.iter().map(|ip| SocketAddr::new(*ip, port)));
+            addrs.extend(
+                core.config
+                    .webrtc_hosts
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, port)),
+            );
             let max_peers = core.config.webrtc_max_peers;
             let peers = WebrtcPeers::new(addrs, max_peers, camera_count, Instant::now())
                 .map_err(io::Error::other)?;

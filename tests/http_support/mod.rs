@@ -346,6 +346,10 @@ pub fn read_response<R: BufRead>(reader: &mut R, head_request: bool) -> io::Resu
         headers,
         body: Vec::new(),
     };
+    // A 204 has no body and no Content-Length (RFC 9110 §8.6).
+    if status == 204 {
+        return Ok(response);
+    }
     let length: usize = response
         .header("content-length")
         .ok_or_else(|| invalid("no Content-Length".into()))?
