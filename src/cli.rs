@@ -108,6 +108,7 @@ pub struct ServeArgs {
     /// An address browsers reach camloop at besides the bound ones (the
     /// router's public address under NAT with the port forwarded): offered
     /// as one more candidate, with the bound port; repeat for several.
+    /// Default: none.
     #[arg(long, value_name = "IP")]
     pub webrtc_host: Vec<std::net::IpAddr>,
     /// WebRTC peers at most, connected or connecting: a new one past this
