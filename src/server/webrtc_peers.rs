@@ -53,6 +53,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// peers cost 144 MB.
 pub const SEND_BUFFER_PACKETS: usize = 240;
 
+/// The latest a peer's timeout is put off: str0m may ask for none for a
+/// long while (`not_happening`), and an entry that far ahead would sit in
+/// the heap for ever each time; a peer woken once a second costs nothing.
+const MAX_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The RTP header extension id of abs-capture-time in camloop's offers
 /// and answers (free in str0m's standard map).
 const ABS_CAPTURE_TIME_ID: u8 = 7;
@@ -95,6 +100,7 @@ impl PeerError {
 
 /// A peer just made: its id (the WHEP resource, camera-streamer's `id`),
 /// its `ETag`, and the SDP to send back (an answer, or the server's offer).
+#[derive(Debug)]
 pub struct NewPeer {
     /// Its id.
     pub id: String,
@@ -679,7 +685,7 @@ impl WebrtcPeers {
                     });
                 }
                 Output::Timeout(at) => {
-                    let at = at.max(now);
+                    let at = at.clamp(now, now + MAX_TIMEOUT);
                     if peer.timeout_at != Some(at) {
                         peer.timeout_at = Some(at);
                         self.timers.push(Reverse((at, key, peer.serial)));
@@ -817,4 +823,95 @@ fn video_mids(answer: &str) -> Vec<Mid> {
 fn peer_id() -> String {
     let bytes: [u8; 8] = crate::sys::random_bytes();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &str = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:0\r\na=sendonly\r\n\
+        m=audio 0 UDP/TLS/RTP/SAVPF\r\na=mid:1\r\na=inactive\r\n\
+        m=video 0 UDP/TLS/RTP/SAVPF 102\r\na=mid:2\r\n";
+
+    #[test]
+    fn a_refused_section_gets_the_offers_first_format() {
+        let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 102\r\na=mid:0\r\n\
+                     m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=mid:1\r\n\
+                     m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\n";
+        let fixed = with_rejected_formats(ANSWER, offer);
+        assert!(
+            fixed.contains("\r\nm=audio 0 UDP/TLS/RTP/SAVPF 111\r\n"),
+            "{fixed}"
+        );
+        assert!(
+            fixed.contains("\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n"),
+            "kept: {fixed}"
+        );
+        assert!(
+            fixed.contains("\r\nm=video 0 UDP/TLS/RTP/SAVPF 102\r\n"),
+            "had one: {fixed}"
+        );
+        assert_eq!(fixed.len(), ANSWER.len() + " 111".len());
+    }
+
+    #[test]
+    fn only_video_sections_that_send_are_the_cameras() {
+        assert_eq!(video_mids(ANSWER), vec![Mid::from("0")]);
+        let recvonly = ANSWER.replace("a=sendonly", "a=recvonly");
+        assert!(video_mids(&recvonly).is_empty());
+    }
+
+    #[test]
+    fn sendrecv_is_read_as_recvonly_so_the_answer_sends_only() {
+        assert_eq!(
+            only_receiving("m=video 9 X 96\r\na=sendrecv\r\nm=audio 9 X 0\r\na=sendrecv\r\n"),
+            "m=video 9 X 96\r\na=recvonly\r\nm=audio 9 X 0\r\na=recvonly\r\n"
+        );
+    }
+
+    #[test]
+    fn a_peer_never_connected_is_freed_by_its_deadline_from_the_heap() {
+        let start = Instant::now();
+        let local = "127.0.0.1:50000".parse().unwrap();
+        let mut peers = WebrtcPeers::new(vec![local], 2, 1, start).unwrap();
+        let offer = peers.make_offer(0, start).unwrap();
+        assert!(offer.sdp.contains("a=sendonly"), "{}", offer.sdp);
+        assert!(
+            offer.sdp.contains("127.0.0.1 50000 typ host"),
+            "{}",
+            offer.sdp
+        );
+        assert_eq!(peers.counters[0].connecting, 1);
+        assert!(peers.take_changed());
+        // The heap's head is never later than the connect deadline.
+        let deadline = peers.next_deadline().unwrap();
+        assert!(deadline <= start + CONNECT_TIMEOUT);
+        peers.run_timers(start + CONNECT_TIMEOUT - Duration::from_millis(1));
+        assert_eq!(peers.counters[0].connecting, 1, "not yet");
+        peers.run_timers(start + CONNECT_TIMEOUT);
+        assert_eq!(peers.counters[0].connecting, 0, "freed at its deadline");
+        assert!(peers.take_changed());
+        assert!(peers.etag_of(&offer.id).is_none());
+        assert_eq!(
+            peers
+                .accept_answer(&offer.id, "v=0", None, start)
+                .unwrap_err()
+                .status,
+            404
+        );
+    }
+
+    #[test]
+    fn the_peer_limit_counts_every_peer() {
+        let now = Instant::now();
+        let local = "127.0.0.1:50000".parse().unwrap();
+        let mut peers = WebrtcPeers::new(vec![local], 2, 1, now).unwrap();
+        let first = peers.make_offer(0, now).unwrap();
+        peers.make_offer(0, now).unwrap();
+        assert_eq!(peers.make_offer(0, now).unwrap_err().status, 503);
+        assert!(peers.remove(&first.id));
+        assert!(!peers.remove(&first.id));
+        assert!(peers.make_offer(0, now).is_ok());
+    }
 }
