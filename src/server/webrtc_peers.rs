@@ -706,17 +706,15 @@ impl WebrtcPeers {
         let peer = &mut self.peers[key];
         let counters = self.counters.get_mut(peer.camera);
         match event {
-            Event::Connected => {
-                if peer.phase == Phase::Connecting {
-                    peer.phase = Phase::Connected;
-                    if let Some(counters) = counters {
-                        counters.connecting -= 1;
-                        counters.connected += 1;
-                    }
-                    log::info!("webrtc peer {} connected", peer.id);
-                    self.newly_connected.push(key);
-                    self.changed = true;
+            Event::Connected if peer.phase == Phase::Connecting => {
+                peer.phase = Phase::Connected;
+                if let Some(counters) = counters {
+                    counters.connecting -= 1;
+                    counters.connected += 1;
                 }
+                log::info!("webrtc peer {} connected", peer.id);
+                self.newly_connected.push(key);
+                self.changed = true;
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 log::info!("webrtc peer {}: ICE consent lost, freed", peer.id);
