@@ -196,6 +196,10 @@ pub struct WebrtcPeers {
     newly_connected: Vec<usize>,
     /// A peer came or went since the loop last asked (camera demand).
     changed: bool,
+    /// Access units handed to peers since the loop last asked, for the
+    /// send-age histograms: (ready to send at, an IDR or the GOP cache,
+    /// how many peers took it).
+    written: Vec<(Instant, bool, u64)>,
     /// Per camera.
     pub counters: Vec<WebrtcCounters>,
 }
@@ -230,6 +234,7 @@ impl WebrtcPeers {
             outbox: Vec::new(),
             newly_connected: Vec::new(),
             changed: false,
+            written: Vec::new(),
             counters: vec![WebrtcCounters::default(); cameras],
         })
     }
@@ -455,11 +460,19 @@ impl WebrtcPeers {
             .filter(|(_, p)| p.camera == camera && p.phase == Phase::Connected)
             .map(|(key, _)| key)
             .collect();
+        let mut taken = vec![0u64; shared.len()];
         for key in keys {
-            for (bytes, au) in &shared {
-                self.write(key, au, bytes);
+            for (index, (bytes, au)) in shared.iter().enumerate() {
+                if self.write(key, au, bytes) {
+                    taken[index] += 1;
+                }
             }
             self.drive(key, now);
+        }
+        for ((_, au), peers) in shared.iter().zip(taken) {
+            if peers > 0 {
+                self.written.push((au.ready_at, au.keyframe, peers));
+            }
         }
     }
 
@@ -473,10 +486,19 @@ impl WebrtcPeers {
             };
             let units = gop(peer.camera);
             for au in units {
-                self.write(key, au, &media_bytes(au));
+                if self.write(key, au, &media_bytes(au)) {
+                    // Like RTSP's: the GOP cache counts with the IDRs.
+                    self.written.push((au.ready_at, true, 1));
+                }
             }
             self.drive(key, now);
         }
+    }
+
+    /// The access units handed to peers since the last call: (ready at,
+    /// an IDR or the GOP cache, how many peers).
+    pub fn take_written(&mut self) -> Vec<(Instant, bool, u64)> {
+        std::mem::take(&mut self.written)
     }
 
     /// Datagrams the peers want sent, in order.
@@ -617,24 +639,25 @@ impl WebrtcPeers {
         }
     }
 
-    /// Hands one access unit to a peer's writer.
-    fn write(&mut self, key: usize, au: &SharedAu, bytes: &Arc<[u8]>) {
+    /// Hands one access unit to a peer's writer; false if the peer skips
+    /// it (it waits for an IDR) or cannot take it.
+    fn write(&mut self, key: usize, au: &SharedAu, bytes: &Arc<[u8]>) -> bool {
         let epoch = self.epoch;
         let Some(peer) = self.peers.get_mut(key) else {
-            return;
+            return false;
         };
         if au.follows_gap && !au.keyframe {
             peer.waiting_for_idr = true;
         }
         if peer.waiting_for_idr && !au.keyframe {
-            return;
+            return false;
         }
         peer.waiting_for_idr = false;
         let Some((mid, pt)) = peer.video else {
-            return;
+            return false;
         };
         let Some(writer) = peer.rtc.writer(mid) else {
-            return;
+            return false;
         };
         let since_epoch = au.started_at.saturating_duration_since(epoch);
         let ticks = since_epoch.as_micros() as u64 * 90 / 1000;
@@ -650,8 +673,12 @@ impl WebrtcPeers {
                 MediaTime::new(ticks, Frequency::NINETY_KHZ),
                 bytes.clone(),
             );
-        if let Err(e) = result {
-            log::debug!("webrtc peer {}: write: {e}", peer.id);
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("webrtc peer {}: write: {e}", peer.id);
+                false
+            }
         }
     }
 
