@@ -278,7 +278,10 @@ impl WebrtcPeers {
             return Err(PeerError::new(400, "no video section camloop can send to"));
         }
         self.drive(key, now);
-        let peer = &self.peers[key];
+        let peer = self
+            .peers
+            .get(key)
+            .ok_or_else(|| PeerError::new(400, "the offer could not be answered"))?;
         Ok(NewPeer {
             id: peer.id.clone(),
             etag: peer.etag.clone(),
@@ -315,12 +318,13 @@ impl WebrtcPeers {
         now: Instant,
     ) -> Result<(), PeerError> {
         let key = self.key_of(id)?;
+        // Read first: an answer that is not SDP leaves the offer standing.
+        let answer = SdpAnswer::from_sdp_string(answer_sdp)
+            .map_err(|e| PeerError::new(400, format!("SDP: {e}")))?;
         let pending = self.peers[key]
             .pending_offer
             .take()
             .ok_or_else(|| PeerError::new(400, "this session has its answer already"))?;
-        let answer = SdpAnswer::from_sdp_string(answer_sdp)
-            .map_err(|e| PeerError::new(400, format!("SDP: {e}")))?;
         if let Err(e) = self.peers[key].rtc.sdp_api().accept_answer(pending, answer) {
             self.forget(key);
             return Err(PeerError::new(400, format!("answer: {e}")));
