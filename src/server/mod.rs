@@ -426,6 +426,19 @@ impl Server {
             return;
         };
         peers.run_timers(now);
+        for (index, served) in cameras.iter().enumerate() {
+            let encoder_failed = matches!(
+                served.camera.converter_start_error(),
+                Some((crate::camera::converter::Direction::JpegToH264, _))
+            );
+            if encoder_failed && served.webrtc.peers() > 0 {
+                let freed = peers.remove_camera(index);
+                log::warn!(
+                    "camera {}: {freed} WebRTC peers freed: its encoder cannot start",
+                    served.camera.name()
+                );
+            }
+        }
         peers.start_new_peers(
             |camera| {
                 cameras[camera]

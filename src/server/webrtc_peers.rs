@@ -200,6 +200,10 @@ pub struct WebrtcPeers {
     /// send-age histograms: (ready to send at, an IDR or the GOP cache,
     /// how many peers took it).
     written: Vec<(Instant, bool, u64)>,
+    /// Ids of peers whose browser closed them (a DTLS close: `pc.close()`),
+    /// and when: Fluidd closes its connection, then sends `DELETE`, which
+    /// must still find its session. Kept for [`CONNECT_TIMEOUT`].
+    closed_by_browser: HashMap<String, Instant>,
     /// Per camera.
     pub counters: Vec<WebrtcCounters>,
 }
@@ -235,6 +239,7 @@ impl WebrtcPeers {
             newly_connected: Vec::new(),
             changed: false,
             written: Vec::new(),
+            closed_by_browser: HashMap::new(),
             counters: vec![WebrtcCounters::default(); cameras],
         })
     }
@@ -362,8 +367,14 @@ impl WebrtcPeers {
         Some(&self.peers[key].etag)
     }
 
-    /// Frees peer `id` (WHEP `DELETE`); false if there is none.
-    pub fn remove(&mut self, id: &str) -> bool {
+    /// Frees peer `id` (WHEP `DELETE`); false if there is none, nor one
+    /// its browser closed a moment ago.
+    pub fn remove(&mut self, id: &str, now: Instant) -> bool {
+        self.closed_by_browser
+            .retain(|_, closed_at| now < *closed_at + CONNECT_TIMEOUT);
+        if self.closed_by_browser.remove(id).is_some() {
+            return true;
+        }
         match self.by_id.get(id) {
             Some(&key) => {
                 self.forget(key);
@@ -371,6 +382,21 @@ impl WebrtcPeers {
             }
             None => false,
         }
+    }
+
+    /// Frees every peer of `camera` (its stream cannot come: its encoder
+    /// cannot start); returns how many.
+    pub fn remove_camera(&mut self, camera: usize) -> usize {
+        let keys: Vec<usize> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| peer.camera == camera)
+            .map(|(key, _)| key)
+            .collect();
+        for &key in &keys {
+            self.forget(key);
+        }
+        keys.len()
     }
 
     /// A datagram from `source` arrived at `destination` (one of the local
@@ -764,7 +790,10 @@ impl WebrtcPeers {
                     peer.keyframe_requests_seen.max(stats.plis + stats.firs);
             }
             Event::Closed => {
+                log::info!("webrtc peer {}: closed by its browser, freed", peer.id);
+                let id = peer.id.clone();
                 self.forget(key);
+                self.closed_by_browser.insert(id, Instant::now());
                 return false;
             }
             _ => {}
@@ -939,8 +968,8 @@ mod tests {
         let first = peers.make_offer(0, now).unwrap();
         peers.make_offer(0, now).unwrap();
         assert_eq!(peers.make_offer(0, now).unwrap_err().status, 503);
-        assert!(peers.remove(&first.id));
-        assert!(!peers.remove(&first.id));
+        assert!(peers.remove(&first.id, now));
+        assert!(!peers.remove(&first.id, now));
         assert!(peers.make_offer(0, now).is_ok());
     }
 }
