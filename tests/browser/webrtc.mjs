@@ -173,6 +173,10 @@ async function newTab(env, base) {
   });
   const exchange = [];
   const pending = [];
+  // In the order the page made them (stamped when sent, not when answered).
+  const sentAt = new Map();
+  let sequence = 0;
+  page.on("request", (request) => sentAt.set(request, sequence++));
   page.on("requestfinished", (request) => pending.push(record(request, false)));
   page.on("requestfailed", (request) => pending.push(record(request, true)));
   async function record(request, failed) {
@@ -181,7 +185,7 @@ async function newTab(env, base) {
     const response = failed ? null : await request.response().catch(() => null);
     const type = (await request.headerValue("content-type").catch(() => null)) ?? "-";
     exchange.push({
-      at: Date.now(),
+      at: sentAt.get(request) ?? Infinity,
       line: `${request.method()} ${url.pathname} ${type.split(";")[0]} -> ${response ? response.status() : "failed"}`,
     });
   }
@@ -265,6 +269,7 @@ async function pageCase(env, spec) {
     .then(() => true)
     .catch(() => false);
   result.transportAtStart = await page.$eval("#tile-default", (tile) => tile.dataset.transport ?? "");
+  result.webrtcAtStart = await page.$eval("#tile-default", (tile) => tile.dataset.webrtc ?? "");
   if (spec.toggle) await page.click("#webrtc-toggle");
   const minFrames = spec.minFrames ?? 60;
   await page
@@ -327,7 +332,8 @@ async function closedTabCase(env, spec) {
   const during = await peers(spec.base);
   const closedAt = Date.now();
   await tab.page.close();
-  const freedAfterMs = await waitUntilFreed(spec.base, closedAt);
+  // Nothing to wait for when no peer ever showed (the caller says why).
+  const freedAfterMs = total(during) > 0 ? await waitUntilFreed(spec.base, closedAt) : null;
   return { ...seen, peersBefore: before, peersWhilePlaying: during, freedAfterMs, peersAfter: await peers(spec.base) };
 }
 
@@ -361,7 +367,7 @@ async function unansweredCase(env, spec) {
     body = { unparsed: text };
   }
   const afterRequest = await peers(spec.base);
-  const freedAfterMs = await waitUntilFreed(spec.base, sentAt);
+  const freedAfterMs = total(afterRequest) > 0 ? await waitUntilFreed(spec.base, sentAt) : null;
   return {
     peersBefore: before,
     status: reply.status,
