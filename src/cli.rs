@@ -99,6 +99,21 @@ pub struct ServeArgs {
     /// takes the two after its WebRTC port 8555.
     #[arg(long, default_value = "8556-8557", value_name = "A-B|0|off", value_parser = parse_udp_ports)]
     pub rtsp_udp_ports: UdpPortsFlag,
+    /// WebRTC's UDP address (ICE-lite: one socket for every peer; browsers
+    /// are offered it as their candidate), or `off`. A wildcard address
+    /// binds every interface address (link-local ones left out). Default:
+    /// the first --http address's host, port 8555 (off with --http off).
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_webrtc_addr)]
+    pub webrtc: Option<WebrtcFlag>,
+    /// An address browsers reach camloop at besides the bound ones (the
+    /// router's public address under NAT with the port forwarded): offered
+    /// as one more candidate, with the bound port; repeat for several.
+    #[arg(long, value_name = "IP")]
+    pub webrtc_host: Vec<std::net::IpAddr>,
+    /// WebRTC peers at most, connected or connecting: a new one past this
+    /// gets 503.
+    #[arg(long, default_value_t = crate::server::DEFAULT_WEBRTC_MAX_PEERS as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub webrtc_max_peers: u64,
     /// An RTSP session that sends no request and no RTCP for this many
     /// seconds is closed (the `timeout=` of its `Session` header). Keep it
     /// at 10 or more: GStreamer keeps a session alive by RTCP alone, about
@@ -264,6 +279,14 @@ fn parse_udp_ports(value: &str) -> Result<UdpPortsFlag, String> {
             Ok(UdpPortsFlag(Some((rtp, rtcp))))
         }
     }
+}
+
+/// `--webrtc`: an address, or `off` (None).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebrtcFlag(pub Option<SocketAddr>);
+
+fn parse_webrtc_addr(value: &str) -> Result<WebrtcFlag, String> {
+    parse_addr_or_off(value).map(WebrtcFlag)
 }
 
 fn parse_addr_or_off(value: &str) -> Result<Option<SocketAddr>, String> {
@@ -666,6 +689,10 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// WebRTC's UDP port when `--webrtc` is not given: the one after RTSP's
+/// 8554, as camera-streamer and MediaMTX use 8554/8555-ish pairs.
+const DEFAULT_WEBRTC_PORT: u16 = 8555;
+
 /// `camloop serve`: build the parts, bind, print the listening line, run.
 pub fn serve(args: &ServeArgs) -> Result<(), String> {
     let token = match (&args.token, &args.token_file) {
@@ -716,6 +743,17 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         insecure_public: args.insecure_public,
         cors_origin: args.cors_origin.clone(),
         max_clients: args.max_clients,
+        webrtc_addr: match &args.webrtc {
+            Some(WebrtcFlag(addr)) => *addr,
+            None => args
+                .http
+                .iter()
+                .flatten()
+                .next()
+                .map(|http| SocketAddr::new(http.ip(), DEFAULT_WEBRTC_PORT)),
+        },
+        webrtc_hosts: args.webrtc_host.clone(),
+        webrtc_max_peers: args.webrtc_max_peers as usize,
     };
     let mut server = Server::bind(config, cameras).map_err(|e| e.to_string())?;
     let listening = server.listening();

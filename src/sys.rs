@@ -357,3 +357,54 @@ mod tests {
         assert_eq!(splitmix64(&mut state), 0x6E78_9E6A_A1B9_65F4);
     }
 }
+
+/// The IP addresses of the machine's interfaces that are up (`getifaddrs`,
+/// which reads them over a netlink socket: the systemd unit allows
+/// `AF_NETLINK` for this), loopback included, link-local (`169.254/16`,
+/// `fe80::/10`) left out: WebRTC offers each as a candidate, and a
+/// link-local one only works with its interface's scope.
+pub fn interface_addresses() -> io::Result<Vec<std::net::IpAddr>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list it allocated, or
+    // fails and leaves it alone; freeifaddrs releases it below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut addresses = Vec::new();
+    let mut cursor = list;
+    while !cursor.is_null() {
+        // SAFETY: every node of the list is valid until freeifaddrs.
+        let entry = unsafe { &*cursor };
+        cursor = entry.ifa_next;
+        let up = entry.ifa_flags & (libc::IFF_UP as libc::c_uint) != 0;
+        if entry.ifa_addr.is_null() || !up {
+            continue;
+        }
+        // SAFETY: ifa_addr points at a sockaddr whose family says which
+        // struct it is.
+        let address = unsafe {
+            match i32::from((*entry.ifa_addr).sa_family) {
+                libc::AF_INET => {
+                    let v4 = &*(entry.ifa_addr as *const libc::sockaddr_in);
+                    IpAddr::V4(Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)))
+                }
+                libc::AF_INET6 => {
+                    let v6 = &*(entry.ifa_addr as *const libc::sockaddr_in6);
+                    IpAddr::V6(Ipv6Addr::from(v6.sin6_addr.s6_addr))
+                }
+                _ => continue,
+            }
+        };
+        let link_local = match address {
+            IpAddr::V4(v4) => v4.is_link_local(),
+            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        };
+        if !link_local && !addresses.contains(&address) {
+            addresses.push(address);
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(addresses)
+}

@@ -24,6 +24,14 @@
 //! | POST      | `/controls?name=N&value=V` | [`Route::SetControl`] |
 //! | GET, HEAD | `…/?action=stream`      | [`Route::Stream`]        |
 //! | GET, HEAD | `…/?action=snapshot`    | [`Route::Snapshot`]      |
+//! | POST      | `…/whep`                | [`Route::WhepEndpoint`]  |
+//! | PATCH     | `…/whep/<id>`           | [`Route::WhepPatch`]     |
+//! | DELETE    | `…/whep/<id>`           | [`Route::WhepDelete`]    |
+//! | POST      | `…/webrtc`              | [`Route::WebrtcSignal`]  |
+//!
+//! The WebRTC paths (see [`crate::webrtc`]) work under any prefix a
+//! reverse proxy leaves (`/webcam/whep`), and under `/cam/NAME/` for
+//! camera `NAME`.
 //!
 //! Every route above but the page, `/state` and `/metrics` is about one
 //! camera: the default one (the first) as written, camera `NAME` under
@@ -81,6 +89,14 @@ pub enum Route {
     Controls,
     /// Set one camera control (`?name=N&value=V`); answers its JSON.
     SetControl,
+    /// `POST …/whep`: a WHEP offer, answered with a new WebRTC peer.
+    WhepEndpoint,
+    /// `PATCH …/whep/<id>`: trickle-ICE candidates for a WHEP session.
+    WhepPatch,
+    /// `DELETE …/whep/<id>`: the end of a WHEP session.
+    WhepDelete,
+    /// `POST …/webrtc`: camera-streamer's and OctoPrint's JSON signalling.
+    WebrtcSignal,
     /// 404: no such path.
     NotFound,
     /// 405: the path exists but not for this method; `allow` is the value of
@@ -119,6 +135,10 @@ const ALLOW_READ: &str = "GET, HEAD";
 const ALLOW_POST: &str = "POST";
 /// `Allow` value for `/controls`: read, or set with POST.
 const ALLOW_CONTROLS: &str = "GET, HEAD, POST";
+/// `Allow` value for the WebRTC endpoints that take an offer or a message.
+const ALLOW_SIGNAL: &str = "OPTIONS, POST";
+/// `Allow` value for a WHEP session.
+const ALLOW_WHEP_SESSION: &str = "OPTIONS, PATCH, DELETE";
 
 impl Route {
     /// Whether `--cors-origin` applies: the routes a page on another origin
@@ -134,7 +154,21 @@ impl Route {
                 | Route::Capture
                 | Route::Controls
                 | Route::SetControl
+                | Route::WhepEndpoint
+                | Route::WhepPatch
+                | Route::WhepDelete
+                | Route::WebrtcSignal
         )
+    }
+
+    /// The methods a path takes, for a preflight's `Allow` and
+    /// `Access-Control-Allow-Methods`.
+    pub fn allowed_methods(&self) -> &'static str {
+        match self {
+            Route::WhepEndpoint | Route::WebrtcSignal => ALLOW_SIGNAL,
+            Route::WhepPatch | Route::WhepDelete => ALLOW_WHEP_SESSION,
+            _ => "GET, HEAD, POST, OPTIONS",
+        }
     }
 }
 
@@ -172,6 +206,15 @@ pub fn target(head: &RequestHead) -> (CameraChoice, Route) {
         (Route::Controls, _) => Route::MethodNotAllowed {
             allow: ALLOW_CONTROLS,
         },
+        (Route::WhepEndpoint | Route::WebrtcSignal, Method::Post) => wanted,
+        (Route::WhepEndpoint | Route::WebrtcSignal, _) => Route::MethodNotAllowed {
+            allow: ALLOW_SIGNAL,
+        },
+        (Route::WhepPatch | Route::WhepDelete, Method::Patch) => Route::WhepPatch,
+        (Route::WhepPatch | Route::WhepDelete, Method::Delete) => Route::WhepDelete,
+        (Route::WhepPatch | Route::WhepDelete, _) => Route::MethodNotAllowed {
+            allow: ALLOW_WHEP_SESSION,
+        },
         (wanted, Method::Get | Method::Head) => wanted,
         _ => Route::MethodNotAllowed { allow: ALLOW_READ },
     };
@@ -186,6 +229,9 @@ fn route_path(head: &RequestHead) -> Route {
 /// The camera and the endpoint a path names: `/cam/NAME/REST` is `REST`
 /// of camera `NAME`, everything else is about the default camera.
 fn camera_and_path(head: &RequestHead) -> (CameraChoice, Route) {
+    if let Some(webrtc) = webrtc_path(&head.path) {
+        return webrtc;
+    }
     let Some(under_cam) = head.path.strip_prefix("/cam/") else {
         return default_camera_path(head);
     };
@@ -212,6 +258,21 @@ fn camera_and_path(head: &RequestHead) -> (CameraChoice, Route) {
         _ => Route::NotFound,
     };
     (camera, route)
+}
+
+/// The WebRTC endpoints, under any prefix: `…/whep` and `…/whep/<id>`
+/// (the session's route stands for both `PATCH` and `DELETE` until the
+/// method picks one), and `…/webrtc`.
+fn webrtc_path(path: &str) -> Option<(CameraChoice, Route)> {
+    let camera = |name: Option<String>| name.map_or(CameraChoice::Default, CameraChoice::Named);
+    if let Some(whep) = crate::webrtc::whep_route(path) {
+        let route = match whep.resource {
+            None => Route::WhepEndpoint,
+            Some(_) => Route::WhepPatch,
+        };
+        return Some((camera(whep.camera), route));
+    }
+    crate::webrtc::webrtc_route(path).map(|route| (camera(route.camera), Route::WebrtcSignal))
 }
 
 /// `?fps=N`, N ≥ 1.

@@ -22,10 +22,12 @@ pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// bug or an attack, and is answered like an oversized head (431).
 pub const MAX_HEADERS: usize = 32;
 
-/// Largest request body we accept. No endpoint reads a body (`POST /capture`
-/// has none), but a client may still send a small one; it is skipped. Past
-/// this the answer is 413 and the connection is closed instead of reading on.
-pub const MAX_BODY_BYTES: usize = 1024;
+/// Largest request body we accept: WebRTC signalling's bound (an SDP offer
+/// of a browser with every codec is about 10 KiB). The body is buffered
+/// whole before the request is handled, so this also bounds a connection's
+/// input buffer. Past this the answer is 413 and the connection is closed
+/// instead of reading on.
+pub const MAX_BODY_BYTES: usize = crate::webrtc::MAX_BODY_BYTES;
 
 /// Why a request could not be served. Every variant is answered with its
 /// [`status`](HttpError::status) and then the connection is closed, because
@@ -86,7 +88,11 @@ pub enum Method {
     Post,
     /// OPTIONS: a CORS preflight, answered without credentials.
     Options,
-    /// Anything else (PUT, DELETE, ...): parsed so that it can get a proper 405.
+    /// PATCH: a WHEP session's trickle-ICE candidates.
+    Patch,
+    /// DELETE: the end of a WHEP session.
+    Delete,
+    /// Anything else (PUT, ...): parsed so that it can get a proper 405.
     Other,
 }
 
@@ -97,6 +103,8 @@ impl Method {
             "HEAD" => Method::Head,
             "POST" => Method::Post,
             "OPTIONS" => Method::Options,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
             _ => Method::Other,
         }
     }
@@ -125,6 +133,16 @@ pub struct RequestHead {
     pub basic_password: Option<String>,
     /// Body bytes that follow the head; at most [`MAX_BODY_BYTES`].
     pub content_length: usize,
+    /// The body, once [`RequestReader`] has it all (`content_length` bytes);
+    /// empty from [`parse_head`], which sees the head only.
+    pub body: Vec<u8>,
+    /// `Content-Type`, as sent.
+    pub content_type: Option<String>,
+    /// `If-Match` (a WHEP `PATCH`), as sent.
+    pub if_match: Option<String>,
+    /// `Access-Control-Request-Headers` (a CORS preflight): the headers the
+    /// page's real request will carry.
+    pub access_control_request_headers: Option<String>,
 }
 
 impl RequestHead {
@@ -223,6 +241,10 @@ fn head_from_parsed(request: &httparse::Request<'_, '_>) -> Result<RequestHead, 
     let mut keep_alive = http11;
     let mut bearer_token = None;
     let mut basic_password = None;
+    let mut content_type = None;
+    let mut if_match = None;
+    let mut access_control_request_headers = None;
+    let text = |value: &[u8]| Some(String::from_utf8_lossy(value).into_owned());
 
     for field in request.headers.iter() {
         let value = field.value.trim_ascii();
@@ -250,6 +272,12 @@ fn head_from_parsed(request: &httparse::Request<'_, '_>) -> Result<RequestHead, 
         } else if name.eq_ignore_ascii_case("authorization") {
             bearer_token = parse_bearer(value);
             basic_password = parse_basic_password(value);
+        } else if name.eq_ignore_ascii_case("content-type") {
+            content_type = text(value);
+        } else if name.eq_ignore_ascii_case("if-match") {
+            if_match = text(value);
+        } else if name.eq_ignore_ascii_case("access-control-request-headers") {
+            access_control_request_headers = text(value);
         }
     }
 
@@ -274,6 +302,10 @@ fn head_from_parsed(request: &httparse::Request<'_, '_>) -> Result<RequestHead, 
         bearer_token,
         basic_password,
         content_length,
+        body: Vec::new(),
+        content_type,
+        if_match,
+        access_control_request_headers,
     })
 }
 
@@ -394,8 +426,8 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&decoded).into_owned()
 }
 
-/// One connection's input side: the bytes of a head still being received,
-/// and how much of the previous request's body is still to be skipped.
+/// One connection's input side: the bytes of a request (head and body)
+/// still being received.
 ///
 /// The loop pushes every read into it and then takes requests out until
 /// [`next_request`](RequestReader::next_request) returns `None`. Pipelined
@@ -410,8 +442,6 @@ pub struct RequestReader {
     /// Cursor into `buf`. Consumed bytes are dropped lazily (at the next
     /// `push`) instead of shifting the buffer after every request.
     start: usize,
-    /// Body bytes of the last request that have not arrived yet.
-    body_bytes_to_skip: usize,
     failed: bool,
 }
 
@@ -427,16 +457,8 @@ impl RequestReader {
     /// `next_request` returned `None` (a client whose requests are still
     /// queued is simply not read from). Then at most one read plus one
     /// unfinished head of under [`MAX_HEAD_BYTES`] is buffered.
-    pub fn push(&mut self, mut bytes: &[u8]) {
-        if self.failed {
-            return;
-        }
-        // The rest of a body may arrive later than its head: skip it here so
-        // it is never copied.
-        let skipped = self.body_bytes_to_skip.min(bytes.len());
-        self.body_bytes_to_skip -= skipped;
-        bytes = &bytes[skipped..];
-        if bytes.is_empty() {
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.failed || bytes.is_empty() {
             return;
         }
         if self.start > 0 {
@@ -461,11 +483,16 @@ impl RequestReader {
                 self.release_if_drained();
                 None
             }
-            ParseOutcome::Complete { head, consumed } => {
-                self.start += consumed;
-                let buffered_body = head.content_length.min(self.buf.len() - self.start);
-                self.start += buffered_body;
-                self.body_bytes_to_skip = head.content_length - buffered_body;
+            // The body is small (MAX_BODY_BYTES) and read whole before the
+            // request is handled; until it is all here, the head waits.
+            ParseOutcome::Complete { mut head, consumed } => {
+                let body_start = self.start + consumed;
+                let body_end = body_start + head.content_length;
+                if self.buf.len() < body_end {
+                    return None;
+                }
+                head.body = self.buf[body_start..body_end].to_vec();
+                self.start = body_end;
                 self.release_if_drained();
                 Some(Ok(head))
             }
@@ -483,7 +510,7 @@ impl RequestReader {
     /// this is true, so an idle keep-alive connection is not timed out as
     /// slow.
     pub fn is_mid_request(&self) -> bool {
-        self.start < self.buf.len() || self.body_bytes_to_skip > 0
+        self.start < self.buf.len()
     }
 
     /// Bytes currently held, for accounting.

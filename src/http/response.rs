@@ -40,6 +40,7 @@ pub const MJPEG_BOUNDARY: &str = "camloopframe";
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
         204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
@@ -47,6 +48,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
         431 => "Request Header Fields Too Large",
@@ -87,6 +89,20 @@ pub fn response_head(
         // Header values come from our own code, never from the network; a
         // line break in one would split the response.
         debug_assert!(!name.contains(['\r', '\n']) && !value.contains(['\r', '\n']));
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// A `204 No Content`: no body, so neither `Content-Type` nor
+/// `Content-Length` (RFC 9110 §8.6).
+pub fn no_content(keep_alive: bool, extra_headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 204 No Content\r\nConnection: {}\r\n",
+        if keep_alive { "keep-alive" } else { "close" }
+    );
+    for (name, value) in extra_headers {
         let _ = write!(head, "{name}: {value}\r\n");
     }
     head.push_str("\r\n");
@@ -348,28 +364,46 @@ pub fn cors_headers(allow_origin: Option<&str>) -> Vec<(&'static str, &str)> {
         Some(origin) => vec![
             ("Access-Control-Allow-Origin", origin),
             ("Vary", "Origin"),
-            ("Access-Control-Expose-Headers", "X-Timestamp, X-Frame"),
+            (
+                "Access-Control-Expose-Headers",
+                "X-Timestamp, X-Frame, Location, ETag, Link",
+            ),
         ],
         None => Vec::new(),
     }
 }
 
-/// The answer to an `OPTIONS` request (a CORS preflight): 204 with `Allow`
-/// and, when `--cors-origin` is set, the CORS headers plus
-/// `Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS` and
-/// `Access-Control-Allow-Headers: Authorization`. A 204 has no body and no
-/// `Content-Length` (RFC 9110 §8.6).
-pub fn preflight_response(allow_origin: Option<&str>, keep_alive: bool) -> Vec<u8> {
-    let mut head = String::from("HTTP/1.1 204 No Content\r\nAllow: GET, HEAD, POST, OPTIONS\r\n");
+/// The answer to an `OPTIONS` request (a CORS preflight, or WHEP's
+/// `OPTIONS`): 204 with `Allow: allow` and, when `--cors-origin` is set,
+/// the CORS headers plus `Access-Control-Allow-Methods: allow` and
+/// `Access-Control-Allow-Headers`: `Authorization` and whatever the
+/// browser says the real request carries (`Access-Control-Request-Headers`:
+/// OctoPrint's page adds `Cache-Control`, WHEP clients `If-Match`; a fixed
+/// list would miss one). A 204 has no body and no `Content-Length` (RFC
+/// 9110 §8.6).
+pub fn preflight_response(
+    allow_origin: Option<&str>,
+    allow: &str,
+    requested_headers: Option<&str>,
+    keep_alive: bool,
+) -> Vec<u8> {
+    let mut head = format!("HTTP/1.1 204 No Content\r\nAllow: {allow}\r\n");
     if allow_origin.is_some() {
         for (name, value) in cors_headers(allow_origin) {
             let _ = write!(head, "{name}: {value}\r\n");
         }
-        head.push_str(
-            "Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\n\
-             Access-Control-Allow-Headers: Authorization\r\n\
-             Access-Control-Max-Age: 600\r\n",
+        let _ = write!(
+            head,
+            "Access-Control-Allow-Methods: {allow}\r\n\
+             Access-Control-Allow-Headers: Authorization"
         );
+        // Only header names go back (letters, digits, `-`, `,` and spaces):
+        // the value is the client's, and must not add lines of its own.
+        let names = requested_headers.unwrap_or("").split(',').map(str::trim);
+        for name in names.filter(|name| is_header_name(name)) {
+            let _ = write!(head, ", {name}");
+        }
+        head.push_str("\r\nAccess-Control-Max-Age: 600\r\n");
     }
     let _ = write!(
         head,
@@ -377,6 +411,13 @@ pub fn preflight_response(allow_origin: Option<&str>, keep_alive: bool) -> Vec<u
         if keep_alive { "keep-alive" } else { "close" }
     );
     head.into_bytes()
+}
+
+/// Whether `name` is a plain header name (`Content-Type`, `If-Match`).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// The `POST /capture` success body:

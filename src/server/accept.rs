@@ -55,6 +55,8 @@ pub struct Acceptor {
     paused_until: Option<Instant>,
     /// Inside an episode of accept failures for lack of descriptors.
     exhausted: bool,
+    /// WebRTC's UDP socket, if systemd passed one; the loop takes it.
+    pub inherited_webrtc: Option<std::net::UdpSocket>,
 }
 
 impl Acceptor {
@@ -62,7 +64,8 @@ impl Acceptor {
     /// systemd passed sockets for is not bound again), checks protected
     /// mode on every one of them, and registers them.
     pub fn bind(config: &ServerConfig, registry: &Registry) -> io::Result<Acceptor> {
-        let mut sockets = listener::systemd_listeners()?;
+        let inherited = listener::systemd_listeners()?;
+        let mut sockets = inherited.listeners;
         let configured = [
             (ListenerKind::Control, &config.control_addrs),
             (ListenerKind::Http, &config.http_addrs),
@@ -111,6 +114,7 @@ impl Acceptor {
             listeners,
             paused_until: None,
             exhausted: false,
+            inherited_webrtc: inherited.webrtc,
         })
     }
 
@@ -242,7 +246,7 @@ pub fn client_limit(requested: Option<usize>) -> usize {
 
 /// Protected mode: a listener that other machines can reach needs a token
 /// (or `--insecure-public`), like redis' protected mode.
-fn check_protected_mode(addr: SocketAddr, config: &ServerConfig) -> io::Result<()> {
+pub fn check_protected_mode(addr: SocketAddr, config: &ServerConfig) -> io::Result<()> {
     if addr.ip().is_loopback() || config.token.is_some() || config.insecure_public {
         return Ok(());
     }

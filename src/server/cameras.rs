@@ -16,6 +16,7 @@ use mio::Token;
 
 use super::connection::ConnRef;
 use super::rtp_stream::CameraRtp;
+use super::webrtc_peers::WebrtcCounters;
 use crate::camera::child::ChildTokens;
 use crate::camera::pipeline::Camera;
 use crate::camera::pipeline::{CameraTokens, Demand};
@@ -171,6 +172,10 @@ pub struct ServedCamera {
     pub udp_first: usize,
     /// Its counters.
     pub counters: CameraCounters,
+    /// Its WebRTC peers' figures (the peers live in `Core::webrtc`, which
+    /// copies them here every iteration): its peers are H.264 demand,
+    /// like its H.264 viewers.
+    pub webrtc: WebrtcCounters,
 }
 
 impl ServedCamera {
@@ -188,6 +193,7 @@ impl ServedCamera {
             udp_viewers: Vec::new(),
             udp_first: 0,
             counters: CameraCounters::default(),
+            webrtc: WebrtcCounters::default(),
         }
     }
 
@@ -195,7 +201,7 @@ impl ServedCamera {
     /// RTSP `DESCRIBE`s waiting for an encoder's SPS and PPS (which come
     /// only once the encoder is fed frames at the streaming rate).
     pub fn is_streaming(&self) -> bool {
-        !self.viewers.is_empty() || !self.describe_waiters.is_empty()
+        !self.viewers.is_empty() || !self.describe_waiters.is_empty() || self.webrtc.peers() > 0
     }
 
     /// What its consumers need now: JPEGs (waiting requests, MJPEG
@@ -205,7 +211,9 @@ impl ServedCamera {
     pub fn demand(&self) -> Demand {
         Demand {
             jpeg: !self.frame_waiters.is_empty() || self.viewers.len() > self.h264_viewers,
-            h264: self.h264_viewers > 0 || !self.describe_waiters.is_empty(),
+            h264: self.h264_viewers > 0
+                || !self.describe_waiters.is_empty()
+                || self.webrtc.peers() > 0,
         }
     }
 

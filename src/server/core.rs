@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::cameras::{FrameWaiter, ServedCamera};
 use super::connection::ConnRef;
 use super::rtp_stream::RtpAu;
+use super::webrtc_peers::WebrtcPeers;
 use crate::camera::h264_stream::SharedAu;
 use crate::camera::pipeline::SharedFrame;
 use crate::camera::CameraError;
@@ -64,6 +65,13 @@ pub struct ServerConfig {
     /// `--cors-origin`: the `Access-Control-Allow-Origin` value (an origin
     /// or `*`) for the stream, snapshots, state, capture and controls; None is off.
     pub cors_origin: Option<String>,
+    /// `--webrtc`: WebRTC's UDP address; None for `off`.
+    pub webrtc_addr: Option<SocketAddr>,
+    /// `--webrtc-host`: more addresses to offer as candidates (NAT, port
+    /// forwarding), each with the bound port.
+    pub webrtc_hosts: Vec<std::net::IpAddr>,
+    /// `--webrtc-max-peers`: a new peer past this gets 503.
+    pub webrtc_max_peers: usize,
 }
 
 /// The result of one grab, shared by every waiter.
@@ -161,6 +169,9 @@ pub struct Core {
     pub max_clients: usize,
     /// Drained output buffers, lent to the next connection that answers.
     pub spare_output: SpareBuffers,
+    /// The WebRTC peers, once WebRTC's socket is bound (else the
+    /// signalling answers 503).
+    pub webrtc: Option<WebrtcPeers>,
 }
 
 impl Core {
@@ -194,6 +205,7 @@ impl Core {
             rtsp_udp: None,
             max_clients,
             spare_output: SpareBuffers::default(),
+            webrtc: None,
         }
     }
 
@@ -219,9 +231,11 @@ impl Core {
     /// The nearest deadline of the shared work: every camera's timer, and
     /// the moments requests waiting for a push camera give up.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let peers = self.webrtc.as_ref().and_then(WebrtcPeers::next_deadline);
         self.cameras
             .iter()
             .filter_map(ServedCamera::next_deadline)
+            .chain(peers)
             .min()
     }
 
@@ -284,6 +298,9 @@ pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
         insecure_public: false,
         max_clients: None,
         cors_origin: None,
+        webrtc_addr: None,
+        webrtc_hosts: Vec::new(),
+        webrtc_max_peers: super::webrtc_peers::DEFAULT_MAX_PEERS,
     };
     let snapshots = SnapshotWriter::new(SnapshotSettings {
         dir,

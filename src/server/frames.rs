@@ -184,6 +184,9 @@ pub fn camera_ready(
     let access_units = core.cameras[camera].camera.take_access_units();
     if !access_units.is_empty() {
         broadcast_access_units(connections, core, camera, &access_units, udp, now, to_drive);
+        if let Some(peers) = &mut core.webrtc {
+            peers.send_access_units(camera, &access_units, now);
+        }
         serve_describe_waiters(connections, core, camera, now, to_drive);
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::connection::Context;
 use super::core::{AuOffer, Core, FrameOutcome, Offer, ServerConfig};
 use super::state_view;
+use super::webrtc_signalling;
 use crate::camera::controls::ControlError;
 use crate::camera::converter::Direction;
 use crate::camera::pipeline::SharedFrame;
@@ -193,8 +194,10 @@ impl HttpSession {
         let cors_origin = core.config.cors_origin.clone();
         // Browsers send preflights without credentials: answer them first.
         if is_preflight(&head) {
-            cx.output
-                .push_bytes(&preflight_response(cors_origin.as_deref(), keep_alive));
+            let allow = target(&head).1.allowed_methods();
+            let requested = head.access_control_request_headers.as_deref();
+            let preflight = preflight_response(cors_origin.as_deref(), allow, requested, keep_alive);
+            cx.output.push_bytes(&preflight);
             if !keep_alive {
                 cx.close_after_flush();
             }
@@ -387,6 +390,32 @@ impl HttpSession {
                             *started = true;
                         }
                     }
+                }
+            }
+            Route::WhepEndpoint | Route::WhepPatch | Route::WhepDelete | Route::WebrtcSignal => {
+                let reply = webrtc_signalling::handle(route, &head, camera, core, now);
+                if reply.status >= 400 {
+                    core.counters.errors += 1;
+                    log::info!("http client {}: {} {}", cx.peer, reply.status, reply.body);
+                }
+                let mut all_headers = headers.clone();
+                all_headers.extend(reply.headers.iter().map(|(n, v)| (*n, v.as_str())));
+                let bytes = if reply.status == 204 {
+                    response::no_content(keep_alive, &all_headers)
+                } else {
+                    let body = reply.body.as_bytes();
+                    response::response(
+                        method,
+                        reply.status,
+                        reply.content_type,
+                        body,
+                        keep_alive,
+                        &all_headers,
+                    )
+                };
+                cx.output.push_bytes(&bytes);
+                if !keep_alive {
+                    cx.close_after_flush();
                 }
             }
             Route::NotFound => fail(cx, core, &error_response_to(method, 404, &[])),

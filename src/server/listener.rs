@@ -170,8 +170,9 @@ impl Drop for ListenerSocket {
 /// any to this process. `LISTEN_FDNAMES` (`FileDescriptorName=` in the
 /// socket units) says which is which: `control` or `http`; a single unnamed
 /// socket is the control port, and of two unnamed ones the second is HTTP.
-/// `rtsp` names the RTSP port.
-pub fn systemd_listeners() -> io::Result<Vec<(ListenerKind, ListenerSocket)>> {
+/// `rtsp` names the RTSP port, `webrtc` WebRTC's UDP socket
+/// (`ListenDatagram=`), returned apart.
+pub fn systemd_listeners() -> io::Result<Inherited> {
     let for_us = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|pid| pid.parse::<u32>().ok())
@@ -181,7 +182,7 @@ pub fn systemd_listeners() -> io::Result<Vec<(ListenerKind, ListenerSocket)>> {
         .and_then(|n| n.parse().ok())
     {
         Some(count) if for_us => count,
-        _ => return Ok(Vec::new()),
+        _ => return Ok(Inherited::default()),
     };
     let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
         .map(|names| names.split(':').map(str::to_string).collect())
@@ -190,9 +191,16 @@ pub fn systemd_listeners() -> io::Result<Vec<(ListenerKind, ListenerSocket)>> {
     std::env::remove_var("LISTEN_PID");
     std::env::remove_var("LISTEN_FDS");
     std::env::remove_var("LISTEN_FDNAMES");
-    let mut listeners = Vec::new();
+    let mut inherited = Inherited::default();
     for index in 0..count {
         let fd = SYSTEMD_FIRST_FD + index;
+        if names.get(index as usize).map(String::as_str) == Some("webrtc") {
+            let socket = crate::sys::take_inherited_socket(fd);
+            inherited.webrtc = Some(std::net::UdpSocket::from(std::os::fd::OwnedFd::from(
+                socket,
+            )));
+            continue;
+        }
         let kind = match names.get(index as usize).map(String::as_str) {
             Some("http") => ListenerKind::Http,
             Some("rtsp") => ListenerKind::Rtsp,
@@ -218,9 +226,18 @@ pub fn systemd_listeners() -> io::Result<Vec<(ListenerKind, ListenerSocket)>> {
         } else {
             ListenerSocket::Tcp(TcpListener::from_std(socket.into()))
         };
-        listeners.push((kind, listener));
+        inherited.listeners.push((kind, listener));
     }
-    Ok(listeners)
+    Ok(inherited)
+}
+
+/// The sockets systemd passed.
+#[derive(Default)]
+pub struct Inherited {
+    /// The listening sockets, by kind.
+    pub listeners: Vec<(ListenerKind, ListenerSocket)>,
+    /// WebRTC's UDP socket (`FileDescriptorName=webrtc`).
+    pub webrtc: Option<std::net::UdpSocket>,
 }
 
 impl Stream {

@@ -23,8 +23,12 @@ mod rtp_udp;
 mod rtsp_session;
 mod session;
 mod state_view;
+mod webrtc_peers;
+mod webrtc_signalling;
+mod webrtc_udp;
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -38,9 +42,12 @@ use connection::{CloseReason, ConnRef};
 use listener::ListenerKind;
 use rtp_udp::RtpUdp;
 use session::{live_entry, Entry};
+use webrtc_peers::WebrtcPeers;
+use webrtc_udp::WebrtcUdp;
 
 pub use self::cameras::{ServedCamera, MAX_CAMERAS};
 pub use self::core::ServerConfig;
+pub use self::webrtc_peers::DEFAULT_MAX_PEERS as DEFAULT_WEBRTC_MAX_PEERS;
 use self::core::{Core, UdpPorts};
 
 /// The shared read buffer: every socket is read into this one buffer, so
@@ -55,6 +62,20 @@ const SIGNAL_TOKEN: Token = Token(usize::MAX);
 const RTP_UDP_TOKEN: Token = Token(FIRST_LISTENER_TOKEN - 1);
 /// See [`RTP_UDP_TOKEN`].
 const RTCP_UDP_TOKEN: Token = Token(FIRST_LISTENER_TOKEN - 2);
+/// WebRTC's UDP sockets' tokens, below RTSP's: socket `i` has
+/// `WEBRTC_FIRST_TOKEN - i`.
+const WEBRTC_FIRST_TOKEN: usize = FIRST_LISTENER_TOKEN - 3;
+
+/// The token of WebRTC socket `index`.
+fn webrtc_token(index: usize) -> Token {
+    Token(WEBRTC_FIRST_TOKEN - index)
+}
+
+/// Which WebRTC socket a token is, if it is one.
+fn webrtc_socket_of(token: Token) -> Option<usize> {
+    let index = WEBRTC_FIRST_TOKEN.checked_sub(token.0)?;
+    (index < webrtc_udp::MAX_SOCKETS).then_some(index)
+}
 
 /// The server: the poller, the listeners, the connections and the core.
 pub struct Server {
@@ -77,6 +98,10 @@ pub struct Server {
     /// A UDP socket's read budget ran out: read it again before sleeping
     /// (edge-triggered: no new event comes for what is already queued).
     udp_unread: [bool; 2],
+    /// WebRTC's UDP sockets, if bound (the peers are in `core.webrtc`).
+    webrtc_udp: Option<WebrtcUdp>,
+    /// The same as `udp_unread`, per WebRTC socket.
+    webrtc_unread: Vec<bool>,
 }
 
 impl Server {
@@ -91,7 +116,19 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
         let rtp_udp = bind_rtp_udp(&config, &acceptor, poll.registry());
+        let mut acceptor = acceptor;
+        let webrtc_udp = bind_webrtc(&config, &mut acceptor, poll.registry())?;
+        let camera_count = cameras.len();
         let mut core = Core::new(config, cameras, max_clients, Instant::now());
+        if let Some(udp) = &webrtc_udp {
+            let mut addrs = udp.local_addrs();
+            let port = addrs.first().map_or(0, SocketAddr::port);
+            addrs.extend(core.config.webrtc_hosts.iter().map(|ip| SocketAddr::new(*ip, port)));
+            let max_peers = core.config.webrtc_max_peers;
+            let peers = WebrtcPeers::new(addrs, max_peers, camera_count, Instant::now())
+                .map_err(io::Error::other)?;
+            core.webrtc = Some(peers);
+        }
         core.rtsp_udp = rtp_udp.as_ref().map(|udp| UdpPorts {
             rtp: udp.ports.0,
             rtcp: udp.ports.1,
@@ -116,13 +153,22 @@ impl Server {
             next_sweep_at: None,
             rtp_udp,
             udp_unread: [false; 2],
+            webrtc_unread: vec![false; webrtc_udp.as_ref().map_or(0, WebrtcUdp::len)],
+            webrtc_udp,
         })
     }
 
     /// What is served: `control=ADDR[,ADDR…] http=ADDR[,ADDR…]|off
-    /// rtsp=ADDR[,ADDR…]|off`, real ports.
+    /// rtsp=ADDR[,ADDR…]|off webrtc=ADDR[,ADDR…]|off`, real ports.
     pub fn listening(&self) -> String {
-        self.acceptor.describe()
+        let webrtc = match &self.webrtc_udp {
+            Some(udp) => {
+                let addrs: Vec<String> = udp.local_addrs().iter().map(|a| a.to_string()).collect();
+                addrs.join(",")
+            }
+            None => "off".to_string(),
+        };
+        format!("{} webrtc={webrtc}", self.acceptor.describe())
     }
 
     /// Runs the loop until a signal or `shutdown` ends it gracefully.
@@ -142,6 +188,13 @@ impl Server {
                     SIGNAL_TOKEN => deadlines::on_signals(&mut self.signals, &mut self.core),
                     RTP_UDP_TOKEN => self.udp_unread[0] = true,
                     RTCP_UDP_TOKEN => self.udp_unread[1] = true,
+                    token if webrtc_socket_of(token).is_some() => {
+                        if let Some(unread) = webrtc_socket_of(token)
+                            .and_then(|index| self.webrtc_unread.get_mut(index))
+                        {
+                            *unread = true;
+                        }
+                    }
                     token if camera_of_token(token).is_some() => self.camera_ready(token, now),
                     Token(t) if t >= FIRST_LISTENER_TOKEN => self.accept_all(t, now),
                     Token(key) => {
@@ -153,6 +206,7 @@ impl Server {
                 }
             }
             self.read_udp(now);
+            self.read_webrtc(now);
             self.drive_pending(now);
             self.run_timers(now);
             frames::serve_waiters(
@@ -163,6 +217,7 @@ impl Server {
                 &mut self.to_drive,
             );
             self.drive_pending(now);
+            self.webrtc_turn(now);
             if self.core.shutdown_requested {
                 self.begin_shutdown(now);
             }
@@ -182,7 +237,7 @@ impl Server {
     /// The time until the nearest deadline; zero when work is already
     /// waiting; None (sleep until an event) when there is no deadline at all.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        let udp_unread = self.udp_unread.contains(&true);
+        let udp_unread = self.udp_unread.contains(&true) || self.webrtc_unread.contains(&true);
         if !self.to_drive.is_empty()
             || self.core.new_waiters
             || self.core.demand_changed
@@ -337,6 +392,55 @@ impl Server {
         frames::camera_ready(conns, core, registry, token, udp, now, &mut self.to_drive);
     }
 
+    /// Reads WebRTC's sockets within their budget, each datagram to its
+    /// peer.
+    fn read_webrtc(&mut self, now: Instant) {
+        let (Some(udp), Some(peers)) = (&self.webrtc_udp, &mut self.core.webrtc) else {
+            return;
+        };
+        for (index, unread) in self.webrtc_unread.iter_mut().enumerate() {
+            if *unread {
+                *unread = udp.read(index, |from, to, bytes| peers.receive(from, to, bytes, now));
+            }
+        }
+    }
+
+    /// The WebRTC peers' turn, after everything else of the iteration:
+    /// their timeouts, the GOP cache to those just connected, the cameras'
+    /// demand when peers came or went, and every datagram they queued
+    /// sent (or dropped, counted, if the kernel will not take it).
+    fn webrtc_turn(&mut self, now: Instant) {
+        let Core {
+            webrtc, cameras, ..
+        } = &mut self.core;
+        let Some(peers) = webrtc else {
+            return;
+        };
+        peers.run_timers(now);
+        peers.start_new_peers(
+            |camera| {
+                cameras[camera]
+                    .camera
+                    .gop_cache()
+                    .map_or(&[][..], |gop| gop.units())
+            },
+            now,
+        );
+        if let Some(udp) = &self.webrtc_udp {
+            for datagram in peers.take_outbox() {
+                if !udp.send(&datagram) {
+                    peers.count_dropped(datagram.camera);
+                }
+            }
+        }
+        for (served, counters) in cameras.iter_mut().zip(&peers.counters) {
+            served.webrtc.clone_from(counters);
+        }
+        if peers.take_changed() {
+            self.core.demand_changed = true;
+        }
+    }
+
     /// Reads the RTSP-over-UDP sockets within their budget: the RTP port's
     /// datagrams (NAT openers) are dropped, the RTCP port's receiver
     /// reports keep their sessions alive.
@@ -353,6 +457,40 @@ impl Server {
             frames::rtcp_heard(&mut self.connections, &self.core, &heard.rtcp_from, now);
         }
     }
+}
+
+/// Binds WebRTC's UDP socket (`--webrtc`; systemd's socket named
+/// `webrtc` instead, if it passed one). A non-loopback address needs a
+/// token, like every listener; a failure to bind stops the start, like a
+/// listener's.
+fn bind_webrtc(
+    config: &ServerConfig,
+    acceptor: &mut Acceptor,
+    registry: &Registry,
+) -> io::Result<Option<WebrtcUdp>> {
+    let udp = if let Some(socket) = acceptor.inherited_webrtc.take() {
+        let udp = WebrtcUdp::from_std(socket, registry, webrtc_token(0))?;
+        for addr in udp.local_addrs() {
+            accept::check_protected_mode(addr, config)?;
+        }
+        udp
+    } else if let Some(addr) = config.webrtc_addr {
+        accept::check_protected_mode(addr, config)?;
+        WebrtcUdp::bind(addr, registry, webrtc_token).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot bind WebRTC's UDP socket {addr}: {e}"))
+        })?
+    } else {
+        return Ok(None);
+    };
+    log::info!(
+        "WebRTC on UDP {}",
+        udp.local_addrs()
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    Ok(Some(udp))
 }
 
 /// Binds RTSP over UDP's two sockets on the first RTSP listener's address

@@ -103,14 +103,14 @@ impl RtpUdp {
     }
 }
 
-fn bind_one(addr: SocketAddr) -> io::Result<UdpSocket> {
+pub(super) fn bind_one(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = UdpSocket::bind(addr)?;
     // Best effort: a smaller buffer only means more drops under a burst.
     let _ = socket2::SockRef::from(&socket).set_send_buffer_size(SEND_BUFFER_BYTES);
     Ok(socket)
 }
 
-fn send(socket: &UdpSocket, packet: &[u8], to: SocketAddr) -> bool {
+pub(super) fn send(socket: &UdpSocket, packet: &[u8], to: SocketAddr) -> bool {
     loop {
         match socket.send_to(packet, to) {
             Ok(_) => return true,
@@ -125,7 +125,7 @@ fn send(socket: &UdpSocket, packet: &[u8], to: SocketAddr) -> bool {
 
 /// Reads up to [`DATAGRAMS_PER_TURN`] datagrams, handing each to `seen`.
 /// Returns true when the budget ran out before the socket was drained.
-fn read_turn(socket: &UdpSocket, buf: &mut [u8], mut seen: impl FnMut(&[u8], SocketAddr)) -> bool {
+pub(super) fn read_turn(socket: &UdpSocket, buf: &mut [u8], mut seen: impl FnMut(&[u8], SocketAddr)) -> bool {
     for _ in 0..DATAGRAMS_PER_TURN {
         match socket.recv_from(buf) {
             Ok((length, from)) => seen(&buf[..length], from),

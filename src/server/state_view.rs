@@ -183,6 +183,16 @@ pub fn numbers(core: &Core, now: Instant, detail: Detail) -> Numbers {
             "all_rtsp_bytes_sent",
             sum(core, |c| c.counters.rtsp_bytes_sent),
         ),
+        // WebRTC's, the same way.
+        Reading::answered_elsewhere("all_webrtc_peers", sum(core, |c| c.webrtc.peers())),
+        Reading::answered_elsewhere(
+            "all_webrtc_packets_sent",
+            sum(core, |c| c.webrtc.packets_sent),
+        ),
+        Reading::answered_elsewhere(
+            "all_webrtc_packets_dropped",
+            sum(core, |c| c.webrtc.packets_dropped),
+        ),
     ];
     let state = StateView {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -370,6 +380,48 @@ fn camera_view(served: &ServedCamera, now: Instant, detail: Detail) -> CameraVie
                 counters.rtsp_udp_packets_dropped,
                 "camloop_rtsp_udp_packets_dropped_total",
                 "RTP packets for UDP viewers the kernel would not take, dropped (the viewer then waits for an IDR).",
+            ),
+            Reading::gauge(
+                "webrtc_peers_connecting",
+                served.webrtc.connecting,
+                "camloop_webrtc_peers_connecting",
+                "WebRTC peers of the camera made by signalling, ICE and DTLS not up yet.",
+            ),
+            Reading::gauge(
+                "webrtc_peers_connected",
+                served.webrtc.connected,
+                "camloop_webrtc_peers_connected",
+                "WebRTC peers of the camera receiving its video.",
+            ),
+            Reading::counter(
+                "webrtc_packets_sent",
+                served.webrtc.packets_sent,
+                "camloop_webrtc_packets_sent_total",
+                "UDP datagrams sent to the camera's WebRTC peers (media, RTCP, ICE and DTLS).",
+            ),
+            Reading::counter(
+                "webrtc_bytes_sent",
+                served.webrtc.bytes_sent,
+                "camloop_webrtc_sent_bytes_total",
+                "Bytes of those datagrams.",
+            ),
+            Reading::counter(
+                "webrtc_packets_dropped",
+                served.webrtc.packets_dropped,
+                "camloop_webrtc_packets_dropped_total",
+                "Datagrams for the camera's WebRTC peers the kernel would not take, dropped.",
+            ),
+            Reading::counter(
+                "webrtc_nacks",
+                served.webrtc.nacks,
+                "camloop_webrtc_nacks_total",
+                "NACKs the camera's WebRTC peers sent (lost packets they asked for again).",
+            ),
+            Reading::counter(
+                "webrtc_keyframe_requests",
+                served.webrtc.keyframe_requests,
+                "camloop_webrtc_keyframe_requests_total",
+                "PLIs and FIRs the camera's WebRTC peers sent (counted only: the camera's GOP decides).",
             ),
         ],
         grab_us: detail.histogram(&camera.grab_time),
