@@ -22,6 +22,7 @@
 //   page        camloop's own page at BASE/QUERY: waits for the default
 //               tile's WebRTC frames (after clicking its toggle if
 //               `toggle`), and for the capture → render age it shows.
+//               `toggleBack`: then its toggle again, back to MJPEG.
 //               `unauthorizedPost`: that path is also POSTed from node
 //               without a token, and its status reported.
 //   closed-tab  a plain WHEP client plays, its tab is closed, and /state is
@@ -173,27 +174,46 @@ async function newTab(env, base) {
   });
   const exchange = [];
   const pending = [];
-  // In the order the page made them (stamped when sent, not when answered).
+  // In the order the page made them (numbered when sent, not when
+  // answered). Recorded at the response's head: a fetch whose body the
+  // page never reads (Mainsail reads no candidate reply) never "finishes".
   const sentAt = new Map();
-  let sequence = 0;
-  page.on("request", (request) => sentAt.set(request, sequence++));
-  page.on("requestfinished", (request) => pending.push(record(request, false)));
-  page.on("requestfailed", (request) => pending.push(record(request, true)));
-  async function record(request, failed) {
+  let sent = 0;
+  let answered = 0;
+  page.on("request", (request) => sentAt.set(request, sent++));
+  page.on("response", (response) => {
+    answered += 1;
+    pending.push(record(response.request(), response));
+  });
+  page.on("requestfailed", (request) => {
+    answered += 1;
+    pending.push(record(request, null));
+  });
+  // A request is recorded once: a keepalive fetch (the page's DELETE) can
+  // report its response and then fail when the page drops its body.
+  const recorded = new Set();
+  async function record(request, response) {
+    if (recorded.has(request)) return;
+    recorded.add(request);
     const url = new URL(request.url());
     if (url.origin !== base || url.pathname.startsWith("/__webrtc_test/")) return;
-    const response = failed ? null : await request.response().catch(() => null);
     const type = (await request.headerValue("content-type").catch(() => null)) ?? "-";
     exchange.push({
       at: sentAt.get(request) ?? Infinity,
       line: `${request.method()} ${url.pathname} ${type.split(";")[0]} -> ${response ? response.status() : "failed"}`,
     });
   }
+  // Before the tab closes: every request sent has its answer (bounded).
+  const settle = async () => {
+    const deadline = Date.now() + 5000;
+    while (answered < sent && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    await Promise.all(pending);
+  };
   const log = async () => {
     await Promise.all(pending);
     return exchange.sort((a, b) => a.at - b.at).map((entry) => entry.line);
   };
-  return { page, errors, log };
+  return { page, errors, log, settle };
 }
 
 // The default camera's WebRTC numbers from /state, read from node.
@@ -253,6 +273,7 @@ async function clientCase(env, spec) {
   const seen = await clientState(tab.page);
   const during = await peers(spec.base, spec.stateQuery ?? "").catch((error) => ({ error: String(error) }));
   const finished = await tab.page.evaluate(() => window.client.finish()).catch((error) => String(error));
+  await tab.settle();
   await tab.page.close();
   return { ...seen, peersWhilePlaying: during, finish: finished ?? null, exchange: await tab.log(), pageErrors: tab.errors };
 }
@@ -311,6 +332,19 @@ async function pageCase(env, spec) {
     }),
   );
   result.peersWhilePlaying = await peers(spec.base, spec.stateQuery ?? "").catch((error) => ({ error: String(error) }));
+  if (spec.toggleBack) {
+    // Back to MJPEG: the page DELETEs its session, then shows the image.
+    await page.click("#webrtc-toggle");
+    await page
+      .waitForFunction(() => document.querySelector("#live").naturalWidth > 0 && !document.querySelector("#live").hidden, null, {
+        timeout: PLAY_TIMEOUT_MS,
+        polling: 100,
+      })
+      .catch(() => {});
+    await tab.settle();
+    result.transportAfterToggleBack = await page.$eval("#tile-default", (tile) => tile.dataset.transport ?? "");
+    result.peersAfterToggleBack = await peers(spec.base, spec.stateQuery ?? "").catch((error) => ({ error: String(error) }));
+  }
   if (spec.unauthorizedPost) {
     const reply = await fetch(`${spec.base}${spec.unauthorizedPost}`, {
       method: "POST",
@@ -319,6 +353,7 @@ async function pageCase(env, spec) {
     });
     result.unauthorizedStatus = reply.status;
   }
+  await tab.settle();
   await page.close();
   result.exchange = await tab.log();
   result.pageErrors = tab.errors;
@@ -346,6 +381,7 @@ async function deleteCase(env, spec) {
   // state is read as soon as the DELETE was answered.
   const deleteStatus = await tab.page.evaluate(() => window.client.finish()).catch((error) => String(error));
   const afterDelete = await peers(spec.base);
+  await tab.settle();
   await tab.page.close();
   return { ...seen, peersBefore: before, peersWhilePlaying: during, deleteStatus, peersAfterDelete: afterDelete, exchange: await tab.log() };
 }
