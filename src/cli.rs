@@ -108,6 +108,7 @@ pub struct ServeArgs {
     /// An address browsers reach camloop at besides the bound ones (the
     /// router's public address under NAT with the port forwarded): offered
     /// as one more candidate, with the bound port; repeat for several.
+    /// Default: none.
     #[arg(long, value_name = "IP")]
     pub webrtc_host: Vec<std::net::IpAddr>,
     /// WebRTC peers at most, connected or connecting: a new one past this
@@ -752,6 +753,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
                 .next()
                 .map(|http| SocketAddr::new(http.ip(), DEFAULT_WEBRTC_PORT)),
         },
+        webrtc_explicit: args.webrtc.is_some(),
         webrtc_hosts: args.webrtc_host.clone(),
         webrtc_max_peers: args.webrtc_max_peers as usize,
     };

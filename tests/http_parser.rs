@@ -413,29 +413,36 @@ fn drain(reader: &mut RequestReader) -> Vec<Result<RequestHead, HttpError>> {
 }
 
 #[test]
-fn reader_skips_a_body_that_arrives_with_its_head() {
+fn reader_hands_over_a_body_that_arrives_with_its_head() {
     let mut reader = RequestReader::new();
     reader.push(b"POST /capture HTTP/1.1\r\nHost: cam\r\nContent-Length: 5\r\n\r\nhelloGET /state HTTP/1.1\r\nHost: cam\r\n\r\n");
-    let paths: Vec<String> = drain(&mut reader)
+    let heads: Vec<RequestHead> = drain(&mut reader)
         .into_iter()
-        .map(|r| r.expect("valid").path)
+        .map(|r| r.expect("valid"))
         .collect();
+    let paths: Vec<&str> = heads.iter().map(|h| h.path.as_str()).collect();
     assert_eq!(paths, ["/capture", "/state"]);
+    assert_eq!(heads[0].body, b"hello");
+    assert!(heads[1].body.is_empty());
     assert!(!reader.is_mid_request());
     assert_eq!(reader.buffered_bytes(), 0);
 }
 
 #[test]
-fn reader_skips_a_body_that_arrives_later() {
+fn reader_waits_for_a_body_that_arrives_later() {
     let mut reader = RequestReader::new();
-    reader.push(b"POST /capture HTTP/1.1\r\nHost: cam\r\nContent-Length: 5\r\n\r\nhe");
-    assert_eq!(drain(&mut reader).len(), 1);
+    reader.push(b"POST /whep HTTP/1.1\r\nHost: cam\r\nContent-Length: 5\r\n\r\nhe");
+    assert_eq!(drain(&mut reader).len(), 0, "the head waits for its body");
     assert!(reader.is_mid_request(), "three body bytes still to come");
     reader.push(b"l");
     reader.push(b"loGET /state HTTP/1.1\r\nHost: cam\r\n\r\n");
     let next = drain(&mut reader);
-    assert_eq!(next.len(), 1);
-    assert_eq!(next[0].as_ref().map(|h| h.path.as_str()), Ok("/state"));
+    assert_eq!(next.len(), 2);
+    assert_eq!(
+        next[0].as_ref().map(|h| h.body.as_slice()),
+        Ok(&b"hello"[..])
+    );
+    assert_eq!(next[1].as_ref().map(|h| h.path.as_str()), Ok("/state"));
 }
 
 #[test]
@@ -872,6 +879,10 @@ fn generated_request() -> impl Strategy<Value = Generated> {
                         bearer_token: token,
                         basic_password: None,
                         content_length: body.len(),
+                        body: body.clone(),
+                        content_type: None,
+                        if_match: None,
+                        access_control_request_headers: None,
                     },
                 }
             },
@@ -1119,14 +1130,22 @@ fn cors_applies_to_stream_snapshot_state_and_capture_only() {
         [
             ("Access-Control-Allow-Origin", "https://ha.example"),
             ("Vary", "Origin"),
-            ("Access-Control-Expose-Headers", "X-Timestamp, X-Frame"),
+            (
+                "Access-Control-Expose-Headers",
+                "X-Timestamp, X-Frame, Location, ETag, Link"
+            ),
         ]
     );
 }
 
 #[test]
 fn preflight_response_is_204_with_the_cors_headers_when_configured() {
-    let bytes = preflight_response(Some("*"), true);
+    let bytes = preflight_response(
+        Some("*"),
+        "GET, HEAD, POST, OPTIONS",
+        Some("content-type, Cache-Control, bad\r\nline"),
+        true,
+    );
     let text = std::str::from_utf8(&bytes).unwrap();
     assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"));
     assert!(text.ends_with("\r\n\r\n"), "no body");
@@ -1138,11 +1157,12 @@ fn preflight_response_is_204_with_the_cors_headers_when_configured() {
     );
     assert_eq!(
         header(head, "Access-Control-Allow-Headers"),
-        Some("Authorization")
+        Some("Authorization, content-type, Cache-Control"),
+        "the headers the page asked for, nothing that is not a header name"
     );
     assert_eq!(header(head, "Content-Length"), None, "a 204 has none");
 
-    let bytes = preflight_response(None, false);
+    let bytes = preflight_response(None, "GET, HEAD, POST, OPTIONS", None, false);
     let text = std::str::from_utf8(&bytes).unwrap();
     assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"));
     assert!(!text.contains("Access-Control-"), "{text}");

@@ -161,12 +161,15 @@ impl Route {
         )
     }
 
-    /// The methods a path takes, for a preflight's `Allow` and
-    /// `Access-Control-Allow-Methods`.
+    /// The methods a preflight allows (`Allow` and
+    /// `Access-Control-Allow-Methods`): on the WebRTC paths all those of a
+    /// session, which starts with a `POST` and goes on with `PATCH` and
+    /// `DELETE` (a client may ask about any of them on either path).
     pub fn allowed_methods(&self) -> &'static str {
         match self {
-            Route::WhepEndpoint | Route::WebrtcSignal => ALLOW_SIGNAL,
-            Route::WhepPatch | Route::WhepDelete => ALLOW_WHEP_SESSION,
+            Route::WhepEndpoint | Route::WhepPatch | Route::WhepDelete | Route::WebrtcSignal => {
+                "OPTIONS, POST, PATCH, DELETE"
+            }
             _ => "GET, HEAD, POST, OPTIONS",
         }
     }
@@ -182,6 +185,12 @@ pub fn is_preflight(head: &RequestHead) -> bool {
             route_path(head),
             Route::NotFound | Route::MethodNotAllowed { .. }
         )
+}
+
+/// The methods a preflight on `head`'s path allows ([`Route::allowed_methods`]
+/// of the path, whatever the preflight's own method).
+pub fn preflight_methods(head: &RequestHead) -> &'static str {
+    route_path(head).allowed_methods()
 }
 
 /// Maps a request to its endpoint. Unknown paths are 404 whatever the

@@ -67,6 +67,9 @@ pub struct ServerConfig {
     pub cors_origin: Option<String>,
     /// `--webrtc`: WebRTC's UDP address; None for `off`.
     pub webrtc_addr: Option<SocketAddr>,
+    /// Whether `--webrtc` was given: then failing to bind stops the start;
+    /// the default address failing is a warning (WebRTC is then off).
+    pub webrtc_explicit: bool,
     /// `--webrtc-host`: more addresses to offer as candidates (NAT, port
     /// forwarding), each with the bound port.
     pub webrtc_hosts: Vec<std::net::IpAddr>,
@@ -299,6 +302,7 @@ pub fn test_core(with_camera: bool, token: Option<&str>) -> Core {
         max_clients: None,
         cors_origin: None,
         webrtc_addr: None,
+        webrtc_explicit: false,
         webrtc_hosts: Vec::new(),
         webrtc_max_peers: super::webrtc_peers::DEFAULT_MAX_PEERS,
     };

@@ -25,7 +25,7 @@ use crate::http::response::{
     snapshot_response_head, unauthorized_response, FrameStamp, CONTENT_TYPE_HTML,
     CONTENT_TYPE_JSON, CONTENT_TYPE_METRICS, MJPEG_FIRST_DELIMITER, MJPEG_PART_END, NO_STORE,
 };
-use crate::http::{is_preflight, target, CameraChoice, Route, PAGE_HTML};
+use crate::http::{is_preflight, preflight_methods, target, CameraChoice, Route, PAGE_HTML};
 use crate::text::constant_time_eq;
 
 /// How much of a stream the kernel may hold unsent for one viewer. Without
@@ -194,9 +194,10 @@ impl HttpSession {
         let cors_origin = core.config.cors_origin.clone();
         // Browsers send preflights without credentials: answer them first.
         if is_preflight(&head) {
-            let allow = target(&head).1.allowed_methods();
+            let allow = preflight_methods(&head);
             let requested = head.access_control_request_headers.as_deref();
-            let preflight = preflight_response(cors_origin.as_deref(), allow, requested, keep_alive);
+            let preflight =
+                preflight_response(cors_origin.as_deref(), allow, requested, keep_alive);
             cx.output.push_bytes(&preflight);
             if !keep_alive {
                 cx.close_after_flush();

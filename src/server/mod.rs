@@ -47,8 +47,8 @@ use webrtc_udp::WebrtcUdp;
 
 pub use self::cameras::{ServedCamera, MAX_CAMERAS};
 pub use self::core::ServerConfig;
-pub use self::webrtc_peers::DEFAULT_MAX_PEERS as DEFAULT_WEBRTC_MAX_PEERS;
 use self::core::{Core, UdpPorts};
+pub use self::webrtc_peers::DEFAULT_MAX_PEERS as DEFAULT_WEBRTC_MAX_PEERS;
 
 /// The shared read buffer: every socket is read into this one buffer, so
 /// an idle connection owns no input buffer at all.
@@ -123,7 +123,12 @@ impl Server {
         if let Some(udp) = &webrtc_udp {
             let mut addrs = udp.local_addrs();
             let port = addrs.first().map_or(0, SocketAddr::port);
-            addrs.extend(core.config.webrtc_hosts.iter().map(|ip| SocketAddr::new(*ip, port)));
+            addrs.extend(
+                core.config
+                    .webrtc_hosts
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, port)),
+            );
             let max_peers = core.config.webrtc_max_peers;
             let peers = WebrtcPeers::new(addrs, max_peers, camera_count, Instant::now())
                 .map_err(io::Error::other)?;
@@ -461,8 +466,9 @@ impl Server {
 
 /// Binds WebRTC's UDP socket (`--webrtc`; systemd's socket named
 /// `webrtc` instead, if it passed one). A non-loopback address needs a
-/// token, like every listener; a failure to bind stops the start, like a
-/// listener's.
+/// token, like every listener. Failing to bind an address `--webrtc`
+/// named stops the start, like a listener's; failing to bind the default
+/// one only turns WebRTC off (signalling answers 503), with a warning.
 fn bind_webrtc(
     config: &ServerConfig,
     acceptor: &mut Acceptor,
@@ -476,9 +482,20 @@ fn bind_webrtc(
         udp
     } else if let Some(addr) = config.webrtc_addr {
         accept::check_protected_mode(addr, config)?;
-        WebrtcUdp::bind(addr, registry, webrtc_token).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot bind WebRTC's UDP socket {addr}: {e}"))
-        })?
+        match WebrtcUdp::bind(addr, registry, webrtc_token) {
+            Ok(udp) => udp,
+            Err(e) if config.webrtc_explicit => {
+                let message = format!("cannot bind WebRTC's UDP socket {addr}: {e}");
+                return Err(io::Error::new(e.kind(), message));
+            }
+            Err(e) => {
+                log::warn!(
+                    "cannot bind WebRTC's default UDP socket {addr}: {e}; WebRTC is off \
+                     (--webrtc ADDR to choose another)"
+                );
+                return Ok(None);
+            }
+        }
     } else {
         return Ok(None);
     };

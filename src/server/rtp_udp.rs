@@ -125,7 +125,11 @@ pub(super) fn send(socket: &UdpSocket, packet: &[u8], to: SocketAddr) -> bool {
 
 /// Reads up to [`DATAGRAMS_PER_TURN`] datagrams, handing each to `seen`.
 /// Returns true when the budget ran out before the socket was drained.
-pub(super) fn read_turn(socket: &UdpSocket, buf: &mut [u8], mut seen: impl FnMut(&[u8], SocketAddr)) -> bool {
+pub(super) fn read_turn(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    mut seen: impl FnMut(&[u8], SocketAddr),
+) -> bool {
     for _ in 0..DATAGRAMS_PER_TURN {
         match socket.recv_from(buf) {
             Ok((length, from)) => seen(&buf[..length], from),

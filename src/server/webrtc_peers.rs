@@ -488,7 +488,10 @@ impl WebrtcPeers {
         if self.peers.len() >= self.max_peers {
             return Err(PeerError::new(
                 503,
-                format!("{} WebRTC peers already (--webrtc-max-peers)", self.max_peers),
+                format!(
+                    "{} WebRTC peers already (--webrtc-max-peers)",
+                    self.max_peers
+                ),
             ));
         }
         Ok(())

@@ -83,7 +83,10 @@ pub fn handle(
         .parameter_sets()
         .and_then(|sets| profile_level_id(&sets.sps));
     let Some(peers) = core.webrtc.as_mut() else {
-        return Reply::error(503, "WebRTC is off (--webrtc off, or its socket is not bound)");
+        return Reply::error(
+            503,
+            "WebRTC is off (--webrtc off, or its socket is not bound)",
+        );
     };
     let result = match route {
         Route::WhepEndpoint => whep_offer(peers, head, camera, profile, now),
@@ -108,10 +111,7 @@ fn whep_offer(
     Ok(Reply {
         status: 201,
         content_type: CONTENT_TYPE_SDP,
-        headers: vec![
-            ("Location", whep_location(&sdp.id)),
-            ("ETag", sdp.etag),
-        ],
+        headers: vec![("Location", whep_location(&sdp.id)), ("ETag", sdp.etag)],
         body: sdp.sdp,
     })
 }

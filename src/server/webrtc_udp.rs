@@ -51,7 +51,9 @@ impl WebrtcUdp {
             if ips.is_empty() {
                 return Err(io::Error::other("no interface address to bind"));
             }
-            ips.into_iter().map(|ip| SocketAddr::new(ip, addr.port())).collect()
+            ips.into_iter()
+                .map(|ip| SocketAddr::new(ip, addr.port()))
+                .collect()
         } else {
             vec![addr]
         };

@@ -90,6 +90,9 @@ pub struct Server {
     pub control: Option<SocketAddr>,
     /// The (first) RTSP address the server printed (none with `--rtsp off`).
     pub rtsp: Option<SocketAddr>,
+    /// The (first) WebRTC UDP address the server printed (none with
+    /// `--webrtc off`).
+    pub webrtc: Option<SocketAddr>,
     /// Where snapshots go (inside `dir`).
     pub snapshot_dir: PathBuf,
     log_path: PathBuf,
@@ -131,6 +134,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--rtsp-udp-ports",
                 "0",
+                "--webrtc",
+                "127.0.0.1:0",
             ])
             .arg("--snapshot-dir")
             .arg(&snapshot_dir)
@@ -163,6 +168,10 @@ impl Server {
             .split_whitespace()
             .find_map(|word| word.strip_prefix("rtsp="))
             .and_then(|addrs| addrs.split(',').next()?.parse().ok());
+        let webrtc = line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("webrtc="))
+            .and_then(|addrs| addrs.split(',').next()?.parse().ok());
         let Some(http) = http else {
             let _ = child.kill();
             let _ = child.wait();
@@ -174,6 +183,7 @@ impl Server {
             http,
             control,
             rtsp,
+            webrtc,
             snapshot_dir,
             log_path,
             dir,
@@ -336,6 +346,10 @@ pub fn read_response<R: BufRead>(reader: &mut R, head_request: bool) -> io::Resu
         headers,
         body: Vec::new(),
     };
+    // A 204 has no body and no Content-Length (RFC 9110 §8.6).
+    if status == 204 {
+        return Ok(response);
+    }
     let length: usize = response
         .header("content-length")
         .ok_or_else(|| invalid("no Content-Length".into()))?
