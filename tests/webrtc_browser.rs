@@ -199,7 +199,7 @@ fn run_browser() -> &'static Run {
             }
         }
         let life = base("life");
-        for kind in ["closed-tab", "delete", "unanswered"] {
+        for kind in ["closed-tab", "crashed-tab", "delete", "unanswered"] {
             cases.push(serde_json::json!({"name": kind, "kind": kind, "chain": "life",
                 "base": life, "stream": format!("{life}/"), "minFrames": FRAMES}));
         }
@@ -239,6 +239,16 @@ fn run_browser() -> &'static Run {
         );
         let line = stdout.lines().last().expect("a JSON line from webrtc.mjs");
         let report: Value = serde_json::from_str(line).expect("webrtc.mjs printed JSON");
+        // One line per case (seen with --nocapture): what it took.
+        if let Some(cases) = report["cases"].as_object() {
+            for (name, case) in cases {
+                eprintln!(
+                    "webrtc case {name}: {} frames {}x{}, {} candidates, {} s, freed after {} ms",
+                    case["frames"], case["width"], case["height"], case["candidates"],
+                    case["seconds"], case["freedAfterMs"]
+                );
+            }
+        }
         Run {
             cases: report["cases"].clone(),
             logs,
@@ -580,8 +590,9 @@ fn peers(case: &Value, key: &str) -> (u64, u64) {
     )
 }
 
-/// A tab that closes without a word: its peer leaves `/state` (ICE consent
-/// fails about 15 s later; the test waits up to 45 s).
+/// A closed tab: its peer leaves `/state` (Chromium's closing sends a DTLS
+/// close alert; were it lost, ICE consent fails about 15 s later; the test
+/// waits up to 45 s).
 #[test]
 fn a_closed_tab_leaves_state() {
     let name = "closed-tab";
@@ -592,6 +603,24 @@ fn a_closed_tab_leaves_state() {
     assert!(
         case["freedAfterMs"].is_u64(),
         "the peer was still in /state 45 s after its tab closed; {}",
+        explain(name, case)
+    );
+    assert_eq!(peers(case, "peersAfter"), (0, 0), "{}", explain(name, case));
+}
+
+/// A tab whose renderer crashes tells the server nothing (no DTLS close
+/// alert): its peer leaves `/state` when ICE consent fails, about 15 s
+/// later (the test waits up to 45 s).
+#[test]
+fn a_crashed_tab_leaves_state_when_consent_fails() {
+    let name = "crashed-tab";
+    let case = case(name);
+    assert_played(name, FRAMES, (640, 480));
+    assert_eq!(case["crashed"], true, "the tab did not crash; {}", explain(name, case));
+    assert_eq!(peers(case, "peersWhilePlaying"), (0, 1), "{}", explain(name, case));
+    assert!(
+        case["freedAfterMs"].is_u64(),
+        "the peer was still in /state 45 s after its tab crashed; {}",
         explain(name, case)
     );
     assert_eq!(peers(case, "peersAfter"), (0, 0), "{}", explain(name, case));

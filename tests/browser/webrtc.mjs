@@ -27,6 +27,9 @@
 //               without a token, and its status reported.
 //   closed-tab  a plain WHEP client plays, its tab is closed, and /state is
 //               polled (every 500 ms, up to 45 s) until the peer is gone.
+//   crashed-tab the same, but the tab's renderer crashes (chrome://crash)
+//               instead of closing: nothing tells the server, whose ICE
+//               consent check must notice.
 //   delete      a plain WHEP client plays, DELETEs its session, and /state
 //               is read once, right after the DELETE's answer.
 //   unanswered  a camera-streamer "request" whose offer is never answered;
@@ -153,7 +156,8 @@ function runCase(env, spec) {
     case "page":
       return pageCase(env, spec);
     case "closed-tab":
-      return closedTabCase(env, spec);
+    case "crashed-tab":
+      return closedTabCase(env, { ...spec, crash: spec.kind === "crashed-tab" });
     case "delete":
       return deleteCase(env, spec);
     case "unanswered":
@@ -366,10 +370,21 @@ async function closedTabCase(env, spec) {
   const seen = await clientState(tab.page);
   const during = await peers(spec.base);
   const closedAt = Date.now();
-  await tab.page.close();
+  let crashed = null;
+  if (spec.crash) {
+    // The tab's renderer dies: no DTLS close alert, no RTCP BYE, the
+    // server only notices that ICE consent stops.
+    const crash = new Promise((resolve) => tab.page.once("crash", () => resolve(true)));
+    await tab.page.goto("chrome://crash", { timeout: 5000 }).catch(() => {});
+    crashed = await Promise.race([crash, new Promise((resolve) => setTimeout(() => resolve(false), 5000))]);
+  } else {
+    await tab.page.close();
+  }
   // Nothing to wait for when no peer ever showed (the caller says why).
   const freedAfterMs = total(during) > 0 ? await waitUntilFreed(spec.base, closedAt) : null;
-  return { ...seen, peersBefore: before, peersWhilePlaying: during, freedAfterMs, peersAfter: await peers(spec.base) };
+  if (spec.crash) await tab.page.close().catch(() => {});
+  return {
+    crashed, ...seen, peersBefore: before, peersWhilePlaying: during, freedAfterMs, peersAfter: await peers(spec.base) };
 }
 
 async function deleteCase(env, spec) {
@@ -377,9 +392,10 @@ async function deleteCase(env, spec) {
   const tab = await play(env, spec, "whep");
   const seen = await clientState(tab.page);
   const during = await peers(spec.base);
-  // finish(): DELETE the session, then close the peer connection; the
-  // state is read as soon as the DELETE was answered.
-  const deleteStatus = await tab.page.evaluate(() => window.client.finish()).catch((error) => String(error));
+  // DELETE the session, its peer connection left open (a closed one would
+  // free the peer by itself); the state is read as soon as the DELETE was
+  // answered.
+  const deleteStatus = await tab.page.evaluate(() => window.client.finish(true)).catch((error) => String(error));
   const afterDelete = await peers(spec.base);
   await tab.settle();
   await tab.page.close();
