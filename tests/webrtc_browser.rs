@@ -133,9 +133,27 @@ struct Run {
     logs: String,
 }
 
+/// The run, made once; a run that failed fails every test with its
+/// reason, without running again for each.
 fn run_browser() -> &'static Run {
-    static RUN: OnceLock<Run> = OnceLock::new();
-    RUN.get_or_init(|| {
+    static RUN: OnceLock<Result<Run, String>> = OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        std::panic::catch_unwind(make_run).map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the browser run failed".to_string())
+        })
+    });
+    match run {
+        Ok(run) => run,
+        Err(reason) => panic!("the browser run failed (once, for every test): {reason}"),
+    }
+}
+
+fn make_run() -> Run {
+    {
         require_browser_tools();
         let dir = TempDir::new("webrtc-browser");
         let small = replay_camera(&small_clip(dir.path()), "h264");
@@ -253,7 +271,7 @@ fn run_browser() -> &'static Run {
             cases: report["cases"].clone(),
             logs,
         }
-    })
+    }
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -57,6 +57,8 @@ const PLAY_TIMEOUT_MS = 25_000;
 // How long a freed peer may take to leave /state (ICE consent fails ~15 s
 // after a tab closes; an unanswered offer is freed after 15 s).
 const FREE_TIMEOUT_MS = 45_000;
+// A client page with no ICE candidate this long after it loaded has none to come.
+const NO_CANDIDATE_MS = 5_000;
 const CHROMIUM_ARGS = [
   "--no-sandbox",
   "--disable-gpu",
@@ -136,7 +138,7 @@ async function main() {
           try {
             results[spec.name] = await runCase(env, spec);
           } catch (error) {
-            results[spec.name] = { error: `case failed: ${error.message}` };
+            results[spec.name] = { error: `case failed: ${error.message.split("\n")[0]}` };
           }
           results[spec.name].seconds = (Date.now() - started) / 1000;
         }
@@ -263,11 +265,20 @@ async function play(env, spec, client) {
   const tab = await newTab(env, spec.base);
   await tab.page.goto(clientUrl(env, spec, client), { waitUntil: "domcontentloaded" });
   const minFrames = spec.minFrames ?? 60;
+  // Also stops when Chromium has gathered no candidate at all after
+  // NO_CANDIDATE_MS (normally the first comes within milliseconds): with no
+  // local address it cannot send one connectivity check — a machine whose
+  // only interface is loopback, where gathering never even completes — and
+  // waiting longer changes nothing. The report's `candidates: 0` says so.
   await tab.page
-    .waitForFunction((n) => window.client.frames >= n || window.client.error !== null, minFrames, {
-      timeout: PLAY_TIMEOUT_MS,
-      polling: 100,
-    })
+    .waitForFunction(
+      ([n, noCandidateMs]) =>
+        window.client.frames >= n ||
+        window.client.error !== null ||
+        (window.client.candidates === 0 && performance.now() > noCandidateMs),
+      [minFrames, NO_CANDIDATE_MS],
+      { timeout: PLAY_TIMEOUT_MS, polling: 100 },
+    )
     .catch(() => {});
   return tab;
 }
