@@ -252,11 +252,25 @@ function clientUrl(env, spec, client) {
     : `${spec.base}/__webrtc_test/client.html?${query}`;
 }
 
-// What the client page knows.
+// What the client page knows, with its video receiver's statistics
+// (inbound-rtp: what arrived, was lost, decoded, and which repairs it
+// asked for), which say where a stalled picture stalled.
 const clientState = (page) =>
-  page.evaluate(() => {
-    const { kind, frames, width, height, candidates, gathering, connection, error, notes } = window.client;
-    return { kind, frames, width, height, candidates, gathering, connection, error, notes };
+  page.evaluate(async () => {
+    const { kind, frames, width, height, candidates, gathering, connection, error, notes, pc } = window.client;
+    let inbound = null;
+    try {
+      (await pc?.getStats())?.forEach((report) => {
+        if (report.type === "inbound-rtp" && report.kind === "video") {
+          const keys = ["packetsReceived", "packetsLost", "bytesReceived", "framesReceived", "framesDecoded",
+            "framesDropped", "keyFramesDecoded", "freezeCount", "nackCount", "pliCount", "firCount", "jitter"];
+          inbound = Object.fromEntries(keys.map((key) => [key, report[key] ?? null]));
+        }
+      });
+    } catch (e) {
+      inbound = { error: String(e) };
+    }
+    return { kind, frames, width, height, candidates, gathering, connection, error, notes, inbound };
   });
 
 // Opens a client page and waits (bounded) until it rendered `minFrames`
