@@ -319,45 +319,6 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_v4l2_query_struct_and_request_match_the_kernel_headers() {
-        assert_eq!(std::mem::size_of::<V4l2QueryCtrl>(), 68);
-        assert_eq!(VIDIOC_QUERYCTRL, 0xc044_5624);
-    }
-
-    #[test]
-    fn a_file_that_is_not_a_v4l2_device_answers_no_control() {
-        let null = std::fs::File::open("/dev/null").unwrap();
-        assert!(v4l2_query_control(&null, 0x0098_0900).is_none());
-    }
-
-    #[test]
-    fn random_bytes_differ_from_call_to_call() {
-        // Two equal 16-byte draws happen once in 2^128: an equal pair means
-        // the bytes are not random (all zeros, say).
-        let (a, b) = (random_bytes::<16>(), random_bytes::<16>());
-        assert_ne!(a, b);
-        assert_ne!(random_u32(), random_u32(), "once in 2^32");
-        assert_eq!(random_bytes::<0>(), [0u8; 0]);
-    }
-
-    #[test]
-    fn the_fallback_is_splitmix64_and_differs_from_call_to_call() {
-        let (a, b) = (fallback_bytes::<13>(), fallback_bytes::<13>());
-        assert_ne!(a, b, "the clock and the counter move on");
-        assert_ne!(a, [0; 13]);
-        // The reference outputs of SplitMix64 from seed 0 (Vigna's
-        // `splitmix64.c`).
-        let mut state = 0;
-        assert_eq!(splitmix64(&mut state), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(splitmix64(&mut state), 0x6E78_9E6A_A1B9_65F4);
-    }
-}
-
 /// The IP addresses of the machine's interfaces that are up (`getifaddrs`,
 /// which reads them over a netlink socket: the systemd unit allows
 /// `AF_NETLINK` for this), loopback included, link-local (`169.254/16`,
@@ -407,4 +368,43 @@ pub fn interface_addresses() -> io::Result<Vec<std::net::IpAddr>> {
     // SAFETY: `list` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(list) };
     Ok(addresses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_v4l2_query_struct_and_request_match_the_kernel_headers() {
+        assert_eq!(std::mem::size_of::<V4l2QueryCtrl>(), 68);
+        assert_eq!(VIDIOC_QUERYCTRL, 0xc044_5624);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_v4l2_device_answers_no_control() {
+        let null = std::fs::File::open("/dev/null").unwrap();
+        assert!(v4l2_query_control(&null, 0x0098_0900).is_none());
+    }
+
+    #[test]
+    fn random_bytes_differ_from_call_to_call() {
+        // Two equal 16-byte draws happen once in 2^128: an equal pair means
+        // the bytes are not random (all zeros, say).
+        let (a, b) = (random_bytes::<16>(), random_bytes::<16>());
+        assert_ne!(a, b);
+        assert_ne!(random_u32(), random_u32(), "once in 2^32");
+        assert_eq!(random_bytes::<0>(), [0u8; 0]);
+    }
+
+    #[test]
+    fn the_fallback_is_splitmix64_and_differs_from_call_to_call() {
+        let (a, b) = (fallback_bytes::<13>(), fallback_bytes::<13>());
+        assert_ne!(a, b, "the clock and the counter move on");
+        assert_ne!(a, [0; 13]);
+        // The reference outputs of SplitMix64 from seed 0 (Vigna's
+        // `splitmix64.c`).
+        let mut state = 0;
+        assert_eq!(splitmix64(&mut state), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(splitmix64(&mut state), 0x6E78_9E6A_A1B9_65F4);
+    }
 }

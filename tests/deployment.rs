@@ -95,6 +95,103 @@ fn listening_addrs(child: &mut Child) -> (String, String, String) {
     (part("control="), part("http="), part("rtsp="))
 }
 
+/// `camloop serve ARGS --snapshot-dir DIR` started as systemd starts a
+/// socket-activated service: `fds` as descriptors 3, 4, … with
+/// `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES=names`.
+fn under_systemd(fds: &[i32], names: &str, args: &[&str], snapshots: &TempDir) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(
+            "export LISTEN_PID=$$ LISTEN_FDS={} LISTEN_FDNAMES={names}; \
+             exec \"$0\" serve \"$@\"",
+            fds.len()
+        ))
+        .arg(CAMLOOP)
+        .args(args)
+        .arg("--snapshot-dir")
+        .arg(snapshots.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let fds = fds.to_vec();
+    // SAFETY: between fork and exec only async-signal-safe calls (fcntl,
+    // dup2) on descriptors this process owns. The sockets are first copied
+    // above any target number, so moving one cannot overwrite another.
+    unsafe {
+        command.pre_exec(move || {
+            let mut high = Vec::with_capacity(fds.len());
+            for &fd in &fds {
+                let copy = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
+                if copy < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                high.push(copy);
+            }
+            for (offset, fd) in high.into_iter().enumerate() {
+                // dup2 leaves the new descriptor open across exec.
+                if libc::dup2(fd, SD_LISTEN_FDS_START + offset as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
+#[test]
+fn a_datagram_socket_named_webrtc_carries_webrtc() {
+    // What contrib/camloop-webrtc.socket passes: a UDP socket named webrtc,
+    // beside the HTTP one the signalling arrives on.
+    let http = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let webrtc = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+    let webrtc_addr = webrtc.local_addr().expect("addr");
+    let snapshots = TempDir::new("activation-webrtc");
+    let mut command = under_systemd(
+        &[http.as_raw_fd(), webrtc.as_raw_fd()],
+        "http:webrtc",
+        &[
+            "--camera",
+            "synthetic",
+            "--listen",
+            "127.0.0.1:0",
+            "--rtsp",
+            "off",
+        ],
+        &snapshots,
+    );
+    let mut child = Killed(command.spawn().expect("start camloop under sh"));
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("listening line");
+    assert!(
+        line.split_whitespace()
+            .any(|w| w == format!("webrtc={webrtc_addr}")),
+        "webrtc= is the datagram socket named webrtc: {line}"
+    );
+    let http_addr = http.local_addr().expect("addr");
+    drop((http, webrtc));
+    let offer = include_str!("data/webrtc/chromium_recvonly_video.sdp");
+    let mut stream = std::net::TcpStream::connect(http_addr).expect("connect to HTTP");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    write!(
+        stream,
+        "POST /whep HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+        offer.len()
+    )
+    .expect("send");
+    let mut reply = String::new();
+    let _ = std::io::Read::read_to_string(&mut stream, &mut reply);
+    assert!(reply.starts_with("HTTP/1.1 201 "), "{reply}");
+    let candidate = format!("{} {} typ host", webrtc_addr.ip(), webrtc_addr.port());
+    assert!(
+        reply.contains(&candidate),
+        "the answer offers that socket: {reply}"
+    );
+}
+
 #[test]
 fn three_sockets_named_by_listen_fdnames_serve_control_http_and_rtsp() {
     // Passed in the order http, rtsp, control: the names, not the
@@ -110,38 +207,19 @@ fn three_sockets_named_by_listen_fdnames_serve_control_http_and_rtsp() {
     );
     let fds = [http.as_raw_fd(), rtsp.as_raw_fd(), control.as_raw_fd()];
     let snapshots = TempDir::new("activation-two");
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg(
-            "export LISTEN_PID=$$ LISTEN_FDS=3 LISTEN_FDNAMES=http:rtsp:control; \
-             exec \"$0\" serve --camera none --rtsp-udp-ports 0 --snapshot-dir \"$1\"",
-        )
-        .arg(CAMLOOP)
-        .arg(snapshots.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    // SAFETY: between fork and exec only async-signal-safe calls (fcntl,
-    // dup2) on descriptors this process owns. The sockets are first copied
-    // above any target number, so moving one cannot overwrite the other.
-    unsafe {
-        command.pre_exec(move || {
-            let mut high = [0; 3];
-            for (copy, fd) in high.iter_mut().zip(fds) {
-                *copy = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
-                if *copy < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            for (offset, fd) in high.into_iter().enumerate() {
-                // dup2 leaves the new descriptor open across exec.
-                if libc::dup2(fd, SD_LISTEN_FDS_START + offset as i32) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    let mut command = under_systemd(
+        &fds,
+        "http:rtsp:control",
+        &[
+            "--camera",
+            "none",
+            "--rtsp-udp-ports",
+            "0",
+            "--webrtc",
+            "off",
+        ],
+        &snapshots,
+    );
     let mut child = Killed(command.spawn().expect("start camloop under sh"));
     let (control_seen, http_seen, rtsp_seen) = listening_addrs(&mut child.0);
     assert_eq!(

@@ -400,7 +400,9 @@ pub fn preflight_response(
         // Only header names go back (letters, digits, `-`, `,` and spaces):
         // the value is the client's, and must not add lines of its own.
         let names = requested_headers.unwrap_or("").split(',').map(str::trim);
-        for name in names.filter(|name| is_header_name(name)) {
+        let wanted =
+            |name: &&str| is_header_name(name) && !name.eq_ignore_ascii_case("authorization");
+        for name in names.filter(wanted) {
             let _ = write!(head, ", {name}");
         }
         head.push_str("\r\nAccess-Control-Max-Age: 600\r\n");

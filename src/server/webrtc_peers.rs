@@ -53,6 +53,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// peers cost 144 MB.
 pub const SEND_BUFFER_PACKETS: usize = 240;
 
+/// The latest a peer's timeout is put off: str0m may ask for none for a
+/// long while (`not_happening`), and an entry that far ahead would sit in
+/// the heap for ever each time; a peer woken once a second costs nothing.
+const MAX_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The RTP header extension id of abs-capture-time in camloop's offers
 /// and answers (free in str0m's standard map).
 const ABS_CAPTURE_TIME_ID: u8 = 7;
@@ -95,6 +100,7 @@ impl PeerError {
 
 /// A peer just made: its id (the WHEP resource, camera-streamer's `id`),
 /// its `ETag`, and the SDP to send back (an answer, or the server's offer).
+#[derive(Debug)]
 pub struct NewPeer {
     /// Its id.
     pub id: String,
@@ -190,6 +196,10 @@ pub struct WebrtcPeers {
     newly_connected: Vec<usize>,
     /// A peer came or went since the loop last asked (camera demand).
     changed: bool,
+    /// Access units handed to peers since the loop last asked, for the
+    /// send-age histograms: (ready to send at, an IDR or the GOP cache,
+    /// how many peers took it).
+    written: Vec<(Instant, bool, u64)>,
     /// Per camera.
     pub counters: Vec<WebrtcCounters>,
 }
@@ -224,6 +234,7 @@ impl WebrtcPeers {
             outbox: Vec::new(),
             newly_connected: Vec::new(),
             changed: false,
+            written: Vec::new(),
             counters: vec![WebrtcCounters::default(); cameras],
         })
     }
@@ -267,7 +278,10 @@ impl WebrtcPeers {
             return Err(PeerError::new(400, "no video section camloop can send to"));
         }
         self.drive(key, now);
-        let peer = &self.peers[key];
+        let peer = self
+            .peers
+            .get(key)
+            .ok_or_else(|| PeerError::new(400, "the offer could not be answered"))?;
         Ok(NewPeer {
             id: peer.id.clone(),
             etag: peer.etag.clone(),
@@ -304,12 +318,13 @@ impl WebrtcPeers {
         now: Instant,
     ) -> Result<(), PeerError> {
         let key = self.key_of(id)?;
+        // Read first: an answer that is not SDP leaves the offer standing.
+        let answer = SdpAnswer::from_sdp_string(answer_sdp)
+            .map_err(|e| PeerError::new(400, format!("SDP: {e}")))?;
         let pending = self.peers[key]
             .pending_offer
             .take()
             .ok_or_else(|| PeerError::new(400, "this session has its answer already"))?;
-        let answer = SdpAnswer::from_sdp_string(answer_sdp)
-            .map_err(|e| PeerError::new(400, format!("SDP: {e}")))?;
         if let Err(e) = self.peers[key].rtc.sdp_api().accept_answer(pending, answer) {
             self.forget(key);
             return Err(PeerError::new(400, format!("answer: {e}")));
@@ -449,11 +464,19 @@ impl WebrtcPeers {
             .filter(|(_, p)| p.camera == camera && p.phase == Phase::Connected)
             .map(|(key, _)| key)
             .collect();
+        let mut taken = vec![0u64; shared.len()];
         for key in keys {
-            for (bytes, au) in &shared {
-                self.write(key, au, bytes);
+            for (index, (bytes, au)) in shared.iter().enumerate() {
+                if self.write(key, au, bytes) {
+                    taken[index] += 1;
+                }
             }
             self.drive(key, now);
+        }
+        for ((_, au), peers) in shared.iter().zip(taken) {
+            if peers > 0 {
+                self.written.push((au.ready_at, au.keyframe, peers));
+            }
         }
     }
 
@@ -467,10 +490,19 @@ impl WebrtcPeers {
             };
             let units = gop(peer.camera);
             for au in units {
-                self.write(key, au, &media_bytes(au));
+                if self.write(key, au, &media_bytes(au)) {
+                    // Like RTSP's: the GOP cache counts with the IDRs.
+                    self.written.push((au.ready_at, true, 1));
+                }
             }
             self.drive(key, now);
         }
+    }
+
+    /// The access units handed to peers since the last call: (ready at,
+    /// an IDR or the GOP cache, how many peers).
+    pub fn take_written(&mut self) -> Vec<(Instant, bool, u64)> {
+        std::mem::take(&mut self.written)
     }
 
     /// Datagrams the peers want sent, in order.
@@ -611,24 +643,25 @@ impl WebrtcPeers {
         }
     }
 
-    /// Hands one access unit to a peer's writer.
-    fn write(&mut self, key: usize, au: &SharedAu, bytes: &Arc<[u8]>) {
+    /// Hands one access unit to a peer's writer; false if the peer skips
+    /// it (it waits for an IDR) or cannot take it.
+    fn write(&mut self, key: usize, au: &SharedAu, bytes: &Arc<[u8]>) -> bool {
         let epoch = self.epoch;
         let Some(peer) = self.peers.get_mut(key) else {
-            return;
+            return false;
         };
         if au.follows_gap && !au.keyframe {
             peer.waiting_for_idr = true;
         }
         if peer.waiting_for_idr && !au.keyframe {
-            return;
+            return false;
         }
         peer.waiting_for_idr = false;
         let Some((mid, pt)) = peer.video else {
-            return;
+            return false;
         };
         let Some(writer) = peer.rtc.writer(mid) else {
-            return;
+            return false;
         };
         let since_epoch = au.started_at.saturating_duration_since(epoch);
         let ticks = since_epoch.as_micros() as u64 * 90 / 1000;
@@ -644,8 +677,12 @@ impl WebrtcPeers {
                 MediaTime::new(ticks, Frequency::NINETY_KHZ),
                 bytes.clone(),
             );
-        if let Err(e) = result {
-            log::debug!("webrtc peer {}: write: {e}", peer.id);
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("webrtc peer {}: write: {e}", peer.id);
+                false
+            }
         }
     }
 
@@ -679,7 +716,7 @@ impl WebrtcPeers {
                     });
                 }
                 Output::Timeout(at) => {
-                    let at = at.max(now);
+                    let at = at.clamp(now, now + MAX_TIMEOUT);
                     if peer.timeout_at != Some(at) {
                         peer.timeout_at = Some(at);
                         self.timers.push(Reverse((at, key, peer.serial)));
@@ -700,17 +737,15 @@ impl WebrtcPeers {
         let peer = &mut self.peers[key];
         let counters = self.counters.get_mut(peer.camera);
         match event {
-            Event::Connected => {
-                if peer.phase == Phase::Connecting {
-                    peer.phase = Phase::Connected;
-                    if let Some(counters) = counters {
-                        counters.connecting -= 1;
-                        counters.connected += 1;
-                    }
-                    log::info!("webrtc peer {} connected", peer.id);
-                    self.newly_connected.push(key);
-                    self.changed = true;
+            Event::Connected if peer.phase == Phase::Connecting => {
+                peer.phase = Phase::Connected;
+                if let Some(counters) = counters {
+                    counters.connecting -= 1;
+                    counters.connected += 1;
                 }
+                log::info!("webrtc peer {} connected", peer.id);
+                self.newly_connected.push(key);
+                self.changed = true;
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 log::info!("webrtc peer {}: ICE consent lost, freed", peer.id);
@@ -817,4 +852,95 @@ fn video_mids(answer: &str) -> Vec<Mid> {
 fn peer_id() -> String {
     let bytes: [u8; 8] = crate::sys::random_bytes();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &str = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:0\r\na=sendonly\r\n\
+        m=audio 0 UDP/TLS/RTP/SAVPF\r\na=mid:1\r\na=inactive\r\n\
+        m=video 0 UDP/TLS/RTP/SAVPF 102\r\na=mid:2\r\n";
+
+    #[test]
+    fn a_refused_section_gets_the_offers_first_format() {
+        let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 102\r\na=mid:0\r\n\
+                     m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=mid:1\r\n\
+                     m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\n";
+        let fixed = with_rejected_formats(ANSWER, offer);
+        assert!(
+            fixed.contains("\r\nm=audio 0 UDP/TLS/RTP/SAVPF 111\r\n"),
+            "{fixed}"
+        );
+        assert!(
+            fixed.contains("\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n"),
+            "kept: {fixed}"
+        );
+        assert!(
+            fixed.contains("\r\nm=video 0 UDP/TLS/RTP/SAVPF 102\r\n"),
+            "had one: {fixed}"
+        );
+        assert_eq!(fixed.len(), ANSWER.len() + " 111".len());
+    }
+
+    #[test]
+    fn only_video_sections_that_send_are_the_cameras() {
+        assert_eq!(video_mids(ANSWER), vec![Mid::from("0")]);
+        let recvonly = ANSWER.replace("a=sendonly", "a=recvonly");
+        assert!(video_mids(&recvonly).is_empty());
+    }
+
+    #[test]
+    fn sendrecv_is_read_as_recvonly_so_the_answer_sends_only() {
+        assert_eq!(
+            only_receiving("m=video 9 X 96\r\na=sendrecv\r\nm=audio 9 X 0\r\na=sendrecv\r\n"),
+            "m=video 9 X 96\r\na=recvonly\r\nm=audio 9 X 0\r\na=recvonly\r\n"
+        );
+    }
+
+    #[test]
+    fn a_peer_never_connected_is_freed_by_its_deadline_from_the_heap() {
+        let start = Instant::now();
+        let local = "127.0.0.1:50000".parse().unwrap();
+        let mut peers = WebrtcPeers::new(vec![local], 2, 1, start).unwrap();
+        let offer = peers.make_offer(0, start).unwrap();
+        assert!(offer.sdp.contains("a=sendonly"), "{}", offer.sdp);
+        assert!(
+            offer.sdp.contains("127.0.0.1 50000 typ host"),
+            "{}",
+            offer.sdp
+        );
+        assert_eq!(peers.counters[0].connecting, 1);
+        assert!(peers.take_changed());
+        // The heap's head is never later than the connect deadline.
+        let deadline = peers.next_deadline().unwrap();
+        assert!(deadline <= start + CONNECT_TIMEOUT);
+        peers.run_timers(start + CONNECT_TIMEOUT - Duration::from_millis(1));
+        assert_eq!(peers.counters[0].connecting, 1, "not yet");
+        peers.run_timers(start + CONNECT_TIMEOUT);
+        assert_eq!(peers.counters[0].connecting, 0, "freed at its deadline");
+        assert!(peers.take_changed());
+        assert!(peers.etag_of(&offer.id).is_none());
+        assert_eq!(
+            peers
+                .accept_answer(&offer.id, "v=0", None, start)
+                .unwrap_err()
+                .status,
+            404
+        );
+    }
+
+    #[test]
+    fn the_peer_limit_counts_every_peer() {
+        let now = Instant::now();
+        let local = "127.0.0.1:50000".parse().unwrap();
+        let mut peers = WebrtcPeers::new(vec![local], 2, 1, now).unwrap();
+        let first = peers.make_offer(0, now).unwrap();
+        peers.make_offer(0, now).unwrap();
+        assert_eq!(peers.make_offer(0, now).unwrap_err().status, 503);
+        assert!(peers.remove(&first.id));
+        assert!(!peers.remove(&first.id));
+        assert!(peers.make_offer(0, now).is_ok());
+    }
 }
