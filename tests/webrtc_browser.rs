@@ -153,124 +153,128 @@ fn run_browser() -> &'static Run {
 }
 
 fn make_run() -> Run {
-    {
-        require_browser_tools();
-        let dir = TempDir::new("webrtc-browser");
-        let small = replay_camera(&small_clip(dir.path()), "h264");
-        let large = replay_camera(&main_clip().mkv, "h264");
-        let origin_port = free_port();
-        let origin = format!("http://127.0.0.1:{origin_port}");
-        let webrtc = ["--webrtc", "127.0.0.1:0"];
-        let camera = |source: &str, extra: &[&str]| {
-            let mut args = vec!["--camera", source, "--camera-timeout", "30"];
-            args.extend_from_slice(&webrtc);
-            args.extend_from_slice(extra);
-            Server::start(&args)
-        };
-        let servers = [
-            ("large", camera(&large, &[])),
-            ("small", camera(&small, &["--cors-origin", &origin])),
-            ("synthetic", Server::synthetic(&webrtc)),
-            ("yuv422", camera(&yuv422_camera(), &[])),
-            ("token", camera(&small, &["--token", TOKEN])),
-            ("life", camera(&small, &[])),
-        ];
-        let base = |name: &str| {
-            servers
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, s)| s.base_url())
-                .expect("a server of that name")
-        };
-        let mut cases = vec![
-            serde_json::json!({"name": "whep_large", "kind": "client", "client": "whep",
-                "base": base("large"), "stream": format!("{}/", base("large")), "minFrames": FRAMES}),
-            serde_json::json!({"name": "whep_synthetic", "kind": "client", "client": "whep",
-                "base": base("synthetic"), "stream": format!("{}/", base("synthetic")),
-                "minFrames": CONVERTED_FRAMES}),
-            serde_json::json!({"name": "page_toggle_synthetic", "kind": "page", "toggle": true,
-                "toggleBack": true,
-                "base": base("synthetic"), "minFrames": CONVERTED_FRAMES}),
-            serde_json::json!({"name": "whep_yuv422", "kind": "client", "client": "whep",
-                "base": base("yuv422"), "stream": format!("{}/", base("yuv422")),
-                "minFrames": CONVERTED_FRAMES}),
-            serde_json::json!({"name": "page_age", "kind": "page", "base": base("small"),
-                "minFrames": FRAMES}),
-            serde_json::json!({"name": "page_token", "kind": "page", "base": base("token"),
-                "query": format!("?token={TOKEN}"), "stateQuery": format!("?token={TOKEN}"),
-                "unauthorizedPost": "/whep", "minFrames": FRAMES}),
-        ];
-        for (origin_kind, suffix) in [("same", ""), ("cross", "_cross_origin")] {
-            for client in CLIENTS {
-                let stream = match client {
-                    // camera-streamer's signalling URL; Fluidd's and
-                    // OctoPrint's under the camera's own path.
-                    "mainsail-cs" => format!("{}/webrtc", base("small")),
-                    "fluidd-cs" | "octoprint" => format!("{}/cam/cam0/webrtc", base("small")),
-                    // MediaMTX: the stream URL, to which the clients add "whep".
-                    _ => base("small"),
-                };
-                cases.push(serde_json::json!({
-                    "name": format!("{client}{suffix}"), "kind": "client", "client": client,
-                    "origin": origin_kind, "base": base("small"), "stream": stream,
-                    "stun": origin_kind == "cross", "minFrames": FRAMES}));
-            }
-        }
-        let life = base("life");
-        for kind in ["closed-tab", "crashed-tab", "delete", "unanswered"] {
-            cases.push(serde_json::json!({"name": kind, "kind": kind, "chain": "life",
-                "base": life, "stream": format!("{life}/"), "minFrames": FRAMES}));
-        }
-        let config = serde_json::json!({"originPort": origin_port, "cases": cases});
-        let config_path = dir.path().join("cases.json");
-        std::fs::write(&config_path, config.to_string()).expect("write cases.json");
-
-        let mut child = Command::new("node")
-            .arg(browser_dir().join("webrtc.mjs"))
-            .arg(&config_path)
-            .env("CHROMIUM", chromium_path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start node");
-        let deadline = Instant::now() + RUN_LIMIT;
-        while child.try_wait().expect("poll node").is_none() {
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("webrtc.mjs did not finish within {RUN_LIMIT:?}");
-            }
-            thread::sleep(Duration::from_millis(200));
-        }
-        let output = child.wait_with_output().expect("node output");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let logs = servers
+    require_browser_tools();
+    let dir = TempDir::new("webrtc-browser");
+    let small = replay_camera(&small_clip(dir.path()), "h264");
+    let large = replay_camera(&main_clip().mkv, "h264");
+    let origin_port = free_port();
+    let origin = format!("http://127.0.0.1:{origin_port}");
+    let webrtc = ["--webrtc", "127.0.0.1:0"];
+    let camera = |source: &str, extra: &[&str]| {
+        let mut args = vec!["--camera", source, "--camera-timeout", "30"];
+        args.extend_from_slice(&webrtc);
+        args.extend_from_slice(extra);
+        Server::start(&args)
+    };
+    let servers = [
+        ("large", camera(&large, &[])),
+        ("small", camera(&small, &["--cors-origin", &origin])),
+        ("synthetic", Server::synthetic(&webrtc)),
+        ("yuv422", camera(&yuv422_camera(), &[])),
+        ("token", camera(&small, &["--token", TOKEN])),
+        ("life", camera(&small, &[])),
+    ];
+    let base = |name: &str| {
+        servers
             .iter()
-            .map(|(name, server)| format!("--- {name} server log:\n{}", tail(&server.log(), 40)))
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert!(
-            output.status.success(),
-            "webrtc.mjs failed: {}{stdout}\n{logs}",
-            String::from_utf8_lossy(&output.stderr)
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| s.base_url())
+            .expect("a server of that name")
+    };
+    let mut cases = vec![
+        serde_json::json!({"name": "whep_large", "kind": "client", "client": "whep",
+            "base": base("large"), "stream": format!("{}/", base("large")), "minFrames": FRAMES}),
+        serde_json::json!({"name": "whep_synthetic", "kind": "client", "client": "whep",
+            "base": base("synthetic"), "stream": format!("{}/", base("synthetic")),
+            "minFrames": CONVERTED_FRAMES}),
+        serde_json::json!({"name": "page_toggle_synthetic", "kind": "page", "toggle": true,
+            "toggleBack": true,
+            "base": base("synthetic"), "minFrames": CONVERTED_FRAMES}),
+        serde_json::json!({"name": "whep_yuv422", "kind": "client", "client": "whep",
+            "base": base("yuv422"), "stream": format!("{}/", base("yuv422")),
+            "minFrames": CONVERTED_FRAMES}),
+        serde_json::json!({"name": "page_age", "kind": "page", "base": base("small"),
+            "minFrames": FRAMES}),
+        serde_json::json!({"name": "page_token", "kind": "page", "base": base("token"),
+            "query": format!("?token={TOKEN}"), "stateQuery": format!("?token={TOKEN}"),
+            "unauthorizedPost": "/whep", "minFrames": FRAMES}),
+    ];
+    for (origin_kind, suffix) in [("same", ""), ("cross", "_cross_origin")] {
+        for client in CLIENTS {
+            let stream = match client {
+                // camera-streamer's signalling URL; Fluidd's and
+                // OctoPrint's under the camera's own path.
+                "mainsail-cs" => format!("{}/webrtc", base("small")),
+                "fluidd-cs" | "octoprint" => format!("{}/cam/cam0/webrtc", base("small")),
+                // MediaMTX: the stream URL, to which the clients add "whep".
+                _ => base("small"),
+            };
+            cases.push(serde_json::json!({
+                "name": format!("{client}{suffix}"), "kind": "client", "client": client,
+                "origin": origin_kind, "base": base("small"), "stream": stream,
+                "stun": origin_kind == "cross", "minFrames": FRAMES}));
+        }
+    }
+    let life = base("life");
+    for kind in ["closed-tab", "crashed-tab", "delete", "unanswered"] {
+        cases.push(
+            serde_json::json!({"name": kind, "kind": kind, "chain": "life",
+            "base": life, "stream": format!("{life}/"), "minFrames": FRAMES}),
         );
-        let line = stdout.lines().last().expect("a JSON line from webrtc.mjs");
-        let report: Value = serde_json::from_str(line).expect("webrtc.mjs printed JSON");
-        // One line per case (seen with --nocapture): what it took.
-        if let Some(cases) = report["cases"].as_object() {
-            for (name, case) in cases {
-                eprintln!(
-                    "webrtc case {name}: {} frames {}x{}, {} candidates, {} s, freed after {} ms",
-                    case["frames"], case["width"], case["height"], case["candidates"],
-                    case["seconds"], case["freedAfterMs"]
-                );
-            }
+    }
+    let config = serde_json::json!({"originPort": origin_port, "cases": cases});
+    let config_path = dir.path().join("cases.json");
+    std::fs::write(&config_path, config.to_string()).expect("write cases.json");
+
+    let mut child = Command::new("node")
+        .arg(browser_dir().join("webrtc.mjs"))
+        .arg(&config_path)
+        .env("CHROMIUM", chromium_path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node");
+    let deadline = Instant::now() + RUN_LIMIT;
+    while child.try_wait().expect("poll node").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("webrtc.mjs did not finish within {RUN_LIMIT:?}");
         }
-        Run {
-            cases: report["cases"].clone(),
-            logs,
+        thread::sleep(Duration::from_millis(200));
+    }
+    let output = child.wait_with_output().expect("node output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let logs = servers
+        .iter()
+        .map(|(name, server)| format!("--- {name} server log:\n{}", tail(&server.log(), 40)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        output.status.success(),
+        "webrtc.mjs failed: {}{stdout}\n{logs}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout.lines().last().expect("a JSON line from webrtc.mjs");
+    let report: Value = serde_json::from_str(line).expect("webrtc.mjs printed JSON");
+    // One line per case (seen with --nocapture): what it took.
+    if let Some(cases) = report["cases"].as_object() {
+        for (name, case) in cases {
+            eprintln!(
+                "webrtc case {name}: {} frames {}x{}, {} candidates, {} s, freed after {} ms",
+                case["frames"],
+                case["width"],
+                case["height"],
+                case["candidates"],
+                case["seconds"],
+                case["freedAfterMs"]
+            );
         }
+    }
+    Run {
+        cases: report["cases"].clone(),
+        logs,
     }
 }
 
@@ -390,7 +394,12 @@ fn page_plays_an_mjpeg_camera_over_webrtc_only_when_switched() {
     let case = case(name);
     assert_eq!(case["tilesBuilt"], true, "{}", explain(name, case));
     assert_eq!(case["transportAtStart"], "mjpeg", "{}", explain(name, case));
-    assert_eq!(case["webrtcAtStart"], "", "WebRTC was tried before the toggle; {}", explain(name, case));
+    assert_eq!(
+        case["webrtcAtStart"],
+        "",
+        "WebRTC was tried before the toggle; {}",
+        explain(name, case)
+    );
     assert_eq!(case["transport"], "webrtc", "{}", explain(name, case));
     assert_eq!(case["notice"], "", "{}", explain(name, case));
     assert_played(name, CONVERTED_FRAMES, (640, 480));
@@ -404,18 +413,31 @@ fn page_plays_an_mjpeg_camera_over_webrtc_only_when_switched() {
 fn page_switched_back_to_mjpeg_deletes_its_session() {
     let name = "page_toggle_synthetic";
     let case = case(name);
-    assert_eq!(case["transportAfterToggleBack"], "mjpeg", "{}", explain(name, case));
+    assert_eq!(
+        case["transportAfterToggleBack"],
+        "mjpeg",
+        "{}",
+        explain(name, case)
+    );
     let whep: Vec<String> = exchange(case)
         .into_iter()
         .filter(|line| line.contains("/whep"))
         .collect();
     assert_eq!(
         whep,
-        ["POST /whep application/sdp -> 201", "DELETE /whep/ID - -> 200"],
+        [
+            "POST /whep application/sdp -> 201",
+            "DELETE /whep/ID - -> 200"
+        ],
         "{}",
         explain(name, case)
     );
-    assert_eq!(peers(case, "peersAfterToggleBack"), (0, 0), "{}", explain(name, case));
+    assert_eq!(
+        peers(case, "peersAfterToggleBack"),
+        (0, 0),
+        "{}",
+        explain(name, case)
+    );
 }
 
 /// An H.264 camera's tile plays over WebRTC by itself, and shows the age
@@ -434,7 +456,12 @@ fn page_shows_the_capture_to_render_age() {
         .strip_prefix("age ")
         .and_then(|rest| rest.strip_suffix(" ms"))
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("the page shows {age:?}, not `age N ms`; {}", explain(name, case)));
+        .unwrap_or_else(|| {
+            panic!(
+                "the page shows {age:?}, not `age N ms`; {}",
+                explain(name, case)
+            )
+        });
     assert!(
         (-1000..60_000).contains(&ms),
         "age {ms} ms is not on the page's clock; {}",
@@ -456,7 +483,12 @@ fn page_with_token_plays_and_a_request_without_it_gets_401() {
         .into_iter()
         .filter(|line| line.starts_with("POST /whep"))
         .collect();
-    assert_eq!(posts, ["POST /whep application/sdp -> 201"], "{}", explain(name, case));
+    assert_eq!(
+        posts,
+        ["POST /whep application/sdp -> 201"],
+        "{}",
+        explain(name, case)
+    );
 }
 
 // ------------------------------------------------------ the real clients
@@ -532,7 +564,12 @@ fn check_client(name: &str, client: &str) {
         );
     }
     let expected = expected_exchange(client, n);
-    assert_eq!(seen, expected, "the requests, in order; {}", explain(name, case));
+    assert_eq!(
+        seen,
+        expected,
+        "the requests, in order; {}",
+        explain(name, case)
+    );
 }
 
 #[test]
@@ -616,8 +653,18 @@ fn a_closed_tab_leaves_state() {
     let name = "closed-tab";
     let case = case(name);
     assert_played(name, FRAMES, (640, 480));
-    assert_eq!(peers(case, "peersBefore"), (0, 0), "{}", explain(name, case));
-    assert_eq!(peers(case, "peersWhilePlaying"), (0, 1), "{}", explain(name, case));
+    assert_eq!(
+        peers(case, "peersBefore"),
+        (0, 0),
+        "{}",
+        explain(name, case)
+    );
+    assert_eq!(
+        peers(case, "peersWhilePlaying"),
+        (0, 1),
+        "{}",
+        explain(name, case)
+    );
     assert!(
         case["freedAfterMs"].is_u64(),
         "the peer was still in /state 45 s after its tab closed; {}",
@@ -634,8 +681,18 @@ fn a_crashed_tab_leaves_state_when_consent_fails() {
     let name = "crashed-tab";
     let case = case(name);
     assert_played(name, FRAMES, (640, 480));
-    assert_eq!(case["crashed"], true, "the tab did not crash; {}", explain(name, case));
-    assert_eq!(peers(case, "peersWhilePlaying"), (0, 1), "{}", explain(name, case));
+    assert_eq!(
+        case["crashed"],
+        true,
+        "the tab did not crash; {}",
+        explain(name, case)
+    );
+    assert_eq!(
+        peers(case, "peersWhilePlaying"),
+        (0, 1),
+        "{}",
+        explain(name, case)
+    );
     assert!(
         case["freedAfterMs"].is_u64(),
         "the peer was still in /state 45 s after its tab crashed; {}",
@@ -651,9 +708,19 @@ fn delete_frees_the_peer_at_once() {
     let name = "delete";
     let case = case(name);
     assert_played(name, FRAMES, (640, 480));
-    assert_eq!(peers(case, "peersWhilePlaying"), (0, 1), "{}", explain(name, case));
+    assert_eq!(
+        peers(case, "peersWhilePlaying"),
+        (0, 1),
+        "{}",
+        explain(name, case)
+    );
     assert_eq!(case["deleteStatus"], 200, "{}", explain(name, case));
-    assert_eq!(peers(case, "peersAfterDelete"), (0, 0), "{}", explain(name, case));
+    assert_eq!(
+        peers(case, "peersAfterDelete"),
+        (0, 0),
+        "{}",
+        explain(name, case)
+    );
 }
 
 /// A camera-streamer `request` whose offer is never answered is a
@@ -666,8 +733,18 @@ fn an_unanswered_request_is_freed() {
     assert_eq!(case["type"], "offer", "{}", explain(name, case));
     assert_eq!(case["hasSdp"], true, "{}", explain(name, case));
     assert!(case["id"].is_string(), "{}", explain(name, case));
-    assert_eq!(peers(case, "peersBefore"), (0, 0), "{}", explain(name, case));
-    assert_eq!(peers(case, "peersAfterRequest"), (1, 0), "{}", explain(name, case));
+    assert_eq!(
+        peers(case, "peersBefore"),
+        (0, 0),
+        "{}",
+        explain(name, case)
+    );
+    assert_eq!(
+        peers(case, "peersAfterRequest"),
+        (1, 0),
+        "{}",
+        explain(name, case)
+    );
     assert!(
         case["freedAfterMs"].is_u64(),
         "the unanswered peer was still in /state after 45 s; {}",
