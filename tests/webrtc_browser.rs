@@ -173,6 +173,22 @@ fn make_run() -> Run {
         ("yuv422", camera(&yuv422_camera(), &[])),
         ("token", camera(&small, &["--token", TOKEN])),
         ("life", camera(&small, &[])),
+        // The synthetic camera with no ffmpeg on the server's PATH: its
+        // JPEG→H.264 converter cannot start, so WebRTC shows no frame.
+        (
+            "no-converter",
+            Server::start_with_env(
+                &[
+                    "--camera",
+                    "synthetic",
+                    "--fps",
+                    "30",
+                    "--webrtc",
+                    "127.0.0.1:0",
+                ],
+                &[("PATH", std::ffi::OsStr::new("/nonexistent"))],
+            ),
+        ),
     ];
     let base = |name: &str| {
         servers
@@ -193,6 +209,8 @@ fn make_run() -> Run {
         serde_json::json!({"name": "whep_yuv422", "kind": "client", "client": "whep",
             "base": base("yuv422"), "stream": format!("{}/", base("yuv422")),
             "minFrames": CONVERTED_FRAMES}),
+        serde_json::json!({"name": "page_fallback", "kind": "page", "toggle": true,
+            "base": base("no-converter"), "minFrames": CONVERTED_FRAMES}),
         serde_json::json!({"name": "page_age", "kind": "page", "base": base("small"),
             "minFrames": FRAMES}),
         serde_json::json!({"name": "page_token", "kind": "page", "base": base("token"),
@@ -405,6 +423,38 @@ fn page_plays_an_mjpeg_camera_over_webrtc_only_when_switched() {
     assert_played(name, CONVERTED_FRAMES, (640, 480));
     assert_eq!(case["videoShown"], true);
     assert_eq!(case["imageShown"], false);
+}
+
+/// WebRTC that shows no frame within 5 s (here the server cannot convert
+/// the camera's JPEGs) falls back to MJPEG with a one-line notice, and
+/// the page DELETEs the session it gave up on.
+#[test]
+fn page_falls_back_to_mjpeg_when_webrtc_shows_no_frame() {
+    let name = "page_fallback";
+    let case = case(name);
+    assert_eq!(case["webrtc"], "failed", "{}", explain(name, case));
+    assert_eq!(case["transport"], "mjpeg", "{}", explain(name, case));
+    assert_eq!(case["imageShown"], true, "{}", explain(name, case));
+    assert_eq!(case["videoShown"], false, "{}", explain(name, case));
+    assert_eq!(
+        case["notice"],
+        "WebRTC: no picture within 5 s; showing MJPEG instead",
+        "{}",
+        explain(name, case)
+    );
+    let whep: Vec<String> = exchange(case)
+        .into_iter()
+        .filter(|line| line.contains("/whep"))
+        .collect();
+    assert_eq!(
+        whep,
+        [
+            "POST /whep application/sdp -> 201",
+            "DELETE /whep/ID - -> 200"
+        ],
+        "{}",
+        explain(name, case)
+    );
 }
 
 /// Switched back to MJPEG, the tile DELETEs its WHEP session (answered
