@@ -53,6 +53,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// peers cost 144 MB.
 pub const SEND_BUFFER_PACKETS: usize = 240;
 
+/// The most ids of peers freed without a `DELETE` kept for one (each
+/// for [`CONNECT_TIMEOUT`]).
+const MAX_ENDED_IDS: usize = 4096;
+
 /// The latest a peer's timeout is put off: str0m may ask for none for a
 /// long while (`not_happening`), and an entry that far ahead would sit in
 /// the heap for ever each time; a peer woken once a second costs nothing.
@@ -200,10 +204,12 @@ pub struct WebrtcPeers {
     /// send-age histograms: (ready to send at, an IDR or the GOP cache,
     /// how many peers took it).
     written: Vec<(Instant, bool, u64)>,
-    /// Ids of peers whose browser closed them (a DTLS close: `pc.close()`),
-    /// and when: Fluidd closes its connection, then sends `DELETE`, which
-    /// must still find its session. Kept for [`CONNECT_TIMEOUT`].
-    closed_by_browser: HashMap<String, Instant>,
+    /// Ids of peers freed without a `DELETE` (their browser closed the
+    /// connection, consent was lost, the encoder could not start), and
+    /// when: a client's `DELETE` must still find its session (Fluidd
+    /// calls `pc.close()` first, then `DELETE`). Kept for
+    /// [`CONNECT_TIMEOUT`], at most [`MAX_ENDED_IDS`].
+    ended: HashMap<String, Instant>,
     /// Per camera.
     pub counters: Vec<WebrtcCounters>,
 }
@@ -239,7 +245,7 @@ impl WebrtcPeers {
             newly_connected: Vec::new(),
             changed: false,
             written: Vec::new(),
-            closed_by_browser: HashMap::new(),
+            ended: HashMap::new(),
             counters: vec![WebrtcCounters::default(); cameras],
         })
     }
@@ -370,14 +376,15 @@ impl WebrtcPeers {
     /// Frees peer `id` (WHEP `DELETE`); false if there is none, nor one
     /// its browser closed a moment ago.
     pub fn remove(&mut self, id: &str, now: Instant) -> bool {
-        self.closed_by_browser
-            .retain(|_, closed_at| now < *closed_at + CONNECT_TIMEOUT);
-        if self.closed_by_browser.remove(id).is_some() {
+        self.ended
+            .retain(|_, ended_at| now < *ended_at + CONNECT_TIMEOUT);
+        if self.ended.remove(id).is_some() {
             return true;
         }
         match self.by_id.get(id) {
             Some(&key) => {
                 self.forget(key);
+                self.ended.remove(id);
                 true
             }
             None => false,
@@ -612,12 +619,21 @@ impl WebrtcPeers {
         key
     }
 
-    /// Frees a peer and everything that names it.
+    /// Frees a peer and everything that names it but its id, which a
+    /// `DELETE` may still name for a while.
     fn forget(&mut self, key: usize) {
         let Some(peer) = self.peers.try_remove(key) else {
             return;
         };
         self.by_id.remove(&peer.id);
+        let now = Instant::now();
+        if self.ended.len() >= MAX_ENDED_IDS {
+            self.ended
+                .retain(|_, ended_at| now < *ended_at + CONNECT_TIMEOUT);
+        }
+        if self.ended.len() < MAX_ENDED_IDS {
+            self.ended.insert(peer.id.clone(), now);
+        }
         for source in &peer.sources {
             self.by_source.remove(source);
         }
@@ -791,9 +807,7 @@ impl WebrtcPeers {
             }
             Event::Closed => {
                 log::info!("webrtc peer {}: closed by its browser, freed", peer.id);
-                let id = peer.id.clone();
                 self.forget(key);
-                self.closed_by_browser.insert(id, Instant::now());
                 return false;
             }
             _ => {}
