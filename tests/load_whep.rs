@@ -110,9 +110,14 @@ fn assert_every_viewer_played(report: &WhepReport, viewers: usize, json: &str) {
 
 /// Waits until the server's `/state` says `key` is `wanted`.
 fn wait_for_state(server: &Server, key: &str, wanted: u64) {
+    wait_until(server, key, |value| value == wanted);
+}
+
+/// Waits until the server's `/state` value `key` passes `test`.
+fn wait_until(server: &Server, key: &str, test: impl Fn(u64) -> bool) {
     let deadline = Instant::now() + WAIT;
-    while server.state_u64(key) != wanted {
-        assert!(Instant::now() < deadline, "{key} never became {wanted}");
+    while !test(server.state_u64(key)) {
+        assert!(Instant::now() < deadline, "{key} never got there");
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -176,8 +181,12 @@ fn a_viewer_whose_camera_is_stopped_is_reported_stalled() {
             "--viewers 1 --warmup 1 --duration 4 --stall-after 1 --json",
         )
     });
-    // Once the peer is up, the camera child stops for the rest of the run.
+    // Once the peer is up and a second of media went to it (30 AUs are
+    // more than 100 datagrams), the camera child stops for the rest of
+    // the run.
     wait_for_state(&server, "webrtc_peers_connected", 1);
+    wait_until(&server, "webrtc_packets_sent", |sent| sent > 100);
+    thread::sleep(Duration::from_secs(1));
     let server_pid = server.pid() as i32;
     let child = match live_children(server_pid)[..] {
         [child] => child,
