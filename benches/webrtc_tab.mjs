@@ -3,7 +3,7 @@
 //   node benches/webrtc_tab.mjs BASE_URL SECONDS
 //
 // Drives Debian's system chromium (no browser download) through
-// playwright-core (from tests/browser/node_modules): opens BASE_URL/ (same
+// playwright-core (from tests/browser/node_modules, or BROWSER_DIR's): opens BASE_URL/ (same
 // origin as /whep, so no CORS), makes a receive-only video transceiver
 // that opts in to abs-capture-time (setHeaderExtensionsToNegotiate), posts
 // its offer (ICE gathered) to BASE_URL/whep, plays the track in a muted
@@ -23,7 +23,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, "../tests/browser/package.json"));
+// playwright-core as tests/browser installs it (BROWSER_DIR: another
+// checkout's tests/browser, where this one has no node_modules).
+const browserDir = process.env.BROWSER_DIR || path.join(here, "../tests/browser");
+const require = createRequire(path.join(browserDir, "package.json"));
 const { chromium } = require("playwright-core");
 
 const [base, seconds] = process.argv.slice(2);
