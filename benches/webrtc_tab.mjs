@@ -71,7 +71,7 @@ try {
       body: pc.localDescription.sdp,
     });
     if (response.status !== 201) throw new Error(`WHEP ${response.status}: ${await response.text()}`);
-    const location = new URL(response.headers.get("Location"), new URL("/whep", location.href));
+    const resource = new URL(response.headers.get("Location"), new URL("/whep", window.location.href));
     await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
     const ages = [];
     let last = null;
@@ -89,7 +89,7 @@ try {
     }
     let inbound = null;
     (await pc.getStats()).forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "video") inbound = r; });
-    await fetch(location.pathname, { method: "DELETE" });
+    await fetch(resource.pathname, { method: "DELETE" });
     pc.close();
     ages.sort((a, b) => a - b);
     const at = (q) => (ages.length ? ages[Math.min(ages.length - 1, Math.floor(q * ages.length))] : null);
