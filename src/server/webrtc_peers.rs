@@ -53,6 +53,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// peers cost 144 MB.
 pub const SEND_BUFFER_PACKETS: usize = 240;
 
+/// The most due timeouts one drive of a peer handles before it leaves the
+/// rest to the heap (the next iteration): a GOP cache is a few hundred
+/// packets, one timeout each.
+const MAX_DUE_TIMEOUTS_PER_DRIVE: usize = 4096;
+
 /// The most ids of peers freed without a `DELETE` kept for one (each
 /// for [`CONNECT_TIMEOUT`]).
 const MAX_ENDED_IDS: usize = 4096;
@@ -731,6 +736,7 @@ impl WebrtcPeers {
     /// Takes everything a peer has to say: datagrams to the outbox,
     /// events handled, and its next timeout into the heap.
     fn drive(&mut self, key: usize, now: Instant) {
+        let mut due_timeouts = 0;
         loop {
             let Some(peer) = self.peers.get_mut(key) else {
                 return;
@@ -756,6 +762,18 @@ impl WebrtcPeers {
                         bytes: transmit.contents.into(),
                         camera,
                     });
+                }
+                // A timeout already due is handled now: str0m's pacer lets
+                // out one packet per timeout (without bandwidth estimation
+                // it asks for one at once after every send), so leaving it
+                // to the heap would send a GOP cache one packet per loop
+                // iteration. Bounded, in case str0m keeps asking.
+                Output::Timeout(at) if at <= now && due_timeouts < MAX_DUE_TIMEOUTS_PER_DRIVE => {
+                    due_timeouts += 1;
+                    peer.timeout_at = None;
+                    if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                        log::debug!("webrtc peer {}: timeout: {e}", peer.id);
+                    }
                 }
                 Output::Timeout(at) => {
                     let at = at.clamp(now, now + MAX_TIMEOUT);
