@@ -4,7 +4,7 @@
 #
 #   scripts/setup.sh          build dependencies (Rust, OpenCV, clang for its bindings)
 #   scripts/setup.sh test     also what the test suite uses (chromium, ffmpeg, node, redis,
-#                             promtool, GStreamer's RTSP server)
+#                             promtool, GStreamer's RTSP server, mmdebstrap)
 #   scripts/setup.sh soak     also what scripts/soak.sh uses (ffmpeg, python3, curl, procps)
 #
 # CAMLOOP_NO_OPENCV=1 skips OpenCV and clang (for `cargo build --no-default-features`).
@@ -41,6 +41,12 @@ if [ "$mode" = test ]; then
     # gst-launch-1.0 from tools, avdec_h264 from libav.
     packages+=(gstreamer1.0-tools gstreamer1.0-libav)
     command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+    # tests/package.rs: mmdebstrap makes the clean Debian 12 root the packages
+    # are installed into (scripts/debroot.sh), with Debian's archive key
+    # (already there on Debian, not on Ubuntu); dpkg-shlibdeps, which
+    # computes the packages' Depends, is dpkg-dev's, which build-essential
+    # brings. systemd-analyze runs inside that root, not here.
+    packages+=(mmdebstrap debian-archive-keyring)
 fi
 if [ "$mode" = soak ]; then
     # ffmpeg: the clip and the exec: camera; python3: the soak's own
