@@ -45,7 +45,9 @@ use super::driver::{
 };
 use super::report::{RtspReport, RtspTransport};
 use super::udp;
-use super::viewing::{AuAges, Outbox, StallClock, StreamUrl, ViewerFlags, ViewerRun, AUTH_USER};
+use super::viewing::{
+    requests_from_outbox, AuAges, Outbox, StallClock, StreamUrl, ViewerFlags, ViewerRun, AUTH_USER,
+};
 use super::LoadArgs;
 use crate::rtsp::auth::{basic_authorization, digest_authorization};
 use crate::rtsp::client::{
@@ -703,13 +705,7 @@ impl Mode for RtspViewers<'_> {
         viewer
     }
 
-    fn unsent<'v>(&'v self, viewer: &'v RtspViewer) -> &'v [u8] {
-        viewer.out.unsent()
-    }
-
-    fn on_written(&mut self, viewer: &mut RtspViewer, written: usize) {
-        viewer.out.written(written);
-    }
+    requests_from_outbox!(RtspViewer);
 
     /// Responses move the viewer on; `$` frames are its RTP and RTCP.
     fn on_bytes(

@@ -259,6 +259,22 @@ impl AuAges {
     }
 }
 
+/// The driver's `unsent` and `on_written` for a mode whose connections
+/// keep their requests in an [`Outbox`] field `out` (RTSP, WHEP): one line
+/// in the mode's `impl Mode` instead of the same two methods in each.
+macro_rules! requests_from_outbox {
+    ($conn:ty) => {
+        fn unsent<'v>(&'v self, conn: &'v $conn) -> &'v [u8] {
+            conn.out.unsent()
+        }
+
+        fn on_written(&mut self, conn: &mut $conn, written: usize) {
+            conn.out.written(written);
+        }
+    };
+}
+pub(super) use requests_from_outbox;
+
 /// Requests a viewer has queued on its connection and not yet written
 /// (RTSP's, WHEP's), for the driver's `unsent` and `on_written`.
 #[derive(Debug, Default)]

@@ -59,7 +59,10 @@ use super::driver::{
 };
 use super::report::WhepReport;
 use super::udp;
-use super::viewing::{AuAges, Outbox, ResponseHead, StallClock, StreamUrl, ViewerFlags, ViewerRun};
+use super::viewing::{
+    requests_from_outbox, AuAges, Outbox, ResponseHead, StallClock, StreamUrl, ViewerFlags,
+    ViewerRun,
+};
 use super::LoadArgs;
 use crate::rtsp::rtp::RTP_CLOCK_HZ;
 
@@ -663,13 +666,7 @@ impl Mode for WhepViewers<'_> {
         }
     }
 
-    fn unsent<'v>(&'v self, viewer: &'v WhepViewer) -> &'v [u8] {
-        viewer.out.unsent()
-    }
-
-    fn on_written(&mut self, viewer: &mut WhepViewer, written: usize) {
-        viewer.out.written(written);
-    }
+    requests_from_outbox!(WhepViewer);
 
     /// Whole responses (head and `Content-Length` body), one at a time.
     fn on_bytes(
