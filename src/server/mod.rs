@@ -211,6 +211,9 @@ impl Server {
                 }
             }
             self.read_udp(now);
+            // The access units the events gave WebRTC peers leave before
+            // the peers' own datagrams are read (DTLS handshakes cost).
+            self.flush_webrtc();
             self.read_webrtc(now);
             self.drive_pending(now);
             self.run_timers(now);
@@ -415,17 +418,19 @@ impl Server {
     /// demand when peers came or went, and every datagram they queued
     /// sent (or dropped, counted, if the kernel will not take it).
     fn webrtc_turn(&mut self, now: Instant) {
+        let Some(peers) = &mut self.core.webrtc else {
+            return;
+        };
+        peers.run_timers(now);
+        // What the timers and this iteration's access units made goes out
+        // before any new peer's GOP cache, which may be hundreds of packets.
+        self.flush_webrtc();
         let Core {
-            webrtc,
-            cameras,
-            frame_send_age,
-            idr_send_age,
-            ..
+            webrtc, cameras, ..
         } = &mut self.core;
         let Some(peers) = webrtc else {
             return;
         };
-        peers.run_timers(now);
         for (index, served) in cameras.iter().enumerate() {
             let encoder_failed = matches!(
                 served.camera.converter_start_error(),
@@ -448,30 +453,48 @@ impl Server {
             },
             now,
         );
-        if let Some(udp) = &self.webrtc_udp {
-            for datagram in peers.take_outbox() {
-                if !udp.send(&datagram) {
-                    peers.count_dropped(datagram.camera);
-                }
-            }
-        }
-        // Every access unit of this turn is in the kernel now (or dropped):
-        // its send age, per peer, ends here (an upper bound for the peers
-        // sent to first).
-        let sent_at = Instant::now();
-        for (ready_at, keyframe, peers) in peers.take_written() {
-            let histogram = if keyframe {
-                &mut *idr_send_age
-            } else {
-                &mut *frame_send_age
-            };
-            histogram.record_n(sent_at.saturating_duration_since(ready_at), peers);
-        }
+        self.flush_webrtc();
+        let Core {
+            webrtc, cameras, ..
+        } = &mut self.core;
+        let Some(peers) = webrtc else {
+            return;
+        };
         for (served, counters) in cameras.iter_mut().zip(&peers.counters) {
             served.webrtc.clone_from(counters);
         }
         if peers.take_changed() {
             self.core.demand_changed = true;
+        }
+    }
+
+    /// Sends every datagram the WebRTC peers queued (one the kernel will
+    /// not take is dropped and counted), and ends the send age of the
+    /// access units they were made of: per peer, from ready to here (an
+    /// upper bound for the peers sent to first).
+    fn flush_webrtc(&mut self) {
+        let Core {
+            webrtc,
+            frame_send_age,
+            idr_send_age,
+            ..
+        } = &mut self.core;
+        let (Some(peers), Some(udp)) = (webrtc, &self.webrtc_udp) else {
+            return;
+        };
+        for datagram in peers.take_outbox() {
+            if !udp.send(&datagram) {
+                peers.count_dropped(datagram.camera);
+            }
+        }
+        let sent_at = Instant::now();
+        for (ready_at, keyframe, count) in peers.take_written() {
+            let histogram = if keyframe {
+                &mut *idr_send_age
+            } else {
+                &mut *frame_send_age
+            };
+            histogram.record_n(sent_at.saturating_duration_since(ready_at), count);
         }
     }
 

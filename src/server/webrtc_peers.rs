@@ -529,8 +529,9 @@ impl WebrtcPeers {
             let units = gop(peer.camera);
             for au in units {
                 if self.write(key, au, &media_bytes(au)) {
-                    // Like RTSP's: the GOP cache counts with the IDRs.
-                    self.written.push((au.ready_at, true, 1));
+                    // Like RTSP's: the GOP cache counts with the IDRs,
+                    // timed from now (its units are old by design).
+                    self.written.push((now, true, 1));
                 }
             }
             self.drive(key, now);
