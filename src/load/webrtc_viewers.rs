@@ -424,11 +424,9 @@ impl<'a> WhepViewers<'a> {
 
     fn on_event(&mut self, index: usize, viewer: &mut WhepViewer, event: Event, at: &Moment) {
         match event {
-            Event::Connected => {
-                if !viewer.ice_connected {
-                    viewer.ice_connected = true;
-                    self.ice_connected += 1;
-                }
+            Event::Connected if !viewer.ice_connected => {
+                viewer.ice_connected = true;
+                self.ice_connected += 1;
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 // Only a drop while the session should stream: after its
