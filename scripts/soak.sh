@@ -135,6 +135,11 @@ CAMLOOP_NO_OPENCV=1 scripts/setup.sh soak >&2
 log "building release"
 cargo build --release --no-default-features -q
 bin="${CARGO_TARGET_DIR:-target}/release/camloop"
+if "$bin" load --help 2>/dev/null | grep -q -- '--whep'; then
+    whep_ready=yes
+else
+    log "this camloop load has no --whep: the WebRTC viewers are left out"
+fi
 clients_py=scripts/soak.py
 
 top=$(mktemp -d -t camloop-soak.XXXXXX)
@@ -210,11 +215,113 @@ start_camloop() { # OUT LOG ARGS...
 # whep_clients starts them with the other clients; whep_settle waits,
 # once every client is gone, for the peers to be freed; whep_figures
 # prints the report's load rows, whep_rows its check rows.
-WHEP_READY=no
-whep_clients() { :; }
-whep_settle() { :; }
-whep_figures() { :; }
-whep_rows() { :; }
+WHEP_VIEWERS=3      # per camera, for the whole run
+WHEP_VANISH_AT=8    # s into the run: the vanishing viewers' load is killed
+WHEP_FREED_IN=45    # s: by then the server must have freed their peers
+whep_ready=no       # set once the binary is built: `camloop load --whep` exists
+whep_clients() {
+    [ "$whep_ready" = yes ] || return 0
+    : >"$work/whep-vanish.txt"
+    local name
+    for name in "${h264_cameras[@]}"; do
+        "$bin" load --whep "$(cam_url "$name" whep)" --viewers "$WHEP_VIEWERS" \
+            --warmup 1 --duration $((duration - 2)) "${auth_args[@]}" --json \
+            >"$work/whep-$name.json" 2>"$work/whep-$name.err" &
+        pids+=($!)
+        (
+            i=0
+            while [ $(($(date +%s) + 12)) -lt "$end" ]; do
+                "$bin" load --whep "$(cam_url "$name" whep)" --viewers 2 --warmup 0 --duration 8 \
+                    "${auth_args[@]}" --json >"$work/whepjoin-$name-$i.json" 2>"$work/whepjoin-$name-$i.err" || true
+                i=$((i + 1))
+                sleep 2
+            done
+        ) &
+        pids+=($!)
+        # Peers that vanish without DELETE: a load killed with -9.
+        (
+            "$bin" load --whep "$(cam_url "$name" whep)" --viewers 2 --duration "$duration" \
+                "${auth_args[@]}" --json >/dev/null 2>&1 &
+            vanisher=$!
+            sleep "$WHEP_VANISH_AT"
+            kill -9 "$vanisher" 2>/dev/null && echo "$name $(now_ms) $vanisher" >>"$work/whep-vanish.txt"
+            wait "$vanisher" 2>/dev/null || true
+        ) &
+        pids+=($!)
+    done
+}
+# Every orderly viewer has sent its DELETE by now: what is left are the
+# vanished ones, which must be gone $WHEP_FREED_IN s after their kill.
+whep_settle() {
+    whep_peers_left="" whep_freed_ms=""
+    [ "$whep_ready" = yes ] || return 0
+    local killed_ms give_up name stats peers
+    killed_ms=$(awk 'NR == 1 || $2 < min { min = $2 } END { print min + 0 }' "$work/whep-vanish.txt")
+    give_up=$((killed_ms + WHEP_FREED_IN * 1000))
+    while :; do
+        peers=0
+        whep_peers_left=""
+        for name in "${h264_cameras[@]}"; do
+            stats=$(camera_stats "$name")
+            whep_peers_left+="$name $(stat_value webrtc_peers_connecting "$stats")+$(stat_value webrtc_peers_connected "$stats"); "
+            peers=$((peers + $(stat_value webrtc_peers_connecting "$stats") + $(stat_value webrtc_peers_connected "$stats")))
+        done
+        [ "$peers" = 0 ] && break
+        [ "$(now_ms)" -ge "$give_up" ] && break
+        sleep 0.5
+    done
+    whep_freed_ms=$(($(now_ms) - killed_ms))
+    [ "$peers" = 0 ] || whep_freed_ms=never
+}
+whep_figures() {
+    [ "$whep_ready" = yes ] || return 0
+    local name json runs=0 viewers=0 pictures=0 errors=0 deleted=0
+    echo -n "| WebRTC viewers for the whole run (\`camloop load --whep\`, ${WHEP_VIEWERS} per camera${token:+, the token}) | "
+    for name in "${h264_cameras[@]}"; do
+        json=$work/whep-$name.json
+        echo -n "$name: $(json_value frames "$json") AUs, first pictures $(json_value first_pictures "$json")/${WHEP_VIEWERS}, ICE $(json_value ice_connected "$json"), $(json_value discontinuities "$json") discontinuities, $(json_value kernel_drops "$json") kernel drops, $(json_value nacks_sent "$json") NACKs, $(json_value keyframe_requests_sent "$json") PLIs, $(json_value errors "$json") errors, $(json_value dropped_viewers "$json") dropped; "
+    done
+    echo "|"
+    echo "| WebRTC viewers joining and leaving, and vanishing | $(whep_join_summary); vanished (load killed with -9 at ${WHEP_VANISH_AT} s): $(awk '{ printf "%s pid %s; ", $1, $3 }' "$work/whep-vanish.txt"), peers left at the end: ${whep_peers_left} |"
+}
+whep_join_summary() {
+    local json runs=0 viewers=0 pictures=0 errors=0 deleted=0 missing=0
+    for json in "$work"/whepjoin-*.json; do
+        [ -e "$json" ] || continue
+        runs=$((runs + 1))
+        if ! grep -q '"first_pictures"' "$json"; then
+            missing=$((missing + 1))
+            continue
+        fi
+        viewers=$((viewers + 2))
+        pictures=$((pictures + $(json_value first_pictures "$json")))
+        deleted=$((deleted + $(json_value sessions_deleted "$json")))
+        errors=$((errors + $(json_value errors "$json") + $(json_value dropped_viewers "$json")))
+    done
+    echo "$runs runs, $viewers viewers reported, $pictures first pictures, $deleted DELETEs answered, $errors errors or drops, $missing runs without a report"
+    whep_join_ok=no
+    [ "$runs" -gt 0 ] && [ "$missing" = 0 ] && [ "$pictures" = "$viewers" ] && [ "$deleted" = "$viewers" ] \
+        && [ "$errors" = 0 ] && whep_join_ok=yes
+}
+whep_rows() {
+    [ "$whep_ready" = yes ] || return 0
+    local name json ok=yes figures=""
+    for name in "${h264_cameras[@]}"; do
+        json=$work/whep-$name.json
+        figures+="$name: $(json_value frames "$json") AUs, first pictures $(json_value first_pictures "$json"), ICE $(json_value ice_connected "$json"), $(json_value discontinuities "$json") counted gaps, $(json_value errors "$json") errors ($(json_value whep_errors "$json") WHEP, $(json_value auth_failures "$json") auth), $(json_value dropped_viewers "$json") dropped; "
+        { [ "$(json_value first_pictures "$json")" = "$WHEP_VIEWERS" ] && [ "$(json_value ice_connected "$json")" = "$WHEP_VIEWERS" ] \
+            && [ "$(json_value errors "$json")" = 0 ] && [ "$(json_value dropped_viewers "$json")" = 0 ] \
+            && [ "$(json_value frames "$json")" -gt 0 ]; } 2>/dev/null || ok=no
+    done
+    row "WebRTC viewers that stayed: a first picture each, gaps counted, none dropped, no error" "$figures" "$ok"
+    local summary
+    summary=$(whep_join_summary)
+    whep_join_summary >/dev/null
+    row "WebRTC viewers joining and leaving: every viewer a first picture and its DELETE answered, no error" "$summary" "$whep_join_ok"
+    row "WebRTC peers that vanished without DELETE freed within ${WHEP_FREED_IN} s of their kill" \
+        "$(grep -c . "$work/whep-vanish.txt") loads killed; every peer gone ${whep_freed_ms} ms after the first kill; ${whep_peers_left}" \
+        "$(yes_if "[ '$whep_freed_ms' != never ] && [ $(grep -c . "$work/whep-vanish.txt") = ${#h264_cameras[@]} ]")"
+}
 
 # ---------------------------------------------------------------------------
 # One run: everything above, with or without the token. Prints its report
@@ -254,6 +361,7 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
         esac
     fi
     local server_args=("${camera_args[@]}" --camera-timeout "$CAMERA_TIMEOUT" --converter-linger "$LINGER"
+        --http-idle-timeout $((duration + 60))
         --snapshot-dir "$work/snapshots" --snapshot-name 'soak-{seq}.jpg' --snapshot-keep "$KEEP")
     [ -n "$token" ] && server_args+=(--token "$token")
     start_camloop "$work/server.out" "$work/server.log" "${server_args[@]}"
