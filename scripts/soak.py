@@ -652,8 +652,9 @@ def digest(params, method, url, token):
         return ""
     ha1 = md5(f"soak:{params['realm']}:{token}")
     response = md5(f"{ha1}:{params['nonce']}:{md5(f'{method}:{url}')}")
+    opaque = f', opaque="{params["opaque"]}"' if "opaque" in params else ""
     return (f'Authorization: Digest username="soak", realm="{params["realm"]}", '
-            f'nonce="{params["nonce"]}", uri="{url}", response="{response}"\r\n')
+            f'nonce="{params["nonce"]}", uri="{url}", response="{response}"{opaque}\r\n')
 
 
 def rtsp_session(target, path, token, play=True):

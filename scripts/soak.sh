@@ -264,7 +264,7 @@ whep_settle() {
         for name in "${h264_cameras[@]}"; do
             stats=$(camera_stats "$name")
             whep_peers_left+="$name $(stat_value webrtc_peers_connecting "$stats")+$(stat_value webrtc_peers_connected "$stats"); "
-            peers=$((peers + $(stat_value webrtc_peers_connecting "$stats") + $(stat_value webrtc_peers_connected "$stats")))
+            peers=$((peers + $(stat_value webrtc_peers_connecting "$stats" | grep . || echo 1) + $(stat_value webrtc_peers_connected "$stats" | grep . || echo 1)))
         done
         [ "$peers" = 0 ] && break
         [ "$(now_ms)" -ge "$give_up" ] && break
