@@ -712,6 +712,7 @@ def rtsp_rogue(server, path, duration, rate, token=""):
                         b"OPTIONS * RTSP/1.0\r\nCSeq: x\r\nContent-Length: 99999999\r\n\r\n",
                     ]))
                     try:
+                        s.settimeout(1)
                         s.recv(4096)
                     except OSError:
                         pass
