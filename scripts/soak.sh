@@ -952,9 +952,9 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
                 && [ "${aus:-0}" -gt 0 ]; } || h264_ok=no
             if [ "$kind" = full ]; then
                 [ "$outside" = 0 ] || h264_ok=no
-                h264_rows+=("\\`/stream.h264\\` reader at full speed: to the end, every AU in order outside cam3's fault windows, an IDR first after every gap|${h264_summary}|${h264_ok}")
+                h264_rows+=("\`/stream.h264\` reader at full speed: to the end, every AU in order outside cam3's fault windows, an IDR first after every gap|${h264_summary}|${h264_ok}")
             else
-                h264_rows+=("\\`/stream.h264\\` reader on a slow link (${H264_SLOW_BYTES_PER_S} B/s, skipped to IDRs): to the end, an IDR first after every gap|${h264_summary}|${h264_ok}")
+                h264_rows+=("\`/stream.h264\` reader on a slow link (${H264_SLOW_BYTES_PER_S} B/s, skipped to IDRs): to the end, an IDR first after every gap|${h264_summary}|${h264_ok}")
             fi
         done
     fi
