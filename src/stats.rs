@@ -71,6 +71,13 @@ impl TimingHistogram {
         self.sum_micros += micros;
     }
 
+    /// Records `count` samples of the same value.
+    pub fn record_n(&mut self, elapsed: Duration, count: u64) {
+        let micros = (elapsed.as_micros() as u64).clamp(1, MAX_RECORDED_MICROS);
+        self.histogram.saturating_record_n(micros, count);
+        self.sum_micros += micros * count;
+    }
+
     /// The value at `quantile` (0.0..=1.0) in µs, 0 when empty.
     pub fn quantile_micros(&self, quantile: f64) -> u64 {
         if self.histogram.is_empty() {

@@ -435,3 +435,56 @@ fn a_non_loopback_webrtc_address_without_a_token_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("without a token"), "{stderr}");
 }
+
+#[test]
+fn a_wildcard_bind_offers_every_interface_address_and_webrtc_host_adds_one() {
+    let server = server(&[
+        "--webrtc",
+        "0.0.0.0:0",
+        "--token",
+        "T",
+        "--webrtc-host",
+        "192.0.2.7",
+    ]);
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("WebRTC on UDP "))
+        .unwrap_or_else(|| panic!("no WebRTC line in the log:\n{log}"));
+    let addrs: Vec<std::net::SocketAddr> = line
+        .split("WebRTC on UDP ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|addr| addr.trim().parse().expect("an address"))
+        .collect();
+    assert!(
+        addrs.iter().any(|a| a.ip().is_loopback()),
+        "loopback is an interface: {addrs:?}"
+    );
+    let port = addrs[0].port();
+    assert!(
+        addrs.iter().all(|a| a.port() == port),
+        "one port for all: {addrs:?}"
+    );
+    assert!(addrs.iter().all(|a| !a.ip().is_unspecified()), "{addrs:?}");
+    assert!(
+        addrs.iter().all(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) => !v4.is_link_local(),
+            std::net::IpAddr::V6(_) => false,
+        }),
+        "IPv4 only, no link-local: {addrs:?}"
+    );
+    let reply = post_offer(&server, "/whep?token=T", RECVONLY_OFFER);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let answer = reply.text();
+    for addr in &addrs {
+        let candidate = format!(" {} {} typ host", addr.ip(), addr.port());
+        assert!(
+            answer.contains(&candidate),
+            "no candidate for {addr}: {answer}"
+        );
+    }
+    let forwarded = format!(" 192.0.2.7 {port} typ host");
+    assert!(answer.contains(&forwarded), "--webrtc-host: {answer}");
+}

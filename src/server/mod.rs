@@ -416,12 +416,29 @@ impl Server {
     /// sent (or dropped, counted, if the kernel will not take it).
     fn webrtc_turn(&mut self, now: Instant) {
         let Core {
-            webrtc, cameras, ..
+            webrtc,
+            cameras,
+            frame_send_age,
+            idr_send_age,
+            ..
         } = &mut self.core;
         let Some(peers) = webrtc else {
             return;
         };
         peers.run_timers(now);
+        for (index, served) in cameras.iter().enumerate() {
+            let encoder_failed = matches!(
+                served.camera.converter_start_error(),
+                Some((crate::camera::converter::Direction::JpegToH264, _))
+            );
+            if encoder_failed && served.webrtc.peers() > 0 {
+                let freed = peers.remove_camera(index);
+                log::warn!(
+                    "camera {}: {freed} WebRTC peers freed: its encoder cannot start",
+                    served.camera.name()
+                );
+            }
+        }
         peers.start_new_peers(
             |camera| {
                 cameras[camera]
@@ -437,6 +454,18 @@ impl Server {
                     peers.count_dropped(datagram.camera);
                 }
             }
+        }
+        // Every access unit of this turn is in the kernel now (or dropped):
+        // its send age, per peer, ends here (an upper bound for the peers
+        // sent to first).
+        let sent_at = Instant::now();
+        for (ready_at, keyframe, peers) in peers.take_written() {
+            let histogram = if keyframe {
+                &mut *idr_send_age
+            } else {
+                &mut *frame_send_age
+            };
+            histogram.record_n(sent_at.saturating_duration_since(ready_at), peers);
         }
         for (served, counters) in cameras.iter_mut().zip(&peers.counters) {
             served.webrtc.clone_from(counters);

@@ -196,6 +196,14 @@ pub struct WebrtcPeers {
     newly_connected: Vec<usize>,
     /// A peer came or went since the loop last asked (camera demand).
     changed: bool,
+    /// Access units handed to peers since the loop last asked, for the
+    /// send-age histograms: (ready to send at, an IDR or the GOP cache,
+    /// how many peers took it).
+    written: Vec<(Instant, bool, u64)>,
+    /// Ids of peers whose browser closed them (a DTLS close: `pc.close()`),
+    /// and when: Fluidd closes its connection, then sends `DELETE`, which
+    /// must still find its session. Kept for [`CONNECT_TIMEOUT`].
+    closed_by_browser: HashMap<String, Instant>,
     /// Per camera.
     pub counters: Vec<WebrtcCounters>,
 }
@@ -230,6 +238,8 @@ impl WebrtcPeers {
             outbox: Vec::new(),
             newly_connected: Vec::new(),
             changed: false,
+            written: Vec::new(),
+            closed_by_browser: HashMap::new(),
             counters: vec![WebrtcCounters::default(); cameras],
         })
     }
@@ -273,7 +283,10 @@ impl WebrtcPeers {
             return Err(PeerError::new(400, "no video section camloop can send to"));
         }
         self.drive(key, now);
-        let peer = &self.peers[key];
+        let peer = self
+            .peers
+            .get(key)
+            .ok_or_else(|| PeerError::new(400, "the offer could not be answered"))?;
         Ok(NewPeer {
             id: peer.id.clone(),
             etag: peer.etag.clone(),
@@ -310,12 +323,13 @@ impl WebrtcPeers {
         now: Instant,
     ) -> Result<(), PeerError> {
         let key = self.key_of(id)?;
+        // Read first: an answer that is not SDP leaves the offer standing.
+        let answer = SdpAnswer::from_sdp_string(answer_sdp)
+            .map_err(|e| PeerError::new(400, format!("SDP: {e}")))?;
         let pending = self.peers[key]
             .pending_offer
             .take()
             .ok_or_else(|| PeerError::new(400, "this session has its answer already"))?;
-        let answer = SdpAnswer::from_sdp_string(answer_sdp)
-            .map_err(|e| PeerError::new(400, format!("SDP: {e}")))?;
         if let Err(e) = self.peers[key].rtc.sdp_api().accept_answer(pending, answer) {
             self.forget(key);
             return Err(PeerError::new(400, format!("answer: {e}")));
@@ -353,8 +367,14 @@ impl WebrtcPeers {
         Some(&self.peers[key].etag)
     }
 
-    /// Frees peer `id` (WHEP `DELETE`); false if there is none.
-    pub fn remove(&mut self, id: &str) -> bool {
+    /// Frees peer `id` (WHEP `DELETE`); false if there is none, nor one
+    /// its browser closed a moment ago.
+    pub fn remove(&mut self, id: &str, now: Instant) -> bool {
+        self.closed_by_browser
+            .retain(|_, closed_at| now < *closed_at + CONNECT_TIMEOUT);
+        if self.closed_by_browser.remove(id).is_some() {
+            return true;
+        }
         match self.by_id.get(id) {
             Some(&key) => {
                 self.forget(key);
@@ -362,6 +382,21 @@ impl WebrtcPeers {
             }
             None => false,
         }
+    }
+
+    /// Frees every peer of `camera` (its stream cannot come: its encoder
+    /// cannot start); returns how many.
+    pub fn remove_camera(&mut self, camera: usize) -> usize {
+        let keys: Vec<usize> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| peer.camera == camera)
+            .map(|(key, _)| key)
+            .collect();
+        for &key in &keys {
+            self.forget(key);
+        }
+        keys.len()
     }
 
     /// A datagram from `source` arrived at `destination` (one of the local
@@ -455,11 +490,19 @@ impl WebrtcPeers {
             .filter(|(_, p)| p.camera == camera && p.phase == Phase::Connected)
             .map(|(key, _)| key)
             .collect();
+        let mut taken = vec![0u64; shared.len()];
         for key in keys {
-            for (bytes, au) in &shared {
-                self.write(key, au, bytes);
+            for (index, (bytes, au)) in shared.iter().enumerate() {
+                if self.write(key, au, bytes) {
+                    taken[index] += 1;
+                }
             }
             self.drive(key, now);
+        }
+        for ((_, au), peers) in shared.iter().zip(taken) {
+            if peers > 0 {
+                self.written.push((au.ready_at, au.keyframe, peers));
+            }
         }
     }
 
@@ -473,10 +516,19 @@ impl WebrtcPeers {
             };
             let units = gop(peer.camera);
             for au in units {
-                self.write(key, au, &media_bytes(au));
+                if self.write(key, au, &media_bytes(au)) {
+                    // Like RTSP's: the GOP cache counts with the IDRs.
+                    self.written.push((au.ready_at, true, 1));
+                }
             }
             self.drive(key, now);
         }
+    }
+
+    /// The access units handed to peers since the last call: (ready at,
+    /// an IDR or the GOP cache, how many peers).
+    pub fn take_written(&mut self) -> Vec<(Instant, bool, u64)> {
+        std::mem::take(&mut self.written)
     }
 
     /// Datagrams the peers want sent, in order.
@@ -617,24 +669,25 @@ impl WebrtcPeers {
         }
     }
 
-    /// Hands one access unit to a peer's writer.
-    fn write(&mut self, key: usize, au: &SharedAu, bytes: &Arc<[u8]>) {
+    /// Hands one access unit to a peer's writer; false if the peer skips
+    /// it (it waits for an IDR) or cannot take it.
+    fn write(&mut self, key: usize, au: &SharedAu, bytes: &Arc<[u8]>) -> bool {
         let epoch = self.epoch;
         let Some(peer) = self.peers.get_mut(key) else {
-            return;
+            return false;
         };
         if au.follows_gap && !au.keyframe {
             peer.waiting_for_idr = true;
         }
         if peer.waiting_for_idr && !au.keyframe {
-            return;
+            return false;
         }
         peer.waiting_for_idr = false;
         let Some((mid, pt)) = peer.video else {
-            return;
+            return false;
         };
         let Some(writer) = peer.rtc.writer(mid) else {
-            return;
+            return false;
         };
         let since_epoch = au.started_at.saturating_duration_since(epoch);
         let ticks = since_epoch.as_micros() as u64 * 90 / 1000;
@@ -650,8 +703,12 @@ impl WebrtcPeers {
                 MediaTime::new(ticks, Frequency::NINETY_KHZ),
                 bytes.clone(),
             );
-        if let Err(e) = result {
-            log::debug!("webrtc peer {}: write: {e}", peer.id);
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("webrtc peer {}: write: {e}", peer.id);
+                false
+            }
         }
     }
 
@@ -733,7 +790,10 @@ impl WebrtcPeers {
                     peer.keyframe_requests_seen.max(stats.plis + stats.firs);
             }
             Event::Closed => {
+                log::info!("webrtc peer {}: closed by its browser, freed", peer.id);
+                let id = peer.id.clone();
                 self.forget(key);
+                self.closed_by_browser.insert(id, Instant::now());
                 return false;
             }
             _ => {}
@@ -908,8 +968,8 @@ mod tests {
         let first = peers.make_offer(0, now).unwrap();
         peers.make_offer(0, now).unwrap();
         assert_eq!(peers.make_offer(0, now).unwrap_err().status, 503);
-        assert!(peers.remove(&first.id));
-        assert!(!peers.remove(&first.id));
+        assert!(peers.remove(&first.id, now));
+        assert!(!peers.remove(&first.id, now));
         assert!(peers.make_offer(0, now).is_ok());
     }
 }

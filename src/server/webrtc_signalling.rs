@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::core::Core;
 use super::webrtc_peers::{NewPeer, PeerError, WebrtcPeers};
+use crate::camera::converter::Direction;
 use crate::http::request::RequestHead;
 use crate::http::response::CONTENT_TYPE_JSON;
 use crate::http::Route;
@@ -75,8 +76,20 @@ pub fn handle(
     core: &mut Core,
     now: Instant,
 ) -> Reply {
-    if !core.cameras[camera].camera.is_present() {
+    let served = &core.cameras[camera];
+    if !served.camera.is_present() {
         return Reply::error(503, "this camera has no source");
+    }
+    // An MJPEG camera's video comes from its encoder: if that cannot
+    // start, say so now rather than connect a peer no frame will reach.
+    if let Some((Direction::JpegToH264, error)) = served.camera.converter_start_error() {
+        let creating = matches!(route, Route::WhepEndpoint | Route::WebrtcSignal);
+        if creating {
+            return Reply::error(
+                503,
+                &format!("the camera's H.264 encoder cannot start: {error}"),
+            );
+        }
     }
     let profile = core.cameras[camera]
         .camera
@@ -91,7 +104,7 @@ pub fn handle(
     let result = match route {
         Route::WhepEndpoint => whep_offer(peers, head, camera, profile, now),
         Route::WhepPatch => whep_patch(peers, head, now),
-        Route::WhepDelete => whep_delete(peers, head),
+        Route::WhepDelete => whep_delete(peers, head, now),
         Route::WebrtcSignal => json_message(peers, head, camera, profile, now),
         _ => Err(Reply::status(404)),
     };
@@ -135,9 +148,9 @@ fn whep_patch(peers: &mut WebrtcPeers, head: &RequestHead, now: Instant) -> Resu
 }
 
 /// `DELETE …/whep/<id>`: the session ends now.
-fn whep_delete(peers: &mut WebrtcPeers, head: &RequestHead) -> Result<Reply, Reply> {
+fn whep_delete(peers: &mut WebrtcPeers, head: &RequestHead, now: Instant) -> Result<Reply, Reply> {
     let id = session_id(head)?;
-    if peers.remove(&id) {
+    if peers.remove(&id, now) {
         log::info!("webrtc peer {id}: deleted by its client");
         Ok(Reply::status(200))
     } else {
