@@ -23,15 +23,10 @@ use base64::Engine as _;
 
 use super::driver::{self, Close, Closing, Connections, Counts, Measured, Mode, Moment, Progress};
 use super::report::ViewerReport;
-use super::viewing::{StallClock, StreamUrl, ViewerFlags, ViewerRun, AUTH_USER};
+use super::viewing::{ResponseHead, StallClock, StreamUrl, ViewerFlags, ViewerRun, AUTH_USER};
 use super::LoadArgs;
 use crate::mjpeg::{boundary_from_content_type, Splitter, DEFAULT_MAX_FRAME_BYTES};
 use crate::timefmt::unix_micros;
-
-/// Largest response head accepted; camloop's is about 120 bytes.
-const MAX_RESPONSE_HEAD_BYTES: usize = 8 * 1024;
-/// Most header fields in the response head.
-const MAX_RESPONSE_HEADERS: usize = 32;
 
 /// Runs the plan to the end and returns what it measured.
 pub(super) fn drive(plan: &ViewerPlan) -> Result<ViewerReport, String> {
@@ -308,33 +303,19 @@ impl Mode for MjpegViewers<'_> {
 /// the body and the head's length, `None` if incomplete, `Err` (why, for
 /// the report) if it is not a 200 response.
 fn parse_response_head(head: &[u8]) -> Result<Option<(Splitter, usize)>, String> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut response = httparse::Response::new(&mut fields);
-    let head_len = match response.parse(head) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if head.len() <= MAX_RESPONSE_HEAD_BYTES => return Ok(None),
-        Ok(httparse::Status::Partial) => return Err("response head over 8 KiB".to_string()),
-        Err(e) => return Err(format!("bad response head: {e}")),
+    let Some(response) = ResponseHead::parse(head)? else {
+        return Ok(None);
     };
-    if response.code != Some(200) {
-        return Err(format!(
-            "HTTP {} {}",
-            response.code.unwrap_or(0),
-            response.reason.unwrap_or("")
-        ));
+    if response.status != 200 {
+        return Err(response.status_line());
     }
-    let content_type = response
-        .headers
-        .iter()
-        .find(|field| field.name.eq_ignore_ascii_case("content-type"))
-        .map(|field| String::from_utf8_lossy(field.value).into_owned())
-        .unwrap_or_default();
+    let content_type = response.field("content-type").unwrap_or_default();
     // Without a boundary parameter the splitter learns it from the body.
-    let splitter = match boundary_from_content_type(&content_type) {
+    let splitter = match boundary_from_content_type(content_type) {
         Some(boundary) => Splitter::with_boundary(boundary, DEFAULT_MAX_FRAME_BYTES),
         None => Splitter::new(DEFAULT_MAX_FRAME_BYTES),
     };
-    Ok(Some((splitter, head_len)))
+    Ok(Some((splitter, response.length)))
 }
 
 #[cfg(test)]

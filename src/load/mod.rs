@@ -30,6 +30,15 @@
 //! reports lost packets, the time from `PLAY` to the first IDR, and frame
 //! ages from the server's RTCP sender reports, IDRs apart.
 //!
+//! With `--whep URL --viewers N` it is N WebRTC viewers of one WHEP
+//! endpoint, on the same loop: each a str0m session with full ICE and a UDP
+//! socket of its own registered in the same poll, posting its offer on its
+//! connection and receiving H.264 over SRTP that str0m puts back into
+//! access units. Besides what the other viewer modes report (under the
+//! same JSON keys) it reports the time to each viewer's first picture,
+//! frame ages from abs-capture-time (or the RTCP sender reports), IDRs
+//! apart, NACKs and PLIs sent, and the datagrams the kernel dropped.
+//!
 //! Every mode runs on the same loop and reports in the same shape:
 //!
 //! - `driver`: the one event loop (the connections, reading, writing,
@@ -39,8 +48,12 @@
 //! - `mjpeg_viewers`: the MJPEG viewer mode (`--mjpeg`), as a `Mode`.
 //! - `rtsp_viewers`: the RTSP viewer mode (`--rtsp`), as a `Mode` with
 //!   sources of its own (the UDP sockets).
-//! - `viewing`: what the two viewer modes share (their flags, the stream
-//!   URL, stall checks, frames per viewer and frame ages).
+//! - `webrtc_viewers`: the WebRTC viewer mode (`--whep`), as a `Mode`
+//!   with sources of its own (a UDP socket per viewer).
+//! - `viewing`: what the viewer modes share (their flags, the stream URL,
+//!   an HTTP response head, queued requests, stall checks, frames per
+//!   viewer, frame ages, and the H.264 modes' AU ages).
+//! - `udp`: the viewers' UDP sockets (large receive buffers, kernel drops).
 //! - [`report`]: the results and their text and JSON forms, with one writer
 //!   per part that every mode reports (window, connections, errors, CPU,
 //!   percentiles) and one per part of what every viewer run reports.
@@ -54,13 +67,18 @@ mod line_clients;
 mod mjpeg_viewers;
 pub mod report;
 mod rtsp_viewers;
+mod udp;
 mod viewing;
+mod webrtc_viewers;
 pub mod wire;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-pub use report::{FrameAge, Latency, LoadReport, RtspReport, RtspTransport, ViewerReport, Viewing};
+pub use report::{
+    AuAgeSpreads, FrameAge, Latency, LoadReport, RtspReport, RtspTransport, ViewerReport, Viewing,
+    WhepReport,
+};
 pub use wire::{parse_escapes, Expect, Greeting, ReplyCounter};
 
 pub(crate) use crate::sys::process_cpu_time;
@@ -75,15 +93,15 @@ const EPHEMERAL_PORT_RANGE_PATH: &str = "/proc/sys/net/ipv4/ip_local_port_range"
 /// latency percentiles and errors.
 #[derive(clap::Args, Debug, Clone)]
 // The viewer modes, one at most: their flags require one of them.
-#[command(group = clap::ArgGroup::new("viewer_mode").args(["mjpeg", "rtsp"]))]
+#[command(group = clap::ArgGroup::new("viewer_mode").args(["mjpeg", "rtsp", "whep"]))]
 pub struct LoadArgs {
     /// Servers to load, as HOST:PORT; the only addresses ever connected to.
     /// With several, connections are dealt out over them in turn: one
     /// client gets only about 28,000 local ports per destination
     /// (ip_local_port_range), so holding more idle connections than that
     /// takes several listening ports, e.g. `camloop load 127.0.0.1:8233
-    /// 127.0.0.1:8234 --hold 40000`. Not with --mjpeg or --rtsp, which have
-    /// their URL.
+    /// 127.0.0.1:8234 --hold 40000`. Not with --mjpeg, --rtsp or --whep,
+    /// which have their URL.
     #[arg(required_unless_present = "viewer_mode", value_name = "TARGET")]
     pub targets: Vec<String>,
 
@@ -172,17 +190,43 @@ pub struct LoadArgs {
     )]
     pub rtsp: Option<String>,
 
+    /// WebRTC viewer mode: --viewers WHEP sessions of this
+    /// `http://HOST[:PORT]/PATH` (camloop: `/whep`, or `/NAME/whep` for a
+    /// camera), each a str0m peer with full ICE and a UDP socket of its
+    /// own, posting its offer and receiving H.264 over SRTP; each session
+    /// is deleted at the end. Reports frames (AUs) per viewer per second,
+    /// the time from the offer to the first IDR, the frame age at arrival
+    /// (now - the AU's abs-capture-time, else its time from the RTCP
+    /// sender reports; wall clock, so the server's clock must be this
+    /// machine's), NACKs and PLIs sent, kernel drops, stalled and dropped
+    /// viewers. As root the sockets' receive buffers go past rmem_max
+    /// (SO_RCVBUFFORCE). The same flags apply as with --mjpeg (--auth is
+    /// sent as `Authorization: Bearer`), and --no-abs-capture-time. Point
+    /// it only at servers you own [default: off].
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["hold", "conns", "pipeline", "request", "expect", "greeting", "rate"]
+    )]
+    pub whep: Option<String>,
+
+    /// With --whep: offer no abs-capture-time extension, so that frames are
+    /// dated by the server's RTCP sender reports alone.
+    #[arg(long, requires = "whep")]
+    pub no_abs_capture_time: bool,
+
     /// With --rtsp: how RTP comes, `tcp` (interleaved on the RTSP
     /// connection) or `udp` (each viewer its own RTP and RTCP socket,
     /// sending an RTCP receiver report every few seconds).
     #[arg(long, value_enum, default_value_t = RtspTransport::Tcp, requires = "rtsp")]
     pub transport: RtspTransport,
 
-    /// With --mjpeg or --rtsp: viewers (connections to the stream) at once.
+    /// With --mjpeg, --rtsp or --whep: viewers (connections to the stream)
+    /// at once.
     #[arg(long, default_value_t = 1, requires = "viewer_mode")]
     pub viewers: usize,
 
-    /// With --mjpeg or --rtsp: a viewer that receives no frame for this
+    /// With --mjpeg, --rtsp or --whep: a viewer that receives no frame for this
     /// many seconds counts as stalled (once per viewer; it stays connected
     /// and may recover).
     #[arg(long, default_value_t = 2.0, requires = "viewer_mode")]
@@ -195,7 +239,8 @@ pub struct LoadArgs {
     /// the connection. With --mjpeg: sent as HTTP Basic credentials (user
     /// `camloop`), which camloop accepts like `?token=`. With --rtsp: the
     /// answer to a 401, Digest when the server offers it, else Basic (user
-    /// `camloop`) [default: none].
+    /// `camloop`). With --whep: `Authorization: Bearer TOKEN` on the offer
+    /// and the DELETE [default: none].
     #[arg(long, value_name = "TOKEN")]
     pub auth: Option<String>,
 }
@@ -313,10 +358,10 @@ fn check_server_pid(args: &LoadArgs) -> Result<(), String> {
 /// Connection failures are part of the report, not an `Err`; `Err` means
 /// the run could not be set up or not a single connection succeeded.
 pub fn run(args: &LoadArgs) -> Result<LoadReport, String> {
-    if args.mjpeg.is_some() || args.rtsp.is_some() {
+    if args.mjpeg.is_some() || args.rtsp.is_some() || args.whep.is_some() {
         return Err(
-            "--mjpeg and --rtsp are the viewer modes: run them with run_viewers and \
-             run_rtsp_viewers"
+            "--mjpeg, --rtsp and --whep are the viewer modes: run them with run_viewers, \
+             run_rtsp_viewers and run_whep_viewers"
                 .to_string(),
         );
     }
@@ -349,13 +394,16 @@ fn print_report<R: std::fmt::Display>(
     Ok(report)
 }
 
-/// `camloop load` as the command line asks: a viewer mode with `--mjpeg`
-/// or `--rtsp`, else [`run`]. Prints the report; `Err` as for [`run`].
+/// `camloop load` as the command line asks: a viewer mode with `--mjpeg`,
+/// `--rtsp` or `--whep`, else [`run`]. Prints the report; `Err` as for
+/// [`run`].
 pub fn run_command(args: &LoadArgs) -> Result<(), String> {
     if args.mjpeg.is_some() {
         run_viewers(args).map(drop)
     } else if args.rtsp.is_some() {
         run_rtsp_viewers(args).map(drop)
+    } else if args.whep.is_some() {
+        run_whep_viewers(args).map(drop)
     } else {
         run(args).map(drop)
     }
@@ -393,6 +441,24 @@ pub fn run_rtsp_viewers(args: &LoadArgs) -> Result<RtspReport, String> {
     };
     ensure_descriptors(per_viewer * viewers, "viewers' sockets")?;
     let report = rtsp_viewers::drive(&plan)?;
+    let failure = no_viewer_connected(&report.viewing);
+    print_report(failure, args.json, report.to_json(), report)
+}
+
+/// Runs the WebRTC viewer mode (`--whep URL --viewers N`): prints a
+/// progress line each second when stdout is a terminal, prints the final
+/// report (text, or JSON with `--json`) and returns it.
+///
+/// Refused or malformed answers, ICE that never came up, stalls, drops and
+/// kernel drops are part of the report; `Err` means the run could not be
+/// set up or no viewer's connection opened.
+pub fn run_whep_viewers(args: &LoadArgs) -> Result<WhepReport, String> {
+    let plan = webrtc_viewers::WhepPlan::from_args(args)?;
+    let viewers = plan.flags.viewers;
+    check_ephemeral_ports(viewers, 1)?;
+    // Each viewer has its connection and its UDP socket.
+    ensure_descriptors(2 * viewers, "viewers' sockets")?;
+    let report = webrtc_viewers::drive(&plan)?;
     let failure = no_viewer_connected(&report.viewing);
     print_report(failure, args.json, report.to_json(), report)
 }

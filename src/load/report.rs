@@ -1,5 +1,6 @@
 //! The results of a load run (line and hold modes: [`LoadReport`]; MJPEG
-//! viewers: [`ViewerReport`]; RTSP viewers: [`RtspReport`]) and their two
+//! viewers: [`ViewerReport`]; RTSP viewers: [`RtspReport`]; WebRTC
+//! viewers: [`WhepReport`]) and their two
 //! forms: a short text report for people and one JSON object for scripts
 //! (`benches/compare.sh`).
 //!
@@ -8,10 +9,11 @@
 //! cannot drift apart. The parts every mode reports alike have one writer
 //! each, used by every report: the window (`write_window`), the connections
 //! (`write_connections`), the errors (`write_errors`), the CPU
-//! (`write_cpu`) and percentiles (`Percentiles`). The two viewer modes
+//! (`write_cpu`) and percentiles (`Percentiles`). The viewer modes
 //! also share what every viewer run reports, [`Viewing`], and its writers
 //! (frames and bytes per second, frame ages, stalled and dropped viewers),
-//! so the same figure has the same JSON key in both. A new mode's report is
+//! so the same figure has the same JSON key in each; the two H.264 modes
+//! share their AU ages ([`AuAgeSpreads`]). A new mode's report is
 //! its own lines and fields between calls to these.
 //!
 //! The JSON is written by hand because every value is a number, a boolean or
@@ -632,28 +634,12 @@ impl RtspReport {
         out.field("transport", &JsonString(transport))?;
         viewing.write_rates(out)?;
         viewing.write_frame_ages(out, "AUs", "before a sender report")?;
-        // IDRs apart: over TCP the first is the GOP cache's, old by design.
-        for (label, key, age) in [
-            ("  IDR", "frame_age_idr", self.frame_age_idr_us),
-            ("  non-IDR", "frame_age_non_idr", self.frame_age_non_idr_us),
-        ] {
-            let count = age.map_or(0, |age| age.count);
-            let note = format_args!("{count} AUs");
-            write_spread(out, label, key, age, note, note)?;
-        }
-        let (got_one, viewers) = (
-            self.first_idr_us.map_or(0, |wait| wait.count),
-            viewing.viewers,
-        );
-        write_spread(
-            out,
-            "first IDR",
-            "first_idr",
-            self.first_idr_us,
-            format_args!("{got_one} of {viewers} viewers"),
-            format_args!("none of {viewers} viewers got one"),
-        )?;
-        out.field("first_idrs", &got_one)?;
+        let ages = AuAgeSpreads {
+            idr_us: self.frame_age_idr_us,
+            non_idr_us: self.frame_age_non_idr_us,
+            first_idr_us: self.first_idr_us,
+        };
+        ages.write_to(out, FirstIdr::RTSP, viewing.viewers)?;
         let line = format_args!(
             "{} packets, {} lost in {} gaps; {} AUs discarded, {} malformed",
             self.rtp_packets,
@@ -686,6 +672,173 @@ impl RtspReport {
     }
 }
 
+/// What the H.264 viewer modes report of their access units beside the
+/// frame ages every viewer run has: the ages of the IDRs and of the others
+/// apart, and the wait for each viewer's first IDR.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AuAgeSpreads {
+    /// The ages of the IDR access units in the window.
+    pub idr_us: Option<FrameAge>,
+    /// The ages of the other access units in the window.
+    pub non_idr_us: Option<FrameAge>,
+    /// From each viewer's start to its first IDR (`count`: the viewers
+    /// that got one), whole run.
+    pub first_idr_us: Option<FrameAge>,
+}
+
+/// How a mode names the wait for a viewer's first IDR: its label in the
+/// text, its JSON key prefix and the key of how many viewers had one.
+#[derive(Clone, Copy)]
+struct FirstIdr {
+    label: &'static str,
+    key: &'static str,
+    count_key: &'static str,
+}
+
+impl FirstIdr {
+    /// From `PLAY`.
+    const RTSP: FirstIdr = FirstIdr {
+        label: "first IDR",
+        key: "first_idr",
+        count_key: "first_idrs",
+    };
+    /// From the WHEP offer: the first picture a browser could show.
+    const WHEP: FirstIdr = FirstIdr {
+        label: "1st picture",
+        key: "first_picture",
+        count_key: "first_pictures",
+    };
+}
+
+impl AuAgeSpreads {
+    /// The IDR and non-IDR age lines, then the first-IDR line (`first`
+    /// names it) over `viewers`.
+    fn write_to(&self, out: &mut dyn Form, first: FirstIdr, viewers: usize) -> fmt::Result {
+        // IDRs apart: the first is a GOP cache's, old by design.
+        for (label, key, age) in [
+            ("  IDR", "frame_age_idr", self.idr_us),
+            ("  non-IDR", "frame_age_non_idr", self.non_idr_us),
+        ] {
+            let count = age.map_or(0, |age| age.count);
+            let note = format_args!("{count} AUs");
+            write_spread(out, label, key, age, note, note)?;
+        }
+        let got_one = self.first_idr_us.map_or(0, |wait| wait.count);
+        write_spread(
+            out,
+            first.label,
+            first.key,
+            self.first_idr_us,
+            format_args!("{got_one} of {viewers} viewers"),
+            format_args!("none of {viewers} viewers got one"),
+        )?;
+        out.field(first.count_key, &got_one)
+    }
+}
+
+/// Everything one `camloop load --whep` run measured: what every viewer
+/// run reports ([`Viewing`], whose frames are the H.264 access units str0m
+/// put back together) and what is WebRTC's own.
+///
+/// A frame's age is this machine's clock minus the AU's capture time: from
+/// its `abs-capture-time` extension when the answer took it, else from the
+/// server's RTCP sender reports (NTP time beside RTP time); AUs with
+/// neither are untimed. camloop starts a peer with its GOP cache, so the
+/// first AUs are old by design (the IDR ages are apart).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WhepReport {
+    /// Frames, rates, ages, stalls and drops, as every viewer run reports
+    /// them. `connected` counts the viewers whose WHEP connection opened.
+    pub viewing: Viewing,
+    /// IDR and non-IDR ages, and from each viewer's offer to its first IDR.
+    pub ages: AuAgeSpreads,
+    /// Viewers whose ICE and DTLS came up (str0m's `Connected`).
+    pub ice_connected: u64,
+    /// Viewers that had an answer but whose ICE and DTLS had not come up
+    /// by the end of the run.
+    pub ice_failures: u64,
+    /// AUs in the window dated by their `abs-capture-time` extension.
+    pub dated_by_capture_time: u64,
+    /// AUs in the window dated by the RTCP sender reports.
+    pub dated_by_sender_report: u64,
+    /// Datagrams received (STUN, DTLS, SRTP and SRTCP), whole run.
+    pub datagrams: u64,
+    /// AUs str0m emitted after a gap in the RTP sequence (not contiguous).
+    pub discontinuities: u64,
+    /// NACKs the viewers sent (str0m asks for what is missing).
+    pub nacks_sent: u64,
+    /// PLIs and FIRs the viewers sent.
+    pub keyframe_requests_sent: u64,
+    /// Datagrams the kernel dropped because a viewer's socket buffer was
+    /// full (`SO_RXQ_OVFL`): this machine could not keep up.
+    pub kernel_drops: u64,
+    /// The receive buffer each viewer's socket got, in bytes (as the
+    /// kernel reports it: twice what was set).
+    pub receive_buffer_bytes: u64,
+    /// WHEP sessions ended with `DELETE` at the end of the run.
+    pub sessions_deleted: u64,
+    /// Viewers refused or failed in signalling: a status other than 201
+    /// (but 401 and 403), an answer without `Location` or that str0m
+    /// cannot take, a response that does not parse, a close before it.
+    pub whep_errors: u64,
+    /// Viewers refused with 401 or 403 (a wrong `--auth`, or none).
+    pub auth_failures: u64,
+    /// `connect_failures + whep_errors + auth_failures + ice_failures +
+    /// dropped_viewers + io_errors`; stalls and gaps are not errors.
+    pub errors: u64,
+}
+
+impl WhepReport {
+    /// Writes the report into either form.
+    fn write_to(&self, out: &mut dyn Form) -> fmt::Result {
+        let viewing = &self.viewing;
+        viewing.write_heading(out, "whep", format_args!(""))?;
+        viewing.write_rates(out)?;
+        viewing.write_frame_ages(out, "AUs", "undated")?;
+        let line = format_args!(
+            "{} by abs-capture-time, {} by sender reports",
+            self.dated_by_capture_time, self.dated_by_sender_report
+        );
+        out.line("  dated", line)?;
+        out.field("dated_by_capture_time", &self.dated_by_capture_time)?;
+        out.field("dated_by_sender_report", &self.dated_by_sender_report)?;
+        self.ages.write_to(out, FirstIdr::WHEP, viewing.viewers)?;
+        let line = format_args!(
+            "{} datagrams, {} kernel drops ({} B buffers); {} AUs after a gap, \
+             {} NACKs and {} PLI/FIR sent",
+            self.datagrams,
+            self.kernel_drops,
+            self.receive_buffer_bytes,
+            self.discontinuities,
+            self.nacks_sent,
+            self.keyframe_requests_sent
+        );
+        out.line("udp", line)?;
+        out.field("datagrams", &self.datagrams)?;
+        out.field("kernel_drops", &self.kernel_drops)?;
+        out.field("receive_buffer_bytes", &self.receive_buffer_bytes)?;
+        out.field("discontinuities", &self.discontinuities)?;
+        out.field("nacks_sent", &self.nacks_sent)?;
+        out.field("keyframe_requests_sent", &self.keyframe_requests_sent)?;
+        viewing.write_viewers(out)?;
+        out.line(
+            "ice",
+            format_args!("{} of {} connected", self.ice_connected, viewing.viewers),
+        )?;
+        out.field("ice_connected", &self.ice_connected)?;
+        let before = [
+            ErrorCount::new("whep", "whep_errors", self.whep_errors),
+            ErrorCount::new("auth", "auth_failures", self.auth_failures),
+            ErrorCount::new("ice", "ice_failures", self.ice_failures),
+        ];
+        viewing.write_errors(out, self.errors, (&before, &[]), format_args!(""))?;
+        let deleted = format_args!("; {} sessions deleted", self.sessions_deleted);
+        viewing.write_whole_run(out, "AUs", deleted)?;
+        out.field("sessions_deleted", &self.sessions_deleted)?;
+        viewing.write_cpu_and_viewer_frames(out)
+    }
+}
+
 /// Gives each report its two forms from its `write_to`: `to_json`, and the
 /// text form as `Display` (what `println!("{report}")` prints).
 macro_rules! text_and_json_forms {
@@ -706,7 +859,7 @@ macro_rules! text_and_json_forms {
     )*};
 }
 
-text_and_json_forms!(LoadReport, ViewerReport, RtspReport);
+text_and_json_forms!(LoadReport, ViewerReport, RtspReport, WhepReport);
 
 /// A histogram for percentiles of microseconds (latency, frame age), from
 /// 1 µs to 60 s; `what` names it in the error.

@@ -34,18 +34,18 @@
 
 use std::io;
 use std::mem;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use hdrhistogram::Histogram;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
 use super::driver::{
     self, Close, Closing, Connections, Counts, Measured, Mode, Moment, Progress, SourceTurn,
 };
-use super::report::{microseconds_histogram, FrameAge, RtspReport, RtspTransport};
-use super::viewing::{StallClock, StreamUrl, ViewerFlags, ViewerRun, AUTH_USER};
+use super::report::{RtspReport, RtspTransport};
+use super::udp;
+use super::viewing::{AuAges, Outbox, StallClock, StreamUrl, ViewerFlags, ViewerRun, AUTH_USER};
 use super::LoadArgs;
 use crate::rtsp::auth::{basic_authorization, digest_authorization};
 use crate::rtsp::client::{
@@ -164,9 +164,8 @@ enum Reason {
 
 /// One viewer: its RTSP conversation and what it receives.
 struct RtspViewer {
-    /// Requests queued; `out[written..]` is not yet sent.
-    out: Vec<u8>,
-    written: usize,
+    /// Requests queued and not yet sent.
+    out: Outbox,
     reader: ResponseReader,
     next_cseq: u32,
     asked: Option<Asked>,
@@ -222,11 +221,9 @@ struct RtspViewers<'a> {
     /// AUs per viewer, bytes and the ages of the AUs, the stall checks
     /// and the drops.
     run: ViewerRun,
-    /// The AU ages of the run's tally, IDRs apart from the others.
-    idr_age_us: Histogram<u64>,
-    non_idr_age_us: Histogram<u64>,
-    /// From `PLAY` to each viewer's first IDR.
-    first_idr_us: Histogram<u64>,
+    /// The AU ages of the run's tally, IDRs apart from the others, and
+    /// from `PLAY` to each viewer's first IDR.
+    ages: AuAges,
     rtp_packets: u64,
     /// Bytes received on the UDP sockets, whole run.
     udp_bytes: u64,
@@ -251,9 +248,7 @@ impl<'a> RtspViewers<'a> {
             first_source_token: plan.flags.viewers,
             datagram: vec![0; MAX_DATAGRAM_BYTES],
             run: ViewerRun::new(&plan.flags)?,
-            idr_age_us: microseconds_histogram("IDR age")?,
-            non_idr_age_us: microseconds_histogram("non-IDR age")?,
-            first_idr_us: microseconds_histogram("first IDR")?,
+            ages: AuAges::new()?,
             rtp_packets: 0,
             udp_bytes: 0,
             packets_lost: 0,
@@ -301,7 +296,7 @@ impl<'a> RtspViewers<'a> {
             Request::Keepalive => {}
         }
         head.push_str("\r\n");
-        viewer.out.extend_from_slice(head.as_bytes());
+        viewer.out.queue(head.as_bytes());
         viewer.asked = Some(Asked {
             request,
             cseq,
@@ -497,9 +492,8 @@ impl<'a> RtspViewers<'a> {
         viewer.clock.restart(at.now);
         if au.keyframe {
             if let Some(play_sent_at) = viewer.play_sent_at.take() {
-                let waited = at.now.saturating_duration_since(play_sent_at);
-                self.first_idr_us
-                    .saturating_record(waited.as_micros() as u64);
+                self.ages
+                    .first_idr(at.now.saturating_duration_since(play_sent_at));
             }
         }
         if !self.run.tally.frame(index, at) {
@@ -510,16 +504,8 @@ impl<'a> RtspViewers<'a> {
             return;
         };
         let now_us = unix_micros(SystemTime::now());
-        let age_us = self
-            .run
-            .tally
-            .age(frame_age_us(report, au.timestamp, now_us));
-        let split = if au.keyframe {
-            &mut self.idr_age_us
-        } else {
-            &mut self.non_idr_age_us
-        };
-        split.saturating_record(age_us);
+        let age_us = frame_age_us(report, au.timestamp, now_us);
+        self.ages.record(&mut self.run.tally, au.keyframe, age_us);
     }
 
     /// An RTCP packet of `viewer`: its sender reports date the AUs.
@@ -623,24 +609,10 @@ fn frame_age_us(report: &SenderInfo, rtp_timestamp: u32, now_us: u64) -> i64 {
     since_report_us - after_report_us
 }
 
-/// Where viewer sockets bind: any address of the server's family, so the
-/// system picks the one that routes there, as it does for the connection.
-fn unspecified_like(target: SocketAddr) -> SocketAddr {
-    let ip = match target.ip() {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
-    SocketAddr::new(ip, 0)
-}
-
 /// A UDP socket on any free port, with a larger receive buffer if the
 /// system allows it.
 fn bind_udp(target: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = UdpSocket::bind(unspecified_like(target))?;
-    // Best effort: a smaller buffer only means more loss under a burst,
-    // which the report shows.
-    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(UDP_RECEIVE_BUFFER_BYTES);
-    Ok(socket)
+    udp::bind(udp::unspecified_like(target), UDP_RECEIVE_BUFFER_BYTES)
 }
 
 /// A random 32-bit number: an SSRC, a Digest client nonce.
@@ -708,8 +680,7 @@ impl Mode for RtspViewers<'_> {
     /// arrives (or `PLAY` is answered), a stall counts from the connect.
     fn open(&mut self, index: usize, now: Instant) -> RtspViewer {
         let mut viewer = RtspViewer {
-            out: Vec::new(),
-            written: 0,
+            out: Outbox::default(),
             reader: ResponseReader::new(),
             next_cseq: 1,
             asked: None,
@@ -733,15 +704,11 @@ impl Mode for RtspViewers<'_> {
     }
 
     fn unsent<'v>(&'v self, viewer: &'v RtspViewer) -> &'v [u8] {
-        &viewer.out[viewer.written..]
+        viewer.out.unsent()
     }
 
     fn on_written(&mut self, viewer: &mut RtspViewer, written: usize) {
-        viewer.written += written;
-        if viewer.written == viewer.out.len() {
-            viewer.out.clear();
-            viewer.written = 0;
-        }
+        viewer.out.written(written);
     }
 
     /// Responses move the viewer on; `$` frames are its RTP and RTCP.
@@ -846,14 +813,15 @@ impl Mode for RtspViewers<'_> {
 
     fn report(self, measured: Measured) -> RtspReport {
         let errors = self.errors(&measured.counts);
+        let ages = self.ages.spreads();
         RtspReport {
             viewing: self
                 .run
                 .into_viewing(&self.plan.url, self.udp_bytes, &measured),
             transport: self.plan.transport,
-            frame_age_idr_us: FrameAge::from_histogram(&self.idr_age_us),
-            frame_age_non_idr_us: FrameAge::from_histogram(&self.non_idr_age_us),
-            first_idr_us: FrameAge::from_histogram(&self.first_idr_us),
+            frame_age_idr_us: ages.idr_us,
+            frame_age_non_idr_us: ages.non_idr_us,
+            first_idr_us: ages.first_idr_us,
             rtp_packets: self.rtp_packets,
             rtp_packets_lost: self.packets_lost,
             sequence_gaps: self.sequence_gaps,

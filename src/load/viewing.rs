@@ -1,7 +1,10 @@
-//! What the two viewer modes (`--mjpeg`, `--rtsp`) share: the checks of
-//! the flags every viewer run has, the URL of the stream, the clock that
-//! finds stalled viewers, and the tally of frames per viewer, bytes and
-//! frame ages that both reports start from.
+//! What the viewer modes (`--mjpeg`, `--rtsp`, `--whep`) share: the checks
+//! of the flags every viewer run has, the URL of the stream, the clock that
+//! finds stalled viewers, the tally of frames per viewer, bytes and frame
+//! ages that every report starts from, the ages of H.264 access units
+//! (IDRs apart) and the time to each viewer's first picture that the two
+//! H.264 modes report, and the reading of an HTTP response head (MJPEG's
+//! stream, WHEP's answer).
 //!
 //! A viewer mode keeps a [`StallClock`] per viewer and one [`ViewerRun`]
 //! (its stall checks, its [`FrameTally`], how its viewers ended) for the
@@ -14,7 +17,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::driver::{Close, Measured, Moment, Progress, Schedule, WindowStart};
-use super::report::{microseconds_histogram, per_second, FrameAge, Viewing};
+use super::report::{microseconds_histogram, per_second, AuAgeSpreads, FrameAge, Viewing};
 use super::{check_server_pid, seconds, window_from_args, LoadArgs};
 
 /// The user name `--auth` sends with the token (HTTP Basic, RTSP Digest
@@ -145,6 +148,143 @@ impl StreamUrl {
             .map_err(|e| format!("{flag} {url}: bad host `{authority}`: {e}"))?
             .next()
             .ok_or_else(|| format!("{flag} {url}: `{authority}` resolves to no address"))
+    }
+}
+
+/// Largest HTTP response head accepted; camloop's are about 120 bytes.
+const MAX_RESPONSE_HEAD_BYTES: usize = 8 * 1024;
+/// Most header fields in an HTTP response head.
+const MAX_RESPONSE_HEADERS: usize = 32;
+
+/// An HTTP response head: the status and the header fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ResponseHead {
+    pub(super) status: u16,
+    pub(super) reason: String,
+    /// Names and values, in order (values read as UTF-8, lossily).
+    pub(super) fields: Vec<(String, String)>,
+    /// Bytes of the head, up to and with the blank line: the body follows.
+    pub(super) length: usize,
+}
+
+impl ResponseHead {
+    /// Parses a complete head at the front of `bytes`: `None` while it is
+    /// incomplete, `Err` (why, for the report) if it is not HTTP or larger
+    /// than 8 KiB.
+    pub(super) fn parse(bytes: &[u8]) -> Result<Option<ResponseHead>, String> {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+        let mut response = httparse::Response::new(&mut fields);
+        let length = match response.parse(bytes) {
+            Ok(httparse::Status::Complete(length)) => length,
+            Ok(httparse::Status::Partial) if bytes.len() <= MAX_RESPONSE_HEAD_BYTES => {
+                return Ok(None)
+            }
+            Ok(httparse::Status::Partial) => return Err("response head over 8 KiB".to_string()),
+            Err(e) => return Err(format!("bad response head: {e}")),
+        };
+        Ok(Some(ResponseHead {
+            status: response.code.unwrap_or(0),
+            reason: response.reason.unwrap_or("").to_string(),
+            fields: response
+                .headers
+                .iter()
+                .map(|field| {
+                    let value = String::from_utf8_lossy(field.value).into_owned();
+                    (field.name.to_string(), value)
+                })
+                .collect(),
+            length,
+        }))
+    }
+
+    /// The first field named `name` (any case).
+    pub(super) fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// `HTTP 401 Unauthorized`, for the report.
+    pub(super) fn status_line(&self) -> String {
+        format!("HTTP {} {}", self.status, self.reason)
+    }
+}
+
+/// The ages of the H.264 access units in the window, IDRs apart from the
+/// others (a GOP cache's IDR is old by design), and the wait from each
+/// viewer's start (RTSP: `PLAY`; WHEP: its offer) to its first IDR, the
+/// first picture it can show.
+#[derive(Debug)]
+pub(super) struct AuAges {
+    idr_us: Histogram<u64>,
+    non_idr_us: Histogram<u64>,
+    first_idr_us: Histogram<u64>,
+}
+
+impl AuAges {
+    pub(super) fn new() -> Result<AuAges, String> {
+        Ok(AuAges {
+            idr_us: microseconds_histogram("IDR age")?,
+            non_idr_us: microseconds_histogram("non-IDR age")?,
+            first_idr_us: microseconds_histogram("first IDR")?,
+        })
+    }
+
+    /// An AU in the window, `age_us` old (negative: dated in this
+    /// machine's future): into the run's frame ages and the split.
+    pub(super) fn record(&mut self, tally: &mut FrameTally, keyframe: bool, age_us: i64) {
+        let age_us = tally.age(age_us);
+        let split = if keyframe {
+            &mut self.idr_us
+        } else {
+            &mut self.non_idr_us
+        };
+        split.saturating_record(age_us);
+    }
+
+    /// A viewer's first IDR, `waited` after it started.
+    pub(super) fn first_idr(&mut self, waited: Duration) {
+        self.first_idr_us
+            .saturating_record(waited.as_micros() as u64);
+    }
+
+    /// The percentiles of the three, for the report.
+    pub(super) fn spreads(&self) -> AuAgeSpreads {
+        AuAgeSpreads {
+            idr_us: FrameAge::from_histogram(&self.idr_us),
+            non_idr_us: FrameAge::from_histogram(&self.non_idr_us),
+            first_idr_us: FrameAge::from_histogram(&self.first_idr_us),
+        }
+    }
+}
+
+/// Requests a viewer has queued on its connection and not yet written
+/// (RTSP's, WHEP's), for the driver's `unsent` and `on_written`.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    bytes: Vec<u8>,
+    written: usize,
+}
+
+impl Outbox {
+    /// Queues `bytes` after what is queued.
+    pub(super) fn queue(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    /// What is queued and not yet written.
+    pub(super) fn unsent(&self) -> &[u8] {
+        &self.bytes[self.written..]
+    }
+
+    /// The first `count` bytes of `unsent` went out.
+    pub(super) fn written(&mut self, count: usize) {
+        self.written += count;
+        if self.written == self.bytes.len() {
+            self.bytes.clear();
+            self.written = 0;
+        }
     }
 }
 
