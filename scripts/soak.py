@@ -364,6 +364,25 @@ def stopped(url, duration, token=""):
 # Captures
 
 
+def jpeg_grab_ms(data):
+    """The grab time in camloop's JPEG comment (`camloop frame=N
+    ts=SECONDS.MICROS ...`, the last such comment), in ms, or None."""
+    i = 2
+    found = None
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xFE:
+            text = data[i + 4:i + 2 + length].decode("latin-1")
+            if text.startswith("camloop "):
+                for word in text.split():
+                    if word.startswith("ts="):
+                        found = float(word[3:]) * 1000
+        if marker == 0xDA:
+            break
+        i += 2 + length
+    return found
+
+
 def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_file, *logs):
     """Every OK capture's copy is a complete JPEG of the reported size; the
     snapshot directory holds what retention promises, the newest capture
@@ -381,6 +400,8 @@ def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_fi
         camera, start, end, _ = line.split(None, 3)
         windows.setdefault(camera, []).append((int(start), int(end)))
     ok, problems, errors = [], [], []
+    asked = {}  # file -> the latest request it answered (ms)
+    untimed = early = 0
     summary = []
     for log in logs:
         label, camera, path = log.split("=", 2)
@@ -391,6 +412,7 @@ def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_fi
             if reply.startswith("OK ") and len(reply.split()) == 4:
                 _, name, _, length = reply.split()
                 ok.append((name, int(length)))
+                asked[name] = max(asked.get(name, start), start)
                 counts["ok"] += 1
             elif reply.startswith("ERR camera:") and any(
                     start <= w_end and w_start <= end
@@ -411,6 +433,12 @@ def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_fi
         problem = jpeg_problem(data)
         if problem is None and len(data) != length:
             problem = f"{len(data)} bytes, reply said {length}"
+        grabbed = jpeg_grab_ms(data) if problem is None else None
+        if problem is None and grabbed is None:
+            untimed += 1
+        elif problem is None and grabbed < asked[name]:
+            early += 1
+            problem = f"grabbed {asked[name] - grabbed:.0f} ms before its request"
         if problem:
             problems.append(f"{name}: {problem}")
     # Random garbage can spell a capture now and then (a line that is just
@@ -448,9 +476,10 @@ def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_fi
     # Captures that waited for the same frame share its one snapshot file,
     # so the files our captures made are the distinct names, not the OKs.
     ok_files = len({name for name, _ in ok})
-    # OK count, files they name, other replies, checked, problems,
+    # OK count, files they name, other replies, checked, problems, OK
+    # files without a grab time, files grabbed before their request,
     # per loop ok/in-window/other, notes
-    print(len(ok), ok_files, len(errors), checked, len(problems), ",".join(summary),
+    print(len(ok), ok_files, len(errors), checked, len(problems), untimed, early, ",".join(summary),
           "; ".join(problems[:3] + errors[:3]) or "-")
 
 

@@ -892,7 +892,8 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
     done
     capture_check=$(python3 "$clients_py" check-captures "$KEEP" "$snapshot_totals" \
         "$work/captured" "$work/snapshots" "$work/windows.txt" "${capture_logs[@]}")
-    read -r captures_ok capture_files capture_errors jpegs_checked jpegs_bad capture_loops capture_notes <<<"$capture_check"
+    local jpegs_untimed jpegs_early
+    read -r captures_ok capture_files capture_errors jpegs_checked jpegs_bad jpegs_untimed jpegs_early capture_loops capture_notes <<<"$capture_check"
     # The default loop's replies that are neither OK nor excused by a fault
     # window of its camera (cam0 has none: every non-OK reply).
     local default_failed
@@ -1106,9 +1107,9 @@ $(whep_figures)| converters | cam0's encoder killed ${converter_kills} time(s), 
 EOF
     row "server alive, no panic in its log" "alive=${server_alive}, ${panics} panics" \
         "$(yes_if "[ $server_alive = yes ] && [ $panics = 0 ]")"
-    row "every OK capture is a complete JPEG of its size; ${KEEP} complete ones kept per camera" \
-        "${jpegs_checked} of ${captures_ok} checked, ${jpegs_bad} problems (${capture_notes})" \
-        "$(yes_if "[ $jpegs_checked = $captures_ok ] && [ $jpegs_bad = 0 ] && [ $captures_ok -gt 0 ]")"
+    row "every OK capture is a complete JPEG of its size, of a frame grabbed after its request; ${KEEP} complete ones kept per camera" \
+        "${jpegs_checked} of ${captures_ok} checked, ${jpegs_bad} problems, of them ${jpegs_early} grabbed before the request; ${jpegs_untimed} without a grab time (${capture_notes})" \
+        "$(yes_if "[ $jpegs_checked = $captures_ok ] && [ $jpegs_bad = 0 ] && [ $jpegs_untimed = 0 ] && [ $captures_ok -gt 0 ]")"
     row "no capture failed (default camera ${cameras[0]})" "${default_failed} non-OK replies" "$(yes_if "[ '$default_failed' = 0 ]")"
     row "\`ERR camera:\` only inside the camera's fault windows, no other failure" "${capture_errors} other replies (${capture_loops})" \
         "$(yes_if "[ $capture_errors = 0 ]")"
