@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak test (issues 8 and 20): one camloop server with three cameras, a
+# Soak test (issues 8, 20 and 32): one camloop server with four cameras, a
 # fixed time of mixed clients and camera faults, then checks that nothing
 # was lost, leaked or miscounted. Two runs in one invocation: without a
 # token, then with `--token` (every client authenticating).
@@ -12,7 +12,16 @@
 #            (CLIP: a 10 s MJPEG clip made first with ffmpeg; the command has no -t)
 #   --camera cam2=http://127.0.0.1:UP/stream.mjpg   (an upstream camloop with a
 #            synthetic camera; in the token run its URL carries the token)
-#   --camera-timeout 3, snapshots `soak-{seq}.jpg`, --snapshot-keep 50.
+#   --camera 'cam3=exec:ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i H264CLIP -c copy -f h264 -'
+#            (H264CLIP: a 10 s 640x480 15 fps libx264 clip made first, a 1 s
+#            GOP, no B-frames, light noise so that no two pictures are the
+#            same; its Annex-B form is what /stream.h264 is checked against)
+#   --camera-timeout 3, snapshots `soak-{seq}.jpg`, --snapshot-keep 50,
+#   --converter-linger 5, --rtsp, --rtsp-udp-ports 0, --webrtc 127.0.0.1:0,
+#   --http-idle-timeout (the run + 60 s: the WHEP viewers keep their
+#   signalling connection idle until their DELETE).
+#   cam0 is served as H.264 through its encoder child (RTSP, WHEP); cam3's
+#   captures go through its decoder child.
 #
 # Faults, each logged as a window (camera, start, end = the camera ok again):
 #   - cam1's child (ffmpeg) gets `kill -9` every 60 s (first at 25 s);
@@ -20,7 +29,12 @@
 #     SIGCONTed if it still exists (camloop kills and restarts it before);
 #   - the upstream camloop is SIGSTOPped for twice --camera-timeout every
 #     60 s (first at 10 s), then SIGCONTed.
-#   Each fault causes exactly one restart of its camera.
+#   - cam3's child (ffmpeg) gets `kill -9` every 60 s (first at 17 s), and
+#     once (at 30 s) it is SIGSTOPped for twice --camera-timeout;
+#   - cam0's encoder child gets `kill -9` once (at 21 s) while the RTSP and
+#     WHEP viewers of cam0 use it; its window ends when converter_restarts
+#     has grown and the converter is running again.
+#   Each camera fault causes exactly one restart of its camera.
 #
 # Clients, all on loopback, all stopping by themselves at the end:
 #   - control pings: `camloop load` (16 connections x 4 in flight, capped
@@ -37,14 +51,38 @@
 #     little and then stops reading; `camloop load --mjpeg` viewers (10 on
 #     cam0, 5 on cam1, 5 on cam2);
 #   - connect/disconnect churn capped at 300 connections/s, of which one in
-#     ten sends garbage to the control port and one in ten to the HTTP port.
+#     ten sends garbage to the control port and one in ten to the HTTP port;
+#   - captures on cam3 too (`c cam3`, above): JPEGs through its decoder;
+#   - RTSP viewers (`camloop load --rtsp`) of cam0 and cam3, over TCP and
+#     over UDP: 3 per camera and transport for the whole run, and runs of 2
+#     viewers for 8 s, 2 s apart, joining and leaving until 12 s before
+#     the end;
+#   - RTSP clients misbehaving on cam3, 4/s taking turns (soak.py
+#     rtsp-rogue): garbage (random bytes, a 9 KB request line, an unknown
+#     method, a `$` frame, a huge Content-Length), and sessions that play
+#     (DESCRIBE, SETUP, PLAY) and vanish without TEARDOWN, by FIN or RST;
+#   - /stream.h264 of cam3: a reader at full speed and one on a slow link
+#     (15 KB/s, about 40 % of the stream: it falls behind and is skipped to
+#     the next IDR again and again), both recording every byte with its
+#     arrival time; a reader that stops reading after 16 KiB, for longer
+#     than --stream-stall-timeout (10 s);
+#   - WebRTC viewers (`camloop load --whep`, when the binary has it) of cam0
+#     and cam3: 3 per camera for the whole run, runs of 2 for 8 s joining
+#     and leaving (each ending with DELETE), and 2 per camera whose load is
+#     killed with -9 at 8 s (peers that vanish without DELETE).
+#   The MJPEG clients go to the MJPEG cameras (cam0, cam1, cam2).
 #   With the token: `camloop load --auth T`, `camloop ctl ... 'auth T' ...`,
-#   HTTP Basic (`curl -u soak:T`, the viewers' Authorization header).
+#   HTTP Basic (`curl -u soak:T`, the viewers' Authorization header),
+#   Digest for RTSP (the load tool and soak.py), `Authorization: Bearer T`
+#   on WHEP.
 #
 # Checks per run (exit 1 if any fails):
 #   - the server alive, no panic in its log;
 #   - every `OK` capture reply names a complete, well-formed JPEG of the
-#     reported size (each is copied as soon as the reply comes, since
+#     reported size, of a frame grabbed after the request (the `ts=` of
+#     camloop's JPEG comment against the time the request was started; a
+#     file that answered several requests against the latest; a JPEG
+#     without that comment fails) (each is copied as soon as the reply comes, since
 #     `--snapshot-keep 50` removes older ones), and the snapshot directory
 #     holds 50 complete ones of each camera (retention is per camera), the
 #     newest capture of each among them;
@@ -52,8 +90,9 @@
 #     cam1 and cam2 only from a request whose time overlaps one of that
 #     camera's logged fault windows, any other reply a failure;
 #   - RSS at the end at most 10% above RSS after warm-up (same load);
-#   - as many descriptors open after the clients are gone as before they
-#     came, both counted only while every camera is ok;
+#   - as many descriptors open after the clients are gone (and the
+#     converters stopped) as before they came, both counted only while
+#     every camera is ok;
 #   - no errors on the ping connections, and their replies are PONG (with
 #     the token: authenticated); no errors on the held connections;
 #   - no failed churn connects;
@@ -65,7 +104,41 @@
 #   - per camera, `camera_restarts` equals the faults caused, compared once
 #     every camera is ok again; every fault was recovered from;
 #   - every `set`/`get`/`controls` reply reads back the value set;
-#   - with the token: requests without it are refused;
+#   - /stream.h264, full speed: to the end; every access unit (VCL NAL
+#     units hashed, cut where first_mb_in_slice is 0) is the clip's next
+#     one, wrapping, except at a gap; a gap only inside one of cam3's
+#     fault windows (or 2 s after it: a restarted child starts the clip
+#     over), and the AU after every gap an IDR; no AU that is not in the
+#     clip;
+#   - /stream.h264, slow link: the same but gaps anywhere (skip-to-IDR),
+#     each followed by an IDR;
+#   - the stopped /stream.h264 reader dropped (viewers_dropped of cam3,
+#     in the viewers_dropped check above);
+#   - RTSP/TCP viewers that stayed: no RTP sequence gap, no AU discarded,
+#     each a first IDR, none dropped, no error (the load tool can only
+#     count gaps, not place them in time: so none at all, faults included);
+#   - RTSP/UDP viewers that stayed: sequence gaps and lost packets counted
+#     (a 2-core machine drops datagrams), each a first IDR, none dropped,
+#     no error; that a keyframe follows each gap is the load tool's to
+#     tell and it does not (it discards the AUs a gap touches);
+#   - RTSP viewers joining and leaving: every run reported, each viewer a
+#     first IDR, no error, none dropped;
+#   - the misbehaving RTSP clients: every vanishing session got its 200s
+#     and RTP before it vanished (the server kept serving);
+#   - cam0's encoder: converter_restarts equals the kills;
+#   - converters off within --converter-linger + 5 s once the clients are
+#     gone (the time counts from when the soak saw them gone, after the
+#     last one ended: an upper bound on the linger, not a lower one);
+#   - WebRTC (with `load --whep`): viewers that stayed each got a first
+#     picture, ICE up, none dropped, no error, gaps (`discontinuities`)
+#     and kernel drops counted; joining viewers each a first picture and
+#     a DELETE answered; the vanished peers gone within 45 s of the kill
+#     (every peer count back at 0 once the orderly viewers have left);
+#   - the server's children back to their number before the clients
+#     (converters off);
+#   - with the token: requests without it are refused (HTTP, the control
+#     port, and RTSP DESCRIBE without credentials and with a wrong Digest,
+#     while the right Digest gets 200);
 #   - after SIGTERM the server exits 0 and no process is left in any
 #     process group it made (its children's, from its log and the
 #     samples); no zombie child at any sample (samples every 5 s while
