@@ -1137,6 +1137,9 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
         stall_cause="longer than any measured camera call (${longest_call} us) and outside the faults, so not the server's own camera work: preemption or snapshot file I/O (fsync on); ${cpu_note}"
     fi
 
+    local whep_table
+    whep_table=$(whep_figures)
+    [ -n "$whep_table" ] && whep_table+=$'\n'
     row() { # CHECK RESULT OK?
         local verdict=PASS
         if [ "$3" != yes ]; then
@@ -1166,7 +1169,7 @@ Server: \`camloop serve ${camera_args[*]} --camera-timeout ${CAMERA_TIMEOUT} --s
 | RTSP viewers joining and leaving (runs of 2 viewers for 8 s, 2 s apart, per camera and transport) | ${join_runs} runs, ${join_viewers} viewers reported, ${join_idrs} first IDRs, ${join_frames} AUs, ${join_errors} errors or drops${join_note:+; not reported: ${join_note}} |
 | RTSP clients misbehaving (${RTSP_ROGUES_PER_S}/s, taking turns) | ${rogue_garbage} sent garbage, ${rogue_vanished} played and vanished without TEARDOWN (half of them with a reset), ${rogue_failed} sessions failed (${rogue_error}) |
 | \`/stream.h264\` of cam3 | $(for row in "${h264_rows[@]}"; do IFS='|' read -r what figures _ <<<"$row"; echo -n "${what%%:*}: ${figures}; "; done) |
-$(whep_figures)| converters | cam0's encoder killed ${converter_kills} time(s), converter_restarts $(for name in "${h264_cameras[@]}"; do echo -n "$name=$(stat_value converter_restarts "${cam_after[$name]}") "; done); after the clients left: ${converter_summary} |
+${whep_table}| converters | cam0's encoder killed ${converter_kills} time(s), converter_restarts $(for name in "${h264_cameras[@]}"; do echo -n "$name=$(stat_value converter_restarts "${cam_after[$name]}") "; done); after the clients left: ${converter_summary} |
 | server children | ${children_before} before the clients, ${children_after} after (converters off) |
 | faults | $(awk -v t0="$((start * 1000))" '{ printf "%s at %.1f s, %s, %.1f s to ok; ", $1, ($2 - t0) / 1000, substr($0, index($0, $4)), ($3 - $2) / 1000 }' "$work/windows.txt") |
 | churn (capped at ${CHURN_PER_S}/s) | ${churn_made} connections, ${churn_garbage} of them garbage, ${churn_failed} failed |
