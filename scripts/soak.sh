@@ -208,6 +208,7 @@ CAMLOOP_NO_OPENCV=1 scripts/setup.sh soak >&2
 log "building release"
 cargo build --release --no-default-features -q
 bin="${CARGO_TARGET_DIR:-target}/release/camloop"
+whep_ready=no
 if "$bin" load --help 2>/dev/null | grep -q -- '--whep'; then
     whep_ready=yes
 else
@@ -291,7 +292,7 @@ start_camloop() { # OUT LOG ARGS...
 WHEP_VIEWERS=3      # per camera, for the whole run
 WHEP_VANISH_AT=8    # s into the run: the vanishing viewers' load is killed
 WHEP_FREED_IN=45    # s: by then the server must have freed their peers
-whep_ready=no       # set once the binary is built: `camloop load --whep` exists
+# whep_ready (yes|no) is set once the binary is built: whether `camloop load --whep` exists.
 whep_clients() {
     [ "$whep_ready" = yes ] || return 0
     : >"$work/whep-vanish.txt"
