@@ -330,7 +330,8 @@ whep_settle() {
     whep_peers_left="" whep_freed_ms=""
     [ "$whep_ready" = yes ] || return 0
     local killed_ms give_up name stats peers
-    killed_ms=$(awk 'NR == 1 || $2 < min { min = $2 } END { print min + 0 }' "$work/whep-vanish.txt")
+    killed_ms=$(awk 'NR == 1 || $2 < min { min = $2 } END { printf "%d\n", min }' "$work/whep-vanish.txt")
+    [ "$killed_ms" -gt 0 ] || killed_ms=$(now_ms)
     give_up=$((killed_ms + WHEP_FREED_IN * 1000))
     while :; do
         peers=0
@@ -1244,6 +1245,7 @@ EOF
         "$(yes_if "[ '$exit_code' = 0 ] && [ -z '$left' ]")"
     row "no zombie child at any sample" "${samples} samples; zombies: ${zombies:-none}" \
         "$(yes_if "[ -z '$zombies' ] && [ $samples -gt 2 ]")"
+    runs_done=$((runs_done + 1))
     if [ "$failures" -gt 0 ]; then
         log "$label: server log tail:"
         tail -n 20 "$work/server.log" >&2
@@ -1256,8 +1258,16 @@ cat <<EOF
 \`scripts/soak.sh ${duration}\`$([ "$camera_set" = all ] || echo " with \`SOAK_CAMERA_SET=$camera_set\`") on $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%dT%H:%MZ), commit \`$(git rev-parse --short HEAD)\`$(git diff --quiet HEAD -- src scripts 2>/dev/null || echo " with uncommitted changes").
 Cameras: ${cameras[*]}. Faults every ${FAULT_EVERY} s; \`--camera-timeout ${CAMERA_TIMEOUT}\`.
 EOF
+# A run that stops half way (a bug of this script) must not pass: each
+# run counts itself done at its very end.
+runs_done=0
 run_soak run1 "Run 1: without a token" ""
 run_soak run2 "Run 2: with --token" "$TOKEN"
+if [ "$runs_done" != 2 ]; then
+    echo
+    echo "**Only ${runs_done} of 2 runs got to their end (see stderr): the soak itself failed.**"
+    failures=$((failures + 1))
+fi
 echo
 if [ "$failures" -gt 0 ]; then
     echo "**${failures} check(s) failed.**"
