@@ -68,8 +68,10 @@
 #     than --stream-stall-timeout (10 s);
 #   - WebRTC viewers (`camloop load --whep`, when the binary has it) of cam0
 #     and cam3: 3 per camera for the whole run, runs of 2 for 8 s joining
-#     and leaving (each ending with DELETE), and 2 per camera whose load is
-#     killed with -9 at 8 s (peers that vanish without DELETE).
+#     and leaving (each ending with DELETE), and 2 on cam3 whose load is
+#     killed with -9 at 8 s (peers that vanish without DELETE; cam3's
+#     joining viewers wait until they are freed, so that its peer count,
+#     watched every 0.5 s, says when).
 #   The MJPEG clients go to the MJPEG cameras (cam0, cam1, cam2).
 #   With the token: `camloop load --auth T`, `camloop ctl ... 'auth T' ...`,
 #   HTTP Basic (`curl -u soak:T`, the viewers' Authorization header),
@@ -132,8 +134,9 @@
 #   - WebRTC (with `load --whep`): viewers that stayed each got a first
 #     picture, ICE up, none dropped, no error, gaps (`discontinuities`)
 #     and kernel drops counted; joining viewers each a first picture and
-#     a DELETE answered; the vanished peers gone within 45 s of the kill
-#     (every peer count back at 0 once the orderly viewers have left);
+#     a DELETE answered; the vanished peers freed within 45 s of the kill
+#     (cam3's peers back to the 3 that stay); every peer count back at 0
+#     once every viewer has gone;
 #   - the server's children back to their number before the clients
 #     (converters off);
 #   - with the token: requests without it are refused (HTTP, the control
@@ -293,16 +296,27 @@ WHEP_VIEWERS=3      # per camera, for the whole run
 WHEP_VANISH_AT=8    # s into the run: the vanishing viewers' load is killed
 WHEP_FREED_IN=45    # s: by then the server must have freed their peers
 # whep_ready (yes|no) is set once the binary is built: whether `camloop load --whep` exists.
+whep_peers() { # NAME: the camera's WebRTC peers, connecting and connected
+    local stats
+    stats=$(camera_stats "$1")
+    echo $(($(stat_value webrtc_peers_connecting "$stats" | grep . || echo 999) + $(stat_value webrtc_peers_connected "$stats" | grep . || echo 999)))
+}
 whep_clients() {
     [ "$whep_ready" = yes ] || return 0
     : >"$work/whep-vanish.txt"
-    local name
+    local name vanish_camera=${h264_cameras[-1]}
     for name in "${h264_cameras[@]}"; do
         "$bin" load --whep "$(cam_url "$name" whep)" --viewers "$WHEP_VIEWERS" \
             --warmup 1 --duration $((duration - 2)) "${auth_args[@]}" --json \
             >"$work/whep-$name.json" 2>"$work/whep-$name.err" &
         pids+=($!)
         (
+            # On the camera with the vanishing peers, joining starts once
+            # they are freed: until then its peer count must fall to the
+            # viewers that stay, and nobody else's may blur that.
+            if [ "$name" = "$vanish_camera" ]; then
+                while [ ! -s "$work/whep-vanish.txt" ] && [ "$(date +%s)" -lt "$end" ]; do sleep 0.5; done
+            fi
             i=0
             while [ $(($(date +%s) + 12)) -lt "$end" ]; do
                 "$bin" load --whep "$(cam_url "$name" whep)" --viewers 2 --warmup 0 --duration 8 \
@@ -312,41 +326,48 @@ whep_clients() {
             done
         ) &
         pids+=($!)
-        # Peers that vanish without DELETE: a load killed with -9.
-        (
-            "$bin" load --whep "$(cam_url "$name" whep)" --viewers 2 --duration "$duration" \
-                "${auth_args[@]}" --json >/dev/null 2>&1 &
-            vanisher=$!
-            sleep "$WHEP_VANISH_AT"
-            kill -9 "$vanisher" 2>/dev/null && echo "$name $(now_ms) $vanisher" >>"$work/whep-vanish.txt"
-            wait "$vanisher" 2>/dev/null || true
-        ) &
-        pids+=($!)
     done
+    # Peers that vanish without DELETE: a load of 2 viewers killed with -9;
+    # then the camera's peers watched every 0.5 s until only the viewers
+    # that stay are left. Logged: CAMERA KILLED_MS FREED_MS|never PID.
+    (
+        "$bin" load --whep "$(cam_url "$vanish_camera" whep)" --viewers 2 --duration "$duration" \
+            "${auth_args[@]}" --json >/dev/null 2>&1 &
+        vanisher=$!
+        sleep "$WHEP_VANISH_AT"
+        peers_before=$(whep_peers "$vanish_camera")
+        kill -9 "$vanisher" 2>/dev/null || true
+        killed=$(now_ms)
+        freed=never
+        while [ $(($(now_ms) - killed)) -lt $(((WHEP_FREED_IN + 15) * 1000)) ] && [ "$(date +%s)" -lt "$end" ]; do
+            if [ "$(whep_peers "$vanish_camera")" -le "$WHEP_VIEWERS" ]; then
+                freed=$(now_ms)
+                break
+            fi
+            sleep 0.5
+        done
+        echo "$vanish_camera $killed $freed $vanisher $peers_before" >"$work/whep-vanish.txt"
+        wait "$vanisher" 2>/dev/null || true
+    ) &
+    pids+=($!)
 }
-# Every orderly viewer has sent its DELETE by now: what is left are the
-# vanished ones, which must be gone $WHEP_FREED_IN s after their kill.
+# Every viewer has sent its DELETE or vanished by now: every peer count
+# must be back at 0.
 whep_settle() {
-    whep_peers_left="" whep_freed_ms=""
+    whep_peers_left=""
     [ "$whep_ready" = yes ] || return 0
-    local killed_ms give_up name stats peers
-    killed_ms=$(awk 'NR == 1 || $2 < min { min = $2 } END { printf "%d\n", min }' "$work/whep-vanish.txt")
-    [ "$killed_ms" -gt 0 ] || killed_ms=$(now_ms)
-    give_up=$((killed_ms + WHEP_FREED_IN * 1000))
+    local give_up=$(($(now_ms) + 10000)) name peers
     while :; do
         peers=0
         whep_peers_left=""
         for name in "${h264_cameras[@]}"; do
-            stats=$(camera_stats "$name")
-            whep_peers_left+="$name $(stat_value webrtc_peers_connecting "$stats")+$(stat_value webrtc_peers_connected "$stats"); "
-            peers=$((peers + $(stat_value webrtc_peers_connecting "$stats" | grep . || echo 1) + $(stat_value webrtc_peers_connected "$stats" | grep . || echo 1)))
+            whep_peers_left+="$name $(whep_peers "$name"); "
+            peers=$((peers + $(whep_peers "$name")))
         done
         [ "$peers" = 0 ] && break
         [ "$(now_ms)" -ge "$give_up" ] && break
         sleep 0.5
     done
-    whep_freed_ms=$(($(now_ms) - killed_ms))
-    [ "$peers" = 0 ] || whep_freed_ms=never
 }
 whep_figures() {
     [ "$whep_ready" = yes ] || return 0
@@ -357,7 +378,20 @@ whep_figures() {
         echo -n "$name: $(json_value frames "$json") AUs, first pictures $(json_value first_pictures "$json")/${WHEP_VIEWERS}, ICE $(json_value ice_connected "$json"), $(json_value discontinuities "$json") discontinuities, $(json_value kernel_drops "$json") kernel drops, $(json_value nacks_sent "$json") NACKs, $(json_value keyframe_requests_sent "$json") PLIs, $(json_value errors "$json") errors, $(json_value dropped_viewers "$json") dropped; "
     done
     echo "|"
-    echo "| WebRTC viewers joining and leaving, and vanishing | $(whep_join_summary); vanished (load killed with -9 at ${WHEP_VANISH_AT} s): $(awk '{ printf "%s pid %s; ", $1, $3 }' "$work/whep-vanish.txt"), peers left at the end: ${whep_peers_left} |"
+    echo "| WebRTC viewers joining and leaving, and vanishing | $(whep_join_summary); vanished: $(whep_vanish_summary); peers left once everyone had gone: ${whep_peers_left} |"
+}
+whep_vanish_summary() {
+    local camera killed freed pid before
+    read -r camera killed freed pid before <<<"$(cat "$work/whep-vanish.txt")"
+    whep_vanish_ok=no
+    if [ -z "$killed" ]; then
+        echo "no record of the kill"
+    elif [ "$freed" = never ]; then
+        echo "$camera: load pid $pid (2 viewers, $before peers) killed with -9 at ${WHEP_VANISH_AT} s, its peers NOT freed within $((WHEP_FREED_IN + 15)) s"
+    else
+        echo "$camera: load pid $pid (2 viewers, $before peers) killed with -9 at ${WHEP_VANISH_AT} s, peers back to ${WHEP_VIEWERS} after $(((freed - killed) / 1000)).$(((freed - killed) % 1000 / 100)) s"
+        [ $((freed - killed)) -le $((WHEP_FREED_IN * 1000)) ] && whep_vanish_ok=yes
+    fi
 }
 whep_join_summary() {
     local json runs=0 viewers=0 pictures=0 errors=0 deleted=0 missing=0
@@ -393,9 +427,12 @@ whep_rows() {
     summary=$(whep_join_summary)
     whep_join_summary >/dev/null
     row "WebRTC viewers joining and leaving: every viewer a first picture and its DELETE answered, no error" "$summary" "$whep_join_ok"
-    row "WebRTC peers that vanished without DELETE freed within ${WHEP_FREED_IN} s of their kill" \
-        "$(grep -c . "$work/whep-vanish.txt") loads killed; every peer gone ${whep_freed_ms} ms after the first kill; ${whep_peers_left}" \
-        "$(yes_if "[ '$whep_freed_ms' != never ] && [ $(grep -c . "$work/whep-vanish.txt") = ${#h264_cameras[@]} ]")"
+    summary=$(whep_vanish_summary)
+    whep_vanish_summary >/dev/null
+    row "WebRTC peers that vanished without DELETE freed within ${WHEP_FREED_IN} s of their kill" "$summary" "$whep_vanish_ok"
+    local left=0 word
+    for word in $whep_peers_left; do [[ $word =~ ^[0-9]+\;$ ]] && left=$((left + ${word%;})); done
+    row "WebRTC peers back to 0 once every viewer had gone" "$whep_peers_left" "$(yes_if "[ $left = 0 ] && [ -n '$whep_peers_left' ]")"
 }
 
 # ---------------------------------------------------------------------------
