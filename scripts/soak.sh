@@ -1193,7 +1193,7 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
 
 ## ${label}
 
-Server: \`camloop serve ${camera_args[*]} --camera-timeout ${CAMERA_TIMEOUT} --snapshot-name 'soak-{seq}.jpg' --snapshot-keep ${KEEP}${token:+ --token T}\`, warm-up ${warmup} s, ${faults_run} faults.
+Server: \`camloop serve ${camera_args[*]} --camera-timeout ${CAMERA_TIMEOUT} --converter-linger ${LINGER} --http-idle-timeout $((duration + 60)) --snapshot-name 'soak-{seq}.jpg' --snapshot-keep ${KEEP} --rtsp 127.0.0.1:0 --rtsp-udp-ports 0 --webrtc 127.0.0.1:0${token:+ --token T}\`, warm-up ${warmup} s, ${faults_run} faults.
 
 | load | figures |
 |---|---|
