@@ -140,8 +140,9 @@
 #   - the server's children back to their number before the clients
 #     (converters off);
 #   - with the token: requests without it are refused (HTTP, the control
-#     port, and RTSP DESCRIBE without credentials and with a wrong Digest,
-#     while the right Digest gets 200);
+#     port, RTSP DESCRIBE without credentials and with a wrong Digest,
+#     while the right Digest gets 200, and a WHEP offer without a token
+#     and with a wrong Bearer token);
 #   - after SIGTERM the server exits 0 and no process is left in any
 #     process group it made (its children's, from its log and the
 #     samples); no zombie child at any sample (samples every 5 s while
@@ -960,6 +961,17 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
             code=$(python3 "$clients_py" rtsp-status "$rtsp_addr" "$rtsp_path" "$token" 2>&1 | tail -n1)
             refusals+="right Digest $code; "
             [ "$code" = 200 ] || refused_ok=no
+        fi
+        if [ ${#h264_cameras[@]} -gt 0 ]; then
+            # A WHEP offer without the token, and with a wrong one.
+            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST -H 'Content-Type: application/sdp' \
+                --data-binary $'v=0\r\n' "$(cam_url "${h264_cameras[-1]}" whep)" || true)
+            refusals+="WHEP offer $code; "
+            [ "$code" = 401 ] || refused_ok=no
+            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST -H 'Content-Type: application/sdp' \
+                -H "Authorization: Bearer ${token}x" --data-binary $'v=0\r\n' "$(cam_url "${h264_cameras[-1]}" whep)" || true)
+            refusals+="wrong Bearer $code; "
+            [ "$code" = 401 ] || refused_ok=no
         fi
         reply=$("$bin" ctl "$ctl_addr" ping 2>&1 | tail -n1 || true)
         refusals+="ctl ping: $reply"
