@@ -366,7 +366,9 @@ def stopped(url, duration, token=""):
 
 def jpeg_grab_ms(data):
     """The grab time in camloop's JPEG comment (`camloop frame=N
-    ts=SECONDS.MICROS ...`, the last such comment), in ms, or None."""
+    ts=SECONDS.MICROS ...`), in ms, or None. The first such comment: the
+    server puts its own right after SOI; an http:// camera's frames carry
+    the upstream camloop's after it (the upstream's grab, earlier)."""
     i = 2
     found = None
     while i + 4 <= len(data) and data[i] == 0xFF:
@@ -375,7 +377,7 @@ def jpeg_grab_ms(data):
             text = data[i + 4:i + 2 + length].decode("latin-1")
             if text.startswith("camloop "):
                 for word in text.split():
-                    if word.startswith("ts="):
+                    if word.startswith("ts=") and found is None:
                         found = float(word[3:]) * 1000
         if marker == 0xDA:
             break
