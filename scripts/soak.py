@@ -8,6 +8,10 @@ viewer that stops reading, and the parsers the checks run at the end.
     soak.py stopped URL SECONDS [TOKEN]
     soak.py check-stream FILE [cut]
     soak.py check-captures KEEP CAM=SNAPSHOTS[,CAM=SNAPSHOTS...] CAPTURED_DIR SNAPSHOT_DIR WINDOWS LOG...
+    soak.py h264-reader URL OUT SECONDS BYTES_PER_S|0 [TOKEN]
+    soak.py check-h264 CLIP_H264 RECORDING WINDOWS CAMERA
+    soak.py rtsp-rogue HOST:PORT PATH SECONDS RATE [TOKEN]
+    soak.py rtsp-status HOST:PORT PATH [TOKEN|-] [wrong]
 
 Only loopback addresses are accepted (the soak never talks to anything
 else); every client stops by itself after SECONDS. Results are one line on
@@ -360,6 +364,27 @@ def stopped(url, duration, token=""):
 # Captures
 
 
+def jpeg_grab_ms(data):
+    """The grab time in camloop's JPEG comment (`camloop frame=N
+    ts=SECONDS.MICROS ...`), in ms, or None. The first such comment: the
+    server puts its own right after SOI; an http:// camera's frames carry
+    the upstream camloop's after it (the upstream's grab, earlier)."""
+    i = 2
+    found = None
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xFE:
+            text = data[i + 4:i + 2 + length].decode("latin-1")
+            if text.startswith("camloop "):
+                for word in text.split():
+                    if word.startswith("ts=") and found is None:
+                        found = float(word[3:]) * 1000
+        if marker == 0xDA:
+            break
+        i += 2 + length
+    return found
+
+
 def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_file, *logs):
     """Every OK capture's copy is a complete JPEG of the reported size; the
     snapshot directory holds what retention promises, the newest capture
@@ -377,6 +402,8 @@ def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_fi
         camera, start, end, _ = line.split(None, 3)
         windows.setdefault(camera, []).append((int(start), int(end)))
     ok, problems, errors = [], [], []
+    asked = {}  # file -> the latest request it answered (ms)
+    untimed = early = 0
     summary = []
     for log in logs:
         label, camera, path = log.split("=", 2)
@@ -387,6 +414,7 @@ def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_fi
             if reply.startswith("OK ") and len(reply.split()) == 4:
                 _, name, _, length = reply.split()
                 ok.append((name, int(length)))
+                asked[name] = max(asked.get(name, start), start)
                 counts["ok"] += 1
             elif reply.startswith("ERR camera:") and any(
                     start <= w_end and w_start <= end
@@ -407,6 +435,12 @@ def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_fi
         problem = jpeg_problem(data)
         if problem is None and len(data) != length:
             problem = f"{len(data)} bytes, reply said {length}"
+        grabbed = jpeg_grab_ms(data) if problem is None else None
+        if problem is None and grabbed is None:
+            untimed += 1
+        elif problem is None and grabbed < asked[name]:
+            early += 1
+            problem = f"grabbed {asked[name] - grabbed:.0f} ms before its request"
         if problem:
             problems.append(f"{name}: {problem}")
     # Random garbage can spell a capture now and then (a line that is just
@@ -444,10 +478,313 @@ def check_captures(keep, total_snapshots, captured_dir, snapshot_dir, windows_fi
     # Captures that waited for the same frame share its one snapshot file,
     # so the files our captures made are the distinct names, not the OKs.
     ok_files = len({name for name, _ in ok})
-    # OK count, files they name, other replies, checked, problems,
+    # OK count, files they name, other replies, checked, problems, OK
+    # files without a grab time, files grabbed before their request,
     # per loop ok/in-window/other, notes
-    print(len(ok), ok_files, len(errors), checked, len(problems), ",".join(summary),
+    print(len(ok), ok_files, len(errors), checked, len(problems), untimed, early, ",".join(summary),
           "; ".join(problems[:3] + errors[:3]) or "-")
+
+
+# ---------------------------------------------------------------------------
+# H.264: a /stream.h264 reader and the check of what it recorded
+
+
+def h264_reader(url, out, duration, rate, token=""):
+    """Reads /stream.h264 for `duration` seconds, at `rate` bytes/s in
+    small reads with a small receive buffer (a slow link), or as fast as it
+    comes with rate 0, and records every byte of the body to `out` and,
+    in `out`.times, `MS OFFSET` per read (the wall-clock time the bytes
+    from OFFSET on arrived). Prints: bytes, how it ended (`end`, `closed`,
+    `error ...`, `status ...`)."""
+    target, head = request_head(url, token)
+    duration, rate = float(duration), float(rate)
+    sock = socket.socket(socket.AF_INET6 if ":" in target[0] else socket.AF_INET)
+    if rate:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.settimeout(30)
+    sock.connect(target)
+    sock.sendall(head)
+    start = time.monotonic()
+    received = 0
+    ended = "end"
+    buffered = b""
+    body = False
+    with open(out, "wb") as f, open(out + ".times", "w") as times:
+        while True:
+            now = time.monotonic()
+            if now - start >= duration:
+                break
+            size = 1 << 16
+            if rate:
+                allowance = int(rate * (now - start)) - received
+                if allowance <= 0:
+                    time.sleep(min(0.05, -allowance / rate + 0.001))
+                    continue
+                size = min(4096, allowance)
+            try:
+                sock.settimeout(max(0.05, duration - (now - start)))
+                chunk = sock.recv(size)
+            except socket.timeout:
+                continue
+            except OSError as e:
+                ended = f"error {e!r}"
+                break
+            if not chunk:
+                ended = "closed"
+                break
+            received += len(chunk)
+            if not body:
+                buffered += chunk
+                end = buffered.find(b"\r\n\r\n")
+                if end == -1:
+                    continue
+                status = buffered.split(b"\r\n", 1)[0].decode("latin-1")
+                if " 200 " not in status + " ":
+                    ended = "status " + status.replace(" ", "_")
+                    break
+                body = True
+                chunk = buffered[end + 4:]
+            times.write(f"{int(time.time() * 1000)} {f.tell()}\n")
+            f.write(chunk)
+    sock.close()
+    print(received, ended)
+
+
+def access_units(data):
+    """(start offset, is IDR, key) per access unit of an Annex-B stream:
+    a VCL NAL unit (1 or 5) whose first_mb_in_slice is 0 (the first bit
+    of its slice header, ue(v) 0 = bit 1) opens an AU; the key is a hash
+    of the AU's VCL NAL units, the bytes that are the pictures (SPS, PPS,
+    SEI and AUDs may be added or dropped on the way without changing
+    it). The last AU is left out: the recording may end inside it."""
+    import hashlib
+    starts = []
+    i = data.find(b"\x00\x00\x01")
+    while i != -1:
+        starts.append(i + 3)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    aus = []
+    current = None
+    for n, s in enumerate(starts):
+        end = starts[n + 1] - 3 if n + 1 < len(starts) else len(data)
+        nal = data[s:end].rstrip(b"\x00")
+        if not nal:
+            continue
+        kind = nal[0] & 0x1F
+        if kind not in (1, 5):
+            continue
+        if len(nal) > 1 and nal[1] & 0x80:
+            if current:
+                aus.append(current)
+            current = [s, kind == 5, hashlib.sha1()]
+        if current:
+            current[2].update(nal)
+            current[1] = current[1] or kind == 5
+    return [(start, idr, h.hexdigest()) for start, idr, h in aus]
+
+
+def check_h264(clip, recording, windows_file, camera):
+    """The recording of a /stream.h264 reader against the clip the camera
+    loops: each AU must be the clip's next one (its index + 1, wrapping);
+    anything else is a gap, and the AU after a gap must be an IDR. A gap
+    is excused (`in-window`) when its AU arrived within a logged fault
+    window of the camera or 2 s after it (a restarted child starts the
+    clip over). Prints: AUs, IDRs, gaps, gaps outside the windows, gaps
+    not followed by an IDR, AUs not in the clip, the clip's AUs, problem."""
+    clip_aus = access_units(open(clip, "rb").read() + b"\x00\x00\x01\x01\x80")
+    index = {}
+    for n, (_, idr, key) in enumerate(clip_aus):
+        index.setdefault(key, n)
+    problem = "-" if len(index) == len(clip_aus) else f"the clip repeats AUs ({len(index)} distinct of {len(clip_aus)})"
+    windows = []
+    for line in open(windows_file):
+        cam, start, end, _ = line.split(None, 3)
+        if cam == camera:
+            windows.append((int(start), int(end) + 2000))
+    times = [tuple(map(int, line.split())) for line in open(recording + ".times")]
+    import bisect
+    offsets = [o for _, o in times]
+
+    def arrival(offset):
+        return times[max(0, bisect.bisect_right(offsets, offset) - 1)][0]
+
+    aus = access_units(open(recording, "rb").read())
+    idrs = gaps = outside = no_idr = unknown = 0
+    prev = None
+    for start, idr, key in aus:
+        idrs += idr
+        n = index.get(key)
+        if n is None:
+            unknown += 1
+            prev = None
+            continue
+        if prev is not None and n != (prev + 1) % len(clip_aus):
+            gaps += 1
+            if not clip_aus[n][1]:
+                no_idr += 1
+                if problem == "-":
+                    problem = f"clip AU {n} (not an IDR) after clip AU {prev}"
+            t = arrival(start)
+            if not any(a <= t <= b for a, b in windows):
+                outside += 1
+        prev = n
+    if not aus and problem == "-":
+        problem = "no AU at all"
+    print(len(aus), idrs, gaps, outside, no_idr, unknown, len(clip_aus), problem)
+
+
+# ---------------------------------------------------------------------------
+# RTSP: rogue clients and a status probe
+
+
+def rtsp_exchange(sock, method, url, cseq, extra=""):
+    sock.sendall(f"{method} {url} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}User-Agent: camloop-soak\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise OSError(f"closed before the answer to {method}")
+        data += chunk
+        if data.startswith(b"$"):
+            raise OSError("RTP before the answer")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    length = int(headers.get("content-length", ["0"])[0])
+    while len(rest) < length:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        rest += chunk
+    return int(lines[0].split()[1]), headers
+
+
+def digest_params(headers):
+    """realm and nonce of a 401's Digest challenge."""
+    import re
+    for value in headers.get("www-authenticate", []):
+        if value.lower().startswith("digest"):
+            return dict(re.findall(r'(\w+)="?([^",]*)"?', value[6:]))
+    raise OSError("no Digest challenge")
+
+
+def digest(params, method, url, token):
+    """Authorization: Digest (MD5, no qop), any user, the token as the
+    password."""
+    import hashlib
+
+    def md5(text):
+        return hashlib.md5(text.encode()).hexdigest()
+
+    if not params:
+        return ""
+    ha1 = md5(f"soak:{params['realm']}:{token}")
+    response = md5(f"{ha1}:{params['nonce']}:{md5(f'{method}:{url}')}")
+    opaque = f', opaque="{params["opaque"]}"' if "opaque" in params else ""
+    return (f'Authorization: Digest username="soak", realm="{params["realm"]}", '
+            f'nonce="{params["nonce"]}", uri="{url}", response="{response}"{opaque}\r\n')
+
+
+def rtsp_session(target, path, token, play=True):
+    """DESCRIBE, SETUP (interleaved TCP) and PLAY, authenticating with
+    Digest when there is a token; returns the socket, playing."""
+    url = f"rtsp://{target[0]}:{target[1]}{path}"
+    sock = socket.create_connection(target, timeout=10)
+    params = {}
+    accept = "Accept: application/sdp\r\n"
+    status, headers = rtsp_exchange(sock, "DESCRIBE", url, 1, accept)
+    if status == 401 and token:
+        params = digest_params(headers)
+        status, headers = rtsp_exchange(sock, "DESCRIBE", url, 2, accept + digest(params, "DESCRIBE", url, token))
+    if status != 200:
+        raise OSError(f"DESCRIBE {status}")
+    base = headers.get("content-base", [url + "/"])[0]
+    track = base.rstrip("/") + "/trackID=0"
+    status, headers = rtsp_exchange(sock, "SETUP", track, 3, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
+                                    + digest(params, "SETUP", track, token))
+    if status != 200:
+        raise OSError(f"SETUP {status}")
+    session = headers.get("session", [""])[0].split(";")[0]
+    if play:
+        status, headers = rtsp_exchange(sock, "PLAY", base, 4, f"Session: {session}\r\n"
+                                        + digest(params, "PLAY", base, token))
+        if status != 200:
+            raise OSError(f"PLAY {status}")
+    return sock
+
+
+def rtsp_rogue(server, path, duration, rate, token=""):
+    """RTSP clients that misbehave, at a capped rate, taking turns: one
+    sends garbage (random bytes, a request line too long, a request for a
+    method that does not exist, a `$` frame out of nowhere) and reads what
+    comes back; one opens a session (DESCRIBE, SETUP, PLAY, Digest with
+    the token), reads a little RTP and vanishes without TEARDOWN (close,
+    or a reset). The server must answer the vanishing ones 200 to the end
+    and keep serving everyone else. Prints: garbage sent, sessions
+    vanished, sessions that failed, first failure."""
+    target = addr(server)
+    duration, rate = float(duration), float(rate)
+    deadline = time.monotonic() + duration
+    garbage = vanished = failed = n = 0
+    first_error = ""
+    next_at = time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            if n % 2 == 0:
+                with socket.create_connection(target, timeout=5) as s:
+                    s.sendall(random.choice([
+                        os.urandom(random.randint(1, 4000)),
+                        b"DESCRIBE rtsp://x/" + b"a" * 9000 + b" RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+                        b"BREW rtsp://127.0.0.1/ RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+                        b"$\x00\x05\xff" + os.urandom(1500),
+                        b"OPTIONS * RTSP/1.0\r\nCSeq: x\r\nContent-Length: 99999999\r\n\r\n",
+                    ]))
+                    try:
+                        s.settimeout(1)
+                        s.recv(4096)
+                    except OSError:
+                        pass
+                garbage += 1
+            else:
+                sock = rtsp_session(target, path, token)
+                got = 0
+                while got < 8192:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        raise OSError("closed while playing")
+                    got += len(chunk)
+                if n % 4 == 1:
+                    # A reset rather than a FIN.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.close()
+                vanished += 1
+        except OSError as e:
+            if n % 2:
+                failed += 1
+                first_error = first_error or repr(e).replace(" ", "_")
+        n += 1
+        next_at += 1.0 / rate
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    print(garbage, vanished, failed, first_error or "-")
+
+
+def rtsp_status(server, path, token="-", wrong=""):
+    """The status DESCRIBE gets: without credentials (token `-`), with the
+    token, or with a wrong one (`wrong`)."""
+    target = addr(server)
+    url = f"rtsp://{target[0]}:{target[1]}{path}"
+    with socket.create_connection(target, timeout=5) as sock:
+        status, headers = rtsp_exchange(sock, "DESCRIBE", url, 1)
+        if status == 401 and token != "-":
+            params = digest_params(headers)
+            status, _ = rtsp_exchange(sock, "DESCRIBE", url, 2,
+                                      digest(params, "DESCRIBE", url, token + ("x" if wrong else "")))
+    print(status)
 
 
 def main(argv):
@@ -457,6 +794,10 @@ def main(argv):
         "stopped": stopped,
         "check-stream": check_stream,
         "check-captures": check_captures,
+        "h264-reader": h264_reader,
+        "check-h264": check_h264,
+        "rtsp-rogue": rtsp_rogue,
+        "rtsp-status": rtsp_status,
     }
     if len(argv) < 2 or argv[1] not in commands:
         raise SystemExit(__doc__)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak test (issues 8 and 20): one camloop server with three cameras, a
+# Soak test (issues 8, 20 and 32): one camloop server with four cameras, a
 # fixed time of mixed clients and camera faults, then checks that nothing
 # was lost, leaked or miscounted. Two runs in one invocation: without a
 # token, then with `--token` (every client authenticating).
@@ -12,7 +12,16 @@
 #            (CLIP: a 10 s MJPEG clip made first with ffmpeg; the command has no -t)
 #   --camera cam2=http://127.0.0.1:UP/stream.mjpg   (an upstream camloop with a
 #            synthetic camera; in the token run its URL carries the token)
-#   --camera-timeout 3, snapshots `soak-{seq}.jpg`, --snapshot-keep 50.
+#   --camera 'cam3=exec:ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i H264CLIP -c copy -f h264 -'
+#            (H264CLIP: a 10 s 640x480 15 fps libx264 clip made first, a 1 s
+#            GOP, no B-frames, light noise so that no two pictures are the
+#            same; its Annex-B form is what /stream.h264 is checked against)
+#   --camera-timeout 3, snapshots `soak-{seq}.jpg`, --snapshot-keep 50,
+#   --converter-linger 5, --rtsp, --rtsp-udp-ports 0, --webrtc 127.0.0.1:0,
+#   --http-idle-timeout (the run + 60 s: the WHEP viewers keep their
+#   signalling connection idle until their DELETE).
+#   cam0 is served as H.264 through its encoder child (RTSP, WHEP); cam3's
+#   captures go through its decoder child.
 #
 # Faults, each logged as a window (camera, start, end = the camera ok again):
 #   - cam1's child (ffmpeg) gets `kill -9` every 60 s (first at 25 s);
@@ -20,7 +29,12 @@
 #     SIGCONTed if it still exists (camloop kills and restarts it before);
 #   - the upstream camloop is SIGSTOPped for twice --camera-timeout every
 #     60 s (first at 10 s), then SIGCONTed.
-#   Each fault causes exactly one restart of its camera.
+#   - cam3's child (ffmpeg) gets `kill -9` every 60 s (first at 17 s), and
+#     once (at 30 s) it is SIGSTOPped for twice --camera-timeout;
+#   - cam0's encoder child gets `kill -9` once (at 21 s) while the RTSP and
+#     WHEP viewers of cam0 use it; its window ends when converter_restarts
+#     has grown and the converter is running again.
+#   Each camera fault causes exactly one restart of its camera.
 #
 # Clients, all on loopback, all stopping by themselves at the end:
 #   - control pings: `camloop load` (16 connections x 4 in flight, capped
@@ -37,14 +51,40 @@
 #     little and then stops reading; `camloop load --mjpeg` viewers (10 on
 #     cam0, 5 on cam1, 5 on cam2);
 #   - connect/disconnect churn capped at 300 connections/s, of which one in
-#     ten sends garbage to the control port and one in ten to the HTTP port.
+#     ten sends garbage to the control port and one in ten to the HTTP port;
+#   - captures on cam3 too (`c cam3`, above): JPEGs through its decoder;
+#   - RTSP viewers (`camloop load --rtsp`) of cam0 and cam3, over TCP and
+#     over UDP: 3 per camera and transport for the whole run, and runs of 2
+#     viewers for 8 s, 2 s apart, joining and leaving until 12 s before
+#     the end;
+#   - RTSP clients misbehaving on cam3, 4/s taking turns (soak.py
+#     rtsp-rogue): garbage (random bytes, a 9 KB request line, an unknown
+#     method, a `$` frame, a huge Content-Length), and sessions that play
+#     (DESCRIBE, SETUP, PLAY) and vanish without TEARDOWN, by FIN or RST;
+#   - /stream.h264 of cam3: a reader at full speed and one on a slow link
+#     (15 KB/s, about 40 % of the stream: it falls behind and is skipped to
+#     the next IDR again and again), both recording every byte with its
+#     arrival time; a reader that stops reading after 16 KiB, for longer
+#     than --stream-stall-timeout (10 s);
+#   - WebRTC viewers (`camloop load --whep`, when the binary has it) of cam0
+#     and cam3: 3 per camera for the whole run, runs of 2 for 8 s joining
+#     and leaving (each ending with DELETE), and 2 on cam3 whose load is
+#     killed with -9 at 8 s (peers that vanish without DELETE; cam3's
+#     joining viewers wait until they are freed, so that its peer count,
+#     watched every 0.5 s, says when).
+#   The MJPEG clients go to the MJPEG cameras (cam0, cam1, cam2).
 #   With the token: `camloop load --auth T`, `camloop ctl ... 'auth T' ...`,
-#   HTTP Basic (`curl -u soak:T`, the viewers' Authorization header).
+#   HTTP Basic (`curl -u soak:T`, the viewers' Authorization header),
+#   Digest for RTSP (the load tool and soak.py), `Authorization: Bearer T`
+#   on WHEP.
 #
 # Checks per run (exit 1 if any fails):
 #   - the server alive, no panic in its log;
 #   - every `OK` capture reply names a complete, well-formed JPEG of the
-#     reported size (each is copied as soon as the reply comes, since
+#     reported size, of a frame grabbed after the request (the `ts=` of
+#     camloop's JPEG comment against the time the request was started; a
+#     file that answered several requests against the latest; a JPEG
+#     without that comment fails) (each is copied as soon as the reply comes, since
 #     `--snapshot-keep 50` removes older ones), and the snapshot directory
 #     holds 50 complete ones of each camera (retention is per camera), the
 #     newest capture of each among them;
@@ -52,8 +92,9 @@
 #     cam1 and cam2 only from a request whose time overlaps one of that
 #     camera's logged fault windows, any other reply a failure;
 #   - RSS at the end at most 10% above RSS after warm-up (same load);
-#   - as many descriptors open after the clients are gone as before they
-#     came, both counted only while every camera is ok;
+#   - as many descriptors open after the clients are gone (and the
+#     converters stopped) as before they came, both counted only while
+#     every camera is ok;
 #   - no errors on the ping connections, and their replies are PONG (with
 #     the token: authenticated); no errors on the held connections;
 #   - no failed churn connects;
@@ -65,7 +106,43 @@
 #   - per camera, `camera_restarts` equals the faults caused, compared once
 #     every camera is ok again; every fault was recovered from;
 #   - every `set`/`get`/`controls` reply reads back the value set;
-#   - with the token: requests without it are refused;
+#   - /stream.h264, full speed: to the end; every access unit (VCL NAL
+#     units hashed, cut where first_mb_in_slice is 0) is the clip's next
+#     one, wrapping, except at a gap; a gap only inside one of cam3's
+#     fault windows (or 2 s after it: a restarted child starts the clip
+#     over), and the AU after every gap an IDR; no AU that is not in the
+#     clip;
+#   - /stream.h264, slow link: the same but gaps anywhere (skip-to-IDR),
+#     each followed by an IDR;
+#   - the stopped /stream.h264 reader dropped (viewers_dropped of cam3,
+#     in the viewers_dropped check above);
+#   - RTSP/TCP viewers that stayed: no RTP sequence gap, no AU discarded,
+#     each a first IDR, none dropped, no error (the load tool can only
+#     count gaps, not place them in time: so none at all, faults included);
+#   - RTSP/UDP viewers that stayed: sequence gaps and lost packets counted
+#     (a 2-core machine drops datagrams), each a first IDR, none dropped,
+#     no error; that a keyframe follows each gap is the load tool's to
+#     tell and it does not (it discards the AUs a gap touches);
+#   - RTSP viewers joining and leaving: every run reported, each viewer a
+#     first IDR, no error, none dropped;
+#   - the misbehaving RTSP clients: every vanishing session got its 200s
+#     and RTP before it vanished (the server kept serving);
+#   - cam0's encoder: converter_restarts equals the kills;
+#   - converters off within --converter-linger + 5 s once the clients are
+#     gone (the time counts from when the soak saw them gone, after the
+#     last one ended: an upper bound on the linger, not a lower one);
+#   - WebRTC (with `load --whep`): viewers that stayed each got a first
+#     picture, ICE up, none dropped, no error, gaps (`discontinuities`)
+#     and kernel drops counted; joining viewers each a first picture and
+#     a DELETE answered; the vanished peers freed within 45 s of the kill
+#     (cam3's peers back to the 3 that stay); every peer count back at 0
+#     once every viewer has gone;
+#   - the server's children back to their number before the clients
+#     (converters off);
+#   - with the token: requests without it are refused (HTTP, the control
+#     port, RTSP DESCRIBE without credentials and with a wrong Digest,
+#     while the right Digest gets 200, and a WHEP offer without a token
+#     and with a wrong Bearer token);
 #   - after SIGTERM the server exits 0 and no process is left in any
 #     process group it made (its children's, from its log and the
 #     samples); no zombie child at any sample (samples every 5 s while
@@ -89,10 +166,10 @@ if ! [[ $duration =~ ^[0-9]+$ ]] || [ "$duration" -lt 60 ]; then
 fi
 camera_set=${SOAK_CAMERA_SET:-all}
 case $camera_set in
-    all) cameras=(cam0 cam1 cam2) ;;
-    cam0 | cam1 | cam2) cameras=("$camera_set") ;;
+    all) cameras=(cam0 cam1 cam2 cam3) ;;
+    cam0 | cam1 | cam2 | cam3) cameras=("$camera_set") ;;
     *)
-        echo "soak: SOAK_CAMERA_SET must be all, cam0, cam1 or cam2" >&2
+        echo "soak: SOAK_CAMERA_SET must be all, cam0, cam1, cam2 or cam3" >&2
         exit 2
         ;;
 esac
@@ -109,10 +186,24 @@ CAMERA_TIMEOUT=3
 FAULT_EVERY=60
 SLOW_BYTES_PER_S=100000
 SAMPLE_EVERY=5
+LINGER=5                # --converter-linger
+STALL_TIMEOUT=10        # --stream-stall-timeout (the default)
+H264_SLOW_BYTES_PER_S=15000   # about half the H.264 clip's rate
+RTSP_VIEWERS=3          # per camera and transport, for the whole run
+RTSP_ROGUES_PER_S=4
 TOKEN=soak-token-$$
 
 log() { echo "soak: $*" >&2; }
 has_camera() { [[ " ${cameras[*]} " == *" $1 "* ]]; }
+# The MJPEG clients (viewers, slow and stopped readers, load --mjpeg) go to
+# the MJPEG cameras; the H.264 ones (RTSP, /stream.h264) to cam0, through
+# its encoder child, and to cam3.
+mjpeg_cameras=()
+h264_cameras=()
+for name in "${cameras[@]}"; do
+    [ "$name" = cam3 ] || mjpeg_cameras+=("$name")
+    case $name in cam0 | cam3) h264_cameras+=("$name") ;; esac
+done
 
 log "installing what is missing"
 CAMLOOP_NO_OPENCV=1 scripts/setup.sh soak >&2
@@ -121,6 +212,12 @@ CAMLOOP_NO_OPENCV=1 scripts/setup.sh soak >&2
 log "building release"
 cargo build --release --no-default-features -q
 bin="${CARGO_TARGET_DIR:-target}/release/camloop"
+whep_ready=no
+if "$bin" load --help 2>/dev/null | grep -q -- '--whep'; then
+    whep_ready=yes
+else
+    log "this camloop load has no --whep: the WebRTC viewers are left out"
+fi
 clients_py=scripts/soak.py
 
 top=$(mktemp -d -t camloop-soak.XXXXXX)
@@ -148,6 +245,20 @@ if has_camera cam1; then
         -c:v mjpeg -q:v 5 -an "$clip"
 fi
 cam1_source="exec:ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i $clip -c copy -f mjpeg -"
+# cam3: H.264, a 10 s 640x480 15 fps libx264 clip with a 1 s GOP (keyint
+# 15, no scene cuts, no B-frames; light noise so that no two pictures
+# encode the same, about 40 KB/s) looped by an exec: child. Its Annex-B
+# form (h264clip.h264) is what the /stream.h264 recordings are checked
+# against, access unit by access unit.
+h264clip=$top/h264clip.mkv
+if has_camera cam3; then
+    log "making the H.264 clip"
+    ffmpeg -nostdin -loglevel error -f lavfi -i testsrc=size=640x480:rate=15,noise=alls=6:allf=t -t 10 -c:v libx264 \
+        -preset ultrafast -profile:v baseline -pix_fmt yuv420p \
+        -x264-params keyint=15:min-keyint=15:scenecut=0:bframes=0:aud=1 -an "$h264clip"
+    ffmpeg -nostdin -loglevel error -i "$h264clip" -c copy -f h264 "$top/h264clip.h264"
+fi
+cam3_source="exec:ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i $h264clip -c copy -f h264 -"
 
 now_ms() { date +%s%3N; }
 stat_value() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p" | head -n1; }
@@ -158,7 +269,8 @@ json_value() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | tr -d '"'; }
 start_camloop() { # OUT LOG ARGS...
     local out=$1 err=$2 line
     shift 2
-    RUST_LOG=info "$bin" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp 127.0.0.1:0 --rtsp-udp-ports 0 "$@" >"$out" 2>"$err" &
+    RUST_LOG=info "$bin" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp 127.0.0.1:0 --rtsp-udp-ports 0 \
+        --webrtc 127.0.0.1:0 "$@" >"$out" 2>"$err" &
     started_pid=$!
     for _ in $(seq 100); do
         grep -q '^listening' "$out" 2>/dev/null && break
@@ -167,11 +279,161 @@ start_camloop() { # OUT LOG ARGS...
     line=$(head -n1 "$out")
     started_ctl=$(sed -n 's/^listening control=\([^ ]*\) http=.*/\1/p' <<<"$line")
     started_http=$(sed -n 's/^listening control=[^ ]* http=\([^ ]*\).*/\1/p' <<<"$line")
+    started_rtsp=$(sed -n 's/.* rtsp=\([^ ,]*\).*/\1/p' <<<"$line")
+    started_webrtc=$(sed -n 's/.* webrtc=\([^ ,]*\).*/\1/p' <<<"$line")
     if [ -z "$started_ctl" ] || [ -z "$started_http" ]; then
         log "camloop did not start: $line"
         cat "$err" >&2
         exit 1
     fi
+}
+
+# ---------------------------------------------------------------------------
+# WebRTC viewers (WHEP): called from run_soak, so they see its variables.
+# whep_clients starts them with the other clients; whep_settle waits,
+# once every client is gone, for the peers to be freed; whep_figures
+# prints the report's load rows, whep_rows its check rows.
+WHEP_VIEWERS=3      # per camera, for the whole run
+WHEP_VANISH_AT=8    # s into the run: the vanishing viewers' load is killed
+WHEP_FREED_IN=45    # s: by then the server must have freed their peers
+# whep_ready (yes|no) is set once the binary is built: whether `camloop load --whep` exists.
+whep_peers() { # NAME: the camera's WebRTC peers, connecting and connected
+    local stats
+    stats=$(camera_stats "$1")
+    echo $(($(stat_value webrtc_peers_connecting "$stats" | grep . || echo 999) + $(stat_value webrtc_peers_connected "$stats" | grep . || echo 999)))
+}
+whep_clients() {
+    [ "$whep_ready" = yes ] || return 0
+    : >"$work/whep-vanish.txt"
+    local name vanish_camera=${h264_cameras[-1]}
+    for name in "${h264_cameras[@]}"; do
+        "$bin" load --whep "$(cam_url "$name" whep)" --viewers "$WHEP_VIEWERS" \
+            --warmup 1 --duration $((duration - 2)) "${auth_args[@]}" --json \
+            >"$work/whep-$name.json" 2>"$work/whep-$name.err" &
+        pids+=($!)
+        (
+            # On the camera with the vanishing peers, joining starts once
+            # they are freed: until then its peer count must fall to the
+            # viewers that stay, and nobody else's may blur that.
+            if [ "$name" = "$vanish_camera" ]; then
+                while [ ! -s "$work/whep-vanish.txt" ] && [ "$(date +%s)" -lt "$end" ]; do sleep 0.5; done
+            fi
+            i=0
+            while [ $(($(date +%s) + 12)) -lt "$end" ]; do
+                "$bin" load --whep "$(cam_url "$name" whep)" --viewers 2 --warmup 0 --duration 8 \
+                    "${auth_args[@]}" --json >"$work/whepjoin-$name-$i.json" 2>"$work/whepjoin-$name-$i.err" || true
+                i=$((i + 1))
+                sleep 2
+            done
+        ) &
+        pids+=($!)
+    done
+    # Peers that vanish without DELETE: a load of 2 viewers killed with -9;
+    # then the camera's peers watched every 0.5 s until only the viewers
+    # that stay are left. Logged: CAMERA KILLED_MS FREED_MS|never PID.
+    (
+        "$bin" load --whep "$(cam_url "$vanish_camera" whep)" --viewers 2 --duration "$duration" \
+            "${auth_args[@]}" --json >/dev/null 2>&1 &
+        vanisher=$!
+        sleep "$WHEP_VANISH_AT"
+        peers_before=$(whep_peers "$vanish_camera")
+        kill -9 "$vanisher" 2>/dev/null || true
+        killed=$(now_ms)
+        freed=never
+        while [ $(($(now_ms) - killed)) -lt $(((WHEP_FREED_IN + 15) * 1000)) ] && [ "$(date +%s)" -lt "$end" ]; do
+            if [ "$(whep_peers "$vanish_camera")" -le "$WHEP_VIEWERS" ]; then
+                freed=$(now_ms)
+                break
+            fi
+            sleep 0.5
+        done
+        echo "$vanish_camera $killed $freed $vanisher $peers_before" >"$work/whep-vanish.txt"
+        wait "$vanisher" 2>/dev/null || true
+    ) &
+    pids+=($!)
+}
+# Every viewer has sent its DELETE or vanished by now: every peer count
+# must be back at 0.
+whep_settle() {
+    whep_peers_left=""
+    [ "$whep_ready" = yes ] || return 0
+    local give_up=$(($(now_ms) + 10000)) name peers
+    while :; do
+        peers=0
+        whep_peers_left=""
+        for name in "${h264_cameras[@]}"; do
+            whep_peers_left+="$name $(whep_peers "$name"); "
+            peers=$((peers + $(whep_peers "$name")))
+        done
+        [ "$peers" = 0 ] && break
+        [ "$(now_ms)" -ge "$give_up" ] && break
+        sleep 0.5
+    done
+}
+whep_figures() {
+    [ "$whep_ready" = yes ] || return 0
+    local name json runs=0 viewers=0 pictures=0 errors=0 deleted=0
+    echo -n "| WebRTC viewers for the whole run (\`camloop load --whep\`, ${WHEP_VIEWERS} per camera${token:+, the token}) | "
+    for name in "${h264_cameras[@]}"; do
+        json=$work/whep-$name.json
+        echo -n "$name: $(json_value frames "$json") AUs, first pictures $(json_value first_pictures "$json")/${WHEP_VIEWERS}, ICE $(json_value ice_connected "$json"), $(json_value discontinuities "$json") discontinuities, $(json_value kernel_drops "$json") kernel drops, $(json_value nacks_sent "$json") NACKs, $(json_value keyframe_requests_sent "$json") PLIs, $(json_value errors "$json") errors, $(json_value dropped_viewers "$json") dropped; "
+    done
+    echo "|"
+    echo "| WebRTC viewers joining and leaving, and vanishing | $(whep_join_summary); vanished: $(whep_vanish_summary); peers left once everyone had gone: ${whep_peers_left} |"
+}
+whep_vanish_summary() {
+    local camera killed freed pid before
+    read -r camera killed freed pid before <<<"$(cat "$work/whep-vanish.txt")"
+    whep_vanish_ok=no
+    if [ -z "$killed" ]; then
+        echo "no record of the kill"
+    elif [ "$freed" = never ]; then
+        echo "$camera: load pid $pid (2 viewers, $before peers) killed with -9 at ${WHEP_VANISH_AT} s, its peers NOT freed within $((WHEP_FREED_IN + 15)) s"
+    else
+        echo "$camera: load pid $pid (2 viewers, $before peers) killed with -9 at ${WHEP_VANISH_AT} s, peers back to ${WHEP_VIEWERS} after $(((freed - killed) / 1000)).$(((freed - killed) % 1000 / 100)) s"
+        [ $((freed - killed)) -le $((WHEP_FREED_IN * 1000)) ] && whep_vanish_ok=yes
+    fi
+}
+whep_join_summary() {
+    local json runs=0 viewers=0 pictures=0 errors=0 deleted=0 missing=0
+    for json in "$work"/whepjoin-*.json; do
+        [ -e "$json" ] || continue
+        runs=$((runs + 1))
+        if ! grep -q '"first_pictures"' "$json"; then
+            missing=$((missing + 1))
+            continue
+        fi
+        viewers=$((viewers + 2))
+        pictures=$((pictures + $(json_value first_pictures "$json")))
+        deleted=$((deleted + $(json_value sessions_deleted "$json")))
+        errors=$((errors + $(json_value errors "$json") + $(json_value dropped_viewers "$json")))
+    done
+    echo "$runs runs, $viewers viewers reported, $pictures first pictures, $deleted DELETEs answered, $errors errors or drops, $missing runs without a report"
+    whep_join_ok=no
+    [ "$runs" -gt 0 ] && [ "$missing" = 0 ] && [ "$pictures" = "$viewers" ] && [ "$deleted" = "$viewers" ] \
+        && [ "$errors" = 0 ] && whep_join_ok=yes
+}
+whep_rows() {
+    [ "$whep_ready" = yes ] || return 0
+    local name json ok=yes figures=""
+    for name in "${h264_cameras[@]}"; do
+        json=$work/whep-$name.json
+        figures+="$name: $(json_value frames "$json") AUs, first pictures $(json_value first_pictures "$json"), ICE $(json_value ice_connected "$json"), $(json_value discontinuities "$json") counted gaps, $(json_value errors "$json") errors ($(json_value whep_errors "$json") WHEP, $(json_value auth_failures "$json") auth), $(json_value dropped_viewers "$json") dropped; "
+        { [ "$(json_value first_pictures "$json")" = "$WHEP_VIEWERS" ] && [ "$(json_value ice_connected "$json")" = "$WHEP_VIEWERS" ] \
+            && [ "$(json_value errors "$json")" = 0 ] && [ "$(json_value dropped_viewers "$json")" = 0 ] \
+            && [ "$(json_value frames "$json")" -gt 0 ]; } 2>/dev/null || ok=no
+    done
+    row "WebRTC viewers that stayed: a first picture each, gaps counted, none dropped, no error" "$figures" "$ok"
+    local summary
+    summary=$(whep_join_summary)
+    whep_join_summary >/dev/null
+    row "WebRTC viewers joining and leaving: every viewer a first picture and its DELETE answered, no error" "$summary" "$whep_join_ok"
+    summary=$(whep_vanish_summary)
+    whep_vanish_summary >/dev/null
+    row "WebRTC peers that vanished without DELETE freed within ${WHEP_FREED_IN} s of their kill" "$summary" "$whep_vanish_ok"
+    local left=0 word
+    for word in $whep_peers_left; do [[ $word =~ ^[0-9]+\;$ ]] && left=$((left + ${word%;})); done
+    row "WebRTC peers back to 0 once every viewer had gone" "$whep_peers_left" "$(yes_if "[ $left = 0 ] && [ -n '$whep_peers_left' ]")"
 }
 
 # ---------------------------------------------------------------------------
@@ -201,21 +463,24 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
     fi
     local camera_args=()
     if [ "$camera_set" = all ]; then
-        camera_args=(--camera cam0=synthetic --camera "cam1=$cam1_source" --camera "cam2=$upstream_url")
+        camera_args=(--camera cam0=synthetic --camera "cam1=$cam1_source" --camera "cam2=$upstream_url"
+            --camera "cam3=$cam3_source")
     else
         case $camera_set in
             cam0) camera_args=(--camera synthetic) ;;
             cam1) camera_args=(--camera "$cam1_source") ;;
             cam2) camera_args=(--camera "$upstream_url") ;;
+            cam3) camera_args=(--camera "$cam3_source") ;;
         esac
     fi
-    local server_args=("${camera_args[@]}" --camera-timeout "$CAMERA_TIMEOUT"
+    local server_args=("${camera_args[@]}" --camera-timeout "$CAMERA_TIMEOUT" --converter-linger "$LINGER"
+        --http-idle-timeout $((duration + 60))
         --snapshot-dir "$work/snapshots" --snapshot-name 'soak-{seq}.jpg' --snapshot-keep "$KEEP")
     [ -n "$token" ] && server_args+=(--token "$token")
     start_camloop "$work/server.out" "$work/server.log" "${server_args[@]}"
     server_pid=$started_pid
-    local ctl_addr=$started_ctl http_addr=$started_http
-    log "$label: server pid $server_pid, control $ctl_addr, http $http_addr, cameras ${cameras[*]}, ${duration}s (warm-up ${warmup}s)"
+    local ctl_addr=$started_ctl http_addr=$started_http rtsp_addr=$started_rtsp webrtc_addr=$started_webrtc
+    log "$label: server pid $server_pid, control $ctl_addr, http $http_addr, rtsp $rtsp_addr, webrtc $webrtc_addr, cameras ${cameras[*]}, ${duration}s (warm-up ${warmup}s)"
 
     # --- addressing: named cameras, or the single camera the old way
     cam_url() { # NAME FILE
@@ -277,6 +542,8 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
     wait_cameras_ok 30 || cameras_ok_at_start=no
     local fds_before rss_start stats_start
     fds_before=$(fd_count)
+    local children_before
+    children_before=$(children | grep -c . || true)
     rss_start=$(rss_kb)
     take_sample start
     local sched_start ctxt_start
@@ -376,7 +643,7 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
     # (docs/http.md). In the dry runs at 60 s that happened in 5 runs of 6,
     # and the viewers_dropped check failed with it. The 100 KB/s viewers
     # above read steadily instead, like a slow link.
-    for name in "${cameras[@]}"; do
+    for name in "${mjpeg_cameras[@]}"; do
         python3 "$clients_py" viewer "$(cam_url "$name" stream.mjpg)" "$work/slow-$name.mjpg" \
             "$((duration - 2))" "$SLOW_BYTES_PER_S" "$token" >"$work/slow-$name.txt" 2>&1 &
         pids+=($!)
@@ -385,7 +652,7 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
         pids+=($!)
     done
     local mjpeg_viewers
-    for name in "${cameras[@]}"; do
+    for name in "${mjpeg_cameras[@]}"; do
         mjpeg_viewers=5
         [ "$name" = cam0 ] && mjpeg_viewers=10
         "$bin" load --mjpeg "$(cam_url "$name" stream.mjpg)" --viewers "$mjpeg_viewers" \
@@ -393,6 +660,61 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
             >"$work/mjpeg-$name.json" 2>"$work/mjpeg-$name.err" &
         pids+=($!)
     done
+
+    # --- the H.264 clients
+    rtsp_url() { # NAME
+        if [ "$camera_set" = all ]; then
+            echo "rtsp://$rtsp_addr/$1"
+        else
+            echo "rtsp://$rtsp_addr/"
+        fi
+    }
+    # RTSP viewers that stay the whole run, over TCP and over UDP, and
+    # viewers joining and leaving: runs of 2 viewers for 8 s, one after the
+    # other with 2 s between them, until 12 s before the end.
+    local transport
+    for name in "${h264_cameras[@]}"; do
+        for transport in tcp udp; do
+            "$bin" load --rtsp "$(rtsp_url "$name")" --viewers "$RTSP_VIEWERS" --transport "$transport" \
+                --warmup 1 --duration $((duration - 2)) "${auth_args[@]}" --json \
+                >"$work/rtsp-$name-$transport.json" 2>"$work/rtsp-$name-$transport.err" &
+            pids+=($!)
+            (
+                i=0
+                while [ $(($(date +%s) + 12)) -lt "$end" ]; do
+                    "$bin" load --rtsp "$(rtsp_url "$name")" --viewers 2 --transport "$transport" \
+                        --warmup 0 --duration 8 "${auth_args[@]}" --json \
+                        >"$work/rtspjoin-$name-$transport-$i.json" 2>"$work/rtspjoin-$name-$transport-$i.err" || true
+                    i=$((i + 1))
+                    sleep 2
+                done
+            ) &
+            pids+=($!)
+        done
+    done
+    # /stream.h264 of the H.264 camera: one reader as fast as it comes, one
+    # on a slow link (about half the stream's rate: it falls behind and is
+    # skipped to the next IDR, again and again), both recording every byte;
+    # and one that stops reading for the rest of the run (longer than the
+    # stall timeout): the server must drop it.
+    if has_camera cam3; then
+        python3 "$clients_py" h264-reader "$(cam_url cam3 stream.h264)" "$work/h264-full.h264" \
+            "$((duration - 2))" 0 "$token" >"$work/h264-full.txt" 2>&1 &
+        pids+=($!)
+        python3 "$clients_py" h264-reader "$(cam_url cam3 stream.h264)" "$work/h264-slow.h264" \
+            "$((duration - 2))" "$H264_SLOW_BYTES_PER_S" "$token" >"$work/h264-slow.txt" 2>&1 &
+        pids+=($!)
+        python3 "$clients_py" stopped "$(cam_url cam3 stream.h264)" "$((duration - 2))" "$token" \
+            >"$work/stopped-cam3.txt" 2>&1 &
+        pids+=($!)
+    fi
+    # RTSP clients that send garbage or vanish without TEARDOWN.
+    if [ ${#h264_cameras[@]} -gt 0 ]; then
+        python3 "$clients_py" rtsp-rogue "$rtsp_addr" "$(rtsp_url "${h264_cameras[-1]}" | sed 's|^rtsp://[^/]*||')" \
+            "$((duration - 4))" "$RTSP_ROGUES_PER_S" "$token" >"$work/rtsp-rogue.txt" 2>&1 &
+        pids+=($!)
+    fi
+    whep_clients
 
     python3 "$clients_py" churn "$ctl_addr" "$http_addr" "$duration" "$CHURN_PER_S" \
         >"$work/churn.txt" 2>&1 &
@@ -426,28 +748,30 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
         expected_restarts[$name]=$((expected_restarts[$name] + 1))
         log "$label: $name: $what, ok again after $(($(now_ms) - t0)) ms"
     }
-    exec_child() { # the one child of the server: cam1's ffmpeg
-        ps -o pid= --ppid "$server_pid" 2>/dev/null | awk 'NF { print $1; exit }'
+    # The server's child whose command line holds PATTERN: cam1's ffmpeg
+    # (its clip), cam3's (the H.264 clip), cam0's encoder (libx264).
+    server_child() { # PATTERN
+        ps -o pid=,args= --ppid "$server_pid" 2>/dev/null | awk -v p="$1" 'index($0, p) { print $1; exit }'
     }
-    kill_cam1() {
-        local before pid t0
-        before=$(stat_value camera_restarts "$(camera_stats cam1)")
-        pid=$(exec_child)
+    kill_child() { # NAME PATTERN
+        local name=$1 before pid t0
+        before=$(stat_value camera_restarts "$(camera_stats "$name")")
+        pid=$(server_child "$2")
         if [ -z "$pid" ]; then
-            log "$label: cam1 has no child to kill"
+            log "$label: $name has no child to kill"
             unrecovered=$((unrecovered + 1))
             return
         fi
         t0=$(now_ms)
         kill -9 "$pid" 2>/dev/null || true
-        fault_window cam1 "$before" "$t0" "kill -9 $pid"
+        fault_window "$name" "$before" "$t0" "kill -9 $pid"
     }
-    stop_cam1() {
-        local before pid t0 started
-        before=$(stat_value camera_restarts "$(camera_stats cam1)")
-        pid=$(exec_child)
+    stop_child() { # NAME PATTERN
+        local name=$1 before pid t0 started
+        before=$(stat_value camera_restarts "$(camera_stats "$name")")
+        pid=$(server_child "$2")
         if [ -z "$pid" ]; then
-            log "$label: cam1 has no child to stop"
+            log "$label: $name has no child to stop"
             unrecovered=$((unrecovered + 1))
             return
         fi
@@ -460,7 +784,44 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
         if [ "$(awk '{ print $22 }' "/proc/$pid/stat" 2>/dev/null)" = "$started" ]; then
             kill -CONT "$pid" 2>/dev/null || true
         fi
-        fault_window cam1 "$before" "$t0" "SIGSTOP $pid for $((2 * CAMERA_TIMEOUT)) s"
+        fault_window "$name" "$before" "$t0" "SIGSTOP $pid for $((2 * CAMERA_TIMEOUT)) s"
+    }
+    kill_cam1() { kill_child cam1 "$clip"; }
+    stop_cam1() { stop_child cam1 "$clip"; }
+    kill_cam3() { kill_child cam3 "$h264clip"; }
+    stop_cam3() { stop_child cam3 "$h264clip"; }
+    # cam0's encoder child, in use by the RTSP viewers of cam0: its window
+    # ends when converter_restarts has grown and it runs again.
+    local converter_kills=0
+    kill_encoder() {
+        local before pid t0 stats give_up what
+        before=$(stat_value converter_restarts "$(camera_stats cam0)")
+        pid=$(server_child "-c:v libx264")
+        if [ -z "$pid" ]; then
+            log "$label: cam0 has no encoder child to kill"
+            unrecovered=$((unrecovered + 1))
+            return
+        fi
+        t0=$(now_ms)
+        kill -9 "$pid" 2>/dev/null || true
+        what="encoder kill -9 $pid"
+        give_up=$(($(date +%s) + 30))
+        while :; do
+            stats=$(camera_stats cam0)
+            if [ "$(stat_value converter_restarts "$stats")" -gt "$before" ] 2>/dev/null \
+                && [ "$(stat_value converter "$stats")" = running ]; then
+                break
+            fi
+            if [ "$(date +%s)" -ge "$give_up" ]; then
+                unrecovered=$((unrecovered + 1))
+                what+=" (NOT RECOVERED in 30 s)"
+                break
+            fi
+            sleep 0.1
+        done
+        echo "cam0 $t0 $(now_ms) $what" >>"$work/windows.txt"
+        converter_kills=$((converter_kills + 1))
+        log "$label: cam0: $what, running again after $(($(now_ms) - t0)) ms"
     }
     stop_upstream() {
         local before t0
@@ -481,6 +842,13 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
     if has_camera cam1; then
         for ((t = 25; t <= last_fault_at; t += FAULT_EVERY)); do schedule+=("$t kill_cam1"); done
         [ 40 -le "$last_fault_at" ] && schedule+=("40 stop_cam1")
+    fi
+    if has_camera cam3; then
+        for ((t = 17; t <= last_fault_at; t += FAULT_EVERY)); do schedule+=("$t kill_cam3"); done
+        [ 30 -le "$last_fault_at" ] && schedule+=("30 stop_cam3")
+    fi
+    if has_camera cam0; then
+        [ 21 -le "$last_fault_at" ] && schedule+=("21 kill_encoder")
     fi
     if [ ${#schedule[@]} -gt 0 ]; then
         mapfile -t schedule < <(printf '%s\n' "${schedule[@]}" | sort -n)
@@ -532,6 +900,21 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
     done
     local cameras_ok_after=yes
     wait_cameras_ok 30 || cameras_ok_after=no
+    # Nobody needs a converter any more: each must stop after its linger.
+    local clients_gone_ms converter_summary="" converters_ok=yes converter_state waited_for
+    clients_gone_ms=$(now_ms)
+    for name in "${cameras[@]}"; do
+        while :; do
+            converter_state=$(stat_value converter "$(camera_stats "$name")")
+            waited_for=$(($(now_ms) - clients_gone_ms))
+            [ "$converter_state" = off ] && break
+            [ "$waited_for" -gt $(((LINGER + 5) * 1000)) ] && break
+            sleep 0.2
+        done
+        converter_summary+="$name ${converter_state:-?} after $((waited_for / 1000)).$((waited_for % 1000 / 100)) s; "
+        [ "$converter_state" = off ] || converters_ok=no
+    done
+    whep_settle
     local stats_after fds_after rss_after
     stats_after=$(server_stats)
     fds_after=$(fd_count)
@@ -541,6 +924,8 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
         fds_after=$(fd_count)
     done
     rss_after=$(rss_kb)
+    local children_after
+    children_after=$(children | grep -c . || true)
     take_sample after
     local -A cam_after=()
     for name in "${cameras[@]}"; do
@@ -564,6 +949,30 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
             refusals+="wrong password $code; "
             [ "$code" = 401 ] || refused_ok=no
         done
+        if [ ${#h264_cameras[@]} -gt 0 ]; then
+            local rtsp_path
+            rtsp_path=$(rtsp_url "${h264_cameras[-1]}" | sed 's|^rtsp://[^/]*||')
+            code=$(python3 "$clients_py" rtsp-status "$rtsp_addr" "$rtsp_path" - 2>&1 | tail -n1)
+            refusals+="RTSP DESCRIBE $code; "
+            [ "$code" = 401 ] || refused_ok=no
+            code=$(python3 "$clients_py" rtsp-status "$rtsp_addr" "$rtsp_path" "$token" wrong 2>&1 | tail -n1)
+            refusals+="wrong Digest $code; "
+            [ "$code" = 401 ] || refused_ok=no
+            code=$(python3 "$clients_py" rtsp-status "$rtsp_addr" "$rtsp_path" "$token" 2>&1 | tail -n1)
+            refusals+="right Digest $code; "
+            [ "$code" = 200 ] || refused_ok=no
+        fi
+        if [ ${#h264_cameras[@]} -gt 0 ]; then
+            # A WHEP offer without the token, and with a wrong one.
+            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST -H 'Content-Type: application/sdp' \
+                --data-binary $'v=0\r\n' "$(cam_url "${h264_cameras[-1]}" whep)" || true)
+            refusals+="WHEP offer $code; "
+            [ "$code" = 401 ] || refused_ok=no
+            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST -H 'Content-Type: application/sdp' \
+                -H "Authorization: Bearer ${token}x" --data-binary $'v=0\r\n' "$(cam_url "${h264_cameras[-1]}" whep)" || true)
+            refusals+="wrong Bearer $code; "
+            [ "$code" = 401 ] || refused_ok=no
+        fi
         reply=$("$bin" ctl "$ctl_addr" ping 2>&1 | tail -n1 || true)
         refusals+="ctl ping: $reply"
         [ "$reply" = "ERR auth: required" ] || refused_ok=no
@@ -607,7 +1016,8 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
     done
     capture_check=$(python3 "$clients_py" check-captures "$KEEP" "$snapshot_totals" \
         "$work/captured" "$work/snapshots" "$work/windows.txt" "${capture_logs[@]}")
-    read -r captures_ok capture_files capture_errors jpegs_checked jpegs_bad capture_loops capture_notes <<<"$capture_check"
+    local jpegs_untimed jpegs_early
+    read -r captures_ok capture_files capture_errors jpegs_checked jpegs_bad jpegs_untimed jpegs_early capture_loops capture_notes <<<"$capture_check"
     # The default loop's replies that are neither OK nor excused by a fault
     # window of its camera (cam0 has none: every non-OK reply).
     local default_failed
@@ -635,7 +1045,7 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
         { [ "$code" = 28 ] && [ "$bytes" -gt 0 ]; } || viewers_ok=no
     done
     local slow_summary="" slow_ok=yes slow_bytes slow_parts slow_end parts untimed total trailing problem
-    for name in "${cameras[@]}"; do
+    for name in "${mjpeg_cameras[@]}"; do
         read -r slow_bytes slow_parts slow_end <<<"$(cat "$work/slow-$name.txt")"
         read -r parts untimed total trailing problem <<<"$(python3 "$clients_py" check-stream "$work/slow-$name.mjpg")"
         slow_summary+="$name: $((slow_bytes / 1024)) KiB, $parts parts ($untimed NO SIGNAL), ended by ${slow_end}, ${problem}; "
@@ -644,7 +1054,7 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
         { [ "$problem" = - ] && [ "$trailing" = 0 ] && [ "$parts" -gt 0 ]; } || slow_ok=no
     done
     local mjpeg_summary="" mjpeg_ok=yes errors dropped malformed stalled frames
-    for name in "${cameras[@]}"; do
+    for name in "${mjpeg_cameras[@]}"; do
         errors=$(json_value errors "$work/mjpeg-$name.json")
         dropped=$(json_value dropped_viewers "$work/mjpeg-$name.json")
         malformed=$(json_value malformed_parts "$work/mjpeg-$name.json")
@@ -653,11 +1063,70 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
         mjpeg_summary+="$name: ${frames:-?} parts, ${errors:-?} errors, ${dropped:-?} dropped, ${malformed:-?} malformed, ${stalled:-?} stalled at some point; "
         [ "$errors" = 0 ] || mjpeg_ok=no
     done
+    # --- H.264: the /stream.h264 recordings, against the clip
+    local h264_rows=() h264_summary="" h264_ok=yes kind h264_bytes h264_end
+    local aus idrs gaps outside no_idr unknown clip_aus
+    if has_camera cam3; then
+        for kind in full slow; do
+            read -r h264_bytes h264_end <<<"$(cat "$work/h264-$kind.txt")"
+            read -r aus idrs gaps outside no_idr unknown clip_aus problem <<<"$(python3 "$clients_py" check-h264 \
+                "$top/h264clip.h264" "$work/h264-$kind.h264" "$work/windows.txt" cam3)"
+            h264_summary="$((h264_bytes / 1024)) KiB, ended by ${h264_end}; ${aus} AUs (${idrs} IDRs) matched against the clip's ${clip_aus}: ${gaps} gaps, ${outside} outside cam3's fault windows, ${no_idr} not resumed on an IDR, ${unknown} AUs not in the clip; ${problem}"
+            h264_ok=yes
+            { [ "$h264_end" = end ] && [ "$no_idr" = 0 ] && [ "$unknown" = 0 ] && [ "$problem" = - ] \
+                && [ "${aus:-0}" -gt 0 ]; } || h264_ok=no
+            if [ "$kind" = full ]; then
+                [ "$outside" = 0 ] || h264_ok=no
+                h264_rows+=("\`/stream.h264\` reader at full speed: to the end, every AU in order outside cam3's fault windows, an IDR first after every gap|${h264_summary}|${h264_ok}")
+            else
+                h264_rows+=("\`/stream.h264\` reader on a slow link (${H264_SLOW_BYTES_PER_S} B/s, skipped to IDRs): to the end, an IDR first after every gap|${h264_summary}|${h264_ok}")
+            fi
+        done
+    fi
+    # --- RTSP viewers (camloop load --rtsp)
+    local rtsp_figures="" rtsp_tcp_ok=yes rtsp_udp_ok=yes json v_frames v_gaps v_lost v_disc v_idrs v_rerr v_auth v_err v_drop v_malf v_kdrop
+    for name in "${h264_cameras[@]}"; do
+        for transport in tcp udp; do
+            json=$work/rtsp-$name-$transport.json
+            v_frames=$(json_value frames "$json"); v_gaps=$(json_value sequence_gaps "$json")
+            v_lost=$(json_value rtp_packets_lost "$json"); v_disc=$(json_value aus_discarded "$json")
+            v_idrs=$(json_value first_idrs "$json"); v_rerr=$(json_value rtsp_errors "$json")
+            v_auth=$(json_value auth_failures "$json"); v_err=$(json_value errors "$json")
+            v_drop=$(json_value dropped_viewers "$json"); v_malf=$(json_value malformed_rtp "$json")
+            v_kdrop=$(json_value kernel_drops "$json")
+            rtsp_figures+="$name/$transport: ${v_frames:-?} AUs, ${v_gaps:-?} sequence gaps, ${v_lost:-?} packets lost${v_kdrop:+ (${v_kdrop} kernel drops)}, ${v_disc:-?} AUs discarded, first IDR ${v_idrs:-?}/${RTSP_VIEWERS}, ${v_err:-?} errors (${v_rerr:-?} RTSP, ${v_auth:-?} auth), ${v_drop:-?} dropped, ${v_malf:-?} malformed; "
+            if [ "$transport" = tcp ]; then
+                { [ "$v_gaps" = 0 ] && [ "$v_disc" = 0 ] && [ "$v_idrs" = "$RTSP_VIEWERS" ] && [ "$v_err" = 0 ] \
+                    && [ "$v_drop" = 0 ] && [ "$v_malf" = 0 ] && [ "${v_frames:-0}" -gt 0 ]; } || rtsp_tcp_ok=no
+            else
+                { [ "$v_idrs" = "$RTSP_VIEWERS" ] && [ "$v_err" = 0 ] && [ "$v_drop" = 0 ] && [ "$v_malf" = 0 ] \
+                    && [ "${v_frames:-0}" -gt 0 ]; } || rtsp_udp_ok=no
+            fi
+        done
+    done
+    local join_runs=0 join_viewers=0 join_idrs=0 join_errors=0 join_frames=0 join_missing=0 join_note=""
+    for json in "$work"/rtspjoin-*.json; do
+        [ -e "$json" ] || continue
+        join_runs=$((join_runs + 1))
+        if ! grep -q '"first_idrs"' "$json"; then
+            join_missing=$((join_missing + 1))
+            join_note+="$(basename "$json"): $(tail -n1 "${json%.json}.err"); "
+            continue
+        fi
+        join_viewers=$((join_viewers + 2))
+        join_idrs=$((join_idrs + $(json_value first_idrs "$json")))
+        join_errors=$((join_errors + $(json_value errors "$json") + $(json_value dropped_viewers "$json")))
+        join_frames=$((join_frames + $(json_value frames "$json")))
+    done
+    local rogue_garbage rogue_vanished rogue_failed rogue_error
+    read -r rogue_garbage rogue_vanished rogue_failed rogue_error <<<"$(cat "$work/rtsp-rogue.txt" 2>/dev/null || echo "? ? ? no-output")"
     local dropped_summary="" dropped_ok=yes state
     for name in "${cameras[@]}"; do
         read -r state _ <<<"$(cat "$work/stopped-$name.txt")"
         dropped=$(stat_value viewers_dropped "${cam_after[$name]}")
-        dropped_summary+="$name: viewers_dropped=${dropped:-?} for 1 stopped reader (${state}); "
+        kind=/stream.mjpg
+        [ "$name" = cam3 ] && kind=/stream.h264
+        dropped_summary+="$name: viewers_dropped=${dropped:-?} for 1 stopped ${kind} reader (${state}); "
         { [ "$dropped" = 1 ] && [ "$state" = dropped ]; } || dropped_ok=no
     done
     local restart_summary="" restarts_ok=yes restarts
@@ -719,6 +1188,9 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
         stall_cause="longer than any measured camera call (${longest_call} us) and outside the faults, so not the server's own camera work: preemption or snapshot file I/O (fsync on); ${cpu_note}"
     fi
 
+    local whep_table
+    whep_table=$(whep_figures)
+    [ -n "$whep_table" ] && whep_table+=$'\n'
     row() { # CHECK RESULT OK?
         local verdict=PASS
         if [ "$3" != yes ]; then
@@ -733,7 +1205,7 @@ run_soak() { # ID LABEL TOKEN-OR-EMPTY
 
 ## ${label}
 
-Server: \`camloop serve ${camera_args[*]} --camera-timeout ${CAMERA_TIMEOUT} --snapshot-name 'soak-{seq}.jpg' --snapshot-keep ${KEEP}${token:+ --token T}\`, warm-up ${warmup} s, ${faults_run} faults.
+Server: \`camloop serve ${camera_args[*]} --camera-timeout ${CAMERA_TIMEOUT} --converter-linger ${LINGER} --http-idle-timeout $((duration + 60)) --snapshot-name 'soak-{seq}.jpg' --snapshot-keep ${KEEP} --rtsp 127.0.0.1:0 --rtsp-udp-ports 0 --webrtc 127.0.0.1:0${token:+ --token T}\`, warm-up ${warmup} s, ${faults_run} faults.
 
 | load | figures |
 |---|---|
@@ -744,6 +1216,12 @@ Server: \`camloop serve ${camera_args[*]} --camera-timeout ${CAMERA_TIMEOUT} --s
 | MJPEG viewers (curl) | ${viewer_summary} |
 | 100 KB/s viewers | ${slow_summary} |
 | \`camloop load --mjpeg\` viewers | ${mjpeg_summary} |
+| RTSP viewers for the whole run (\`camloop load --rtsp\`, ${RTSP_VIEWERS} per camera and transport${token:+, Digest}) | ${rtsp_figures} |
+| RTSP viewers joining and leaving (runs of 2 viewers for 8 s, 2 s apart, per camera and transport) | ${join_runs} runs, ${join_viewers} viewers reported, ${join_idrs} first IDRs, ${join_frames} AUs, ${join_errors} errors or drops${join_note:+; not reported: ${join_note}} |
+| RTSP clients misbehaving (${RTSP_ROGUES_PER_S}/s, taking turns) | ${rogue_garbage} sent garbage, ${rogue_vanished} played and vanished without TEARDOWN (half of them with a reset), ${rogue_failed} sessions failed (${rogue_error}) |
+| \`/stream.h264\` of cam3 | $(for row in "${h264_rows[@]}"; do IFS='|' read -r what figures _ <<<"$row"; echo -n "${what%%:*}: ${figures}; "; done) |
+${whep_table}| converters | cam0's encoder killed ${converter_kills} time(s), converter_restarts $(for name in "${h264_cameras[@]}"; do echo -n "$name=$(stat_value converter_restarts "${cam_after[$name]}") "; done); after the clients left: ${converter_summary} |
+| server children | ${children_before} before the clients, ${children_after} after (converters off) |
 | faults | $(awk -v t0="$((start * 1000))" '{ printf "%s at %.1f s, %s, %.1f s to ok; ", $1, ($2 - t0) / 1000, substr($0, index($0, $4)), ($3 - $2) / 1000 }' "$work/windows.txt") |
 | churn (capped at ${CHURN_PER_S}/s) | ${churn_made} connections, ${churn_garbage} of them garbage, ${churn_failed} failed |
 | server stats at the end | requests=$(stat_value requests "$stats_end") errors=$(stat_value errors "$stats_end") clients_peak=$(stat_value clients_peak "$stats_end") snapshots=$(stat_value snapshots "$stats_end") frames_encoded=$(stat_value frames_encoded "$stats_end") |
@@ -756,9 +1234,9 @@ Server: \`camloop serve ${camera_args[*]} --camera-timeout ${CAMERA_TIMEOUT} --s
 EOF
     row "server alive, no panic in its log" "alive=${server_alive}, ${panics} panics" \
         "$(yes_if "[ $server_alive = yes ] && [ $panics = 0 ]")"
-    row "every OK capture is a complete JPEG of its size; ${KEEP} complete ones kept per camera" \
-        "${jpegs_checked} of ${captures_ok} checked, ${jpegs_bad} problems (${capture_notes})" \
-        "$(yes_if "[ $jpegs_checked = $captures_ok ] && [ $jpegs_bad = 0 ] && [ $captures_ok -gt 0 ]")"
+    row "every OK capture is a complete JPEG of its size, of a frame grabbed after its request; ${KEEP} complete ones kept per camera" \
+        "${jpegs_checked} of ${captures_ok} checked, ${jpegs_bad} problems, of them ${jpegs_early} grabbed before the request; ${jpegs_untimed} without a grab time (${capture_notes})" \
+        "$(yes_if "[ $jpegs_checked = $captures_ok ] && [ $jpegs_bad = 0 ] && [ $jpegs_untimed = 0 ] && [ $captures_ok -gt 0 ]")"
     row "no capture failed (default camera ${cameras[0]})" "${default_failed} non-OK replies" "$(yes_if "[ '$default_failed' = 0 ]")"
     row "\`ERR camera:\` only inside the camera's fault windows, no other failure" "${capture_errors} other replies (${capture_loops})" \
         "$(yes_if "[ $capture_errors = 0 ]")"
@@ -778,6 +1256,32 @@ EOF
     row "camera_restarts equals the restarts the soak caused; every fault recovered" \
         "${restart_summary}${unrecovered} not recovered; all ok after: ${cameras_ok_after}" \
         "$(yes_if "[ $restarts_ok = yes ] && [ $unrecovered = 0 ]")"
+    local h264_row what figures ok
+    for h264_row in "${h264_rows[@]}"; do
+        IFS='|' read -r what figures ok <<<"$h264_row"
+        row "$what" "$figures" "$ok"
+    done
+    if [ ${#h264_cameras[@]} -gt 0 ]; then
+        row "RTSP/TCP viewers that stayed: every AU (no sequence gap, no AU discarded), an IDR first, none dropped, no error" \
+            "$(tr ';' '\n' <<<"$rtsp_figures" | grep /tcp | paste -sd';' -)" "$rtsp_tcp_ok"
+        row "RTSP/UDP viewers that stayed: gaps counted (datagrams dropped on 2 cores), an IDR first, none dropped, no error" \
+            "$(tr ';' '\n' <<<"$rtsp_figures" | grep /udp | paste -sd';' -)" "$rtsp_udp_ok"
+        row "RTSP viewers joining and leaving: every run reported, every viewer an IDR, no error or drop" \
+            "${join_runs} runs, ${join_idrs} IDRs for ${join_viewers} viewers, ${join_errors} errors or drops, ${join_missing} runs without a report" \
+            "$(yes_if "[ $join_runs -gt 0 ] && [ $join_missing = 0 ] && [ $join_idrs = $join_viewers ] && [ $join_errors = 0 ]")"
+        row "RTSP clients sending garbage or vanishing without TEARDOWN: every vanishing one played first" \
+            "${rogue_garbage} garbage, ${rogue_vanished} vanished, ${rogue_failed} failed (${rogue_error})" \
+            "$(yes_if "[ '$rogue_failed' = 0 ] && [ '${rogue_vanished}' -gt 0 ] 2>/dev/null")"
+        row "converters stopped within ${LINGER} s of linger (+5 s) once unused" "$converter_summary" "$(yes_if "[ $converters_ok = yes ]")"
+    fi
+    if has_camera cam0; then
+        row "cam0's encoder killed while in use: converter_restarts equals the kills, running again" \
+            "${converter_kills} kills, converter_restarts=$(stat_value converter_restarts "${cam_after[cam0]}")" \
+            "$(yes_if "[ $converter_kills -gt 0 ] && [ '$(stat_value converter_restarts "${cam_after[cam0]}")' = $converter_kills ]")"
+    fi
+    whep_rows
+    row "server children back to the start's count" "${children_before} before, ${children_after} after" \
+        "$(yes_if "[ $children_before = $children_after ]")"
     if has_camera cam0; then
         row "set/get/controls read back the value set" "${controls_done} rounds, ${controls_bad} wrong (${controls_note:--})" \
             "$(yes_if "[ $controls_bad = 0 ] && [ $controls_done -gt 0 ]")"
@@ -790,6 +1294,7 @@ EOF
         "$(yes_if "[ '$exit_code' = 0 ] && [ -z '$left' ]")"
     row "no zombie child at any sample" "${samples} samples; zombies: ${zombies:-none}" \
         "$(yes_if "[ -z '$zombies' ] && [ $samples -gt 2 ]")"
+    runs_done=$((runs_done + 1))
     if [ "$failures" -gt 0 ]; then
         log "$label: server log tail:"
         tail -n 20 "$work/server.log" >&2
@@ -802,8 +1307,16 @@ cat <<EOF
 \`scripts/soak.sh ${duration}\`$([ "$camera_set" = all ] || echo " with \`SOAK_CAMERA_SET=$camera_set\`") on $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%dT%H:%MZ), commit \`$(git rev-parse --short HEAD)\`$(git diff --quiet HEAD -- src scripts 2>/dev/null || echo " with uncommitted changes").
 Cameras: ${cameras[*]}. Faults every ${FAULT_EVERY} s; \`--camera-timeout ${CAMERA_TIMEOUT}\`.
 EOF
+# A run that stops half way (a bug of this script) must not pass: each
+# run counts itself done at its very end.
+runs_done=0
 run_soak run1 "Run 1: without a token" ""
 run_soak run2 "Run 2: with --token" "$TOKEN"
+if [ "$runs_done" != 2 ]; then
+    echo
+    echo "**Only ${runs_done} of 2 runs got to their end (see stderr): the soak itself failed.**"
+    failures=$((failures + 1))
+fi
 echo
 if [ "$failures" -gt 0 ]; then
     echo "**${failures} check(s) failed.**"
