@@ -425,46 +425,19 @@ impl Server {
         // What the timers and this iteration's access units made goes out
         // before any new peer's GOP cache, which may be hundreds of packets.
         self.flush_webrtc();
-        let Core {
-            webrtc, cameras, ..
-        } = &mut self.core;
-        let Some(peers) = webrtc else {
-            return;
-        };
-        for (index, served) in cameras.iter().enumerate() {
-            let encoder_failed = matches!(
-                served.camera.converter_start_error(),
-                Some((crate::camera::converter::Direction::JpegToH264, _))
-            );
-            if encoder_failed && served.webrtc.peers() > 0 {
-                let freed = peers.remove_camera(index);
-                log::warn!(
-                    "camera {}: {freed} WebRTC peers freed: its encoder cannot start",
-                    served.camera.name()
-                );
-            }
+        let core = &mut self.core;
+        if let Some(peers) = &mut core.webrtc {
+            start_webrtc_peers(peers, &core.cameras, now);
         }
-        peers.start_new_peers(
-            |camera| {
-                cameras[camera]
-                    .camera
-                    .gop_cache()
-                    .map_or(&[][..], |gop| gop.units())
-            },
-            now,
-        );
         self.flush_webrtc();
-        let Core {
-            webrtc, cameras, ..
-        } = &mut self.core;
-        let Some(peers) = webrtc else {
-            return;
-        };
-        for (served, counters) in cameras.iter_mut().zip(&peers.counters) {
-            served.webrtc.clone_from(counters);
-        }
-        if peers.take_changed() {
-            self.core.demand_changed = true;
+        let core = &mut self.core;
+        if let Some(peers) = &mut core.webrtc {
+            for (served, counters) in core.cameras.iter_mut().zip(&peers.counters) {
+                served.webrtc.clone_from(counters);
+            }
+            if peers.take_changed() {
+                core.demand_changed = true;
+            }
         }
     }
 
@@ -514,6 +487,32 @@ impl Server {
             frames::rtcp_heard(&mut self.connections, &self.core, &heard.rtcp_from, now);
         }
     }
+}
+
+/// Frees the WebRTC peers of a camera whose encoder cannot start (their
+/// video cannot come), and sends newly connected peers their camera's GOP
+/// cache.
+fn start_webrtc_peers(peers: &mut WebrtcPeers, cameras: &[ServedCamera], now: Instant) {
+    for (index, served) in cameras.iter().enumerate() {
+        let encoder_failed = matches!(
+            served.camera.converter_start_error(),
+            Some((crate::camera::converter::Direction::JpegToH264, _))
+        );
+        if encoder_failed && served.webrtc.peers() > 0 {
+            let freed = peers.remove_camera(index);
+            log::warn!(
+                "camera {}: {freed} WebRTC peers freed: its encoder cannot start",
+                served.camera.name()
+            );
+        }
+    }
+    let gop = |camera: usize| {
+        cameras[camera]
+            .camera
+            .gop_cache()
+            .map_or(&[][..], |gop| gop.units())
+    };
+    peers.start_new_peers(gop, now);
 }
 
 /// Binds WebRTC's UDP socket (`--webrtc`; systemd's socket named
