@@ -226,6 +226,15 @@ impl ServedCamera {
             .get_or_insert_with(|| CameraRtp::new(name, max_payload_bytes, cached, now))
     }
 
+    /// Why its JPEG → H.264 encoder cannot start, if it cannot: then no
+    /// H.264 consumer of this MJPEG camera (RTSP, WebRTC) will get video.
+    pub fn encoder_start_error(&self) -> Option<&crate::camera::CameraError> {
+        match self.camera.converter_start_error() {
+            Some((crate::camera::converter::Direction::JpegToH264, error)) => Some(error),
+            _ => None,
+        }
+    }
+
     /// Tells the camera what its consumers need (see [`ServedCamera::demand`]).
     pub fn update_demand(&mut self, registry: &mio::Registry, now: Instant) {
         let demand = self.demand();

@@ -494,11 +494,7 @@ impl Server {
 /// cache.
 fn start_webrtc_peers(peers: &mut WebrtcPeers, cameras: &[ServedCamera], now: Instant) {
     for (index, served) in cameras.iter().enumerate() {
-        let encoder_failed = matches!(
-            served.camera.converter_start_error(),
-            Some((crate::camera::converter::Direction::JpegToH264, _))
-        );
-        if encoder_failed && served.webrtc.peers() > 0 {
+        if served.encoder_start_error().is_some() && served.webrtc.peers() > 0 {
             let freed = peers.remove_camera(index);
             log::warn!(
                 "camera {}: {freed} WebRTC peers freed: its encoder cannot start",

@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use super::core::Core;
 use super::webrtc_peers::{NewPeer, PeerError, WebrtcPeers};
-use crate::camera::converter::Direction;
 use crate::http::request::RequestHead;
 use crate::http::response::CONTENT_TYPE_JSON;
 use crate::http::Route;
@@ -82,7 +81,7 @@ pub fn handle(
     }
     // An MJPEG camera's video comes from its encoder: if that cannot
     // start, say so now rather than connect a peer no frame will reach.
-    if let Some((Direction::JpegToH264, error)) = served.camera.converter_start_error() {
+    if let Some(error) = served.encoder_start_error() {
         let creating = matches!(route, Route::WhepEndpoint | Route::WebrtcSignal);
         if creating {
             return Reply::error(
