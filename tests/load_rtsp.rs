@@ -151,6 +151,8 @@ struct Script {
     /// The AUs whose packets are left out (their sequence numbers are
     /// used all the same, as a packet lost on the way).
     skipped: Vec<usize>,
+    /// AUs that are IDRs besides the first.
+    idrs: Vec<usize>,
     /// A token every request must carry, checked as camloop checks it;
     /// without it a request gets camloop's 401 (Digest and Basic offered).
     token: Option<&'static str>,
@@ -187,7 +189,8 @@ fn play_bytes(script: &Script) -> Vec<u8> {
     push_interleaved(&mut bytes, 1, &report);
     let mut packetizer = Packetizer::new(0x5EED, 96, 1400, 1000);
     for index in 0..script.aus {
-        let nal_type = if index == 0 { 0x65 } else { 0x41 };
+        let idr = index == 0 || script.idrs.contains(&index);
+        let nal_type = if idr { 0x65 } else { 0x41 };
         let au = [0, 0, 0, 1, nal_type, 0x88, index as u8, 0x42];
         let mut packets = Vec::new();
         packetizer.packetize(&au, 3000 * index as u32, &mut packets);
@@ -382,6 +385,43 @@ fn packets_the_server_leaves_out_are_counted_as_gaps_and_their_aus_lost() {
     for key in ["\"rtp_packets_lost\":2", "\"sequence_gaps\":2"] {
         assert!(json.contains(key), "{key} in {json}");
     }
+    // No IDR came after the gap: each viewer still waits for one.
+    let waits = report.keyframes_after_gaps;
+    assert_eq!(
+        (waits.followed, waits.awaiting_at_end),
+        (0, viewers),
+        "{json}"
+    );
+    assert!(waits.longest_wait_us > 0, "{json}");
+    assert!(json.contains("\"gaps_awaiting_keyframe\":2"), "{json}");
+}
+
+#[test]
+fn a_keyframe_after_a_gap_ends_the_viewers_wait_for_one() {
+    const VIEWERS: usize = 2;
+    // AU 4 is lost, 5 is discarded, 6 is a P-frame a decoder cannot use,
+    // 7 is the IDR that ends the wait; then two more gaps (AUs 10 and 12)
+    // before the IDR at 14 are one wait.
+    let url = fake_rtsp_server(Script {
+        aus: 16,
+        skipped: vec![4, 10, 12],
+        idrs: vec![7, 14],
+        timeout_secs: 60,
+        ..Script::default()
+    })
+    .url;
+    let flags = format!("--viewers {VIEWERS} --warmup 0 --duration 1 --stall-after 0.2 --json");
+    let (report, json) = run(&url, &flags);
+
+    let viewers = VIEWERS as u64;
+    assert_eq!(report.sequence_gaps, 3 * viewers, "{json}");
+    let waits = report.keyframes_after_gaps;
+    assert_eq!(
+        (waits.followed, waits.awaiting_at_end),
+        (2 * viewers, 0),
+        "{json}"
+    );
+    assert!(json.contains("\"gaps_followed_by_keyframe\":4"), "{json}");
 }
 
 #[test]

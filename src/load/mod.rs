@@ -76,8 +76,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 pub use report::{
-    AuAgeSpreads, FrameAge, Latency, LoadReport, RtspReport, RtspTransport, ViewerReport, Viewing,
-    WhepReport,
+    AuAgeSpreads, FrameAge, KeyframesAfterGaps, Latency, LoadReport, RtspReport, RtspTransport,
+    ViewerReport, Viewing, WhepReport,
 };
 pub use wire::{parse_escapes, Expect, Greeting, ReplyCounter};
 

@@ -606,6 +606,8 @@ pub struct RtspReport {
     pub aus_discarded: u64,
     /// Packets that are not RTP of H.264 (packetisation mode 1).
     pub malformed_rtp: u64,
+    /// How the sequence gaps ended: a keyframe after each, or not yet.
+    pub keyframes_after_gaps: KeyframesAfterGaps,
     /// RTCP sender reports received.
     pub sender_reports: u64,
     /// RTCP receiver reports sent (over UDP: they keep the session alive).
@@ -654,6 +656,7 @@ impl RtspReport {
         out.field("sequence_gaps", &self.sequence_gaps)?;
         out.field("aus_discarded", &self.aus_discarded)?;
         out.field("malformed_rtp", &self.malformed_rtp)?;
+        self.keyframes_after_gaps.write_to(out)?;
         viewing.write_viewers(out)?;
         let rtsp = [
             ErrorCount::new("rtsp", "rtsp_errors", self.rtsp_errors),
@@ -669,6 +672,37 @@ impl RtspReport {
         out.field("receiver_reports", &self.receiver_reports)?;
         out.field("sender_reports", &self.sender_reports)?;
         viewing.write_cpu_and_viewer_frames(out)
+    }
+}
+
+/// How the gaps in the viewers' streams ended (RTSP and WebRTC viewers):
+/// a decoder shows nothing sound from a gap to the next keyframe, so
+/// each gap should be followed by one, within a GOP or so.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct KeyframesAfterGaps {
+    /// Gaps followed by a keyframe (more gaps before that keyframe count
+    /// as one).
+    pub followed: u64,
+    /// Viewers still waiting for a keyframe after a gap when their run
+    /// ended.
+    pub awaiting_at_end: u64,
+    /// The longest wait from a gap to its keyframe, in µs, the waits still
+    /// open at the end included (as long as they had lasted).
+    pub longest_wait_us: u64,
+}
+
+impl KeyframesAfterGaps {
+    fn write_to(&self, out: &mut dyn Form) -> fmt::Result {
+        let line = format_args!(
+            "{} gaps followed by a keyframe, {} still waiting at the end; longest wait {:.1} ms",
+            self.followed,
+            self.awaiting_at_end,
+            self.longest_wait_us as f64 / 1000.0
+        );
+        out.line("keyframes", line)?;
+        out.field("gaps_followed_by_keyframe", &self.followed)?;
+        out.field("gaps_awaiting_keyframe", &self.awaiting_at_end)?;
+        out.field("keyframe_after_gap_max_us", &self.longest_wait_us)
     }
 }
 
@@ -765,6 +799,8 @@ pub struct WhepReport {
     pub datagrams: u64,
     /// AUs str0m emitted after a gap in the RTP sequence (not contiguous).
     pub discontinuities: u64,
+    /// How those gaps ended: a keyframe after each, or not yet.
+    pub keyframes_after_gaps: KeyframesAfterGaps,
     /// NACKs the viewers sent (str0m asks for what is missing).
     pub nacks_sent: u64,
     /// PLIs and FIRs the viewers sent.
@@ -820,6 +856,7 @@ impl WhepReport {
         out.field("discontinuities", &self.discontinuities)?;
         out.field("nacks_sent", &self.nacks_sent)?;
         out.field("keyframe_requests_sent", &self.keyframe_requests_sent)?;
+        self.keyframes_after_gaps.write_to(out)?;
         viewing.write_viewers(out)?;
         out.line(
             "ice",
@@ -1296,6 +1333,11 @@ mod tests {
             sequence_gaps: 2,
             aus_discarded: 3,
             malformed_rtp: 0,
+            keyframes_after_gaps: KeyframesAfterGaps {
+                followed: 1,
+                awaiting_at_end: 1,
+                longest_wait_us: 412_500,
+            },
             sender_reports: 4,
             receiver_reports: 6,
             keepalives: 0,
@@ -1352,6 +1394,7 @@ mod tests {
              \x20 non-IDR us p50 800  p99 2400  max 4000  (85 AUs)\n\
              first IDR us p50 500000  p99 900000  max 900000  (3 of 3 viewers)\n\
              rtp          1000 packets, 5 lost in 2 gaps; 3 AUs discarded, 0 malformed\n\
+             keyframes    1 gaps followed by a keyframe, 1 still waiting at the end; longest wait 412.5 ms\n\
              viewers      3 of 3 connected in 0.002 s; stalled 1 (1 at the end, 2 stalls); \
              dropped by the server 1\n\
              errors       4 (connect 0, rtsp 1, auth 2, dropped 1, io 0)\n\
@@ -1371,6 +1414,7 @@ mod tests {
              \x20 non-IDR    n/a (0 AUs)\n\
              first IDR    n/a (none of 0 viewers got one)\n\
              rtp          0 packets, 0 lost in 0 gaps; 0 AUs discarded, 0 malformed\n\
+             keyframes    0 gaps followed by a keyframe, 0 still waiting at the end; longest wait 0.0 ms\n\
              viewers      0 of 0 connected in 0.000 s; stalled 0 (0 at the end, 0 stalls); \
              dropped by the server 0\n\
              errors       0 (connect 0, rtsp 0, auth 0, dropped 0, io 0)\n\
@@ -1438,7 +1482,7 @@ mod tests {
             ),
             (
                 rtsp_report().to_json(),
-                r#"{"mode":"rtsp","url":"rtsp://127.0.0.1:8554/door","viewers":3,"measured_s":2.000,"transport":"udp","frames":90,"frames_per_s":45.0,"fps_per_viewer_mean":15.00,"fps_per_viewer_min":14.50,"fps_per_viewer_max":15.50,"bytes_per_s":2500000,"frames_run":120,"bytes_received":6000000,"frame_age_p50_us":900,"frame_age_p99_us":2500,"frame_age_max_us":4000,"frame_ages":88,"untimed_frames":2,"future_timestamps":1,"frame_age_idr_p50_us":30000,"frame_age_idr_p99_us":31000,"frame_age_idr_max_us":31000,"frame_age_non_idr_p50_us":800,"frame_age_non_idr_p99_us":2400,"frame_age_non_idr_max_us":4000,"first_idr_p50_us":500000,"first_idr_p99_us":900000,"first_idr_max_us":900000,"first_idrs":3,"rtp_packets":1000,"rtp_packets_lost":5,"sequence_gaps":2,"aus_discarded":3,"malformed_rtp":0,"connected":3,"connect_s":0.002,"stalled_viewers":1,"stalled_at_end":1,"stalls":2,"errors":4,"connect_failures":0,"rtsp_errors":1,"auth_failures":2,"dropped_viewers":1,"io_errors":0,"first_error":"RTSP 401 Unauthorized","keepalives":0,"receiver_reports":6,"sender_reports":4,"tool_cpu_percent":12.5,"server_cpu_percent":33.3,"viewer_frames":[29,30,31]}"#,
+                r#"{"mode":"rtsp","url":"rtsp://127.0.0.1:8554/door","viewers":3,"measured_s":2.000,"transport":"udp","frames":90,"frames_per_s":45.0,"fps_per_viewer_mean":15.00,"fps_per_viewer_min":14.50,"fps_per_viewer_max":15.50,"bytes_per_s":2500000,"frames_run":120,"bytes_received":6000000,"frame_age_p50_us":900,"frame_age_p99_us":2500,"frame_age_max_us":4000,"frame_ages":88,"untimed_frames":2,"future_timestamps":1,"frame_age_idr_p50_us":30000,"frame_age_idr_p99_us":31000,"frame_age_idr_max_us":31000,"frame_age_non_idr_p50_us":800,"frame_age_non_idr_p99_us":2400,"frame_age_non_idr_max_us":4000,"first_idr_p50_us":500000,"first_idr_p99_us":900000,"first_idr_max_us":900000,"first_idrs":3,"rtp_packets":1000,"rtp_packets_lost":5,"sequence_gaps":2,"aus_discarded":3,"malformed_rtp":0,"gaps_followed_by_keyframe":1,"gaps_awaiting_keyframe":1,"keyframe_after_gap_max_us":412500,"connected":3,"connect_s":0.002,"stalled_viewers":1,"stalled_at_end":1,"stalls":2,"errors":4,"connect_failures":0,"rtsp_errors":1,"auth_failures":2,"dropped_viewers":1,"io_errors":0,"first_error":"RTSP 401 Unauthorized","keepalives":0,"receiver_reports":6,"sender_reports":4,"tool_cpu_percent":12.5,"server_cpu_percent":33.3,"viewer_frames":[29,30,31]}"#,
             ),
             (
                 ViewerReport::default().to_json(),

@@ -46,7 +46,8 @@ use super::driver::{
 use super::report::{RtspReport, RtspTransport};
 use super::udp;
 use super::viewing::{
-    requests_from_outbox, AuAges, Outbox, StallClock, StreamUrl, ViewerFlags, ViewerRun, AUTH_USER,
+    requests_from_outbox, AuAges, GapRecovery, KeyframeWait, Outbox, StallClock, StreamUrl,
+    ViewerFlags, ViewerRun, AUTH_USER,
 };
 use super::LoadArgs;
 use crate::rtsp::auth::{basic_authorization, digest_authorization};
@@ -192,6 +193,8 @@ struct RtspViewer {
     /// The latest sender report: the RTP time ↔ wall clock mapping.
     sender_report: Option<SenderInfo>,
     clock: StallClock,
+    /// Its wait for a keyframe after a sequence gap.
+    keyframe_wait: KeyframeWait,
 }
 
 /// One viewer's UDP sockets (`--transport udp`).
@@ -234,6 +237,7 @@ struct RtspViewers<'a> {
     packets_lost: u64,
     sequence_gaps: u64,
     aus_discarded: u64,
+    gap_recovery: GapRecovery,
     malformed_rtp: u64,
     sender_reports: u64,
     receiver_reports: u64,
@@ -256,6 +260,7 @@ impl<'a> RtspViewers<'a> {
             packets_lost: 0,
             sequence_gaps: 0,
             aus_discarded: 0,
+            gap_recovery: GapRecovery::default(),
             malformed_rtp: 0,
             sender_reports: 0,
             receiver_reports: 0,
@@ -482,7 +487,11 @@ impl<'a> RtspViewers<'a> {
     /// An RTP packet of viewer `index`, from its connection or its socket.
     fn on_rtp(&mut self, index: usize, viewer: &mut RtspViewer, packet: &[u8], at: &Moment) {
         self.rtp_packets += 1;
+        let gaps_before = viewer.depacketizer.gaps();
         let aus: Vec<ReceivedAu> = viewer.depacketizer.push(packet).collect();
+        if viewer.depacketizer.gaps() > gaps_before {
+            self.gap_recovery.gap(&mut viewer.keyframe_wait, at.now);
+        }
         for au in &aus {
             self.on_au(index, viewer, au, at);
         }
@@ -492,6 +501,8 @@ impl<'a> RtspViewers<'a> {
     /// report.
     fn on_au(&mut self, index: usize, viewer: &mut RtspViewer, au: &ReceivedAu, at: &Moment) {
         viewer.clock.restart(at.now);
+        let wait = &mut viewer.keyframe_wait;
+        self.gap_recovery.access_unit(wait, au.keyframe, at.now);
         if au.keyframe {
             if let Some(play_sent_at) = viewer.play_sent_at.take() {
                 self.ages
@@ -699,6 +710,7 @@ impl Mode for RtspViewers<'_> {
             depacketizer: Depacketizer::new(),
             sender_report: None,
             clock: StallClock::new(now),
+            keyframe_wait: KeyframeWait::default(),
         };
         // A DESCRIBE carries no credentials, so it cannot fail.
         let _ = self.send(index, &mut viewer, Request::Describe);
@@ -758,6 +770,7 @@ impl Mode for RtspViewers<'_> {
     }
 
     fn on_close(&mut self, viewer: RtspViewer, reason: Close<Reason>) {
+        self.gap_recovery.end(&viewer.keyframe_wait, Instant::now());
         let depacketizer = &viewer.depacketizer;
         self.packets_lost += depacketizer.lost_packets();
         self.sequence_gaps += depacketizer.gaps();
@@ -822,6 +835,7 @@ impl Mode for RtspViewers<'_> {
             rtp_packets_lost: self.packets_lost,
             sequence_gaps: self.sequence_gaps,
             aus_discarded: self.aus_discarded,
+            keyframes_after_gaps: self.gap_recovery.summary(),
             malformed_rtp: self.malformed_rtp,
             sender_reports: self.sender_reports,
             receiver_reports: self.receiver_reports,

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::driver::{Close, Measured, Moment, Progress, Schedule, WindowStart};
-use super::report::{microseconds_histogram, per_second, AuAgeSpreads, FrameAge, Viewing};
+use super::report::{
+    microseconds_histogram, per_second, AuAgeSpreads, FrameAge, KeyframesAfterGaps, Viewing,
+};
 use super::{check_server_pid, seconds, window_from_args, LoadArgs};
 
 /// The user name `--auth` sends with the token (HTTP Basic, RTSP Digest
@@ -256,6 +258,60 @@ impl AuAges {
             non_idr_us: FrameAge::from_histogram(&self.non_idr_us),
             first_idr_us: FrameAge::from_histogram(&self.first_idr_us),
         }
+    }
+}
+
+/// One viewer's wait for a keyframe after a gap in its stream: from a
+/// gap (packets lost on the way, or not sent) a decoder has nothing sound
+/// to show until the next IDR.
+#[derive(Debug, Default)]
+pub(super) struct KeyframeWait {
+    since: Option<Instant>,
+}
+
+/// How the gaps in a run's streams ended: each followed by a keyframe,
+/// or the run ended first; and the longest wait, so that "a keyframe came
+/// after every gap" is a figure a soak can check, not a hope.
+#[derive(Debug, Default)]
+pub(super) struct GapRecovery {
+    tally: KeyframesAfterGaps,
+}
+
+impl GapRecovery {
+    /// A gap in the stream of the viewer that waits in `wait`, `now`. More
+    /// gaps before the keyframe are the same wait.
+    pub(super) fn gap(&mut self, wait: &mut KeyframeWait, now: Instant) {
+        wait.since.get_or_insert(now);
+    }
+
+    /// An access unit of that viewer: a keyframe ends its wait.
+    pub(super) fn access_unit(&mut self, wait: &mut KeyframeWait, keyframe: bool, now: Instant) {
+        if !keyframe {
+            return;
+        }
+        if let Some(since) = wait.since.take() {
+            self.tally.followed += 1;
+            self.waited(now.saturating_duration_since(since));
+        }
+    }
+
+    /// The viewer's run ended `now`: a wait still open counts as one, as
+    /// long as it has lasted.
+    pub(super) fn end(&mut self, wait: &KeyframeWait, now: Instant) {
+        if let Some(since) = wait.since {
+            self.tally.awaiting_at_end += 1;
+            self.waited(now.saturating_duration_since(since));
+        }
+    }
+
+    fn waited(&mut self, wait: Duration) {
+        let wait_us = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
+        self.tally.longest_wait_us = self.tally.longest_wait_us.max(wait_us);
+    }
+
+    /// The figures, for the report.
+    pub(super) fn summary(&self) -> KeyframesAfterGaps {
+        self.tally
     }
 }
 

@@ -60,8 +60,8 @@ use super::driver::{
 use super::report::WhepReport;
 use super::udp;
 use super::viewing::{
-    requests_from_outbox, AuAges, Outbox, ResponseHead, StallClock, StreamUrl, ViewerFlags,
-    ViewerRun,
+    requests_from_outbox, AuAges, GapRecovery, KeyframeWait, Outbox, ResponseHead, StallClock,
+    StreamUrl, ViewerFlags, ViewerRun,
 };
 use super::LoadArgs;
 use crate::rtsp::rtp::RTP_CLOCK_HZ;
@@ -209,6 +209,8 @@ struct WhepViewer {
     /// Its current str0m timeout; heap entries for other times are stale.
     timeout_at: Option<Instant>,
     clock: StallClock,
+    /// Its wait for a keyframe after a gap.
+    keyframe_wait: KeyframeWait,
     /// str0m's latest ingress stats (cumulative).
     nacks: u64,
     keyframe_requests: u64,
@@ -247,6 +249,7 @@ struct WhepViewers<'a> {
     dated_by_capture_time: u64,
     dated_by_sender_report: u64,
     discontinuities: u64,
+    gap_recovery: GapRecovery,
     /// The str0m and kernel counts of closed viewers (every viewer is
     /// closed at the end).
     nacks_sent: u64,
@@ -286,6 +289,7 @@ impl<'a> WhepViewers<'a> {
             dated_by_capture_time: 0,
             dated_by_sender_report: 0,
             discontinuities: 0,
+            gap_recovery: GapRecovery::default(),
             nacks_sent: 0,
             keyframe_requests_sent: 0,
             kernel_drops: 0,
@@ -453,8 +457,11 @@ impl<'a> WhepViewers<'a> {
         viewer.clock.restart(at.now);
         if !data.contiguous {
             self.discontinuities += 1;
+            self.gap_recovery.gap(&mut viewer.keyframe_wait, at.now);
         }
         let keyframe = data.is_keyframe();
+        let wait = &mut viewer.keyframe_wait;
+        self.gap_recovery.access_unit(wait, keyframe, at.now);
         if keyframe {
             if let Some(since) = viewer.waiting_for_picture_since.take() {
                 self.ages.first_idr(at.now.saturating_duration_since(since));
@@ -658,6 +665,7 @@ impl Mode for WhepViewers<'_> {
             dropped: false,
             timeout_at: None,
             clock: StallClock::new(now),
+            keyframe_wait: KeyframeWait::default(),
             nacks: 0,
             keyframe_requests: 0,
             kernel_drops: 0,
@@ -704,6 +712,7 @@ impl Mode for WhepViewers<'_> {
     }
 
     fn on_close(&mut self, viewer: WhepViewer, reason: Close<Reason>) {
+        self.gap_recovery.end(&viewer.keyframe_wait, Instant::now());
         self.nacks_sent += viewer.nacks;
         self.keyframe_requests_sent += viewer.keyframe_requests;
         self.kernel_drops += u64::from(viewer.kernel_drops);
@@ -798,6 +807,7 @@ impl Mode for WhepViewers<'_> {
             dated_by_sender_report: self.dated_by_sender_report,
             datagrams: self.datagrams,
             discontinuities: self.discontinuities,
+            keyframes_after_gaps: self.gap_recovery.summary(),
             nacks_sent: self.nacks_sent,
             keyframe_requests_sent: self.keyframe_requests_sent,
             kernel_drops: self.kernel_drops,
