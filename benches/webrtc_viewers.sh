@@ -12,9 +12,11 @@
 # when the viewers join, as they would join a running camera), then
 # `camloop load --whep URL/whep --viewers N --warmup WARMUP_S --duration
 # DURATION_S --server-pid PID --json` (one single-threaded mio loop, a str0m
-# peer with full ICE and a UDP socket per viewer) and, in the same window,
-# one Chromium tab (benches/webrtc_tab.mjs) watching the same camera over
-# WHEP. Per row:
+# peer with full ICE and a UDP socket per viewer); then, in a window of its
+# own beside N viewers again (a second load run), one Chromium tab
+# (benches/webrtc_tab.mjs) watching the same camera over WHEP: decoding
+# 720p in software takes most of a core on a 2-core machine, which would
+# otherwise be in the server's figures. Per row:
 #
 # - fps per viewer (mean, min), stalled and dropped viewers, errors, NACKs
 #   and PLIs the viewers sent, datagrams the kernel dropped on the client
@@ -33,7 +35,11 @@
 #   `idr_send_age_us_p99` from /state at the end of the row (its whole
 #   life);
 # - time to first picture (the offer's connect -> its first IDR complete),
-#   p50 and max over the viewers;
+#   p50 and max over the viewers, who all join at once; and p50 and max
+#   over JOINERS single viewers joining one after another beside N others
+#   (a second run of N), what one more viewer of a watched camera waits;
+#   its DTLS handshake and the server's answer (a str0m session, its own
+#   DTLS context, the offer parsed) are in both;
 # - the Chromium tab: capture -> render age p50/p99 (its receiver's
 #   getSynchronizationSources(): timestamp - captureTimestamp, with
 #   abs-capture-time negotiated), jitterBufferDelay / jitterBufferEmittedCount
@@ -43,8 +49,8 @@
 # at which the slowest viewer falls below DROP_RATIO x FPS, and what ran out.
 #
 # Environment: COUNTS (default "1 10 100"), DURATION_S (10), WARMUP_S (3),
-# SETTLE_S (3), TAB (1; 0 for no Chromium tab), CAMLOOP (a camloop binary
-# instead of building one), BROWSER_DIR (a tests/browser with
+# SETTLE_S (3), TAB (1; 0 for no Chromium tab), JOINERS (5), CAMLOOP (a
+# camloop binary instead of building one), BROWSER_DIR (a tests/browser with
 # node_modules/playwright-core, default this checkout's). A smoke run:
 #
 #   COUNTS="1 2" DURATION_S=2 WARMUP_S=2 SETTLE_S=2 benches/webrtc_viewers.sh
@@ -61,6 +67,7 @@ DURATION_S=${DURATION_S:-10}
 WARMUP_S=${WARMUP_S:-3}
 SETTLE_S=${SETTLE_S:-3}
 TAB=${TAB:-1}
+JOINERS=${JOINERS:-5}  # single viewers joining one at a time beside N
 FPS=30
 CLIP_S=10
 DROP_RATIO=0.9
@@ -156,11 +163,6 @@ measure() {
         >"$run" 2>"$run.err" &
     local client=$!; PIDS+=("$client")
     sleep "$WARMUP_S"
-    local tabpid=""
-    if [[ $TAB == 1 ]]; then
-        timeout $((DURATION_S + 60)) node benches/webrtc_tab.mjs "$base" "$DURATION_S" >"$tab" 2>"$tab.err" &
-        tabpid=$!; PIDS+=("$tabpid")
-    fi
     local p0 c0 s0 t0; p0=$(state_field "$base" webrtc_packets_sent); s0=$(cpu_ticks "$server")
     c0=$(cpu_ticks "$child" 2>/dev/null || echo 0); t0=$(now_s)
     sleep "$(awk -v d="$DURATION_S" 'BEGIN { print d / 2 }')"
@@ -169,10 +171,35 @@ measure() {
     local p1 c1 s1 t1; p1=$(state_field "$base" webrtc_packets_sent); s1=$(cpu_ticks "$server")
     c1=$(cpu_ticks "$child" 2>/dev/null || echo 0); t1=$(now_s)
     wait "$client" || log "camloop load failed ($viewers): $(head -c 300 "$run.err")"
-    [[ -n $tabpid ]] && { wait "$tabpid" || log "the tab failed: $(head -c 300 "$tab.err")"; }
     local send_age idr_send_age
     send_age=$(state_field "$base" frame_send_age_us_p99); idr_send_age=$(state_field "$base" idr_send_age_us_p99)
     local dropped_server; dropped_server=$(state_field "$base" webrtc_packets_dropped)
+    # Then N viewers again (a second load run), and beside them, once they
+    # all play: JOINERS viewers joining one at a time (the time to the
+    # first picture of a viewer that joins a camera N others watch, where
+    # the first run's figure is N joining at once), then the tab, in a
+    # window of its own: Chromium decoding 720p in software takes most of
+    # a core, which would otherwise be in the server's figures.
+    local tab_s=0; [[ $TAB == 1 ]] && tab_s=$DURATION_S
+    log "beside $viewers viewer(s): $JOINERS joining one at a time$([[ $TAB == 1 ]] && echo ", then the tab for ${DURATION_S} s")"
+    timeout $((WARMUP_S + 3 * JOINERS + tab_s + 60)) "$CAMLOOP" load --whep "$base/whep" --viewers "$viewers" \
+        --warmup 0 --duration $((WARMUP_S + 3 * JOINERS + tab_s + 2)) >/dev/null 2>"$WORK/beside-$viewers.err" &
+    local beside=$!; PIDS+=("$beside")
+    sleep "$WARMUP_S"
+    local joined=() joiner
+    for joiner in $(seq "$JOINERS"); do
+        timeout 30 "$CAMLOOP" load --whep "$base/whep" --viewers 1 --warmup 0 --duration 1 --json \
+            >"$WORK/join-$viewers-$joiner.json" 2>>"$WORK/join.err" || true
+        joined+=("$(jf "$WORK/join-$viewers-$joiner.json" first_picture_p50_us)")
+    done
+    local join_p50 join_max
+    join_p50=$(printf '%s\n' "${joined[@]}" | grep -v n/a | sort -n | awk '{ a[NR] = $1 } END { if (NR) printf "%.1f", a[int((NR + 1) / 2)] / 1000; else print "n/a" }')
+    join_max=$(printf '%s\n' "${joined[@]}" | grep -v n/a | sort -n | awk '{ m = $1 } END { if (NR) printf "%.1f", m / 1000; else print "n/a" }')
+    if [[ $TAB == 1 ]]; then
+        timeout $((DURATION_S + 60)) node benches/webrtc_tab.mjs "$base" "$DURATION_S" >"$tab" 2>"$tab.err" \
+            || log "the tab failed: $(head -c 300 "$tab.err")"
+    fi
+    wait "$beside" || log "camloop load beside the joiners failed ($viewers): $(head -c 300 "$WORK/beside-$viewers.err")"
     stop "$keeper"; stop "$server"; [[ -n $child ]] && stop "$child"
     local window; window=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 
@@ -200,9 +227,9 @@ measure() {
         tab_jb=$(ms2 "$(jf "$tab" jitter_buffer_ms)"); tab_frames=$(jf "$tab" frames_decoded)
     fi
     local first_error; first_error=$(sed -n 's/.*"first_error":"\([^"]*\)".*/\1/p' "$f")
-    ROWS+=("| $viewers | $mean | $min | $stalled | $dropped | $errors | $nacks | $plis | $kdrops | ${dropped_server:-n/a} | $mbps | $server_cpu | $child_cpu | $client_cpu | $packets | $per_packet | $rss_mib | $per_peer | $age | $age_idr | $age_non_idr | ${send_age:-n/a} | ${idr_send_age:-n/a} | $first_n | $first_p50 | $first_max | $tab_p50 | $tab_p99 | $tab_jb | $tab_frames |")
+    ROWS+=("| $viewers | $mean | $min | $stalled | $dropped | $errors | $nacks | $plis | $kdrops | ${dropped_server:-n/a} | $mbps | $server_cpu | $child_cpu | $client_cpu | $packets | $per_packet | $rss_mib | $per_peer | $age | $age_idr | $age_non_idr | ${send_age:-n/a} | ${idr_send_age:-n/a} | $first_n | $first_p50 | $first_max | $join_p50 | $join_max | $tab_p50 | $tab_p99 | $tab_jb | $tab_frames |")
     R[$viewers,min]=$min; R[$viewers,cpu]=$server_cpu; R[$viewers,send_age]=${send_age:-n/a}
-    R[$viewers,first_p50]=$first_p50; R[$viewers,per_peer]=$per_peer; R[$viewers,per_packet]=$per_packet
+    R[$viewers,first_p50]=$first_p50; R[$viewers,join_p50]=$join_p50; R[$viewers,per_peer]=$per_peer; R[$viewers,per_packet]=$per_packet
     R[$viewers,stalled]=$stalled; R[$viewers,dropped]=$dropped
     if [[ -z ${R[dropped_at]:-} ]] && awk -v m="$min" -v f="$FPS" -v r="$DROP_RATIO" \
         'BEGIN { exit !(m == "n/a" || m < f * r) }'; then
@@ -224,17 +251,17 @@ chromium_version=$(/usr/bin/chromium --version 2>/dev/null | head -n 1 || echo '
 cat <<EOF
 # WebRTC fan-out: camloop's WHEP peers, 1280x720 / $FPS fps / 2 Mbit/s H.264
 
-- command: \`COUNTS="$COUNTS" DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S SETTLE_S=$SETTLE_S TAB=$TAB benches/webrtc_viewers.sh\`
+- command: \`COUNTS="$COUNTS" DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S SETTLE_S=$SETTLE_S TAB=$TAB JOINERS=$JOINERS benches/webrtc_viewers.sh\`
 - camloop: \`camloop serve --listen 127.0.0.1:0 --http 127.0.0.1:0 --rtsp off --webrtc 127.0.0.1:0 --webrtc-max-peers N+4 --camera 'exec:ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i CLIP.mkv -c copy -f h264 -' --fps $FPS\`, release build without default features, camloop $(git rev-parse --short HEAD 2>/dev/null || echo '?'); a fresh server per row, a curl reading /stream.h264 as keeper from ${SETTLE_S} s before the load
 - clip: \`ffmpeg -f lavfi -i testsrc2=size=1280x720:rate=$FPS -t $CLIP_S -c:v libx264 -preset ultrafast -tune zerolatency -g $FPS -b:v 2M -maxrate 2M -bufsize 1M -pix_fmt yuv420p CLIP.mkv\`
-- viewers: \`camloop load --whep URL/whep --viewers N --warmup $WARMUP_S --duration $DURATION_S --server-pid PID --json\` (run as uid $(id -u): $( [[ $(id -u) == 0 ]] && echo "socket buffers forced to 2 MiB" || echo "socket buffers capped by rmem_max")); the tab: \`node benches/webrtc_tab.mjs URL $DURATION_S\` ($chromium_version) in the same window
+- viewers: \`camloop load --whep URL/whep --viewers N --warmup $WARMUP_S --duration $DURATION_S --server-pid PID --json\` (run as uid $(id -u): $( [[ $(id -u) == 0 ]] && echo "socket buffers forced to 2 MiB" || echo "socket buffers capped by rmem_max")); the tab: \`node benches/webrtc_tab.mjs URL $DURATION_S\` ($chromium_version) in a window of its own right after the measured one, beside a second \`camloop load --whep\` of N viewers, so that its decoding is not in the server's figures
 - machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r), shared with other work (expect noise); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 
-CPU % is over the measured window (100 = one core). Packets: datagrams the server sent in the window (/state \`webrtc_packets_sent\`), CPU per packet = server CPU time / packets. Memory per peer = (RSS mid-window - RSS before the load) / viewers, in KiB. Client frame age: arrival - abs-capture-time (wall clock). \`frame_send_age_us_p99\` / \`idr_send_age_us_p99\`: the server's own, over the row's server life. First picture: the offer's connect -> the first IDR complete. Tab: one Chromium tab's capture -> render age (getSynchronizationSources) and jitterBufferDelay / jitterBufferEmittedCount.
+CPU % is over the measured window (100 = one core). Packets: datagrams the server sent in the window (/state \`webrtc_packets_sent\`), CPU per packet = server CPU time / packets. Memory per peer = (RSS mid-window - RSS before the load) / viewers, in KiB. Client frame age: arrival - abs-capture-time (wall clock). \`frame_send_age_us_p99\` / \`idr_send_age_us_p99\`: the server's own, over the row's server life. First picture: the offer's connect -> the first IDR complete; N at once: the measured run's viewers, all joining together; joining beside N: $JOINERS single viewers joining one after another while N others watch. Tab: one Chromium tab's capture -> render age (getSynchronizationSources) and jitterBufferDelay / jitterBufferEmittedCount.
 
-| viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | NACKs sent | PLI/FIR sent | client kernel drops | server packets dropped | MB/s (all) | server CPU % | camera child CPU % | client CPU % | packets sent (window) | server CPU µs per packet | RSS MiB | memory per peer KiB | frame age p99 µs (client, all) | IDR | non-IDR | frame_send_age_us_p99 (server) | idr_send_age_us_p99 | viewers with a picture | first picture p50 ms | max ms | tab capture→render p50 ms | p99 ms | tab jitter buffer ms | tab frames decoded |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | NACKs sent | PLI/FIR sent | client kernel drops | server packets dropped | MB/s (all) | server CPU % | camera child CPU % | client CPU % | packets sent (window) | server CPU µs per packet | RSS MiB | memory per peer KiB | frame age p99 µs (client, all) | IDR | non-IDR | frame_send_age_us_p99 (server) | idr_send_age_us_p99 | viewers with a picture | first picture p50 ms (N at once) | max ms | first picture joining beside N, p50 ms | max ms | tab capture→render p50 ms | p99 ms | tab jitter buffer ms | tab frames decoded |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
 printf '%s\n' "${ROWS[@]}"
 echo
@@ -252,12 +279,15 @@ if [[ " $COUNTS " == *" 10 "* ]]; then
     s=$(v 10,send_age)
     echo "- \`frame_send_age\` p99 < 2 ms at 10 viewers, non-IDR AUs: \`frame_send_age_us_p99\` = $s µs → **$(awk -v s="$s" 'BEGIN { print (s == "n/a") ? "n/a" : (s < 2000 ? "PASS" : "FAIL") }')**"
 fi
-p50s=""; ok=yes
+p50s=""; ok=yes; joins=""; join_ok=yes
 for n in $COUNTS; do
     p=$(v "$n,first_p50"); p50s+="$n: $p ms; "
     awk -v p="$p" 'BEGIN { exit !(p == "n/a" || p >= 150) }' && ok=no
+    p=$(v "$n,join_p50"); joins+="beside $n: $p ms; "
+    awk -v p="$p" 'BEGIN { exit !(p == "n/a" || p >= 150) }' && join_ok=no
 done
-echo "- time to first picture p50 < 150 ms (GOP cache): ${p50s%; } → **$(pass "$ok")**"
+echo "- time to first picture p50 < 150 ms (GOP cache), a viewer joining a camera others watch: ${joins%; } → **$(pass "$join_ok")**"
+echo "- the same, N viewers joining at once: ${p50s%; } → **$(pass "$ok")**"
 worst=0
 for n in $COUNTS; do
     [[ $n -ge 10 ]] || continue

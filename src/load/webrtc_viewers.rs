@@ -218,6 +218,13 @@ struct WhepViewer {
     kernel_drops: u32,
 }
 
+/// A viewer's session and offer, made before its connection opens.
+struct Offer {
+    rtc: Rtc,
+    pending: Option<SdpPendingOffer>,
+    sdp: String,
+}
+
 /// The WebRTC viewer mode: the plan, the viewers' sockets and str0m
 /// timers, the stall checks and the counts (the driver counts connects,
 /// I/O errors and the bytes of the connections).
@@ -231,6 +238,12 @@ struct WhepViewers<'a> {
     local_addrs: Vec<SocketAddr>,
     /// The token of viewer 0's socket.
     first_source_token: usize,
+    /// Viewer `i`'s offer, made with its socket before any connect (taken
+    /// when its connection opens): a str0m session and its offer cost
+    /// this loop a few milliseconds each, which would otherwise fall
+    /// between the connects and the requests, in the viewers' time to
+    /// the first picture.
+    offers: Vec<Option<Offer>>,
     /// (when, viewer) of every viewer's str0m timeout; stale entries are
     /// skipped when they come up.
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
@@ -276,6 +289,7 @@ impl<'a> WhepViewers<'a> {
             sockets: Vec::new(),
             local_addrs: Vec::new(),
             first_source_token: plan.flags.viewers,
+            offers: Vec::new(),
             timers: BinaryHeap::new(),
             datagram: vec![0; MAX_DATAGRAM_BYTES],
             run: ViewerRun::new(&plan.flags)?,
@@ -302,6 +316,21 @@ impl<'a> WhepViewers<'a> {
 
     /// A str0m session receiving H.264, full ICE, with a host candidate
     /// for `local`.
+    /// A viewer's str0m session and its offer: one receive-only H.264
+    /// video section.
+    fn make_offer(&self, local: SocketAddr, now: Instant) -> Offer {
+        let mut rtc = self.new_rtc(local, now);
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (sdp, pending) = match api.apply() {
+            Some((offer, pending)) => (offer.to_sdp_string(), Some(pending)),
+            // Not with a section added; an empty offer is refused and
+            // reported like any other.
+            None => (String::new(), None),
+        };
+        Offer { rtc, pending, sdp }
+    }
+
     fn new_rtc(&self, local: SocketAddr, now: Instant) -> Rtc {
         let mut config = RtcConfig::new()
             .set_crypto_provider(self.crypto.clone())
@@ -608,8 +637,11 @@ impl Mode for WhepViewers<'_> {
             let mut socket = udp::bind(local, RECEIVE_BUFFER_BYTES)?;
             registry.register(&mut socket, Token(first_token + index), Interest::READABLE)?;
             self.receive_buffer_bytes = udp::receive_buffer_bytes(&socket) as u64;
-            self.local_addrs.push(socket.local_addr()?);
+            let local = socket.local_addr()?;
+            self.local_addrs.push(local);
             self.sockets.push(Some(socket));
+            self.offers
+                .push(Some(self.make_offer(local, Instant::now())));
         }
         Ok(())
     }
@@ -642,15 +674,8 @@ impl Mode for WhepViewers<'_> {
     /// arrives (or the answer), a stall counts from the connect.
     fn open(&mut self, index: usize, now: Instant) -> WhepViewer {
         let local = self.local_addrs[index];
-        let mut rtc = self.new_rtc(local, now);
-        let mut api = rtc.sdp_api();
-        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-        let (sdp, pending) = match api.apply() {
-            Some((offer, pending)) => (offer.to_sdp_string(), Some(pending)),
-            // Not with a section added; an empty offer is refused and
-            // reported like any other.
-            None => (String::new(), None),
-        };
+        let prepared = self.offers.get_mut(index).and_then(Option::take);
+        let Offer { rtc, pending, sdp } = prepared.unwrap_or_else(|| self.make_offer(local, now));
         let mut out = Outbox::default();
         out.queue(&self.plan.request("POST", &self.plan.path, Some(&sdp)));
         WhepViewer {
