@@ -117,6 +117,11 @@ fn a_whep_offer_is_answered_201_with_a_relative_location_an_etag_and_an_ice_lite
         !answer.contains("abs-capture-time"),
         "not offered (the page did not opt in), not answered: {answer}"
     );
+    // Offered by Chromium, refused: its feedback would only feed a
+    // bandwidth estimate camloop does not make.
+    assert!(RECVONLY_OFFER.contains("transport-wide-cc"));
+    assert!(!answer.contains("transport-wide-cc"), "{answer}");
+    assert!(answer.contains("sdes:mid"), "{answer}");
     let candidate = format!("{} {} typ host", webrtc.ip(), webrtc.port());
     assert!(
         answer.contains(&candidate),

@@ -70,6 +70,8 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(1);
 /// The RTP header extension id of abs-capture-time in camloop's offers
 /// and answers (free in str0m's standard map).
 const ABS_CAPTURE_TIME_ID: u8 = 7;
+/// The RTP header extension id of the mid (str0m's default one).
+const MID_ID: u8 = 4;
 
 /// `profile-level-id` used when the camera's own profile is not offered:
 /// Constrained Baseline 3.1, which every browser offers and which decodes
@@ -577,6 +579,13 @@ impl WebrtcPeers {
             .enable_h264(true)
             .set_send_buffer_video(SEND_BUFFER_PACKETS)
             .set_stats_interval(Some(Duration::from_secs(1)))
+            // Only the extensions camloop uses: the mid (bundling) and
+            // abs-capture-time. str0m's default map would also take the
+            // offer's transport-wide congestion control, whose feedback
+            // (every peer, several times a second) only feeds a bandwidth
+            // estimate camloop does not make: it relays the camera's rate.
+            .clear_extension_map()
+            .set_extension(MID_ID, Extension::RtpMid)
             .set_extension(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime)
             .build(now);
         for &addr in &self.local_addrs {
