@@ -88,6 +88,10 @@
 #     `--snapshot-keep 50` removes older ones), and the snapshot directory
 #     holds 50 complete ones of each camera (retention is per camera), the
 #     newest capture of each among them;
+#   - the server's snapshot count (summed over the cameras) is at least the
+#     files the captures named: the report's "more snapshots written for
+#     garbage that spelled `c`" is that difference and must not be
+#     negative;
 #   - no capture of the default camera (cam0) failed; `ERR camera:` from
 #     cam1 and cam2 only from a request whose time overlaps one of that
 #     camera's logged fault windows, any other reply a failure;
@@ -1257,6 +1261,12 @@ EOF
     row "every OK capture is a complete JPEG of its size, of a frame grabbed after its request; ${KEEP} complete ones kept per camera" \
         "${jpegs_checked} of ${captures_ok} checked, ${jpegs_bad} problems, of them ${jpegs_early} grabbed before the request; ${jpegs_untimed} without a grab time (${capture_notes})" \
         "$(yes_if "[ $jpegs_checked = $captures_ok ] && [ $jpegs_bad = 0 ] && [ $jpegs_untimed = 0 ] && [ $captures_ok -gt 0 ]")"
+    # The report's "more snapshots written for garbage" figure is this
+    # difference; a negative one would mean captures named files the
+    # server never counted.
+    row "the server's snapshot count covers every file the captures named (the rest: garbage that spelled \`c\`)" \
+        "${all_snapshots} snapshots written (${snapshot_totals}), ${capture_files} named by captures, $(( all_snapshots - capture_files )) by garbage" \
+        "$(yes_if "[ $all_snapshots -ge $capture_files ] && [ $capture_files -gt 0 ]")"
     row "no capture failed (default camera ${cameras[0]})" "${default_failed} non-OK replies" "$(yes_if "[ '$default_failed' = 0 ]")"
     row "\`ERR camera:\` only inside the camera's fault windows, no other failure" "${capture_errors} other replies (${capture_loops})" \
         "$(yes_if "[ $capture_errors = 0 ]")"
