@@ -355,21 +355,30 @@ fn a_viewer_the_server_stops_sending_to_is_stalled_and_every_au_is_counted() {
     );
 }
 
+/// `viewers` viewers of the fake server playing `script` (with a session
+/// that outlasts the run) for one second, a stall after 0.2 s.
+fn play_script(script: Script, viewers: usize) -> (RtspReport, String) {
+    let url = fake_rtsp_server(Script {
+        timeout_secs: 60,
+        ..script
+    })
+    .url;
+    let flags = format!("--viewers {viewers} --warmup 0 --duration 1 --stall-after 0.2 --json");
+    run(&url, &flags)
+}
+
 #[test]
 fn packets_the_server_leaves_out_are_counted_as_gaps_and_their_aus_lost() {
     const VIEWERS: usize = 2;
     const AUS: usize = 10;
     // AU 4's packet is lost; AU 5, which the gap might have cut, is
     // discarded whole (the depacketiser cannot know where AU 4 ended).
-    let url = fake_rtsp_server(Script {
+    let script = Script {
         aus: AUS,
         skipped: vec![4],
-        timeout_secs: 60,
         ..Script::default()
-    })
-    .url;
-    let flags = format!("--viewers {VIEWERS} --warmup 0 --duration 1 --stall-after 0.2 --json");
-    let (report, json) = run(&url, &flags);
+    };
+    let (report, json) = play_script(script, VIEWERS);
 
     let viewers = VIEWERS as u64;
     assert_eq!(report.rtp_packets, viewers * (AUS as u64 - 1), "{json}");
@@ -402,16 +411,13 @@ fn a_keyframe_after_a_gap_ends_the_viewers_wait_for_one() {
     // AU 4 is lost, 5 is discarded, 6 is a P-frame a decoder cannot use,
     // 7 is the IDR that ends the wait; then two more gaps (AUs 10 and 12)
     // before the IDR at 14 are one wait.
-    let url = fake_rtsp_server(Script {
+    let script = Script {
         aus: 16,
         skipped: vec![4, 10, 12],
         idrs: vec![7, 14],
-        timeout_secs: 60,
         ..Script::default()
-    })
-    .url;
-    let flags = format!("--viewers {VIEWERS} --warmup 0 --duration 1 --stall-after 0.2 --json");
-    let (report, json) = run(&url, &flags);
+    };
+    let (report, json) = play_script(script, VIEWERS);
 
     let viewers = VIEWERS as u64;
     assert_eq!(report.sequence_gaps, 3 * viewers, "{json}");
