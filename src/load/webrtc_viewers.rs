@@ -314,8 +314,6 @@ impl<'a> WhepViewers<'a> {
         })
     }
 
-    /// A str0m session receiving H.264, full ICE, with a host candidate
-    /// for `local`.
     /// A viewer's str0m session and its offer: one receive-only H.264
     /// video section.
     fn make_offer(&self, local: SocketAddr, now: Instant) -> Offer {
@@ -331,6 +329,8 @@ impl<'a> WhepViewers<'a> {
         Offer { rtc, pending, sdp }
     }
 
+    /// A str0m session receiving H.264, full ICE, with a host candidate
+    /// for `local`.
     fn new_rtc(&self, local: SocketAddr, now: Instant) -> Rtc {
         let mut config = RtcConfig::new()
             .set_crypto_provider(self.crypto.clone())
