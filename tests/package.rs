@@ -22,16 +22,15 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, OnceLock};
-use std::thread;
+use std::sync::OnceLock;
 
-use support::{Client, CAMLOOP, TIMEOUT};
+use support::{read_listening_line, Client, TIMEOUT};
 
 /// The two .deb files scripts/package.sh made.
 struct Packages {
@@ -375,10 +374,9 @@ impl Drop for Served {
 
 /// Starts `camloop serve --config /etc/camloop/camloop.toml` inside the
 /// root as the camloop user (its groups included, so video too), with
-/// every port on a free loopback port and RTSP (and WebRTC, where this
-/// camloop has it) off.
+/// every port on a free loopback port and RTSP and WebRTC off.
 fn serve(root: &Root) -> Served {
-    let mut args = vec![
+    let args = vec![
         "setpriv",
         "--reuid=camloop",
         "--regid=camloop",
@@ -393,47 +391,27 @@ fn serve(root: &Root) -> Served {
         "127.0.0.1:0",
         "--rtsp",
         "off",
+        // The config names WebRTC's fixed port; this test must not take a
+        // fixed port on the shared network.
+        "--webrtc",
+        "off",
     ];
-    // The config names WebRTC's fixed port once camloop has WebRTC; this
-    // test must not take a fixed port on the shared network.
-    let help = run_ok(
-        Command::new(CAMLOOP).args(["serve", "--help"]),
-        "camloop serve --help",
-    );
-    if help.contains("--webrtc ") {
-        args.extend_from_slice(&["--webrtc", "off"]);
-    }
     let mut child = root
         .command(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start camloop in the root");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (line_tx, line_rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = line_tx.send(line);
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let line = match line_rx.recv_timeout(TIMEOUT) {
-        Ok(line) => line,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("the installed camloop printed no listening line");
-        }
+    let Some((control, http)) = read_listening_line(&mut child) else {
+        let _ = child.kill();
+        panic!("the installed camloop printed no listening line");
     };
-    let part = |key: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|word| word.strip_prefix(key))
-            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+    let address = |printed: String| -> SocketAddr {
+        printed
             .parse()
-            .unwrap_or_else(|e| panic!("{key} in {line:?}: {e}"))
+            .unwrap_or_else(|e| panic!("{printed:?} is not an address: {e}"))
     };
-    let control = part("control=");
-    let http = part("http=");
+    let (control, http) = (address(control), address(http));
     Served {
         child,
         control,
