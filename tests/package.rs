@@ -30,7 +30,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use support::{read_listening_line, Client, TIMEOUT};
+use support::{read_listening_line, Client, SERVE_ON_LOOPBACK, TIMEOUT};
 
 /// The two .deb files scripts/package.sh made.
 struct Packages {
@@ -376,26 +376,17 @@ impl Drop for Served {
 /// root as the camloop user (its groups included, so video too), with
 /// every port on a free loopback port and RTSP and WebRTC off.
 fn serve(root: &Root) -> Served {
-    let args = vec![
+    let as_camloop = [
         "setpriv",
         "--reuid=camloop",
         "--regid=camloop",
         "--init-groups",
         "/usr/bin/camloop",
-        "serve",
-        "--config",
-        "/etc/camloop/camloop.toml",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--rtsp",
-        "off",
-        // The config names WebRTC's fixed port; this test must not take a
-        // fixed port on the shared network.
-        "--webrtc",
-        "off",
     ];
+    // The config names WebRTC's fixed port; this test must not take a
+    // fixed port on the shared network.
+    let config = ["--config", "/etc/camloop/camloop.toml", "--webrtc", "off"];
+    let args = [&as_camloop[..], &SERVE_ON_LOOPBACK, &config].concat();
     let mut child = root
         .command(&args)
         .stdout(Stdio::piped())
