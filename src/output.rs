@@ -32,6 +32,11 @@ const FIRST_TAIL_BYTES: usize = 128;
 /// hands to the kernel, the tail included.
 const MAX_IOVECS: usize = 16;
 
+/// A drained frame ring with room for more chunks than this goes back to
+/// the allocator (a GOP cache sent at once grows it); a smaller one stays
+/// for the viewer's next frame.
+const MAX_KEPT_RING_CHUNKS: usize = 8;
+
 /// How many drained tails the loop keeps. A tail is taken just before a
 /// connection's input is handled and given back as soon as its output is
 /// written, so only connections with output still pending hold one; a few
@@ -79,9 +84,12 @@ pub struct SpareBuffers {
 /// The pending output of one connection, in order: `chunks`, then `tail`.
 #[derive(Default)]
 pub struct OutputQueue {
-    /// Frames, and the replies queued before each. Allocated only while
-    /// a frame is queued: a connection that only answers requests never
-    /// has it, and its slab slot stays small.
+    /// Frames, and the replies queued before each. Allocated at the
+    /// connection's first frame and kept, drained, for the next: a viewer
+    /// is handed a frame every frame interval, and making the ring anew
+    /// each time cost two trips to the allocator per viewer per frame. A
+    /// connection that only answers requests never has it, and its slab
+    /// slot stays small.
     #[allow(clippy::box_collection, reason = "8 bytes in every slab slot, not 32")]
     chunks: Option<Box<VecDeque<Chunk>>>,
     /// Replies queued after everything in `chunks`, back to back.
@@ -176,15 +184,22 @@ impl OutputQueue {
     }
 
     /// Once everything is written, gives the queue's buffers back: a small
-    /// tail to `spares`, the rest to the allocator. Afterwards an empty
-    /// queue holds no memory.
+    /// tail to `spares`, a large frame ring and a large tail to the
+    /// allocator. Afterwards an empty queue holds at most a small frame
+    /// ring, and only if it has been sent frames.
     #[inline]
     pub fn release(&mut self, spares: &mut SpareBuffers) {
         if !self.is_empty() {
             return;
         }
         self.cursor = 0;
-        self.chunks = None;
+        if self
+            .chunks
+            .as_ref()
+            .is_some_and(|chunks| chunks.capacity() > MAX_KEPT_RING_CHUNKS)
+        {
+            self.chunks = None;
+        }
         let capacity = self.tail.capacity();
         if capacity > 0 {
             let mut tail = std::mem::take(&mut self.tail);
@@ -208,15 +223,20 @@ impl OutputQueue {
             blocked: false,
         };
         while !self.is_empty() {
-            let result = if self.chunks.is_none() {
+            let result = if !self.frames_queued() {
                 // The usual case (one reply, or several back to back): one
                 // plain write(); writev() would first copy in an iovec
                 // array for nothing.
                 writer.write(&self.tail[self.cursor..])
             } else {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                let count = self.io_slices(&mut slices);
-                writer.write_vectored(&slices[..count])
+                match self.io_slices(&mut slices) {
+                    // A frame alone (a viewer's usual turn): a socket's
+                    // write() is send(), which skips the iovec import and
+                    // the file layer writev() goes through.
+                    1 => writer.write(&slices[0]),
+                    count => writer.write_vectored(&slices[..count]),
+                }
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -257,6 +277,13 @@ impl OutputQueue {
         count
     }
 
+    /// Whether a frame (or a reply queued before one) is still in the ring.
+    fn frames_queued(&self) -> bool {
+        self.chunks
+            .as_ref()
+            .is_some_and(|chunks| !chunks.is_empty())
+    }
+
     fn advance(&mut self, mut written: usize) {
         self.pending_bytes -= written;
         self.written_total += written as u64;
@@ -271,7 +298,6 @@ impl OutputQueue {
                 self.cursor = 0;
                 chunks.pop_front();
             }
-            self.chunks = None;
         }
         self.cursor += written;
         if self.cursor == self.tail.len() {
@@ -405,8 +431,9 @@ mod tests {
         queue.push_bytes(b"\r\n");
         assert_eq!(queue.pending_bytes(), 6);
         assert_eq!(drain(&mut queue, &mut spares), b"JPEG\r\n");
-        // Written out, it keeps neither the frame's ring nor the tail.
-        assert!(queue.chunks.is_none());
+        // Written out, it keeps its small frame ring, empty, for the next
+        // frame, but not the tail.
+        assert!(queue.chunks.as_ref().is_some_and(|ring| ring.is_empty()));
         assert_eq!(queue.tail.capacity(), 0);
         // Stocked and never written into: `release` gives it back.
         queue.stock(&mut spares);
@@ -414,6 +441,71 @@ mod tests {
         queue.release(&mut spares);
         assert_eq!(queue.tail.capacity(), 0);
         assert_eq!(spares.ready.len(), 1);
+    }
+
+    #[test]
+    fn a_viewer_keeps_its_drained_frame_ring_but_not_a_bursts() {
+        let mut spares = SpareBuffers::default();
+        let mut queue = OutputQueue::default();
+        queue.push_shared(Rc::from(&b"AU 1"[..]));
+        assert_eq!(drain(&mut queue, &mut spares), b"AU 1");
+        let ring_at = queue.chunks.as_deref().map(|ring| ring as *const _);
+        assert!(ring_at.is_some(), "the drained ring is kept");
+        queue.push_shared(Rc::from(&b"AU 2"[..]));
+        assert_eq!(
+            queue.chunks.as_deref().map(|ring| ring as *const _),
+            ring_at
+        );
+        assert_eq!(drain(&mut queue, &mut spares), b"AU 2");
+        // A GOP cache's worth at once grows the ring past what is kept.
+        for _ in 0..2 * MAX_KEPT_RING_CHUNKS {
+            queue.push_shared(Rc::from(&b"AU"[..]));
+        }
+        drain(&mut queue, &mut spares);
+        assert!(queue.chunks.is_none(), "a burst's ring is freed");
+    }
+
+    /// Counts which call the queue makes: a lone frame takes `write`
+    /// (send() on a socket), more than one piece `write_vectored`.
+    #[derive(Default)]
+    struct CallCounter {
+        taken: Vec<u8>,
+        writes: usize,
+        vectored_writes: usize,
+    }
+
+    impl Write for CallCounter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.writes += 1;
+            self.taken.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.vectored_writes += 1;
+            let before = self.taken.len();
+            for buf in bufs {
+                self.taken.extend_from_slice(buf);
+            }
+            Ok(self.taken.len() - before)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_lone_frame_is_one_plain_write_and_a_frame_with_replies_one_vectored() {
+        let mut spares = SpareBuffers::default();
+        let mut queue = OutputQueue::default();
+        let mut socket = CallCounter::default();
+        queue.push_shared(Rc::from(&b"AU"[..]));
+        queue.write_to(&mut socket, &mut spares).unwrap();
+        assert_eq!((socket.writes, socket.vectored_writes), (1, 0));
+        queue.push_bytes(b"RTCP");
+        queue.push_shared(Rc::from(&b"AU"[..]));
+        queue.write_to(&mut socket, &mut spares).unwrap();
+        assert_eq!((socket.writes, socket.vectored_writes), (1, 1));
+        assert_eq!(socket.taken, b"AURTCPAU");
     }
 
     #[test]

@@ -70,7 +70,9 @@ impl ExecSource {
     }
 
     fn read_frames(&mut self, now: Instant, sink: &mut PushSink) -> Result<(), CameraError> {
-        let name = self.name();
+        // Named only when there is something to say: this runs for every
+        // frame, and the name is built from every word of the command.
+        let name = || exec_name(&self.argv);
         let Some(running) = self.running.as_mut() else {
             return Ok(());
         };
@@ -78,33 +80,39 @@ impl ExecSource {
             match running.child.stdout.read(&mut self.read_buffer) {
                 Ok(0) => {
                     let how = running.child.end_description();
-                    return Err(CameraError::new(format!("{name}: the command {how}")));
+                    return Err(CameraError::new(format!("{}: the command {how}", name())));
                 }
                 Ok(n) => {
                     let dropped = running
                         .stream
                         .push(&self.read_buffer[..n], now, sink)
-                        .map_err(|refused| CameraError::new(format!("{name}: {refused}")))?;
+                        .map_err(|refused| CameraError::new(format!("{}: {refused}", name())))?;
                     if dropped > 0 {
                         log::warn!(
-                            "camera {name}: dropped {dropped} frame(s) over --max-frame-bytes {}",
+                            "camera {}: dropped {dropped} frame(s) over --max-frame-bytes {}",
+                            name(),
                             self.max_frame_bytes
                         );
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(CameraError::new(format!("{name}: reading: {e}"))),
+                Err(e) => return Err(CameraError::new(format!("{}: reading: {e}", name()))),
             }
         }
     }
 }
 
+/// An `exec:` camera's name: its command, with any URL's password masked
+/// (it must not reach `stats` or the log).
+fn exec_name(argv: &[String]) -> String {
+    let words: Vec<String> = argv.iter().map(|w| without_credentials(w)).collect();
+    format!("exec:{}", words.join(" "))
+}
+
 impl PushSource for ExecSource {
     fn name(&self) -> String {
-        // A URL's password must not reach `stats` or the log.
-        let words: Vec<String> = self.argv.iter().map(|w| without_credentials(w)).collect();
-        format!("exec:{}", words.join(" "))
+        exec_name(&self.argv)
     }
 
     fn start(

@@ -669,18 +669,23 @@ impl AnnexBSplitter {
     /// The unfinished AU is complete: it is handed out if it was kept and
     /// has a picture, and a new one begins.
     fn end_au(&mut self) {
-        let au = std::mem::take(&mut self.au);
-        if au.dropped || au.nal_units == 0 {
-            return;
-        }
-        if !au.has_picture {
+        let mut au = std::mem::take(&mut self.au);
+        // The buffer the AU grew in stays for the next one: a stream then
+        // costs one allocation per AU, the exact copy below, instead of a
+        // reallocation at every doubling and a last one to shrink. It holds
+        // the largest AU so far, under the cap (a dropped AU freed it).
+        let mut buffer = std::mem::take(&mut au.data);
+        let complete = !au.dropped && au.nal_units > 0;
+        if complete && !au.has_picture {
             self.stats.without_picture += 1;
-            return;
         }
-        let mut data = au.data;
-        // AUs are kept for a while (a GOP cache), so they should not hold
-        // the spare capacity of a growing Vec.
-        data.shrink_to_fit();
+        // Exactly its size: AUs stay a while (a GOP cache).
+        let data = (complete && au.has_picture).then(|| buffer.to_vec());
+        buffer.clear();
+        self.au.data = buffer;
+        let Some(data) = data else {
+            return;
+        };
         self.stats.access_units += 1;
         self.stats.au_bytes += data.len() as u64;
         self.stats.nal_units += au.kept_nal_units;

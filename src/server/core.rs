@@ -177,7 +177,33 @@ pub struct Core {
     pub webrtc: Option<WebrtcPeers>,
 }
 
+/// Where a connection's writes are booked: the loop's spare buffers, the
+/// bytes-out counter and the send-age histograms. Borrowed from [`Core`]
+/// apart from its cameras, so that a camera's fan-out can write to a
+/// viewer while it holds the camera ([`Core::cameras_and_books`]).
+pub struct WriteBooks<'a> {
+    /// Drained output buffers (see [`SpareBuffers`]).
+    pub spares: &'a mut SpareBuffers,
+    /// [`Counters::bytes_out`].
+    pub bytes_out: &'a mut u64,
+    /// [`Core::frame_send_age`].
+    pub frame_send_age: &'a mut TimingHistogram,
+    /// [`Core::idr_send_age`].
+    pub idr_send_age: &'a mut TimingHistogram,
+}
+
 impl Core {
+    /// The cameras, and beside them the books a write goes to.
+    pub fn cameras_and_books(&mut self) -> (&mut [ServedCamera], WriteBooks<'_>) {
+        let books = WriteBooks {
+            spares: &mut self.spare_output,
+            bytes_out: &mut self.counters.bytes_out,
+            frame_send_age: &mut self.frame_send_age,
+            idr_send_age: &mut self.idr_send_age,
+        };
+        (&mut self.cameras, books)
+    }
+
     /// A core with nothing connected yet; `cameras` must not be empty.
     pub fn new(
         config: ServerConfig,

@@ -4,9 +4,14 @@
 //! Both follow the same rule: one grab and one encode (or, from a push
 //! camera, one stamp) serve everybody who wants that camera's frame, and
 //! the JPEG bytes are shared (`Rc`), never copied per consumer. A camera's
-//! frames and failures reach its own viewers and waiters only. This module changes sessions and queues output; it never
-//! writes to a socket: every connection it touched is listed in `to_drive`
-//! for the loop, which does the I/O.
+//! frames and failures reach its own viewers and waiters only.
+//!
+//! This module changes sessions and queues output. It writes to a socket
+//! in one case only: a stream frame just queued for a viewer is written at
+//! once ([`Entry::write_fan_out`]), as the kernel nearly always takes it
+//! whole. Every other connection it touched, and a viewer with output
+//! left, is listed in `to_drive` for the loop, which does the rest of the
+//! I/O (partial writes, WRITABLE interest, errors, closing).
 
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
@@ -145,17 +150,24 @@ pub fn broadcast(
     now: Instant,
     to_drive: &mut Vec<ConnRef>,
 ) {
-    let served = &mut core.cameras[camera];
+    let (cameras, mut books) = core.cameras_and_books();
+    let served = &mut cameras[camera];
     let camera_interval = served.camera.stream_interval();
     for &viewer in &served.viewers {
-        let Some(Entry { conn, session }) = live_entry(connections, viewer) else {
+        let Some(entry) = live_entry(connections, viewer) else {
             continue;
         };
-        match session.offer_frame(&mut conn.context(viewer.key), frame, now, camera_interval) {
+        let mut cx = entry.conn.context(viewer.key);
+        match entry
+            .session
+            .offer_frame(&mut cx, frame, now, camera_interval)
+        {
             Offer::NotViewing => {}
             Offer::Sent => {
                 served.counters.frames_sent += 1;
-                to_drive.push(viewer);
+                if entry.write_fan_out(&mut books, now) {
+                    to_drive.push(viewer);
+                }
             }
             Offer::Skipped => served.counters.frames_dropped += 1,
         }
@@ -205,7 +217,8 @@ pub fn broadcast_access_units(
     now: Instant,
     to_drive: &mut Vec<ConnRef>,
 ) {
-    let served = &mut core.cameras[camera];
+    let (cameras, mut books) = core.cameras_and_books();
+    let served = &mut cameras[camera];
     let gop = served.camera.gop_cache();
     let last_idr_bytes = gop.map_or(0, |gop| gop.last_idr_bytes);
     let gop_first_seq = gop.and_then(|gop| gop.units().first()).map(|au| au.seq);
@@ -223,9 +236,10 @@ pub fn broadcast_access_units(
         _ => None,
     };
     for &viewer in &served.viewers {
-        let Some(Entry { conn, session }) = live_entry(connections, viewer) else {
+        let Some(entry) = live_entry(connections, viewer) else {
             continue;
         };
+        let Entry { conn, session } = &mut *entry;
         let mut cx = conn.context(viewer.key);
         let mut sent_any = false;
         for (index, au) in access_units.iter().enumerate() {
@@ -248,7 +262,7 @@ pub fn broadcast_access_units(
                 Offer::Skipped => served.counters.frames_dropped += 1,
             }
         }
-        if sent_any {
+        if sent_any && entry.write_fan_out(&mut books, now) {
             to_drive.push(viewer);
         }
     }

@@ -18,7 +18,7 @@ use super::connection::{
     OUTPUT_SOFT_CAP_BYTES, READ_BUDGET_BYTES,
 };
 use super::control::ControlSession;
-use super::core::{AuOffer, Core, FrameOutcome, Offer};
+use super::core::{AuOffer, Core, FrameOutcome, Offer, WriteBooks};
 use super::http_session::{HttpSession, VIEWER_UNSENT_LIMIT_BYTES};
 use super::rtsp_session::RtspSession;
 use crate::camera::pipeline::SharedFrame;
@@ -289,16 +289,7 @@ impl Entry {
     ) -> Result<(), CloseReason> {
         let result = self.socket_work(core, key, read_buffer, now);
         // Whatever this turn stocked and did not use goes back to the loop.
-        self.conn.output.release(&mut core.spare_output);
-        let (frame_send_age, idr_send_age) = (&mut core.frame_send_age, &mut core.idr_send_age);
-        self.session
-            .parts_sent(self.conn.output.written_total(), |age, keyframe| {
-                if keyframe {
-                    idr_send_age.record(age);
-                } else {
-                    frame_send_age.record(age);
-                }
-            });
+        self.after_writes(&mut core.cameras_and_books().1);
         if self.session.is_viewer() && !self.conn.unsent_limited {
             self.conn
                 .socket
@@ -315,6 +306,41 @@ impl Entry {
             return Err(CloseReason::Dropped("output over its hard cap"));
         }
         result
+    }
+
+    /// Writes what a camera's fan-out just queued for this viewer, there
+    /// and then, and returns whether the loop must still drive the
+    /// connection: yes when the kernel did not take it all (the loop
+    /// waits for WRITABLE and counts a blocked writer) or the write failed
+    /// (the loop's own write fails the same way and closes it).
+    ///
+    /// Why not leave it all to the loop: a viewer is handed a frame every
+    /// frame interval, and the kernel almost always takes it whole. Written
+    /// here, while the viewer's state is still in the cache, it costs one
+    /// `send()`; listed for the loop, a second pass over every viewer
+    /// (read, requests, interest) that finds nothing else to do.
+    pub fn write_fan_out(&mut self, books: &mut WriteBooks, now: Instant) -> bool {
+        let Ok(written) = self.conn.flush(now, books.spares) else {
+            return true;
+        };
+        *books.bytes_out += written as u64;
+        self.after_writes(books);
+        !self.conn.output.is_empty()
+    }
+
+    /// After writing: drained buffers go back to the loop, and each part
+    /// now handed to the kernel whole has its send age recorded.
+    fn after_writes(&mut self, books: &mut WriteBooks) {
+        self.conn.output.release(books.spares);
+        let (frame_send_age, idr_send_age) = (&mut *books.frame_send_age, &mut *books.idr_send_age);
+        self.session
+            .parts_sent(self.conn.output.written_total(), |age, keyframe| {
+                if keyframe {
+                    idr_send_age.record(age);
+                } else {
+                    frame_send_age.record(age);
+                }
+            });
     }
 
     fn socket_work(

@@ -1022,3 +1022,37 @@ fn rtsp_a_slow_head_is_held_to_the_head_timeout_and_answered_408() {
     assert!(reply.starts_with("RTSP/1.0 408 "), "{reply}");
     assert!(harness.is_draining());
 }
+
+#[test]
+fn a_fan_out_writes_a_frame_the_kernel_takes_and_leaves_the_rest_to_the_loop() {
+    use std::io::Read;
+    use std::rc::Rc;
+
+    use crate::server::connection::Connection;
+    use crate::server::listener::Stream;
+    let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    // Whatever was written is there already: a read finds it or fails.
+    peer.set_nonblocking(true).unwrap();
+    let stream = Stream::Unix(mio::net::UnixStream::from_std(ours));
+    let mut entry = Entry {
+        conn: Connection::new(1, stream, "test".into(), Instant::now()),
+        session: Session::Control(ControlSession::new(Framing::Line, true)),
+    };
+    let mut core = test_core(false, None);
+    let (_, mut books) = core.cameras_and_books();
+    // A frame the socket has room for: written there and then.
+    entry.conn.output.push_shared(Rc::from(&b"a frame"[..]));
+    assert!(!entry.write_fan_out(&mut books, Instant::now()));
+    let mut received = [0u8; 7];
+    peer.read_exact(&mut received).unwrap();
+    assert_eq!(&received, b"a frame");
+    // One the socket cannot take whole (its peer is not reading): what is
+    // left stays queued, and the loop is asked to drive the connection.
+    let big = vec![b'x'; 8 * 1024 * 1024];
+    entry.conn.output.push_shared(Rc::from(&big[..]));
+    assert!(entry.write_fan_out(&mut books, Instant::now()));
+    let left = entry.conn.output.pending_bytes();
+    assert!(left > 0 && left < big.len(), "{left} bytes left");
+    assert_eq!(core.counters.bytes_out, (7 + big.len() - left) as u64);
+}
