@@ -223,19 +223,16 @@ impl OutputQueue {
             blocked: false,
         };
         while !self.is_empty() {
-            let result = if !self.frames_queued() {
-                // The usual case (one reply, or several back to back): one
-                // plain write(); writev() would first copy in an iovec
-                // array for nothing.
-                writer.write(&self.tail[self.cursor..])
-            } else {
-                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                match self.io_slices(&mut slices) {
-                    // A frame alone (a viewer's usual turn): a socket's
-                    // write() is send(), which skips the iovec import and
-                    // the file layer writev() goes through.
-                    1 => writer.write(&slices[0]),
-                    count => writer.write_vectored(&slices[..count]),
+            let result = match self.lone_piece() {
+                // The usual cases: replies back to back, or a viewer's
+                // frame. One plain write(), which on a socket is send():
+                // writev() would first import an iovec array and go
+                // through the file layer, for nothing.
+                Some(piece) => writer.write(piece),
+                None => {
+                    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                    let count = self.io_slices(&mut slices);
+                    writer.write_vectored(&slices[..count])
                 }
             };
             match result {
@@ -277,11 +274,17 @@ impl OutputQueue {
         count
     }
 
-    /// Whether a frame (or a reply queued before one) is still in the ring.
-    fn frames_queued(&self) -> bool {
-        self.chunks
-            .as_ref()
-            .is_some_and(|chunks| !chunks.is_empty())
+    /// What is left to write, from the cursor, when it is all one piece:
+    /// the tail with no frame queued, or one frame with nothing after it.
+    fn lone_piece(&self) -> Option<&[u8]> {
+        let Some(chunks) = self.chunks.as_deref() else {
+            return Some(&self.tail[self.cursor..]);
+        };
+        match chunks.len() {
+            0 => Some(&self.tail[self.cursor..]),
+            1 if self.tail.is_empty() => Some(&chunks[0].bytes()[self.cursor..]),
+            _ => None,
+        }
     }
 
     fn advance(&mut self, mut written: usize) {
