@@ -377,7 +377,7 @@ impl AnnexBSplitter {
                 // No start code can begin before the next zero byte, so
                 // everything up to it is data.
                 let rest = &input[at..];
-                let run = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+                let run = memchr::memchr(0, rest).unwrap_or(rest.len());
                 if run > 0 {
                     self.data(&rest[..run]);
                     at += run;
