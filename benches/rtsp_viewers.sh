@@ -404,7 +404,7 @@ load_rev=$(git -C "$(dirname "$(readlink -f "$LOAD")")" rev-parse --short HEAD 2
 cat <<EOF
 # RTSP fan-out: camloop against gst-rtsp-server, 1280x720 / $FPS fps / 2 Mbit/s H.264
 
-- command: \`TCP_COUNTS="$TCP_COUNTS" UDP_COUNTS="$UDP_COUNTS" DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S SETTLE_S=$SETTLE_S benches/rtsp_viewers.sh\`
+- command: \`CPU_ROUNDS=$CPU_ROUNDS TCP_COUNTS="$TCP_COUNTS" UDP_COUNTS="$UDP_COUNTS" DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S SETTLE_S=$SETTLE_S benches/rtsp_viewers.sh\`
 - camloop: \`camloop serve --rtsp 127.0.0.1:0 --rtsp-udp-ports 0 --listen 127.0.0.1:0 --http 127.0.0.1:0 --camera 'exec:ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i CLIP.mkv -c copy -f h264 -' --fps $FPS\`, release build without default features, camloop $(git rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ $LOAD != "$CAMLOOP" ]] && echo "; the load tool from \`$LOAD\` (built from $load_rev)" )
 - reference: \`/usr/bin/python3 benches/reference/rtsp_reference.py CLIP.h264\` ($gst_version, gst-rtsp-server's defaults, one shared media)
 - clip: \`ffmpeg -f lavfi -i testsrc2=size=1280x720:rate=$FPS -t $CLIP_S -c:v libx264 -preset ultrafast -tune zerolatency -g $FPS -b:v 2M -maxrate 2M -bufsize 1M -pix_fmt yuv420p CLIP.mkv\`; CLIP.h264 = \`ffmpeg -i CLIP.mkv -c copy -f h264\`
