@@ -365,19 +365,29 @@ fn a_half_received_head_times_out_with_408() {
     assert!(String::from_utf8_lossy(&written).starts_with("HTTP/1.1 408 "));
 }
 
-#[test]
-fn a_connection_past_the_hard_output_cap_is_dropped() {
-    use crate::server::connection::{Connection, OUTPUT_HARD_CAP_BYTES};
+/// A control connection's entry on a real nonblocking socket, and the
+/// socket's other end (nonblocking too: a read finds what was written or
+/// fails at once).
+fn entry_on_a_socket_pair() -> (Entry, std::os::unix::net::UnixStream) {
+    use crate::server::connection::Connection;
     use crate::server::listener::Stream;
-    // A real socket whose peer never reads: the kernel takes a little,
-    // the rest stays queued.
-    let (ours, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (ours, peer) = std::os::unix::net::UnixStream::pair().unwrap();
     ours.set_nonblocking(true).unwrap();
+    peer.set_nonblocking(true).unwrap();
     let stream = Stream::Unix(mio::net::UnixStream::from_std(ours));
-    let mut entry = Entry {
+    let entry = Entry {
         conn: Connection::new(1, stream, "test".into(), Instant::now()),
         session: Session::Control(ControlSession::new(Framing::Line, true)),
     };
+    (entry, peer)
+}
+
+#[test]
+fn a_connection_past_the_hard_output_cap_is_dropped() {
+    use crate::server::connection::OUTPUT_HARD_CAP_BYTES;
+    // A real socket whose peer never reads: the kernel takes a little,
+    // the rest stays queued.
+    let (mut entry, _peer) = entry_on_a_socket_pair();
     let mut core = test_core(false, None);
     let mut read_buffer = vec![0u8; 4096];
     entry.conn.readiness.readable = false;
@@ -1028,17 +1038,7 @@ fn a_fan_out_writes_a_frame_the_kernel_takes_and_leaves_the_rest_to_the_loop() {
     use std::io::Read;
     use std::rc::Rc;
 
-    use crate::server::connection::Connection;
-    use crate::server::listener::Stream;
-    let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
-    ours.set_nonblocking(true).unwrap();
-    // Whatever was written is there already: a read finds it or fails.
-    peer.set_nonblocking(true).unwrap();
-    let stream = Stream::Unix(mio::net::UnixStream::from_std(ours));
-    let mut entry = Entry {
-        conn: Connection::new(1, stream, "test".into(), Instant::now()),
-        session: Session::Control(ControlSession::new(Framing::Line, true)),
-    };
+    let (mut entry, mut peer) = entry_on_a_socket_pair();
     let mut core = test_core(false, None);
     let (_, mut books) = core.cameras_and_books();
     // A frame the socket has room for: written there and then.
