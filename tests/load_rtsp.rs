@@ -27,7 +27,7 @@ use camloop::rtsp::rtcp::{ntp_timestamp, sender_report, SenderInfo};
 use camloop::rtsp::{Packetizer, RtspEvent, RtspReader, RtspRequest};
 use clap::Parser;
 use h264_clip::{main_clip, replay_camera, require_tool};
-use http_support::Server;
+use http_support::{unused_port, Server};
 
 #[derive(Parser)]
 struct Cli {
@@ -508,9 +508,7 @@ fn rtsp_flags_are_checked_before_connecting() {
         Some((RtspTransport::Udp, 3))
     );
     // Nothing listens there: no viewer connects, which is the run's error.
-    let unused = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let closed = format!("rtsp://{}/", unused.local_addr().expect("addr"));
-    drop(unused);
+    let closed = format!("rtsp://127.0.0.1:{}/", unused_port());
     let error = run_rtsp_viewers(&rtsp_args(&closed, "--warmup 0 --duration 0.2"))
         .expect_err("nothing listens there");
     assert!(error.contains("no viewer could connect"), "{error}");

@@ -28,7 +28,6 @@ mod http_support;
 #[path = "support/h264_clip.rs"]
 mod h264_clip;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -38,7 +37,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use h264_clip::{main_clip, replay_camera, require_tool, run, CLIP_HEIGHT, CLIP_WIDTH};
-use http_support::{Server, TempDir};
+use http_support::{unused_port, Server, TempDir};
 
 /// webrtc.mjs gives up on its own after 280 s; this is the backstop.
 const RUN_LIMIT: Duration = Duration::from_secs(320);
@@ -119,13 +118,6 @@ fn yuv422_camera() -> String {
         .to_string()
 }
 
-/// A port nobody listens on now, for webrtc.mjs's second origin (the
-/// server needs its origin at start, before node binds it).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("its address").port()
-}
-
 /// The browser run: every case's report, by name, and the servers' logs
 /// for failure messages.
 struct Run {
@@ -157,7 +149,8 @@ fn make_run() -> Run {
     let dir = TempDir::new("webrtc-browser");
     let small = replay_camera(&small_clip(dir.path()), "h264");
     let large = replay_camera(&main_clip().mkv, "h264");
-    let origin_port = free_port();
+    // The server needs its second origin at start, before node binds it.
+    let origin_port = unused_port();
     let origin = format!("http://127.0.0.1:{origin_port}");
     let webrtc = ["--webrtc", "127.0.0.1:0"];
     let camera = |source: &str, extra: &[&str]| {

@@ -651,3 +651,34 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A loopback port nobody listened on a moment ago, for a listener that
+/// must be named before it exists (a second origin the server is started
+/// with, or an address that should refuse connections).
+///
+/// Taken below the kernel's ephemeral range: a port from that range, let
+/// go, can be handed to the next listener bound to port 0 (a server of the
+/// same test, which then held webrtc.mjs's origin port: EADDRINUSE). Below
+/// it, only another caller of this function could take it, and each
+/// starts its search somewhere else.
+pub fn unused_port() -> u16 {
+    let ephemeral_low: u16 = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    const LOWEST: u16 = 10_000;
+    assert!(
+        ephemeral_low > LOWEST,
+        "ephemeral ports start at {ephemeral_low}"
+    );
+    let span = u32::from(ephemeral_low - LOWEST);
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos());
+    let start = seed % span;
+    (0..span)
+        .map(|step| LOWEST + ((start + step) % span) as u16)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free loopback port below the ephemeral range")
+}
