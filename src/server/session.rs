@@ -311,8 +311,10 @@ impl Entry {
     /// Writes what a camera's fan-out just queued for this viewer, there
     /// and then, and returns whether the loop must still drive the
     /// connection: yes when the kernel did not take it all (the loop
-    /// waits for WRITABLE and counts a blocked writer) or the write failed
-    /// (the loop's own write fails the same way and closes it).
+    /// waits for WRITABLE and counts a blocked writer), when the loop
+    /// counted it blocked before (only the loop's turn uncounts it and
+    /// drops the WRITABLE interest), or when the write failed (the loop's
+    /// own write fails the same way and closes it).
     ///
     /// Why not leave it all to the loop: a viewer is handed a frame every
     /// frame interval, and the kernel almost always takes it whole. Written
@@ -325,7 +327,7 @@ impl Entry {
         };
         *books.bytes_out += written as u64;
         self.after_writes(books);
-        !self.conn.output.is_empty()
+        !self.conn.output.is_empty() || self.conn.write_blocked_since.is_some()
     }
 
     /// After writing: drained buffers go back to the loop, and each part

@@ -1056,3 +1056,18 @@ fn a_fan_out_writes_a_frame_the_kernel_takes_and_leaves_the_rest_to_the_loop() {
     assert!(left > 0 && left < big.len(), "{left} bytes left");
     assert_eq!(core.counters.bytes_out, (7 + big.len() - left) as u64);
 }
+
+#[test]
+fn a_fan_out_hands_a_viewer_counted_blocked_back_to_the_loop_even_when_drained() {
+    use std::rc::Rc;
+
+    let (mut entry, _peer) = entry_on_a_socket_pair();
+    let mut core = test_core(false, None);
+    // The loop counted it blocked on an earlier turn; only the loop's own
+    // turn uncounts it (and drops the WRITABLE interest).
+    entry.conn.write_blocked_since = Some(Instant::now());
+    let (_, mut books) = core.cameras_and_books();
+    entry.conn.output.push_shared(Rc::from(&b"a frame"[..]));
+    assert!(entry.write_fan_out(&mut books, Instant::now()));
+    assert!(entry.conn.output.is_empty(), "written all the same");
+}
