@@ -11,10 +11,15 @@
 # reference: benches/reference/rtsp_reference.py, gst-rtsp-server (the
 # system's, 1.22 on Debian 12) looping the same clip's Annex-B bytes (`-c
 # copy -f h264`, what the exec: child writes) through multifilesrc,
-# h264parse and rtph264pay in one shared media, over TCP or UDP.
+# h264parse and rtph264pay in one shared media, over TCP or UDP. The floor
+# (TCP rows only): benches/reference/rtsp_floor.rs, a server that does
+# nothing per viewer but one send() of each AU's interleaved RTP packets
+# (packetised once for all, paced by its own clock), with camloop's RTSP
+# parser and writers: what any server must spend at N viewers on this
+# machine, the kernel's share, against which the other two are read.
 #
-# For each transport and viewer count (TCP_COUNTS, then UDP_COUNTS), the two
-# servers take turns, camloop first; each row gets a fresh server on
+# For each transport and viewer count (TCP_COUNTS, then UDP_COUNTS), the
+# servers take turns in SERVERS order; each row gets a fresh server on
 # 127.0.0.1, a keeper (one ffmpeg RTSP/TCP reader started SETTLE_S before the
 # load, the same for both servers: it keeps gst-rtsp-server's shared media
 # playing, so the measured viewers join a running stream as they would join
@@ -66,13 +71,16 @@
 # BUSY_CPU_PERCENT of all).
 #
 # The CPU target (camloop at most a third of gst-rtsp-server at 200 TCP
-# viewers) is judged on the median ratio of CPU_ROUNDS pairs of 200-viewer
+# viewers) is judged on the median ratio of CPU_ROUNDS rounds of 200-viewer
 # runs: the table's row and CPU_ROUNDS - 1 repeats after the other rows,
-# listed apart, the order alternating. One pair alone moves by a tenth of
-# the ratio or more between runs on this shared machine.
+# listed apart, the order rotating. One pair alone moves by a tenth of
+# the ratio or more between runs on this shared machine. The floor runs in
+# every round too: the medians of floor / gst-rtsp-server and camloop /
+# floor say how much of the target is left to any server on this machine,
+# and how much of camloop's CPU is its own.
 #
 # Environment: CPU_ROUNDS (5), TCP_COUNTS (default "1 100 200 500"), UDP_COUNTS ("100"; empty for none),
-# DURATION_S (10), WARMUP_S (2), SETTLE_S (3), SERVERS ("camloop gst"),
+# DURATION_S (10), WARMUP_S (2), SETTLE_S (3), SERVERS ("camloop gst floor"),
 # CAMLOOP (a camloop binary to use instead of building one), CAMLOOP_LOAD
 # (the binary whose `load` is run; default CAMLOOP). A smoke run that only
 # checks the script:
@@ -93,13 +101,14 @@ UDP_COUNTS=${UDP_COUNTS-"100"}  # empty: no UDP row
 DURATION_S=${DURATION_S:-10}   # measured seconds per row
 WARMUP_S=${WARMUP_S:-2}        # seconds of streaming (and connecting) before each window
 SETTLE_S=${SETTLE_S:-3}        # seconds between a server's start (keeper playing) and its load
-SERVERS=${SERVERS:-"camloop gst"}
-CPU_ROUNDS=${CPU_ROUNDS:-5}    # pairs of 200 TCP viewer runs the CPU target is judged on (the table's row is the first)
+SERVERS=${SERVERS:-"camloop gst floor"}
+CPU_ROUNDS=${CPU_ROUNDS:-5}    # rounds of 200 TCP viewer runs the CPU target is judged on (the table's row is the first)
 FPS=30
 CLIP_S=10
 DROP_RATIO=0.9                 # the slowest viewer below this x FPS: the rate dropped
 BUSY_CPU_PERCENT=90            # a process (or thread) at this much of one core has run out
 REFERENCE=benches/reference/rtsp_reference.py
+FLOOR_BENCH=rtsp_floor         # benches/reference/rtsp_floor.rs
 PYTHON=/usr/bin/python3        # Debian's, with gi
 HZ=$(getconf CLK_TCK)
 
@@ -131,6 +140,13 @@ if [[ -z ${CAMLOOP:-} ]]; then
     CAMLOOP=$TARGET_DIR/release/camloop
 fi
 LOAD=${CAMLOOP_LOAD:-$CAMLOOP}
+FLOOR=
+if [[ " $SERVERS " == *" floor "* ]]; then
+    log "building the floor (cargo bench --no-default-features --bench $FLOOR_BENCH --no-run)"
+    FLOOR=$(cargo bench --no-default-features --quiet --bench "$FLOOR_BENCH" --no-run --message-format=json 2>/dev/null |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+    [[ -x $FLOOR ]] || { log "the floor did not build (cargo bench --bench $FLOOR_BENCH --no-run)"; exit 1; }
+fi
 if ! "$LOAD" load --help 2>/dev/null | grep -q -- '--rtsp'; then
     log "$LOAD load has no --rtsp mode (CAMLOOP_LOAD=a binary that has it)"
     exit 1
@@ -222,22 +238,32 @@ start_camloop() {
     fi
     SERVER_URL="rtsp://$rtsp/"
 }
-# start_gst: a fresh reference, its stdin a FIFO this script holds open.
-start_gst() {
-    local out=$WORK/gst.out attempt
+# start_reference NAME COMMAND...: a fresh gst-rtsp-server or floor, its
+# stdin a FIFO this script holds open (either stops when it closes, so
+# none outlives the benchmark, even a killed one).
+start_reference() {
+    local name=$1 out=$WORK/$1.out attempt; shift
     : >"$out"
-    rm -f "$WORK/gst.in"; mkfifo "$WORK/gst.in"
-    "$PYTHON" "$REFERENCE" "$RAW" 0 "$FPS" <"$WORK/gst.in" >"$out" 2>>"$WORK/gst.log" &
+    rm -f "$WORK/$name.in"; mkfifo "$WORK/$name.in"
+    "$@" <"$WORK/$name.in" >"$out" 2>>"$WORK/$name.log" &
     SERVER_PID=$!; PIDS+=("$SERVER_PID")
-    exec {REF_FD}>"$WORK/gst.in"
+    exec {REF_FD}>"$WORK/$name.in"
     SERVER_CTL=
     for attempt in $(seq 100); do
         SERVER_URL=$(sed -n 's/^ready \(rtsp:\/\/127\.0\.0\.1:[0-9]*\/.*\)$/\1/p' "$out")
         [[ -n $SERVER_URL ]] && return
         sleep 0.1
     done
-    log "the reference did not start: $(tail -c 300 "$WORK/gst.log")"
+    log "$name did not start: $(tail -c 300 "$WORK/$name.log")"
     exit 1
+}
+# server_name SERVER: how the tables name it.
+server_name() {
+    case $1 in
+        gst) echo gst-rtsp-server ;;
+        floor) echo "floor (send only)" ;;
+        *) echo "$1" ;;
+    esac
 }
 stop_server() {
     local child=${1:-}
@@ -256,9 +282,11 @@ DROPPED_AT=() # one line per server
 # measure SERVER TRANSPORT COUNT: one row.
 measure() {
     local server=$1 transport=$2 viewers=$3 round=${4:-1} name
+    name=$(server_name "$server")
     case $server in
-        camloop) start_camloop; name="camloop" ;;
-        gst) start_gst; name="gst-rtsp-server" ;;
+        camloop) start_camloop ;;
+        gst) start_reference gst "$PYTHON" "$REFERENCE" "$RAW" 0 "$FPS" ;;
+        floor) start_reference floor "$FLOOR" "$RAW" 0 "$FPS" ;;
     esac
     local keeper_log=$WORK/keeper-$server-$transport-$viewers.log
     ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i "$SERVER_URL" -c copy -f null - \
@@ -346,7 +374,7 @@ measure() {
         fi
     fi
     [[ $keeper_alive == no ]] && log "$name: the keeper had stopped by the end ($(head -c 200 "$keeper_log"))"
-    if [[ $server == gst ]]; then
+    if [[ $server != camloop ]]; then
         for a in age age_idr age_non_idr; do if [[ ${!a} != n/a ]]; then printf -v "$a" '[%s]' "${!a}"; fi; done
     fi
     CPU_SERIES[$server,$transport,$viewers]+="$server_cpu "
@@ -385,16 +413,17 @@ for viewers in $TCP_COUNTS; do
     for server in $SERVERS; do measure "$server" tcp "$viewers"; done
 done
 for viewers in $UDP_COUNTS; do
-    for server in $SERVERS; do measure "$server" udp "$viewers"; done
+    for server in $SERVERS; do [[ $server != floor ]] && measure "$server" udp "$viewers"; done
 done
 # The CPU target compares two figures that each move by a tenth or more
 # from one run to the next on a shared machine (other tenants, steal): it
-# is judged on the median of CPU_ROUNDS pairs, the order alternating so
-# that neither server always runs first.
+# is judged on the median of CPU_ROUNDS rounds, the order rotating so that
+# no server always runs first.
 if [[ " $TCP_COUNTS " == *" 200 "* && " $SERVERS " == *" camloop "* && " $SERVERS " == *" gst "* ]]; then
+    read -r -a order <<<"$SERVERS"
     for ((round = 2; round <= CPU_ROUNDS; round++)); do
-        order="camloop gst"; ((round % 2 == 0)) && order="gst camloop"
-        for server in $order; do measure "$server" tcp 200 "$round"; done
+        order=("${order[@]:1}" "${order[0]}")
+        for server in "${order[@]}"; do measure "$server" tcp 200 "$round"; done
     done
 fi
 
@@ -407,12 +436,13 @@ cat <<EOF
 - command: \`CPU_ROUNDS=$CPU_ROUNDS TCP_COUNTS="$TCP_COUNTS" UDP_COUNTS="$UDP_COUNTS" DURATION_S=$DURATION_S WARMUP_S=$WARMUP_S SETTLE_S=$SETTLE_S benches/rtsp_viewers.sh\`
 - camloop: \`camloop serve --rtsp 127.0.0.1:0 --rtsp-udp-ports 0 --listen 127.0.0.1:0 --http 127.0.0.1:0 --camera 'exec:ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i CLIP.mkv -c copy -f h264 -' --fps $FPS\`, release build without default features, camloop $(git rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ $LOAD != "$CAMLOOP" ]] && echo "; the load tool from \`$LOAD\` (built from $load_rev)" )
 - reference: \`/usr/bin/python3 benches/reference/rtsp_reference.py CLIP.h264\` ($gst_version, gst-rtsp-server's defaults, one shared media)
+- floor (TCP rows): \`cargo bench --no-default-features --bench rtsp_floor --no-run\`, then \`rtsp_floor CLIP.h264 0 $FPS\`: one send() per viewer per AU and nothing else (benches/reference/rtsp_floor.rs)
 - clip: \`ffmpeg -f lavfi -i testsrc2=size=1280x720:rate=$FPS -t $CLIP_S -c:v libx264 -preset ultrafast -tune zerolatency -g $FPS -b:v 2M -maxrate 2M -bufsize 1M -pix_fmt yuv420p CLIP.mkv\`; CLIP.h264 = \`ffmpeg -i CLIP.mkv -c copy -f h264\`
-- viewers: \`camloop load --rtsp URL --viewers N --transport T --warmup $WARMUP_S --duration $DURATION_S --server-pid PID --json\`, plus one ffmpeg RTSP/TCP keeper per server started ${SETTLE_S} s before; a fresh server for each row, the two servers alternating (camloop first)
+- viewers: \`camloop load --rtsp URL --viewers N --transport T --warmup $WARMUP_S --duration $DURATION_S --server-pid PID --json\`, plus one ffmpeg RTSP/TCP keeper per server started ${SETTLE_S} s before; a fresh server for each row, the servers taking turns ($SERVERS)
 - machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r), shared with other work (expect noise); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 
-gst-rtsp-server's client frame ages are in brackets: its sender reports tie RTP time to its pipeline's clock, not to the wall-clock time of capture (seconds apart here), so they are not ages; camloop's are (its capture time is when an AU started arriving, so they include about one frame interval, the AU-complete delay). CPU % is over the measured window only (100 = one core): the server process, its busiest thread, camloop's camera child (the reference parses its clip in-process) and the two together, and the load tool's own. Threads, RSS and descriptors are sampled mid-window. Client frame age: arrival - capture time (RTP timestamp through the sender reports). \`frame_send_age_us_p99\` (AUs that are not IDRs) and \`idr_send_age_us_p99\` (IDRs and the GOP cache) are camloop's own, over the row's whole server life (warmup and joins included), TCP viewers only (the keeper's alone in a UDP row: n/a). First IDR: PLAY -> the first IDR, over the viewers. lost: RTP packets the tool saw missing; UDP drops: camloop's \`rtsp_udp_packets_dropped\` in the window.
+gst-rtsp-server's and the floor's client frame ages are in brackets: gst-rtsp-server's sender reports tie RTP time to its pipeline's clock, not to the wall-clock time of capture (seconds apart here), and the floor's to the moment it sends, so they are not ages; camloop's are (its capture time is when an AU started arriving, so they include about one frame interval, the AU-complete delay). CPU % is over the measured window only (100 = one core): the server process, its busiest thread, camloop's camera child (the reference parses its clip in-process) and the two together, and the load tool's own. Threads, RSS and descriptors are sampled mid-window. Client frame age: arrival - capture time (RTP timestamp through the sender reports). \`frame_send_age_us_p99\` (AUs that are not IDRs) and \`idr_send_age_us_p99\` (IDRs and the GOP cache) are camloop's own, over the row's whole server life (warmup and joins included), TCP viewers only (the keeper's alone in a UDP row: n/a). First IDR: PLAY -> the first IDR, over the viewers. lost: RTP packets the tool saw missing; UDP drops: camloop's \`rtsp_udp_packets_dropped\` in the window.
 
 | server | transport | viewers | fps per viewer (mean) | fps (min) | stalled | dropped | errors | RTP lost | UDP drops (server) | MB/s (all) | server CPU % | busiest thread % | camera child CPU % | server + child % | client CPU % | machine busy % (of $(( $(nproc) * 100 ))) | others % | niced others % | steal % | threads | RSS MiB | fds / limit | frame age p99 µs (client, all) | IDR | non-IDR | frame_send_age_us_p99 (server, non-IDR) | idr_send_age_us_p99 | viewers with an IDR | first IDR p50 ms | max ms | camera AUs/s |
 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
@@ -420,7 +450,7 @@ EOF
 printf '%s\n' "${ROWS[@]}"
 echo
 if ((${#ROUND_ROWS[@]} > 0)); then
-    echo "200 TCP viewers again, for the CPU target (rounds 2 to $CPU_ROUNDS, each a fresh server and keeper as above; even rounds start with gst-rtsp-server):"
+    echo "200 TCP viewers again, for the CPU target (rounds 2 to $CPU_ROUNDS, each a fresh server and keeper as above; the order rotates, round 2 starting with the second of $SERVERS):"
     echo
     echo "| round | server | fps (mean) | fps (min) | stalled | dropped | errors | server CPU % | camera child CPU % | client CPU % | machine busy % | steal % |"
     echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -429,6 +459,19 @@ if ((${#ROUND_ROWS[@]} > 0)); then
 fi
 # The targets, each with its figures.
 v() { echo "${R[$1]:-n/a}"; }
+# median_ratio "A1 A2 ..." "B1 B2 ...": round by round A / B, then "MEDIAN
+# SORTED-LIST" (n/a where no round has both).
+median_ratio() {
+    awk -v as="$1" -v bs="$2" 'BEGIN {
+        n = split(as, a, " "); split(bs, b, " "); k = 0
+        for (i = 1; i <= n; i++) if (a[i] != "n/a" && b[i] != "n/a" && b[i] > 0) r[++k] = a[i] / b[i]
+        if (k == 0) { print "n/a n/a"; exit }
+        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+        median = (k % 2) ? r[(k + 1) / 2] : (r[k / 2] + r[k / 2 + 1]) / 2
+        list = ""; for (i = 1; i <= k; i++) list = list (i > 1 ? ", " : "") sprintf("%.2f", r[i])
+        printf "%.3f %s", median, list
+    }'
+}
 echo "## Targets"
 echo
 last_tcp=$(awk '{ print $NF }' <<<"$TCP_COUNTS")
@@ -442,18 +485,14 @@ if [[ " $SERVERS " == *" camloop "* ]]; then
     echo "- every viewer at full rate (slowest ≥ $DROP_RATIO × $FPS fps, none stalled or dropped) through $last_tcp TCP viewers: camloop's slowest viewer ${mins%; } → **$( [[ $ok == yes ]] && echo PASS || echo FAIL )**"
     if [[ " $TCP_COUNTS " == *" 200 "* && " $SERVERS " == *" gst "* ]]; then
         c=$(v camloop,tcp,200,cpu); g=$(v gst,tcp,200,cpu); ct=$(v camloop,tcp,200,together)
-        # Per round camloop / gst-rtsp-server, then the median of the rounds.
-        verdict=$(awk -v cs="${CPU_SERIES[camloop,tcp,200]}" -v gs="${CPU_SERIES[gst,tcp,200]}" 'BEGIN {
-            n = split(cs, c, " "); split(gs, g, " "); k = 0
-            for (i = 1; i <= n; i++) if (c[i] != "n/a" && g[i] != "n/a" && g[i] > 0) r[++k] = c[i] / g[i]
-            if (k == 0) { print "n/a n/a n/a"; exit }
-            for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
-            median = (k % 2) ? r[(k + 1) / 2] : (r[k / 2] + r[k / 2 + 1]) / 2
-            list = ""; for (i = 1; i <= k; i++) list = list (i > 1 ? ", " : "") sprintf("%.2f", r[i])
-            printf "%.3f %s %s", median, (median <= 1 / 3 ? "PASS" : "FAIL"), list
-        }')
-        read -r median pass ratios <<<"$verdict"
-        echo "- camloop's CPU at 200 TCP viewers ≤ ⅓ of gst-rtsp-server's, the median of $CPU_ROUNDS pairs of runs: camloop ${CPU_SERIES[camloop,tcp,200]% }, gst-rtsp-server ${CPU_SERIES[gst,tcp,200]% } % of a core (round by round); ratios sorted $ratios; median **$median** → **$pass** (the table's row alone: $c / $g %, ratio $(awk -v c="$c" -v g="$g" 'BEGIN { if (g == "n/a" || g == 0) print "n/a"; else printf "%.2f", c / g }'); camloop + its camera child $ct %)"
+        read -r median ratios <<<"$(median_ratio "${CPU_SERIES[camloop,tcp,200]}" "${CPU_SERIES[gst,tcp,200]}")"
+        pass=$(awk -v m="$median" 'BEGIN { print (m == "n/a" ? "n/a" : (m <= 1 / 3 ? "PASS" : "FAIL")) }')
+        echo "- camloop's CPU at 200 TCP viewers ≤ ⅓ of gst-rtsp-server's, the median of $CPU_ROUNDS rounds: camloop ${CPU_SERIES[camloop,tcp,200]% }, gst-rtsp-server ${CPU_SERIES[gst,tcp,200]% } % of a core (round by round); ratios sorted $ratios; median **$median** → **$pass** (the table's row alone: $c / $g %, ratio $(awk -v c="$c" -v g="$g" 'BEGIN { if (g == "n/a" || g == 0) print "n/a"; else printf "%.2f", c / g }'); camloop + its camera child $ct %)"
+        if [[ -n ${CPU_SERIES[floor,tcp,200]:-} ]]; then
+            read -r floor_gst floor_gst_list <<<"$(median_ratio "${CPU_SERIES[floor,tcp,200]}" "${CPU_SERIES[gst,tcp,200]}")"
+            read -r camloop_floor camloop_floor_list <<<"$(median_ratio "${CPU_SERIES[camloop,tcp,200]}" "${CPU_SERIES[floor,tcp,200]}")"
+            echo "  - the floor in the same rounds (one send() per viewer per AU, nothing else): ${CPU_SERIES[floor,tcp,200]% } % of a core; floor / gst-rtsp-server sorted $floor_gst_list, median **$floor_gst** (no server can go below it here); camloop / floor sorted $camloop_floor_list, median **$camloop_floor** (camloop's CPU as a multiple of the sends alone)"
+        fi
     fi
     # The GOP cache goes to TCP viewers only (camloop's UDP viewers start at
     # the next IDR: a burst of datagrams would overflow a receive buffer), so
@@ -482,10 +521,11 @@ echo
 echo "## Where the rate first drops"
 echo
 for server in $SERVERS; do
-    name=$server; [[ $server == gst ]] && name=gst-rtsp-server
+    name=$(server_name "$server")
     if [[ -n ${R[$server,dropped_at]:-} ]]; then
         echo "- $name: the slowest viewer first falls below $DROP_RATIO × $FPS fps at **${R[$server,dropped_at]}** viewers; ran out: ${R[$server,verdict]}"
     else
-        echo "- $name: every viewer at ≥ $DROP_RATIO × $FPS fps in every row measured (TCP $TCP_COUNTS; UDP $UDP_COUNTS)"
+        udp_rows="; UDP $UDP_COUNTS"; [[ $server == floor ]] && udp_rows=""
+        echo "- $name: every viewer at ≥ $DROP_RATIO × $FPS fps in every row measured (TCP $TCP_COUNTS$udp_rows)"
     fi
 done
