@@ -143,8 +143,10 @@ LOAD=${CAMLOOP_LOAD:-$CAMLOOP}
 FLOOR=
 if [[ " $SERVERS " == *" floor "* ]]; then
     log "building the floor (cargo bench --no-default-features --bench $FLOOR_BENCH --no-run)"
+    # The build reports every artifact (camloop's binary too): the floor's
+    # is the one whose target has its name.
     FLOOR=$(cargo bench --no-default-features --quiet --bench "$FLOOR_BENCH" --no-run --message-format=json 2>/dev/null |
-        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+        grep "\"name\":\"$FLOOR_BENCH\"" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
     [[ -x $FLOOR ]] || { log "the floor did not build (cargo bench --bench $FLOOR_BENCH --no-run)"; exit 1; }
 fi
 if ! "$LOAD" load --help 2>/dev/null | grep -q -- '--rtsp'; then
@@ -525,7 +527,7 @@ for server in $SERVERS; do
     if [[ -n ${R[$server,dropped_at]:-} ]]; then
         echo "- $name: the slowest viewer first falls below $DROP_RATIO × $FPS fps at **${R[$server,dropped_at]}** viewers; ran out: ${R[$server,verdict]}"
     else
-        udp_rows="; UDP $UDP_COUNTS"; [[ $server == floor ]] && udp_rows=""
+        udp_rows=""; [[ -n $UDP_COUNTS && $server != floor ]] && udp_rows="; UDP $UDP_COUNTS"
         echo "- $name: every viewer at ≥ $DROP_RATIO × $FPS fps in every row measured (TCP $TCP_COUNTS$udp_rows)"
     fi
 done
