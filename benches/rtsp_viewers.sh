@@ -87,7 +87,7 @@
 #
 #   TCP_COUNTS="1 5" UDP_COUNTS="2" DURATION_S=1 WARMUP_S=1 SETTLE_S=2 benches/rtsp_viewers.sh
 #
-# About 6 minutes with the defaults. Needs ffmpeg (libx264), Debian's
+# About 11 minutes with the defaults. Needs ffmpeg (libx264), Debian's
 # /usr/bin/python3 with python3-gi and gir1.2-gst-rtsp-server-1.0, and
 # GStreamer's good and bad plugins (scripts/setup.sh test). 500 viewers take
 # 500 descriptors in each process: the script raises its soft limit to the
@@ -493,7 +493,7 @@ if [[ " $SERVERS " == *" camloop "* ]]; then
         if [[ -n ${CPU_SERIES[floor,tcp,200]:-} ]]; then
             read -r floor_gst floor_gst_list <<<"$(median_ratio "${CPU_SERIES[floor,tcp,200]}" "${CPU_SERIES[gst,tcp,200]}")"
             read -r camloop_floor camloop_floor_list <<<"$(median_ratio "${CPU_SERIES[camloop,tcp,200]}" "${CPU_SERIES[floor,tcp,200]}")"
-            echo "  - the floor in the same rounds (one send() per viewer per AU, nothing else): ${CPU_SERIES[floor,tcp,200]% } % of a core; floor / gst-rtsp-server sorted $floor_gst_list, median **$floor_gst** (no server can go below it here); camloop / floor sorted $camloop_floor_list, median **$camloop_floor** (camloop's CPU as a multiple of the sends alone)"
+            echo "  - the floor in the same rounds (one send() per viewer per AU, nothing else): ${CPU_SERIES[floor,tcp,200]% } % of a core; floor / gst-rtsp-server sorted $floor_gst_list, median **$floor_gst** (what sending each viewer each AU once costs here, before any server's own work); camloop / floor sorted $camloop_floor_list, median **$camloop_floor** (camloop's CPU as a multiple of the sends alone)"
         fi
     fi
     # The GOP cache goes to TCP viewers only (camloop's UDP viewers start at
