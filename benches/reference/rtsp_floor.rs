@@ -30,7 +30,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use camloop::h264::{AnnexBSplitter, DEFAULT_MAX_AU_BYTES};
+use camloop::h264::{AccessUnit, AnnexBSplitter, DEFAULT_MAX_AU_BYTES};
 use camloop::rtsp::request::Method;
 use camloop::rtsp::response::{push_interleaved, response, ResponseFields, CONTENT_TYPE_SDP};
 use camloop::rtsp::rtcp::{ntp_timestamp, sender_report, SenderInfo};
@@ -81,27 +81,7 @@ fn main() {
     };
     let port: u16 = args.get(1).map_or(0, |p| p.parse().expect("PORT"));
     let fps: u32 = args.get(2).map_or(30, |f| f.parse().expect("FPS"));
-    let bytes = std::fs::read(clip).unwrap_or_else(|e| panic!("rtsp_floor: {clip}: {e}"));
-    let mut splitter = AnnexBSplitter::new(DEFAULT_MAX_AU_BYTES);
-    splitter.push(&bytes);
-    let mut aus = Vec::new();
-    while let Some(au) = splitter.next_au() {
-        aus.push(au);
-    }
-    // The last AU cannot be told complete (nothing follows it): it is left
-    // out, and the loop runs one frame short of the clip.
-    let parameter_sets = splitter
-        .parameter_sets()
-        .expect("the clip has an SPS and a PPS");
-    assert!(aus.iter().any(|au| au.keyframe), "the clip has an IDR");
-    let sdp = session_description(
-        parameter_sets,
-        &SdpSession {
-            session_id: 1,
-            server_address: Ipv4Addr::LOCALHOST.into(),
-            frames_per_second: Some(fps),
-        },
-    );
+    let (aus, sdp) = read_clip(clip, fps);
 
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind");
     listener
@@ -146,30 +126,60 @@ fn main() {
             push_interleaved(&mut framed, RTP_CHANNEL, packet);
         }
         tally.aus += 1;
-        viewers.retain_mut(|viewer| {
-            if !viewer.playing || !(viewer.started || au.keyframe) {
-                return true;
-            }
-            viewer.started = true;
-            tally.sends += 1;
-            match viewer.stream.write(&framed) {
-                Ok(n) if n == framed.len() => {
-                    tally.bytes += n as u64;
-                    true
-                }
-                Err(e) if e.kind() != ErrorKind::WouldBlock => false, // gone
-                // A part of an AU, or none: the stream would be cut.
-                Ok(_) | Err(_) => {
-                    tally.closed_blocked += 1;
-                    false
-                }
-            }
-        });
+        viewers.retain_mut(|viewer| send_au(viewer, &framed, au.keyframe, &mut tally));
     }
     eprintln!(
         "rtsp_floor: {} viewers in all, {} AUs, {} sends, {} bytes, {} viewers closed as blocked",
         tally.viewers, tally.aus, tally.sends, tally.bytes, tally.closed_blocked
     );
+}
+
+/// The clip's access units and the SDP that describes them.
+fn read_clip(path: &str, fps: u32) -> (Vec<AccessUnit>, String) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("rtsp_floor: {path}: {e}"));
+    let mut splitter = AnnexBSplitter::new(DEFAULT_MAX_AU_BYTES);
+    splitter.push(&bytes);
+    let mut aus = Vec::new();
+    while let Some(au) = splitter.next_au() {
+        aus.push(au);
+    }
+    // The last AU cannot be told complete (nothing follows it): it is left
+    // out, and the loop runs one frame short of the clip.
+    let parameter_sets = splitter
+        .parameter_sets()
+        .expect("the clip has an SPS and a PPS");
+    assert!(aus.iter().any(|au| au.keyframe), "the clip has an IDR");
+    let sdp = session_description(
+        parameter_sets,
+        &SdpSession {
+            session_id: 1,
+            server_address: Ipv4Addr::LOCALHOST.into(),
+            frames_per_second: Some(fps),
+        },
+    );
+    (aus, sdp)
+}
+
+/// The one send a viewer gets per AU (from the first IDR after its
+/// `PLAY`). False when the viewer is gone, or its socket would not take
+/// the whole AU (the stream would be cut; counted).
+fn send_au(viewer: &mut Viewer, framed: &[u8], keyframe: bool, tally: &mut Tally) -> bool {
+    if !viewer.playing || !(viewer.started || keyframe) {
+        return true;
+    }
+    viewer.started = true;
+    tally.sends += 1;
+    match viewer.stream.write(framed) {
+        Ok(n) if n == framed.len() => {
+            tally.bytes += n as u64;
+            true
+        }
+        Err(e) if e.kind() != ErrorKind::WouldBlock => false, // gone
+        Ok(_) | Err(_) => {
+            tally.closed_blocked += 1;
+            false
+        }
+    }
 }
 
 /// Takes every connection waiting on the listener.
