@@ -1,9 +1,10 @@
 //! The few process-level settings the server and `camloop load` need from
 //! the OS.
 //!
-//! Raising the descriptor limit, ignoring `SIGXFSZ`, reading CPU time and
-//! asking a V4L2 device about a control are `libc` calls; they live here so
-//! the rest of the code stays free of `unsafe`. Random numbers (RTSP nonces,
+//! Raising the descriptor limit, ignoring `SIGXFSZ`, reading CPU time,
+//! asking a V4L2 device about a control and the control message of a
+//! segmented UDP send are `libc` calls; they live here so the rest of the
+//! code stays free of `unsafe`. Random numbers (RTSP nonces,
 //! RTP SSRCs) come from the OS too, through `getrandom`.
 
 use std::io;
@@ -155,6 +156,57 @@ pub fn ignore_file_size_signal() {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+}
+
+/// The control message of a `sendmsg` that asks the kernel to cut one
+/// datagram into many of `segment_bytes` each, the last possibly shorter
+/// (`UDP_SEGMENT`, UDP's generic segmentation offload, Linux 4.18): one
+/// send for a run of RTP packets of one size.
+pub struct UdpSegmentControl {
+    /// Room for `CMSG_SPACE(2)` bytes, aligned for a `cmsghdr`.
+    space: [u64; 4],
+    len: usize,
+}
+
+impl UdpSegmentControl {
+    /// The message for datagrams of `segment_bytes`.
+    pub fn new(segment_bytes: u16) -> Self {
+        let mut control = UdpSegmentControl {
+            space: [0; 4],
+            // SAFETY: CMSG_SPACE only computes a size.
+            len: unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize,
+        };
+        assert!(control.len <= std::mem::size_of_val(&control.space));
+        let header = control.space.as_mut_ptr().cast::<libc::cmsghdr>();
+        // SAFETY: `space` is zeroed, aligned for a cmsghdr and holds
+        // CMSG_SPACE(2) bytes (asserted): the header and its u16 fit.
+        unsafe {
+            (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+            (*header).cmsg_level = libc::SOL_UDP;
+            (*header).cmsg_type = libc::UDP_SEGMENT;
+            libc::CMSG_DATA(header)
+                .cast::<u16>()
+                .write_unaligned(segment_bytes);
+        }
+        control
+    }
+
+    /// The bytes to hand `sendmsg` as its control buffer.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes of `space` are initialised (all of it is) and
+        // live as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.space.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+/// Whether a segmented UDP send failed because this kernel, route or
+/// device cannot segment (too old a kernel, no checksum offload on the
+/// way out) rather than because of the datagram or a full buffer.
+pub fn is_segmentation_refused(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EIO) | Some(libc::EINVAL) | Some(libc::ENOPROTOOPT) | Some(libc::EOPNOTSUPP)
+    )
 }
 
 /// Whether an accept error means we are out of descriptors or memory

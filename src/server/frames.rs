@@ -273,9 +273,10 @@ pub fn broadcast_access_units(
 }
 
 /// Sends a camera's new access units to its RTSP viewers over UDP: a
-/// datagram per packet, never queued. A viewer starts at an IDR; one whose
-/// packet the kernel would not take (counted) waits for the next IDR, as
-/// after a gap in the camera's stream. The first viewer served rotates.
+/// datagram per packet, never queued (as few sends as [`RtpUdp`] can make
+/// of them). A viewer starts at an IDR; one whose packets the kernel would
+/// not take (counted) waits for the next IDR, as after a gap in the
+/// camera's stream. The first viewer served rotates.
 fn send_to_udp_viewers(
     served: &mut ServedCamera,
     udp: &RtpUdp,
@@ -289,9 +290,10 @@ fn send_to_udp_viewers(
     }
     served.udp_first = (served.udp_first + 1) % count;
     let counters = &mut served.counters;
+    let packets: Vec<Vec<&[u8]>> = units.iter().map(|rtp| rtp.packets().collect()).collect();
     for turn in 0..count {
         let viewer = &mut served.udp_viewers[(served.udp_first + turn) % count];
-        for rtp in units {
+        for (rtp, packets) in units.iter().zip(&packets) {
             if rtp.follows_gap && !rtp.keyframe {
                 viewer.waiting_for_idr = true;
             }
@@ -304,14 +306,12 @@ fn send_to_udp_viewers(
                 udp.send_rtcp(report, viewer.rtcp_to);
                 viewer.next_report_at = now + SENDER_REPORT_INTERVAL;
             }
-            for packet in rtp.packets() {
-                if !udp.send_rtp(packet, viewer.rtp_to) {
-                    counters.rtsp_udp_packets_dropped += 1;
-                    viewer.waiting_for_idr = true;
-                    break;
-                }
-                counters.rtsp_packets_sent += 1;
-                counters.rtsp_bytes_sent += packet.len() as u64;
+            let sent = udp.send_rtp_packets(packets, viewer.rtp_to);
+            counters.rtsp_packets_sent += sent.packets;
+            counters.rtsp_bytes_sent += sent.bytes;
+            if sent.dropped > 0 {
+                counters.rtsp_udp_packets_dropped += sent.dropped;
+                viewer.waiting_for_idr = true;
             }
             counters.frames_sent += 1;
         }
