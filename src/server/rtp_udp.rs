@@ -8,11 +8,13 @@
 //! access unit's packets go out in as few sends as the kernel allows: a
 //! run of packets of one size (an NAL unit's FU-A fragments) is one
 //! `sendmsg` that the kernel cuts into datagrams (`UDP_SEGMENT`), where it
-//! can; where it cannot, each packet is its own send from then on. The RTCP socket brings the viewers' receiver reports, which keep
-//! their sessions alive; the RTP socket brings only the packets ffmpeg
-//! sends to open its NAT, read and dropped. Which viewer a packet goes to
-//! and when is decided in [`frames`](super::frames); this module only
-//! owns the sockets.
+//! can; where it cannot, each packet is its own send from then on.
+//!
+//! The RTCP socket brings the viewers' receiver reports, which keep their
+//! sessions alive; the RTP socket brings only the packets ffmpeg sends to
+//! open its NAT, read and dropped. Which viewer a packet goes to and when
+//! is decided in [`frames`](super::frames); this module owns the sockets
+//! and how a viewer's packets are cut into sends.
 
 use std::cell::Cell;
 use std::io::{self, IoSlice};
