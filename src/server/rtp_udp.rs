@@ -273,15 +273,23 @@ mod tests {
     use std::net::{Ipv4Addr, UdpSocket as StdUdp};
     use std::time::Duration;
 
-    #[test]
-    fn packets_go_out_from_the_rtp_port_and_rtcp_sources_come_back() {
+    const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    /// The sockets on loopback (with the poll they are registered with) and
+    /// a viewer's socket to send to.
+    fn sockets_and_a_viewer() -> (mio::Poll, RtpUdp, StdUdp) {
         let poll = mio::Poll::new().unwrap();
-        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let udp = RtpUdp::bind(localhost, (0, 0), poll.registry(), (Token(1), Token(2))).unwrap();
-        let viewer = StdUdp::bind((localhost, 0)).unwrap();
+        let udp = RtpUdp::bind(LOCALHOST, (0, 0), poll.registry(), (Token(1), Token(2))).unwrap();
+        let viewer = StdUdp::bind((LOCALHOST, 0)).unwrap();
         viewer
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
+        (poll, udp, viewer)
+    }
+
+    #[test]
+    fn packets_go_out_from_the_rtp_port_and_rtcp_sources_come_back() {
+        let (_poll, udp, viewer) = sockets_and_a_viewer();
         let sent = udp.send_rtp_packets(&[b"\x80\x60packet"], viewer.local_addr().unwrap());
         assert_eq!(sent.packets, 1);
         let mut buf = [0u8; 64];
@@ -289,8 +297,8 @@ mod tests {
         assert_eq!(&buf[..length], b"\x80\x60packet");
         assert_eq!(from.port(), udp.ports.0, "sent from the RTP port");
         let report = crate::rtsp::rtcp::receiver_report(7, "viewer");
-        viewer.send_to(&report, (localhost, udp.ports.1)).unwrap();
-        viewer.send_to(b"junk", (localhost, udp.ports.1)).unwrap();
+        viewer.send_to(&report, (LOCALHOST, udp.ports.1)).unwrap();
+        viewer.send_to(b"junk", (LOCALHOST, udp.ports.1)).unwrap();
         let mut heard = Vec::new();
         for _ in 0..1000 {
             heard.extend(udp.read_rtcp().rtcp_from);
@@ -341,13 +349,7 @@ mod tests {
 
     #[test]
     fn a_run_goes_out_in_one_segmented_send_and_arrives_as_its_packets() {
-        let poll = mio::Poll::new().unwrap();
-        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let udp = RtpUdp::bind(localhost, (0, 0), poll.registry(), (Token(1), Token(2))).unwrap();
-        let viewer = StdUdp::bind((localhost, 0)).unwrap();
-        viewer
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        let (_poll, udp, viewer) = sockets_and_a_viewer();
         // Three runs: [25, 8], [1412, 1412, 1412, 300], [1412, 700].
         let sizes = [25, 8, 1412, 1412, 1412, 300, 1412, 700];
         let packets = packets_of(&sizes);
