@@ -199,6 +199,28 @@ impl UdpSegmentControl {
     }
 }
 
+/// Turns off UDP checksums on `socket` (`SO_NO_CHECK`): the kernel then
+/// refuses segmented sends on it (`EINVAL`), as one without segmentation
+/// offload would, which is how a test reaches the fallback.
+#[cfg(test)]
+pub fn disable_udp_checksums(socket: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor, and a c_int option of its size.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NO_CHECK,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    match result {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// Whether a segmented UDP send failed because this kernel, route or
 /// device cannot segment (too old a kernel, no checksum offload on the
 /// way out) rather than because of the datagram or a full buffer.

@@ -350,6 +350,23 @@ mod tests {
     #[test]
     fn a_run_goes_out_in_one_segmented_send_and_arrives_as_its_packets() {
         let (_poll, udp, viewer) = sockets_and_a_viewer();
+        send_three_runs(&udp, &viewer);
+        assert!(udp.segmenting.get(), "loopback segments: no fallback");
+    }
+
+    #[test]
+    fn where_the_kernel_will_not_segment_each_packet_goes_alone_and_none_is_lost() {
+        let (_poll, udp, viewer) = sockets_and_a_viewer();
+        crate::sys::disable_udp_checksums(&udp.rtp).unwrap();
+        send_three_runs(&udp, &viewer);
+        assert!(!udp.segmenting.get(), "segmenting stopped at the refusal");
+        // And from then on, with no second try.
+        send_three_runs(&udp, &viewer);
+    }
+
+    /// Sends an AU's packets of sizes that make three runs, and checks that
+    /// each arrived as its own datagram, in order, and that none was lost.
+    fn send_three_runs(udp: &RtpUdp, viewer: &StdUdp) {
         // Three runs: [25, 8], [1412, 1412, 1412, 300], [1412, 700].
         let sizes = [25, 8, 1412, 1412, 1412, 300, 1412, 700];
         let packets = packets_of(&sizes);
@@ -364,7 +381,6 @@ mod tests {
                 dropped: 0
             }
         );
-        assert!(udp.segmenting.get(), "loopback segments: no fallback");
         let mut buf = [0u8; 2048];
         for packet in &packets {
             let (length, _) = viewer.recv_from(&mut buf).unwrap();
