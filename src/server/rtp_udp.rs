@@ -364,6 +364,27 @@ mod tests {
         send_three_runs(&udp, &viewer);
     }
 
+    #[test]
+    fn a_send_the_kernel_refuses_drops_its_run_and_the_rest_of_the_au_is_not_sent() {
+        let (_poll, udp, _viewer) = sockets_and_a_viewer();
+        let packets = packets_of(&[25, 8, 1412, 300]);
+        let slices: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
+        // The broadcast address from a socket without SO_BROADCAST: the
+        // kernel refuses every send (EACCES), as it would a full buffer.
+        let broadcast = SocketAddr::from((Ipv4Addr::BROADCAST, 5004));
+        let sent = udp.send_rtp_packets(&slices, broadcast);
+        let first_run_only = PacketsSent {
+            packets: 0,
+            bytes: 0,
+            dropped: 2,
+        };
+        assert_eq!(sent, first_run_only);
+        assert!(
+            udp.segmenting.get(),
+            "a refused send is not a refused segmentation"
+        );
+    }
+
     /// Sends an AU's packets of sizes that make three runs, and checks that
     /// each arrived as its own datagram, in order, and that none was lost.
     fn send_three_runs(udp: &RtpUdp, viewer: &StdUdp) {
