@@ -28,7 +28,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use camloop::h264::{AccessUnit, AnnexBSplitter, DEFAULT_MAX_AU_BYTES};
 use camloop::rtsp::request::Method;
@@ -38,6 +38,7 @@ use camloop::rtsp::{
     rtp_timestamp, session_description, Packetizer, RtspEvent, RtspReader, SdpSession,
     DEFAULT_RTP_MTU_BYTES,
 };
+use camloop::timefmt::unix_micros;
 
 const MOUNT: &str = "/clip";
 const SSRC: u32 = 0xF100_4001;
@@ -268,9 +269,7 @@ fn answer(method: Method, cseq: u32, sdp: &str, url: &str) -> Vec<u8> {
 /// wall clock, so the viewers can age what they receive.
 fn first_sender_report(start: Instant) -> Vec<u8> {
     let now = Instant::now();
-    let unix_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
+    let unix_us = unix_micros(SystemTime::now());
     sender_report(
         &SenderInfo {
             ssrc: SSRC,
