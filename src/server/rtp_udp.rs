@@ -123,9 +123,10 @@ impl RtpUdp {
         let mut sent = PacketsSent::default();
         let mut rest = packets;
         while !rest.is_empty() {
-            let run = match self.segmenting.get() {
-                true => segment_run(rest),
-                false => 1,
+            let run = if self.segmenting.get() {
+                segment_run(rest)
+            } else {
+                1
             };
             let (now, later) = rest.split_at(run);
             match self.send_run(now, to) {
@@ -147,12 +148,14 @@ impl RtpUdp {
     /// One send of a run (see [`segment_run`]).
     fn send_run(&self, run: &[&[u8]], to: SocketAddr) -> RunSent {
         let [first, _, ..] = run else {
-            return match run
+            // One packet (a run is never empty): a plain send.
+            let sent = run
                 .first()
-                .is_some_and(|packet| send(&self.rtp, packet, to))
-            {
-                true => RunSent::Sent,
-                false => RunSent::Dropped,
+                .is_some_and(|packet| send(&self.rtp, packet, to));
+            return if sent {
+                RunSent::Sent
+            } else {
+                RunSent::Dropped
             };
         };
         let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS_PER_SEND];
