@@ -231,6 +231,21 @@ pub fn is_segmentation_refused(error: &io::Error) -> bool {
     )
 }
 
+/// Where the kernel says which local ports it hands out on its own (for
+/// outgoing connections and binds to port 0).
+pub const EPHEMERAL_PORT_RANGE_PATH: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+
+/// The kernel's ephemeral port range, lowest and highest; None where
+/// [`EPHEMERAL_PORT_RANGE_PATH`] cannot be read or parsed.
+pub fn ephemeral_port_range() -> Option<(u16, u16)> {
+    let range = std::fs::read_to_string(EPHEMERAL_PORT_RANGE_PATH).ok()?;
+    let mut bounds = range.split_ascii_whitespace().map(str::parse::<u16>);
+    match (bounds.next(), bounds.next()) {
+        (Some(Ok(low)), Some(Ok(high))) => Some((low, high)),
+        _ => None,
+    }
+}
+
 /// Whether an accept error means we are out of descriptors or memory
 /// (retry later) rather than a problem with one incoming connection.
 pub fn is_resource_exhaustion(error: &io::Error) -> bool {

@@ -82,10 +82,9 @@ pub use report::{
 pub use wire::{parse_escapes, Expect, Greeting, ReplyCounter};
 
 pub(crate) use crate::sys::process_cpu_time;
-use crate::sys::{raise_descriptor_limit, RESERVED_DESCRIPTORS};
-
-/// Where Linux keeps the range of local ports `connect()` picks from.
-const EPHEMERAL_PORT_RANGE_PATH: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+use crate::sys::{
+    ephemeral_port_range, raise_descriptor_limit, EPHEMERAL_PORT_RANGE_PATH, RESERVED_DESCRIPTORS,
+};
 
 // Each flag's default is its `default_value` (which `--help` shows) or, for
 // the optional ones, stated at the end of its comment.
@@ -492,14 +491,10 @@ fn ensure_descriptors(count: usize, what: &str) -> Result<(), String> {
 /// 28,000 by default, so more connections than that need more destinations.
 /// Skipped where the range cannot be read (other systems).
 fn check_ephemeral_ports(conns: usize, destinations: usize) -> Result<(), String> {
-    let Ok(range) = std::fs::read_to_string(EPHEMERAL_PORT_RANGE_PATH) else {
+    let Some((low, high)) = ephemeral_port_range() else {
         return Ok(());
     };
-    let mut bounds = range.split_ascii_whitespace().map(str::parse::<u64>);
-    let (Some(Ok(low)), Some(Ok(high))) = (bounds.next(), bounds.next()) else {
-        return Ok(());
-    };
-    let ports = (high + 1).saturating_sub(low);
+    let ports = (u64::from(high) + 1).saturating_sub(u64::from(low));
     let per_target = conns.div_ceil(destinations) as u64;
     if per_target > ports {
         return Err(format!(

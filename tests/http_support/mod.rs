@@ -662,10 +662,7 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
 /// it, only another caller of this function could take it, and each
 /// starts its search somewhere else.
 pub fn unused_port() -> u16 {
-    let ephemeral_low: u16 = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768);
+    let ephemeral_low = camloop::sys::ephemeral_port_range().map_or(32768, |(low, _)| low);
     const LOWEST: u16 = 10_000;
     assert!(
         ephemeral_low > LOWEST,
